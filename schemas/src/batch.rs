@@ -1,0 +1,110 @@
+//! Rows → Arrow record batches, one buffer per table.
+//!
+//! Records serialize (serde) straight into an `arrow_json` decoder built for the table's
+//! schema, which is both the row buffer and the columnar encoder: no hand-written column
+//! builders to keep in step with the schemas, and a test per table catches any drift.
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field};
+use arrow::json::reader::{Decoder, ReaderBuilder};
+use serde::Serialize;
+
+use crate::contract::Table;
+use crate::dead_letter::DeadLetterRecord;
+use crate::{Error, Result};
+
+/// Where a data row came from: its Kafka coordinates and when ingest processed it.
+#[derive(Debug, Clone, Copy)]
+pub struct Lineage<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// Microseconds since the epoch, UTC.
+    pub ingested_at_micros: i64,
+}
+
+#[derive(Serialize)]
+struct Row<'a, R> {
+    #[serde(flatten)]
+    record: &'a R,
+    day: i32,
+    _topic: &'a str,
+    _partition: i32,
+    _offset: i64,
+    _ingested_at: i64,
+}
+
+/// The day partition and lineage columns closing every data row.
+pub fn lineage_fields() -> Vec<Field> {
+    vec![
+        Field::new("day", DataType::Date32, false),
+        Field::new("_topic", DataType::Utf8, false),
+        Field::new("_partition", DataType::Int32, false),
+        Field::new("_offset", DataType::Int64, false),
+        Field::new("_ingested_at", crate::events::timestamp(), false),
+    ]
+}
+
+/// Rows waiting to become one record batch of a table.
+pub struct TableBuffer {
+    table: Table,
+    decoder: Decoder,
+}
+
+impl std::fmt::Debug for TableBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableBuffer").field("table", &self.table).field("rows", &self.len()).finish()
+    }
+}
+
+impl TableBuffer {
+    pub fn new(table: Table) -> Result<Self> {
+        let decoder = ReaderBuilder::new(table.schema())
+            .build_decoder()
+            .map_err(|source| Error::Arrow { table, source })?;
+        Ok(TableBuffer { table, decoder })
+    }
+
+    pub fn table(&self) -> Table {
+        self.table
+    }
+
+    /// Rows buffered since the last [`Self::finish`].
+    pub fn len(&self) -> usize {
+        self.decoder.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.decoder.is_empty()
+    }
+
+    /// Appends a data record with its day partition and lineage.
+    pub fn push<R: Serialize>(&mut self, record: &R, day: i32, lineage: &Lineage<'_>) -> Result<()> {
+        let row = Row {
+            record,
+            day,
+            _topic: lineage.topic,
+            _partition: lineage.partition,
+            _offset: lineage.offset,
+            _ingested_at: lineage.ingested_at_micros,
+        };
+        self.serialize(&row)
+    }
+
+    /// Appends a dead letter (its own columns carry its coordinates).
+    pub fn push_dead_letter(&mut self, record: &DeadLetterRecord) -> Result<()> {
+        debug_assert_eq!(self.table, Table::DeadLetters);
+        self.serialize(record)
+    }
+
+    fn serialize<S: Serialize>(&mut self, row: &S) -> Result<()> {
+        self.decoder
+            .serialize(std::slice::from_ref(row))
+            .map_err(|source| Error::Arrow { table: self.table, source })
+    }
+
+    /// Takes the buffered rows as one record batch (`None` when empty).
+    pub fn finish(&mut self) -> Result<Option<RecordBatch>> {
+        self.decoder.flush().map_err(|source| Error::Arrow { table: self.table, source })
+    }
+}

@@ -1,0 +1,208 @@
+//! The input and lake contract: which streams arrive on which topics, which event types a
+//! stream carries, and which Delta table each type lands in.
+//!
+//! ```text
+//!  topic (default name)        event type(s)                      lake table
+//!  vallee.waste.containers ──► WasteContainer ─────────────────► waste_containers
+//!  vallee.waste.vehicles   ──► Vehicle ────────────────────────► waste_vehicles
+//!  vallee.beacons          ──► BeaconSighting ─────────────────► beacon_sightings (no token)
+//!  vallee.tourism          ──► SiteVisit ──────────────────────► site_visits
+//!  vallee.vineyards        ──► AgriParcelRecord ───────────────► parcel_records
+//!                          └─► WeatherObserved ────────────────► weather_observed
+//!  any of them             ──► anything that fails validation ─► dead_letters
+//! ```
+
+use std::fmt;
+
+/// Topic of the alerts the stream stage publishes for partner feeds.
+pub const ALERTS_TOPIC: &str = "vallee.alerts";
+/// Topic of citizens' reports (written by the API).
+pub const CITIZEN_REPORTS_TOPIC: &str = "vallee.citizen.reports";
+/// Topic of the idea box (written by the API).
+pub const CITIZEN_IDEAS_TOPIC: &str = "vallee.citizen.ideas";
+
+/// A sensor input stream: one Kafka topic carrying one family of events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    /// Fill-level readings of connected waste bins.
+    WasteContainers,
+    /// Positions and status of collection trucks.
+    WasteVehicles,
+    /// Pseudonymous sightings from the activity zone's beacons.
+    Beacons,
+    /// Site presence counts and AR-trail check-ins.
+    Tourism,
+    /// Parcel sensors and weather stations of the vineyards.
+    Vineyards,
+}
+
+impl Stream {
+    /// Every input stream, in a stable order.
+    pub const ALL: [Stream; 5] = [
+        Stream::WasteContainers,
+        Stream::WasteVehicles,
+        Stream::Beacons,
+        Stream::Tourism,
+        Stream::Vineyards,
+    ];
+
+    /// The topic name used when the configuration does not override it.
+    pub fn default_topic(self) -> &'static str {
+        match self {
+            Stream::WasteContainers => "vallee.waste.containers",
+            Stream::WasteVehicles => "vallee.waste.vehicles",
+            Stream::Beacons => "vallee.beacons",
+            Stream::Tourism => "vallee.tourism",
+            Stream::Vineyards => "vallee.vineyards",
+        }
+    }
+
+    /// Short stable name (configuration keys, metrics labels).
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::WasteContainers => "waste_containers",
+            Stream::WasteVehicles => "waste_vehicles",
+            Stream::Beacons => "beacons",
+            Stream::Tourism => "tourism",
+            Stream::Vineyards => "vineyards",
+        }
+    }
+
+    /// The `type` values this stream accepts, with the table each one lands in.
+    pub fn routes(self) -> &'static [(&'static str, Table)] {
+        match self {
+            Stream::WasteContainers => &[("WasteContainer", Table::WasteContainers)],
+            Stream::WasteVehicles => &[("Vehicle", Table::WasteVehicles)],
+            Stream::Beacons => &[("BeaconSighting", Table::BeaconSightings)],
+            Stream::Tourism => &[("SiteVisit", Table::SiteVisits)],
+            Stream::Vineyards => &[
+                ("AgriParcelRecord", Table::ParcelRecords),
+                ("WeatherObserved", Table::WeatherObserved),
+            ],
+        }
+    }
+
+    /// Every table a message of this stream can land in: its data tables and the
+    /// dead letters. Exactly-once bookkeeping is kept per (table, topic, partition) for
+    /// each of them.
+    pub fn tables(self) -> Vec<Table> {
+        let mut tables: Vec<Table> = self.routes().iter().map(|(_, t)| *t).collect();
+        tables.push(Table::DeadLetters);
+        tables
+    }
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A raw Delta table written by ingest under `<data-dir>/lake/<name>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    WasteContainers,
+    WasteVehicles,
+    BeaconSightings,
+    SiteVisits,
+    ParcelRecords,
+    WeatherObserved,
+    DeadLetters,
+}
+
+impl Table {
+    /// Every ingest table, in a stable order.
+    pub const ALL: [Table; 7] = [
+        Table::WasteContainers,
+        Table::WasteVehicles,
+        Table::BeaconSightings,
+        Table::SiteVisits,
+        Table::ParcelRecords,
+        Table::WeatherObserved,
+        Table::DeadLetters,
+    ];
+
+    /// The table's folder name under `lake/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::WasteContainers => "waste_containers",
+            Table::WasteVehicles => "waste_vehicles",
+            Table::BeaconSightings => "beacon_sightings",
+            Table::SiteVisits => "site_visits",
+            Table::ParcelRecords => "parcel_records",
+            Table::WeatherObserved => "weather_observed",
+            Table::DeadLetters => "dead_letters",
+        }
+    }
+
+    /// The table's Arrow schema (the Delta schema is derived from it).
+    pub fn schema(self) -> arrow::datatypes::SchemaRef {
+        use crate::events::*;
+        match self {
+            Table::WasteContainers => waste_container::schema(),
+            Table::WasteVehicles => vehicle::schema(),
+            Table::BeaconSightings => beacon::schema(),
+            Table::SiteVisits => site_visit::schema(),
+            Table::ParcelRecords => parcel_record::schema(),
+            Table::WeatherObserved => weather::schema(),
+            Table::DeadLetters => crate::dead_letter::schema(),
+        }
+    }
+
+    /// A human description, written into the Delta table's metadata.
+    pub fn description(self) -> &'static str {
+        match self {
+            Table::WasteContainers => "WasteContainer readings (FIWARE Smart Data Models), one row per Kafka message",
+            Table::WasteVehicles => "Vehicle positions of waste-collection trucks, one row per Kafka message",
+            Table::BeaconSightings => "Beacon sightings in the activity zone; device tokens are never stored",
+            Table::SiteVisits => "Tourism site presence counts and AR-trail check-ins",
+            Table::ParcelRecords => "AgriParcelRecord readings of vineyard parcel sensors",
+            Table::WeatherObserved => "WeatherObserved readings of vineyard weather stations",
+            Table::DeadLetters => "Messages that failed to decode or validate, with reason, raw bytes (identifiers redacted) and source coordinates",
+        }
+    }
+
+    /// Partition columns: every table is partitioned by the UTC day of its event time
+    /// (for dead letters, of their arrival).
+    pub fn partition_columns(self) -> &'static [&'static str] {
+        &["day"]
+    }
+
+    /// Looks a table up by its folder name.
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_but_dead_letters_is_fed_by_exactly_one_stream() {
+        for table in Table::ALL {
+            let feeders = Stream::ALL
+                .iter()
+                .filter(|s| s.routes().iter().any(|(_, t)| *t == table))
+                .count();
+            let expected = if table == Table::DeadLetters { 0 } else { 1 };
+            assert_eq!(feeders, expected, "{table}");
+        }
+    }
+
+    #[test]
+    fn every_table_is_partitioned_by_a_column_of_its_schema() {
+        for table in Table::ALL {
+            for col in table.partition_columns() {
+                assert!(table.schema().field_with_name(col).is_ok(), "{table}.{col}");
+            }
+            assert_eq!(Table::from_name(table.name()), Some(table));
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! One Kafka message → a validated event, or a rejection with a reason code.
+//!
+//! The order of checks is the contract: emptiness, then size (before any parsing, so a
+//! huge message costs nothing), then JSON syntax, then the `type` routing, then the
+//! attributes' presence and JSON types (serde), then ranges and identifiers.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::batch::{Lineage, TableBuffer};
+use crate::contract::{Stream, Table};
+use crate::events::beacon::{BeaconSighting, BeaconSightingInput};
+use crate::events::parcel_record::{ParcelRecord, ParcelRecordInput};
+use crate::events::site_visit::{SiteVisitInput, SiteVisitRecord};
+use crate::events::vehicle::{VehicleInput, VehicleRecord};
+use crate::events::waste_container::{WasteContainerInput, WasteContainerRecord};
+use crate::events::weather::{WeatherObservedInput, WeatherRecord};
+use crate::time::utc_day;
+
+/// Why a message was refused; the `reason` column of `dead_letters`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Not JSON (or not UTF-8).
+    BadJson,
+    /// A required attribute is missing or has the wrong JSON type or form.
+    Schema,
+    /// A value is outside its allowed range or enumeration.
+    Range,
+    /// The `type` is not one this topic carries.
+    UnknownType,
+    /// A raw device identifier (MAC address) was sent where only a pseudonym is allowed.
+    RawIdentifier,
+    /// The message has no payload.
+    Empty,
+    /// The payload exceeds the size limit (checked before parsing).
+    TooLarge,
+}
+
+impl Reason {
+    /// Every reason, in a stable order (metrics are exported for each, from start).
+    pub const ALL: [Reason; 7] = [
+        Reason::BadJson,
+        Reason::Schema,
+        Reason::Range,
+        Reason::UnknownType,
+        Reason::RawIdentifier,
+        Reason::Empty,
+        Reason::TooLarge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::BadJson => "bad_json",
+            Reason::Schema => "schema",
+            Reason::Range => "range",
+            Reason::UnknownType => "unknown_type",
+            Reason::RawIdentifier => "raw_identifier",
+            Reason::Empty => "empty",
+            Reason::TooLarge => "too_large",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refused message: the reason code and a message an operator can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Rejection { reason, message: message.into() }
+    }
+    pub fn schema(message: impl Into<String>) -> Self {
+        Self::new(Reason::Schema, message)
+    }
+    pub fn range(message: impl Into<String>) -> Self {
+        Self::new(Reason::Range, message)
+    }
+    pub fn raw_identifier(message: impl Into<String>) -> Self {
+        Self::new(Reason::RawIdentifier, message)
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.message)
+    }
+}
+
+/// Decoding options (part of ingest's options).
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Largest accepted payload in bytes; larger ones are dead-lettered as `too_large`
+    /// without being parsed. Default 256 KiB.
+    pub max_message_bytes: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions { max_message_bytes: 256 * 1024 }
+    }
+}
+
+/// A validated event, ready to become one lake row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    WasteContainer(WasteContainerRecord),
+    Vehicle(VehicleRecord),
+    Beacon(BeaconSighting),
+    SiteVisit(SiteVisitRecord),
+    ParcelRecord(ParcelRecord),
+    Weather(WeatherRecord),
+}
+
+impl Decoded {
+    /// The table this event lands in.
+    pub fn table(&self) -> Table {
+        match self {
+            Decoded::WasteContainer(_) => Table::WasteContainers,
+            Decoded::Vehicle(_) => Table::WasteVehicles,
+            Decoded::Beacon(_) => Table::BeaconSightings,
+            Decoded::SiteVisit(_) => Table::SiteVisits,
+            Decoded::ParcelRecord(_) => Table::ParcelRecords,
+            Decoded::Weather(_) => Table::WeatherObserved,
+        }
+    }
+
+    /// The event's entity id.
+    pub fn id(&self) -> &str {
+        &self.observation().id
+    }
+
+    /// The resolved event time.
+    pub fn event_time(&self) -> DateTime<Utc> {
+        self.observation().date_observed
+    }
+
+    fn observation(&self) -> &crate::events::Observation {
+        match self {
+            Decoded::WasteContainer(r) => &r.observation,
+            Decoded::Vehicle(r) => &r.observation,
+            Decoded::Beacon(b) => &b.record.observation,
+            Decoded::SiteVisit(r) => &r.observation,
+            Decoded::ParcelRecord(r) => &r.observation,
+            Decoded::Weather(r) => &r.observation,
+        }
+    }
+
+    /// Appends the event as one row of its table's buffer (which must be for
+    /// [`Self::table`]).
+    pub fn append_to(&self, buffer: &mut TableBuffer, lineage: &Lineage<'_>) -> crate::Result<()> {
+        debug_assert_eq!(buffer.table(), self.table());
+        let day = utc_day(&self.event_time());
+        match self {
+            Decoded::WasteContainer(r) => buffer.push(r, day, lineage),
+            Decoded::Vehicle(r) => buffer.push(r, day, lineage),
+            Decoded::Beacon(b) => buffer.push(&b.record, day, lineage),
+            Decoded::SiteVisit(r) => buffer.push(r, day, lineage),
+            Decoded::ParcelRecord(r) => buffer.push(r, day, lineage),
+            Decoded::Weather(r) => buffer.push(r, day, lineage),
+        }
+    }
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(kind: &str, value: Value) -> Result<T, Rejection> {
+    serde_json::from_value(value).map_err(|e| Rejection::schema(format!("{kind}: {e}")))
+}
+
+/// Decodes and validates one message of `stream`.
+pub fn decode(
+    stream: Stream,
+    payload: Option<&[u8]>,
+    kafka_timestamp_ms: Option<i64>,
+    options: &DecodeOptions,
+) -> Result<Decoded, Rejection> {
+    let payload = payload.unwrap_or_default();
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Err(Rejection::new(Reason::Empty, "the message has no payload"));
+    }
+    if payload.len() > options.max_message_bytes {
+        return Err(Rejection::new(
+            Reason::TooLarge,
+            format!("payload of {} bytes exceeds the limit of {} bytes", payload.len(), options.max_message_bytes),
+        ));
+    }
+    let value: Value = serde_json::from_slice(payload)
+        .map_err(|e| Rejection::new(Reason::BadJson, format!("not valid JSON: {e}")))?;
+    let Value::Object(object) = &value else {
+        return Err(Rejection::schema("an event must be a JSON object"));
+    };
+    let kind = match object.get("type") {
+        Some(Value::String(kind)) => kind.clone(),
+        Some(other) => return Err(Rejection::schema(format!("type must be a string, got {other}"))),
+        None => return Err(Rejection::schema("missing field `type`")),
+    };
+    let Some((_, table)) = stream.routes().iter().find(|(name, _)| *name == kind) else {
+        let accepted: Vec<&str> = stream.routes().iter().map(|(n, _)| *n).collect();
+        return Err(Rejection::new(
+            Reason::UnknownType,
+            format!("type {kind:?} is not carried by the {stream} stream (accepted: {accepted:?})"),
+        ));
+    };
+    let ts = kafka_timestamp_ms;
+    Ok(match table {
+        Table::WasteContainers => Decoded::WasteContainer(from_value::<WasteContainerInput>(&kind, value)?.validate(ts)?),
+        Table::WasteVehicles => Decoded::Vehicle(from_value::<VehicleInput>(&kind, value)?.validate(ts)?),
+        Table::BeaconSightings => Decoded::Beacon(from_value::<BeaconSightingInput>(&kind, value)?.validate(ts)?),
+        Table::SiteVisits => Decoded::SiteVisit(from_value::<SiteVisitInput>(&kind, value)?.validate(ts)?),
+        Table::ParcelRecords => Decoded::ParcelRecord(from_value::<ParcelRecordInput>(&kind, value)?.validate(ts)?),
+        Table::WeatherObserved => Decoded::Weather(from_value::<WeatherObservedInput>(&kind, value)?.validate(ts)?),
+        Table::DeadLetters => unreachable!("no stream routes a type to dead_letters"),
+    })
+}

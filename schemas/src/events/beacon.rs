@@ -1,0 +1,118 @@
+//! `BeaconSighting`: a pseudonymous device seen by a beacon of the activity zone.
+//!
+//! The device token lives only in memory and in the 24 h Kafka topic: the lake row keeps the
+//! zone, the time, the signal strength and the salt epoch, never the token.
+
+use std::sync::LazyLock;
+
+use arrow::datatypes::{DataType, Field, SchemaRef};
+use chrono::NaiveDate;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{Envelope, Observation, check_range, closing_fields, observation_fields, schema_of};
+use crate::decode::Rejection;
+use crate::privacy::{is_device_token, is_mac_like};
+use crate::time::days;
+
+/// A sighting as it arrives on `vallee.beacons`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(title = "BeaconSighting", description = "A pseudonymous device seen by a beacon (never a MAC address)")]
+pub struct BeaconSightingInput {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    /// Zone of the activity area the beacon covers.
+    #[schemars(length(min = 1))]
+    pub zone: String,
+    /// Pseudonym of the device: 16–64 hex digits, a keyed hash made by the gateway with a
+    /// salt it rotates daily. A MAC address is refused.
+    #[serde(rename = "deviceToken")]
+    #[schemars(length(min = 16, max = 64), regex(pattern = r"^[0-9a-fA-F]{16,64}$"))]
+    pub device_token: String,
+    /// Date of the salt the token was made with (YYYY-MM-DD).
+    #[serde(rename = "saltEpoch")]
+    pub salt_epoch: String,
+    /// Received signal strength, dBm.
+    #[schemars(range(min = -130.0, max = 20.0))]
+    pub rssi: f64,
+    /// Other attributes are ignored, never stored: they could carry identifiers.
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub extra: Map<String, Value>,
+}
+
+/// One row of `beacon_sightings` (no device token).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BeaconSightingRecord {
+    #[serde(flatten)]
+    pub observation: Observation,
+    pub zone: String,
+    #[serde(rename = "saltEpoch", with = "days")]
+    pub salt_epoch: NaiveDate,
+    pub rssi: f64,
+}
+
+/// A validated sighting: the lake row, and the token for in-memory distinct counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BeaconSighting {
+    pub record: BeaconSightingRecord,
+    pub device_token: String,
+}
+
+fn find_mac(value: &Value) -> bool {
+    match value {
+        Value::String(s) => is_mac_like(s),
+        Value::Array(items) => items.iter().any(find_mac),
+        Value::Object(map) => map.values().any(find_mac),
+        _ => false,
+    }
+}
+
+impl BeaconSightingInput {
+    pub fn validate(self, kafka_timestamp_ms: Option<i64>) -> Result<BeaconSighting, Rejection> {
+        if is_mac_like(&self.device_token) {
+            return Err(Rejection::raw_identifier(
+                "deviceToken looks like a MAC address: gateways must send a salted pseudonym",
+            ));
+        }
+        if is_mac_like(&self.envelope.id) || self.extra.values().any(find_mac) {
+            return Err(Rejection::raw_identifier(
+                "the sighting carries a MAC-like identifier: gateways must send only a salted pseudonym",
+            ));
+        }
+        if !is_device_token(&self.device_token) {
+            return Err(Rejection::schema(format!(
+                "deviceToken must be 16 to 64 hex digits, got {} characters",
+                self.device_token.len()
+            )));
+        }
+        let observation = self.envelope.observe(kafka_timestamp_ms)?;
+        if self.zone.trim().is_empty() {
+            return Err(Rejection::schema("zone must be a non-empty string"));
+        }
+        let salt_epoch = NaiveDate::parse_from_str(&self.salt_epoch, "%Y-%m-%d")
+            .map_err(|e| Rejection::schema(format!("saltEpoch {:?} is not a YYYY-MM-DD date ({e})", self.salt_epoch)))?;
+        let rssi = check_range("rssi", self.rssi, -130.0, 20.0)?;
+        Ok(BeaconSighting {
+            record: BeaconSightingRecord { observation, zone: self.zone, salt_epoch, rssi },
+            device_token: self.device_token.to_ascii_lowercase(),
+        })
+    }
+}
+
+/// Arrow schema of `beacon_sightings`.
+pub fn schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        schema_of([
+            observation_fields(),
+            vec![
+                Field::new("zone", DataType::Utf8, false),
+                Field::new("saltEpoch", DataType::Date32, false),
+                Field::new("rssi", DataType::Float64, false),
+            ],
+            closing_fields(false),
+        ])
+    });
+    SCHEMA.clone()
+}
