@@ -1,1 +1,36 @@
-//! placeholder
+//! The hub's Delta Lake: table creation, exactly-once appends and SQL reads.
+//!
+//! Every table lives under one root (`<data-dir>/lake/<table>`). Exactly-once from Kafka is
+//! kept *in the tables themselves*, as kafka-delta-ingest does: each commit carries, per
+//! source partition, a Delta application transaction (`txn`) whose version is the last
+//! Kafka offset the table has accounted for. A writer reads them back on start and on
+//! partition assignment, and an append refuses to commit when the stored offsets are not
+//! the ones the writer started from (another writer got there first).
+//!
+//! ```text
+//!  append(table, batch, progress)
+//!    │  lock table ─► refresh snapshot ─► txn(app id) == expected previous offset?
+//!    │                                         │ no ─► Error::Fenced (nothing written)
+//!    │                                         ▼ yes
+//!    └─► write Parquet files ─► commit { add…, txn(app id, last offset)… }
+//!                                 └─ a concurrent commit of the same app id conflicts
+//! ```
+//!
+//! # Layout
+//! - [`options`]: [`LakeOptions`], where the lake is and how tables are configured.
+//! - [`tables`]: [`Lake`], opening and creating the tables.
+//! - [`offsets`]: application-transaction ids and the source progress a commit carries.
+//! - [`append`]: the exactly-once append.
+//! - [`query`]: a DataFusion session over the tables (tests, benchmarks, researchers).
+
+pub mod append;
+mod error;
+pub mod offsets;
+pub mod options;
+pub mod query;
+pub mod tables;
+
+pub use error::{Error, Result};
+pub use offsets::{Progress, app_id};
+pub use options::LakeOptions;
+pub use tables::Lake;

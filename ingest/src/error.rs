@@ -1,0 +1,34 @@
+/// Errors of the ingest crate. Bad input is never one of them: it becomes a dead letter.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kafka client failed (configuration, connection, protocol).
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// Creating a topic failed for another reason than its existence.
+    #[error("creating topic {topic}: {message}")]
+    CreateTopic { topic: String, message: String },
+    /// The lake failed beyond the retries.
+    #[error("lake: {0}")]
+    Lake(#[from] vallee_lake::Error),
+    /// Building a batch from validated rows failed (a bug, not input).
+    #[error("schemas: {0}")]
+    Schemas(#[from] vallee_schemas::Error),
+    /// The broker kept serving another offset than the one asked for: records would be
+    /// skipped, so ingest stops rather than lose them silently.
+    #[error(
+        "topic {topic} partition {partition}: expected offset {expected} but the broker served {served} (after {attempts} seeks); offsets {expected}..{served} would be lost"
+    )]
+    OffsetGap {
+        topic: String,
+        partition: i32,
+        expected: i64,
+        served: i64,
+        attempts: u32,
+    },
+    /// Anything else that must stop ingest.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// Result alias of the ingest crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,143 @@
+//! The embedded Kafka-protocol broker (Tansu, in-process, SQLite storage).
+//!
+//! `vallee up` needs nothing installed: it starts Tansu on a tokio task with its SQLite file
+//! under `<data-dir>/broker/`. Two quirks of Tansu 0.6 are handled here (see
+//! `docs/architecture.md`): the SQLite path in the storage URL is joined to the working
+//! directory (we pass `sqlite:////abs/path`, whose path component `//abs/path` survives the
+//! join as an absolute path), and its `header` table lacks the index that keeps consumption
+//! fast, which we create through libsql once the schema exists.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tokio::task::JoinHandle;
+use url::Url;
+
+/// A running embedded broker. Dropping it stops the broker task.
+pub struct EmbeddedBroker {
+    addr: SocketAddr,
+    db_path: PathBuf,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for EmbeddedBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedBroker").field("addr", &self.addr).field("db", &self.db_path).finish()
+    }
+}
+
+/// The storage URL of a SQLite file at an absolute path (see the module docs).
+pub fn sqlite_url(db_path: &Path) -> Result<Url> {
+    let text = format!("sqlite:///{}", db_path.display());
+    let url = Url::parse(&text).with_context(|| format!("storage url {text}"))?;
+    // Tansu uses the path as written in the URL (percent-encoded): refuse what would change.
+    if url.path() != format!("/{}", db_path.display()) {
+        bail!("the broker's data path {} must be plain (no spaces or special characters)", db_path.display());
+    }
+    Ok(url)
+}
+
+/// A free port on 127.0.0.1 (Tansu does not report the port it bound).
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl EmbeddedBroker {
+    /// Starts a broker listening on `listen` (port 0: a free port) with its storage in
+    /// `dir`, and waits until it accepts connections.
+    pub async fn start(listen: SocketAddr, dir: &Path) -> Result<EmbeddedBroker> {
+        let addr = if listen.port() == 0 { SocketAddr::new(listen.ip(), free_port()?) } else { listen };
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            bail!("{addr} is already in use: is another hub running? (use --broker-listen or --kafka-brokers)");
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let db_path = std::fs::canonicalize(dir)?.join("tansu.db");
+        let listener = Url::parse(&format!("tcp://{addr}"))?;
+        let broker = tansu_broker::broker::Broker::builder()
+            .node_id(1)
+            .cluster_id("vallee")
+            .incarnation_id(uuid::Uuid::new_v4())
+            .advertised_listener(listener.clone())
+            .storage(sqlite_url(&db_path)?)
+            .listener(listener)
+            .silent(true)
+            .build()
+            .await
+            .map_err(|e| anyhow::anyhow!("starting the embedded broker: {e:?}"))?;
+        let task = tokio::spawn(async move {
+            let mut broker = broker;
+            if let Err(e) = broker.serve(tokio::time::Instant::now().into_std()).await {
+                tracing::error!(error = ?e, "embedded broker stopped");
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline || task.is_finished() {
+                task.abort();
+                bail!("the embedded broker did not start listening on {addr}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        index_header_table(&db_path).await?;
+        tracing::info!(%addr, db = %db_path.display(), "embedded broker listening");
+        Ok(EmbeddedBroker { addr, db_path, task })
+    }
+
+    /// The bootstrap address for clients.
+    pub fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the broker (Tansu has no shutdown API; SQLite is crash-safe).
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Without this index Tansu's SQLite engine serves ~550 messages/s; with it, tens of
+/// thousands. Idempotent, survives restarts.
+async fn index_header_table(db_path: &Path) -> Result<()> {
+    let db = libsql::Builder::new_local(db_path).build().await.context("opening the broker database")?;
+    let conn = db.connect()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match conn
+            .execute("CREATE INDEX IF NOT EXISTS header_topition_offset ON header(topition, offset_id)", ())
+            .await
+        {
+            Ok(_) => return Ok(()),
+            // The schema is created by the broker; wait for it.
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "broker schema not ready yet");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e).context("indexing the broker's header table"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sqlite_urls_keep_absolute_paths() {
+        let url = super::sqlite_url(std::path::Path::new("/tmp/xy/broker/tansu.db")).unwrap();
+        let mut path = std::env::current_dir().unwrap();
+        // What Tansu does with it: push the path minus one leading slash onto the cwd.
+        path.push(url.path().strip_prefix('/').unwrap());
+        assert!(path.starts_with("/tmp"), "{path:?}");
+        assert_eq!(path, std::path::Path::new("/tmp/xy/broker/tansu.db"));
+        assert!(super::sqlite_url(std::path::Path::new("/tmp/x y/tansu.db")).is_err());
+    }
+}
