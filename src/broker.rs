@@ -55,7 +55,11 @@ impl EmbeddedBroker {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let db_path = std::fs::canonicalize(dir)?.join("tansu.db");
         let listener = Url::parse(&format!("tcp://{addr}"))?;
-        let broker = tansu_broker::broker::Broker::builder()
+        type TansuBroker = tansu_broker::broker::Broker<
+            tansu_broker::coordinator::group::administrator::Controller<tansu_storage::StorageContainer>,
+            tansu_storage::StorageContainer,
+        >;
+        let broker = TansuBroker::builder()
             .node_id(1)
             .cluster_id("vallee")
             .incarnation_id(uuid::Uuid::new_v4())
@@ -68,7 +72,7 @@ impl EmbeddedBroker {
             .map_err(|e| anyhow::anyhow!("starting the embedded broker: {e:?}"))?;
         let task = tokio::spawn(async move {
             let mut broker = broker;
-            if let Err(e) = broker.serve(tokio::time::Instant::now().into_std()).await {
+            if let Err(e) = broker.serve(tokio::time::Instant::now()).await {
                 tracing::error!(error = ?e, "embedded broker stopped");
             }
         });

@@ -1,1 +1,26 @@
+//! The `vallee` binary's library: the wiring of the stages into commands.
+//!
+//! The stages live in their crates (`vallee-schemas`, `vallee-ingest`, `vallee-lake`,
+//! `vallee-stream`, `vallee-graphql`); this crate only builds them from the configuration
+//! and runs them under one shutdown tree.
+//!
+//! # Layout
+//! - [`cli`]: command-line arguments, environment fallbacks, the optional TOML file.
+//! - [`broker`]: the embedded Tansu broker of `vallee up`.
+//! - [`hub`]: `vallee up` and `vallee ingest`: start, banner, graceful stop.
+//! - [`simulator`]: realistic traffic for the valley.
+//! - [`bench`]: `vallee bench ingest`.
 
+pub mod bench;
+pub mod broker;
+pub mod cli;
+pub mod hub;
+pub mod simulator;
+
+/// Peak resident memory of this process, in bytes (Linux `VmHWM`).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

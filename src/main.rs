@@ -1,1 +1,82 @@
-fn main() {}
+//! `vallee`: parse the configuration, set up tracing, run the command.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+use vallee::cli::{BenchCommand, Cli, Command, CommonArgs, FileConfig, SchemasCommand, SimArgs};
+use vallee::hub::{self, HubConfig};
+use vallee::simulator::{SimulatorOptions, ValleyShape};
+
+/// Log filter when `RUST_LOG` is not set: our stages at info, chatty dependencies at warn.
+const DEFAULT_LOG: &str = "info,tansu_broker=warn,tansu_storage=warn,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn,datafusion=warn,rdkafka=warn";
+
+fn sim_options(args: &SimArgs, file: &FileConfig, brokers: &str) -> Result<SimulatorOptions> {
+    Ok(SimulatorOptions {
+        brokers: brokers.to_string(),
+        topics: file.topics()?,
+        speed: args.speed,
+        max_rate: args.rate,
+        duration: None,
+        start: None,
+        shape: ValleyShape { seed: args.seed, bins: args.bins, fault_ratio: args.fault_ratio, ..Default::default() },
+    })
+}
+
+fn hub_config(common: &CommonArgs, file: &FileConfig) -> Result<HubConfig> {
+    let brokers = common.kafka_brokers.clone().unwrap_or_default();
+    Ok(HubConfig {
+        data_dir: common.data_dir.clone(),
+        kafka_brokers: common.kafka_brokers.clone(),
+        broker_listen: "127.0.0.1:9092".parse()?,
+        http_addr: common.http_addr,
+        partitions: common.partitions,
+        ingest: file.ingest_options(&brokers)?,
+        lake: file.lake_options(&common.data_dir),
+        simulator: None,
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
+        )
+        .init();
+    let cli = Cli::parse();
+    let file = FileConfig::load(cli.config.as_deref())?;
+    let shutdown = CancellationToken::new();
+    hub::cancel_on_signals(shutdown.clone());
+    match cli.command {
+        Command::Up(args) => {
+            let mut config = hub_config(&args.common, &file)?;
+            config.broker_listen = args.broker_listen;
+            if !args.no_simulate {
+                config.simulator = Some(sim_options(&args.sim, &file, "")?);
+            }
+            hub::up(config, shutdown).await
+        }
+        Command::Ingest(args) => hub::ingest_only(hub_config(&args.common, &file)?, shutdown).await,
+        Command::Simulate(args) => {
+            let mut options = sim_options(&args.sim, &file, &args.kafka_brokers)?;
+            options.duration = args.duration.map(Duration::from_secs);
+            let report = vallee::simulator::run(options, shutdown).await?;
+            println!("produced {} events {:?}", report.produced, report.per_stream);
+            Ok(())
+        }
+        Command::Schemas { command: SchemasCommand::Export { dir } } => {
+            std::fs::create_dir_all(&dir)?;
+            for (name, schema) in vallee_schemas::json_schema::all() {
+                let path = dir.join(format!("{name}.schema.json"));
+                std::fs::write(&path, serde_json::to_string_pretty(&schema)? + "\n")?;
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
+        Command::Bench { command: BenchCommand::Ingest(args) } => vallee::bench::ingest(args).await,
+    }
+}

@@ -156,7 +156,7 @@ pub fn consumer_config(options: &IngestOptions) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("partition.assignment.strategy", "range")
-        .set("session.timeout.ms", "10000")
+        .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
         .set("fetch.wait.max.ms", "100")
         .set("queued.min.messages", "200000")

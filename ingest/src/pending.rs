@@ -33,6 +33,8 @@ pub struct PartitionState {
     pub dead_letter_reasons: BTreeMap<Reason, u64>,
     /// When each table last recorded this partition's progress.
     pub last_progress: BTreeMap<Table, Instant>,
+    /// Kafka timestamps of buffered rows, when freshness is being measured.
+    pub produce_times: BTreeMap<Table, Vec<i64>>,
 }
 
 impl PartitionState {
@@ -49,6 +51,7 @@ impl PartitionState {
             buffers: BTreeMap::new(),
             dead_letter_reasons: BTreeMap::new(),
             last_progress,
+            produce_times: BTreeMap::new(),
         }
     }
 
@@ -61,6 +64,7 @@ impl PartitionState {
     pub fn drop_uncommitted(&mut self) {
         self.buffers.clear();
         self.dead_letter_reasons.clear();
+        self.produce_times.clear();
         self.last_seen = None;
     }
 
@@ -118,7 +122,9 @@ pub fn plan(partitions: &mut [PartitionState], policy: ProgressPolicy, now: Inst
             }
             let lag = last - previous.unwrap_or(-1);
             let idle_for = now.saturating_duration_since(p.last_progress.get(&table).copied().unwrap_or(now));
-            due |= policy.force || lag >= policy.max_lag || idle_for >= policy.interval;
+            // A table that never recorded this partition does so at once: otherwise a restart
+            // would have to re-read the partition from its beginning for it.
+            due |= policy.force || previous.is_none() || lag >= policy.max_lag || idle_for >= policy.interval;
             commit.progress.push(Progress { topic: p.topic.clone(), partition: p.partition, previous, last });
             commit.partitions.push(i);
         }
@@ -161,7 +167,7 @@ mod tests {
 
     #[test]
     fn only_tables_with_rows_commit_unless_progress_is_due() {
-        let t = [(Table::ParcelRecords, None), (Table::WeatherObserved, None), (Table::DeadLetters, None)];
+        let t = [(Table::ParcelRecords, Some(-1)), (Table::WeatherObserved, Some(-1)), (Table::DeadLetters, Some(-1))];
         let mut parts = vec![partition(&t)];
         for o in 0..5 {
             add_weather(&mut parts[0], o);
@@ -170,7 +176,7 @@ mod tests {
         assert_eq!(commits.len(), 1);
         assert_eq!(commits[0].table, Table::WeatherObserved);
         assert_eq!(commits[0].batches[0].num_rows(), 5);
-        assert_eq!(commits[0].progress[0], Progress { topic: "vines".into(), partition: 0, previous: None, last: 4 });
+        assert_eq!(commits[0].progress[0], Progress { topic: "vines".into(), partition: 0, previous: Some(-1), last: 4 });
 
         // At shutdown every table records where it is, rows or not.
         let forced = ProgressPolicy { force: true, ..LAZY };
@@ -178,6 +184,17 @@ mod tests {
         let tables: Vec<Table> = commits.iter().map(|c| c.table).collect();
         assert_eq!(tables, vec![Table::ParcelRecords, Table::WeatherObserved, Table::DeadLetters]);
         assert!(commits.iter().all(|c| c.batches.is_empty()), "rows were taken by the first flush");
+    }
+
+    #[test]
+    fn a_table_that_never_recorded_a_partition_records_it_at_the_first_flush() {
+        let t = [(Table::ParcelRecords, Some(40)), (Table::WeatherObserved, Some(40)), (Table::DeadLetters, None)];
+        let mut parts = vec![partition(&t)];
+        parts[0].last_seen = Some(41);
+        let commits = plan(&mut parts, LAZY, Instant::now()).unwrap();
+        let tables: Vec<Table> = commits.iter().map(|c| c.table).collect();
+        assert_eq!(tables, vec![Table::DeadLetters]);
+        assert_eq!(commits[0].progress[0].previous, None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Counters of the ingest stage, shared with whoever reports them (metrics endpoint,
 //! benchmarks, tests). Plain atomics: the hot path only increments.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use vallee_schemas::contract::Table;
 use vallee_schemas::decode::Reason;
@@ -25,6 +26,11 @@ pub struct IngestStats {
     pub fenced: AtomicU64,
     /// Rebalances seen (assignments).
     pub rebalances: AtomicU64,
+    /// When set, every committed row adds a freshness sample (benchmarks only).
+    pub record_freshness: AtomicBool,
+    /// Produce → visible-in-the-lake delay of committed rows, milliseconds: Kafka timestamp
+    /// (set by the producer at send) to the end of the commit that holds the row.
+    pub freshness_ms: Mutex<Vec<u32>>,
 }
 
 impl IngestStats {

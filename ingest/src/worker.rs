@@ -70,8 +70,29 @@ impl Worker {
 
     /// Runs until shutdown (flushing what was read) or a fatal error.
     pub fn run(&mut self) -> Result<()> {
+        tracing::info!(brokers = self.state.options.brokers, group = self.state.options.group_id, "ingest started");
+        let mut rejoin_after = REJOIN_AFTER;
+        while self.consume(rejoin_after)? == Outcome::NoAssignment {
+            // Seen with Tansu 0.6: after a member dies (SIGKILL), the coordinator can complete
+            // a generation whose assignment leaves a live member with nothing, for good. A fresh
+            // member (leave, then join again) makes it form a new generation. Backed off, so a
+            // group with more members than partitions does not churn.
+            tracing::warn!(waited = ?rejoin_after, "no partition assigned; leaving and rejoining the consumer group");
+            let context = IngestContext::new(self.state.lake.clone(), self.state.handle.clone(), &self.state.options);
+            self.consumer = subscribe(&self.state.options, context)?;
+            rejoin_after = (rejoin_after * 2).min(MAX_REJOIN_AFTER);
+        }
+        self.state.flush(&self.consumer, true)?;
+        self.consumer.unsubscribe();
+        tracing::info!(messages = self.state.stats.messages.load(Ordering::Relaxed), "ingest stopped after a final commit");
+        Ok(())
+    }
+
+    /// Polls, handles and flushes until shutdown, or until no partition has been assigned
+    /// for `rejoin_after`.
+    fn consume(&mut self, rejoin_after: Duration) -> Result<Outcome> {
         let (consumer, state) = (&self.consumer, &mut self.state);
-        tracing::info!(brokers = state.options.brokers, group = state.options.group_id, "ingest started");
+        let mut unassigned_since = Instant::now();
         while !state.shutdown.is_cancelled() {
             let polled = consumer.poll(Duration::from_millis(50));
             // Rebalance events happen inside poll: apply them before the message.
@@ -88,13 +109,25 @@ impl Worker {
             {
                 state.flush(consumer, false)?;
             }
+            if !state.partitions.is_empty() {
+                unassigned_since = Instant::now();
+            } else if unassigned_since.elapsed() >= rejoin_after {
+                return Ok(Outcome::NoAssignment);
+            }
         }
-        state.flush(consumer, true)?;
-        consumer.unsubscribe();
-        tracing::info!(messages = state.stats.messages.load(Ordering::Relaxed), "ingest stopped after a final commit");
-        Ok(())
+        Ok(Outcome::Shutdown)
     }
 }
+
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Shutdown,
+    NoAssignment,
+}
+
+/// Without any partition this long, leave and rejoin the group (see [`Worker::run`]).
+const REJOIN_AFTER: Duration = Duration::from_secs(12);
+const MAX_REJOIN_AFTER: Duration = Duration::from_secs(320);
 
 type IngestConsumer = BaseConsumer<IngestContext>;
 
@@ -167,6 +200,11 @@ impl State {
                 *state.dead_letter_reasons.entry(rejection.reason).or_default() += 1;
             }
         }
+        if let Some(ts) = kafka_ts
+            && self.stats.record_freshness.load(Ordering::Relaxed)
+        {
+            state.produce_times.entry(table).or_default().push(ts);
+        }
         self.buffered += 1;
         self.oldest.get_or_insert_with(Instant::now);
         Ok(())
@@ -237,8 +275,13 @@ impl State {
                 Ok(()) => {
                     let rows: usize = commit.batches.iter().map(|b| b.num_rows()).sum();
                     self.stats.add_rows(commit.table, rows as u64);
+                    let now_ms = Utc::now().timestamp_millis();
                     for (&i, progress) in commit.partitions.iter().zip(&commit.progress) {
                         let p = &mut self.partitions[i];
+                        if let Some(times) = p.produce_times.remove(&commit.table) {
+                            let mut samples = self.stats.freshness_ms.lock().unwrap_or_else(|e| e.into_inner());
+                            samples.extend(times.iter().map(|t| (now_ms - t).max(0) as u32));
+                        }
                         p.committed.insert(commit.table, Some(progress.last));
                         p.last_progress.insert(commit.table, now);
                         if commit.table == Table::DeadLetters {

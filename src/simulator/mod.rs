@@ -113,7 +113,7 @@ pub async fn produce(
     Ok(delivered)
 }
 
-fn check(r: Result<rdkafka::producer::future_producer::Delivery, futures::channel::oneshot::Canceled>) -> Result<u64> {
+fn check(r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>) -> Result<u64> {
     match r {
         Ok(Ok(_)) => Ok(1),
         Ok(Err((e, _))) => Err(anyhow::anyhow!("delivery failed: {e}")),

@@ -263,6 +263,7 @@ impl Valley {
                 continue;
             }
             let roll: f64 = self.rng.random();
+            let hour = self.hour();
             let b = &mut self.bins[i];
             if roll < 0.0005 {
                 b.silent_until = Some(self.now + Duration::hours(30));
@@ -274,7 +275,7 @@ impl Valley {
             } else if roll < 0.0010 {
                 ("vandalized", 14.0)
             } else {
-                ("ok", 8.0 + 10.0 * daily(self.hour(), 6.0, 22.0))
+                ("ok", 8.0 + 10.0 * daily(hour, 6.0, 22.0))
             };
             let level = if b.stuck { 0.37 } else { (b.fill * 100.0).round() / 100.0 };
             let body = json!({
@@ -381,9 +382,10 @@ impl Valley {
             }
             for _ in 0..poisson(&mut self.rng, count as f64 * 0.15) {
                 let point = AR_POINTS[self.rng.random_range(0..AR_POINTS.len())];
+                let nationality = ["FR", "FR", "FR", "DE", "GB", "ES", "NL"][self.rng.random_range(0..7)];
                 let body = json!({"id": format!("urn:ngsi-ld:SiteVisit:{site}-ar-{}", self.seq), "type": "SiteVisit",
                     "site": site, "locationCode": code, "source": "ar-trail", "count": 1, "arPoint": point,
-                    "nationality": ["FR", "FR", "FR", "DE", "GB", "ES", "NL"][self.rng.random_range(0..7)]});
+                    "nationality": nationality});
                 self.emit(Stream::Tourism, site, body, out);
             }
         }

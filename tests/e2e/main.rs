@@ -1,1 +1,11 @@
+//! End-to-end scenarios against the real thing: an embedded Tansu broker speaking the Kafka
+//! protocol, real Delta tables on disk, the real `vallee` binary as a child process where a
+//! scenario kills or stops it. One test binary, a module per scenario (link time).
 
+mod helpers;
+
+mod contract;
+mod graceful_stop;
+mod kill_restart;
+mod rebalance;
+mod simulator;

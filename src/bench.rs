@@ -1,0 +1,171 @@
+//! `vallee bench ingest`: the ingest rate into Delta against the raw consume rate of the
+//! same topics, measured in the same run on an embedded broker, then lake freshness
+//! (produce → visible) under a live load, and peak memory.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use vallee_ingest::{IngestOptions, IngestStats, topics};
+use vallee_lake::{Lake, LakeOptions};
+use vallee_schemas::contract::Stream;
+
+use crate::broker::EmbeddedBroker;
+use crate::cli::BenchIngestArgs;
+use crate::simulator::{self, Event, Valley, ValleyShape};
+
+/// Simulated traffic: `n` events of the valley model (all five streams).
+pub fn valley_events(n: usize, start: DateTime<Utc>) -> Vec<Event> {
+    let mut valley = Valley::new(ValleyShape { fault_ratio: 0.001, ..Default::default() }, start);
+    let mut events = Vec::with_capacity(n);
+    while events.len() < n {
+        let until = valley.now() + chrono::Duration::hours(1);
+        valley.advance(until, &mut events);
+    }
+    events.truncate(n);
+    events
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Runs the ingest benchmark and prints its report.
+pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = EmbeddedBroker::start("127.0.0.1:0".parse()?, &dir.path().join("broker")).await?;
+    let brokers = broker.bootstrap();
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let topics: BTreeMap<Stream, String> = Stream::ALL.iter().map(|s| (*s, format!("bench-{run}.{}", s.name()))).collect();
+    let options = IngestOptions {
+        brokers: brokers.clone(),
+        group_id: format!("bench-{run}"),
+        topics: topics.clone(),
+        ..Default::default()
+    };
+    topics::ensure_topics(&brokers, &topics::hub_topics(&options), args.partitions).await?;
+
+    eprintln!("[1/4] producing {} valley events to 5 fresh topics ({} partitions each)…", args.events, args.partitions);
+    let events = valley_events(args.events, DateTime::parse_from_rfc3339("2026-05-04T00:00:00Z")?.with_timezone(&Utc));
+    let producer = simulator::producer(&brokers)?;
+    let started = Instant::now();
+    let produced = simulator::produce(&producer, &topics, &events).await?;
+    let produce_secs = started.elapsed().as_secs_f64();
+
+    eprintln!("[2/4] raw rdkafka consume of the backlog…");
+    let raw_secs = raw_consume(&options, produced).await?;
+
+    eprintln!("[3/4] ingest of the same backlog into Delta…");
+    let lake = Arc::new(Lake::open(LakeOptions { root: dir.path().join("lake"), ..Default::default() }).await?);
+    let stats = Arc::new(IngestStats::default());
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(vallee_ingest::run(options.clone(), lake.clone(), stats.clone(), shutdown.clone()));
+    let started = Instant::now();
+    while stats.total_rows() < produced {
+        if task.is_finished() {
+            bail!("ingest stopped early: {:?}", task.await);
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("ingest did not finish within 30 minutes ({} of {produced} rows)", stats.total_rows());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ingest_secs = started.elapsed().as_secs_f64();
+    let commits_backlog = stats.commits.load(Ordering::Relaxed);
+
+    eprintln!("[4/4] live load at {} msg/s for {} s, measuring produce → visible…", args.live_rate, args.live_seconds);
+    stats.record_freshness.store(true, Ordering::Relaxed);
+    let before = stats.total_rows();
+    let live_total = (args.live_rate as u64 * args.live_seconds) as usize;
+    let mut live = valley_events(live_total, Utc::now());
+    let tick = Duration::from_millis(100);
+    let per_tick = (args.live_rate as usize / 10).max(1);
+    let live_started = Instant::now();
+    let mut sent = 0u64;
+    for (i, chunk) in live.chunks_mut(per_tick).enumerate() {
+        let due = live_started + tick * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let now = Utc::now();
+        for e in chunk.iter_mut() {
+            e.time = now; // the Kafka timestamp: the moment of sending
+        }
+        sent += simulator::produce(&producer, &topics, chunk).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while stats.total_rows() < before + sent && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    task.await??;
+    let mut fresh = std::mem::take(&mut *stats.freshness_ms.lock().unwrap_or_else(|e| e.into_inner()));
+    fresh.sort_unstable();
+
+    let files: usize = {
+        let mut n = 0;
+        for t in vallee_schemas::contract::Table::ALL {
+            n += lake.file_count(t).await.context("counting files")?;
+        }
+        n
+    };
+    let raw_rate = produced as f64 / raw_secs;
+    let ingest_rate = produced as f64 / ingest_secs;
+    println!("vallee bench ingest — {produced} events, {} partitions × 5 topics, embedded Tansu (sqlite)", args.partitions);
+    println!("  produce                {:>10.0} msg/s  ({produce_secs:.1} s)", produced as f64 / produce_secs);
+    println!("  raw rdkafka consume    {raw_rate:>10.0} msg/s  ({raw_secs:.2} s)  [reference]");
+    println!("  ingest into Delta      {ingest_rate:>10.0} msg/s  ({ingest_secs:.2} s, {commits_backlog} commits)");
+    println!("  ratio ingest / raw     {:>10.2}", ingest_rate / raw_rate);
+    println!(
+        "  freshness at {} msg/s   p50 {} ms, p99 {} ms, max {} ms  ({} rows)",
+        args.live_rate,
+        percentile(&fresh, 0.5),
+        percentile(&fresh, 0.99),
+        fresh.last().copied().unwrap_or(0),
+        fresh.len()
+    );
+    println!("  lake files             {files} over 7 tables");
+    println!("  peak RSS               {:.0} MiB", crate::peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0);
+    broker.stop();
+    Ok(())
+}
+
+/// Seconds to consume `expected` messages from the beginning of every partition, with the
+/// same client settings as ingest and nothing else done per message.
+async fn raw_consume(options: &IngestOptions, expected: u64) -> Result<f64> {
+    let mut cfg = vallee_ingest::consumer::consumer_config(options);
+    cfg.set("group.id", format!("{}-raw", options.group_id));
+    let consumer: BaseConsumer = cfg.create()?;
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics().iter().filter(|t| options.topics.values().any(|n| n == t.name())) {
+        for p in t.partitions() {
+            tpl.add_partition_offset(t.name(), p.id(), Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&tpl)?;
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut n = 0u64;
+        let mut bytes = 0usize;
+        while n < expected {
+            if started.elapsed() > Duration::from_secs(600) {
+                bail!("raw consume stalled at {n} of {expected}");
+            }
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                bytes += rdkafka::Message::payload(&m).map_or(0, <[u8]>::len);
+                n += 1;
+            }
+        }
+        std::hint::black_box(bytes);
+        Ok(started.elapsed().as_secs_f64())
+    })
+    .await?
+}

@@ -1,0 +1,263 @@
+//! Command-line interface: `vallee up | ingest | simulate | schemas export | bench ingest`.
+//!
+//! Precedence: command-line flag, then `VALLEE_*` environment variable, then the TOML file
+//! given by `--config` (tuning knobs only), then the built-in default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use vallee_ingest::IngestOptions;
+use vallee_lake::LakeOptions;
+use vallee_schemas::contract::Stream;
+
+#[derive(Debug, Parser)]
+#[command(name = "vallee", version, about = "Smart Vallée data hub: Kafka sensor streams into a Delta Lake")]
+pub struct Cli {
+    /// TOML file with tuning options (see docs/configuration.md); unknown keys are errors.
+    #[arg(long, global = true, env = "VALLEE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The whole hub: embedded broker (unless --kafka-brokers), ingest, HTTP, simulator.
+    Up(UpArgs),
+    /// Ingest alone, as one member of the ingest consumer group.
+    Ingest(IngestArgs),
+    /// The simulator alone, producing to a running broker.
+    Simulate(SimulateArgs),
+    /// The input contract's JSON Schemas.
+    Schemas {
+        #[command(subcommand)]
+        command: SchemasCommand,
+    },
+    /// Benchmarks, each against a reference measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemasCommand {
+    /// Writes one `<Type>.schema.json` per event type into DIR.
+    Export { dir: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Raw consume rate vs ingest-into-Delta rate on the same topics, lake freshness, peak RSS.
+    Ingest(BenchIngestArgs),
+}
+
+/// Options every long-running command shares.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Data directory: `lake/`, `broker/`, later `private/` and `public/`.
+    #[arg(long, env = "VALLEE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// External Kafka bootstrap servers; without it `up` embeds a broker.
+    #[arg(long, env = "VALLEE_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Partitions of the topics the hub creates when missing.
+    #[arg(long, env = "VALLEE_PARTITIONS", default_value_t = 3)]
+    pub partitions: i32,
+    /// Address of every HTTP endpoint of the hub.
+    #[arg(long, env = "VALLEE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Where the embedded broker listens (an IP literal; port 0 picks a free one).
+    #[arg(long, env = "VALLEE_BROKER_LISTEN", default_value = "127.0.0.1:9092")]
+    pub broker_listen: SocketAddr,
+    /// Do not run the built-in simulator.
+    #[arg(long, env = "VALLEE_NO_SIMULATE")]
+    pub no_simulate: bool,
+    #[command(flatten)]
+    pub sim: SimArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Simulated seconds per real second.
+    #[arg(long, env = "VALLEE_SIM_SPEED", default_value_t = 60.0)]
+    pub speed: f64,
+    /// Cap on produced messages per second.
+    #[arg(long, env = "VALLEE_SIM_RATE", default_value_t = 2000)]
+    pub rate: u32,
+    /// Seed of the valley model.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Number of connected bins.
+    #[arg(long, default_value_t = 300)]
+    pub bins: usize,
+    /// Share of malformed events (exercises the dead letters).
+    #[arg(long, default_value_t = 0.002)]
+    pub fault_ratio: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "VALLEE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<u64>,
+    #[command(flatten)]
+    pub sim: SimArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchIngestArgs {
+    /// Events in the backlog.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Rate of the live phase that measures freshness, messages per second.
+    #[arg(long, default_value_t = 2_000)]
+    pub live_rate: u32,
+    /// Length of the live phase, seconds.
+    #[arg(long, default_value_t = 15)]
+    pub live_seconds: u64,
+    /// Partitions of the benchmark topics.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
+}
+
+/// The TOML configuration file (tuning only; addresses come from flags or environment).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub ingest: IngestFile,
+    #[serde(default)]
+    pub lake: LakeFile,
+    /// Topic per input stream: `waste_containers`, `waste_vehicles`, `beacons`, `tourism`, `vineyards`.
+    #[serde(default)]
+    pub topics: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestFile {
+    pub group_id: Option<String>,
+    pub flush_max_messages: Option<usize>,
+    pub flush_interval_ms: Option<u64>,
+    pub progress_max_lag: Option<i64>,
+    pub progress_interval_s: Option<u64>,
+    pub max_message_bytes: Option<usize>,
+    /// Extra librdkafka settings for the consumer.
+    #[serde(default)]
+    pub kafka: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeFile {
+    pub checkpoint_interval: Option<u64>,
+    pub target_file_size: Option<u64>,
+}
+
+impl FileConfig {
+    /// Reads the file, or the defaults when there is none.
+    pub fn load(path: Option<&Path>) -> Result<FileConfig> {
+        let Some(path) = path else { return Ok(FileConfig::default()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+    }
+
+    /// Ingest options for `brokers`, with the file's overrides.
+    pub fn ingest_options(&self, brokers: &str) -> Result<IngestOptions> {
+        let mut o = IngestOptions { brokers: brokers.to_string(), ..Default::default() };
+        let f = &self.ingest;
+        if let Some(v) = &f.group_id {
+            o.group_id = v.clone();
+        }
+        if let Some(v) = f.flush_max_messages {
+            o.flush_max_messages = v;
+        }
+        if let Some(v) = f.flush_interval_ms {
+            o.flush_interval = Duration::from_millis(v);
+        }
+        if let Some(v) = f.progress_max_lag {
+            o.progress_max_lag = v;
+        }
+        if let Some(v) = f.progress_interval_s {
+            o.progress_interval = Duration::from_secs(v);
+        }
+        if let Some(v) = f.max_message_bytes {
+            o.decode.max_message_bytes = v;
+        }
+        o.kafka_overrides = f.kafka.clone();
+        o.topics = self.topics()?;
+        Ok(o)
+    }
+
+    /// Topic per stream, defaults overridden by the file.
+    pub fn topics(&self) -> Result<BTreeMap<Stream, String>> {
+        let mut topics: BTreeMap<Stream, String> = Stream::ALL.iter().map(|s| (*s, s.default_topic().to_string())).collect();
+        for (name, topic) in &self.topics {
+            let stream = Stream::ALL
+                .into_iter()
+                .find(|s| s.name() == name)
+                .with_context(|| format!("[topics] {name}: not a stream (one of waste_containers, waste_vehicles, beacons, tourism, vineyards)"))?;
+            topics.insert(stream, topic.clone());
+        }
+        Ok(topics)
+    }
+
+    /// Lake options rooted in `<data-dir>/lake`.
+    pub fn lake_options(&self, data_dir: &Path) -> LakeOptions {
+        let mut o = LakeOptions { root: data_dir.join("lake"), ..Default::default() };
+        if let Some(v) = self.lake.checkpoint_interval {
+            o.checkpoint_interval = v;
+        }
+        if let Some(v) = self.lake.target_file_size {
+            o.target_file_size = v;
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_in_the_file_fail_loudly() {
+        let err = toml::from_str::<FileConfig>("[ingest]\nflush_max_mesages = 3\n").unwrap_err();
+        assert!(err.to_string().contains("flush_max_mesages"), "{err}");
+    }
+
+    #[test]
+    fn the_file_overrides_defaults() {
+        let f: FileConfig = toml::from_str(
+            "[ingest]\nflush_interval_ms = 250\n[topics]\nbeacons = \"zone.beacons\"\n[lake]\ncheckpoint_interval = 7\n",
+        )
+        .unwrap();
+        let o = f.ingest_options("b:1").unwrap();
+        assert_eq!(o.flush_interval, Duration::from_millis(250));
+        assert_eq!(o.topics[&Stream::Beacons], "zone.beacons");
+        assert_eq!(o.topics[&Stream::Tourism], "vallee.tourism");
+        assert_eq!(f.lake_options(Path::new("d")).checkpoint_interval, 7);
+        let bad: FileConfig = toml::from_str("[topics]\nbeacon = \"x\"\n").unwrap();
+        assert!(bad.topics().is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! `vallee up` and `vallee ingest`: building the stages and running them under one
+//! shutdown tree.
+//!
+//! ```text
+//!  root token (SIGINT / SIGTERM, or a stage failing)
+//!   ├─ simulator        stops producing
+//!   ├─ ingest           drains: final commit of what was read, then leaves the group
+//!   └─ http             stops accepting, finishes in-flight requests
+//!  then the embedded broker stops (it must outlive ingest's last commit)
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use vallee_ingest::{IngestOptions, IngestStats, topics};
+use vallee_lake::{Lake, LakeOptions};
+
+use crate::broker::EmbeddedBroker;
+use crate::simulator::SimulatorOptions;
+
+/// Everything `up` needs, resolved from the command line and the file.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub data_dir: PathBuf,
+    /// `None`: embed a broker listening on `broker_listen`.
+    pub kafka_brokers: Option<String>,
+    pub broker_listen: std::net::SocketAddr,
+    pub http_addr: std::net::SocketAddr,
+    pub partitions: i32,
+    pub ingest: IngestOptions,
+    pub lake: LakeOptions,
+    /// `None`: no simulator.
+    pub simulator: Option<SimulatorOptions>,
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        }
+        token.cancel();
+    });
+}
+
+/// Runs the hub until `shutdown`.
+pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
+    let broker = match &config.kafka_brokers {
+        Some(_) => None,
+        None => Some(EmbeddedBroker::start(config.broker_listen, &config.data_dir.join("broker")).await?),
+    };
+    let brokers = match (&broker, &config.kafka_brokers) {
+        (Some(b), _) => b.bootstrap(),
+        (None, Some(b)) => b.clone(),
+        (None, None) => unreachable!("either embedded or external"),
+    };
+    let mut ingest = config.ingest.clone();
+    ingest.brokers = brokers.clone();
+    topics::ensure_topics(&brokers, &topics::hub_topics(&ingest), config.partitions).await?;
+    let lake = Arc::new(Lake::open(config.lake.clone()).await.context("opening the lake")?);
+    let listener = vallee_graphql::bind(config.http_addr).await?;
+    let http_addr = listener.local_addr()?;
+
+    let stats = Arc::new(IngestStats::default());
+    let mut stages = JoinSet::new();
+    {
+        let (lake, stats, token) = (lake.clone(), stats.clone(), shutdown.child_token());
+        stages.spawn(async move { vallee_ingest::run(ingest, lake, stats, token).await.context("ingest") });
+    }
+    {
+        let token = shutdown.child_token();
+        stages.spawn(async move { vallee_graphql::serve(listener, vallee_graphql::router(), token).await.context("http") });
+    }
+    if let Some(mut sim) = config.simulator.clone() {
+        sim.brokers = brokers.clone();
+        let token = shutdown.child_token();
+        stages.spawn(async move { crate::simulator::run(sim, token).await.map(|_| ()).context("simulator") });
+    }
+    print_banner(&config, &brokers, broker.is_some(), http_addr, lake.root());
+
+    // The first stage to end (error or not) stops the others; every stage is awaited.
+    let mut first_error = None;
+    while let Some(joined) = stages.join_next().await {
+        let result = joined.context("a stage panicked").and_then(|r| r);
+        if let Err(e) = result {
+            tracing::error!(error = format!("{e:#}"), "stage failed; stopping the hub");
+            first_error.get_or_insert(e);
+        }
+        shutdown.cancel();
+    }
+    if let Some(b) = broker {
+        b.stop();
+    }
+    report_totals(&stats);
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Runs ingest alone against an external broker (and `/healthz`).
+pub async fn ingest_only(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
+    let brokers = config.kafka_brokers.clone().context("--kafka-brokers is required")?;
+    up(HubConfig { kafka_brokers: Some(brokers), simulator: None, ..config }, shutdown).await
+}
+
+fn report_totals(stats: &IngestStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    tracing::info!(
+        messages = stats.messages.load(Relaxed),
+        rows = stats.total_rows(),
+        commits = stats.commits.load(Relaxed),
+        "hub stopped"
+    );
+}
+
+fn print_banner(config: &HubConfig, brokers: &str, embedded: bool, http: std::net::SocketAddr, lake: &url::Url) {
+    let broker = if embedded {
+        format!("{brokers} (embedded Tansu, {})", config.data_dir.join("broker").display())
+    } else {
+        format!("{brokers} (external)")
+    };
+    let sim = match &config.simulator {
+        Some(s) => format!("on, {}× real time, at most {} msg/s", s.speed, s.max_rate),
+        None => "off".into(),
+    };
+    println!(
+        "\nSmart Vallée hub is up\n  broker     {broker}\n  lake       {lake}\n  health     http://{http}/healthz\n  simulator  {sim}\nCtrl-C stops it after a final commit of what was read.\n"
+    );
+}

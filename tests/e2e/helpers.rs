@@ -1,0 +1,213 @@
+//! Shared scaffolding: unique topics and groups per test, a broker per test, producing,
+//! child `vallee` processes, deadline-bounded polling (never fixed sleeps for correctness).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, Int64Array};
+use vallee::broker::EmbeddedBroker;
+use vallee::simulator::{self, Event};
+use vallee_ingest::{IngestOptions, topics};
+use vallee_lake::{Lake, LakeOptions};
+use vallee_schemas::contract::{Stream, Table};
+
+/// One test's world: a temp dir, a broker, its own topics and consumer group.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub broker: EmbeddedBroker,
+    pub topics: BTreeMap<Stream, String>,
+    pub group: String,
+}
+
+impl World {
+    pub async fn new(partitions: i32) -> World {
+        let mut dir = tempfile::tempdir().unwrap();
+        // VALLEE_KEEP_TEST_DIRS=1 keeps logs, broker and lake of every test for a post-mortem.
+        if std::env::var("VALLEE_KEEP_TEST_DIRS").is_ok_and(|v| v == "1") {
+            dir.disable_cleanup(true);
+            eprintln!("test data kept in {}", dir.path().display());
+        }
+        let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), &dir.path().join("broker")).await.unwrap();
+        let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
+        let topics: BTreeMap<Stream, String> = Stream::ALL.iter().map(|s| (*s, format!("t{id}.{}", s.name()))).collect();
+        let world = World { dir, broker, topics, group: format!("g{id}") };
+        topics::ensure_topics(&world.brokers(), &topics::hub_topics(&world.ingest_options()), partitions).await.unwrap();
+        world
+    }
+
+    pub fn brokers(&self) -> String {
+        self.broker.bootstrap()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn ingest_options(&self) -> IngestOptions {
+        IngestOptions {
+            brokers: self.brokers(),
+            group_id: self.group.clone(),
+            topics: self.topics.clone(),
+            flush_interval: Duration::from_millis(300),
+            ..Default::default()
+        }
+    }
+
+    pub fn lake_options(&self) -> LakeOptions {
+        LakeOptions { root: self.data_dir().join("lake"), ..Default::default() }
+    }
+
+    pub async fn lake(&self) -> Lake {
+        Lake::open(self.lake_options()).await.unwrap()
+    }
+
+    /// A TOML file pointing a child `vallee` at this world's topics and group.
+    pub fn config_file(&self) -> PathBuf {
+        let path = self.dir.path().join("vallee.toml");
+        let mut text = format!("[ingest]\ngroup_id = \"{}\"\nflush_interval_ms = 300\n\n[topics]\n", self.group);
+        for (s, t) in &self.topics {
+            text.push_str(&format!("{} = \"{t}\"\n", s.name()));
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub async fn produce(&self, events: &[Event]) -> u64 {
+        let producer = simulator::producer(&self.brokers()).unwrap();
+        simulator::produce(&producer, &self.topics, events).await.unwrap()
+    }
+
+    /// A child `vallee ingest` on this world (stdout and stderr in `<dir>/<name>.log`).
+    pub fn spawn_ingest(&self, name: &str) -> Child {
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_vallee"))
+            .args(["--config", self.config_file().to_str().unwrap(), "ingest", "--kafka-brokers", &self.brokers()])
+            .args(["--data-dir", self.data_dir().to_str().unwrap(), "--http-addr", "127.0.0.1:0"])
+            .env("RUST_LOG", "info,buoyant_kernel=warn,deltalake_core=warn")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+}
+
+/// Valley traffic: `n` events of every stream, seeded.
+pub fn valley_events(n: usize, seed: u64) -> Vec<Event> {
+    use vallee::simulator::{Valley, ValleyShape};
+    let start = chrono::DateTime::parse_from_rfc3339("2026-06-03T08:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let mut valley = Valley::new(ValleyShape { seed, fault_ratio: 0.0, ..Default::default() }, start);
+    let mut events = Vec::new();
+    while events.len() < n {
+        let until = valley.now() + chrono::Duration::minutes(30);
+        valley.advance(until, &mut events);
+    }
+    events.truncate(n);
+    events
+}
+
+/// Polls `condition` until it holds or `timeout` passes (then panics with `what`).
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Rows per table.
+pub async fn counts(lake: &Lake) -> BTreeMap<Table, u64> {
+    let mut out = BTreeMap::new();
+    for t in Table::ALL {
+        out.insert(t, lake.count(t).await.unwrap());
+    }
+    out
+}
+
+pub async fn total(lake: &Lake) -> u64 {
+    counts(lake).await.values().sum()
+}
+
+fn scalar(batches: &[arrow::array::RecordBatch]) -> i64 {
+    let col = batches[0].column(0);
+    col.as_any().downcast_ref::<Int64Array>().map_or(0, |a| if a.is_null(0) { 0 } else { a.value(0) })
+}
+
+/// Rows of a data table whose (topic, partition, offset) appears more than once.
+pub async fn duplicates(lake: &Lake, table: Table) -> i64 {
+    let (t, p, o) = if table == Table::DeadLetters { ("topic", "partition", "\"offset\"") } else { ("_topic", "_partition", "_offset") };
+    let sql = format!(
+        "SELECT count(*) - count(DISTINCT concat({t}, '/', CAST({p} AS VARCHAR), '/', CAST({o} AS VARCHAR))) FROM {}",
+        table.name()
+    );
+    scalar(&lake.sql(&sql).await.unwrap())
+}
+
+/// Every (topic, partition, offset) of the produced messages is in exactly one table once:
+/// checks counts and the absence of duplicates.
+pub async fn assert_exactly_once(lake: &Lake, produced: u64) {
+    let counts = counts(lake).await;
+    let total: u64 = counts.values().sum();
+    assert_eq!(total, produced, "rows over all tables vs produced: {counts:?}");
+    for t in Table::ALL {
+        assert_eq!(duplicates(lake, t).await, 0, "duplicates in {t}");
+    }
+}
+
+/// `GET path` on a local HTTP server: status code and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    Ok((status, body))
+}
+
+/// Sends SIGTERM to a child.
+pub fn terminate(child: &Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+/// Waits for a child to exit, at most `timeout`.
+pub async fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("child {} did not exit within {timeout:?}", child.id());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], vallee::broker::free_port().unwrap()))
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
