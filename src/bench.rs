@@ -22,7 +22,13 @@ use crate::simulator::{self, Event, Valley, ValleyShape};
 
 /// Simulated traffic: `n` events of the valley model (all five streams).
 pub fn valley_events(n: usize, start: DateTime<Utc>) -> Vec<Event> {
-    let mut valley = Valley::new(ValleyShape { fault_ratio: 0.001, ..Default::default() }, start);
+    let mut valley = Valley::new(
+        ValleyShape {
+            fault_ratio: 0.001,
+            ..Default::default()
+        },
+        start,
+    );
     let mut events = Vec::with_capacity(n);
     while events.len() < n {
         let until = valley.now() + chrono::Duration::hours(1);
@@ -45,7 +51,10 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     let broker = EmbeddedBroker::start("127.0.0.1:0".parse()?, &dir.path().join("broker")).await?;
     let brokers = broker.bootstrap();
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let topics: BTreeMap<Stream, String> = Stream::ALL.iter().map(|s| (*s, format!("bench-{run}.{}", s.name()))).collect();
+    let topics: BTreeMap<Stream, String> = Stream::ALL
+        .iter()
+        .map(|s| (*s, format!("bench-{run}.{}", s.name())))
+        .collect();
     let options = IngestOptions {
         brokers: brokers.clone(),
         group_id: format!("bench-{run}"),
@@ -54,8 +63,14 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     };
     topics::ensure_topics(&brokers, &topics::hub_topics(&options), args.partitions).await?;
 
-    eprintln!("[1/4] producing {} valley events to 5 fresh topics ({} partitions each)…", args.events, args.partitions);
-    let events = valley_events(args.events, DateTime::parse_from_rfc3339("2026-05-04T00:00:00Z")?.with_timezone(&Utc));
+    eprintln!(
+        "[1/4] producing {} valley events to 5 fresh topics ({} partitions each)…",
+        args.events, args.partitions
+    );
+    let events = valley_events(
+        args.events,
+        DateTime::parse_from_rfc3339("2026-05-04T00:00:00Z")?.with_timezone(&Utc),
+    );
     let producer = simulator::producer(&brokers)?;
     let started = Instant::now();
     let produced = simulator::produce(&producer, &topics, &events).await?;
@@ -65,24 +80,41 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     let raw_secs = raw_consume(&options, produced).await?;
 
     eprintln!("[3/4] ingest of the same backlog into Delta…");
-    let lake = Arc::new(Lake::open(LakeOptions { root: dir.path().join("lake"), ..Default::default() }).await?);
+    let lake = Arc::new(
+        Lake::open(LakeOptions {
+            root: dir.path().join("lake"),
+            ..Default::default()
+        })
+        .await?,
+    );
     let stats = Arc::new(IngestStats::default());
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(vallee_ingest::run(options.clone(), lake.clone(), stats.clone(), shutdown.clone()));
+    let task = tokio::spawn(vallee_ingest::run(
+        options.clone(),
+        lake.clone(),
+        stats.clone(),
+        shutdown.clone(),
+    ));
     let started = Instant::now();
     while stats.total_rows() < produced {
         if task.is_finished() {
             bail!("ingest stopped early: {:?}", task.await);
         }
         if started.elapsed() > Duration::from_secs(1800) {
-            bail!("ingest did not finish within 30 minutes ({} of {produced} rows)", stats.total_rows());
+            bail!(
+                "ingest did not finish within 30 minutes ({} of {produced} rows)",
+                stats.total_rows()
+            );
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let ingest_secs = started.elapsed().as_secs_f64();
     let commits_backlog = stats.commits.load(Ordering::Relaxed);
 
-    eprintln!("[4/4] live load at {} msg/s for {} s, measuring produce → visible…", args.live_rate, args.live_seconds);
+    eprintln!(
+        "[4/4] live load at {} msg/s for {} s, measuring produce → visible…",
+        args.live_rate, args.live_seconds
+    );
     stats.record_freshness.store(true, Ordering::Relaxed);
     let before = stats.total_rows();
     let live_total = (args.live_rate as u64 * args.live_seconds) as usize;
@@ -106,7 +138,8 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     }
     shutdown.cancel();
     task.await??;
-    let mut fresh = std::mem::take(&mut *stats.freshness_ms.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut fresh =
+        std::mem::take(&mut *stats.freshness_ms.lock().unwrap_or_else(|e| e.into_inner()));
     fresh.sort_unstable();
 
     let files: usize = {
@@ -118,10 +151,18 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     };
     let raw_rate = produced as f64 / raw_secs;
     let ingest_rate = produced as f64 / ingest_secs;
-    println!("vallee bench ingest — {produced} events, {} partitions × 5 topics, embedded Tansu (sqlite)", args.partitions);
-    println!("  produce                {:>10.0} msg/s  ({produce_secs:.1} s)", produced as f64 / produce_secs);
+    println!(
+        "vallee bench ingest — {produced} events, {} partitions × 5 topics, embedded Tansu (sqlite)",
+        args.partitions
+    );
+    println!(
+        "  produce                {:>10.0} msg/s  ({produce_secs:.1} s)",
+        produced as f64 / produce_secs
+    );
     println!("  raw rdkafka consume    {raw_rate:>10.0} msg/s  ({raw_secs:.2} s)  [reference]");
-    println!("  ingest into Delta      {ingest_rate:>10.0} msg/s  ({ingest_secs:.2} s, {commits_backlog} commits)");
+    println!(
+        "  ingest into Delta      {ingest_rate:>10.0} msg/s  ({ingest_secs:.2} s, {commits_backlog} commits)"
+    );
     println!("  ratio ingest / raw     {:>10.2}", ingest_rate / raw_rate);
     println!(
         "  freshness at {} msg/s   p50 {} ms, p99 {} ms, max {} ms  ({} rows)",
@@ -132,7 +173,10 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
         fresh.len()
     );
     println!("  lake files             {files} over 7 tables");
-    println!("  peak RSS               {:.0} MiB", crate::peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0);
+    println!(
+        "  peak RSS               {:.0} MiB",
+        crate::peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0
+    );
     broker.stop();
     Ok(())
 }
@@ -145,7 +189,11 @@ async fn raw_consume(options: &IngestOptions, expected: u64) -> Result<f64> {
     let consumer: BaseConsumer = cfg.create()?;
     let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();
-    for t in metadata.topics().iter().filter(|t| options.topics.values().any(|n| n == t.name())) {
+    for t in metadata
+        .topics()
+        .iter()
+        .filter(|t| options.topics.values().any(|n| n == t.name()))
+    {
         for p in t.partitions() {
             tpl.add_partition_offset(t.name(), p.id(), Offset::Beginning)?;
         }

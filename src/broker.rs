@@ -24,7 +24,10 @@ pub struct EmbeddedBroker {
 
 impl std::fmt::Debug for EmbeddedBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedBroker").field("addr", &self.addr).field("db", &self.db_path).finish()
+        f.debug_struct("EmbeddedBroker")
+            .field("addr", &self.addr)
+            .field("db", &self.db_path)
+            .finish()
     }
 }
 
@@ -34,7 +37,10 @@ pub fn sqlite_url(db_path: &Path) -> Result<Url> {
     let url = Url::parse(&text).with_context(|| format!("storage url {text}"))?;
     // Tansu uses the path as written in the URL (percent-encoded): refuse what would change.
     if url.path() != format!("/{}", db_path.display()) {
-        bail!("the broker's data path {} must be plain (no spaces or special characters)", db_path.display());
+        bail!(
+            "the broker's data path {} must be plain (no spaces or special characters)",
+            db_path.display()
+        );
     }
     Ok(url)
 }
@@ -48,15 +54,23 @@ impl EmbeddedBroker {
     /// Starts a broker listening on `listen` (port 0: a free port) with its storage in
     /// `dir`, and waits until it accepts connections.
     pub async fn start(listen: SocketAddr, dir: &Path) -> Result<EmbeddedBroker> {
-        let addr = if listen.port() == 0 { SocketAddr::new(listen.ip(), free_port()?) } else { listen };
+        let addr = if listen.port() == 0 {
+            SocketAddr::new(listen.ip(), free_port()?)
+        } else {
+            listen
+        };
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            bail!("{addr} is already in use: is another hub running? (use --broker-listen or --kafka-brokers)");
+            bail!(
+                "{addr} is already in use: is another hub running? (use --broker-listen or --kafka-brokers)"
+            );
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let db_path = std::fs::canonicalize(dir)?.join("tansu.db");
         let listener = Url::parse(&format!("tcp://{addr}"))?;
         type TansuBroker = tansu_broker::broker::Broker<
-            tansu_broker::coordinator::group::administrator::Controller<tansu_storage::StorageContainer>,
+            tansu_broker::coordinator::group::administrator::Controller<
+                tansu_storage::StorageContainer,
+            >,
             tansu_storage::StorageContainer,
         >;
         let broker = TansuBroker::builder()
@@ -86,7 +100,11 @@ impl EmbeddedBroker {
         }
         index_header_table(&db_path).await?;
         tracing::info!(%addr, db = %db_path.display(), "embedded broker listening");
-        Ok(EmbeddedBroker { addr, db_path, task })
+        Ok(EmbeddedBroker {
+            addr,
+            db_path,
+            task,
+        })
     }
 
     /// The bootstrap address for clients.
@@ -113,12 +131,18 @@ impl Drop for EmbeddedBroker {
 /// Without this index Tansu's SQLite engine serves ~550 messages/s; with it, tens of
 /// thousands. Idempotent, survives restarts.
 async fn index_header_table(db_path: &Path) -> Result<()> {
-    let db = libsql::Builder::new_local(db_path).build().await.context("opening the broker database")?;
+    let db = libsql::Builder::new_local(db_path)
+        .build()
+        .await
+        .context("opening the broker database")?;
     let conn = db.connect()?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match conn
-            .execute("CREATE INDEX IF NOT EXISTS header_topition_offset ON header(topition, offset_id)", ())
+            .execute(
+                "CREATE INDEX IF NOT EXISTS header_topition_offset ON header(topition, offset_id)",
+                (),
+            )
             .await
         {
             Ok(_) => return Ok(()),

@@ -16,7 +16,11 @@ use vallee_lake::LakeOptions;
 use vallee_schemas::contract::Stream;
 
 #[derive(Debug, Parser)]
-#[command(name = "vallee", version, about = "Smart Vallée data hub: Kafka sensor streams into a Delta Lake")]
+#[command(
+    name = "vallee",
+    version,
+    about = "Smart Vallée data hub: Kafka sensor streams into a Delta Lake"
+)]
 pub struct Cli {
     /// TOML file with tuning options (see docs/configuration.md); unknown keys are errors.
     #[arg(long, global = true, env = "VALLEE_CONFIG")]
@@ -178,14 +182,21 @@ pub struct LakeFile {
 impl FileConfig {
     /// Reads the file, or the defaults when there is none.
     pub fn load(path: Option<&Path>) -> Result<FileConfig> {
-        let Some(path) = path else { return Ok(FileConfig::default()) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration in {}", path.display()))
     }
 
     /// Ingest options for `brokers`, with the file's overrides.
     pub fn ingest_options(&self, brokers: &str) -> Result<IngestOptions> {
-        let mut o = IngestOptions { brokers: brokers.to_string(), ..Default::default() };
+        let mut o = IngestOptions {
+            brokers: brokers.to_string(),
+            ..Default::default()
+        };
         let f = &self.ingest;
         if let Some(v) = &f.group_id {
             o.group_id = v.clone();
@@ -212,7 +223,10 @@ impl FileConfig {
 
     /// Topic per stream, defaults overridden by the file.
     pub fn topics(&self) -> Result<BTreeMap<Stream, String>> {
-        let mut topics: BTreeMap<Stream, String> = Stream::ALL.iter().map(|s| (*s, s.default_topic().to_string())).collect();
+        let mut topics: BTreeMap<Stream, String> = Stream::ALL
+            .iter()
+            .map(|s| (*s, s.default_topic().to_string()))
+            .collect();
         for (name, topic) in &self.topics {
             let stream = Stream::ALL
                 .into_iter()
@@ -225,7 +239,10 @@ impl FileConfig {
 
     /// Lake options rooted in `<data-dir>/lake`.
     pub fn lake_options(&self, data_dir: &Path) -> LakeOptions {
-        let mut o = LakeOptions { root: data_dir.join("lake"), ..Default::default() };
+        let mut o = LakeOptions {
+            root: data_dir.join("lake"),
+            ..Default::default()
+        };
         if let Some(v) = self.lake.checkpoint_interval {
             o.checkpoint_interval = v;
         }

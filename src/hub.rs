@@ -39,13 +39,14 @@ pub struct HubConfig {
 /// Cancels `token` on SIGINT or SIGTERM.
 pub fn cancel_on_signals(token: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
             _ = term.recv() => tracing::info!("SIGTERM: stopping"),
@@ -58,7 +59,9 @@ pub fn cancel_on_signals(token: CancellationToken) {
 pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     let broker = match &config.kafka_brokers {
         Some(_) => None,
-        None => Some(EmbeddedBroker::start(config.broker_listen, &config.data_dir.join("broker")).await?),
+        None => Some(
+            EmbeddedBroker::start(config.broker_listen, &config.data_dir.join("broker")).await?,
+        ),
     };
     let brokers = match (&broker, &config.kafka_brokers) {
         (Some(b), _) => b.bootstrap(),
@@ -68,7 +71,11 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     let mut ingest = config.ingest.clone();
     ingest.brokers = brokers.clone();
     topics::ensure_topics(&brokers, &topics::hub_topics(&ingest), config.partitions).await?;
-    let lake = Arc::new(Lake::open(config.lake.clone()).await.context("opening the lake")?);
+    let lake = Arc::new(
+        Lake::open(config.lake.clone())
+            .await
+            .context("opening the lake")?,
+    );
     let listener = vallee_graphql::bind(config.http_addr).await?;
     let http_addr = listener.local_addr()?;
 
@@ -76,16 +83,29 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     let mut stages = JoinSet::new();
     {
         let (lake, stats, token) = (lake.clone(), stats.clone(), shutdown.child_token());
-        stages.spawn(async move { vallee_ingest::run(ingest, lake, stats, token).await.context("ingest") });
+        stages.spawn(async move {
+            vallee_ingest::run(ingest, lake, stats, token)
+                .await
+                .context("ingest")
+        });
     }
     {
         let token = shutdown.child_token();
-        stages.spawn(async move { vallee_graphql::serve(listener, vallee_graphql::router(), token).await.context("http") });
+        stages.spawn(async move {
+            vallee_graphql::serve(listener, vallee_graphql::router(), token)
+                .await
+                .context("http")
+        });
     }
     if let Some(mut sim) = config.simulator.clone() {
         sim.brokers = brokers.clone();
         let token = shutdown.child_token();
-        stages.spawn(async move { crate::simulator::run(sim, token).await.map(|_| ()).context("simulator") });
+        stages.spawn(async move {
+            crate::simulator::run(sim, token)
+                .await
+                .map(|_| ())
+                .context("simulator")
+        });
     }
     print_banner(&config, &brokers, broker.is_some(), http_addr, lake.root());
 
@@ -111,8 +131,19 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
 
 /// Runs ingest alone against an external broker (and `/healthz`).
 pub async fn ingest_only(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
-    let brokers = config.kafka_brokers.clone().context("--kafka-brokers is required")?;
-    up(HubConfig { kafka_brokers: Some(brokers), simulator: None, ..config }, shutdown).await
+    let brokers = config
+        .kafka_brokers
+        .clone()
+        .context("--kafka-brokers is required")?;
+    up(
+        HubConfig {
+            kafka_brokers: Some(brokers),
+            simulator: None,
+            ..config
+        },
+        shutdown,
+    )
+    .await
 }
 
 fn report_totals(stats: &IngestStats) {
@@ -125,9 +156,18 @@ fn report_totals(stats: &IngestStats) {
     );
 }
 
-fn print_banner(config: &HubConfig, brokers: &str, embedded: bool, http: std::net::SocketAddr, lake: &url::Url) {
+fn print_banner(
+    config: &HubConfig,
+    brokers: &str,
+    embedded: bool,
+    http: std::net::SocketAddr,
+    lake: &url::Url,
+) {
     let broker = if embedded {
-        format!("{brokers} (embedded Tansu, {})", config.data_dir.join("broker").display())
+        format!(
+            "{brokers} (embedded Tansu, {})",
+            config.data_dir.join("broker").display()
+        )
     } else {
         format!("{brokers} (external)")
     };

@@ -5,11 +5,11 @@
 //! and runs them under one shutdown tree.
 //!
 //! # Layout
-//! - [`cli`]: command-line arguments, environment fallbacks, the optional TOML file.
-//! - [`broker`]: the embedded Tansu broker of `vallee up`.
-//! - [`hub`]: `vallee up` and `vallee ingest`: start, banner, graceful stop.
-//! - [`simulator`]: realistic traffic for the valley.
-//! - [`bench`]: `vallee bench ingest`.
+//! - [`cli`] — command-line arguments, environment fallbacks, the optional TOML file.
+//! - [`broker`] — the embedded Tansu broker of `vallee up`.
+//! - [`hub`] — `vallee up` and `vallee ingest`: start, banner, graceful stop.
+//! - [`simulator`] — realistic traffic for the valley.
+//! - [`bench`] — `vallee bench ingest`.
 
 pub mod bench;
 pub mod broker;

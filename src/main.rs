@@ -21,7 +21,12 @@ fn sim_options(args: &SimArgs, file: &FileConfig, brokers: &str) -> Result<Simul
         max_rate: args.rate,
         duration: None,
         start: None,
-        shape: ValleyShape { seed: args.seed, bins: args.bins, fault_ratio: args.fault_ratio, ..Default::default() },
+        shape: ValleyShape {
+            seed: args.seed,
+            bins: args.bins,
+            fault_ratio: args.fault_ratio,
+            ..Default::default()
+        },
     })
 }
 
@@ -65,10 +70,15 @@ async fn main() -> Result<()> {
             let mut options = sim_options(&args.sim, &file, &args.kafka_brokers)?;
             options.duration = args.duration.map(Duration::from_secs);
             let report = vallee::simulator::run(options, shutdown).await?;
-            println!("produced {} events {:?}", report.produced, report.per_stream);
+            println!(
+                "produced {} events {:?}",
+                report.produced, report.per_stream
+            );
             Ok(())
         }
-        Command::Schemas { command: SchemasCommand::Export { dir } } => {
+        Command::Schemas {
+            command: SchemasCommand::Export { dir },
+        } => {
             std::fs::create_dir_all(&dir)?;
             for (name, schema) in vallee_schemas::json_schema::all() {
                 let path = dir.join(format!("{name}.schema.json"));
@@ -77,6 +87,8 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Bench { command: BenchCommand::Ingest(args) } => vallee::bench::ingest(args).await,
+        Command::Bench {
+            command: BenchCommand::Ingest(args),
+        } => vallee::bench::ingest(args).await,
     }
 }

@@ -5,8 +5,8 @@
 //! [`router`] and calls [`serve`].
 //!
 //! # Layout
-//! - [`router`]: the routes and their handlers.
-//! - [`serve`]: binds, serves, and drains on shutdown.
+//! - [`router`] — the routes and their handlers.
+//! - [`serve`] — binds, serves, and drains on shutdown.
 
 use std::net::SocketAddr;
 
@@ -39,11 +39,17 @@ pub fn router() -> Router {
 
 /// A bound listener, so the caller learns the real address before serving (port 0).
 pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
 }
 
 /// Serves `router` until `shutdown` is cancelled, then lets in-flight requests finish.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: CancellationToken) -> Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> Result<()> {
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

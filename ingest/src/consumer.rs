@@ -54,7 +54,11 @@ impl IngestContext {
             lake,
             handle,
             writer_id: options.writer_id.clone(),
-            topics: options.topics.iter().map(|(s, t)| (t.clone(), *s)).collect(),
+            topics: options
+                .topics
+                .iter()
+                .map(|(s, t)| (t.clone(), *s))
+                .collect(),
             events: Mutex::new(Vec::new()),
         }
     }
@@ -65,11 +69,17 @@ impl IngestContext {
     }
 
     fn push(&self, event: RebalanceEvent) {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
     }
 
     /// Reads the stored offsets of every table fed by these partitions.
-    pub async fn assignments(&self, partitions: &[(String, i32)]) -> vallee_lake::Result<Vec<Assignment>> {
+    pub async fn assignments(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> vallee_lake::Result<Vec<Assignment>> {
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for (topic, p) in partitions {
             by_topic.entry(topic.as_str()).or_default().push(*p);
@@ -77,12 +87,19 @@ impl IngestContext {
         let mut out = Vec::new();
         for (topic, parts) in by_topic {
             let Some(&stream) = self.topics.get(topic) else {
-                tracing::warn!(topic, "assigned a topic that is not an input stream; ignoring it");
+                tracing::warn!(
+                    topic,
+                    "assigned a topic that is not an input stream; ignoring it"
+                );
                 continue;
             };
             let mut committed: BTreeMap<i32, BTreeMap<Table, Option<i64>>> = BTreeMap::new();
             for table in stream.tables() {
-                for (p, offset) in self.lake.committed_offsets(table, &self.writer_id, topic, &parts).await? {
+                for (p, offset) in self
+                    .lake
+                    .committed_offsets(table, &self.writer_id, topic, &parts)
+                    .await?
+                {
                     committed.entry(p).or_default().insert(table, offset);
                 }
             }
@@ -91,9 +108,21 @@ impl IngestContext {
                 let start = if committed.values().all(Option::is_none) {
                     None
                 } else {
-                    Some(committed.values().map(|o| o.map_or(0, |o| o + 1)).min().unwrap_or(0))
+                    Some(
+                        committed
+                            .values()
+                            .map(|o| o.map_or(0, |o| o + 1))
+                            .min()
+                            .unwrap_or(0),
+                    )
                 };
-                out.push(Assignment { stream, topic: topic.to_string(), partition, committed, start });
+                out.push(Assignment {
+                    stream,
+                    topic: topic.to_string(),
+                    partition,
+                    committed,
+                    start,
+                });
             }
         }
         Ok(out)
@@ -103,17 +132,29 @@ impl IngestContext {
 impl ClientContext for IngestContext {}
 
 impl ConsumerContext for IngestContext {
-    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
-        let partitions: Vec<(String, i32)> =
-            tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let partitions: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 match self.handle.block_on(self.assignments(&partitions)) {
                     Ok(assignments) => {
                         for a in &assignments {
                             let offset = a.start.map_or(Offset::Beginning, Offset::Offset);
-                            if let Err(e) = tpl.set_partition_offset(&a.topic, a.partition, offset) {
-                                self.push(RebalanceEvent::Failed(format!("{}[{}]: {e}", a.topic, a.partition)));
+                            if let Err(e) = tpl.set_partition_offset(&a.topic, a.partition, offset)
+                            {
+                                self.push(RebalanceEvent::Failed(format!(
+                                    "{}[{}]: {e}",
+                                    a.topic, a.partition
+                                )));
                             }
                             tracing::info!(topic = a.topic, partition = a.partition, start = ?a.start, "partition assigned");
                         }
@@ -170,8 +211,12 @@ pub fn consumer_config(options: &IngestOptions) -> ClientConfig {
 }
 
 /// Creates the consumer and subscribes it to the input topics.
-pub fn subscribe(options: &IngestOptions, context: IngestContext) -> Result<BaseConsumer<IngestContext>> {
-    let consumer: BaseConsumer<IngestContext> = consumer_config(options).create_with_context(context)?;
+pub fn subscribe(
+    options: &IngestOptions,
+    context: IngestContext,
+) -> Result<BaseConsumer<IngestContext>> {
+    let consumer: BaseConsumer<IngestContext> =
+        consumer_config(options).create_with_context(context)?;
     let topics: Vec<&str> = options.topics.values().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     Ok(consumer)

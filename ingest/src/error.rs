@@ -7,9 +7,9 @@ pub enum Error {
     /// Creating a topic failed for another reason than its existence.
     #[error("creating topic {topic}: {message}")]
     CreateTopic { topic: String, message: String },
-    /// The lake failed beyond the retries.
+    /// The lake failed beyond the retries (boxed: Delta errors are large).
     #[error("lake: {0}")]
-    Lake(#[from] vallee_lake::Error),
+    Lake(Box<vallee_lake::Error>),
     /// Building a batch from validated rows failed (a bug, not input).
     #[error("schemas: {0}")]
     Schemas(#[from] vallee_schemas::Error),
@@ -28,6 +28,12 @@ pub enum Error {
     /// Anything else that must stop ingest.
     #[error("{0}")]
     Fatal(String),
+}
+
+impl From<vallee_lake::Error> for Error {
+    fn from(e: vallee_lake::Error) -> Self {
+        Error::Lake(Box::new(e))
+    }
 }
 
 /// Result alias of the ingest crate.

@@ -20,12 +20,12 @@
 //! inside `poll`, something a tokio worker thread must never do.
 //!
 //! # Layout
-//! - [`options`]: [`IngestOptions`].
-//! - [`topics`]: creating the hub's topics (the broker never auto-creates).
-//! - [`consumer`]: the rdkafka consumer and its rebalance hook.
-//! - [`pending`]: per-partition progress and per-(table, partition) row buffers.
-//! - [`worker`]: the poll / decode / flush loop.
-//! - [`stats`]: counters shared with the binary (metrics, benchmarks, tests).
+//! - [`options`] — [`IngestOptions`].
+//! - [`topics`] — creating the hub's topics (the broker never auto-creates).
+//! - [`consumer`] — the rdkafka consumer and its rebalance hook.
+//! - [`pending`] — per-partition progress and per-(table, partition) row buffers.
+//! - [`worker`] — the poll / decode / flush loop.
+//! - [`stats`] — counters shared with the binary (metrics, benchmarks, tests).
 
 pub mod consumer;
 mod error;
@@ -65,5 +65,7 @@ pub async fn run(
             let _ = done_tx.send(result);
         })
         .map_err(|e| Error::Fatal(format!("cannot start the ingest thread: {e}")))?;
-    done_rx.await.map_err(|_| Error::Fatal("the ingest thread died".into()))?
+    done_rx
+        .await
+        .map_err(|_| Error::Fatal("the ingest thread died".into()))?
 }

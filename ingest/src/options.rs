@@ -42,7 +42,10 @@ impl Default for IngestOptions {
             brokers: "127.0.0.1:9092".into(),
             group_id: "vallee-ingest".into(),
             writer_id: "vallee-ingest".into(),
-            topics: Stream::ALL.iter().map(|s| (*s, s.default_topic().to_string())).collect(),
+            topics: Stream::ALL
+                .iter()
+                .map(|s| (*s, s.default_topic().to_string()))
+                .collect(),
             flush_max_messages: 20_000,
             flush_interval: Duration::from_secs(1),
             progress_max_lag: 50_000,
@@ -57,6 +60,9 @@ impl Default for IngestOptions {
 impl IngestOptions {
     /// The stream a topic carries, if it is one of ours.
     pub fn stream_of(&self, topic: &str) -> Option<Stream> {
-        self.topics.iter().find(|(_, t)| t.as_str() == topic).map(|(s, _)| *s)
+        self.topics
+            .iter()
+            .find(|(_, t)| t.as_str() == topic)
+            .map(|(s, _)| *s)
     }
 }

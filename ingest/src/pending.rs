@@ -57,7 +57,11 @@ impl PartitionState {
 
     /// Whether `table` still needs the message at `offset` (it does not hold it yet).
     pub fn needs(&self, table: Table, offset: i64) -> bool {
-        self.committed.get(&table).copied().flatten().is_none_or(|c| offset > c)
+        self.committed
+            .get(&table)
+            .copied()
+            .flatten()
+            .is_none_or(|c| offset > c)
     }
 
     /// Forgets everything read but not committed (ownership lost or a reset).
@@ -73,7 +77,13 @@ impl PartitionState {
         if self.committed.values().all(Option::is_none) {
             None
         } else {
-            Some(self.committed.values().map(|o| o.map_or(0, |o| o + 1)).min().unwrap_or(0))
+            Some(
+                self.committed
+                    .values()
+                    .map(|o| o.map_or(0, |o| o + 1))
+                    .min()
+                    .unwrap_or(0),
+            )
         }
     }
 }
@@ -100,10 +110,19 @@ pub struct ProgressPolicy {
 /// Builds the commits of a flush: for every table, the buffered rows of each partition
 /// and the progress of every partition that moved past what the table holds. A table is
 /// committed when it has rows, or when some progress is due under `policy`.
-pub fn plan(partitions: &mut [PartitionState], policy: ProgressPolicy, now: Instant) -> crate::Result<Vec<TableCommit>> {
+pub fn plan(
+    partitions: &mut [PartitionState],
+    policy: ProgressPolicy,
+    now: Instant,
+) -> crate::Result<Vec<TableCommit>> {
     let mut commits = Vec::new();
     for table in Table::ALL {
-        let mut commit = TableCommit { table, batches: Vec::new(), progress: Vec::new(), partitions: Vec::new() };
+        let mut commit = TableCommit {
+            table,
+            batches: Vec::new(),
+            progress: Vec::new(),
+            partitions: Vec::new(),
+        };
         let mut due = false;
         for (i, p) in partitions.iter_mut().enumerate() {
             if !p.committed.contains_key(&table) {
@@ -121,11 +140,20 @@ pub fn plan(partitions: &mut [PartitionState], policy: ProgressPolicy, now: Inst
                 due = true;
             }
             let lag = last - previous.unwrap_or(-1);
-            let idle_for = now.saturating_duration_since(p.last_progress.get(&table).copied().unwrap_or(now));
+            let idle_for =
+                now.saturating_duration_since(p.last_progress.get(&table).copied().unwrap_or(now));
             // A table that never recorded this partition does so at once: otherwise a restart
             // would have to re-read the partition from its beginning for it.
-            due |= policy.force || previous.is_none() || lag >= policy.max_lag || idle_for >= policy.interval;
-            commit.progress.push(Progress { topic: p.topic.clone(), partition: p.partition, previous, last });
+            due |= policy.force
+                || previous.is_none()
+                || lag >= policy.max_lag
+                || idle_for >= policy.interval;
+            commit.progress.push(Progress {
+                topic: p.topic.clone(),
+                partition: p.partition,
+                previous,
+                last,
+            });
             commit.partitions.push(i);
         }
         if due {
@@ -156,18 +184,40 @@ mod tests {
 
     fn add_weather(p: &mut PartitionState, offset: i64) {
         let payload = br#"{"id":"w","type":"WeatherObserved","dateObserved":"2026-04-01T00:00:00Z","temperature":3.0}"#;
-        let d = decode(Stream::Vineyards, Some(payload), None, &DecodeOptions::default()).unwrap();
-        let buffer = p.buffers.entry(d.table()).or_insert_with(|| TableBuffer::new(d.table()).unwrap());
-        let lineage = Lineage { topic: "vines", partition: 0, offset, ingested_at_micros: 0 };
+        let d = decode(
+            Stream::Vineyards,
+            Some(payload),
+            None,
+            &DecodeOptions::default(),
+        )
+        .unwrap();
+        let buffer = p
+            .buffers
+            .entry(d.table())
+            .or_insert_with(|| TableBuffer::new(d.table()).unwrap());
+        let lineage = Lineage {
+            topic: "vines",
+            partition: 0,
+            offset,
+            ingested_at_micros: 0,
+        };
         d.append_to(buffer, &lineage).unwrap();
         p.last_seen = Some(offset);
     }
 
-    const LAZY: ProgressPolicy = ProgressPolicy { max_lag: 1000, interval: Duration::from_secs(3600), force: false };
+    const LAZY: ProgressPolicy = ProgressPolicy {
+        max_lag: 1000,
+        interval: Duration::from_secs(3600),
+        force: false,
+    };
 
     #[test]
     fn only_tables_with_rows_commit_unless_progress_is_due() {
-        let t = [(Table::ParcelRecords, Some(-1)), (Table::WeatherObserved, Some(-1)), (Table::DeadLetters, Some(-1))];
+        let t = [
+            (Table::ParcelRecords, Some(-1)),
+            (Table::WeatherObserved, Some(-1)),
+            (Table::DeadLetters, Some(-1)),
+        ];
         let mut parts = vec![partition(&t)];
         for o in 0..5 {
             add_weather(&mut parts[0], o);
@@ -176,19 +226,44 @@ mod tests {
         assert_eq!(commits.len(), 1);
         assert_eq!(commits[0].table, Table::WeatherObserved);
         assert_eq!(commits[0].batches[0].num_rows(), 5);
-        assert_eq!(commits[0].progress[0], Progress { topic: "vines".into(), partition: 0, previous: Some(-1), last: 4 });
+        assert_eq!(
+            commits[0].progress[0],
+            Progress {
+                topic: "vines".into(),
+                partition: 0,
+                previous: Some(-1),
+                last: 4
+            }
+        );
 
         // At shutdown every table records where it is, rows or not.
-        let forced = ProgressPolicy { force: true, ..LAZY };
+        let forced = ProgressPolicy {
+            force: true,
+            ..LAZY
+        };
         let commits = plan(&mut parts, forced, Instant::now()).unwrap();
         let tables: Vec<Table> = commits.iter().map(|c| c.table).collect();
-        assert_eq!(tables, vec![Table::ParcelRecords, Table::WeatherObserved, Table::DeadLetters]);
-        assert!(commits.iter().all(|c| c.batches.is_empty()), "rows were taken by the first flush");
+        assert_eq!(
+            tables,
+            vec![
+                Table::ParcelRecords,
+                Table::WeatherObserved,
+                Table::DeadLetters
+            ]
+        );
+        assert!(
+            commits.iter().all(|c| c.batches.is_empty()),
+            "rows were taken by the first flush"
+        );
     }
 
     #[test]
     fn a_table_that_never_recorded_a_partition_records_it_at_the_first_flush() {
-        let t = [(Table::ParcelRecords, Some(40)), (Table::WeatherObserved, Some(40)), (Table::DeadLetters, None)];
+        let t = [
+            (Table::ParcelRecords, Some(40)),
+            (Table::WeatherObserved, Some(40)),
+            (Table::DeadLetters, None),
+        ];
         let mut parts = vec![partition(&t)];
         parts[0].last_seen = Some(41);
         let commits = plan(&mut parts, LAZY, Instant::now()).unwrap();
@@ -199,7 +274,11 @@ mod tests {
 
     #[test]
     fn a_lagging_table_records_progress_and_an_up_to_date_one_does_not() {
-        let t = [(Table::ParcelRecords, Some(2000)), (Table::WeatherObserved, None), (Table::DeadLetters, Some(10))];
+        let t = [
+            (Table::ParcelRecords, Some(2000)),
+            (Table::WeatherObserved, None),
+            (Table::DeadLetters, Some(10)),
+        ];
         let mut parts = vec![partition(&t)];
         parts[0].last_seen = Some(1500);
         let commits = plan(&mut parts, LAZY, Instant::now()).unwrap();

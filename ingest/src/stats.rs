@@ -35,27 +35,42 @@ pub struct IngestStats {
 
 impl IngestStats {
     pub fn rows(&self, table: Table) -> u64 {
-        let i = Table::ALL.iter().position(|t| *t == table).expect("contract table");
+        let i = Table::ALL
+            .iter()
+            .position(|t| *t == table)
+            .expect("contract table");
         self.rows_committed[i].load(Ordering::Relaxed)
     }
 
     pub(crate) fn add_rows(&self, table: Table, n: u64) {
-        let i = Table::ALL.iter().position(|t| *t == table).expect("contract table");
+        let i = Table::ALL
+            .iter()
+            .position(|t| *t == table)
+            .expect("contract table");
         self.rows_committed[i].fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn dead_letters(&self, reason: Reason) -> u64 {
-        let i = Reason::ALL.iter().position(|r| *r == reason).expect("reason");
+        let i = Reason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("reason");
         self.dead_letters[i].load(Ordering::Relaxed)
     }
 
     pub(crate) fn add_dead_letter(&self, reason: Reason) {
-        let i = Reason::ALL.iter().position(|r| *r == reason).expect("reason");
+        let i = Reason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("reason");
         self.dead_letters[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Rows committed over every table (dead letters included).
     pub fn total_rows(&self) -> u64 {
-        self.rows_committed.iter().map(|a| a.load(Ordering::Relaxed)).sum()
+        self.rows_committed
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
     }
 }

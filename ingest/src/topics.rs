@@ -19,7 +19,12 @@ pub fn hub_topics(options: &IngestOptions) -> Vec<(String, Option<&'static str>)
     let mut topics: Vec<(String, Option<&'static str>)> = options
         .topics
         .iter()
-        .map(|(s, t)| (t.clone(), (*s == Stream::Beacons).then_some(BEACON_RETENTION_MS)))
+        .map(|(s, t)| {
+            (
+                t.clone(),
+                (*s == Stream::Beacons).then_some(BEACON_RETENTION_MS),
+            )
+        })
         .collect();
     for t in [ALERTS_TOPIC, CITIZEN_REPORTS_TOPIC, CITIZEN_IDEAS_TOPIC] {
         topics.push((t.to_string(), None));
@@ -28,8 +33,14 @@ pub fn hub_topics(options: &IngestOptions) -> Vec<(String, Option<&'static str>)
 }
 
 /// Creates the missing topics with `partitions` partitions each.
-pub async fn ensure_topics(brokers: &str, topics: &[(String, Option<&str>)], partitions: i32) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+pub async fn ensure_topics(
+    brokers: &str,
+    topics: &[(String, Option<&str>)],
+    partitions: i32,
+) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|(name, retention)| {
@@ -45,7 +56,12 @@ pub async fn ensure_topics(brokers: &str, topics: &[(String, Option<&str>)], par
         match result {
             Ok(topic) => tracing::info!(topic, partitions, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => return Err(Error::CreateTopic { topic, message: code.to_string() }),
+            Err((topic, code)) => {
+                return Err(Error::CreateTopic {
+                    topic,
+                    message: code.to_string(),
+                });
+            }
         }
     }
     Ok(())

@@ -70,7 +70,11 @@ impl Worker {
 
     /// Runs until shutdown (flushing what was read) or a fatal error.
     pub fn run(&mut self) -> Result<()> {
-        tracing::info!(brokers = self.state.options.brokers, group = self.state.options.group_id, "ingest started");
+        tracing::info!(
+            brokers = self.state.options.brokers,
+            group = self.state.options.group_id,
+            "ingest started"
+        );
         let mut rejoin_after = REJOIN_AFTER;
         while self.consume(rejoin_after)? == Outcome::NoAssignment {
             // Seen with Tansu 0.6: after a member dies (SIGKILL), the coordinator can complete
@@ -78,13 +82,20 @@ impl Worker {
             // member (leave, then join again) makes it form a new generation. Backed off, so a
             // group with more members than partitions does not churn.
             tracing::warn!(waited = ?rejoin_after, "no partition assigned; leaving and rejoining the consumer group");
-            let context = IngestContext::new(self.state.lake.clone(), self.state.handle.clone(), &self.state.options);
+            let context = IngestContext::new(
+                self.state.lake.clone(),
+                self.state.handle.clone(),
+                &self.state.options,
+            );
             self.consumer = subscribe(&self.state.options, context)?;
             rejoin_after = (rejoin_after * 2).min(MAX_REJOIN_AFTER);
         }
         self.state.flush(&self.consumer, true)?;
         self.consumer.unsubscribe();
-        tracing::info!(messages = self.state.stats.messages.load(Ordering::Relaxed), "ingest stopped after a final commit");
+        tracing::info!(
+            messages = self.state.stats.messages.load(Ordering::Relaxed),
+            "ingest stopped after a final commit"
+        );
         Ok(())
     }
 
@@ -100,7 +111,9 @@ impl Worker {
             match polled {
                 None => {}
                 Some(Ok(message)) => state.handle_message(consumer, &message)?,
-                Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error (librdkafka retries)"),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "kafka consumer error (librdkafka retries)")
+                }
             }
             let age = state.oldest.map_or(Duration::ZERO, |t| t.elapsed());
             if state.buffered >= state.options.flush_max_messages
@@ -139,14 +152,19 @@ impl State {
                     self.stats.rebalances.fetch_add(1, Ordering::Relaxed);
                     let now = Instant::now();
                     for a in assignments {
-                        self.partitions.retain(|p| !(p.topic == a.topic && p.partition == a.partition));
+                        self.partitions
+                            .retain(|p| !(p.topic == a.topic && p.partition == a.partition));
                         self.partitions.push(PartitionState::new(a, now));
                     }
                 }
                 RebalanceEvent::Revoked(revoked) => {
                     // Uncommitted rows of revoked partitions are dropped: the new owner
                     // reads them again from the offsets stored in the tables.
-                    self.partitions.retain(|p| !revoked.iter().any(|(t, n)| *t == p.topic && *n == p.partition));
+                    self.partitions.retain(|p| {
+                        !revoked
+                            .iter()
+                            .any(|(t, n)| *t == p.topic && *n == p.partition)
+                    });
                     self.recount_buffered();
                 }
                 RebalanceEvent::Failed(message) => return Err(Error::Fatal(message)),
@@ -156,16 +174,34 @@ impl State {
     }
 
     fn recount_buffered(&mut self) {
-        self.buffered = self.partitions.iter().flat_map(|p| p.buffers.values()).map(TableBuffer::len).sum();
+        self.buffered = self
+            .partitions
+            .iter()
+            .flat_map(|p| p.buffers.values())
+            .map(TableBuffer::len)
+            .sum();
         if self.buffered == 0 {
             self.oldest = None;
         }
     }
 
-    fn handle_message(&mut self, consumer: &IngestConsumer, message: &BorrowedMessage<'_>) -> Result<()> {
+    fn handle_message(
+        &mut self,
+        consumer: &IngestConsumer,
+        message: &BorrowedMessage<'_>,
+    ) -> Result<()> {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        let Some(index) = self.partitions.iter().position(|p| p.topic == topic && p.partition == partition) else {
-            tracing::debug!(topic, partition, offset, "message of an unassigned partition ignored");
+        let Some(index) = self
+            .partitions
+            .iter()
+            .position(|p| p.topic == topic && p.partition == partition)
+        else {
+            tracing::debug!(
+                topic,
+                partition,
+                offset,
+                "message of an unassigned partition ignored"
+            );
             return Ok(());
         };
         if !self.check_offset(consumer, index, offset)? {
@@ -189,15 +225,34 @@ impl State {
         let now = Utc::now();
         match decoded {
             Ok(event) => {
-                let lineage = Lineage { topic, partition, offset, ingested_at_micros: now.timestamp_micros() };
+                let lineage = Lineage {
+                    topic,
+                    partition,
+                    offset,
+                    ingested_at_micros: now.timestamp_micros(),
+                };
                 event.append_to(buffer, &lineage)?;
             }
             Err(rejection) => {
-                let source = Source { stream, topic, partition, offset };
-                let record = DeadLetterRecord::new(&rejection, source, message.key(), message.payload(), now);
+                let source = Source {
+                    stream,
+                    topic,
+                    partition,
+                    offset,
+                };
+                let record = DeadLetterRecord::new(
+                    &rejection,
+                    source,
+                    message.key(),
+                    message.payload(),
+                    now,
+                );
                 tracing::warn!(topic, partition, offset, reason = %rejection.reason, message = record.message, "dead letter");
                 buffer.push_dead_letter(&record)?;
-                *state.dead_letter_reasons.entry(rejection.reason).or_default() += 1;
+                *state
+                    .dead_letter_reasons
+                    .entry(rejection.reason)
+                    .or_default() += 1;
             }
         }
         if let Some(ts) = kafka_ts
@@ -212,7 +267,12 @@ impl State {
 
     /// Checks that `offset` is the one expected on partition `index`; seeks back on a gap.
     /// Returns whether the message is to be processed.
-    fn check_offset(&mut self, consumer: &IngestConsumer, index: usize, offset: i64) -> Result<bool> {
+    fn check_offset(
+        &mut self,
+        consumer: &IngestConsumer,
+        index: usize,
+        offset: i64,
+    ) -> Result<bool> {
         let state = &mut self.partitions[index];
         if let Some((target, deadline, attempts)) = state.pending_seek {
             if offset == target {
@@ -236,7 +296,13 @@ impl State {
         match state.next_expected {
             Some(expected) if offset < expected => return Ok(false), // re-delivery of a processed offset
             Some(expected) if offset > expected => {
-                tracing::warn!(topic = state.topic, partition = state.partition, expected, served = offset, "offset gap: seeking back");
+                tracing::warn!(
+                    topic = state.topic,
+                    partition = state.partition,
+                    expected,
+                    served = offset,
+                    "offset gap: seeking back"
+                );
                 self.seek(consumer, index, expected, 1)?;
                 return Ok(false);
             }
@@ -246,10 +312,21 @@ impl State {
         Ok(true)
     }
 
-    fn seek(&mut self, consumer: &IngestConsumer, index: usize, target: i64, attempts: u32) -> Result<()> {
+    fn seek(
+        &mut self,
+        consumer: &IngestConsumer,
+        index: usize,
+        target: i64,
+        attempts: u32,
+    ) -> Result<()> {
         let state = &mut self.partitions[index];
         state.pending_seek = Some((target, Instant::now() + SEEK_PATIENCE, attempts));
-        consumer.seek(&state.topic, state.partition, Offset::Offset(target), Duration::from_secs(10))?;
+        consumer.seek(
+            &state.topic,
+            state.partition,
+            Offset::Offset(target),
+            Duration::from_secs(10),
+        )?;
         Ok(())
     }
 
@@ -267,7 +344,9 @@ impl State {
         if commits.is_empty() {
             return Ok(());
         }
-        let results = self.handle.block_on(futures::future::join_all(commits.iter().map(|c| self.append(c))));
+        let results = self.handle.block_on(futures::future::join_all(
+            commits.iter().map(|c| self.append(c)),
+        ));
         let now = Instant::now();
         let mut lost: Vec<usize> = Vec::new();
         for (commit, result) in commits.iter().zip(results) {
@@ -279,7 +358,11 @@ impl State {
                     for (&i, progress) in commit.partitions.iter().zip(&commit.progress) {
                         let p = &mut self.partitions[i];
                         if let Some(times) = p.produce_times.remove(&commit.table) {
-                            let mut samples = self.stats.freshness_ms.lock().unwrap_or_else(|e| e.into_inner());
+                            let mut samples = self
+                                .stats
+                                .freshness_ms
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner());
                             samples.extend(times.iter().map(|t| (now_ms - t).max(0) as u32));
                         }
                         p.committed.insert(commit.table, Some(progress.last));
@@ -316,14 +399,32 @@ impl State {
         loop {
             attempt += 1;
             let started = Instant::now();
-            match self.lake.append(commit.table, &self.options.writer_id, commit.batches.clone(), &commit.progress).await {
+            match self
+                .lake
+                .append(
+                    commit.table,
+                    &self.options.writer_id,
+                    commit.batches.clone(),
+                    &commit.progress,
+                )
+                .await
+            {
                 Ok(c) => {
                     self.stats.commits.fetch_add(1, Ordering::Relaxed);
-                    self.stats.commit_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                    tracing::debug!(table = commit.table.name(), version = c.version, rows = c.rows, "lake commit");
+                    self.stats
+                        .commit_micros
+                        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    tracing::debug!(
+                        table = commit.table.name(),
+                        version = c.version,
+                        rows = c.rows,
+                        "lake commit"
+                    );
                     return Ok(());
                 }
-                Err(e) if e.is_fenced() || attempt >= self.options.commit_attempts => return Err(e),
+                Err(e) if e.is_fenced() || attempt >= self.options.commit_attempts => {
+                    return Err(e);
+                }
                 Err(e) => {
                     let backoff = Duration::from_millis(200 * (1 << attempt.min(6)));
                     tracing::warn!(table = commit.table.name(), attempt, error = %e, ?backoff, "lake commit failed; retrying");
@@ -336,12 +437,23 @@ impl State {
     /// Another writer committed this partition: forget our uncommitted work, re-read the
     /// stored offsets and seek there.
     fn reset_partition(&mut self, consumer: &IngestConsumer, index: usize) -> Result<()> {
-        let (topic, partition) = (self.partitions[index].topic.clone(), self.partitions[index].partition);
+        let (topic, partition) = (
+            self.partitions[index].topic.clone(),
+            self.partitions[index].partition,
+        );
         let fresh = self
             .handle
-            .block_on(consumer.context().assignments(&[(topic.clone(), partition)]))?
+            .block_on(
+                consumer
+                    .context()
+                    .assignments(&[(topic.clone(), partition)]),
+            )?
             .pop()
-            .ok_or_else(|| Error::Fatal(format!("{topic}[{partition}] is no longer an input partition")))?;
+            .ok_or_else(|| {
+                Error::Fatal(format!(
+                    "{topic}[{partition}] is no longer an input partition"
+                ))
+            })?;
         let state = &mut self.partitions[index];
         state.drop_uncommitted();
         state.committed = fresh.committed;

@@ -40,7 +40,12 @@ impl Lake {
             let id = app_id(writer, table.name(), &p.topic, p.partition);
             let found = stored_offset(&delta, table, &id).await?;
             if found != p.previous {
-                return Err(Error::Fenced { table, app_id: id, expected: p.previous, found });
+                return Err(Error::Fenced {
+                    table,
+                    app_id: id,
+                    expected: p.previous,
+                    found,
+                });
             }
             txns.push(Transaction::new(id, p.last));
         }
@@ -51,10 +56,19 @@ impl Lake {
             .with_target_file_size(self.options.target_file_size)
             .with_commit_properties(properties);
         for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
-            batch_writer.write(batch).await.map_err(Error::delta(table))?;
+            batch_writer
+                .write(batch)
+                .await
+                .map_err(Error::delta(table))?;
         }
-        let version = batch_writer.flush_and_commit(&mut delta).await.map_err(Error::delta(table))?;
+        let version = batch_writer
+            .flush_and_commit(&mut delta)
+            .await
+            .map_err(Error::delta(table))?;
         tracing::debug!(table = table.name(), version, rows, "committed");
-        Ok(Committed { version: version as i64, rows })
+        Ok(Committed {
+            version: version as i64,
+            rows,
+        })
     }
 }

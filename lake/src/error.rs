@@ -36,7 +36,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn delta(table: impl ToString) -> impl FnOnce(deltalake::DeltaTableError) -> Error {
-        move |source| Error::Delta { table: table.to_string(), source }
+        move |source| Error::Delta {
+            table: table.to_string(),
+            source,
+        }
     }
 
     /// Whether the error means "another writer owns these partitions" (a fence or a
@@ -50,7 +53,8 @@ impl Error {
                 source,
                 deltalake::DeltaTableError::VersionAlreadyExists(_)
                     | deltalake::DeltaTableError::Transaction {
-                        source: TransactionError::CommitConflict(_) | TransactionError::VersionAlreadyExists(_)
+                        source: TransactionError::CommitConflict(_)
+                            | TransactionError::VersionAlreadyExists(_)
                     }
             ),
             _ => false,

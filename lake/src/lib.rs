@@ -17,11 +17,11 @@
 //! ```
 //!
 //! # Layout
-//! - [`options`]: [`LakeOptions`], where the lake is and how tables are configured.
-//! - [`tables`]: [`Lake`], opening and creating the tables.
-//! - [`offsets`]: application-transaction ids and the source progress a commit carries.
-//! - [`append`]: the exactly-once append.
-//! - [`query`]: a DataFusion session over the tables (tests, benchmarks, researchers).
+//! - [`options`] — [`LakeOptions`], where the lake is and how tables are configured.
+//! - [`tables`] — [`Lake`], opening and creating the tables.
+//! - [`offsets`] — application-transaction ids and the source progress a commit carries.
+//! - [`append`] — the exactly-once append.
+//! - [`query`] — a DataFusion session over the tables (tests, benchmarks, researchers).
 
 pub mod append;
 mod error;

@@ -13,7 +13,9 @@ impl Lake {
         for table in Table::ALL {
             let mut delta = self.table(table).lock().await;
             delta.update_state().await.map_err(Error::delta(table))?;
-            delta.update_datafusion_session(&ctx.state()).map_err(Error::delta(table))?;
+            delta
+                .update_datafusion_session(&ctx.state())
+                .map_err(Error::delta(table))?;
             let provider = delta.table_provider().await?;
             ctx.register_table(table.name(), provider)?;
         }
@@ -28,10 +30,16 @@ impl Lake {
 
     /// `SELECT count(*)` of a table.
     pub async fn count(&self, table: Table) -> Result<u64> {
-        let batches = self.sql(&format!("SELECT count(*) AS n FROM {}", table.name())).await?;
+        let batches = self
+            .sql(&format!("SELECT count(*) AS n FROM {}", table.name()))
+            .await?;
         let n = batches
             .first()
-            .and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::Int64Array>())
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+            })
             .map_or(0, |a| a.value(0));
         Ok(n as u64)
     }

@@ -21,23 +21,33 @@ pub struct Lake {
 
 impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lake").field("root", &self.root.as_str()).finish()
+        f.debug_struct("Lake")
+            .field("root", &self.root.as_str())
+            .finish()
     }
 }
 
 impl Lake {
     /// Opens the lake at `options.root`, creating the folder and any missing table.
     pub async fn open(options: LakeOptions) -> Result<Lake> {
-        let location = |message: String| Error::Location { location: options.root.display().to_string(), message };
+        let location = |message: String| Error::Location {
+            location: options.root.display().to_string(),
+            message,
+        };
         std::fs::create_dir_all(&options.root).map_err(|e| location(e.to_string()))?;
         let absolute = std::fs::canonicalize(&options.root).map_err(|e| location(e.to_string()))?;
-        let root = Url::from_directory_path(&absolute).map_err(|()| location("not an absolute path".into()))?;
+        let root = Url::from_directory_path(&absolute)
+            .map_err(|()| location("not an absolute path".into()))?;
         let mut tables = BTreeMap::new();
         for table in Table::ALL {
             let delta = open_or_create(&root, table, &options).await?;
             tables.insert(table, Mutex::new(delta));
         }
-        Ok(Lake { options, root, tables })
+        Ok(Lake {
+            options,
+            root,
+            tables,
+        })
     }
 
     /// The lake's root URL.
@@ -51,7 +61,9 @@ impl Lake {
     }
 
     pub(crate) fn table(&self, table: Table) -> &Mutex<DeltaTable> {
-        self.tables.get(&table).expect("every contract table is opened")
+        self.tables
+            .get(&table)
+            .expect("every contract table is opened")
     }
 
     /// The offsets `writer` has recorded in `table` for these partitions of `topic`, read
@@ -67,7 +79,10 @@ impl Lake {
         delta.update_state().await.map_err(Error::delta(table))?;
         let mut out = BTreeMap::new();
         for &p in partitions {
-            out.insert(p, stored_offset(&delta, table, &app_id(writer, table.name(), topic, p)).await?);
+            out.insert(
+                p,
+                stored_offset(&delta, table, &app_id(writer, table.name(), topic, p)).await?,
+            );
         }
         Ok(out)
     }
@@ -87,7 +102,11 @@ impl Lake {
     }
 }
 
-pub(crate) async fn stored_offset(delta: &DeltaTable, table: Table, app_id: &str) -> Result<Option<i64>> {
+pub(crate) async fn stored_offset(
+    delta: &DeltaTable,
+    table: Table,
+    app_id: &str,
+) -> Result<Option<i64>> {
     let snapshot = delta.snapshot().map_err(Error::delta(table))?;
     snapshot
         .transaction_version(delta.log_store().as_ref(), app_id)
@@ -96,23 +115,29 @@ pub(crate) async fn stored_offset(delta: &DeltaTable, table: Table, app_id: &str
 }
 
 pub(crate) fn table_url(root: &Url, table: Table) -> Url {
-    root.join(&format!("{}/", table.name())).expect("table names are valid URL segments")
+    root.join(&format!("{}/", table.name()))
+        .expect("table names are valid URL segments")
 }
 
 async fn open_or_create(root: &Url, table: Table, options: &LakeOptions) -> Result<DeltaTable> {
     let url = table_url(root, table);
-    if let Some(path) = url.to_file_path().ok() {
+    if let Ok(path) = url.to_file_path() {
         std::fs::create_dir_all(&path).map_err(|e| Error::Location {
             location: path.display().to_string(),
             message: e.to_string(),
         })?;
     }
-    let delta = DeltaTable::try_from_url(url).await.map_err(Error::delta(table))?;
+    let delta = DeltaTable::try_from_url(url)
+        .await
+        .map_err(Error::delta(table))?;
     if delta.version().is_some() {
         return Ok(delta);
     }
-    let schema = StructType::try_from_arrow(table.schema().as_ref())
-        .map_err(|e| Error::Schema { table, message: e.to_string() })?;
+    let schema =
+        StructType::try_from_arrow(table.schema().as_ref()).map_err(|e| Error::Schema {
+            table,
+            message: e.to_string(),
+        })?;
     let created = delta
         .create()
         .with_table_name(table.name())
@@ -128,7 +153,9 @@ async fn open_or_create(root: &Url, table: Table, options: &LakeOptions) -> Resu
         Ok(t) => Ok(t),
         // Two processes starting together may both create it: the loser opens the winner's.
         Err(_) => {
-            let mut again = DeltaTable::try_from_url(table_url(root, table)).await.map_err(Error::delta(table))?;
+            let mut again = DeltaTable::try_from_url(table_url(root, table))
+                .await
+                .map_err(Error::delta(table))?;
             again.load().await.map_err(Error::delta(table))?;
             Ok(again)
         }

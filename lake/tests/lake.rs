@@ -15,19 +15,41 @@ fn bins(offsets: std::ops::Range<i64>) -> arrow::array::RecordBatch {
             r#"{{"id":"urn:ngsi-ld:WasteContainer:b{offset}","type":"WasteContainer","dateObserved":"2026-11-2{}T10:00:00Z","fillingLevel":0.5,"location":{{"type":"Point","coordinates":[3.55,43.65]}}}}"#,
             offset % 3
         );
-        let d = decode(Stream::WasteContainers, Some(payload.as_bytes()), None, &DecodeOptions::default()).unwrap();
-        let lineage = Lineage { topic: "bins", partition: 0, offset, ingested_at_micros: Utc::now().timestamp_micros() };
+        let d = decode(
+            Stream::WasteContainers,
+            Some(payload.as_bytes()),
+            None,
+            &DecodeOptions::default(),
+        )
+        .unwrap();
+        let lineage = Lineage {
+            topic: "bins",
+            partition: 0,
+            offset,
+            ingested_at_micros: Utc::now().timestamp_micros(),
+        };
         d.append_to(&mut buffer, &lineage).unwrap();
     }
     buffer.finish().unwrap().unwrap()
 }
 
 fn progress(previous: Option<i64>, last: i64) -> Vec<Progress> {
-    vec![Progress { topic: "bins".into(), partition: 0, previous, last }]
+    vec![Progress {
+        topic: "bins".into(),
+        partition: 0,
+        previous,
+        last,
+    }]
 }
 
 async fn lake(dir: &std::path::Path) -> Lake {
-    Lake::open(LakeOptions { root: dir.join("lake"), checkpoint_interval: 5, ..Default::default() }).await.unwrap()
+    Lake::open(LakeOptions {
+        root: dir.join("lake"),
+        checkpoint_interval: 5,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -36,7 +58,13 @@ async fn every_table_is_created_empty_and_partitioned_by_day() {
     let lake = lake(dir.path()).await;
     for table in Table::ALL {
         assert_eq!(lake.count(table).await.unwrap(), 0, "{table}");
-        assert!(dir.path().join("lake").join(table.name()).join("_delta_log").is_dir());
+        assert!(
+            dir.path()
+                .join("lake")
+                .join(table.name())
+                .join("_delta_log")
+                .is_dir()
+        );
     }
     // Opening again finds the tables rather than recreating them.
     let again = lake_again(dir.path()).await;
@@ -51,18 +79,43 @@ async fn lake_again(dir: &std::path::Path) -> Lake {
 async fn appends_record_offsets_that_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake(dir.path()).await;
-    lake.append(Table::WasteContainers, WRITER, vec![bins(0..10)], &progress(None, 9)).await.unwrap();
-    lake.append(Table::WasteContainers, WRITER, vec![bins(10..15)], &progress(Some(9), 14)).await.unwrap();
+    lake.append(
+        Table::WasteContainers,
+        WRITER,
+        vec![bins(0..10)],
+        &progress(None, 9),
+    )
+    .await
+    .unwrap();
+    lake.append(
+        Table::WasteContainers,
+        WRITER,
+        vec![bins(10..15)],
+        &progress(Some(9), 14),
+    )
+    .await
+    .unwrap();
     drop(lake);
 
     let lake = lake_again(dir.path()).await;
-    let stored = lake.committed_offsets(Table::WasteContainers, WRITER, "bins", &[0, 1]).await.unwrap();
+    let stored = lake
+        .committed_offsets(Table::WasteContainers, WRITER, "bins", &[0, 1])
+        .await
+        .unwrap();
     assert_eq!(stored[&0], Some(14));
     assert_eq!(stored[&1], None);
     assert_eq!(lake.count(Table::WasteContainers).await.unwrap(), 15);
     // Rows were spread over three day partitions.
-    let days = lake.sql("SELECT count(DISTINCT day) AS d FROM waste_containers").await.unwrap();
-    let d = days[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().value(0);
+    let days = lake
+        .sql("SELECT count(DISTINCT day) AS d FROM waste_containers")
+        .await
+        .unwrap();
+    let d = days[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
     assert_eq!(d, 3);
 }
 
@@ -70,9 +123,24 @@ async fn appends_record_offsets_that_survive_a_reopen() {
 async fn a_stale_writer_is_fenced_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake(dir.path()).await;
-    lake.append(Table::WasteContainers, WRITER, vec![bins(0..10)], &progress(None, 9)).await.unwrap();
+    lake.append(
+        Table::WasteContainers,
+        WRITER,
+        vec![bins(0..10)],
+        &progress(None, 9),
+    )
+    .await
+    .unwrap();
     // A second writer that took over at "nothing committed" must not append offsets 0..9 again.
-    let err = lake.append(Table::WasteContainers, WRITER, vec![bins(0..10)], &progress(None, 9)).await.unwrap_err();
+    let err = lake
+        .append(
+            Table::WasteContainers,
+            WRITER,
+            vec![bins(0..10)],
+            &progress(None, 9),
+        )
+        .await
+        .unwrap_err();
     assert!(err.is_fenced(), "{err}");
     assert_eq!(lake.count(Table::WasteContainers).await.unwrap(), 10);
 }
@@ -82,10 +150,16 @@ async fn a_progress_only_commit_moves_offsets_without_rows() {
     let dir = tempfile::tempdir().unwrap();
     let lake = lake(dir.path()).await;
     let before = lake.version(Table::DeadLetters).await.unwrap();
-    let c = lake.append(Table::DeadLetters, WRITER, vec![], &progress(None, 500)).await.unwrap();
+    let c = lake
+        .append(Table::DeadLetters, WRITER, vec![], &progress(None, 500))
+        .await
+        .unwrap();
     assert_eq!(c.rows, 0);
     assert_eq!(c.version, before + 1);
-    let stored = lake.committed_offsets(Table::DeadLetters, WRITER, "bins", &[0]).await.unwrap();
+    let stored = lake
+        .committed_offsets(Table::DeadLetters, WRITER, "bins", &[0])
+        .await
+        .unwrap();
     assert_eq!(stored[&0], Some(500));
     assert_eq!(lake.count(Table::DeadLetters).await.unwrap(), 0);
 }
@@ -97,13 +171,26 @@ async fn checkpoints_are_written_periodically() {
     let mut previous = None;
     for i in 0..6 {
         let last = i * 2 + 1;
-        lake.append(Table::WasteContainers, WRITER, vec![bins(i * 2..last + 1)], &progress(previous, last)).await.unwrap();
+        lake.append(
+            Table::WasteContainers,
+            WRITER,
+            vec![bins(i * 2..last + 1)],
+            &progress(previous, last),
+        )
+        .await
+        .unwrap();
         previous = Some(last);
     }
     let log = dir.path().join("lake/waste_containers/_delta_log");
     let checkpoints = std::fs::read_dir(&log)
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".checkpoint.parquet"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains(".checkpoint.parquet")
+        })
         .count();
     assert!(checkpoints >= 1, "no checkpoint in {log:?}");
     assert_eq!(lake.count(Table::WasteContainers).await.unwrap(), 12);

@@ -53,7 +53,10 @@ pub struct TableBuffer {
 
 impl std::fmt::Debug for TableBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TableBuffer").field("table", &self.table).field("rows", &self.len()).finish()
+        f.debug_struct("TableBuffer")
+            .field("table", &self.table)
+            .field("rows", &self.len())
+            .finish()
     }
 }
 
@@ -79,7 +82,12 @@ impl TableBuffer {
     }
 
     /// Appends a data record with its day partition and lineage.
-    pub fn push<R: Serialize>(&mut self, record: &R, day: i32, lineage: &Lineage<'_>) -> Result<()> {
+    pub fn push<R: Serialize>(
+        &mut self,
+        record: &R,
+        day: i32,
+        lineage: &Lineage<'_>,
+    ) -> Result<()> {
         let row = Row {
             record,
             day,
@@ -100,11 +108,17 @@ impl TableBuffer {
     fn serialize<S: Serialize>(&mut self, row: &S) -> Result<()> {
         self.decoder
             .serialize(std::slice::from_ref(row))
-            .map_err(|source| Error::Arrow { table: self.table, source })
+            .map_err(|source| Error::Arrow {
+                table: self.table,
+                source,
+            })
     }
 
     /// Takes the buffered rows as one record batch (`None` when empty).
     pub fn finish(&mut self) -> Result<Option<RecordBatch>> {
-        self.decoder.flush().map_err(|source| Error::Arrow { table: self.table, source })
+        self.decoder.flush().map_err(|source| Error::Arrow {
+            table: self.table,
+            source,
+        })
     }
 }

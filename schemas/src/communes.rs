@@ -43,41 +43,83 @@ pub struct Communes {
 
 /// The valley's 28 communes, parsed once from the data compiled into the binary.
 pub fn valley() -> &'static Communes {
-    static VALLEY: LazyLock<Communes> =
-        LazyLock::new(|| Communes::parse(COMMUNES_CSV, GEO_CSV).expect("embedded reference data is valid (tested)"));
+    static VALLEY: LazyLock<Communes> = LazyLock::new(|| {
+        Communes::parse(COMMUNES_CSV, GEO_CSV).expect("embedded reference data is valid (tested)")
+    });
     &VALLEY
 }
 
 impl Communes {
     /// Parses the two reference files (see `schemas/data/`).
     pub fn parse(communes_csv: &str, geo_csv: &str) -> Result<Communes> {
-        let bad = |file, line, message: String| Error::Reference { file, line, message };
+        let bad = |file, line, message: String| Error::Reference {
+            file,
+            line,
+            message,
+        };
         let mut geo = std::collections::HashMap::new();
-        for (i, line) in geo_csv.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
+        for (i, line) in geo_csv
+            .lines()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let f: Vec<&str> = line.split(',').collect();
             let [code, lon, lat, area] = f.as_slice() else {
-                return Err(bad("commune_geo.csv", i + 1, format!("expected 4 fields, got {}", f.len())));
+                return Err(bad(
+                    "commune_geo.csv",
+                    i + 1,
+                    format!("expected 4 fields, got {}", f.len()),
+                ));
             };
-            let num = |s: &str| s.trim().parse::<f64>().map_err(|e| bad("commune_geo.csv", i + 1, format!("{s:?}: {e}")));
-            geo.insert(code.to_string(), (GeoPoint::new(num(lon)?, num(lat)?), num(area)?));
+            let num = |s: &str| {
+                s.trim()
+                    .parse::<f64>()
+                    .map_err(|e| bad("commune_geo.csv", i + 1, format!("{s:?}: {e}")))
+            };
+            geo.insert(
+                code.to_string(),
+                (GeoPoint::new(num(lon)?, num(lat)?), num(area)?),
+            );
         }
         let mut communes = Vec::new();
-        for (i, line) in communes_csv.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
+        for (i, line) in communes_csv
+            .lines()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let f: Vec<&str> = line.split(',').collect();
             if f.len() < 6 {
-                return Err(bad("communes.csv", i + 1, format!("expected 8 fields, got {}", f.len())));
+                return Err(bad(
+                    "communes.csv",
+                    i + 1,
+                    format!("expected 8 fields, got {}", f.len()),
+                ));
             }
-            let int = |s: &str| s.trim().parse::<u32>().map_err(|e| bad("communes.csv", i + 1, format!("{s:?}: {e}")));
-            let &(centre, area_km2) = geo
-                .get(f[0])
-                .ok_or_else(|| bad("commune_geo.csv", 0, format!("no centre for commune {}", f[0])))?;
+            let int = |s: &str| {
+                s.trim()
+                    .parse::<u32>()
+                    .map_err(|e| bad("communes.csv", i + 1, format!("{s:?}: {e}")))
+            };
+            let &(centre, area_km2) = geo.get(f[0]).ok_or_else(|| {
+                bad(
+                    "commune_geo.csv",
+                    0,
+                    format!("no centre for commune {}", f[0]),
+                )
+            })?;
             communes.push(Commune {
                 insee_code: f[0].to_string(),
                 name: f[1].to_string(),
                 siren: f[2].to_string(),
                 population_municipale: int(f[3])?,
                 population_totale: int(f[4])?,
-                postal_codes: f[5].split(['/', ' ', ';']).filter(|s| !s.is_empty()).map(String::from).collect(),
+                postal_codes: f[5]
+                    .split(['/', ' ', ';'])
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
                 centre,
                 area_km2,
             });
@@ -129,21 +171,39 @@ mod tests {
         let gignac = v.by_code("34114").unwrap();
         assert_eq!(gignac.name, "Gignac");
         assert_eq!(gignac.population_municipale, 6713);
-        assert_eq!(v.by_name("saint-guilhem-le-désert").unwrap().insee_code, "34261");
+        assert_eq!(
+            v.by_name("saint-guilhem-le-désert").unwrap().insee_code,
+            "34261"
+        );
         // Official populations (Etalab), summed.
-        assert!(v.population() > 38_000 && v.population() < 42_000, "{}", v.population());
+        assert!(
+            v.population() > 38_000 && v.population() < 42_000,
+            "{}",
+            v.population()
+        );
     }
 
     #[test]
     fn points_are_placed_in_their_commune_or_outside() {
         let v = valley();
         // The example bin, in Gignac.
-        assert_eq!(v.locate(&GeoPoint::new(3.5512, 43.6521)).unwrap().name, "Gignac");
+        assert_eq!(
+            v.locate(&GeoPoint::new(3.5512, 43.6521)).unwrap().name,
+            "Gignac"
+        );
         // Saint-Guilhem-le-Désert's abbey of Gellone.
-        assert_eq!(v.locate(&GeoPoint::new(3.5498, 43.7339)).unwrap().name, "Saint-Guilhem-le-Désert");
+        assert_eq!(
+            v.locate(&GeoPoint::new(3.5498, 43.7339)).unwrap().name,
+            "Saint-Guilhem-le-Désert"
+        );
         // Every centre is placed in its own commune.
         for c in v.all() {
-            assert_eq!(v.locate(&c.centre).unwrap().insee_code, c.insee_code, "{}", c.name);
+            assert_eq!(
+                v.locate(&c.centre).unwrap().insee_code,
+                c.insee_code,
+                "{}",
+                c.name
+            );
         }
         // Montpellier's Comédie and Paris are outside the valley.
         assert!(v.locate(&GeoPoint::new(3.8797, 43.6085)).is_none());

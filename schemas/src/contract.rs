@@ -152,13 +152,21 @@ impl Table {
     /// A human description, written into the Delta table's metadata.
     pub fn description(self) -> &'static str {
         match self {
-            Table::WasteContainers => "WasteContainer readings (FIWARE Smart Data Models), one row per Kafka message",
-            Table::WasteVehicles => "Vehicle positions of waste-collection trucks, one row per Kafka message",
-            Table::BeaconSightings => "Beacon sightings in the activity zone; device tokens are never stored",
+            Table::WasteContainers => {
+                "WasteContainer readings (FIWARE Smart Data Models), one row per Kafka message"
+            }
+            Table::WasteVehicles => {
+                "Vehicle positions of waste-collection trucks, one row per Kafka message"
+            }
+            Table::BeaconSightings => {
+                "Beacon sightings in the activity zone; device tokens are never stored"
+            }
             Table::SiteVisits => "Tourism site presence counts and AR-trail check-ins",
             Table::ParcelRecords => "AgriParcelRecord readings of vineyard parcel sensors",
             Table::WeatherObserved => "WeatherObserved readings of vineyard weather stations",
-            Table::DeadLetters => "Messages that failed to decode or validate, with reason, raw bytes (identifiers redacted) and source coordinates",
+            Table::DeadLetters => {
+                "Messages that failed to decode or validate, with reason, raw bytes (identifiers redacted) and source coordinates"
+            }
         }
     }
 

@@ -49,7 +49,10 @@ fn text_or_base64(bytes: Option<&[u8]>) -> (Option<String>, bool) {
         None => (None, false),
         Some(b) => match std::str::from_utf8(b) {
             Ok(s) => (Some(s.to_string()), false),
-            Err(_) => (Some(base64::engine::general_purpose::STANDARD.encode(b)), true),
+            Err(_) => (
+                Some(base64::engine::general_purpose::STANDARD.encode(b)),
+                true,
+            ),
         },
     }
 }

@@ -80,7 +80,10 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Rejection { reason, message: message.into() }
+        Rejection {
+            reason,
+            message: message.into(),
+        }
     }
     pub fn schema(message: impl Into<String>) -> Self {
         Self::new(Reason::Schema, message)
@@ -109,7 +112,9 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { max_message_bytes: 256 * 1024 }
+        DecodeOptions {
+            max_message_bytes: 256 * 1024,
+        }
     }
 }
 
@@ -192,7 +197,11 @@ pub fn decode(
     if payload.len() > options.max_message_bytes {
         return Err(Rejection::new(
             Reason::TooLarge,
-            format!("payload of {} bytes exceeds the limit of {} bytes", payload.len(), options.max_message_bytes),
+            format!(
+                "payload of {} bytes exceeds the limit of {} bytes",
+                payload.len(),
+                options.max_message_bytes
+            ),
         ));
     }
     let value: Value = serde_json::from_slice(payload)
@@ -202,7 +211,11 @@ pub fn decode(
     };
     let kind = match object.get("type") {
         Some(Value::String(kind)) => kind.clone(),
-        Some(other) => return Err(Rejection::schema(format!("type must be a string, got {other}"))),
+        Some(other) => {
+            return Err(Rejection::schema(format!(
+                "type must be a string, got {other}"
+            )));
+        }
         None => return Err(Rejection::schema("missing field `type`")),
     };
     let Some((_, table)) = stream.routes().iter().find(|(name, _)| *name == kind) else {
@@ -214,12 +227,24 @@ pub fn decode(
     };
     let ts = kafka_timestamp_ms;
     Ok(match table {
-        Table::WasteContainers => Decoded::WasteContainer(from_value::<WasteContainerInput>(&kind, value)?.validate(ts)?),
-        Table::WasteVehicles => Decoded::Vehicle(from_value::<VehicleInput>(&kind, value)?.validate(ts)?),
-        Table::BeaconSightings => Decoded::Beacon(from_value::<BeaconSightingInput>(&kind, value)?.validate(ts)?),
-        Table::SiteVisits => Decoded::SiteVisit(from_value::<SiteVisitInput>(&kind, value)?.validate(ts)?),
-        Table::ParcelRecords => Decoded::ParcelRecord(from_value::<ParcelRecordInput>(&kind, value)?.validate(ts)?),
-        Table::WeatherObserved => Decoded::Weather(from_value::<WeatherObservedInput>(&kind, value)?.validate(ts)?),
+        Table::WasteContainers => {
+            Decoded::WasteContainer(from_value::<WasteContainerInput>(&kind, value)?.validate(ts)?)
+        }
+        Table::WasteVehicles => {
+            Decoded::Vehicle(from_value::<VehicleInput>(&kind, value)?.validate(ts)?)
+        }
+        Table::BeaconSightings => {
+            Decoded::Beacon(from_value::<BeaconSightingInput>(&kind, value)?.validate(ts)?)
+        }
+        Table::SiteVisits => {
+            Decoded::SiteVisit(from_value::<SiteVisitInput>(&kind, value)?.validate(ts)?)
+        }
+        Table::ParcelRecords => {
+            Decoded::ParcelRecord(from_value::<ParcelRecordInput>(&kind, value)?.validate(ts)?)
+        }
+        Table::WeatherObserved => {
+            Decoded::Weather(from_value::<WeatherObservedInput>(&kind, value)?.validate(ts)?)
+        }
         Table::DeadLetters => unreachable!("no stream routes a type to dead_letters"),
     })
 }

@@ -52,7 +52,9 @@ impl GeoJson {
                     (Some(lon), Some(lat)) => Ok((lon, lat)),
                     _ => Err(shape(format!("location position {v} must hold numbers"))),
                 },
-                _ => Err(shape(format!("location position {v} must be [longitude, latitude]"))),
+                _ => Err(shape(format!(
+                    "location position {v} must be [longitude, latitude]"
+                ))),
             }
         };
         let vertices: Vec<(f64, f64)> = match self.kind.as_str() {
@@ -60,7 +62,12 @@ impl GeoJson {
             "LineString" | "MultiPoint" => self
                 .coordinates
                 .as_array()
-                .ok_or_else(|| shape(format!("{} coordinates must be a list of positions", self.kind)))?
+                .ok_or_else(|| {
+                    shape(format!(
+                        "{} coordinates must be a list of positions",
+                        self.kind
+                    ))
+                })?
                 .iter()
                 .map(position)
                 .collect::<Result<_, _>>()?,
@@ -83,12 +90,20 @@ impl GeoJson {
         }
         for (lon, lat) in &vertices {
             if !(-180.0..=180.0).contains(lon) || !(-90.0..=90.0).contains(lat) {
-                return Err((true, format!("location [{lon}, {lat}] is not a WGS 84 longitude/latitude")));
+                return Err((
+                    true,
+                    format!("location [{lon}, {lat}] is not a WGS 84 longitude/latitude"),
+                ));
             }
         }
         let n = vertices.len() as f64;
-        let (lon, lat) = vertices.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
-        Ok(GeoPoint { lon: lon / n, lat: lat / n })
+        let (lon, lat) = vertices
+            .iter()
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+        Ok(GeoPoint {
+            lon: lon / n,
+            lat: lat / n,
+        })
     }
 }
 
@@ -107,12 +122,21 @@ mod tests {
 
     #[test]
     fn points_are_checked() {
-        let p = |kind: &str, c: serde_json::Value| GeoJson { kind: kind.into(), coordinates: c };
+        let p = |kind: &str, c: serde_json::Value| GeoJson {
+            kind: kind.into(),
+            coordinates: c,
+        };
         use serde_json::json;
-        assert_eq!(p("Point", json!([3.5, 43.6])).to_point().unwrap(), GeoPoint::new(3.5, 43.6));
+        assert_eq!(
+            p("Point", json!([3.5, 43.6])).to_point().unwrap(),
+            GeoPoint::new(3.5, 43.6)
+        );
         assert!(p("Point", json!([3.5, 43.6, 80.0])).to_point().is_ok());
         let square = json!([[[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]]]);
-        assert_eq!(p("Polygon", square).to_point().unwrap(), GeoPoint::new(1.0, 1.0));
+        assert_eq!(
+            p("Polygon", square).to_point().unwrap(),
+            GeoPoint::new(1.0, 1.0)
+        );
         assert!(!p("Polygon", json!([3.5, 43.6])).to_point().unwrap_err().0);
         assert!(!p("Point", json!([3.5])).to_point().unwrap_err().0);
         assert!(!p("Point", json!(["3.5", 43.6])).to_point().unwrap_err().0);

@@ -14,10 +14,18 @@ use crate::events::weather::WeatherObservedInput;
 fn schema_of<T: JsonSchema>(type_name: &str, topic: &str) -> Value {
     let mut schema = serde_json::to_value(schema_for!(T)).unwrap_or(Value::Null);
     if let Some(obj) = schema.as_object_mut() {
-        obj.insert("$id".into(), json!(format!("https://vallee-herault.fr/schemas/{type_name}.json")));
+        obj.insert(
+            "$id".into(),
+            json!(format!(
+                "https://vallee-herault.fr/schemas/{type_name}.json"
+            )),
+        );
         obj.insert("x-kafka-topic".into(), json!(topic));
         if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
-            props.insert("type".into(), json!({ "const": type_name, "description": "The Smart Data Models type name." }));
+            props.insert(
+                "type".into(),
+                json!({ "const": type_name, "description": "The Smart Data Models type name." }),
+            );
         }
     }
     schema
@@ -27,12 +35,30 @@ fn schema_of<T: JsonSchema>(type_name: &str, topic: &str) -> Value {
 pub fn all() -> Vec<(&'static str, Value)> {
     use crate::contract::Stream::*;
     vec![
-        ("WasteContainer", schema_of::<WasteContainerInput>("WasteContainer", WasteContainers.default_topic())),
-        ("Vehicle", schema_of::<VehicleInput>("Vehicle", WasteVehicles.default_topic())),
-        ("BeaconSighting", schema_of::<BeaconSightingInput>("BeaconSighting", Beacons.default_topic())),
-        ("SiteVisit", schema_of::<SiteVisitInput>("SiteVisit", Tourism.default_topic())),
-        ("AgriParcelRecord", schema_of::<ParcelRecordInput>("AgriParcelRecord", Vineyards.default_topic())),
-        ("WeatherObserved", schema_of::<WeatherObservedInput>("WeatherObserved", Vineyards.default_topic())),
+        (
+            "WasteContainer",
+            schema_of::<WasteContainerInput>("WasteContainer", WasteContainers.default_topic()),
+        ),
+        (
+            "Vehicle",
+            schema_of::<VehicleInput>("Vehicle", WasteVehicles.default_topic()),
+        ),
+        (
+            "BeaconSighting",
+            schema_of::<BeaconSightingInput>("BeaconSighting", Beacons.default_topic()),
+        ),
+        (
+            "SiteVisit",
+            schema_of::<SiteVisitInput>("SiteVisit", Tourism.default_topic()),
+        ),
+        (
+            "AgriParcelRecord",
+            schema_of::<ParcelRecordInput>("AgriParcelRecord", Vineyards.default_topic()),
+        ),
+        (
+            "WeatherObserved",
+            schema_of::<WeatherObservedInput>("WeatherObserved", Vineyards.default_topic()),
+        ),
     ]
 }
 
@@ -54,7 +80,13 @@ mod tests {
             assert_eq!(schema["properties"]["type"]["const"], *name);
         }
         let bin = &all[0].1;
-        assert!(bin["required"].as_array().unwrap().iter().any(|v| v == "fillingLevel"));
+        assert!(
+            bin["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v == "fillingLevel")
+        );
         assert_eq!(bin["properties"]["fillingLevel"]["maximum"], 1.0);
     }
 }

@@ -8,17 +8,17 @@
 //! the API and the simulator alike.
 //!
 //! # Layout
-//! - [`contract`]: input streams (topics), lake tables and which stream feeds which table.
-//! - [`events`]: one module per event type — the lenient input struct (what arrives), its
+//! - [`contract`] — input streams (topics), lake tables and which stream feeds which table.
+//! - [`events`] — one module per event type — the lenient input struct (what arrives), its
 //!   validation, and the strict record (one lake row) with its Arrow schema.
-//! - [`decode`]: bytes of one Kafka message → a validated event or a [`decode::Rejection`]
+//! - [`decode`] — bytes of one Kafka message → a validated event or a [`decode::Rejection`]
 //!   with a reason code; the only entry point ingest needs.
-//! - [`dead_letter`]: the dead-letter row, with identifiers redacted from the raw bytes.
-//! - [`time`]: event-time resolution (`dateObserved`, else `TimeInstant`, else Kafka time).
-//! - [`communes`]: the reference data, and placing a point in a commune.
-//! - [`geo`]: GeoJSON points and distances.
-//! - [`batch`]: rows → Arrow record batches.
-//! - [`json_schema`]: the JSON Schemas of the input contract (`vallee schemas export`).
+//! - [`dead_letter`] — the dead-letter row, with identifiers redacted from the raw bytes.
+//! - [`time`] — event-time resolution (`dateObserved`, else `TimeInstant`, else Kafka time).
+//! - [`communes`] — the reference data, and placing a point in a commune.
+//! - [`geo`] — GeoJSON points and distances.
+//! - [`batch`] — rows → Arrow record batches.
+//! - [`json_schema`] — the JSON Schemas of the input contract (`vallee schemas export`).
 //!
 //! # Example
 //! ```

@@ -13,14 +13,17 @@ use regex::Regex;
 pub const REDACTED: &str = "[redacted]";
 
 static MAC: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(?:[0-9a-f]{2}:){5}[0-9a-f]{2}$|^(?:[0-9a-f]{2}-){5}[0-9a-f]{2}$|^[0-9a-f]{12}$")
-        .expect("valid regex")
+    Regex::new(
+        r"(?i)^(?:[0-9a-f]{2}:){5}[0-9a-f]{2}$|^(?:[0-9a-f]{2}-){5}[0-9a-f]{2}$|^[0-9a-f]{12}$",
+    )
+    .expect("valid regex")
 });
 
 /// MAC-like runs inside free text, and bare hex runs of 12 to 64 digits (MACs without
 /// separators and device tokens).
 static IDENTIFIER_IN_TEXT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}\b|\b[0-9a-f]{12,64}\b").expect("valid regex")
+    Regex::new(r"(?i)\b(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}\b|\b[0-9a-f]{12,64}\b")
+        .expect("valid regex")
 });
 
 /// The `"deviceToken": "<anything>"` pair in JSON text, even when the rest does not parse.
@@ -50,10 +53,20 @@ mod tests {
 
     #[test]
     fn mac_addresses_in_every_usual_spelling_are_recognised() {
-        for mac in ["a4:5e:60:e8:1b:2c", "A4-5E-60-E8-1B-2C", "a45e60e81b2c", " a4:5e:60:e8:1b:2c "] {
+        for mac in [
+            "a4:5e:60:e8:1b:2c",
+            "A4-5E-60-E8-1B-2C",
+            "a45e60e81b2c",
+            " a4:5e:60:e8:1b:2c ",
+        ] {
             assert!(is_mac_like(mac), "{mac}");
         }
-        for not_mac in ["a4:5e:60:e8:1b", "a4:5e-60:e8:1b:2c:", "9f86d081884c7d659a2feaa0c55ad015", "zone-a"] {
+        for not_mac in [
+            "a4:5e:60:e8:1b",
+            "a4:5e-60:e8:1b:2c:",
+            "9f86d081884c7d659a2feaa0c55ad015",
+            "zone-a",
+        ] {
             assert!(!is_mac_like(not_mac), "{not_mac}");
         }
     }

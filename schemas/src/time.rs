@@ -77,7 +77,10 @@ pub mod micros {
         use chrono::{DateTime, Utc};
         use serde::Serializer;
 
-        pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match t {
                 Some(t) => s.serialize_i64(t.timestamp_micros()),
                 None => s.serialize_none(),
@@ -115,9 +118,12 @@ mod tests {
 
     #[test]
     fn date_observed_wins_then_time_instant_then_kafka() {
-        let (t, s) =
-            resolve_event_time(Some("2026-11-28T10:15:00+01:00"), Some("2020-01-01T00:00:00Z"), Some(0))
-                .unwrap();
+        let (t, s) = resolve_event_time(
+            Some("2026-11-28T10:15:00+01:00"),
+            Some("2020-01-01T00:00:00Z"),
+            Some(0),
+        )
+        .unwrap();
         assert_eq!(s, TimeSource::DateObserved);
         assert_eq!(t.to_rfc3339(), "2026-11-28T09:15:00+00:00");
 
@@ -143,6 +149,9 @@ mod tests {
         assert_eq!(utc_day(&t), 1);
         // 00:30 in Paris on the 28th is still the 27th in UTC.
         let t = parse_rfc3339("2026-11-28T00:30:00+01:00").unwrap();
-        assert_eq!(utc_day(&t), date_to_days(NaiveDate::from_ymd_opt(2026, 11, 27).unwrap()));
+        assert_eq!(
+            utc_day(&t),
+            date_to_days(NaiveDate::from_ymd_opt(2026, 11, 27).unwrap())
+        );
     }
 }

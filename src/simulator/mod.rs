@@ -41,7 +41,10 @@ impl Default for SimulatorOptions {
     fn default() -> Self {
         SimulatorOptions {
             brokers: "127.0.0.1:9092".into(),
-            topics: Stream::ALL.iter().map(|s| (*s, s.default_topic().to_string())).collect(),
+            topics: Stream::ALL
+                .iter()
+                .map(|s| (*s, s.default_topic().to_string()))
+                .collect(),
             speed: 60.0,
             max_rate: 2_000,
             duration: None,
@@ -84,7 +87,10 @@ pub async fn produce(
     let mut delivered = 0u64;
     for e in events {
         let topic = &topics[&e.stream];
-        let mut record = FutureRecord::to(topic).key(&e.key).payload(&e.payload).timestamp(e.time.timestamp_millis());
+        let mut record = FutureRecord::to(topic)
+            .key(&e.key)
+            .payload(&e.payload)
+            .timestamp(e.time.timestamp_millis());
         loop {
             match producer.send_result(record) {
                 Ok(delivery) => {
@@ -113,7 +119,12 @@ pub async fn produce(
     Ok(delivered)
 }
 
-fn check(r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>) -> Result<u64> {
+fn check(
+    r: Result<
+        rdkafka::producer::future_producer::OwnedDeliveryResult,
+        futures::channel::oneshot::Canceled,
+    >,
+) -> Result<u64> {
     match r {
         Ok(Ok(_)) => Ok(1),
         Ok(Err((e, _))) => Err(anyhow::anyhow!("delivery failed: {e}")),
@@ -122,7 +133,10 @@ fn check(r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futu
 }
 
 /// Runs the simulator until `shutdown` or the configured duration.
-pub async fn run(options: SimulatorOptions, shutdown: CancellationToken) -> Result<SimulatorReport> {
+pub async fn run(
+    options: SimulatorOptions,
+    shutdown: CancellationToken,
+) -> Result<SimulatorReport> {
     let producer = producer(&options.brokers)?;
     let start = options.start.unwrap_or_else(Utc::now);
     let mut valley = Valley::new(options.shape.clone(), start);
@@ -142,7 +156,10 @@ pub async fn run(options: SimulatorOptions, shutdown: CancellationToken) -> Resu
         }
         // Advance the simulated clock, unless the rate cap is holding events back.
         if events.len() < budget_per_tick {
-            let target = start + chrono::Duration::milliseconds((began.elapsed().as_secs_f64() * options.speed * 1000.0) as i64);
+            let target = start
+                + chrono::Duration::milliseconds(
+                    (began.elapsed().as_secs_f64() * options.speed * 1000.0) as i64,
+                );
             valley.advance(target, &mut events);
         }
         let batch: Vec<Event> = events.drain(..events.len().min(budget_per_tick)).collect();

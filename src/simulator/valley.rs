@@ -36,12 +36,27 @@ pub struct ValleyShape {
 
 impl Default for ValleyShape {
     fn default() -> Self {
-        ValleyShape { seed: 42, bins: 300, trucks: 4, fault_ratio: 0.002 }
+        ValleyShape {
+            seed: 42,
+            bins: 300,
+            trucks: 4,
+            fault_ratio: 0.002,
+        }
     }
 }
 
-const WASTE_KINDS: [(&str, f64); 5] = [("household", 0.030), ("plastic", 0.018), ("paper", 0.012), ("glass", 0.006), ("organic", 0.022)];
-const ZONES: [(&str, f64, f64); 3] = [("za-camalce-nord", 3.5655, 43.6455), ("za-camalce-sud", 3.5661, 43.6430), ("za-camalce-restauration", 3.5670, 43.6442)];
+const WASTE_KINDS: [(&str, f64); 5] = [
+    ("household", 0.030),
+    ("plastic", 0.018),
+    ("paper", 0.012),
+    ("glass", 0.006),
+    ("organic", 0.022),
+];
+const ZONES: [(&str, f64, f64); 3] = [
+    ("za-camalce-nord", 3.5655, 43.6455),
+    ("za-camalce-sud", 3.5661, 43.6430),
+    ("za-camalce-restauration", 3.5670, 43.6442),
+];
 const SITES: [(&str, &str, f64); 5] = [
     ("abbaye-de-gellone", "34261", 40.0),
     ("pont-du-diable", "34010", 30.0),
@@ -50,7 +65,11 @@ const SITES: [(&str, &str, f64); 5] = [
     ("abbaye-d-aniane", "34010", 6.0),
 ];
 const AR_POINTS: [&str; 4] = ["cloitre", "pont", "gorges", "moulin"];
-const STATIONS: [(&str, &str); 3] = [("aniane", "34010"), ("montpeyroux", "34173"), ("saint-pargoire", "34281")];
+const STATIONS: [(&str, &str); 3] = [
+    ("aniane", "34010"),
+    ("montpeyroux", "34173"),
+    ("saint-pargoire", "34281"),
+];
 
 struct Bin {
     id: String,
@@ -141,13 +160,23 @@ impl Valley {
     pub fn new(shape: ValleyShape, start: DateTime<Utc>) -> Valley {
         let mut rng = StdRng::seed_from_u64(shape.seed);
         let communes = valley().all();
-        let population: f64 = communes.iter().map(|c| c.population_municipale as f64).sum();
+        let population: f64 = communes
+            .iter()
+            .map(|c| c.population_municipale as f64)
+            .sum();
         let mut bins = Vec::new();
         for c in communes {
-            let n = ((shape.bins as f64 * c.population_municipale as f64 / population).round() as usize).max(2);
+            let n = ((shape.bins as f64 * c.population_municipale as f64 / population).round()
+                as usize)
+                .max(2);
             for i in 0..n {
                 let (kind, rate) = WASTE_KINDS[i % WASTE_KINDS.len()];
-                let slug: String = c.name.to_lowercase().chars().map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' }).collect();
+                let slug: String = c
+                    .name
+                    .to_lowercase()
+                    .chars()
+                    .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' })
+                    .collect();
                 bins.push(Bin {
                     id: format!("urn:ngsi-ld:WasteContainer:{slug}-{i:04}"),
                     commune: c,
@@ -164,7 +193,8 @@ impl Valley {
         let per_truck = bins.len().div_ceil(shape.trucks.max(1));
         let trucks = (0..shape.trucks)
             .map(|t| {
-                let route: Vec<usize> = (t * per_truck..((t + 1) * per_truck).min(bins.len())).collect();
+                let route: Vec<usize> =
+                    (t * per_truck..((t + 1) * per_truck).min(bins.len())).collect();
                 Truck {
                     id: format!("urn:ngsi-ld:Vehicle:benne-{:02}", t + 1),
                     pos: bins[route[0]].point,
@@ -182,7 +212,9 @@ impl Valley {
                 Station {
                     id: format!("urn:ngsi-ld:WeatherObserved:station-{name}"),
                     point: jitter(&mut rng, c.centre, 800.0),
-                    parcels: (0..4).map(|p| format!("urn:ngsi-ld:AgriParcel:{name}-{:02}", i * 4 + p + 1)).collect(),
+                    parcels: (0..4)
+                        .map(|p| format!("urn:ngsi-ld:AgriParcel:{name}-{:02}", i * 4 + p + 1))
+                        .collect(),
                     raining_until: None,
                 }
             })
@@ -242,23 +274,38 @@ impl Valley {
             payload = match self.rng.random_range(0..3) {
                 0 => payload[..payload.len() / 2].to_string(), // truncated in transit
                 1 => payload.replace("\"fillingLevel\":0.", "\"fillingLevel\":9"), // percent, not fraction
-                _ if stream == Stream::Beacons => payload.replace(&body["deviceToken"].as_str().unwrap_or("").to_string(), "a4:5e:60:e8:1b:2c"),
+                _ if stream == Stream::Beacons => payload.replace(
+                    &body["deviceToken"].as_str().unwrap_or("").to_string(),
+                    "a4:5e:60:e8:1b:2c",
+                ),
                 _ => payload.replace("\"type\":", "\"typ\":"),
             };
         }
-        out.push(Event { stream, key: key.to_string(), payload, time });
+        out.push(Event {
+            stream,
+            key: key.to_string(),
+            payload,
+            time,
+        });
     }
 
     fn bins_and_trucks(&mut self, hours: f64, out: &mut Vec<Event>) {
         let habit = 0.4 + 1.2 * daily(self.hour(), 7.0, 22.0);
-        let market = if self.now.weekday().num_days_from_monday() == 5 { 1.4 } else { 1.0 };
+        let market = if self.now.weekday().num_days_from_monday() == 5 {
+            1.4
+        } else {
+            1.0
+        };
         for i in 0..self.bins.len() {
             let b = &mut self.bins[i];
-            b.fill = (b.fill + b.fill_per_hour * habit * market * hours * self.rng.random_range(0.5..1.5)).min(1.0);
+            b.fill = (b.fill
+                + b.fill_per_hour * habit * market * hours * self.rng.random_range(0.5..1.5))
+            .min(1.0);
             if self.now < b.next_report {
                 continue;
             }
-            b.next_report = self.now + Duration::minutes(30) + Duration::seconds(self.rng.random_range(0..120));
+            b.next_report =
+                self.now + Duration::minutes(30) + Duration::seconds(self.rng.random_range(0..120));
             if b.silent_until.is_some_and(|t| self.now < t) {
                 continue;
             }
@@ -277,7 +324,11 @@ impl Valley {
             } else {
                 ("ok", 8.0 + 10.0 * daily(hour, 6.0, 22.0))
             };
-            let level = if b.stuck { 0.37 } else { (b.fill * 100.0).round() / 100.0 };
+            let level = if b.stuck {
+                0.37
+            } else {
+                (b.fill * 100.0).round() / 100.0
+            };
             let body = json!({
                 "id": b.id, "type": "WasteContainer", "fillingLevel": level, "binFullnessThreshold": 0.8,
                 "temperature": temperature, "storedWasteKind": b.kind, "status": status,
@@ -306,7 +357,10 @@ impl Valley {
                 truck.stop = (truck.stop + 1) % truck.route.len();
             } else {
                 let f = step_m / d;
-                truck.pos = GeoPoint::new(truck.pos.lon + (target.lon - truck.pos.lon) * f, truck.pos.lat + (target.lat - truck.pos.lat) * f);
+                truck.pos = GeoPoint::new(
+                    truck.pos.lon + (target.lon - truck.pos.lon) * f,
+                    truck.pos.lat + (target.lat - truck.pos.lat) * f,
+                );
             }
             let body = json!({
                 "id": truck.id, "type": "Vehicle", "vehicleType": "lorry", "category": ["municipalServices"],
@@ -332,11 +386,23 @@ impl Valley {
     fn activity_zone(&mut self, out: &mut Vec<Event>) {
         let weekday = self.now.weekday().num_days_from_monday() < 5;
         let hour = self.hour();
-        let busy = if weekday { 0.2 * daily(hour, 7.5, 19.0) + 0.5 * daily(hour, 11.8, 14.0) } else { 0.05 * daily(hour, 9.0, 18.0) };
+        let busy = if weekday {
+            0.2 * daily(hour, 7.5, 19.0) + 0.5 * daily(hour, 11.8, 14.0)
+        } else {
+            0.05 * daily(hour, 9.0, 18.0)
+        };
         // Arrivals over 10 s.
         for _ in 0..poisson(&mut self.rng, busy * 2.0) {
-            let zone = if (11.8..14.0).contains(&hour) && self.rng.random::<f64>() < 0.6 { 2 } else { self.rng.random_range(0..2) };
-            let stay = if zone == 2 { self.rng.random_range(15..70) } else { self.rng.random_range(5..240) };
+            let zone = if (11.8..14.0).contains(&hour) && self.rng.random::<f64>() < 0.6 {
+                2
+            } else {
+                self.rng.random_range(0..2)
+            };
+            let stay = if zone == 2 {
+                self.rng.random_range(15..70)
+            } else {
+                self.rng.random_range(5..240)
+            };
             self.next_person += 1;
             self.visitors.push(Visitor {
                 person: self.rng.random_range(0..5_000),
@@ -351,7 +417,8 @@ impl Valley {
             if self.visitors[i].next_sighting > now {
                 continue;
             }
-            self.visitors[i].next_sighting = now + Duration::seconds(90 + self.rng.random_range(0..60));
+            self.visitors[i].next_sighting =
+                now + Duration::seconds(90 + self.rng.random_range(0..60));
             let (zone, _, _) = ZONES[self.visitors[i].zone];
             let token = self.token(self.visitors[i].person);
             let body = json!({
@@ -371,7 +438,11 @@ impl Valley {
             10 | 3 => 0.8,
             _ => 0.35,
         };
-        let weekend = if self.now.weekday().num_days_from_monday() >= 5 { 1.6 } else { 1.0 };
+        let weekend = if self.now.weekday().num_days_from_monday() >= 5 {
+            1.6
+        } else {
+            1.0
+        };
         let open = daily(self.hour(), 9.0, 19.0);
         for (site, code, base) in SITES {
             let count = poisson(&mut self.rng, base * season * weekend * open / 4.0);
@@ -382,7 +453,8 @@ impl Valley {
             }
             for _ in 0..poisson(&mut self.rng, count as f64 * 0.15) {
                 let point = AR_POINTS[self.rng.random_range(0..AR_POINTS.len())];
-                let nationality = ["FR", "FR", "FR", "DE", "GB", "ES", "NL"][self.rng.random_range(0..7)];
+                let nationality =
+                    ["FR", "FR", "FR", "DE", "GB", "ES", "NL"][self.rng.random_range(0..7)];
                 let body = json!({"id": format!("urn:ngsi-ld:SiteVisit:{site}-ar-{}", self.seq), "type": "SiteVisit",
                     "site": site, "locationCode": code, "source": "ar-trail", "count": 1, "arPoint": point,
                     "nationality": nationality});
@@ -398,15 +470,33 @@ impl Valley {
         let mean = 15.5 - 8.5 * (2.0 * std::f64::consts::PI * (doy + 10.0) / 365.0).cos();
         let swing = 6.0 * (2.0 * std::f64::consts::PI * (hour - 9.0) / 24.0).sin();
         // A spring frost night: mid-April, before dawn.
-        let frost = if self.now.month() == 4 && self.now.day() == 12 && (2.0..7.0).contains(&hour) { -9.0 } else { 0.0 };
+        let frost = if self.now.month() == 4 && self.now.day() == 12 && (2.0..7.0).contains(&hour) {
+            -9.0
+        } else {
+            0.0
+        };
         for s in 0..self.stations.len() {
-            if self.stations[s].raining_until.is_none_or(|t| t < self.now) && self.rng.random::<f64>() < 0.003 {
-                self.stations[s].raining_until = Some(self.now + Duration::hours(self.rng.random_range(1..7)));
+            if self.stations[s].raining_until.is_none_or(|t| t < self.now)
+                && self.rng.random::<f64>() < 0.003
+            {
+                self.stations[s].raining_until =
+                    Some(self.now + Duration::hours(self.rng.random_range(1..7)));
             }
-            let raining = self.stations[s].raining_until.is_some_and(|t| t >= self.now);
-            let temperature = ((mean + swing + frost + self.rng.random_range(-0.8..0.8)) * 10.0).round() / 10.0;
-            let humidity: f64 = if raining { 0.95 } else { (0.75 - swing / 20.0 + self.rng.random_range(-0.05..0.05)).clamp(0.2, 1.0) };
-            let precipitation = if raining { (self.rng.random_range(0.1..0.8) * 10.0_f64).round() / 10.0 } else { 0.0 };
+            let raining = self.stations[s]
+                .raining_until
+                .is_some_and(|t| t >= self.now);
+            let temperature =
+                ((mean + swing + frost + self.rng.random_range(-0.8..0.8)) * 10.0).round() / 10.0;
+            let humidity: f64 = if raining {
+                0.95
+            } else {
+                (0.75 - swing / 20.0 + self.rng.random_range(-0.05..0.05)).clamp(0.2, 1.0)
+            };
+            let precipitation = if raining {
+                (self.rng.random_range(0.1..0.8) * 10.0_f64).round() / 10.0
+            } else {
+                0.0
+            };
             let st = &self.stations[s];
             let body = json!({
                 "id": st.id, "type": "WeatherObserved", "temperature": temperature, "precipitation": precipitation,
@@ -439,23 +529,48 @@ mod tests {
 
     #[test]
     fn a_simulated_day_is_valid_traffic_from_every_stream_with_a_few_faults() {
-        let start = DateTime::parse_from_rfc3339("2026-06-02T00:00:00Z").unwrap().with_timezone(&Utc);
-        let mut valley = Valley::new(ValleyShape { fault_ratio: 0.01, ..Default::default() }, start);
+        let start = DateTime::parse_from_rfc3339("2026-06-02T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut valley = Valley::new(
+            ValleyShape {
+                fault_ratio: 0.01,
+                ..Default::default()
+            },
+            start,
+        );
         let mut events = Vec::new();
         valley.advance(start + Duration::hours(24), &mut events);
         let mut per_stream = std::collections::BTreeMap::new();
         let mut refused = 0;
         for e in &events {
             *per_stream.entry(e.stream).or_insert(0) += 1;
-            if decode(e.stream, Some(e.payload.as_bytes()), None, &DecodeOptions::default()).is_err() {
+            if decode(
+                e.stream,
+                Some(e.payload.as_bytes()),
+                None,
+                &DecodeOptions::default(),
+            )
+            .is_err()
+            {
                 refused += 1;
             }
         }
         assert_eq!(per_stream.len(), 5, "{per_stream:?}");
         let share = refused as f64 / events.len() as f64;
-        assert!(share > 0.002 && share < 0.03, "{refused} of {} refused", events.len());
+        assert!(
+            share > 0.002 && share < 0.03,
+            "{refused} of {} refused",
+            events.len()
+        );
         // Same seed, same valley.
-        let mut again = Valley::new(ValleyShape { fault_ratio: 0.01, ..Default::default() }, start);
+        let mut again = Valley::new(
+            ValleyShape {
+                fault_ratio: 0.01,
+                ..Default::default()
+            },
+            start,
+        );
         let mut events2 = Vec::new();
         again.advance(start + Duration::hours(24), &mut events2);
         assert_eq!(events.len(), events2.len());

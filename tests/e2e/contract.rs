@@ -16,24 +16,59 @@ use crate::helpers::*;
 const TOKEN: &str = "9f86d081884c7d659a2feaa0c55ad015";
 
 fn event(stream: Stream, payload: String) -> Event {
-    Event { stream, key: "k".into(), payload, time: Utc::now() }
+    Event {
+        stream,
+        key: "k".into(),
+        payload,
+        time: Utc::now(),
+    }
 }
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/schemas/tests/fixtures/sdm/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/schemas/tests/fixtures/sdm/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn bad_events() -> Vec<(Reason, Event)> {
     let bin = r#"{"id":"urn:ngsi-ld:WasteContainer:gignac-0001","type":"WasteContainer","dateObserved":"2026-11-28T10:15:00+01:00","fillingLevel":0.83,"location":{"type":"Point","coordinates":[3.5512,43.6521]}}"#;
-    let sighting = format!(r#"{{"id":"s","type":"BeaconSighting","dateObserved":"2026-11-28T12:00:00Z","zone":"z","deviceToken":"{TOKEN}","saltEpoch":"2026-11-28","rssi":-70}}"#);
+    let sighting = format!(
+        r#"{{"id":"s","type":"BeaconSighting","dateObserved":"2026-11-28T12:00:00Z","zone":"z","deviceToken":"{TOKEN}","saltEpoch":"2026-11-28","rssi":-70}}"#
+    );
     vec![
-        (Reason::BadJson, event(Stream::Beacons, sighting[..sighting.len() - 5].to_string())),
-        (Reason::Schema, event(Stream::WasteContainers, bin.replace(r#""fillingLevel":0.83,"#, ""))),
-        (Reason::Range, event(Stream::WasteContainers, bin.replace("0.83", "83"))),
+        (
+            Reason::BadJson,
+            event(Stream::Beacons, sighting[..sighting.len() - 5].to_string()),
+        ),
+        (
+            Reason::Schema,
+            event(
+                Stream::WasteContainers,
+                bin.replace(r#""fillingLevel":0.83,"#, ""),
+            ),
+        ),
+        (
+            Reason::Range,
+            event(Stream::WasteContainers, bin.replace("0.83", "83")),
+        ),
         (Reason::UnknownType, event(Stream::Tourism, bin.to_string())),
-        (Reason::RawIdentifier, event(Stream::Beacons, sighting.replace(TOKEN, "a4:5e:60:e8:1b:2c"))),
+        (
+            Reason::RawIdentifier,
+            event(
+                Stream::Beacons,
+                sighting.replace(TOKEN, "a4:5e:60:e8:1b:2c"),
+            ),
+        ),
         (Reason::Empty, event(Stream::Vineyards, String::new())),
-        (Reason::TooLarge, event(Stream::Vineyards, format!(r#"{{"pad":"{}"}}"#, "x".repeat(300 * 1024)))),
+        (
+            Reason::TooLarge,
+            event(
+                Stream::Vineyards,
+                format!(r#"{{"pad":"{}"}}"#, "x".repeat(300 * 1024)),
+            ),
+        ),
     ]
 }
 
@@ -54,8 +89,18 @@ async fn every_stream_and_every_refusal_lands_once_in_its_table() {
     let lake = Arc::new(world.lake().await);
     let stats = Arc::new(IngestStats::default());
     let shutdown = CancellationToken::new();
-    let ingest = tokio::spawn(vallee_ingest::run(world.ingest_options(), lake.clone(), stats.clone(), shutdown.clone()));
-    eventually(Duration::from_secs(60), "every message in the lake", || async { total(&lake).await >= produced }).await;
+    let ingest = tokio::spawn(vallee_ingest::run(
+        world.ingest_options(),
+        lake.clone(),
+        stats.clone(),
+        shutdown.clone(),
+    ));
+    eventually(
+        Duration::from_secs(60),
+        "every message in the lake",
+        || async { total(&lake).await >= produced },
+    )
+    .await;
     shutdown.cancel();
     ingest.await.unwrap().unwrap();
 
@@ -67,7 +112,10 @@ async fn every_stream_and_every_refusal_lands_once_in_its_table() {
     assert_eq!(counts[&Table::DeadLetters], bad.len() as u64);
 
     // One dead letter per class, with its reason and coordinates.
-    let batches = lake.sql("SELECT reason, topic, \"offset\", raw, raw_base64 FROM dead_letters ORDER BY reason").await.unwrap();
+    let batches = lake
+        .sql("SELECT reason, topic, \"offset\", raw, raw_base64 FROM dead_letters ORDER BY reason")
+        .await
+        .unwrap();
     let mut reasons = Vec::new();
     for b in &batches {
         let b = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
@@ -88,7 +136,10 @@ async fn every_stream_and_every_refusal_lands_once_in_its_table() {
         let bytes = std::fs::read(&entry).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains(TOKEN), "token found in {entry:?}");
-        assert!(!text.contains("a4:5e:60:e8:1b:2c"), "MAC found in {entry:?}");
+        assert!(
+            !text.contains("a4:5e:60:e8:1b:2c"),
+            "MAC found in {entry:?}"
+        );
         files += 1;
     }
     assert!(files > 10);
@@ -97,14 +148,20 @@ async fn every_stream_and_every_refusal_lands_once_in_its_table() {
     // progress even where a table got no rows): a restart re-reads nothing.
     let topic = &world.topics[&Stream::WasteContainers];
     for table in [Table::WasteContainers, Table::DeadLetters] {
-        let stored = lake.committed_offsets(table, "vallee-ingest", topic, &[0, 1, 2]).await.unwrap();
+        let stored = lake
+            .committed_offsets(table, "vallee-ingest", topic, &[0, 1, 2])
+            .await
+            .unwrap();
         for (partition, offset) in stored {
             let sql = format!(
                 "SELECT max(o) FROM (SELECT _offset AS o FROM waste_containers WHERE _topic = '{topic}' AND _partition = {partition} \
                  UNION ALL SELECT \"offset\" AS o FROM dead_letters WHERE topic = '{topic}' AND partition = {partition})"
             );
             let batches = lake.sql(&sql).await.unwrap();
-            let max = batches[0].column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0);
+            let max = batches[0]
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0);
             assert_eq!(offset, Some(max), "{table} partition {partition}");
         }
     }
@@ -116,7 +173,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
     }
     out
 }
@@ -125,7 +186,10 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// CI installs it and sets VALLEE_REQUIRE_PYTHON=1; elsewhere the check runs when available.
 fn python_reads_the_lake(world: &World, counts: &std::collections::BTreeMap<Table, u64>) {
     let script = format!("{}/tests/python/read_lake.py", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("python3").arg(&script).arg(world.data_dir().join("lake")).output();
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(world.data_dir().join("lake"))
+        .output();
     let required = std::env::var("VALLEE_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
     let out = match out {
         Ok(o) if o.status.code() == Some(3) && !required => {
@@ -138,8 +202,13 @@ fn python_reads_the_lake(world: &World, counts: &std::collections::BTreeMap<Tabl
             return;
         }
     };
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let read: std::collections::BTreeMap<String, u64> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: std::collections::BTreeMap<String, u64> =
+        serde_json::from_slice(&out.stdout).unwrap();
     for (t, n) in counts {
         assert_eq!(read.get(t.name()), Some(n), "python read {read:?}");
     }

@@ -9,11 +9,21 @@ use vallee_schemas::contract::Stream;
 
 use crate::helpers::*;
 
-fn spawn_up(data: &std::path::Path, broker: std::net::SocketAddr, http: std::net::SocketAddr, log: &std::path::Path) -> std::process::Child {
+fn spawn_up(
+    data: &std::path::Path,
+    broker: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+    log: &std::path::Path,
+) -> std::process::Child {
     let log = std::fs::File::create(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_vallee"))
         .args(["up", "--no-simulate", "--data-dir", path_str(data)])
-        .args(["--broker-listen", &broker.to_string(), "--http-addr", &http.to_string()])
+        .args([
+            "--broker-listen",
+            &broker.to_string(),
+            "--http-addr",
+            &http.to_string(),
+        ])
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
         .spawn()
@@ -26,26 +36,59 @@ async fn sigterm_commits_what_was_read_and_a_restart_finishes() {
     let data = dir.path().join("data");
     let (broker, http) = (free_addr(), free_addr());
     let mut hub = spawn_up(&data, broker, http, &dir.path().join("up-1.log"));
-    eventually(Duration::from_secs(60), "/healthz", || async { matches!(http_get(http, "/healthz"), Ok((200, _))) }).await;
+    eventually(Duration::from_secs(60), "/healthz", || async {
+        matches!(http_get(http, "/healthz"), Ok((200, _)))
+    })
+    .await;
 
     // Every topic of the contract exists, with the default 3 partitions.
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", broker.to_string()).create().unwrap();
-    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).unwrap();
-    for topic in Stream::ALL.map(|s| s.default_topic()).into_iter().chain(["vallee.alerts", "vallee.citizen.reports", "vallee.citizen.ideas"]) {
-        let t = metadata.topics().iter().find(|t| t.name() == topic).unwrap_or_else(|| panic!("no topic {topic}"));
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.to_string())
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    for topic in Stream::ALL.map(|s| s.default_topic()).into_iter().chain([
+        "vallee.alerts",
+        "vallee.citizen.reports",
+        "vallee.citizen.ideas",
+    ]) {
+        let t = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .unwrap_or_else(|| panic!("no topic {topic}"));
         assert_eq!(t.partitions().len(), 3, "{topic}");
     }
 
-    let topics = Stream::ALL.iter().map(|s| (*s, s.default_topic().to_string())).collect();
+    let topics = Stream::ALL
+        .iter()
+        .map(|s| (*s, s.default_topic().to_string()))
+        .collect();
     let events = valley_events(20_000, 17);
     let producer = vallee::simulator::producer(&broker.to_string()).unwrap();
-    let produced = vallee::simulator::produce(&producer, &topics, &events).await.unwrap();
-    let lake = vallee_lake::Lake::open(vallee_lake::LakeOptions { root: data.join("lake"), ..Default::default() }).await.unwrap();
-    eventually(Duration::from_secs(60), "ingest under way", || async { total(&lake).await > 0 }).await;
+    let produced = vallee::simulator::produce(&producer, &topics, &events)
+        .await
+        .unwrap();
+    let lake = vallee_lake::Lake::open(vallee_lake::LakeOptions {
+        root: data.join("lake"),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    eventually(Duration::from_secs(60), "ingest under way", || async {
+        total(&lake).await > 0
+    })
+    .await;
 
     terminate(&hub);
     let status = wait_exit(&mut hub, Duration::from_secs(60)).await;
-    assert!(status.success(), "exit status {status:?}: {}", std::fs::read_to_string(dir.path().join("up-1.log")).unwrap());
+    assert!(
+        status.success(),
+        "exit status {status:?}: {}",
+        std::fs::read_to_string(dir.path().join("up-1.log")).unwrap()
+    );
     // The embedded broker stopped with the hub.
     assert!(http_get(http, "/healthz").is_err());
     assert!(std::net::TcpStream::connect_timeout(&broker, Duration::from_millis(300)).is_err());
@@ -57,7 +100,12 @@ async fn sigterm_commits_what_was_read_and_a_restart_finishes() {
 
     // The broker's data survived (SQLite under data/broker): a restart finishes the work.
     let mut hub = spawn_up(&data, broker, http, &dir.path().join("up-2.log"));
-    eventually(Duration::from_secs(120), "the rest of the messages", || async { total(&lake).await >= produced }).await;
+    eventually(
+        Duration::from_secs(120),
+        "the rest of the messages",
+        || async { total(&lake).await >= produced },
+    )
+    .await;
     terminate(&hub);
     assert!(wait_exit(&mut hub, Duration::from_secs(60)).await.success());
     assert_exactly_once(&lake, produced).await;

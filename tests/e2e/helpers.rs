@@ -34,11 +34,28 @@ impl World {
             dir.disable_cleanup(true);
             eprintln!("test data kept in {}", dir.path().display());
         }
-        let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), &dir.path().join("broker")).await.unwrap();
+        let broker =
+            EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), &dir.path().join("broker"))
+                .await
+                .unwrap();
         let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
-        let topics: BTreeMap<Stream, String> = Stream::ALL.iter().map(|s| (*s, format!("t{id}.{}", s.name()))).collect();
-        let world = World { dir, broker, topics, group: format!("g{id}") };
-        topics::ensure_topics(&world.brokers(), &topics::hub_topics(&world.ingest_options()), partitions).await.unwrap();
+        let topics: BTreeMap<Stream, String> = Stream::ALL
+            .iter()
+            .map(|s| (*s, format!("t{id}.{}", s.name())))
+            .collect();
+        let world = World {
+            dir,
+            broker,
+            topics,
+            group: format!("g{id}"),
+        };
+        topics::ensure_topics(
+            &world.brokers(),
+            &topics::hub_topics(&world.ingest_options()),
+            partitions,
+        )
+        .await
+        .unwrap();
         world
     }
 
@@ -61,7 +78,10 @@ impl World {
     }
 
     pub fn lake_options(&self) -> LakeOptions {
-        LakeOptions { root: self.data_dir().join("lake"), ..Default::default() }
+        LakeOptions {
+            root: self.data_dir().join("lake"),
+            ..Default::default()
+        }
     }
 
     pub async fn lake(&self) -> Lake {
@@ -71,7 +91,10 @@ impl World {
     /// A TOML file pointing a child `vallee` at this world's topics and group.
     pub fn config_file(&self) -> PathBuf {
         let path = self.dir.path().join("vallee.toml");
-        let mut text = format!("[ingest]\ngroup_id = \"{}\"\nflush_interval_ms = 300\n\n[topics]\n", self.group);
+        let mut text = format!(
+            "[ingest]\ngroup_id = \"{}\"\nflush_interval_ms = 300\n\n[topics]\n",
+            self.group
+        );
         for (s, t) in &self.topics {
             text.push_str(&format!("{} = \"{t}\"\n", s.name()));
         }
@@ -81,15 +104,28 @@ impl World {
 
     pub async fn produce(&self, events: &[Event]) -> u64 {
         let producer = simulator::producer(&self.brokers()).unwrap();
-        simulator::produce(&producer, &self.topics, events).await.unwrap()
+        simulator::produce(&producer, &self.topics, events)
+            .await
+            .unwrap()
     }
 
     /// A child `vallee ingest` on this world (stdout and stderr in `<dir>/<name>.log`).
     pub fn spawn_ingest(&self, name: &str) -> Child {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
         Command::new(env!("CARGO_BIN_EXE_vallee"))
-            .args(["--config", self.config_file().to_str().unwrap(), "ingest", "--kafka-brokers", &self.brokers()])
-            .args(["--data-dir", self.data_dir().to_str().unwrap(), "--http-addr", "127.0.0.1:0"])
+            .args([
+                "--config",
+                self.config_file().to_str().unwrap(),
+                "ingest",
+                "--kafka-brokers",
+                &self.brokers(),
+            ])
+            .args([
+                "--data-dir",
+                self.data_dir().to_str().unwrap(),
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
             .env("RUST_LOG", "info,buoyant_kernel=warn,deltalake_core=warn")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
@@ -105,8 +141,17 @@ impl World {
 /// Valley traffic: `n` events of every stream, seeded.
 pub fn valley_events(n: usize, seed: u64) -> Vec<Event> {
     use vallee::simulator::{Valley, ValleyShape};
-    let start = chrono::DateTime::parse_from_rfc3339("2026-06-03T08:00:00Z").unwrap().with_timezone(&chrono::Utc);
-    let mut valley = Valley::new(ValleyShape { seed, fault_ratio: 0.0, ..Default::default() }, start);
+    let start = chrono::DateTime::parse_from_rfc3339("2026-06-03T08:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let mut valley = Valley::new(
+        ValleyShape {
+            seed,
+            fault_ratio: 0.0,
+            ..Default::default()
+        },
+        start,
+    );
     let mut events = Vec::new();
     while events.len() < n {
         let until = valley.now() + chrono::Duration::minutes(30);
@@ -127,7 +172,10 @@ where
         if condition().await {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -147,12 +195,18 @@ pub async fn total(lake: &Lake) -> u64 {
 
 fn scalar(batches: &[arrow::array::RecordBatch]) -> i64 {
     let col = batches[0].column(0);
-    col.as_any().downcast_ref::<Int64Array>().map_or(0, |a| if a.is_null(0) { 0 } else { a.value(0) })
+    col.as_any()
+        .downcast_ref::<Int64Array>()
+        .map_or(0, |a| if a.is_null(0) { 0 } else { a.value(0) })
 }
 
 /// Rows of a data table whose (topic, partition, offset) appears more than once.
 pub async fn duplicates(lake: &Lake, table: Table) -> i64 {
-    let (t, p, o) = if table == Table::DeadLetters { ("topic", "partition", "\"offset\"") } else { ("_topic", "_partition", "_offset") };
+    let (t, p, o) = if table == Table::DeadLetters {
+        ("topic", "partition", "\"offset\"")
+    } else {
+        ("_topic", "_partition", "_offset")
+    };
     let sql = format!(
         "SELECT count(*) - count(DISTINCT concat({t}, '/', CAST({p} AS VARCHAR), '/', CAST({o} AS VARCHAR))) FROM {}",
         table.name()
@@ -165,7 +219,10 @@ pub async fn duplicates(lake: &Lake, table: Table) -> i64 {
 pub async fn assert_exactly_once(lake: &Lake, produced: u64) {
     let counts = counts(lake).await;
     let total: u64 = counts.values().sum();
-    assert_eq!(total, produced, "rows over all tables vs produced: {counts:?}");
+    assert_eq!(
+        total, produced,
+        "rows over all tables vs produced: {counts:?}"
+    );
     for t in Table::ALL {
         assert_eq!(duplicates(lake, t).await, 0, "duplicates in {t}");
     }
@@ -175,17 +232,31 @@ pub async fn assert_exactly_once(lake: &Lake, produced: u64) {
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     Ok((status, body))
 }
 
 /// Sends SIGTERM to a child.
 pub fn terminate(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 

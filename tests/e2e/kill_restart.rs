@@ -18,7 +18,9 @@ async fn kill_9_at_any_moment_loses_and_duplicates_nothing() {
             let p = vallee::simulator::producer(&brokers).unwrap();
             let mut n = 0;
             for chunk in events.chunks(1_000) {
-                n += vallee::simulator::produce(&p, &topics, chunk).await.unwrap();
+                n += vallee::simulator::produce(&p, &topics, chunk)
+                    .await
+                    .unwrap();
                 tokio::time::sleep(Duration::from_millis(1_500)).await;
             }
             n
@@ -30,7 +32,12 @@ async fn kill_9_at_any_moment_loses_and_duplicates_nothing() {
     for (round, after_ms) in [0u64, 430, 1_150, 170].into_iter().enumerate() {
         let before = total(&lake).await;
         let mut child = world.spawn_ingest(&format!("ingest-{round}"));
-        eventually(Duration::from_secs(180), "the new process ingesting", || async { total(&lake).await > before }).await;
+        eventually(
+            Duration::from_secs(180),
+            "the new process ingesting",
+            || async { total(&lake).await > before },
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(after_ms)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -38,9 +45,18 @@ async fn kill_9_at_any_moment_loses_and_duplicates_nothing() {
     let produced = producer.await.unwrap();
     assert_eq!(produced, events.len() as u64);
     let mut child = world.spawn_ingest("ingest-final");
-    eventually(Duration::from_secs(180), "every produced message in the lake", || async { total(&lake).await >= produced }).await;
+    eventually(
+        Duration::from_secs(180),
+        "every produced message in the lake",
+        || async { total(&lake).await >= produced },
+    )
+    .await;
     terminate(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(30)).await.success());
+    assert!(
+        wait_exit(&mut child, Duration::from_secs(30))
+            .await
+            .success()
+    );
     assert_exactly_once(&lake, produced).await;
     // The last process resumed from the offsets stored in the tables, not from the start.
     let log = world.log("ingest-final");

@@ -13,12 +13,22 @@ async fn a_member_leaving_mid_run_hands_over_without_loss_or_duplicates() {
     let mut b = world.spawn_ingest("ingest-b");
     let (first, rest) = events.split_at(6_000);
     let produced_first = world.produce(first).await;
-    eventually(Duration::from_secs(60), "both members consuming", || async { total(&lake).await > 1_000 }).await;
+    eventually(
+        Duration::from_secs(60),
+        "both members consuming",
+        || async { total(&lake).await > 1_000 },
+    )
+    .await;
     // Stop one member mid-run; the other takes its partitions over.
     terminate(&a);
     assert!(wait_exit(&mut a, Duration::from_secs(30)).await.success());
     let produced = produced_first + world.produce(rest).await;
-    eventually(Duration::from_secs(120), "every message in the lake", || async { total(&lake).await >= produced }).await;
+    eventually(
+        Duration::from_secs(120),
+        "every message in the lake",
+        || async { total(&lake).await >= produced },
+    )
+    .await;
     terminate(&b);
     assert!(wait_exit(&mut b, Duration::from_secs(30)).await.success());
     assert_exactly_once(&lake, produced).await;

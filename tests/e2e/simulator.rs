@@ -14,21 +14,54 @@ async fn the_built_in_simulator_fills_the_lake() {
     let (broker, http) = (free_addr(), free_addr());
     let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
     let mut hub = Command::new(env!("CARGO_BIN_EXE_vallee"))
-        .args(["up", "--data-dir", path_str(&data), "--speed", "1200", "--fault-ratio", "0.02"])
-        .args(["--broker-listen", &broker.to_string(), "--http-addr", &http.to_string()])
+        .args([
+            "up",
+            "--data-dir",
+            path_str(&data),
+            "--speed",
+            "1200",
+            "--fault-ratio",
+            "0.02",
+        ])
+        .args([
+            "--broker-listen",
+            &broker.to_string(),
+            "--http-addr",
+            &http.to_string(),
+        ])
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
         .spawn()
         .unwrap();
-    let lake = vallee_lake::Lake::open(vallee_lake::LakeOptions { root: data.join("lake"), ..Default::default() }).await.unwrap();
-    // Bins and vineyard stations report around the clock; faults feed the dead letters.
-    eventually(Duration::from_secs(90), "bins, vineyards and dead letters in the lake", || async {
-        let c = counts(&lake).await;
-        [Table::WasteContainers, Table::WeatherObserved, Table::ParcelRecords, Table::DeadLetters].iter().all(|t| c[t] > 0)
+    let lake = vallee_lake::Lake::open(vallee_lake::LakeOptions {
+        root: data.join("lake"),
+        ..Default::default()
     })
+    .await
+    .unwrap();
+    // Bins and vineyard stations report around the clock; faults feed the dead letters.
+    eventually(
+        Duration::from_secs(90),
+        "bins, vineyards and dead letters in the lake",
+        || async {
+            let c = counts(&lake).await;
+            [
+                Table::WasteContainers,
+                Table::WeatherObserved,
+                Table::ParcelRecords,
+                Table::DeadLetters,
+            ]
+            .iter()
+            .all(|t| c[t] > 0)
+        },
+    )
     .await;
     terminate(&hub);
     assert!(wait_exit(&mut hub, Duration::from_secs(60)).await.success());
     let banner = std::fs::read_to_string(dir.path().join("up.log")).unwrap();
-    assert!(banner.contains("Smart Vallée hub is up") && banner.contains(&format!("http://{http}/healthz")), "{banner}");
+    assert!(
+        banner.contains("Smart Vallée hub is up")
+            && banner.contains(&format!("http://{http}/healthz")),
+        "{banner}"
+    );
 }

@@ -18,7 +18,10 @@ use crate::time::days;
 
 /// A sighting as it arrives on `vallee.beacons`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[schemars(title = "BeaconSighting", description = "A pseudonymous device seen by a beacon (never a MAC address)")]
+#[schemars(
+    title = "BeaconSighting",
+    description = "A pseudonymous device seen by a beacon (never a MAC address)"
+)]
 pub struct BeaconSightingInput {
     #[serde(flatten)]
     pub envelope: Envelope,
@@ -91,11 +94,20 @@ impl BeaconSightingInput {
         if self.zone.trim().is_empty() {
             return Err(Rejection::schema("zone must be a non-empty string"));
         }
-        let salt_epoch = NaiveDate::parse_from_str(&self.salt_epoch, "%Y-%m-%d")
-            .map_err(|e| Rejection::schema(format!("saltEpoch {:?} is not a YYYY-MM-DD date ({e})", self.salt_epoch)))?;
+        let salt_epoch = NaiveDate::parse_from_str(&self.salt_epoch, "%Y-%m-%d").map_err(|e| {
+            Rejection::schema(format!(
+                "saltEpoch {:?} is not a YYYY-MM-DD date ({e})",
+                self.salt_epoch
+            ))
+        })?;
         let rssi = check_range("rssi", self.rssi, -130.0, 20.0)?;
         Ok(BeaconSighting {
-            record: BeaconSightingRecord { observation, zone: self.zone, salt_epoch, rssi },
+            record: BeaconSightingRecord {
+                observation,
+                zone: self.zone,
+                salt_epoch,
+                rssi,
+            },
             device_token: self.device_token.to_ascii_lowercase(),
         })
     }

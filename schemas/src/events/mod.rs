@@ -59,7 +59,11 @@ impl Envelope {
             kafka_timestamp_ms,
         )
         .map_err(Rejection::schema)?;
-        Ok(Observation { id: self.id.clone(), date_observed, time_source })
+        Ok(Observation {
+            id: self.id.clone(),
+            date_observed,
+            time_source,
+        })
     }
 }
 
@@ -101,7 +105,9 @@ pub(crate) fn check_range(name: &str, value: f64, min: f64, max: f64) -> Result<
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(Rejection::range(format!("{name} = {value} is outside [{min}, {max}]")))
+        Err(Rejection::range(format!(
+            "{name} = {value} is outside [{min}, {max}]"
+        )))
     }
 }
 
@@ -119,7 +125,10 @@ pub(crate) fn check_opt_range(
 /// rather than guessed: 0.8 % and 80 % differ by a factor 100.
 pub(crate) fn check_fraction(name: &str, value: f64) -> Result<f64, Rejection> {
     check_range(name, value, 0.0, 1.0).map_err(|r| {
-        Rejection::range(format!("{} (a fraction 0..1 is expected, not a percentage)", r.message))
+        Rejection::range(format!(
+            "{} (a fraction 0..1 is expected, not a percentage)",
+            r.message
+        ))
     })
 }
 
@@ -130,16 +139,23 @@ pub(crate) fn check_opt_fraction(name: &str, value: Option<f64>) -> Result<Optio
 /// A located event: the point, and the valley commune it falls in (if any).
 pub(crate) fn locate(location: &GeoJson) -> Result<(GeoPoint, Option<String>), Rejection> {
     let point = location.to_point().map_err(|(is_range, message)| {
-        if is_range { Rejection::range(message) } else { Rejection::schema(message) }
+        if is_range {
+            Rejection::range(message)
+        } else {
+            Rejection::schema(message)
+        }
     })?;
-    let commune = communes::valley().locate(&point).map(|c| c.insee_code.clone());
+    let commune = communes::valley()
+        .locate(&point)
+        .map(|c| c.insee_code.clone());
     Ok((point, commune))
 }
 
+/// Longitude, latitude and commune code of an optional location.
+pub(crate) type OptionalPlace = (Option<f64>, Option<f64>, Option<String>);
+
 /// Optional location: longitude, latitude, commune code.
-pub(crate) fn locate_opt(
-    location: Option<&GeoJson>,
-) -> Result<(Option<f64>, Option<f64>, Option<String>), Rejection> {
+pub(crate) fn locate_opt(location: Option<&GeoJson>) -> Result<OptionalPlace, Rejection> {
     match location {
         Some(l) => {
             let (p, commune) = locate(l)?;

@@ -16,7 +16,10 @@ use crate::geo::GeoJson;
 
 /// A parcel reading as it arrives on `vallee.vineyards`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[schemars(title = "AgriParcelRecord", description = "Soil and canopy reading of a vineyard parcel (FIWARE Smart Data Models, keyValues)")]
+#[schemars(
+    title = "AgriParcelRecord",
+    description = "Soil and canopy reading of a vineyard parcel (FIWARE Smart Data Models, keyValues)"
+)]
 pub struct ParcelRecordInput {
     #[serde(flatten)]
     pub envelope: Envelope,
@@ -73,14 +76,21 @@ impl ParcelRecordInput {
     pub fn validate(self, kafka_timestamp_ms: Option<i64>) -> Result<ParcelRecord, Rejection> {
         let observation = self.envelope.observe(kafka_timestamp_ms)?;
         if self.has_agri_parcel.trim().is_empty() {
-            return Err(Rejection::schema("hasAgriParcel must be a non-empty string"));
+            return Err(Rejection::schema(
+                "hasAgriParcel must be a non-empty string",
+            ));
         }
         let (longitude, latitude, commune_code) = locate_opt(self.location.as_ref())?;
         Ok(ParcelRecord {
             observation,
             has_agri_parcel: self.has_agri_parcel,
             soil_moisture_vwc: check_opt_fraction("soilMoistureVwc", self.soil_moisture_vwc)?,
-            soil_temperature: check_opt_range("soilTemperature", self.soil_temperature, -30.0, 70.0)?,
+            soil_temperature: check_opt_range(
+                "soilTemperature",
+                self.soil_temperature,
+                -30.0,
+                70.0,
+            )?,
             leaf_wetness: check_opt_fraction("leafWetness", self.leaf_wetness)?,
             relative_humidity: check_opt_fraction("relativeHumidity", self.relative_humidity)?,
             longitude,

@@ -7,7 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Envelope, Observation, closing_fields, extra_json, locate_opt, observation_fields, schema_of};
+use super::{
+    Envelope, Observation, closing_fields, extra_json, locate_opt, observation_fields, schema_of,
+};
 use crate::decode::Rejection;
 use crate::geo::GeoJson;
 
@@ -16,7 +18,10 @@ pub const SOURCES: [&str; 3] = ["counter", "ar-trail", "beacon"];
 
 /// A visit as it arrives on `vallee.tourism`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[schemars(title = "SiteVisit", description = "Visitors counted at a tourist site, or an AR-trail check-in")]
+#[schemars(
+    title = "SiteVisit",
+    description = "Visitors counted at a tourist site, or an AR-trail check-in"
+)]
 pub struct SiteVisitInput {
     #[serde(flatten)]
     pub envelope: Envelope,
@@ -85,10 +90,16 @@ impl SiteVisitInput {
             )));
         }
         if !SOURCES.contains(&self.source.as_str()) {
-            return Err(Rejection::range(format!("source {:?} is not one of {SOURCES:?}", self.source)));
+            return Err(Rejection::range(format!(
+                "source {:?} is not one of {SOURCES:?}",
+                self.source
+            )));
         }
         if self.count < 1 {
-            return Err(Rejection::range(format!("count = {} must be at least 1", self.count)));
+            return Err(Rejection::range(format!(
+                "count = {} must be at least 1",
+                self.count
+            )));
         }
         let (longitude, latitude, _) = locate_opt(self.location.as_ref())?;
         Ok(SiteVisitRecord {

@@ -16,7 +16,10 @@ use crate::geo::GeoJson;
 
 /// A truck position as it arrives on `vallee.waste.vehicles`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[schemars(title = "Vehicle", description = "Position and service of a waste-collection truck (FIWARE Smart Data Models, keyValues)")]
+#[schemars(
+    title = "Vehicle",
+    description = "Position and service of a waste-collection truck (FIWARE Smart Data Models, keyValues)"
+)]
 pub struct VehicleInput {
     #[serde(flatten)]
     pub envelope: Envelope,
@@ -77,7 +80,9 @@ pub struct VehicleRecord {
 impl VehicleRecord {
     /// Whether this vehicle collects garbage (proof of collection looks for these).
     pub fn collects_garbage(&self) -> bool {
-        self.service_provided.iter().any(|s| s == "garbageCollection")
+        self.service_provided
+            .iter()
+            .any(|s| s == "garbageCollection")
     }
 }
 

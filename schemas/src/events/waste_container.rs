@@ -17,11 +17,22 @@ use crate::geo::GeoJson;
 use crate::time::{micros, parse_rfc3339};
 
 /// The `status` values of the Smart Data Model.
-pub const STATUSES: [&str; 7] = ["ok", "lidOpen", "dropped", "moved", "vandalized", "burning", "unknown"];
+pub const STATUSES: [&str; 7] = [
+    "ok",
+    "lidOpen",
+    "dropped",
+    "moved",
+    "vandalized",
+    "burning",
+    "unknown",
+];
 
 /// A bin reading as it arrives on `vallee.waste.containers`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[schemars(title = "WasteContainer", description = "Fill-level reading of a connected waste bin (FIWARE Smart Data Models, keyValues)")]
+#[schemars(
+    title = "WasteContainer",
+    description = "Fill-level reading of a connected waste bin (FIWARE Smart Data Models, keyValues)"
+)]
 pub struct WasteContainerInput {
     #[serde(flatten)]
     pub envelope: Envelope,
@@ -95,7 +106,10 @@ pub struct WasteContainerRecord {
 }
 
 impl WasteContainerInput {
-    pub fn validate(self, kafka_timestamp_ms: Option<i64>) -> Result<WasteContainerRecord, Rejection> {
+    pub fn validate(
+        self,
+        kafka_timestamp_ms: Option<i64>,
+    ) -> Result<WasteContainerRecord, Rejection> {
         let observation = self.envelope.observe(kafka_timestamp_ms)?;
         let filling_level = check_fraction("fillingLevel", self.filling_level)?;
         let bin_fullness_threshold = self
@@ -107,7 +121,9 @@ impl WasteContainerInput {
         if let Some(status) = &self.status
             && !STATUSES.contains(&status.as_str())
         {
-            return Err(Rejection::range(format!("status {status:?} is not one of {STATUSES:?}")));
+            return Err(Rejection::range(format!(
+                "status {status:?} is not one of {STATUSES:?}"
+            )));
         }
         let date_last_emptying = self
             .date_last_emptying

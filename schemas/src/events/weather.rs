@@ -16,7 +16,10 @@ use crate::geo::GeoJson;
 
 /// A station reading as it arrives on `vallee.vineyards`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[schemars(title = "WeatherObserved", description = "Reading of a weather station (FIWARE Smart Data Models, keyValues)")]
+#[schemars(
+    title = "WeatherObserved",
+    description = "Reading of a weather station (FIWARE Smart Data Models, keyValues)"
+)]
 pub struct WeatherObservedInput {
     #[serde(flatten)]
     pub envelope: Envelope,
