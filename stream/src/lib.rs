@@ -1,5 +1,32 @@
-//! The stream stage of the Smart Vallée hub: event-time windows on DataFusion (live fill
-//! alerts, footfall, site visits, vineyard risk indicators).
+//! The stream stage of the Smart Vallée hub: event-time windows for live fill alerts,
+//! footfall, site visits and vineyard risk indicators.
 //!
-//! Not built yet: the walking skeleton lands raw events in the lake; the windowed stage is
-//! the next capability. This crate exists so the workspace layout is the final one.
+//! DataFusion has no event-time window operator; this crate has one, in the spirit of
+//! Arroyo's tumbling-window operator: state is binned by window start, a window closes when
+//! the stream's watermark passes its end, and a late row for a closed window produces a
+//! corrected row (a higher revision), never silence.
+//!
+//! ```text
+//!  events ──► Watermarks (per stream: min over active partitions of max event time,
+//!   │                     minus allowed lateness; idle partitions stop holding it back)
+//!   └──────► WindowOperator ── insert ──► open windows (early results for the live view)
+//!                            └─ advance(watermark) ──► final rows (revision 0)
+//!                               late row, closed window ──► corrected row (revision n+1)
+//! ```
+//!
+//! Built so far: the engine (watermarks, tumbling and hopping windows, session windows,
+//! corrections) with frozen-clock tests. Not built yet: the Kafka consumer of the stage, the
+//! DataFusion per-batch plans and domain formulas, the output tables and the live view.
+//!
+//! # Layout
+//! - [`watermark`] — per-stream watermarks with idle partitions.
+//! - [`window`] — window shapes: tumbling, hopping.
+//! - [`operator`] — the keyed window operator with early results and corrections.
+//! - [`session`] — session windows (dwell time).
+//! - [`aggregate`] — what a window accumulates (counts, exact distinct counts).
+
+pub mod aggregate;
+pub mod operator;
+pub mod session;
+pub mod watermark;
+pub mod window;

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod cli;
 mod contract;
 mod graceful_stop;
 mod kill_restart;

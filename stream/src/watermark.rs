@@ -1,0 +1,123 @@
+//! Watermarks: how far event time has certainly progressed on a stream.
+//!
+//! The watermark of a stream is the minimum, over its *active* partitions, of the highest
+//! event time each has delivered, minus the stream's allowed lateness. A partition that has
+//! delivered nothing for `idle_timeout` (processing time) stops holding the watermark back,
+//! so a quiet partition or stream (bins report a few times a day) never stalls the others.
+//! When every partition is idle, the most advanced one decides.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use std::time::Instant;
+
+/// Watermark settings of one stream.
+#[derive(Debug, Clone, Copy)]
+pub struct WatermarkOptions {
+    /// How late (event time) a row may be and still fall in an open window.
+    pub allowed_lateness: chrono::Duration,
+    /// Processing time after which a silent partition no longer holds the watermark.
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PartitionClock {
+    max_event_time: DateTime<Utc>,
+    last_delivery: Instant,
+}
+
+/// The watermark of one stream.
+#[derive(Debug, Clone)]
+pub struct Watermarks {
+    options: WatermarkOptions,
+    partitions: BTreeMap<i32, PartitionClock>,
+}
+
+impl Watermarks {
+    pub fn new(options: WatermarkOptions) -> Self {
+        Watermarks {
+            options,
+            partitions: BTreeMap::new(),
+        }
+    }
+
+    /// Records a row of `partition` with event time `t`, delivered at `now`.
+    pub fn observe(&mut self, partition: i32, t: DateTime<Utc>, now: Instant) {
+        let clock = self.partitions.entry(partition).or_insert(PartitionClock {
+            max_event_time: t,
+            last_delivery: now,
+        });
+        clock.max_event_time = clock.max_event_time.max(t);
+        clock.last_delivery = now;
+    }
+
+    /// Forgets a partition (revoked from this process).
+    pub fn remove(&mut self, partition: i32) {
+        self.partitions.remove(&partition);
+    }
+
+    /// The watermark at `now`, `None` before any row.
+    pub fn watermark(&self, now: Instant) -> Option<DateTime<Utc>> {
+        let active = self
+            .partitions
+            .values()
+            .filter(|c| now.saturating_duration_since(c.last_delivery) < self.options.idle_timeout)
+            .map(|c| c.max_event_time)
+            .min();
+        let horizon =
+            active.or_else(|| self.partitions.values().map(|c| c.max_event_time).max())?;
+        Some(horizon - self.options.allowed_lateness)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    const OPTIONS: WatermarkOptions = WatermarkOptions {
+        allowed_lateness: chrono::Duration::seconds(30),
+        idle_timeout: Duration::from_secs(30),
+    };
+
+    // The processing clock is passed in, so tests freeze and move it at will.
+    fn clock() -> impl FnMut(u64) -> Instant {
+        let start = Instant::now();
+        move |secs| start + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn the_slowest_active_partition_minus_lateness() {
+        let mut at = clock();
+        let mut w = Watermarks::new(OPTIONS);
+        assert_eq!(w.watermark(at(0)), None);
+        w.observe(0, t("2026-11-28T10:05:00Z"), at(0));
+        w.observe(1, t("2026-11-28T10:02:00Z"), at(0));
+        w.observe(0, t("2026-11-28T10:01:00Z"), at(1)); // out of order: max stays
+        assert_eq!(w.watermark(at(1)), Some(t("2026-11-28T10:01:30Z")));
+    }
+
+    #[test]
+    fn an_idle_partition_stops_holding_the_watermark_back() {
+        let mut at = clock();
+        let mut w = Watermarks::new(OPTIONS);
+        w.observe(0, t("2026-11-28T10:00:00Z"), at(0));
+        w.observe(1, t("2026-11-28T08:00:00Z"), at(0));
+        assert_eq!(w.watermark(at(0)), Some(t("2026-11-28T07:59:30Z")));
+        w.observe(0, t("2026-11-28T10:10:00Z"), at(20));
+        // Partition 1 silent for 35 s: only partition 0 counts.
+        assert_eq!(w.watermark(at(35)), Some(t("2026-11-28T10:09:30Z")));
+        // Everything idle: the most advanced partition decides, the stream does not stall.
+        assert_eq!(w.watermark(at(95)), Some(t("2026-11-28T10:09:30Z")));
+        // Partition 1 speaks again, far behind: it holds the watermark back again (the
+        // watermark of a stream may move back; windows already closed stay closed).
+        w.observe(1, t("2026-11-28T09:00:00Z"), at(96));
+        assert_eq!(w.watermark(at(96)), Some(t("2026-11-28T08:59:30Z")));
+        w.remove(1);
+        assert_eq!(w.watermark(at(96)), Some(t("2026-11-28T10:09:30Z")));
+    }
+}
