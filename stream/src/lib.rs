@@ -15,8 +15,9 @@
 //! ```
 //!
 //! Built so far: the engine (watermarks, tumbling and hopping windows, session windows,
-//! corrections) with frozen-clock tests. Not built yet: the Kafka consumer of the stage, the
-//! DataFusion per-batch plans and domain formulas, the output tables and the live view.
+//! corrections) and the fill-alert rules, with frozen-clock and hand-computed tests. Not
+//! built yet: the Kafka consumer of the stage, the DataFusion per-batch plans, the vineyard
+//! formulas, the output tables, the alerts topic and the live view.
 //!
 //! # Layout
 //! - [`watermark`] — per-stream watermarks with idle partitions.
@@ -24,9 +25,12 @@
 //! - [`operator`] — the keyed window operator with early results and corrections.
 //! - [`session`] — session windows (dwell time).
 //! - [`aggregate`] — what a window accumulates (counts, exact distinct counts).
+//! - [`rules`] — domain state machines: fill alerts (hysteresis, proof of collection, fire,
+//!   status, silence).
 
 pub mod aggregate;
 pub mod operator;
+pub mod rules;
 pub mod session;
 pub mod watermark;
 pub mod window;

@@ -1,0 +1,553 @@
+//! Fill alerts of connected bins: full (with hysteresis), fire, status, silence; proof of
+//! collection when a garbage truck stood by the bin before its level dropped.
+//!
+//! Alerts fire on the reading itself (no waiting for a window); only the decisions that
+//! depend on *other* data wait for event time: "was a truck there in the 15 minutes before
+//! the drop?" waits until the vehicles' watermark has passed the drop, and "silent" waits
+//! for the bins' watermark to pass the last reading + 24 h.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chrono::{DateTime, Duration, Utc};
+use vallee_schemas::events::vehicle::VehicleRecord;
+use vallee_schemas::events::waste_container::WasteContainerRecord;
+use vallee_schemas::geo::GeoPoint;
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertKind {
+    Fill,
+    Fire,
+    Status,
+    Silent,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Fill => "fill",
+            AlertKind::Fire => "fire",
+            AlertKind::Status => "status",
+            AlertKind::Silent => "silent",
+        }
+    }
+}
+
+/// Why an alert cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClearReason {
+    LevelDrop,
+    Collection,
+    StatusOk,
+    ReportingAgain,
+}
+
+impl ClearReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClearReason::LevelDrop => "level_drop",
+            ClearReason::Collection => "collection",
+            ClearReason::StatusOk => "status_ok",
+            ClearReason::ReportingAgain => "reporting_again",
+        }
+    }
+}
+
+/// One row of `fill_alerts`: an alert opening or clearing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertChange {
+    /// Stable per episode (same input, same id: consumers of the alerts topic dedupe on it).
+    pub alert_id: String,
+    pub kind: AlertKind,
+    pub entity_id: String,
+    /// `true`: open; `false`: cleared.
+    pub open: bool,
+    pub date_observed: DateTime<Utc>,
+    pub clear_reason: Option<ClearReason>,
+    pub filling_level: Option<f64>,
+    pub commune_code: Option<String>,
+}
+
+/// Rule settings.
+#[derive(Debug, Clone)]
+pub struct FillRules {
+    /// Fill threshold when neither the commune nor the bin says otherwise.
+    pub default_threshold: f64,
+    /// Per-commune thresholds (INSEE code), which win over the bins' own attribute.
+    pub commune_thresholds: BTreeMap<String, f64>,
+    /// A fill alert clears below threshold minus this.
+    pub hysteresis: f64,
+    pub fire_temperature: f64,
+    pub collection_radius_m: f64,
+    pub collection_lookback: Duration,
+    pub silence: Duration,
+}
+
+impl Default for FillRules {
+    fn default() -> Self {
+        FillRules {
+            default_threshold: 0.8,
+            commune_thresholds: BTreeMap::new(),
+            hysteresis: 0.1,
+            fire_temperature: 60.0,
+            collection_radius_m: 30.0,
+            collection_lookback: Duration::minutes(15),
+            silence: Duration::hours(24),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct OpenAlert {
+    id: String,
+}
+
+#[derive(Debug, Clone)]
+struct Bin {
+    point: GeoPoint,
+    commune: Option<String>,
+    last_reading: DateTime<Utc>,
+    open: BTreeMap<AlertKind, OpenAlert>,
+}
+
+/// A fill alert whose clear reason waits for the trucks' event time to catch up.
+#[derive(Debug, Clone)]
+struct PendingClear {
+    entity_id: String,
+    at: DateTime<Utc>,
+    level: f64,
+}
+
+/// The fill-alert state machine of every bin.
+#[derive(Debug, Clone, Default)]
+pub struct FillAlerts {
+    rules: FillRules,
+    bins: BTreeMap<String, Bin>,
+    /// Recent positions of garbage trucks, oldest first.
+    trucks: VecDeque<(DateTime<Utc>, GeoPoint)>,
+    pending: Vec<PendingClear>,
+    vehicles_watermark: Option<DateTime<Utc>>,
+}
+
+fn alert_id(entity: &str, kind: AlertKind, opened: DateTime<Utc>) -> String {
+    format!("{entity}:{}:{}", kind.as_str(), opened.timestamp_micros())
+}
+
+impl FillAlerts {
+    pub fn new(rules: FillRules) -> Self {
+        FillAlerts {
+            rules,
+            ..Default::default()
+        }
+    }
+
+    fn threshold(&self, bin: &WasteContainerRecord) -> f64 {
+        bin.commune_code
+            .as_ref()
+            .and_then(|c| self.rules.commune_thresholds.get(c))
+            .copied()
+            .or(bin.bin_fullness_threshold)
+            .unwrap_or(self.rules.default_threshold)
+    }
+
+    /// A truck position. Only garbage-collection vehicles matter.
+    pub fn on_vehicle(&mut self, v: &VehicleRecord) {
+        if v.collects_garbage() {
+            let at = v.observation.date_observed;
+            let pos = self.trucks.partition_point(|(t, _)| *t <= at);
+            self.trucks
+                .insert(pos, (at, GeoPoint::new(v.longitude, v.latitude)));
+        }
+    }
+
+    fn collected(&self, point: &GeoPoint, at: DateTime<Utc>) -> bool {
+        let from = at - self.rules.collection_lookback;
+        self.trucks
+            .iter()
+            .filter(|(t, _)| *t >= from && *t <= at)
+            .any(|(_, p)| p.distance_m(point) <= self.rules.collection_radius_m)
+    }
+
+    /// A bin reading; returns the alert changes it causes at once.
+    pub fn on_reading(&mut self, r: &WasteContainerRecord) -> Vec<AlertChange> {
+        let threshold = self.threshold(r);
+        let at = r.observation.date_observed;
+        let id = r.observation.id.clone();
+        let point = GeoPoint::new(r.longitude, r.latitude);
+        let mut out = Vec::new();
+        let bin = self.bins.entry(id.clone()).or_insert_with(|| Bin {
+            point,
+            commune: r.commune_code.clone(),
+            last_reading: at,
+            open: BTreeMap::new(),
+        });
+        if at < bin.last_reading {
+            // An older reading than one already applied: it cannot change the present state.
+            return out;
+        }
+        bin.last_reading = at;
+        bin.point = point;
+        let change = |kind, open: bool, opened: DateTime<Utc>, reason| AlertChange {
+            alert_id: alert_id(&id, kind, opened),
+            kind,
+            entity_id: id.clone(),
+            open,
+            date_observed: at,
+            clear_reason: reason,
+            filling_level: Some(r.filling_level),
+            commune_code: r.commune_code.clone(),
+        };
+        let mut transitions: Vec<(AlertKind, bool, Option<ClearReason>)> = Vec::new();
+        if bin.open.contains_key(&AlertKind::Silent) {
+            transitions.push((AlertKind::Silent, false, Some(ClearReason::ReportingAgain)));
+        }
+        let burning = r
+            .temperature
+            .is_some_and(|t| t >= self.rules.fire_temperature)
+            || r.status.as_deref() == Some("burning");
+        match (bin.open.contains_key(&AlertKind::Fire), burning) {
+            (false, true) => transitions.push((AlertKind::Fire, true, None)),
+            (true, false) => {
+                transitions.push((AlertKind::Fire, false, Some(ClearReason::StatusOk)))
+            }
+            _ => {}
+        }
+        let damaged = matches!(
+            r.status.as_deref(),
+            Some("vandalized" | "dropped" | "moved")
+        );
+        match (
+            bin.open.contains_key(&AlertKind::Status),
+            damaged,
+            r.status.as_deref(),
+        ) {
+            (false, true, _) => transitions.push((AlertKind::Status, true, None)),
+            (true, false, Some("ok")) => {
+                transitions.push((AlertKind::Status, false, Some(ClearReason::StatusOk)))
+            }
+            _ => {}
+        }
+        let fill_open = bin.open.contains_key(&AlertKind::Fill);
+        if !fill_open && r.filling_level >= threshold {
+            transitions.push((AlertKind::Fill, true, None));
+        } else if fill_open && r.filling_level < threshold - self.rules.hysteresis {
+            // Cleared: the reason depends on the trucks, maybe not all known yet.
+            if self.vehicles_watermark.is_some_and(|w| w >= at) {
+                let reason = if self.collected(&point, at) {
+                    ClearReason::Collection
+                } else {
+                    ClearReason::LevelDrop
+                };
+                transitions.push((AlertKind::Fill, false, Some(reason)));
+            } else {
+                self.pending.push(PendingClear {
+                    entity_id: id.clone(),
+                    at,
+                    level: r.filling_level,
+                });
+            }
+        }
+        let bin = self.bins.get_mut(&id).expect("inserted above");
+        for (kind, open, reason) in transitions {
+            if open {
+                bin.open.insert(
+                    kind,
+                    OpenAlert {
+                        id: alert_id(&id, kind, at),
+                    },
+                );
+                out.push(change(kind, true, at, None));
+            } else if let Some(a) = bin.open.remove(&kind) {
+                let mut c = change(kind, false, at, reason);
+                c.alert_id = a.id;
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Event time moved on: `bins` is the bins' watermark, `vehicles` the trucks'. Resolves
+    /// the clears that waited for trucks and opens `silent` alerts.
+    pub fn advance(
+        &mut self,
+        bins: Option<DateTime<Utc>>,
+        vehicles: Option<DateTime<Utc>>,
+    ) -> Vec<AlertChange> {
+        if let Some(v) = vehicles {
+            self.vehicles_watermark = Some(self.vehicles_watermark.map_or(v, |w| w.max(v)));
+        }
+        let mut out = Vec::new();
+        let ready: Vec<PendingClear>;
+        (ready, self.pending) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| self.vehicles_watermark.is_some_and(|w| w >= p.at));
+        for p in ready {
+            let Some(bin) = self.bins.get(&p.entity_id) else {
+                continue;
+            };
+            let reason = if self.collected(&bin.point, p.at) {
+                ClearReason::Collection
+            } else {
+                ClearReason::LevelDrop
+            };
+            let commune = bin.commune.clone();
+            let bin = self.bins.get_mut(&p.entity_id).expect("exists");
+            if let Some(a) = bin.open.remove(&AlertKind::Fill) {
+                out.push(AlertChange {
+                    alert_id: a.id,
+                    kind: AlertKind::Fill,
+                    entity_id: p.entity_id.clone(),
+                    open: false,
+                    date_observed: p.at,
+                    clear_reason: Some(reason),
+                    filling_level: Some(p.level),
+                    commune_code: commune,
+                });
+            }
+        }
+        if let Some(w) = bins {
+            for (id, bin) in self.bins.iter_mut() {
+                let silent_at = bin.last_reading + self.rules.silence;
+                if w >= silent_at && !bin.open.contains_key(&AlertKind::Silent) {
+                    let alert = alert_id(id, AlertKind::Silent, silent_at);
+                    bin.open
+                        .insert(AlertKind::Silent, OpenAlert { id: alert.clone() });
+                    out.push(AlertChange {
+                        alert_id: alert,
+                        kind: AlertKind::Silent,
+                        entity_id: id.clone(),
+                        open: true,
+                        date_observed: silent_at,
+                        clear_reason: None,
+                        filling_level: None,
+                        commune_code: bin.commune.clone(),
+                    });
+                }
+            }
+        }
+        // Truck positions older than any pending or future decision can need.
+        if let Some(w) = self.vehicles_watermark {
+            let keep_from = self
+                .pending
+                .iter()
+                .map(|p| p.at)
+                .chain([w])
+                .min()
+                .unwrap_or(w)
+                - self.rules.collection_lookback;
+            while self.trucks.front().is_some_and(|(t, _)| *t < keep_from) {
+                self.trucks.pop_front();
+            }
+        }
+        out
+    }
+
+    /// Alerts currently open: (entity, kind, alert id).
+    pub fn open_alerts(&self) -> Vec<(&str, AlertKind, &str)> {
+        self.bins
+            .iter()
+            .flat_map(|(id, b)| {
+                b.open
+                    .iter()
+                    .map(move |(k, a)| (id.as_str(), *k, a.id.as_str()))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vallee_schemas::contract::Stream;
+    use vallee_schemas::decode::{DecodeOptions, Decoded, decode};
+
+    const BIN_AT: [f64; 2] = [3.5512, 43.6521];
+
+    fn t(hm: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(&format!("2026-11-28T{hm}:00Z"))
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn reading(at: &str, level: f64, extra: &str) -> WasteContainerRecord {
+        let p = format!(
+            r#"{{"id":"bin-1","type":"WasteContainer","dateObserved":"{}","fillingLevel":{level},"location":{{"type":"Point","coordinates":[{},{}]}}{extra}}}"#,
+            t(at).to_rfc3339(),
+            BIN_AT[0],
+            BIN_AT[1]
+        );
+        match decode(
+            Stream::WasteContainers,
+            Some(p.as_bytes()),
+            None,
+            &DecodeOptions::default(),
+        )
+        .unwrap()
+        {
+            Decoded::WasteContainer(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn truck(at: &str, lon: f64, lat: f64) -> VehicleRecord {
+        let p = format!(
+            r#"{{"id":"benne-1","type":"Vehicle","dateObserved":"{}","vehicleType":"lorry","serviceProvided":["garbageCollection"],"serviceStatus":"onRoute","location":{{"type":"Point","coordinates":[{lon},{lat}]}}}}"#,
+            t(at).to_rfc3339()
+        );
+        match decode(
+            Stream::WasteVehicles,
+            Some(p.as_bytes()),
+            None,
+            &DecodeOptions::default(),
+        )
+        .unwrap()
+        {
+            Decoded::Vehicle(v) => v,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn kinds(changes: &[AlertChange]) -> Vec<(&'static str, bool, Option<&'static str>)> {
+        changes
+            .iter()
+            .map(|c| {
+                (
+                    c.kind.as_str(),
+                    c.open,
+                    c.clear_reason.map(ClearReason::as_str),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fill_opens_once_per_episode_and_clears_below_threshold_minus_hysteresis() {
+        let mut a = FillAlerts::new(FillRules::default());
+        a.advance(None, Some(t("23:00")));
+        assert!(a.on_reading(&reading("08:00", 0.5, "")).is_empty());
+        let opened = a.on_reading(&reading("09:00", 0.8, ""));
+        assert_eq!(kinds(&opened), vec![("fill", true, None)]);
+        assert_eq!(opened[0].commune_code.as_deref(), Some("34114"));
+        assert!(
+            a.on_reading(&reading("10:00", 0.95, "")).is_empty(),
+            "one alert per episode"
+        );
+        assert!(
+            a.on_reading(&reading("11:00", 0.75, "")).is_empty(),
+            "0.75 is not below 0.8 - 0.1"
+        );
+        let cleared = a.on_reading(&reading("12:00", 0.69, ""));
+        assert_eq!(kinds(&cleared), vec![("fill", false, Some("level_drop"))]);
+        assert_eq!(
+            cleared[0].alert_id, opened[0].alert_id,
+            "the id is the episode's"
+        );
+        // A new episode has a new id, and the same input gives the same id (replays dedupe).
+        let again = a.on_reading(&reading("13:00", 0.9, ""));
+        assert_ne!(again[0].alert_id, opened[0].alert_id);
+        assert_eq!(
+            again[0].alert_id,
+            alert_id("bin-1", AlertKind::Fill, t("13:00"))
+        );
+    }
+
+    #[test]
+    fn thresholds_come_from_the_commune_then_the_bin_then_the_default() {
+        let mut a = FillAlerts::new(FillRules::default());
+        assert!(
+            a.on_reading(&reading("08:00", 0.65, r#","binFullnessThreshold":0.7"#))
+                .is_empty()
+        );
+        assert_eq!(
+            kinds(&a.on_reading(&reading("08:10", 0.7, r#","binFullnessThreshold":0.7"#))),
+            vec![("fill", true, None)]
+        );
+        let rules = FillRules {
+            commune_thresholds: [("34114".to_string(), 0.9)].into(),
+            ..Default::default()
+        };
+        let mut a = FillAlerts::new(rules);
+        assert!(
+            a.on_reading(&reading("08:00", 0.85, r#","binFullnessThreshold":0.7"#))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_drop_after_a_truck_stood_within_30_m_is_a_collection() {
+        let mut a = FillAlerts::new(FillRules::default());
+        a.on_reading(&reading("06:00", 0.9, ""));
+        // The truck stops 10 m from the bin at 06:50; the bin reports empty at 07:00.
+        a.on_vehicle(&truck("06:50", BIN_AT[0] + 0.0001, BIN_AT[1]));
+        // The trucks' stream is behind the drop: the decision waits.
+        a.advance(None, Some(t("06:55")));
+        assert!(a.on_reading(&reading("07:00", 0.05, "")).is_empty());
+        let cleared = a.advance(None, Some(t("07:01")));
+        assert_eq!(kinds(&cleared), vec![("fill", false, Some("collection"))]);
+        assert_eq!(cleared[0].date_observed, t("07:00"));
+    }
+
+    #[test]
+    fn a_truck_too_far_or_too_early_is_no_proof_of_collection() {
+        let mut a = FillAlerts::new(FillRules::default());
+        a.on_reading(&reading("06:00", 0.9, ""));
+        a.on_vehicle(&truck("06:50", BIN_AT[0] + 0.001, BIN_AT[1])); // ~80 m away
+        a.on_vehicle(&truck("06:30", BIN_AT[0], BIN_AT[1])); // at the bin, 30 min before
+        a.advance(None, Some(t("08:00")));
+        assert_eq!(
+            kinds(&a.on_reading(&reading("07:00", 0.05, ""))),
+            vec![("fill", false, Some("level_drop"))]
+        );
+    }
+
+    #[test]
+    fn fire_and_status_alerts() {
+        let mut a = FillAlerts::new(FillRules::default());
+        let c = a.on_reading(&reading("08:00", 0.3, r#","temperature":75"#));
+        assert_eq!(kinds(&c), vec![("fire", true, None)]);
+        let c = a.on_reading(&reading(
+            "08:10",
+            0.3,
+            r#","temperature":20,"status":"vandalized""#,
+        ));
+        assert_eq!(
+            kinds(&c),
+            vec![("fire", false, Some("status_ok")), ("status", true, None)]
+        );
+        let c = a.on_reading(&reading("08:20", 0.3, r#","status":"burning""#));
+        assert_eq!(kinds(&c), vec![("fire", true, None)]);
+        let c = a.on_reading(&reading("08:30", 0.3, r#","status":"ok""#));
+        assert_eq!(
+            kinds(&c),
+            vec![
+                ("fire", false, Some("status_ok")),
+                ("status", false, Some("status_ok"))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bin_silent_for_24_hours_of_event_time_raises_an_alert_until_it_reports() {
+        let mut a = FillAlerts::new(FillRules::default());
+        a.on_reading(&reading("08:00", 0.3, ""));
+        assert!(
+            a.advance(Some(t("08:00") + Duration::hours(23)), None)
+                .is_empty()
+        );
+        let c = a.advance(Some(t("08:00") + Duration::hours(24)), None);
+        assert_eq!(kinds(&c), vec![("silent", true, None)]);
+        assert_eq!(c[0].date_observed, t("08:00") + Duration::hours(24));
+        assert!(
+            a.advance(Some(t("08:00") + Duration::hours(30)), None)
+                .is_empty(),
+            "once per episode"
+        );
+        let mut back = reading("08:00", 0.4, "");
+        back.observation.date_observed = t("08:00") + Duration::hours(31);
+        assert_eq!(
+            kinds(&a.on_reading(&back)),
+            vec![("silent", false, Some("reporting_again"))]
+        );
+        assert!(a.open_alerts().is_empty());
+    }
+}
