@@ -15,9 +15,9 @@
 //! ```
 //!
 //! Built so far: the engine (watermarks, tumbling and hopping windows, session windows,
-//! corrections) and the fill-alert rules, with frozen-clock and hand-computed tests. Not
-//! built yet: the Kafka consumer of the stage, the DataFusion per-batch plans, the vineyard
-//! formulas, the output tables, the alerts topic and the live view.
+//! corrections), the fill-alert rules and the vineyard formulas, with frozen-clock and
+//! hand-computed tests. Not built yet: the Kafka consumer of the stage, the DataFusion
+//! per-batch plans, the output tables and state table, the alerts topic and the live view.
 //!
 //! # Layout
 //! - [`watermark`] — per-stream watermarks with idle partitions.
@@ -26,7 +26,8 @@
 //! - [`session`] — session windows (dwell time).
 //! - [`aggregate`] — what a window accumulates (counts, exact distinct counts).
 //! - [`rules`] — domain state machines: fill alerts (hysteresis, proof of collection, fire,
-//!   status, silence).
+//!   status, silence); vineyard indicators (GDD, Winkler, Huglin, 3-10, Gubler-Thomas,
+//!   oospore degree days) and frost alerts.
 
 pub mod aggregate;
 pub mod operator;

@@ -1,3 +1,4 @@
 //! Domain rules of the stream stage, as plain state machines fed in event time.
 
 pub mod fill;
+pub mod vine;
