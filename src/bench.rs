@@ -95,6 +95,14 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
         stats.clone(),
         shutdown.clone(),
     ));
+    // The clock starts at the first assignment, as the raw consumer's starts at `assign`:
+    // joining the consumer group is not part of the ingest rate.
+    while stats.rebalances.load(Ordering::Relaxed) == 0 {
+        if task.is_finished() {
+            bail!("ingest stopped before joining the group: {:?}", task.await);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let started = Instant::now();
     while stats.total_rows() < produced {
         if task.is_finished() {

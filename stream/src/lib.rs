@@ -27,7 +27,7 @@
 //! - [`aggregate`] — what a window accumulates (counts, exact distinct counts).
 //! - [`rules`] — domain state machines: fill alerts (hysteresis, proof of collection, fire,
 //!   status, silence); vineyard indicators (GDD, Winkler, Huglin, 3-10, Gubler-Thomas,
-//!   oospore degree days) and frost alerts.
+//!   oospore degree days) and frost alerts; fill-rate forecasts (time to full).
 
 pub mod aggregate;
 pub mod operator;

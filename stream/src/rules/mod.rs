@@ -1,4 +1,5 @@
 //! Domain rules of the stream stage, as plain state machines fed in event time.
 
 pub mod fill;
+pub mod forecast;
 pub mod vine;
