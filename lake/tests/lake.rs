@@ -33,6 +33,24 @@ fn bins(offsets: std::ops::Range<i64>) -> arrow::array::RecordBatch {
     buffer.finish().unwrap().unwrap()
 }
 
+/// Appends bins read at `offsets` of partition 0, the table holding `previous` before.
+async fn append_bins(
+    lake: &Lake,
+    offsets: std::ops::Range<i64>,
+    previous: Option<i64>,
+) -> vallee_lake::Result<u64> {
+    let last = offsets.end - 1;
+    let committed = lake
+        .append(
+            Table::WasteContainers,
+            WRITER,
+            vec![bins(offsets)],
+            &progress(previous, last),
+        )
+        .await?;
+    Ok(committed.rows as u64)
+}
+
 fn progress(previous: Option<i64>, last: i64) -> Vec<Progress> {
     vec![Progress {
         topic: "bins".into(),
@@ -42,7 +60,7 @@ fn progress(previous: Option<i64>, last: i64) -> Vec<Progress> {
     }]
 }
 
-async fn lake(dir: &std::path::Path) -> Lake {
+async fn open_lake(dir: &std::path::Path) -> Lake {
     Lake::open(LakeOptions {
         root: dir.join("lake"),
         checkpoint_interval: 5,
@@ -55,7 +73,7 @@ async fn lake(dir: &std::path::Path) -> Lake {
 #[tokio::test]
 async fn every_table_is_created_empty_and_partitioned_by_day() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = lake(dir.path()).await;
+    let lake = open_lake(dir.path()).await;
     for table in Table::ALL {
         assert_eq!(lake.count(table).await.unwrap(), 0, "{table}");
         assert!(
@@ -67,37 +85,19 @@ async fn every_table_is_created_empty_and_partitioned_by_day() {
         );
     }
     // Opening again finds the tables rather than recreating them.
-    let again = lake_again(dir.path()).await;
+    let again = open_lake(dir.path()).await;
     assert_eq!(again.version(Table::DeadLetters).await.unwrap(), 0);
-}
-
-async fn lake_again(dir: &std::path::Path) -> Lake {
-    lake(dir).await
 }
 
 #[tokio::test]
 async fn appends_record_offsets_that_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = lake(dir.path()).await;
-    lake.append(
-        Table::WasteContainers,
-        WRITER,
-        vec![bins(0..10)],
-        &progress(None, 9),
-    )
-    .await
-    .unwrap();
-    lake.append(
-        Table::WasteContainers,
-        WRITER,
-        vec![bins(10..15)],
-        &progress(Some(9), 14),
-    )
-    .await
-    .unwrap();
+    let lake = open_lake(dir.path()).await;
+    append_bins(&lake, 0..10, None).await.unwrap();
+    append_bins(&lake, 10..15, Some(9)).await.unwrap();
     drop(lake);
 
-    let lake = lake_again(dir.path()).await;
+    let lake = open_lake(dir.path()).await;
     let stored = lake
         .committed_offsets(Table::WasteContainers, WRITER, "bins", &[0, 1])
         .await
@@ -122,25 +122,10 @@ async fn appends_record_offsets_that_survive_a_reopen() {
 #[tokio::test]
 async fn a_stale_writer_is_fenced_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = lake(dir.path()).await;
-    lake.append(
-        Table::WasteContainers,
-        WRITER,
-        vec![bins(0..10)],
-        &progress(None, 9),
-    )
-    .await
-    .unwrap();
+    let lake = open_lake(dir.path()).await;
+    append_bins(&lake, 0..10, None).await.unwrap();
     // A second writer that took over at "nothing committed" must not append offsets 0..9 again.
-    let err = lake
-        .append(
-            Table::WasteContainers,
-            WRITER,
-            vec![bins(0..10)],
-            &progress(None, 9),
-        )
-        .await
-        .unwrap_err();
+    let err = append_bins(&lake, 0..10, None).await.unwrap_err();
     assert!(err.is_fenced(), "{err}");
     assert_eq!(lake.count(Table::WasteContainers).await.unwrap(), 10);
 }
@@ -148,7 +133,7 @@ async fn a_stale_writer_is_fenced_and_writes_nothing() {
 #[tokio::test]
 async fn a_progress_only_commit_moves_offsets_without_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = lake(dir.path()).await;
+    let lake = open_lake(dir.path()).await;
     let before = lake.version(Table::DeadLetters).await.unwrap();
     let c = lake
         .append(Table::DeadLetters, WRITER, vec![], &progress(None, 500))
@@ -167,18 +152,11 @@ async fn a_progress_only_commit_moves_offsets_without_rows() {
 #[tokio::test]
 async fn checkpoints_are_written_periodically() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = lake(dir.path()).await;
+    let lake = open_lake(dir.path()).await;
     let mut previous = None;
     for i in 0..6 {
         let last = i * 2 + 1;
-        lake.append(
-            Table::WasteContainers,
-            WRITER,
-            vec![bins(i * 2..last + 1)],
-            &progress(previous, last),
-        )
-        .await
-        .unwrap();
+        append_bins(&lake, i * 2..last + 1, previous).await.unwrap();
         previous = Some(last);
     }
     let log = dir.path().join("lake/waste_containers/_delta_log");

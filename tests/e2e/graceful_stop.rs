@@ -1,7 +1,6 @@
 //! `vallee up` as a newcomer runs it: embedded broker, topics created at startup, HTTP
 //! health, SIGTERM committing what was read, then a restart that finishes the work.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -9,33 +8,18 @@ use vallee_schemas::contract::Stream;
 
 use crate::helpers::*;
 
-fn spawn_up(
-    data: &std::path::Path,
-    broker: std::net::SocketAddr,
-    http: std::net::SocketAddr,
-    log: &std::path::Path,
-) -> std::process::Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_vallee"))
-        .args(["up", "--no-simulate", "--data-dir", path_str(data)])
-        .args([
-            "--broker-listen",
-            &broker.to_string(),
-            "--http-addr",
-            &http.to_string(),
-        ])
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_commits_what_was_read_and_a_restart_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (broker, http) = (free_addr(), free_addr());
-    let mut hub = spawn_up(&data, broker, http, &dir.path().join("up-1.log"));
+    let mut hub = spawn_up(
+        &data,
+        broker,
+        http,
+        &dir.path().join("up-1.log"),
+        &["--no-simulate"],
+    );
     eventually(Duration::from_secs(60), "/healthz", || async {
         matches!(http_get(http, "/healthz"), Ok((200, _)))
     })
@@ -99,7 +83,13 @@ async fn sigterm_commits_what_was_read_and_a_restart_finishes() {
     }
 
     // The broker's data survived (SQLite under data/broker): a restart finishes the work.
-    let mut hub = spawn_up(&data, broker, http, &dir.path().join("up-2.log"));
+    let mut hub = spawn_up(
+        &data,
+        broker,
+        http,
+        &dir.path().join("up-2.log"),
+        &["--no-simulate"],
+    );
     eventually(
         Duration::from_secs(120),
         "the rest of the messages",

@@ -138,6 +138,30 @@ impl World {
     }
 }
 
+/// A child `vallee up` on the given addresses, logging to `log`.
+pub fn spawn_up(
+    data: &Path,
+    broker: SocketAddr,
+    http: SocketAddr,
+    log: &Path,
+    extra: &[&str],
+) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_vallee"))
+        .args(["up", "--data-dir", path_str(data)])
+        .args([
+            "--broker-listen",
+            &broker.to_string(),
+            "--http-addr",
+            &http.to_string(),
+        ])
+        .args(extra)
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap()
+}
+
 /// Valley traffic: `n` events of every stream, seeded.
 pub fn valley_events(n: usize, seed: u64) -> Vec<Event> {
     use vallee::simulator::{Valley, ValleyShape};

@@ -1,6 +1,5 @@
 //! `vallee up` with its simulator: realistic traffic reaches the lake within seconds.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use vallee_schemas::contract::Table;
@@ -12,27 +11,13 @@ async fn the_built_in_simulator_fills_the_lake() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (broker, http) = (free_addr(), free_addr());
-    let log = std::fs::File::create(dir.path().join("up.log")).unwrap();
-    let mut hub = Command::new(env!("CARGO_BIN_EXE_vallee"))
-        .args([
-            "up",
-            "--data-dir",
-            path_str(&data),
-            "--speed",
-            "1200",
-            "--fault-ratio",
-            "0.02",
-        ])
-        .args([
-            "--broker-listen",
-            &broker.to_string(),
-            "--http-addr",
-            &http.to_string(),
-        ])
-        .stdout(Stdio::from(log.try_clone().unwrap()))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .unwrap();
+    let mut hub = spawn_up(
+        &data,
+        broker,
+        http,
+        &dir.path().join("up.log"),
+        &["--speed", "1200", "--fault-ratio", "0.02"],
+    );
     let lake = vallee_lake::Lake::open(vallee_lake::LakeOptions {
         root: data.join("lake"),
         ..Default::default()
