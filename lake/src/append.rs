@@ -4,10 +4,9 @@ use arrow::array::RecordBatch;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
-use vallee_schemas::contract::Table;
 
 use crate::offsets::{Progress, app_id};
-use crate::tables::stored_offset;
+use crate::tables::{LakeTable, stored_offset};
 use crate::{Error, Lake, Result};
 
 /// What one append committed.
@@ -28,20 +27,20 @@ impl Lake {
     /// commit with a conflict ([`Error::is_fenced`] is true for both).
     pub async fn append(
         &self,
-        table: Table,
+        table: impl LakeTable,
         writer: &str,
         batches: Vec<RecordBatch>,
         progress: &[Progress],
     ) -> Result<Committed> {
-        let mut delta = self.table(table).lock().await;
-        delta.update_state().await.map_err(Error::delta(table))?;
+        let name = table.name();
+        let mut delta = self.latest(table).await?;
         let mut txns = Vec::with_capacity(progress.len());
         for p in progress {
-            let id = app_id(writer, table.name(), &p.topic, p.partition);
-            let found = stored_offset(&delta, table, &id).await?;
+            let id = app_id(writer, name, &p.topic, p.partition);
+            let found = stored_offset(&delta, name, &id).await?;
             if found != p.previous {
                 return Err(Error::Fenced {
-                    table,
+                    table: name,
                     app_id: id,
                     expected: p.previous,
                     found,
@@ -52,20 +51,20 @@ impl Lake {
         let rows = batches.iter().map(RecordBatch::num_rows).sum();
         let properties = CommitProperties::default().with_application_transactions(txns);
         let mut batch_writer = RecordBatchWriter::for_table(&delta)
-            .map_err(Error::delta(table))?
+            .map_err(Error::delta(name))?
             .with_target_file_size(self.options.target_file_size)
             .with_commit_properties(properties);
         for batch in batches.into_iter().filter(|b| b.num_rows() > 0) {
             batch_writer
                 .write(batch)
                 .await
-                .map_err(Error::delta(table))?;
+                .map_err(Error::delta(name))?;
         }
         let version = batch_writer
             .flush_and_commit(&mut delta)
             .await
-            .map_err(Error::delta(table))?;
-        tracing::debug!(table = table.name(), version, rows, "committed");
+            .map_err(Error::delta(name))?;
+        tracing::debug!(table = name, version, rows, "committed");
         Ok(Committed {
             version: version as i64,
             rows,

@@ -1,5 +1,3 @@
-use vallee_schemas::contract::Table;
-
 /// Errors of the lake crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -18,7 +16,7 @@ pub enum Error {
         "table {table}: {app_id} is at offset {found:?} but this writer expected {expected:?} (another writer owns the partition)"
     )]
     Fenced {
-        table: Table,
+        table: &'static str,
         app_id: String,
         expected: Option<i64>,
         found: Option<i64>,
@@ -31,7 +29,10 @@ pub enum Error {
     Query(#[from] datafusion::error::DataFusionError),
     /// A schema of the contract could not be turned into a Delta schema.
     #[error("schema of table {table}: {message}")]
-    Schema { table: Table, message: String },
+    Schema {
+        table: &'static str,
+        message: String,
+    },
 }
 
 impl Error {

@@ -33,4 +33,4 @@ pub mod tables;
 pub use error::{Error, Result};
 pub use offsets::{Progress, app_id};
 pub use options::LakeOptions;
-pub use tables::Lake;
+pub use tables::{Lake, LakeTable};

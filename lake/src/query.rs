@@ -1,23 +1,23 @@
 //! A DataFusion session with every lake table registered under its name.
 
+use crate::tables::LakeTable;
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
-use vallee_schemas::contract::Table;
 
 use crate::{Error, Lake, Result};
 
 impl Lake {
-    /// A session over the latest version of every table.
+    /// A session over the latest version of every table opened so far.
     pub async fn session(&self) -> Result<SessionContext> {
         let ctx = SessionContext::new();
-        for table in Table::ALL {
-            let mut delta = self.table(table).lock().await;
-            delta.update_state().await.map_err(Error::delta(table))?;
+        for (name, handle) in self.opened().await {
+            let mut delta = handle.lock().await;
+            delta.update_state().await.map_err(Error::delta(name))?;
             delta
                 .update_datafusion_session(&ctx.state())
-                .map_err(Error::delta(table))?;
+                .map_err(Error::delta(name))?;
             let provider = delta.table_provider().await?;
-            ctx.register_table(table.name(), provider)?;
+            ctx.register_table(name, provider)?;
         }
         Ok(ctx)
     }
@@ -29,7 +29,8 @@ impl Lake {
     }
 
     /// `SELECT count(*)` of a table.
-    pub async fn count(&self, table: Table) -> Result<u64> {
+    pub async fn count(&self, table: impl LakeTable) -> Result<u64> {
+        self.ensure(table).await?;
         let batches = self
             .sql(&format!("SELECT count(*) AS n FROM {}", table.name()))
             .await?;

@@ -1,7 +1,9 @@
 //! Opening the lake, creating missing tables, reading stored offsets.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use deltalake::DeltaTable;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
@@ -12,11 +14,39 @@ use vallee_schemas::contract::Table;
 use crate::offsets::app_id;
 use crate::{Error, LakeOptions, Result};
 
-/// The lake: one open Delta table per contract table.
+/// A table the lake can hold: the raw tables of the contract ([`Table`]) and the tables
+/// later stages derive (the stream stage's outputs).
+pub trait LakeTable: Copy + Send + Sync + std::fmt::Debug + 'static {
+    /// Folder name under the lake root, and SQL name.
+    fn name(&self) -> &'static str;
+    fn schema(&self) -> SchemaRef;
+    fn partition_columns(&self) -> &'static [&'static str];
+    /// Written into the Delta table's metadata.
+    fn description(&self) -> &'static str;
+}
+
+impl LakeTable for Table {
+    fn name(&self) -> &'static str {
+        Table::name(*self)
+    }
+    fn schema(&self) -> SchemaRef {
+        Table::schema(*self)
+    }
+    fn partition_columns(&self) -> &'static [&'static str] {
+        Table::partition_columns(*self)
+    }
+    fn description(&self) -> &'static str {
+        Table::description(*self)
+    }
+}
+
+type Handle = Arc<Mutex<DeltaTable>>;
+
+/// The lake: its open Delta tables, by name.
 pub struct Lake {
     pub(crate) options: LakeOptions,
     root: Url,
-    pub(crate) tables: BTreeMap<Table, Mutex<DeltaTable>>,
+    tables: Mutex<BTreeMap<&'static str, Handle>>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -28,7 +58,7 @@ impl std::fmt::Debug for Lake {
 }
 
 impl Lake {
-    /// Opens the lake at `options.root`, creating the folder and any missing table.
+    /// Opens the lake at `options.root`, creating the folder and any missing contract table.
     pub async fn open(options: LakeOptions) -> Result<Lake> {
         let location = |message: String| Error::Location {
             location: options.root.display().to_string(),
@@ -38,16 +68,15 @@ impl Lake {
         let absolute = std::fs::canonicalize(&options.root).map_err(|e| location(e.to_string()))?;
         let root = Url::from_directory_path(&absolute)
             .map_err(|()| location("not an absolute path".into()))?;
-        let mut tables = BTreeMap::new();
-        for table in Table::ALL {
-            let delta = open_or_create(&root, table, &options).await?;
-            tables.insert(table, Mutex::new(delta));
-        }
-        Ok(Lake {
+        let lake = Lake {
             options,
             root,
-            tables,
-        })
+            tables: Mutex::new(BTreeMap::new()),
+        };
+        for table in Table::ALL {
+            lake.ensure(table).await?;
+        }
+        Ok(lake)
     }
 
     /// The lake's root URL.
@@ -56,55 +85,94 @@ impl Lake {
     }
 
     /// URL of one table.
-    pub fn table_url(&self, table: Table) -> Url {
-        table_url(&self.root, table)
+    pub fn table_url(&self, table: impl LakeTable) -> Url {
+        table_url(&self.root, table.name())
     }
 
-    pub(crate) fn table(&self, table: Table) -> &Mutex<DeltaTable> {
+    /// The open table, created on first use when missing.
+    pub(crate) async fn table(&self, table: impl LakeTable) -> Result<Handle> {
+        let mut tables = self.tables.lock().await;
+        if let Some(handle) = tables.get(table.name()) {
+            return Ok(handle.clone());
+        }
+        let handle = Arc::new(Mutex::new(
+            open_or_create(&self.root, table, &self.options).await?,
+        ));
+        tables.insert(table.name(), handle.clone());
+        Ok(handle)
+    }
+
+    /// Opens a table, creating it when missing (the stream stage's outputs, for example).
+    pub async fn ensure(&self, table: impl LakeTable) -> Result<()> {
+        self.table(table).await.map(|_| ())
+    }
+
+    /// Every table opened so far, by name.
+    pub(crate) async fn opened(&self) -> Vec<(&'static str, Handle)> {
         self.tables
-            .get(&table)
-            .expect("every contract table is opened")
+            .lock()
+            .await
+            .iter()
+            .map(|(n, h)| (*n, h.clone()))
+            .collect()
+    }
+
+    /// The latest state of a table, locked.
+    pub(crate) async fn latest(
+        &self,
+        table: impl LakeTable,
+    ) -> Result<tokio::sync::OwnedMutexGuard<DeltaTable>> {
+        let mut delta = self.table(table).await?.lock_owned().await;
+        delta
+            .update_state()
+            .await
+            .map_err(Error::delta(table.name()))?;
+        Ok(delta)
     }
 
     /// The offsets `writer` has recorded in `table` for these partitions of `topic`, read
     /// from the table's latest version (`None`: nothing recorded yet).
     pub async fn committed_offsets(
         &self,
-        table: Table,
+        table: impl LakeTable,
         writer: &str,
         topic: &str,
         partitions: &[i32],
     ) -> Result<BTreeMap<i32, Option<i64>>> {
-        let mut delta = self.table(table).lock().await;
-        delta.update_state().await.map_err(Error::delta(table))?;
+        let delta = self.latest(table).await?;
         let mut out = BTreeMap::new();
         for &p in partitions {
             out.insert(
                 p,
-                stored_offset(&delta, table, &app_id(writer, table.name(), topic, p)).await?,
+                stored_offset(
+                    &delta,
+                    table.name(),
+                    &app_id(writer, table.name(), topic, p),
+                )
+                .await?,
             );
         }
         Ok(out)
     }
 
     /// The latest version of a table.
-    pub async fn version(&self, table: Table) -> Result<i64> {
-        let mut delta = self.table(table).lock().await;
-        delta.update_state().await.map_err(Error::delta(table))?;
-        Ok(delta.version().map_or(-1, |v| v as i64))
+    pub async fn version(&self, table: impl LakeTable) -> Result<i64> {
+        Ok(self.latest(table).await?.version().map_or(-1, |v| v as i64))
     }
 
     /// Number of data files in the latest version of a table.
-    pub async fn file_count(&self, table: Table) -> Result<usize> {
-        let mut delta = self.table(table).lock().await;
-        delta.update_state().await.map_err(Error::delta(table))?;
-        Ok(delta.get_file_uris().map_err(Error::delta(table))?.count())
+    pub async fn file_count(&self, table: impl LakeTable) -> Result<usize> {
+        let delta = self.latest(table).await?;
+        Ok(delta
+            .get_file_uris()
+            .map_err(Error::delta(table.name()))?
+            .count())
     }
 }
 
 pub(crate) async fn stored_offset(
     delta: &DeltaTable,
-    table: Table,
+    table: &str,
     app_id: &str,
 ) -> Result<Option<i64>> {
     let snapshot = delta.snapshot().map_err(Error::delta(table))?;
@@ -114,13 +182,18 @@ pub(crate) async fn stored_offset(
         .map_err(Error::delta(table))
 }
 
-pub(crate) fn table_url(root: &Url, table: Table) -> Url {
-    root.join(&format!("{}/", table.name()))
+pub(crate) fn table_url(root: &Url, name: &str) -> Url {
+    root.join(&format!("{name}/"))
         .expect("table names are valid URL segments")
 }
 
-async fn open_or_create(root: &Url, table: Table, options: &LakeOptions) -> Result<DeltaTable> {
-    let url = table_url(root, table);
+async fn open_or_create(
+    root: &Url,
+    table: impl LakeTable,
+    options: &LakeOptions,
+) -> Result<DeltaTable> {
+    let name = table.name();
+    let url = table_url(root, name);
     if let Ok(path) = url.to_file_path() {
         std::fs::create_dir_all(&path).map_err(|e| Error::Location {
             location: path.display().to_string(),
@@ -129,18 +202,18 @@ async fn open_or_create(root: &Url, table: Table, options: &LakeOptions) -> Resu
     }
     let delta = DeltaTable::try_from_url(url)
         .await
-        .map_err(Error::delta(table))?;
+        .map_err(Error::delta(name))?;
     if delta.version().is_some() {
         return Ok(delta);
     }
     let schema =
         StructType::try_from_arrow(table.schema().as_ref()).map_err(|e| Error::Schema {
-            table,
+            table: name,
             message: e.to_string(),
         })?;
     let created = delta
         .create()
-        .with_table_name(table.name())
+        .with_table_name(name)
         .with_comment(table.description())
         .with_columns(schema.fields().cloned())
         .with_partition_columns(table.partition_columns().iter().copied())
@@ -153,10 +226,10 @@ async fn open_or_create(root: &Url, table: Table, options: &LakeOptions) -> Resu
         Ok(t) => Ok(t),
         // Two processes starting together may both create it: the loser opens the winner's.
         Err(_) => {
-            let mut again = DeltaTable::try_from_url(table_url(root, table))
+            let mut again = DeltaTable::try_from_url(table_url(root, name))
                 .await
-                .map_err(Error::delta(table))?;
-            again.load().await.map_err(Error::delta(table))?;
+                .map_err(Error::delta(name))?;
+            again.load().await.map_err(Error::delta(name))?;
             Ok(again)
         }
     }
