@@ -5,7 +5,7 @@
 //! builders to keep in step with the schemas, and a test per table catches any drift.
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Field};
+use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::json::reader::{Decoder, ReaderBuilder};
 use serde::Serialize;
 
@@ -45,31 +45,32 @@ pub fn lineage_fields() -> Vec<Field> {
     ]
 }
 
-/// Rows waiting to become one record batch of a table.
-pub struct TableBuffer {
-    table: Table,
+/// Rows of any schema waiting to become one record batch (the stream stage's outputs use
+/// it directly; ingest through [`TableBuffer`]).
+pub struct RowBuffer {
+    name: &'static str,
     decoder: Decoder,
 }
 
-impl std::fmt::Debug for TableBuffer {
+impl std::fmt::Debug for RowBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TableBuffer")
-            .field("table", &self.table)
+        f.debug_struct("RowBuffer")
+            .field("table", &self.name)
             .field("rows", &self.len())
             .finish()
     }
 }
 
-impl TableBuffer {
-    pub fn new(table: Table) -> Result<Self> {
-        let decoder = ReaderBuilder::new(table.schema())
+impl RowBuffer {
+    /// A buffer for rows of `schema`, named `name` in errors.
+    pub fn new(name: &'static str, schema: SchemaRef) -> Result<Self> {
+        let decoder = ReaderBuilder::new(schema)
             .build_decoder()
-            .map_err(|source| Error::Arrow { table, source })?;
-        Ok(TableBuffer { table, decoder })
-    }
-
-    pub fn table(&self) -> Table {
-        self.table
+            .map_err(|source| Error::Arrow {
+                table: name,
+                source,
+            })?;
+        Ok(RowBuffer { name, decoder })
     }
 
     /// Rows buffered since the last [`Self::finish`].
@@ -81,35 +82,12 @@ impl TableBuffer {
         self.decoder.is_empty()
     }
 
-    /// Appends a data record with its day partition and lineage.
-    pub fn push<R: Serialize>(
-        &mut self,
-        record: &R,
-        day: i32,
-        lineage: &Lineage<'_>,
-    ) -> Result<()> {
-        let row = Row {
-            record,
-            day,
-            _topic: lineage.topic,
-            _partition: lineage.partition,
-            _offset: lineage.offset,
-            _ingested_at: lineage.ingested_at_micros,
-        };
-        self.serialize(&row)
-    }
-
-    /// Appends a dead letter (its own columns carry its coordinates).
-    pub fn push_dead_letter(&mut self, record: &DeadLetterRecord) -> Result<()> {
-        debug_assert_eq!(self.table, Table::DeadLetters);
-        self.serialize(record)
-    }
-
-    fn serialize<S: Serialize>(&mut self, row: &S) -> Result<()> {
+    /// Appends one row; its serde field names are the schema's column names.
+    pub fn push<S: Serialize>(&mut self, row: &S) -> Result<()> {
         self.decoder
             .serialize(std::slice::from_ref(row))
             .map_err(|source| Error::Arrow {
-                table: self.table,
+                table: self.name,
                 source,
             })
     }
@@ -117,8 +95,65 @@ impl TableBuffer {
     /// Takes the buffered rows as one record batch (`None` when empty).
     pub fn finish(&mut self) -> Result<Option<RecordBatch>> {
         self.decoder.flush().map_err(|source| Error::Arrow {
-            table: self.table,
+            table: self.name,
             source,
         })
+    }
+}
+
+/// Rows waiting to become one record batch of a contract table.
+#[derive(Debug)]
+pub struct TableBuffer {
+    table: Table,
+    rows: RowBuffer,
+}
+
+impl TableBuffer {
+    pub fn new(table: Table) -> Result<Self> {
+        Ok(TableBuffer {
+            table,
+            rows: RowBuffer::new(table.name(), table.schema())?,
+        })
+    }
+
+    pub fn table(&self) -> Table {
+        self.table
+    }
+
+    /// Rows buffered since the last [`Self::finish`].
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Appends a data record with its day partition and lineage.
+    pub fn push<R: Serialize>(
+        &mut self,
+        record: &R,
+        day: i32,
+        lineage: &Lineage<'_>,
+    ) -> Result<()> {
+        self.rows.push(&Row {
+            record,
+            day,
+            _topic: lineage.topic,
+            _partition: lineage.partition,
+            _offset: lineage.offset,
+            _ingested_at: lineage.ingested_at_micros,
+        })
+    }
+
+    /// Appends a dead letter (its own columns carry its coordinates).
+    pub fn push_dead_letter(&mut self, record: &DeadLetterRecord) -> Result<()> {
+        debug_assert_eq!(self.table, Table::DeadLetters);
+        self.rows.push(record)
+    }
+
+    /// Takes the buffered rows as one record batch (`None` when empty).
+    pub fn finish(&mut self) -> Result<Option<RecordBatch>> {
+        self.rows.finish()
     }
 }

@@ -1,5 +1,3 @@
-use crate::contract::Table;
-
 /// Errors of the schemas crate. Bad *input* is not an error here: it is a
 /// [`crate::decode::Rejection`], an ordinary outcome that ends in the dead-letter table.
 #[derive(Debug, thiserror::Error)]
@@ -8,7 +6,7 @@ pub enum Error {
     /// never caused by input.
     #[error("building an Arrow batch for table {table}: {source}")]
     Arrow {
-        table: Table,
+        table: &'static str,
         #[source]
         source: arrow::error::ArrowError,
     },
