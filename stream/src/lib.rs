@@ -33,5 +33,6 @@ pub mod aggregate;
 pub mod operator;
 pub mod rules;
 pub mod session;
+pub mod stage;
 pub mod watermark;
 pub mod window;

@@ -23,6 +23,17 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    pub fn parse(s: &str) -> Option<AlertKind> {
+        [
+            AlertKind::Fill,
+            AlertKind::Fire,
+            AlertKind::Status,
+            AlertKind::Silent,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::Fill => "fill",
@@ -340,6 +351,31 @@ impl FillAlerts {
             }
         }
         out
+    }
+
+    /// Restores an alert that is open in the table (on restart, before replaying the
+    /// readings), so a replayed reading continues its episode instead of opening another.
+    pub fn restore_open(
+        &mut self,
+        entity: &str,
+        kind: AlertKind,
+        alert_id: &str,
+        at: DateTime<Utc>,
+        point: GeoPoint,
+        commune: Option<String>,
+    ) {
+        let bin = self.bins.entry(entity.to_string()).or_insert_with(|| Bin {
+            point,
+            commune,
+            last_reading: at,
+            open: BTreeMap::new(),
+        });
+        bin.open.insert(
+            kind,
+            OpenAlert {
+                id: alert_id.to_string(),
+            },
+        );
     }
 
     /// Alerts currently open: (entity, kind, alert id).

@@ -1,0 +1,55 @@
+//! Options of the stream stage.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use vallee_schemas::contract::Stream;
+
+/// Options of one stream-stage process. `Default` runs on a laptop.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    pub brokers: String,
+    /// Its own consumer group: the stage reads the topics independently of ingest.
+    pub group_id: String,
+    /// Prefix of the application-transaction ids of its output commits.
+    pub writer_id: String,
+    pub topics: BTreeMap<Stream, String>,
+    /// Allowed lateness per stream (beacons 30 s, tourism 5 min, vineyards 15 min, bins 2 h).
+    pub lateness: BTreeMap<Stream, chrono::Duration>,
+    /// A partition silent this long (processing time) stops holding its watermark back.
+    pub idle_timeout: Duration,
+    /// Closed windows are kept this long (event time) to correct them with late rows.
+    pub correction_horizon: chrono::Duration,
+    /// People a zone holds before it counts as congested, per zone; others use the default.
+    pub zone_capacity: BTreeMap<String, i64>,
+    pub default_zone_capacity: i64,
+    /// Outputs are committed this often.
+    pub flush_interval: Duration,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        let lateness = [
+            (Stream::Beacons, chrono::Duration::seconds(30)),
+            (Stream::Tourism, chrono::Duration::minutes(5)),
+            (Stream::Vineyards, chrono::Duration::minutes(15)),
+            (Stream::WasteContainers, chrono::Duration::hours(2)),
+            (Stream::WasteVehicles, chrono::Duration::hours(2)),
+        ];
+        StreamOptions {
+            brokers: "127.0.0.1:9092".into(),
+            group_id: "vallee-stream".into(),
+            writer_id: "vallee-stream".into(),
+            topics: Stream::ALL
+                .iter()
+                .map(|s| (*s, s.default_topic().to_string()))
+                .collect(),
+            lateness: lateness.into_iter().collect(),
+            idle_timeout: Duration::from_secs(30),
+            correction_horizon: chrono::Duration::hours(1),
+            zone_capacity: BTreeMap::new(),
+            default_zone_capacity: 150,
+            flush_interval: Duration::from_secs(1),
+        }
+    }
+}

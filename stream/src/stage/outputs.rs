@@ -1,0 +1,184 @@
+//! The stage's output tables: append-only, a correction is a new row with a higher revision.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use vallee_lake::LakeTable;
+use vallee_schemas::contract::Stream;
+use vallee_schemas::time::micros;
+
+/// A Delta table the stream stage writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OutputTable {
+    Footfall,
+    SitePresence,
+    FillAlerts,
+}
+
+impl OutputTable {
+    pub const ALL: [OutputTable; 3] = [
+        OutputTable::Footfall,
+        OutputTable::SitePresence,
+        OutputTable::FillAlerts,
+    ];
+
+    /// The input streams whose progress this table records.
+    pub fn sources(self) -> &'static [Stream] {
+        match self {
+            OutputTable::Footfall => &[Stream::Beacons],
+            OutputTable::SitePresence => &[Stream::Tourism],
+            OutputTable::FillAlerts => &[Stream::WasteContainers, Stream::WasteVehicles],
+        }
+    }
+}
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("UTC")))
+}
+
+impl LakeTable for OutputTable {
+    fn name(&self) -> &'static str {
+        match self {
+            OutputTable::Footfall => "footfall",
+            OutputTable::SitePresence => "site_presence",
+            OutputTable::FillAlerts => "fill_alerts",
+        }
+    }
+
+    fn schema(&self) -> SchemaRef {
+        static FOOTFALL: LazyLock<SchemaRef> = LazyLock::new(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("zone", DataType::Utf8, false),
+                Field::new("window", DataType::Utf8, false),
+                Field::new("dateObservedFrom", ts(), false),
+                Field::new("dateObservedTo", ts(), false),
+                Field::new("peopleCount", DataType::Int64, false),
+                Field::new("congested", DataType::Boolean, false),
+                Field::new("revision", DataType::Int32, false),
+                Field::new("final", DataType::Boolean, false),
+                Field::new("day", DataType::Date32, false),
+                Field::new("_computed_at", ts(), false),
+            ]))
+        });
+        static PRESENCE: LazyLock<SchemaRef> = LazyLock::new(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("site", DataType::Utf8, false),
+                Field::new("locationCode", DataType::Utf8, false),
+                Field::new("hour", ts(), false),
+                Field::new("dateObservedTo", ts(), false),
+                Field::new("visitorCount", DataType::Int64, false),
+                Field::new("arCheckins", DataType::Int64, false),
+                Field::new("aggregationType", DataType::Utf8, false),
+                Field::new("revision", DataType::Int32, false),
+                Field::new("final", DataType::Boolean, false),
+                Field::new("day", DataType::Date32, false),
+                Field::new("_computed_at", ts(), false),
+            ]))
+        });
+        static ALERTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("alertId", DataType::Utf8, false),
+                Field::new("kind", DataType::Utf8, false),
+                Field::new("entityId", DataType::Utf8, false),
+                Field::new("state", DataType::Utf8, false),
+                Field::new("dateObserved", ts(), false),
+                Field::new("clearReason", DataType::Utf8, true),
+                Field::new("fillingLevel", DataType::Float64, true),
+                Field::new("communeCode", DataType::Utf8, true),
+                Field::new("day", DataType::Date32, false),
+                Field::new("_computed_at", ts(), false),
+            ]))
+        });
+        match self {
+            OutputTable::Footfall => FOOTFALL.clone(),
+            OutputTable::SitePresence => PRESENCE.clone(),
+            OutputTable::FillAlerts => ALERTS.clone(),
+        }
+    }
+
+    fn partition_columns(&self) -> &'static [&'static str] {
+        &["day"]
+    }
+
+    fn description(&self) -> &'static str {
+        match self {
+            OutputTable::Footfall => {
+                "People per zone and window (distinct pseudonymous devices), after CrowdFlowObserved; corrections are rows with a higher revision"
+            }
+            OutputTable::SitePresence => {
+                "Visitors per tourist site and hour, after TourismPresenceObserved (hourly_sum), with AR-trail check-ins"
+            }
+            OutputTable::FillAlerts => {
+                "Bin alerts opening and clearing (fill, fire, status, silent), with proof of collection"
+            }
+        }
+    }
+}
+
+/// A row of `footfall`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FootfallRow {
+    pub zone: String,
+    pub window: String,
+    #[serde(rename = "dateObservedFrom", with = "micros")]
+    pub from: DateTime<Utc>,
+    #[serde(rename = "dateObservedTo", with = "micros")]
+    pub to: DateTime<Utc>,
+    #[serde(rename = "peopleCount")]
+    pub people_count: i64,
+    pub congested: bool,
+    pub revision: i32,
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    pub day: i32,
+    #[serde(rename = "_computed_at", with = "micros")]
+    pub computed_at: DateTime<Utc>,
+}
+
+/// A row of `site_presence`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PresenceRow {
+    pub site: String,
+    #[serde(rename = "locationCode")]
+    pub location_code: String,
+    #[serde(with = "micros")]
+    pub hour: DateTime<Utc>,
+    #[serde(rename = "dateObservedTo", with = "micros")]
+    pub to: DateTime<Utc>,
+    #[serde(rename = "visitorCount")]
+    pub visitor_count: i64,
+    #[serde(rename = "arCheckins")]
+    pub ar_checkins: i64,
+    #[serde(rename = "aggregationType")]
+    pub aggregation_type: &'static str,
+    pub revision: i32,
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    pub day: i32,
+    #[serde(rename = "_computed_at", with = "micros")]
+    pub computed_at: DateTime<Utc>,
+}
+
+/// A row of `fill_alerts`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRow {
+    #[serde(rename = "alertId")]
+    pub alert_id: String,
+    pub kind: &'static str,
+    #[serde(rename = "entityId")]
+    pub entity_id: String,
+    pub state: &'static str,
+    #[serde(rename = "dateObserved", with = "micros")]
+    pub date_observed: DateTime<Utc>,
+    #[serde(rename = "clearReason")]
+    pub clear_reason: Option<&'static str>,
+    #[serde(rename = "fillingLevel")]
+    pub filling_level: Option<f64>,
+    #[serde(rename = "communeCode")]
+    pub commune_code: Option<String>,
+    pub day: i32,
+    #[serde(rename = "_computed_at", with = "micros")]
+    pub computed_at: DateTime<Utc>,
+}
