@@ -35,6 +35,8 @@ pub enum Command {
     Up(UpArgs),
     /// Ingest alone, as one member of the ingest consumer group.
     Ingest(IngestArgs),
+    /// The stream stage alone (event-time windows and alerts), its own consumer group.
+    Stream(IngestArgs),
     /// The simulator alone, producing to a running broker.
     Simulate(SimulateArgs),
     /// The input contract's JSON Schemas.

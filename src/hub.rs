@@ -20,6 +20,7 @@ use vallee_lake::{Lake, LakeOptions};
 
 use crate::broker::EmbeddedBroker;
 use crate::simulator::SimulatorOptions;
+use vallee_stream::stage::{SharedLiveView, StreamOptions};
 
 /// Everything `up` needs, resolved from the command line and the file.
 #[derive(Debug, Clone)]
@@ -34,6 +35,10 @@ pub struct HubConfig {
     pub lake: LakeOptions,
     /// `None`: no simulator.
     pub simulator: Option<SimulatorOptions>,
+    /// Run the ingest stage.
+    pub ingest_stage: bool,
+    /// `None`: no stream stage.
+    pub stream: Option<StreamOptions>,
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.
@@ -80,13 +85,24 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     let http_addr = listener.local_addr()?;
 
     let stats = Arc::new(IngestStats::default());
+    let live = SharedLiveView::default();
     let mut stages = JoinSet::new();
-    {
+    if config.ingest_stage {
         let (lake, stats, token) = (lake.clone(), stats.clone(), shutdown.child_token());
         stages.spawn(async move {
             vallee_ingest::run(ingest, lake, stats, token)
                 .await
                 .context("ingest")
+        });
+    }
+    if let Some(mut stream) = config.stream.clone() {
+        stream.brokers = brokers.clone();
+        stream.topics = config.ingest.topics.clone();
+        let (lake, live, token) = (lake.clone(), live.clone(), shutdown.child_token());
+        stages.spawn(async move {
+            vallee_stream::stage::run(stream, lake, live, token)
+                .await
+                .context("stream stage")
         });
     }
     {
@@ -129,8 +145,9 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     }
 }
 
-/// Runs ingest alone against an external broker (and `/healthz`).
-pub async fn ingest_only(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
+/// Runs one stage alone against an external broker (and `/healthz`): ingest, or the stream
+/// stage, as set in `config`.
+pub async fn stage_only(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     let brokers = config
         .kafka_brokers
         .clone()

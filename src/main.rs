@@ -41,6 +41,8 @@ fn hub_config(common: &CommonArgs, file: &FileConfig) -> Result<HubConfig> {
         ingest: file.ingest_options(&brokers)?,
         lake: file.lake_options(&common.data_dir),
         simulator: None,
+        ingest_stage: true,
+        stream: Some(vallee_stream::stage::StreamOptions::default()),
     })
 }
 
@@ -65,7 +67,20 @@ async fn main() -> Result<()> {
             }
             hub::up(config, shutdown).await
         }
-        Command::Ingest(args) => hub::ingest_only(hub_config(&args.common, &file)?, shutdown).await,
+        Command::Ingest(args) => {
+            let config = HubConfig {
+                stream: None,
+                ..hub_config(&args.common, &file)?
+            };
+            hub::stage_only(config, shutdown).await
+        }
+        Command::Stream(args) => {
+            let config = HubConfig {
+                ingest_stage: false,
+                ..hub_config(&args.common, &file)?
+            };
+            hub::stage_only(config, shutdown).await
+        }
         Command::Simulate(args) => {
             let mut options = sim_options(&args.sim, &file, &args.kafka_brokers)?;
             options.duration = args.duration.map(Duration::from_secs);

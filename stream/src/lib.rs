@@ -30,9 +30,12 @@
 //!   oospore degree days) and frost alerts; fill-rate forecasts (time to full).
 
 pub mod aggregate;
+mod error;
 pub mod operator;
 pub mod rules;
 pub mod session;
 pub mod stage;
 pub mod watermark;
 pub mod window;
+
+pub use error::{Error, Result};

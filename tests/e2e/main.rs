@@ -10,3 +10,4 @@ mod graceful_stop;
 mod kill_restart;
 mod rebalance;
 mod simulator;
+mod stream;

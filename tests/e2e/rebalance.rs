@@ -14,10 +14,17 @@ async fn a_member_leaving_mid_run_hands_over_without_loss_or_duplicates() {
     let (first, rest) = events.split_at(6_000);
     let produced_first = world.produce(first).await;
     eventually(
-        Duration::from_secs(60),
-        "both members consuming",
-        || async { total(&lake).await > 1_000 },
+        Duration::from_secs(90),
+        "both members owning partitions",
+        || async {
+            world.log("ingest-a").contains("partition assigned")
+                && world.log("ingest-b").contains("partition assigned")
+        },
     )
+    .await;
+    eventually(Duration::from_secs(60), "ingest under way", || async {
+        total(&lake).await > 1_000
+    })
     .await;
     // Stop one member mid-run; the other takes its partitions over.
     terminate(&a);

@@ -1,9 +1,47 @@
 //! The stream stage as a running service: its own Kafka consumer group, the processor,
 //! Delta outputs committed with the offsets a restart must replay from, alerts to
 //! `vallee.alerts`, and a live view.
+//!
+//! Why its own consumer group rather than sharing ingest's: the stage must *replay* recent
+//! history on start (window state and device tokens are never on disk), which would make
+//! ingest re-read too; and the two scale and fail independently. The cost is a second read
+//! of the topics.
 
+pub mod live;
 pub mod options;
 pub mod outputs;
 pub mod processor;
+pub mod worker;
 
+use std::sync::Arc;
+
+pub use live::{LiveView, SharedLiveView};
 pub use options::StreamOptions;
+use tokio_util::sync::CancellationToken;
+use vallee_lake::Lake;
+
+use crate::{Error, Result};
+
+/// Runs the stage until `shutdown` (then commits what it computed).
+pub async fn run(
+    options: StreamOptions,
+    lake: Arc<Lake>,
+    live: SharedLiveView,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let handle = tokio::runtime::Handle::current();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("vallee-stream".into())
+        .spawn(move || {
+            let result = worker::run_blocking(options, lake, live, handle, shutdown.clone());
+            if result.is_err() {
+                shutdown.cancel();
+            }
+            let _ = done_tx.send(result);
+        })
+        .map_err(|e| Error::Fatal(format!("cannot start the stream thread: {e}")))?;
+    done_rx
+        .await
+        .map_err(|_| Error::Fatal("the stream thread died".into()))?
+}

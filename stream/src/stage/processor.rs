@@ -12,13 +12,14 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::Decoded;
+use vallee_schemas::geo::GeoPoint;
 use vallee_schemas::time::utc_day;
 
 use super::StreamOptions;
 use super::outputs::{AlertRow, FootfallRow, PresenceRow};
 use crate::aggregate::{Aggregate, DistinctCount};
 use crate::operator::{Emission, WindowOperator};
-use crate::rules::fill::{AlertChange, FillAlerts, FillRules};
+use crate::rules::fill::{AlertChange, AlertKind, FillAlerts, FillRules};
 use crate::watermark::{WatermarkOptions, Watermarks};
 use crate::window::{Window, WindowKind};
 
@@ -137,6 +138,8 @@ pub struct Processor {
     pub replay: ReplayTracker,
     /// Alert changes not yet handed to the alerts topic.
     pub fresh_alerts: Vec<AlertChange>,
+    /// Alerts open now, by id (the live view).
+    open_rows: BTreeMap<String, AlertRow>,
 }
 
 impl Processor {
@@ -187,6 +190,7 @@ impl Processor {
             pending: Pending::default(),
             replay: ReplayTracker::default(),
             fresh_alerts: Vec::new(),
+            open_rows: BTreeMap::new(),
             options,
         }
     }
@@ -337,13 +341,42 @@ impl Processor {
         });
     }
 
+    /// An alert open in the table at start: its episode continues.
+    pub fn restore_open_alert(
+        &mut self,
+        entity: &str,
+        kind: AlertKind,
+        alert_id: &str,
+        at: DateTime<Utc>,
+    ) {
+        self.alerts
+            .restore_open(entity, kind, alert_id, at, GeoPoint::new(0.0, 0.0), None);
+        self.open_rows.insert(
+            alert_id.to_string(),
+            AlertRow {
+                alert_id: alert_id.to_string(),
+                kind: kind.as_str(),
+                entity_id: entity.to_string(),
+                state: "open",
+                date_observed: at,
+                clear_reason: None,
+                filling_level: None,
+                commune_code: None,
+                day: utc_day(&at),
+                computed_at: Utc::now(),
+            },
+        );
+    }
+
+    /// Alerts open now.
+    pub fn open_alert_rows(&self) -> BTreeMap<String, AlertRow> {
+        self.open_rows.clone()
+    }
+
     fn emit_alerts(&mut self, changes: Vec<AlertChange>) {
         for c in changes {
             let state = if c.open { "open" } else { "cleared" };
-            if !self.emitted.alerts.insert((c.alert_id.clone(), state)) {
-                continue;
-            }
-            self.pending.alerts.push(AlertRow {
+            let row = AlertRow {
                 alert_id: c.alert_id.clone(),
                 kind: c.kind.as_str(),
                 entity_id: c.entity_id.clone(),
@@ -354,7 +387,16 @@ impl Processor {
                 commune_code: c.commune_code.clone(),
                 day: utc_day(&c.date_observed),
                 computed_at: Utc::now(),
-            });
+            };
+            if c.open {
+                self.open_rows.insert(c.alert_id.clone(), row.clone());
+            } else {
+                self.open_rows.remove(&c.alert_id);
+            }
+            if !self.emitted.alerts.insert((c.alert_id.clone(), state)) {
+                continue; // already in the table (a replay)
+            }
+            self.pending.alerts.push(row);
             self.fresh_alerts.push(c);
         }
     }

@@ -1,0 +1,25 @@
+/// Errors of the stream stage.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kafka client failed (configuration, connection, protocol).
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The lake failed (boxed: Delta errors are large).
+    #[error("lake: {0}")]
+    Lake(Box<vallee_lake::Error>),
+    /// Building an output batch failed (a bug, not input).
+    #[error("schemas: {0}")]
+    Schemas(#[from] vallee_schemas::Error),
+    /// Anything else that must stop the stage.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl From<vallee_lake::Error> for Error {
+    fn from(e: vallee_lake::Error) -> Self {
+        Error::Lake(Box::new(e))
+    }
+}
+
+/// Result alias of the stream crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,34 @@
+//! The live view: what the stage knows right now, before anything is committed (open
+//! alerts, early results of open windows, watermarks). The API reads it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use vallee_schemas::contract::Stream;
+
+use super::outputs::AlertRow;
+
+/// A footfall value of a window, final or not yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveFootfall {
+    pub zone: String,
+    pub window: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub people_count: i64,
+}
+
+/// The stage's live state.
+#[derive(Debug, Default, Clone)]
+pub struct LiveView {
+    /// Open alerts by id.
+    pub open_alerts: BTreeMap<String, AlertRow>,
+    /// Early results of the open footfall windows.
+    pub footfall: Vec<LiveFootfall>,
+    pub watermarks: BTreeMap<Stream, Option<DateTime<Utc>>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// The live view shared between the stage (writer) and the API (readers).
+pub type SharedLiveView = Arc<RwLock<LiveView>>;

@@ -1,0 +1,465 @@
+//! The stage's consumer loop: its own group, positioned at the offsets its outputs need to
+//! rebuild state; outputs committed to Delta with those offsets; alerts to Kafka at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int32Type, TimestampMicrosecondType};
+use chrono::{DateTime, Utc};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+use vallee_lake::{Lake, LakeTable, Progress};
+use vallee_schemas::batch::RowBuffer;
+use vallee_schemas::contract::{ALERTS_TOPIC, Stream};
+use vallee_schemas::decode::{DecodeOptions, decode};
+
+use super::StreamOptions;
+use super::live::{LiveFootfall, SharedLiveView};
+use super::outputs::OutputTable;
+use super::processor::{Emitted, Processor};
+use crate::Result;
+use crate::rules::fill::{AlertChange, AlertKind};
+
+/// The streams the stage computes from.
+pub const INPUTS: [Stream; 4] = [
+    Stream::Beacons,
+    Stream::Tourism,
+    Stream::WasteContainers,
+    Stream::WasteVehicles,
+];
+
+type Key = (OutputTable, String, i32);
+
+/// Rebalance hook: partitions start at the smallest replay offset their outputs recorded.
+struct StageContext {
+    lake: Arc<Lake>,
+    handle: Handle,
+    options: StreamOptions,
+    assigned: std::sync::Mutex<Vec<(Key, Option<i64>)>>,
+}
+
+impl StageContext {
+    fn stream_of(&self, topic: &str) -> Option<Stream> {
+        self.options
+            .topics
+            .iter()
+            .find(|(_, t)| t.as_str() == topic)
+            .map(|(s, _)| *s)
+    }
+
+    async fn stored(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> vallee_lake::Result<Vec<(Key, Option<i64>)>> {
+        let Some(stream) = self.stream_of(topic) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for output in OutputTable::ALL
+            .into_iter()
+            .filter(|o| o.sources().contains(&stream))
+        {
+            let stored = self
+                .lake
+                .committed_offsets(output, &self.options.writer_id, topic, &[partition])
+                .await?;
+            out.push(((output, topic.to_string(), partition), stored[&partition]));
+        }
+        Ok(out)
+    }
+}
+
+impl ClientContext for StageContext {}
+
+impl ConsumerContext for StageContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            let _ = consumer.unassign();
+            return;
+        }
+        let partitions: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let mut assigned = Vec::new();
+        for (topic, partition) in partitions {
+            match self.handle.block_on(self.stored(&topic, partition)) {
+                Ok(stored) => {
+                    let start = stored.iter().filter_map(|(_, o)| *o).min();
+                    let offset = start.map_or(Offset::Beginning, Offset::Offset);
+                    let _ = tpl.set_partition_offset(&topic, partition, offset);
+                    tracing::info!(topic, partition, replay_from = ?start, "stream stage partition assigned");
+                    assigned.extend(stored);
+                }
+                Err(e) => {
+                    tracing::error!(topic, partition, error = %e, "cannot read the stage's offsets")
+                }
+            }
+        }
+        if let Err(e) = consumer.assign(tpl) {
+            tracing::error!(error = %e, "assign failed");
+        }
+        self.assigned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(assigned);
+    }
+}
+
+fn strings(batch: &RecordBatch, name: &str) -> Vec<String> {
+    let col = arrow::compute::cast(batch.column_by_name(name).expect("column"), &DataType::Utf8)
+        .expect("cast to Utf8");
+    let a = col.as_string::<i32>();
+    (0..a.len()).map(|i| a.value(i).to_string()).collect()
+}
+
+fn micros(batch: &RecordBatch, name: &str) -> Vec<i64> {
+    let a = batch
+        .column_by_name(name)
+        .expect("column")
+        .as_primitive::<TimestampMicrosecondType>();
+    (0..a.len()).map(|i| a.value(i)).collect()
+}
+
+fn ints(batch: &RecordBatch, name: &str) -> Vec<i64> {
+    let col = arrow::compute::cast(
+        batch.column_by_name(name).expect("column"),
+        &DataType::Int64,
+    )
+    .expect("cast to Int64");
+    let a = col.as_primitive::<arrow::datatypes::Int64Type>();
+    (0..a.len()).map(|i| a.value(i)).collect()
+}
+
+fn revisions(batch: &RecordBatch) -> Vec<i32> {
+    let a = batch
+        .column_by_name("revision")
+        .expect("column")
+        .as_primitive::<Int32Type>();
+    (0..a.len()).map(|i| a.value(i)).collect()
+}
+
+/// What the output tables hold, and the alerts still open in them.
+async fn load_emitted(
+    lake: &Lake,
+) -> Result<(Emitted, Vec<(String, AlertKind, String, DateTime<Utc>)>)> {
+    for t in OutputTable::ALL {
+        lake.ensure(t).await?;
+    }
+    let mut emitted = Emitted::default();
+    for b in lake.sql("SELECT zone, \"window\", \"dateObservedFrom\", revision, \"peopleCount\" FROM footfall").await? {
+        let (z, w, f, r, n) = (strings(&b, "zone"), strings(&b, "window"), micros(&b, "dateObservedFrom"), revisions(&b), ints(&b, "peopleCount"));
+        for i in 0..b.num_rows() {
+            let e = emitted.footfall.entry((z[i].clone(), w[i].clone(), f[i])).or_insert((r[i], n[i]));
+            if r[i] >= e.0 {
+                *e = (r[i], n[i]);
+            }
+        }
+    }
+    for b in lake
+        .sql("SELECT site, hour, revision, \"visitorCount\", \"arCheckins\" FROM site_presence")
+        .await?
+    {
+        let (s, h, r, v, a) = (
+            strings(&b, "site"),
+            micros(&b, "hour"),
+            revisions(&b),
+            ints(&b, "visitorCount"),
+            ints(&b, "arCheckins"),
+        );
+        for i in 0..b.num_rows() {
+            let e = emitted
+                .presence
+                .entry((s[i].clone(), h[i]))
+                .or_insert((r[i], (v[i], a[i])));
+            if r[i] >= e.0 {
+                *e = (r[i], (v[i], a[i]));
+            }
+        }
+    }
+    let mut states: BTreeMap<String, (String, String, String, i64)> = BTreeMap::new();
+    for b in lake
+        .sql("SELECT \"alertId\", state, kind, \"entityId\", \"dateObserved\" FROM fill_alerts")
+        .await?
+    {
+        let (id, st, k, e, t) = (
+            strings(&b, "alertId"),
+            strings(&b, "state"),
+            strings(&b, "kind"),
+            strings(&b, "entityId"),
+            micros(&b, "dateObserved"),
+        );
+        for i in 0..b.num_rows() {
+            let state: &'static str = if st[i] == "open" { "open" } else { "cleared" };
+            emitted.alerts.insert((id[i].clone(), state));
+            let entry = states.entry(id[i].clone()).or_insert((
+                st[i].clone(),
+                k[i].clone(),
+                e[i].clone(),
+                t[i],
+            ));
+            if st[i] == "cleared" {
+                entry.0 = "cleared".into();
+            }
+        }
+    }
+    let open = states
+        .into_iter()
+        .filter(|(_, (state, ..))| state == "open")
+        .filter_map(|(id, (_, kind, entity, t))| {
+            Some((
+                entity,
+                AlertKind::parse(&kind)?,
+                id,
+                DateTime::from_timestamp_micros(t)?,
+            ))
+        })
+        .collect();
+    Ok((emitted, open))
+}
+
+fn alert_json(c: &AlertChange) -> String {
+    serde_json::json!({
+        "id": format!("urn:ngsi-ld:Alert:{}", c.alert_id),
+        "type": "Alert",
+        "alertId": c.alert_id,
+        "category": "waste",
+        "subCategory": c.kind.as_str(),
+        "alertSource": c.entity_id,
+        "state": if c.open { "open" } else { "cleared" },
+        "dateIssued": c.date_observed.to_rfc3339(),
+        "clearReason": c.clear_reason.map(|r| r.as_str()),
+        "fillingLevel": c.filling_level,
+        "communeCode": c.commune_code,
+    })
+    .to_string()
+}
+
+/// Runs the stage loop on the current thread until `shutdown`.
+pub fn run_blocking(
+    options: StreamOptions,
+    lake: Arc<Lake>,
+    live: SharedLiveView,
+    handle: Handle,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let (emitted, open) = handle.block_on(load_emitted(&lake))?;
+    let mut processor = Processor::new(options.clone(), emitted);
+    for (entity, kind, id, at) in open {
+        processor.restore_open_alert(&entity, kind, &id, at);
+    }
+    let context = StageContext {
+        lake: lake.clone(),
+        handle: handle.clone(),
+        options: options.clone(),
+        assigned: Default::default(),
+    };
+    let consumer: BaseConsumer<StageContext> = ClientConfig::new()
+        .set("bootstrap.servers", &options.brokers)
+        .set("group.id", &options.group_id)
+        .set("client.id", &options.writer_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "100")
+        .create_with_context(context)?;
+    let topics: Vec<&str> = INPUTS
+        .iter()
+        .filter_map(|s| options.topics.get(s).map(String::as_str))
+        .collect();
+    consumer.subscribe(&topics)?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &options.brokers)
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .create()?;
+    let decode_options = DecodeOptions::default();
+    let mut previous: BTreeMap<Key, Option<i64>> = BTreeMap::new();
+    let mut last_flush = Instant::now();
+    tracing::info!(group = options.group_id, "stream stage started");
+    loop {
+        let stopping = shutdown.is_cancelled();
+        // Refused messages are ingest's business (dead letters); the stage skips them.
+        if !stopping
+            && let Some(Ok(m)) = consumer.poll(Duration::from_millis(50))
+            && let Some(stream) = options
+                .topics
+                .iter()
+                .find(|(_, t)| t.as_str() == m.topic())
+                .map(|(s, _)| *s)
+            && let Ok(event) = decode(
+                stream,
+                m.payload(),
+                m.timestamp().to_millis(),
+                &decode_options,
+            )
+        {
+            processor.process(
+                stream,
+                m.topic(),
+                m.partition(),
+                m.offset(),
+                &event,
+                Instant::now(),
+            );
+        }
+        for (key, stored) in consumer
+            .context()
+            .assigned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            previous.insert(key, stored);
+        }
+        publish_alerts(&producer, &handle, &mut processor);
+        if stopping || last_flush.elapsed() >= options.flush_interval {
+            last_flush = Instant::now();
+            processor.tick(Instant::now());
+            publish_alerts(&producer, &handle, &mut processor);
+            handle.block_on(commit(&lake, &options, &mut processor, &mut previous))?;
+            update_live(&live, &processor);
+        }
+        if stopping {
+            break;
+        }
+    }
+    consumer.unsubscribe();
+    tracing::info!("stream stage stopped after a final commit");
+    Ok(())
+}
+
+/// Alerts reach the topic at once, before any commit (at least once; ids are stable).
+fn publish_alerts(producer: &FutureProducer, handle: &Handle, processor: &mut Processor) {
+    for c in processor.fresh_alerts.drain(..) {
+        let payload = alert_json(&c);
+        let record = FutureRecord::to(ALERTS_TOPIC)
+            .key(&c.alert_id)
+            .payload(&payload);
+        match producer.send_result(record) {
+            Ok(delivery) => {
+                handle.spawn(async move {
+                    if let Ok(Err((e, _))) = delivery.await {
+                        tracing::warn!(error = %e, "alert not delivered to the alerts topic");
+                    }
+                });
+            }
+            Err((e, _)) => {
+                tracing::warn!(error = %e, alert = c.alert_id, "alert not queued for the alerts topic")
+            }
+        }
+    }
+}
+
+async fn commit(
+    lake: &Lake,
+    options: &StreamOptions,
+    processor: &mut Processor,
+    previous: &mut BTreeMap<Key, Option<i64>>,
+) -> Result<()> {
+    let now = Instant::now();
+    for output in OutputTable::ALL {
+        let mut rows = RowBuffer::new(output.name(), output.schema())?;
+        match output {
+            OutputTable::Footfall => processor
+                .pending
+                .footfall
+                .drain(..)
+                .try_for_each(|r| rows.push(&r))?,
+            OutputTable::SitePresence => processor
+                .pending
+                .presence
+                .drain(..)
+                .try_for_each(|r| rows.push(&r))?,
+            OutputTable::FillAlerts => processor
+                .pending
+                .alerts
+                .drain(..)
+                .try_for_each(|r| rows.push(&r))?,
+        }
+        let mut progress = Vec::new();
+        for stream in output.sources() {
+            let Some(topic) = options.topics.get(stream) else {
+                continue;
+            };
+            let keep_from = processor
+                .watermark(*stream, now)
+                .map(|w| w - processor.retention(*stream));
+            for (t, partition) in processor
+                .replay
+                .partitions()
+                .into_iter()
+                .filter(|(t, _)| t == topic)
+            {
+                let Some(keep_from) = keep_from else { continue };
+                let Some(replay_from) = processor.replay.replay_from(&t, partition, keep_from)
+                else {
+                    continue;
+                };
+                let key = (output, t.clone(), partition);
+                let before = previous.get(&key).copied().flatten();
+                if before != Some(replay_from) {
+                    progress.push(Progress {
+                        topic: t,
+                        partition,
+                        previous: before,
+                        last: replay_from,
+                    });
+                }
+            }
+        }
+        let batch = rows.finish()?;
+        if batch.is_none() && progress.is_empty() {
+            continue;
+        }
+        lake.append(
+            output,
+            &options.writer_id,
+            batch.into_iter().collect(),
+            &progress,
+        )
+        .await?;
+        for p in progress {
+            previous.insert((output, p.topic, p.partition), Some(p.last));
+        }
+    }
+    Ok(())
+}
+
+fn update_live(live: &SharedLiveView, processor: &Processor) {
+    let now = Instant::now();
+    let mut view = live.write().unwrap_or_else(|p| p.into_inner());
+    view.footfall = processor
+        .early_footfall()
+        .into_iter()
+        .map(|(zone, window, w, people_count)| LiveFootfall {
+            zone,
+            window,
+            from: w.start,
+            to: w.end,
+            people_count,
+        })
+        .collect();
+    view.open_alerts = processor.open_alert_rows();
+    view.watermarks = INPUTS
+        .iter()
+        .map(|s| (*s, processor.watermark(*s, now)))
+        .collect();
+    view.updated_at = Some(Utc::now());
+}

@@ -1,0 +1,300 @@
+//! The stream stage against the real broker and lake: footfall equals a plain DataFusion
+//! batch GROUP BY over the same sightings, hourly site presence, a fill alert opening and
+//! clearing (in Delta and on the alerts topic), and a restart that adds nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
+use chrono::{DateTime, Utc};
+use datafusion::prelude::SessionContext;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use tokio_util::sync::CancellationToken;
+use vallee::simulator::Event;
+use vallee_schemas::contract::Stream;
+use vallee_stream::stage::outputs::OutputTable;
+use vallee_stream::stage::{SharedLiveView, StreamOptions};
+
+use crate::helpers::*;
+
+fn at(hm: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&format!("2026-11-28T{hm}Z"))
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn ev(stream: Stream, key: &str, time: &str, body: String) -> Event {
+    Event {
+        stream,
+        key: key.into(),
+        payload: body,
+        time: at(time),
+    }
+}
+
+fn sighting(time: &str, token: u32) -> Event {
+    let body = format!(
+        r#"{{"id":"s{token}","type":"BeaconSighting","dateObserved":"{}","zone":"za-test","deviceToken":"{token:032x}","saltEpoch":"2026-11-28","rssi":-60}}"#,
+        at(time).to_rfc3339()
+    );
+    ev(Stream::Beacons, &format!("{token}"), time, body)
+}
+
+fn scenario() -> (Vec<Event>, Vec<(DateTime<Utc>, String)>) {
+    let mut events = Vec::new();
+    let mut sightings = Vec::new();
+    // Window k of five minutes sees k + 2 devices, each twice, slightly out of order.
+    for k in 0..4u32 {
+        for d in 0..k + 2 {
+            for rep in [1u32, 0] {
+                let time = format!("10:{:02}:{:02}", k * 5 + 1 + rep, 10 + d);
+                let token = 100 * k + d;
+                events.push(sighting(&time, token));
+                sightings.push((at(&time), format!("{token:032x}")));
+            }
+        }
+    }
+    // Later traffic that moves event time past the hour.
+    for (time, token) in [("11:10:00", 999u32), ("11:11:00", 998)] {
+        events.push(sighting(time, token));
+        sightings.push((at(time), format!("{token:032x}")));
+    }
+    let visit = |time: &str, source: &str, count: i64| {
+        let body = format!(
+            r#"{{"id":"v","type":"SiteVisit","dateObserved":"{}","site":"abbaye-de-gellone","locationCode":"34261","source":"{source}","count":{count},"arPoint":"cloitre"}}"#,
+            at(time).to_rfc3339()
+        );
+        ev(Stream::Tourism, "abbaye-de-gellone", time, body)
+    };
+    events.extend([
+        visit("10:05:00", "counter", 3),
+        visit("10:20:00", "ar-trail", 1),
+        visit("10:40:00", "counter", 2),
+        visit("11:30:00", "counter", 4),
+    ]);
+    let bin = |time: &str, level: f64| {
+        let body = format!(
+            r#"{{"id":"bin-x","type":"WasteContainer","dateObserved":"{}","fillingLevel":{level},"location":{{"type":"Point","coordinates":[3.5512,43.6521]}}}}"#,
+            at(time).to_rfc3339()
+        );
+        ev(Stream::WasteContainers, "bin-x", time, body)
+    };
+    events.extend([bin("10:00:00", 0.85), bin("10:30:00", 0.1)]);
+    // A truck far away: its stream's event time passes the drop, so the clear is decided.
+    let truck = format!(
+        r#"{{"id":"benne","type":"Vehicle","dateObserved":"{}","vehicleType":"lorry","serviceProvided":["garbageCollection"],"serviceStatus":"onRoute","location":{{"type":"Point","coordinates":[3.60,43.70]}}}}"#,
+        at("12:45:00").to_rfc3339()
+    );
+    events.push(ev(Stream::WasteVehicles, "benne", "12:45:00", truck));
+    (events, sightings)
+}
+
+/// Footfall per five minutes by a plain DataFusion batch query over the same sightings.
+async fn batch_footfall(sightings: &[(DateTime<Utc>, String)]) -> Vec<(i64, i64)> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "t",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("token", DataType::Utf8, false),
+    ]));
+    let t = arrow::array::TimestampMicrosecondArray::from(
+        sightings
+            .iter()
+            .map(|s| s.0.timestamp_micros())
+            .collect::<Vec<_>>(),
+    )
+    .with_timezone("UTC");
+    let tokens =
+        arrow::array::StringArray::from(sightings.iter().map(|s| s.1.clone()).collect::<Vec<_>>());
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(t), Arc::new(tokens)]).unwrap();
+    let ctx = SessionContext::new();
+    ctx.register_batch("s", batch).unwrap();
+    let sql = "SELECT CAST(date_bin(INTERVAL '5 minutes', t) AS BIGINT) AS w, count(DISTINCT token) AS n FROM s GROUP BY 1 ORDER BY 1";
+    let mut out = Vec::new();
+    for b in ctx.sql(sql).await.unwrap().collect().await.unwrap() {
+        let (w, n) = (
+            b.column(0).as_primitive::<Int64Type>(),
+            b.column(1).as_primitive::<Int64Type>(),
+        );
+        for i in 0..b.num_rows() {
+            out.push((w.value(i) / 1000, n.value(i))); // ns → µs
+        }
+    }
+    out
+}
+
+fn i64s(batches: &[RecordBatch], col: usize) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = arrow::compute::cast(b.column(col), &DataType::Int64).unwrap();
+            let a = c.as_primitive::<Int64Type>().clone();
+            (0..a.len()).map(move |i| a.value(i)).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn strs(batches: &[RecordBatch], col: usize) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = arrow::compute::cast(b.column(col), &DataType::Utf8).unwrap();
+            let a = c.as_string::<i32>().clone();
+            (0..a.len())
+                .map(move |i| a.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+struct RunningStage {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<vallee_stream::Result<()>>,
+}
+
+fn start_stage(world: &World, lake: &Arc<vallee_lake::Lake>) -> RunningStage {
+    let options = StreamOptions {
+        brokers: world.brokers(),
+        group_id: format!("{}-stream", world.group),
+        topics: world.topics.clone(),
+        idle_timeout: Duration::from_secs(2),
+        flush_interval: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(vallee_stream::stage::run(
+        options,
+        lake.clone(),
+        SharedLiveView::default(),
+        shutdown.clone(),
+    ));
+    RunningStage { shutdown, task }
+}
+
+impl RunningStage {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
+    let world = World::new(3).await;
+    let (events, sightings) = scenario();
+    world.produce(&events).await;
+    let lake = Arc::new(world.lake().await);
+    for t in OutputTable::ALL {
+        lake.ensure(t).await.unwrap();
+    }
+    let expected_5m = batch_footfall(&sightings).await;
+
+    let footfall_5m = "SELECT CAST(\"dateObservedFrom\" AS BIGINT), \"peopleCount\", revision FROM footfall \
+                       WHERE \"window\" = 'PT5M' AND final ORDER BY 1";
+    // Every five-minute window up to 11:05 closes (the 11:10 window stays open: nothing after it).
+    let closed_5m: Vec<(i64, i64)> = expected_5m
+        .iter()
+        .copied()
+        .filter(|(w, _)| *w < at("11:10:00").timestamp_micros())
+        .collect();
+    let stage = start_stage(&world, &lake);
+    eventually(
+        Duration::from_secs(90),
+        "footfall windows and alerts",
+        || async {
+            let rows = lake
+                .sql("SELECT count(*) FROM footfall WHERE \"window\" = 'PT5M'")
+                .await
+                .unwrap();
+            let alerts = lake.sql("SELECT count(*) FROM fill_alerts").await.unwrap();
+            i64s(&rows, 0)[0] as usize >= closed_5m.len() && i64s(&alerts, 0)[0] >= 2
+        },
+    )
+    .await;
+    stage.stop().await;
+
+    let rows = lake.sql(footfall_5m).await.unwrap();
+    let got: Vec<(i64, i64)> = i64s(&rows, 0).into_iter().zip(i64s(&rows, 1)).collect();
+    assert_eq!(got, closed_5m, "stream vs DataFusion batch GROUP BY");
+    assert!(
+        i64s(&rows, 2).iter().all(|r| *r == 0),
+        "in-order enough: no corrections"
+    );
+
+    let hour_sql = format!(
+        "SELECT \"peopleCount\" FROM footfall WHERE \"window\" = 'PT1H' AND CAST(\"dateObservedFrom\" AS BIGINT) = {}",
+        at("10:00:00").timestamp_micros()
+    );
+    let hour = lake.sql(&hour_sql).await.unwrap();
+    assert_eq!(
+        i64s(&hour, 0),
+        vec![14],
+        "2+3+4+5 devices in the 10:00 hour"
+    );
+
+    let presence = lake.sql("SELECT \"visitorCount\", \"arCheckins\", \"locationCode\" FROM site_presence WHERE site = 'abbaye-de-gellone'").await.unwrap();
+    assert_eq!(
+        (i64s(&presence, 0), i64s(&presence, 1), strs(&presence, 2)),
+        (vec![5], vec![1], vec!["34261".to_string()])
+    );
+
+    let alerts = lake
+        .sql("SELECT state, \"clearReason\", \"alertId\" FROM fill_alerts ORDER BY state DESC")
+        .await
+        .unwrap();
+    let states = strs(&alerts, 0);
+    assert_eq!(states, vec!["open".to_string(), "cleared".to_string()]);
+    let ids = strs(&alerts, 2);
+    assert_eq!(ids[0], ids[1], "one episode, one id");
+
+    // The alerts reached the topic too, keyed by their stable id.
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", world.brokers())
+        .set("group.id", format!("{}-alerts", world.group))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["vallee.alerts"]).unwrap();
+    let mut on_topic = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while on_topic.len() < 2 && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            assert_eq!(m.key().unwrap(), ids[0].as_bytes());
+            on_topic.push(v["state"].as_str().unwrap().to_string());
+        }
+    }
+    on_topic.sort();
+    assert_eq!(on_topic, vec!["cleared".to_string(), "open".to_string()]);
+
+    // A restart replays what open windows need, and writes nothing twice.
+    let before = (
+        total_rows(&lake, "footfall").await,
+        total_rows(&lake, "site_presence").await,
+        total_rows(&lake, "fill_alerts").await,
+    );
+    let stage = start_stage(&world, &lake);
+    // The same consumer group: it resumes at the recorded replay offsets and replays.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stage.stop().await;
+    let after = (
+        total_rows(&lake, "footfall").await,
+        total_rows(&lake, "site_presence").await,
+        total_rows(&lake, "fill_alerts").await,
+    );
+    assert_eq!(after, before);
+}
+
+async fn total_rows(lake: &vallee_lake::Lake, table: &str) -> i64 {
+    i64s(
+        &lake
+            .sql(&format!("SELECT count(*) FROM {table}"))
+            .await
+            .unwrap(),
+        0,
+    )[0]
+}
