@@ -11,7 +11,9 @@ use vallee::hub::{self, HubConfig};
 use vallee::simulator::{SimulatorOptions, ValleyShape};
 
 /// Log filter when `RUST_LOG` is not set: our stages at info, chatty dependencies at warn.
-const DEFAULT_LOG: &str = "info,tansu_broker=warn,tansu_storage=warn,buoyant_kernel=warn,delta_kernel=warn,deltalake_core=warn,datafusion=warn,rdkafka=warn";
+const DEFAULT_LOG: &str = "info,tansu_broker=warn,tansu_storage=warn,tansu_sans_io=warn,tansu_schema=warn,\
+tansu_service=warn,tansu_model=warn,tansu_auth=warn,buoyant_kernel=off,delta_kernel=warn,deltalake_core=warn,\
+datafusion=warn,rdkafka=warn,librdkafka=warn";
 
 fn sim_options(args: &SimArgs, file: &FileConfig, brokers: &str) -> Result<SimulatorOptions> {
     Ok(SimulatorOptions {
@@ -49,7 +51,8 @@ fn hub_config(common: &CommonArgs, file: &FileConfig) -> Result<HubConfig> {
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         )
