@@ -192,7 +192,15 @@ fn print_banner(
         Some(s) => format!("on, {}× real time, at most {} msg/s", s.speed, s.max_rate),
         None => "off".into(),
     };
+    let stages = match (config.ingest_stage, config.stream.is_some()) {
+        (true, true) => {
+            "ingest → lake; stream stage → footfall, site_presence, fill_alerts, vallee.alerts"
+        }
+        (true, false) => "ingest → lake",
+        (false, true) => "stream stage → footfall, site_presence, fill_alerts, vallee.alerts",
+        (false, false) => "none",
+    };
     println!(
-        "\nSmart Vallée hub is up\n  broker     {broker}\n  lake       {lake}\n  health     http://{http}/healthz\n  simulator  {sim}\nCtrl-C stops it after a final commit of what was read.\n"
+        "\nSmart Vallée hub is up\n  broker     {broker}\n  lake       {lake}\n  stages     {stages}\n  health     http://{http}/healthz\n  simulator  {sim}\nCtrl-C stops it after a final commit of what was read.\n"
     );
 }
