@@ -194,10 +194,12 @@ fn print_banner(
     };
     let stages = match (config.ingest_stage, config.stream.is_some()) {
         (true, true) => {
-            "ingest → lake; stream stage → footfall, site_presence, fill_alerts, vallee.alerts"
+            "ingest → lake; stream stage → footfall, site_presence, fill_alerts, vine_*, vallee.alerts"
         }
         (true, false) => "ingest → lake",
-        (false, true) => "stream stage → footfall, site_presence, fill_alerts, vallee.alerts",
+        (false, true) => {
+            "stream stage → footfall, site_presence, fill_alerts, vine_*, vallee.alerts"
+        }
         (false, false) => "none",
     };
     println!(

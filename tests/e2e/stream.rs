@@ -88,6 +88,33 @@ fn scenario() -> (Vec<Event>, Vec<(DateTime<Utc>, String)>) {
         at("12:45:00").to_rfc3339()
     );
     events.push(ev(Stream::WasteVehicles, "benne", "12:45:00", truck));
+    // A vineyard station: a frost dip before dawn (falling to 0.5 °C), then a mild day, and a
+    // reading the next night that closes the local day.
+    let weather = |date: &str, time: &str, temperature: f64, rain: f64| {
+        let t = DateTime::parse_from_rfc3339(&format!("{date}T{time}Z"))
+            .unwrap()
+            .with_timezone(&Utc);
+        let body = format!(
+            r#"{{"id":"urn:ngsi-ld:WeatherObserved:st-1","type":"WeatherObserved","dateObserved":"{}","temperature":{temperature},"precipitation":{rain},"refParcels":["p1","p2"],"location":{{"type":"Point","coordinates":[3.59,43.68]}}}}"#,
+            t.to_rfc3339()
+        );
+        Event {
+            stream: Stream::Vineyards,
+            key: "st-1".into(),
+            payload: body,
+            time: t,
+        }
+    };
+    for (date, time, temperature, rain) in [
+        ("2026-11-28", "03:00:00", 2.0, 0.0),
+        ("2026-11-28", "03:30:00", 0.5, 0.0),
+        ("2026-11-28", "08:00:00", 12.0, 2.0),
+        ("2026-11-28", "13:00:00", 24.0, 2.0),
+        ("2026-11-28", "18:00:00", 18.0, 2.0),
+        ("2026-11-29", "01:00:00", 8.0, 0.0),
+    ] {
+        events.push(weather(date, time, temperature, rain));
+    }
     (events, sightings)
 }
 
@@ -251,6 +278,53 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
     let ids = strs(&alerts, 2);
     assert_eq!(ids[0], ids[1], "one episode, one id");
 
+    // The local day 28 November at the station: Tmin 0.5, Tmax 24, mean 11.3, 6 mm of rain.
+    let vine = lake
+        .sql("SELECT \"growingDegreeDays\", \"oosporeDegreeDays\", \"rainMm\", \"winklerIndex\" FROM vine_indicators WHERE station LIKE '%st-1'")
+        .await
+        .unwrap();
+    let col = |i: usize| {
+        vine[0]
+            .column(i)
+            .as_primitive::<arrow::datatypes::Float64Type>()
+            .value(0)
+    };
+    assert_eq!(vine.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    assert!(
+        (col(0) - 2.25).abs() < 1e-9,
+        "GDD (24 + 0.5) / 2 - 10 = {}",
+        col(0)
+    );
+    assert!(
+        (col(1) - 3.3).abs() < 1e-9,
+        "oospore degree days 11.3 - 8 = {}",
+        col(1)
+    );
+    assert_eq!(
+        (col(2), col(3)),
+        (6.0, 0.0),
+        "rain, and no Winkler in November"
+    );
+    let frost = lake
+        .sql("SELECT \"entityId\", state FROM vine_alerts ORDER BY \"entityId\", state DESC")
+        .await
+        .unwrap();
+    let frost_rows: Vec<(String, String)> =
+        strs(&frost, 0).into_iter().zip(strs(&frost, 1)).collect();
+    let expected_frost: Vec<(String, String)> = [
+        ("p1", "open"),
+        ("p1", "cleared"),
+        ("p2", "open"),
+        ("p2", "cleared"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(
+        frost_rows, expected_frost,
+        "frost opened on the dip and cleared by the day, for both parcels"
+    );
+
     // The alerts reached the topic too, keyed by their stable id.
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", world.brokers())
@@ -276,6 +350,7 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         total_rows(&lake, "footfall").await,
         total_rows(&lake, "site_presence").await,
         total_rows(&lake, "fill_alerts").await,
+        total_rows(&lake, "vine_indicators").await + total_rows(&lake, "vine_alerts").await,
     );
     let stage = start_stage(&world, &lake);
     // The same consumer group: it resumes at the recorded replay offsets and replays.
@@ -285,6 +360,7 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         total_rows(&lake, "footfall").await,
         total_rows(&lake, "site_presence").await,
         total_rows(&lake, "fill_alerts").await,
+        total_rows(&lake, "vine_indicators").await + total_rows(&lake, "vine_alerts").await,
     );
     assert_eq!(after, before);
 }

@@ -111,6 +111,30 @@ impl Season {
         }
     }
 
+    /// A season resumed from its last stored day (the state table), with the rain of the
+    /// last two days for the 48 h rule.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        latitude: f64,
+        year: i32,
+        winkler: f64,
+        huglin: f64,
+        oospore: f64,
+        gt_streak: u32,
+        gt_index: Option<u8>,
+        recent_rain: &[(NaiveDate, f64)],
+    ) -> Self {
+        Season {
+            winkler,
+            huglin,
+            oospore,
+            gt_streak,
+            gt_index,
+            rain: recent_rain.iter().copied().collect(),
+            ..Season::new(latitude, year)
+        }
+    }
+
     /// Adds a day (days come in order); returns the indicators of that day.
     pub fn add_day(&mut self, d: &DayWeather) -> VineIndicators {
         if d.day.year() != self.year {
@@ -188,6 +212,11 @@ impl FrostWatch {
             last: None,
             open_since: None,
         }
+    }
+
+    /// When the open alert opened, if one is open.
+    pub fn open_since(&self) -> Option<DateTime<Utc>> {
+        self.open_since
     }
 
     /// A reading (in time order). Opens at or below `critical` on a falling trend; clears

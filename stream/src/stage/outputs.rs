@@ -15,13 +15,17 @@ pub enum OutputTable {
     Footfall,
     SitePresence,
     FillAlerts,
+    VineIndicators,
+    VineAlerts,
 }
 
 impl OutputTable {
-    pub const ALL: [OutputTable; 3] = [
+    pub const ALL: [OutputTable; 5] = [
         OutputTable::Footfall,
         OutputTable::SitePresence,
         OutputTable::FillAlerts,
+        OutputTable::VineIndicators,
+        OutputTable::VineAlerts,
     ];
 
     /// The input streams whose progress this table records.
@@ -30,6 +34,7 @@ impl OutputTable {
             OutputTable::Footfall => &[Stream::Beacons],
             OutputTable::SitePresence => &[Stream::Tourism],
             OutputTable::FillAlerts => &[Stream::WasteContainers, Stream::WasteVehicles],
+            OutputTable::VineIndicators | OutputTable::VineAlerts => &[Stream::Vineyards],
         }
     }
 }
@@ -44,6 +49,8 @@ impl LakeTable for OutputTable {
             OutputTable::Footfall => "footfall",
             OutputTable::SitePresence => "site_presence",
             OutputTable::FillAlerts => "fill_alerts",
+            OutputTable::VineIndicators => "vine_indicators",
+            OutputTable::VineAlerts => "vine_alerts",
         }
     }
 
@@ -91,10 +98,32 @@ impl LakeTable for OutputTable {
                 Field::new("_computed_at", ts(), false),
             ]))
         });
+        static VINE: LazyLock<SchemaRef> = LazyLock::new(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("station", DataType::Utf8, false),
+                Field::new("day", DataType::Date32, false),
+                Field::new("latitude", DataType::Float64, false),
+                Field::new("tmin", DataType::Float64, false),
+                Field::new("tmax", DataType::Float64, false),
+                Field::new("tmean", DataType::Float64, false),
+                Field::new("rainMm", DataType::Float64, false),
+                Field::new("growingDegreeDays", DataType::Float64, false),
+                Field::new("winklerIndex", DataType::Float64, false),
+                Field::new("huglinIndex", DataType::Float64, false),
+                Field::new("oosporeDegreeDays", DataType::Float64, false),
+                Field::new("downyMildew310", DataType::Boolean, false),
+                Field::new("gublerThomasIndex", DataType::Int32, false),
+                Field::new("gublerThomasStarted", DataType::Boolean, false),
+                Field::new("gublerThomasStreak", DataType::Int32, false),
+                Field::new("revision", DataType::Int32, false),
+                Field::new("_computed_at", ts(), false),
+            ]))
+        });
         match self {
             OutputTable::Footfall => FOOTFALL.clone(),
             OutputTable::SitePresence => PRESENCE.clone(),
-            OutputTable::FillAlerts => ALERTS.clone(),
+            OutputTable::FillAlerts | OutputTable::VineAlerts => ALERTS.clone(),
+            OutputTable::VineIndicators => VINE.clone(),
         }
     }
 
@@ -112,6 +141,12 @@ impl LakeTable for OutputTable {
             }
             OutputTable::FillAlerts => {
                 "Bin alerts opening and clearing (fill, fire, status, silent), with proof of collection"
+            }
+            OutputTable::VineIndicators => {
+                "Vineyard indicators per weather station and local day (Europe/Paris): GDD, Winkler, Huglin, downy mildew 3-10, Gubler-Thomas, oospore degree days; also the season state a restart resumes from"
+            }
+            OutputTable::VineAlerts => {
+                "Frost alerts per parcel: air temperature at the covering station at or below the critical value on a falling trend"
             }
         }
     }
@@ -161,7 +196,40 @@ pub struct PresenceRow {
     pub computed_at: DateTime<Utc>,
 }
 
-/// A row of `fill_alerts`.
+/// A row of `vine_indicators` (also the season state a restart resumes from).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VineRow {
+    pub station: String,
+    #[serde(with = "vallee_schemas::time::days")]
+    pub day: chrono::NaiveDate,
+    pub latitude: f64,
+    pub tmin: f64,
+    pub tmax: f64,
+    pub tmean: f64,
+    #[serde(rename = "rainMm")]
+    pub rain_mm: f64,
+    #[serde(rename = "growingDegreeDays")]
+    pub gdd: f64,
+    #[serde(rename = "winklerIndex")]
+    pub winkler: f64,
+    #[serde(rename = "huglinIndex")]
+    pub huglin: f64,
+    #[serde(rename = "oosporeDegreeDays")]
+    pub oospore: f64,
+    #[serde(rename = "downyMildew310")]
+    pub downy: bool,
+    #[serde(rename = "gublerThomasIndex")]
+    pub gubler_thomas: i32,
+    #[serde(rename = "gublerThomasStarted")]
+    pub gt_started: bool,
+    #[serde(rename = "gublerThomasStreak")]
+    pub gt_streak: i32,
+    pub revision: i32,
+    #[serde(rename = "_computed_at", with = "micros")]
+    pub computed_at: DateTime<Utc>,
+}
+
+/// A row of `fill_alerts` (and of `vine_alerts`, same shape).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertRow {
     #[serde(rename = "alertId")]

@@ -16,10 +16,11 @@ use vallee_schemas::geo::GeoPoint;
 use vallee_schemas::time::utc_day;
 
 use super::StreamOptions;
-use super::outputs::{AlertRow, FootfallRow, PresenceRow};
+use super::outputs::{AlertRow, FootfallRow, PresenceRow, VineRow};
 use crate::aggregate::{Aggregate, DistinctCount};
 use crate::operator::{Emission, WindowOperator};
 use crate::rules::fill::{AlertChange, AlertKind, FillAlerts, FillRules};
+use crate::rules::vine::{FrostWatch, Season, summarize_day};
 use crate::watermark::{WatermarkOptions, Watermarks};
 use crate::window::{Window, WindowKind};
 
@@ -52,6 +53,8 @@ pub struct Emitted {
     pub footfall: HashMap<(String, String, i64), (i32, i64)>,
     pub presence: HashMap<(String, i64), (i32, (i64, i64))>,
     pub alerts: HashSet<(String, &'static str)>,
+    pub vine_days: HashSet<(String, chrono::NaiveDate)>,
+    pub vine_alerts: HashSet<(String, &'static str)>,
 }
 
 impl Emitted {
@@ -77,6 +80,8 @@ pub struct Pending {
     pub footfall: Vec<FootfallRow>,
     pub presence: Vec<PresenceRow>,
     pub alerts: Vec<AlertRow>,
+    pub vine: Vec<VineRow>,
+    pub vine_alerts: Vec<AlertRow>,
 }
 
 /// Per source partition, the smallest offset still needed to rebuild state on a restart.
@@ -140,7 +145,22 @@ pub struct Processor {
     pub fresh_alerts: Vec<AlertChange>,
     /// Alerts open now, by id (the live view).
     open_rows: BTreeMap<String, AlertRow>,
+    /// Station readings `(time, °C, mm)` per station and local day, until the day closes.
+    vine_days: BTreeMap<(String, chrono::NaiveDate), Vec<StationReading>>,
+    /// Latitude and covered parcels per station.
+    stations: BTreeMap<String, (f64, Vec<String>)>,
+    /// Season accumulators per station (restored from `vine_indicators` on start).
+    pub seasons: BTreeMap<String, Season>,
+    frost: BTreeMap<String, FrostWatch>,
 }
+
+/// A station reading: time, air temperature (°C), precipitation (mm).
+type StationReading = (DateTime<Utc>, f64, f64);
+
+/// Critical air temperature of the frost alert (°C).
+const FROST_CRITICAL: f64 = 1.0;
+/// Latitude used for a station that never sent its location (the valley's).
+const VALLEY_LATITUDE: f64 = 43.65;
 
 impl Processor {
     pub fn new(options: StreamOptions, emitted: Emitted) -> Self {
@@ -191,6 +211,10 @@ impl Processor {
             replay: ReplayTracker::default(),
             fresh_alerts: Vec::new(),
             open_rows: BTreeMap::new(),
+            vine_days: BTreeMap::new(),
+            stations: BTreeMap::new(),
+            seasons: BTreeMap::new(),
+            frost: BTreeMap::new(),
             options,
         }
     }
@@ -209,7 +233,7 @@ impl Processor {
             }
             Stream::WasteContainers => Duration::hours(26) + lateness,
             Stream::WasteVehicles => Duration::minutes(30) + lateness,
-            Stream::Vineyards => lateness,
+            Stream::Vineyards => Duration::hours(26) + lateness,
         }
     }
 
@@ -263,7 +287,114 @@ impl Processor {
                 self.emit_alerts(changes);
             }
             Decoded::Vehicle(v) => self.alerts.on_vehicle(v),
-            Decoded::ParcelRecord(_) | Decoded::Weather(_) => {}
+            Decoded::Weather(w) => self.on_weather(w, t),
+            Decoded::ParcelRecord(_) => {}
+        }
+    }
+
+    fn on_weather(&mut self, w: &vallee_schemas::events::weather::WeatherRecord, t: DateTime<Utc>) {
+        let Some(temperature) = w.temperature else {
+            return;
+        };
+        let station = w.observation.id.clone();
+        let parcels = w.ref_parcels.clone().unwrap_or_default();
+        let entry = self
+            .stations
+            .entry(station.clone())
+            .or_insert((VALLEY_LATITUDE, Vec::new()));
+        if let Some(lat) = w.latitude {
+            entry.0 = lat;
+        }
+        if !parcels.is_empty() {
+            entry.1 = parcels;
+        }
+        let day = t.with_timezone(&chrono_tz::Europe::Paris).date_naive();
+        self.vine_days
+            .entry((station.clone(), day))
+            .or_default()
+            .push((t, temperature, w.precipitation.unwrap_or(0.0)));
+        let watch = self
+            .frost
+            .entry(station.clone())
+            .or_insert_with(|| FrostWatch::new(FROST_CRITICAL));
+        let opened_before = watch.open_since();
+        if let Some((open, at)) = watch.on_reading(t, temperature) {
+            let opened = if open {
+                at
+            } else {
+                opened_before.unwrap_or(at)
+            };
+            let covered = self.stations[&station].1.clone();
+            let entities = if covered.is_empty() {
+                vec![station.clone()]
+            } else {
+                covered
+            };
+            for entity in entities {
+                let alert_id = format!("{entity}:frost:{}", opened.timestamp_micros());
+                let state = if open { "open" } else { "cleared" };
+                if !self.emitted.vine_alerts.insert((alert_id.clone(), state)) {
+                    continue;
+                }
+                self.pending.vine_alerts.push(AlertRow {
+                    alert_id,
+                    kind: "frost",
+                    entity_id: entity,
+                    state,
+                    date_observed: at,
+                    clear_reason: (!open).then_some("temperature_rise"),
+                    filling_level: None,
+                    commune_code: w.commune_code.clone(),
+                    day: utc_day(&at),
+                    computed_at: Utc::now(),
+                });
+            }
+        }
+    }
+
+    /// Closes the local days the vineyards' watermark has passed, in order per station.
+    fn close_vine_days(&mut self, watermark: DateTime<Utc>) {
+        let closed: Vec<(String, chrono::NaiveDate)> = self
+            .vine_days
+            .keys()
+            .filter(|(_, day)| local_day_end(*day) <= watermark)
+            .cloned()
+            .collect();
+        for key in closed {
+            let mut readings = self.vine_days.remove(&key).unwrap_or_default();
+            readings.sort_by_key(|r| r.0);
+            let (station, day) = key;
+            let Some(summary) = summarize_day(day, &readings) else {
+                continue;
+            };
+            if !self.emitted.vine_days.insert((station.clone(), day)) {
+                continue; // a replayed day already in the table (its season state was restored)
+            }
+            let latitude = self.stations.get(&station).map_or(VALLEY_LATITUDE, |s| s.0);
+            let season = self
+                .seasons
+                .entry(station.clone())
+                .or_insert_with(|| Season::new(latitude, chrono::Datelike::year(&day)));
+            let i = season.add_day(&summary);
+            self.pending.vine.push(VineRow {
+                station,
+                day,
+                latitude,
+                tmin: summary.tmin,
+                tmax: summary.tmax,
+                tmean: summary.tmean,
+                rain_mm: summary.rain_mm,
+                gdd: i.gdd,
+                winkler: i.winkler,
+                huglin: i.huglin,
+                oospore: i.oospore_degree_days,
+                downy: i.downy_mildew_3_10,
+                gubler_thomas: i.gubler_thomas as i32,
+                gt_started: season.gt_index.is_some(),
+                gt_streak: season.gt_streak as i32,
+                revision: 0,
+                computed_at: Utc::now(),
+            });
         }
     }
 
@@ -289,6 +420,9 @@ impl Processor {
             self.watermark(Stream::WasteVehicles, now),
         );
         self.emit_alerts(changes);
+        if let Some(w) = self.watermark(Stream::Vineyards, now) {
+            self.close_vine_days(w);
+        }
     }
 
     fn emit_footfall(&mut self, kind: WindowKind, e: Emission<String, i64>) {
@@ -413,6 +547,20 @@ impl Processor {
             })
             .collect()
     }
+}
+
+/// The instant a local (Europe/Paris) day ends.
+fn local_day_end(day: chrono::NaiveDate) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    let next = day
+        .succ_opt()
+        .unwrap_or(day)
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists");
+    chrono_tz::Europe::Paris
+        .from_local_datetime(&next)
+        .earliest()
+        .map_or_else(|| next.and_utc(), |t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Int32Type, TimestampMicrosecondType};
-use chrono::{DateTime, Utc};
+use arrow::datatypes::{DataType, Date32Type, Float64Type, Int32Type, TimestampMicrosecondType};
+use chrono::{DateTime, NaiveDate, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -26,13 +26,15 @@ use super::outputs::OutputTable;
 use super::processor::{Emitted, Processor};
 use crate::Result;
 use crate::rules::fill::{AlertChange, AlertKind};
+use crate::rules::vine::Season;
 
 /// The streams the stage computes from.
-pub const INPUTS: [Stream; 4] = [
+pub const INPUTS: [Stream; 5] = [
     Stream::Beacons,
     Stream::Tourism,
     Stream::WasteContainers,
     Stream::WasteVehicles,
+    Stream::Vineyards,
 ];
 
 type Key = (OutputTable, String, i32);
@@ -145,6 +147,22 @@ fn ints(batch: &RecordBatch, name: &str) -> Vec<i64> {
     (0..a.len()).map(|i| a.value(i)).collect()
 }
 
+fn floats(batch: &RecordBatch, name: &str) -> Vec<f64> {
+    let a = batch
+        .column_by_name(name)
+        .expect("column")
+        .as_primitive::<Float64Type>();
+    (0..a.len()).map(|i| a.value(i)).collect()
+}
+
+fn dates(batch: &RecordBatch, name: &str) -> Vec<NaiveDate> {
+    let a = batch
+        .column_by_name(name)
+        .expect("column")
+        .as_primitive::<Date32Type>();
+    (0..a.len()).filter_map(|i| a.value_as_date(i)).collect()
+}
+
 fn revisions(batch: &RecordBatch) -> Vec<i32> {
     let a = batch
         .column_by_name("revision")
@@ -153,10 +171,14 @@ fn revisions(batch: &RecordBatch) -> Vec<i32> {
     (0..a.len()).map(|i| a.value(i)).collect()
 }
 
-/// What the output tables hold, and the alerts still open in them.
-async fn load_emitted(
-    lake: &Lake,
-) -> Result<(Emitted, Vec<(String, AlertKind, String, DateTime<Utc>)>)> {
+/// A stored vineyard day: day, rain, [latitude, Winkler, Huglin, oospores], GT streak, GT index.
+type StoredDay = (NaiveDate, f64, [f64; 4], u32, Option<u8>);
+
+/// An alert still open in `fill_alerts`: entity, kind, id, opening time.
+type OpenAlert = (String, AlertKind, String, DateTime<Utc>);
+
+/// What the output tables hold, the alerts still open in them, and the vineyard seasons.
+async fn load_emitted(lake: &Lake) -> Result<(Emitted, Vec<OpenAlert>, BTreeMap<String, Season>)> {
     for t in OutputTable::ALL {
         lake.ensure(t).await?;
     }
@@ -229,7 +251,79 @@ async fn load_emitted(
             ))
         })
         .collect();
-    Ok((emitted, open))
+    for b in lake
+        .sql("SELECT \"alertId\", state FROM vine_alerts")
+        .await?
+    {
+        let (id, st) = (strings(&b, "alertId"), strings(&b, "state"));
+        for i in 0..b.num_rows() {
+            emitted.vine_alerts.insert((
+                id[i].clone(),
+                if st[i] == "open" { "open" } else { "cleared" },
+            ));
+        }
+    }
+    // The season state: each station's last stored day, and the rain of its last two days.
+    let mut days: BTreeMap<String, Vec<StoredDay>> = BTreeMap::new();
+    let sql = "SELECT station, day, latitude, \"rainMm\", \"winklerIndex\", \"huglinIndex\", \"oosporeDegreeDays\", \
+               \"gublerThomasStreak\", \"gublerThomasIndex\", \"gublerThomasStarted\" FROM vine_indicators";
+    for b in lake.sql(sql).await? {
+        let station = strings(&b, "station");
+        let day = dates(&b, "day");
+        let (lat, rain, wi, hu, oo) = (
+            floats(&b, "latitude"),
+            floats(&b, "rainMm"),
+            floats(&b, "winklerIndex"),
+            floats(&b, "huglinIndex"),
+            floats(&b, "oosporeDegreeDays"),
+        );
+        let (streak, gt) = (
+            ints(&b, "gublerThomasStreak"),
+            ints(&b, "gublerThomasIndex"),
+        );
+        let started = b
+            .column_by_name("gublerThomasStarted")
+            .expect("column")
+            .as_boolean()
+            .clone();
+        for i in 0..b.num_rows() {
+            emitted.vine_days.insert((station[i].clone(), day[i]));
+            let index = started.value(i).then_some(gt[i] as u8);
+            days.entry(station[i].clone()).or_default().push((
+                day[i],
+                rain[i],
+                [lat[i], wi[i], hu[i], oo[i]],
+                streak[i] as u32,
+                index,
+            ));
+        }
+    }
+    let seasons = days
+        .into_iter()
+        .filter_map(|(station, mut rows)| {
+            rows.sort_by_key(|r| r.0);
+            let (day, _, [lat, winkler, huglin, oospore], streak, index) = *rows.last()?;
+            let recent: Vec<(NaiveDate, f64)> = rows
+                .iter()
+                .rev()
+                .take(2)
+                .map(|r| (r.0, r.1))
+                .rev()
+                .collect();
+            let season = Season::restore(
+                lat,
+                chrono::Datelike::year(&day),
+                winkler,
+                huglin,
+                oospore,
+                streak,
+                index,
+                &recent,
+            );
+            Some((station, season))
+        })
+        .collect();
+    Ok((emitted, open, seasons))
 }
 
 fn alert_json(c: &AlertChange) -> String {
@@ -257,8 +351,9 @@ pub fn run_blocking(
     handle: Handle,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let (emitted, open) = handle.block_on(load_emitted(&lake))?;
+    let (emitted, open, seasons) = handle.block_on(load_emitted(&lake))?;
     let mut processor = Processor::new(options.clone(), emitted);
+    processor.seasons = seasons;
     for (entity, kind, id, at) in open {
         processor.restore_open_alert(&entity, kind, &id, at);
     }
@@ -376,20 +471,18 @@ async fn commit(
     let now = Instant::now();
     for output in OutputTable::ALL {
         let mut rows = RowBuffer::new(output.name(), output.schema())?;
+        let pending = &mut processor.pending;
         match output {
-            OutputTable::Footfall => processor
-                .pending
-                .footfall
-                .drain(..)
-                .try_for_each(|r| rows.push(&r))?,
-            OutputTable::SitePresence => processor
-                .pending
-                .presence
-                .drain(..)
-                .try_for_each(|r| rows.push(&r))?,
-            OutputTable::FillAlerts => processor
-                .pending
-                .alerts
+            OutputTable::Footfall => pending.footfall.drain(..).try_for_each(|r| rows.push(&r))?,
+            OutputTable::SitePresence => {
+                pending.presence.drain(..).try_for_each(|r| rows.push(&r))?
+            }
+            OutputTable::FillAlerts => pending.alerts.drain(..).try_for_each(|r| rows.push(&r))?,
+            OutputTable::VineIndicators => {
+                pending.vine.drain(..).try_for_each(|r| rows.push(&r))?
+            }
+            OutputTable::VineAlerts => pending
+                .vine_alerts
                 .drain(..)
                 .try_for_each(|r| rows.push(&r))?,
         }
