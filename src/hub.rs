@@ -194,11 +194,11 @@ fn print_banner(
     };
     let stages = match (config.ingest_stage, config.stream.is_some()) {
         (true, true) => {
-            "ingest → lake; stream stage → footfall, site_presence, fill_alerts, vine_*, vallee.alerts"
+            "ingest → lake; stream stage → footfall, site_presence, fill_alerts, vine_*, bin_forecast, vallee.alerts"
         }
         (true, false) => "ingest → lake",
         (false, true) => {
-            "stream stage → footfall, site_presence, fill_alerts, vine_*, vallee.alerts"
+            "stream stage → footfall, site_presence, fill_alerts, vine_*, bin_forecast, vallee.alerts"
         }
         (false, false) => "none",
     };

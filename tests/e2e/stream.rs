@@ -74,14 +74,23 @@ fn scenario() -> (Vec<Event>, Vec<(DateTime<Utc>, String)>) {
         visit("10:40:00", "counter", 2),
         visit("11:30:00", "counter", 4),
     ]);
-    let bin = |time: &str, level: f64| {
+    let bin = |id: &str, time: &str, level: f64| {
         let body = format!(
-            r#"{{"id":"bin-x","type":"WasteContainer","dateObserved":"{}","fillingLevel":{level},"location":{{"type":"Point","coordinates":[3.5512,43.6521]}}}}"#,
+            r#"{{"id":"{id}","type":"WasteContainer","dateObserved":"{}","fillingLevel":{level},"storedWasteKind":"glass","location":{{"type":"Point","coordinates":[3.5512,43.6521]}}}}"#,
             at(time).to_rfc3339()
         );
-        ev(Stream::WasteContainers, "bin-x", time, body)
+        ev(Stream::WasteContainers, id, time, body)
     };
-    events.extend([bin("10:00:00", 0.85), bin("10:30:00", 0.1)]);
+    events.extend([
+        bin("bin-x", "10:00:00", 0.85),
+        bin("bin-x", "10:30:00", 0.1),
+    ]);
+    // A bin filling 0.1 per hour: full (0.8) at 16:00.
+    events.extend([
+        bin("bin-y", "10:00:00", 0.2),
+        bin("bin-y", "11:00:00", 0.3),
+        bin("bin-y", "12:00:00", 0.4),
+    ]);
     // A truck far away: its stream's event time passes the drop, so the clear is decided.
     let truck = format!(
         r#"{{"id":"benne","type":"Vehicle","dateObserved":"{}","vehicleType":"lorry","serviceProvided":["garbageCollection"],"serviceStatus":"onRoute","location":{{"type":"Point","coordinates":[3.60,43.70]}}}}"#,
@@ -325,6 +334,25 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         "frost opened on the dip and cleared by the day, for both parcels"
     );
 
+    // Time to full: bin-y fills 0.1 per hour, full at 16:00; bin-x was emptied (trend reset).
+    let forecast = lake
+        .sql("SELECT \"entityId\", \"fillRatePerHour\", CAST(\"fullAt\" AS BIGINT) FROM bin_forecast ORDER BY \"dateObserved\"")
+        .await
+        .unwrap();
+    assert_eq!(
+        strs(&forecast, 0),
+        vec!["bin-y".to_string(), "bin-y".to_string()]
+    );
+    assert_eq!(
+        i64s(&forecast, 2),
+        vec![at("16:00:00").timestamp_micros(); 2]
+    );
+    let rate = forecast[0]
+        .column(1)
+        .as_primitive::<arrow::datatypes::Float64Type>()
+        .value(0);
+    assert!((rate - 0.1).abs() < 1e-9, "{rate}");
+
     // The alerts reached the topic too, keyed by their stable id.
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", world.brokers())
@@ -351,6 +379,7 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         total_rows(&lake, "site_presence").await,
         total_rows(&lake, "fill_alerts").await,
         total_rows(&lake, "vine_indicators").await + total_rows(&lake, "vine_alerts").await,
+        total_rows(&lake, "bin_forecast").await,
     );
     let stage = start_stage(&world, &lake);
     // The same consumer group: it resumes at the recorded replay offsets and replays.
@@ -361,6 +390,7 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         total_rows(&lake, "site_presence").await,
         total_rows(&lake, "fill_alerts").await,
         total_rows(&lake, "vine_indicators").await + total_rows(&lake, "vine_alerts").await,
+        total_rows(&lake, "bin_forecast").await,
     );
     assert_eq!(after, before);
 }

@@ -152,7 +152,8 @@ impl FillAlerts {
         }
     }
 
-    fn threshold(&self, bin: &WasteContainerRecord) -> f64 {
+    /// The fill threshold of a bin: the commune's, else the bin's own, else the default.
+    pub fn threshold(&self, bin: &WasteContainerRecord) -> f64 {
         bin.commune_code
             .as_ref()
             .and_then(|c| self.rules.commune_thresholds.get(c))

@@ -17,15 +17,17 @@ pub enum OutputTable {
     FillAlerts,
     VineIndicators,
     VineAlerts,
+    BinForecast,
 }
 
 impl OutputTable {
-    pub const ALL: [OutputTable; 5] = [
+    pub const ALL: [OutputTable; 6] = [
         OutputTable::Footfall,
         OutputTable::SitePresence,
         OutputTable::FillAlerts,
         OutputTable::VineIndicators,
         OutputTable::VineAlerts,
+        OutputTable::BinForecast,
     ];
 
     /// The input streams whose progress this table records.
@@ -34,6 +36,7 @@ impl OutputTable {
             OutputTable::Footfall => &[Stream::Beacons],
             OutputTable::SitePresence => &[Stream::Tourism],
             OutputTable::FillAlerts => &[Stream::WasteContainers, Stream::WasteVehicles],
+            OutputTable::BinForecast => &[Stream::WasteContainers],
             OutputTable::VineIndicators | OutputTable::VineAlerts => &[Stream::Vineyards],
         }
     }
@@ -51,6 +54,7 @@ impl LakeTable for OutputTable {
             OutputTable::FillAlerts => "fill_alerts",
             OutputTable::VineIndicators => "vine_indicators",
             OutputTable::VineAlerts => "vine_alerts",
+            OutputTable::BinForecast => "bin_forecast",
         }
     }
 
@@ -119,7 +123,23 @@ impl LakeTable for OutputTable {
                 Field::new("_computed_at", ts(), false),
             ]))
         });
+        static FORECAST: LazyLock<SchemaRef> = LazyLock::new(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("entityId", DataType::Utf8, false),
+                Field::new("dateObserved", ts(), false),
+                Field::new("fillingLevel", DataType::Float64, false),
+                Field::new("threshold", DataType::Float64, false),
+                Field::new("fillRatePerHour", DataType::Float64, false),
+                Field::new("fullAt", ts(), true),
+                Field::new("readings", DataType::Int32, false),
+                Field::new("storedWasteKind", DataType::Utf8, true),
+                Field::new("communeCode", DataType::Utf8, true),
+                Field::new("day", DataType::Date32, false),
+                Field::new("_computed_at", ts(), false),
+            ]))
+        });
         match self {
+            OutputTable::BinForecast => FORECAST.clone(),
             OutputTable::Footfall => FOOTFALL.clone(),
             OutputTable::SitePresence => PRESENCE.clone(),
             OutputTable::FillAlerts | OutputTable::VineAlerts => ALERTS.clone(),
@@ -144,6 +164,9 @@ impl LakeTable for OutputTable {
             }
             OutputTable::VineIndicators => {
                 "Vineyard indicators per weather station and local day (Europe/Paris): GDD, Winkler, Huglin, downy mildew 3-10, Gubler-Thomas, oospore degree days; also the season state a restart resumes from"
+            }
+            OutputTable::BinForecast => {
+                "Per bin reading: fill rate since the last emptying and when the bin reaches its threshold (the basis of the bins-to-collect list)"
             }
             OutputTable::VineAlerts => {
                 "Frost alerts per parcel: air temperature at the covering station at or below the critical value on a falling trend"
@@ -191,6 +214,30 @@ pub struct PresenceRow {
     pub revision: i32,
     #[serde(rename = "final")]
     pub is_final: bool,
+    pub day: i32,
+    #[serde(rename = "_computed_at", with = "micros")]
+    pub computed_at: DateTime<Utc>,
+}
+
+/// A row of `bin_forecast`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForecastRow {
+    #[serde(rename = "entityId")]
+    pub entity_id: String,
+    #[serde(rename = "dateObserved", with = "micros")]
+    pub date_observed: DateTime<Utc>,
+    #[serde(rename = "fillingLevel")]
+    pub filling_level: f64,
+    pub threshold: f64,
+    #[serde(rename = "fillRatePerHour")]
+    pub rate_per_hour: f64,
+    #[serde(rename = "fullAt", with = "micros::option")]
+    pub full_at: Option<DateTime<Utc>>,
+    pub readings: i32,
+    #[serde(rename = "storedWasteKind")]
+    pub stored_waste_kind: Option<String>,
+    #[serde(rename = "communeCode")]
+    pub commune_code: Option<String>,
     pub day: i32,
     #[serde(rename = "_computed_at", with = "micros")]
     pub computed_at: DateTime<Utc>,

@@ -16,10 +16,11 @@ use vallee_schemas::geo::GeoPoint;
 use vallee_schemas::time::utc_day;
 
 use super::StreamOptions;
-use super::outputs::{AlertRow, FootfallRow, PresenceRow, VineRow};
+use super::outputs::{AlertRow, FootfallRow, ForecastRow, PresenceRow, VineRow};
 use crate::aggregate::{Aggregate, DistinctCount};
 use crate::operator::{Emission, WindowOperator};
 use crate::rules::fill::{AlertChange, AlertKind, FillAlerts, FillRules};
+use crate::rules::forecast::FillTrend;
 use crate::rules::vine::{FrostWatch, Season, summarize_day};
 use crate::watermark::{WatermarkOptions, Watermarks};
 use crate::window::{Window, WindowKind};
@@ -55,6 +56,8 @@ pub struct Emitted {
     pub alerts: HashSet<(String, &'static str)>,
     pub vine_days: HashSet<(String, chrono::NaiveDate)>,
     pub vine_alerts: HashSet<(String, &'static str)>,
+    /// (bin, reading time in µs) already forecast.
+    pub forecasts: HashSet<(String, i64)>,
 }
 
 impl Emitted {
@@ -82,6 +85,7 @@ pub struct Pending {
     pub alerts: Vec<AlertRow>,
     pub vine: Vec<VineRow>,
     pub vine_alerts: Vec<AlertRow>,
+    pub forecasts: Vec<ForecastRow>,
 }
 
 /// Per source partition, the smallest offset still needed to rebuild state on a restart.
@@ -152,6 +156,8 @@ pub struct Processor {
     /// Season accumulators per station (restored from `vine_indicators` on start).
     pub seasons: BTreeMap<String, Season>,
     frost: BTreeMap<String, FrostWatch>,
+    /// Fill trend of each bin since its last emptying.
+    trends: BTreeMap<String, FillTrend>,
 }
 
 /// A station reading: time, air temperature (°C), precipitation (mm).
@@ -215,6 +221,7 @@ impl Processor {
             stations: BTreeMap::new(),
             seasons: BTreeMap::new(),
             frost: BTreeMap::new(),
+            trends: BTreeMap::new(),
             options,
         }
     }
@@ -285,11 +292,41 @@ impl Processor {
             Decoded::WasteContainer(r) => {
                 let changes = self.alerts.on_reading(r);
                 self.emit_alerts(changes);
+                self.forecast(r);
             }
             Decoded::Vehicle(v) => self.alerts.on_vehicle(v),
             Decoded::Weather(w) => self.on_weather(w, t),
             Decoded::ParcelRecord(_) => {}
         }
+    }
+
+    fn forecast(&mut self, r: &vallee_schemas::events::waste_container::WasteContainerRecord) {
+        let threshold = self.alerts.threshold(r);
+        let at = r.observation.date_observed;
+        let trend = self.trends.entry(r.observation.id.clone()).or_default();
+        let Some(f) = trend.on_reading(at, r.filling_level, threshold) else {
+            return;
+        };
+        if !self
+            .emitted
+            .forecasts
+            .insert((r.observation.id.clone(), at.timestamp_micros()))
+        {
+            return;
+        }
+        self.pending.forecasts.push(ForecastRow {
+            entity_id: r.observation.id.clone(),
+            date_observed: at,
+            filling_level: r.filling_level,
+            threshold,
+            rate_per_hour: f.rate_per_hour,
+            full_at: f.full_at,
+            readings: f.readings as i32,
+            stored_waste_kind: r.stored_waste_kind.as_ref().map(|k| k.join(",")),
+            commune_code: r.commune_code.clone(),
+            day: utc_day(&at),
+            computed_at: Utc::now(),
+        });
     }
 
     fn on_weather(&mut self, w: &vallee_schemas::events::weather::WeatherRecord, t: DateTime<Utc>) {

@@ -252,6 +252,15 @@ async fn load_emitted(lake: &Lake) -> Result<(Emitted, Vec<OpenAlert>, BTreeMap<
         })
         .collect();
     for b in lake
+        .sql("SELECT \"entityId\", \"dateObserved\" FROM bin_forecast")
+        .await?
+    {
+        let (id, t) = (strings(&b, "entityId"), micros(&b, "dateObserved"));
+        for i in 0..b.num_rows() {
+            emitted.forecasts.insert((id[i].clone(), t[i]));
+        }
+    }
+    for b in lake
         .sql("SELECT \"alertId\", state FROM vine_alerts")
         .await?
     {
@@ -483,6 +492,10 @@ async fn commit(
             }
             OutputTable::VineAlerts => pending
                 .vine_alerts
+                .drain(..)
+                .try_for_each(|r| rows.push(&r))?,
+            OutputTable::BinForecast => pending
+                .forecasts
                 .drain(..)
                 .try_for_each(|r| rows.push(&r))?,
         }
