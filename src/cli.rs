@@ -155,6 +155,8 @@ pub struct FileConfig {
     pub ingest: IngestFile,
     #[serde(default)]
     pub lake: LakeFile,
+    #[serde(default)]
+    pub stream: StreamFile,
     /// Topic per input stream: `waste_containers`, `waste_vehicles`, `beacons`, `tourism`, `vineyards`.
     #[serde(default)]
     pub topics: BTreeMap<String, String>,
@@ -172,6 +174,20 @@ pub struct IngestFile {
     /// Extra librdkafka settings for the consumer.
     #[serde(default)]
     pub kafka: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamFile {
+    /// Consumer group of the stream stage.
+    pub group_id: Option<String>,
+    /// A partition silent this long stops holding its stream's watermark back.
+    pub idle_timeout_ms: Option<u64>,
+    /// Outputs are committed this often.
+    pub flush_interval_ms: Option<u64>,
+    /// Capacity (people) of each activity-zone area, for `congested`.
+    #[serde(default)]
+    pub zone_capacity: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -237,6 +253,26 @@ impl FileConfig {
             topics.insert(stream, topic.clone());
         }
         Ok(topics)
+    }
+
+    /// Stream-stage options with the file's overrides.
+    pub fn stream_options(&self) -> Result<vallee_stream::stage::StreamOptions> {
+        let mut o = vallee_stream::stage::StreamOptions {
+            topics: self.topics()?,
+            ..Default::default()
+        };
+        let f = &self.stream;
+        if let Some(v) = &f.group_id {
+            o.group_id = v.clone();
+        }
+        if let Some(v) = f.idle_timeout_ms {
+            o.idle_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = f.flush_interval_ms {
+            o.flush_interval = Duration::from_millis(v);
+        }
+        o.zone_capacity = f.zone_capacity.clone();
+        Ok(o)
     }
 
     /// Lake options rooted in `<data-dir>/lake`.

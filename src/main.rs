@@ -44,7 +44,7 @@ fn hub_config(common: &CommonArgs, file: &FileConfig) -> Result<HubConfig> {
         lake: file.lake_options(&common.data_dir),
         simulator: None,
         ingest_stage: true,
-        stream: Some(vallee_stream::stage::StreamOptions::default()),
+        stream: Some(file.stream_options()?),
     })
 }
 

@@ -111,12 +111,17 @@ impl World {
 
     /// A child `vallee ingest` on this world (stdout and stderr in `<dir>/<name>.log`).
     pub fn spawn_ingest(&self, name: &str) -> Child {
+        self.spawn_stage("ingest", name)
+    }
+
+    /// A child `vallee <command>` (`ingest` or `stream`) on this world.
+    pub fn spawn_stage(&self, command: &str, name: &str) -> Child {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
         Command::new(env!("CARGO_BIN_EXE_vallee"))
             .args([
                 "--config",
                 self.config_file().to_str().unwrap(),
-                "ingest",
+                command,
                 "--kafka-brokers",
                 &self.brokers(),
             ])

@@ -404,3 +404,86 @@ async fn total_rows(lake: &vallee_lake::Lake, table: &str) -> i64 {
         0,
     )[0]
 }
+
+/// Latest revision per window of `footfall` PT5M, and the number of duplicated
+/// (window, revision) rows.
+async fn latest_footfall(lake: &vallee_lake::Lake) -> (Vec<(i64, i64)>, i64) {
+    let rows = lake
+        .sql("SELECT CAST(\"dateObservedFrom\" AS BIGINT), \"peopleCount\", revision FROM footfall WHERE \"window\" = 'PT5M' AND zone = 'za-test'")
+        .await
+        .unwrap();
+    let (from, count, revision) = (i64s(&rows, 0), i64s(&rows, 1), i64s(&rows, 2));
+    let mut latest: std::collections::BTreeMap<i64, (i64, i64)> = std::collections::BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut duplicates = 0;
+    for i in 0..from.len() {
+        if !seen.insert((from[i], revision[i])) {
+            duplicates += 1;
+        }
+        let e = latest.entry(from[i]).or_insert((revision[i], count[i]));
+        if revision[i] >= e.0 {
+            *e = (revision[i], count[i]);
+        }
+    }
+    (
+        latest.into_iter().map(|(f, (_, n))| (f, n)).collect(),
+        duplicates,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_stage_then_a_restart_gives_the_same_results() {
+    let world = World::new(3).await;
+    let (events, sightings) = scenario();
+    let lake = Arc::new(world.lake().await);
+    for t in OutputTable::ALL {
+        lake.ensure(t).await.unwrap();
+    }
+    let (first, rest) = events.split_at(events.len() / 2);
+    world.produce(first).await;
+    let mut stage = world.spawn_stage("stream", "stream-1");
+    eventually(Duration::from_secs(90), "first outputs", || async {
+        total_rows(&lake, "footfall").await > 0
+    })
+    .await;
+    stage.kill().unwrap(); // SIGKILL, whatever it was doing
+    stage.wait().unwrap();
+    world.produce(rest).await;
+    let mut stage = world.spawn_stage("stream", "stream-2");
+    let closed_5m: Vec<(i64, i64)> = batch_footfall(&sightings)
+        .await
+        .into_iter()
+        .filter(|(w, _)| *w < at("11:10:00").timestamp_micros())
+        .collect();
+    eventually(Duration::from_secs(90), "every result", || async {
+        latest_footfall(&lake).await.0 == closed_5m
+            && total_rows(&lake, "vine_indicators").await == 1
+            && total_rows(&lake, "fill_alerts").await == 2
+            && total_rows(&lake, "vine_alerts").await == 4
+            && total_rows(&lake, "bin_forecast").await == 2
+    })
+    .await;
+    terminate(&stage);
+    assert!(
+        wait_exit(&mut stage, Duration::from_secs(30))
+            .await
+            .success()
+    );
+    // Same results as the uninterrupted run, nothing written twice.
+    let (latest, duplicates) = latest_footfall(&lake).await;
+    assert_eq!(latest, closed_5m);
+    assert_eq!(duplicates, 0);
+    let presence = lake
+        .sql("SELECT \"visitorCount\", \"arCheckins\", revision FROM site_presence WHERE site = 'abbaye-de-gellone' ORDER BY revision DESC")
+        .await
+        .unwrap();
+    assert_eq!((i64s(&presence, 0)[0], i64s(&presence, 1)[0]), (5, 1));
+    let alerts = lake
+        .sql("SELECT state FROM fill_alerts ORDER BY state DESC")
+        .await
+        .unwrap();
+    assert_eq!(
+        strs(&alerts, 0),
+        vec!["open".to_string(), "cleared".to_string()]
+    );
+}
