@@ -58,12 +58,12 @@ impl IngestStats {
         self.dead_letters[i].load(Ordering::Relaxed)
     }
 
-    pub(crate) fn add_dead_letter(&self, reason: Reason) {
+    pub(crate) fn add_dead_letters(&self, reason: Reason, n: u64) {
         let i = Reason::ALL
             .iter()
             .position(|r| *r == reason)
             .expect("reason");
-        self.dead_letters[i].fetch_add(1, Ordering::Relaxed);
+        self.dead_letters[i].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Rows committed over every table (dead letters included).

@@ -369,9 +369,7 @@ impl State {
                         p.last_progress.insert(commit.table, now);
                         if commit.table == Table::DeadLetters {
                             for (reason, n) in std::mem::take(&mut p.dead_letter_reasons) {
-                                for _ in 0..n {
-                                    self.stats.add_dead_letter(reason);
-                                }
+                                self.stats.add_dead_letters(reason, n);
                             }
                         }
                     }

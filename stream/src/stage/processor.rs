@@ -91,24 +91,32 @@ pub struct Pending {
 /// Per source partition, the smallest offset still needed to rebuild state on a restart.
 #[derive(Debug, Default, Clone)]
 pub struct ReplayTracker {
-    /// (topic, partition) → minute of event time → smallest offset seen in that minute.
-    minutes: BTreeMap<(String, i32), BTreeMap<i64, i64>>,
-    next: BTreeMap<(String, i32), i64>,
+    /// topic → partition → where replay must start.
+    topics: BTreeMap<String, BTreeMap<i32, PartitionReplay>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct PartitionReplay {
+    /// Minute of event time → smallest offset seen in that minute.
+    minutes: BTreeMap<i64, i64>,
+    /// The offset after the last one seen.
+    next: i64,
 }
 
 impl ReplayTracker {
+    /// Records a row (the topic is allocated once, not per event: this is the hot path).
     pub fn observe(&mut self, topic: &str, partition: i32, t: DateTime<Utc>, offset: i64) {
-        let key = (topic.to_string(), partition);
-        let minute = t.timestamp().div_euclid(60);
-        let slot = self
+        let partitions = match self.topics.get_mut(topic) {
+            Some(p) => p,
+            None => self.topics.entry(topic.to_string()).or_default(),
+        };
+        let p = partitions.entry(partition).or_default();
+        let slot = p
             .minutes
-            .entry(key.clone())
-            .or_default()
-            .entry(minute)
+            .entry(t.timestamp().div_euclid(60))
             .or_insert(offset);
         *slot = (*slot).min(offset);
-        let next = self.next.entry(key).or_insert(offset + 1);
-        *next = (*next).max(offset + 1);
+        p.next = p.next.max(offset + 1);
     }
 
     /// Where to replay from so that every row with event time ≥ `keep_from` is read again.
@@ -118,19 +126,17 @@ impl ReplayTracker {
         partition: i32,
         keep_from: DateTime<Utc>,
     ) -> Option<i64> {
-        let key = (topic.to_string(), partition);
+        let p = self.topics.get_mut(topic)?.get_mut(&partition)?;
         let cutoff = keep_from.timestamp().div_euclid(60);
-        let minutes = self.minutes.get_mut(&key)?;
-        minutes.retain(|m, _| *m >= cutoff);
-        minutes
-            .values()
-            .copied()
-            .min()
-            .or_else(|| self.next.get(&key).copied())
+        p.minutes.retain(|m, _| *m >= cutoff);
+        Some(p.minutes.values().copied().min().unwrap_or(p.next))
     }
 
     pub fn partitions(&self) -> Vec<(String, i32)> {
-        self.next.keys().cloned().collect()
+        self.topics
+            .iter()
+            .flat_map(|(t, ps)| ps.keys().map(move |p| (t.clone(), *p)))
+            .collect()
     }
 }
 

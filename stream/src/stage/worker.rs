@@ -45,7 +45,14 @@ struct StageContext {
     handle: Handle,
     options: StreamOptions,
     assigned: std::sync::Mutex<Vec<(Key, Option<i64>)>>,
+    /// Partitions owned right now (0 between a revocation and the next assignment).
+    owned: std::sync::atomic::AtomicUsize,
 }
+
+/// Without any partition this long, leave and rejoin the group: the same Tansu quirk and
+/// remedy as ingest's (`vallee_ingest::worker`), backed off up to `MAX_REJOIN_AFTER`.
+const REJOIN_AFTER: Duration = Duration::from_secs(12);
+const MAX_REJOIN_AFTER: Duration = Duration::from_secs(320);
 
 impl StageContext {
     fn stream_of(&self, topic: &str) -> Option<Stream> {
@@ -88,10 +95,13 @@ impl ConsumerContext for StageContext {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
+        use std::sync::atomic::Ordering::Relaxed;
         if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            self.owned.store(0, Relaxed);
             let _ = consumer.unassign();
             return;
         }
+        self.owned.store(tpl.count(), Relaxed);
         let partitions: Vec<(String, i32)> = tpl
             .elements()
             .iter()
@@ -366,28 +376,7 @@ pub fn run_blocking(
     for (entity, kind, id, at) in open {
         processor.restore_open_alert(&entity, kind, &id, at);
     }
-    let context = StageContext {
-        lake: lake.clone(),
-        handle: handle.clone(),
-        options: options.clone(),
-        assigned: Default::default(),
-    };
-    let consumer: BaseConsumer<StageContext> = ClientConfig::new()
-        .set("bootstrap.servers", &options.brokers)
-        .set("group.id", &options.group_id)
-        .set("client.id", &options.writer_id)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "range")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "1000")
-        .set("fetch.wait.max.ms", "100")
-        .create_with_context(context)?;
-    let topics: Vec<&str> = INPUTS
-        .iter()
-        .filter_map(|s| options.topics.get(s).map(String::as_str))
-        .collect();
-    consumer.subscribe(&topics)?;
+    let mut consumer = subscribe(&options, &lake, &handle)?;
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &options.brokers)
         .set("compression.type", "lz4")
@@ -396,9 +385,23 @@ pub fn run_blocking(
     let decode_options = DecodeOptions::default();
     let mut previous: BTreeMap<Key, Option<i64>> = BTreeMap::new();
     let mut last_flush = Instant::now();
+    let (mut unassigned_since, mut rejoin_after) = (Instant::now(), REJOIN_AFTER);
     tracing::info!(group = options.group_id, "stream stage started");
     loop {
         let stopping = shutdown.is_cancelled();
+        if consumer
+            .context()
+            .owned
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+        {
+            unassigned_since = Instant::now();
+        } else if unassigned_since.elapsed() >= rejoin_after {
+            tracing::warn!(waited = ?rejoin_after, "no partition assigned; leaving and rejoining the consumer group");
+            consumer = subscribe(&options, &lake, &handle)?;
+            unassigned_since = Instant::now();
+            rejoin_after = (rejoin_after * 2).min(MAX_REJOIN_AFTER);
+        }
         // Refused messages are ingest's business (dead letters); the stage skips them.
         if !stopping
             && let Some(Ok(m)) = consumer.poll(Duration::from_millis(50))
@@ -447,6 +450,38 @@ pub fn run_blocking(
     consumer.unsubscribe();
     tracing::info!("stream stage stopped after a final commit");
     Ok(())
+}
+
+/// A consumer of the stage's input topics in its own group, positioned by [`StageContext`].
+fn subscribe(
+    options: &StreamOptions,
+    lake: &Arc<Lake>,
+    handle: &Handle,
+) -> Result<BaseConsumer<StageContext>> {
+    let context = StageContext {
+        lake: lake.clone(),
+        handle: handle.clone(),
+        options: options.clone(),
+        assigned: Default::default(),
+        owned: Default::default(),
+    };
+    let consumer: BaseConsumer<StageContext> = ClientConfig::new()
+        .set("bootstrap.servers", &options.brokers)
+        .set("group.id", &options.group_id)
+        .set("client.id", &options.writer_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "100")
+        .create_with_context(context)?;
+    let topics: Vec<&str> = INPUTS
+        .iter()
+        .filter_map(|s| options.topics.get(s).map(String::as_str))
+        .collect();
+    consumer.subscribe(&topics)?;
+    Ok(consumer)
 }
 
 /// Alerts reach the topic at once, before any commit (at least once; ids are stable).
