@@ -51,7 +51,7 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     let broker = EmbeddedBroker::start("127.0.0.1:0".parse()?, &dir.path().join("broker")).await?;
     let brokers = broker.bootstrap();
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let topics: BTreeMap<Stream, String> = Stream::ALL
+    let topics: BTreeMap<Stream, String> = Stream::SENSORS
         .iter()
         .map(|s| (*s, format!("bench-{run}.{}", s.name())))
         .collect();

@@ -1,4 +1,5 @@
-//! Command-line interface: `vallee up | ingest | simulate | schemas export | bench ingest`.
+//! Command-line interface: `vallee up | ingest | stream | serve | simulate | schemas export |
+//! graphql schema | bench ingest`.
 //!
 //! Precedence: command-line flag, then `VALLEE_*` environment variable, then the TOML file
 //! given by `--config` (tuning knobs only), then the built-in default.
@@ -37,12 +38,20 @@ pub enum Command {
     Ingest(IngestArgs),
     /// The stream stage alone (event-time windows and alerts), its own consumer group.
     Stream(IngestArgs),
+    /// The API alone (GraphQL, Open311), a stateless replica: its view comes from the
+    /// topics and the lake.
+    Serve(IngestArgs),
     /// The simulator alone, producing to a running broker.
     Simulate(SimulateArgs),
     /// The input contract's JSON Schemas.
     Schemas {
         #[command(subcommand)]
         command: SchemasCommand,
+    },
+    /// The GraphQL schema.
+    Graphql {
+        #[command(subcommand)]
+        command: GraphqlCommand,
     },
     /// Benchmarks, each against a reference measured in the same run.
     Bench {
@@ -55,6 +64,12 @@ pub enum Command {
 pub enum SchemasCommand {
     /// Writes one `<Type>.schema.json` per event type into DIR.
     Export { dir: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GraphqlCommand {
+    /// Prints the SDL (committed as graphql/schema.graphql).
+    Schema,
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +172,8 @@ pub struct FileConfig {
     pub lake: LakeFile,
     #[serde(default)]
     pub stream: StreamFile,
+    #[serde(default)]
+    pub api: ApiFile,
     /// Topic per input stream: `waste_containers`, `waste_vehicles`, `beacons`, `tourism`, `vineyards`.
     #[serde(default)]
     pub topics: BTreeMap<String, String>,
@@ -188,6 +205,40 @@ pub struct StreamFile {
     /// Capacity (people) of each activity-zone area, for `congested`.
     #[serde(default)]
     pub zone_capacity: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFile {
+    /// Secret keying citizens' tokens; replicas must share it. Default: generated once
+    /// into `<data-dir>/private/token-secret`.
+    pub token_secret: Option<String>,
+    /// Origins allowed to call the API from a browser (`"*"` for any).
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// Hide new ideas until a moderator shows them.
+    pub pre_moderation: Option<bool>,
+    /// Distinct flags that hide an idea pending moderation.
+    pub flags_to_hide: Option<usize>,
+    pub tokens_per_minute_per_address: Option<u32>,
+    pub mutations_per_minute_per_address: Option<u32>,
+    pub mutations_per_minute_per_token: Option<u32>,
+    pub max_body_bytes: Option<usize>,
+    pub max_depth: Option<usize>,
+    pub max_complexity: Option<usize>,
+    /// Staff members: `[[api.staff]] name = "…", token_sha256 = "…", commune = "34114"`
+    /// (no commune: the whole intercommunality).
+    #[serde(default)]
+    pub staff: Vec<StaffFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffFile {
+    pub name: String,
+    /// `sha256sum` of the bearer token, in hex (the token itself is never configured).
+    pub token_sha256: String,
+    pub commune: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -249,7 +300,13 @@ impl FileConfig {
             let stream = Stream::ALL
                 .into_iter()
                 .find(|s| s.name() == name)
-                .with_context(|| format!("[topics] {name}: not a stream (one of waste_containers, waste_vehicles, beacons, tourism, vineyards)"))?;
+                .with_context(|| {
+                    let names: Vec<&str> = Stream::ALL.iter().map(|s| s.name()).collect();
+                    format!(
+                        "[topics] {name}: not a stream (one of {})",
+                        names.join(", ")
+                    )
+                })?;
             topics.insert(stream, topic.clone());
         }
         Ok(topics)
@@ -272,6 +329,80 @@ impl FileConfig {
             o.flush_interval = Duration::from_millis(v);
         }
         o.zone_capacity = f.zone_capacity.clone();
+        Ok(o)
+    }
+
+    /// API options for `brokers`, with the restricted store under `<data-dir>/private`.
+    pub fn api_options(
+        &self,
+        brokers: &str,
+        data_dir: &Path,
+    ) -> Result<vallee_graphql::ApiOptions> {
+        let mut o = vallee_graphql::ApiOptions {
+            brokers: brokers.to_string(),
+            topics: self.topics()?,
+            private_dir: data_dir.join("private"),
+            ..Default::default()
+        };
+        let f = &self.api;
+        o.token_secret = f.token_secret.clone();
+        o.cors_origins = f.cors_origins.clone();
+        if let Some(v) = f.pre_moderation {
+            o.pre_moderation = v;
+        }
+        if let Some(v) = f.flags_to_hide {
+            o.flags_to_hide = v;
+        }
+        let l = &mut o.limits;
+        for (v, slot) in [
+            (
+                f.tokens_per_minute_per_address,
+                &mut l.tokens_per_minute_per_address,
+            ),
+            (
+                f.mutations_per_minute_per_address,
+                &mut l.mutations_per_minute_per_address,
+            ),
+            (
+                f.mutations_per_minute_per_token,
+                &mut l.mutations_per_minute_per_token,
+            ),
+        ] {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        }
+        if let Some(v) = f.max_body_bytes {
+            l.max_body_bytes = v;
+        }
+        if let Some(v) = f.max_depth {
+            l.max_depth = v;
+        }
+        if let Some(v) = f.max_complexity {
+            l.max_complexity = v;
+        }
+        for s in &f.staff {
+            let hash = s.token_sha256.trim().to_ascii_lowercase();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                anyhow::bail!(
+                    "[[api.staff]] {}: token_sha256 must be 64 hex digits",
+                    s.name
+                );
+            }
+            if let Some(c) = &s.commune
+                && vallee_schemas::communes::valley().by_code(c).is_none()
+            {
+                anyhow::bail!(
+                    "[[api.staff]] {}: {c} is not a commune of the valley",
+                    s.name
+                );
+            }
+            o.staff.push(vallee_graphql::StaffMember {
+                name: s.name.clone(),
+                token_sha256: hash,
+                commune: s.commune.clone(),
+            });
+        }
         Ok(o)
     }
 

@@ -39,6 +39,8 @@ pub struct HubConfig {
     pub ingest_stage: bool,
     /// `None`: no stream stage.
     pub stream: Option<StreamOptions>,
+    /// `None`: no API (only `/healthz`).
+    pub api: Option<vallee_graphql::ApiOptions>,
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.
@@ -105,10 +107,20 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
                 .context("stream stage")
         });
     }
+    let router = match config.api.clone() {
+        Some(mut api) => {
+            api.brokers = brokers.clone();
+            api.topics = config.ingest.topics.clone();
+            vallee_graphql::Api::start(api, lake.clone(), &shutdown)
+                .context("starting the API")?
+                .router()
+        }
+        None => vallee_graphql::health_router(),
+    };
     {
         let token = shutdown.child_token();
         stages.spawn(async move {
-            vallee_graphql::serve(listener, vallee_graphql::router(), token)
+            vallee_graphql::serve(listener, router, token)
                 .await
                 .context("http")
         });
@@ -202,7 +214,14 @@ fn print_banner(
         }
         (false, false) => "none",
     };
+    let api = if config.api.is_some() {
+        format!(
+            "  graphql    http://{http}/graphql (GraphiQL; subscriptions on ws://{http}/graphql/ws)\n  open311    http://{http}/open311/v2/services.json\n  ready      http://{http}/readyz\n"
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "\nSmart Vallée hub is up\n  broker     {broker}\n  lake       {lake}\n  stages     {stages}\n  health     http://{http}/healthz\n  simulator  {sim}\nCtrl-C stops it after a final commit of what was read.\n"
+        "\nSmart Vallée hub is up\n  broker     {broker}\n  lake       {lake}\n  stages     {stages}\n{api}  health     http://{http}/healthz\n  simulator  {sim}\nCtrl-C stops it after a final commit of what was read.\n"
     );
 }

@@ -6,7 +6,9 @@ use anyhow::Result;
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
-use vallee::cli::{BenchCommand, Cli, Command, CommonArgs, FileConfig, SchemasCommand, SimArgs};
+use vallee::cli::{
+    BenchCommand, Cli, Command, CommonArgs, FileConfig, GraphqlCommand, SchemasCommand, SimArgs,
+};
 use vallee::hub::{self, HubConfig};
 use vallee::simulator::{SimulatorOptions, ValleyShape};
 
@@ -45,6 +47,7 @@ fn hub_config(common: &CommonArgs, file: &FileConfig) -> Result<HubConfig> {
         simulator: None,
         ingest_stage: true,
         stream: Some(file.stream_options()?),
+        api: Some(file.api_options(&brokers, &common.data_dir)?),
     })
 }
 
@@ -73,6 +76,7 @@ async fn main() -> Result<()> {
         Command::Ingest(args) => {
             let config = HubConfig {
                 stream: None,
+                api: None,
                 ..hub_config(&args.common, &file)?
             };
             hub::stage_only(config, shutdown).await
@@ -80,9 +84,24 @@ async fn main() -> Result<()> {
         Command::Stream(args) => {
             let config = HubConfig {
                 ingest_stage: false,
+                api: None,
                 ..hub_config(&args.common, &file)?
             };
             hub::stage_only(config, shutdown).await
+        }
+        Command::Serve(args) => {
+            let config = HubConfig {
+                ingest_stage: false,
+                stream: None,
+                ..hub_config(&args.common, &file)?
+            };
+            hub::stage_only(config, shutdown).await
+        }
+        Command::Graphql {
+            command: GraphqlCommand::Schema,
+        } => {
+            print!("{}", vallee_graphql::schema::sdl());
+            Ok(())
         }
         Command::Simulate(args) => {
             let mut options = sim_options(&args.sim, &file, &args.kafka_brokers)?;

@@ -1,20 +1,48 @@
-//! The hub's HTTP surface, on one address (`--http-addr`).
+//! The hub's HTTP surface, on one address (`--http-addr`): the GraphQL API (async-graphql
+//! on axum), GraphiQL, the Open311 GeoReport v2 endpoints and the operations endpoints.
 //!
-//! Today: the operations endpoints (`/healthz`). The GraphQL API (async-graphql on axum:
-//! reports, idea box, sensor results, subscriptions) grows here; the binary only mounts
-//! [`router`] and calls [`serve`].
+//! ```text
+//!  POST /graphql ──► schema ──┬─ citizens' view (replayed from Kafka) ◄── replay consumer
+//!  GET  /graphql  (GraphiQL)  ├─ restricted contact store (private/contacts)
+//!  WS   /graphql/ws           ├─ lake (DataFusion over Delta): bins, alerts, footfall…
+//!  /open311/v2/…  ────────────┘  └─ alerts subscription ◄── vallee.alerts consumer
+//!  /healthz /readyz
+//! ```
+//! The API keeps no state of its own: writes are Kafka events (see [`citizen`]), reads
+//! come from the view every replica rebuilds and from the lake, so `vallee serve` replicas
+//! need no shared disk.
 //!
 //! # Layout
-//! - [`router`] — the routes and their handlers.
-//! - [`serve`] — binds, serves, and drains on shutdown.
+//! - [`options`] — [`ApiOptions`] (limits, staff, CORS…).
+//! - [`auth`] — citizen and staff tokens.
+//! - [`citizen`] — writing events, the view, the contact store.
+//! - [`schema`] — the GraphQL schema.
+//! - [`sensors`] — lake reads.
+//! - [`http`] — routes, GraphiQL, error codes, readiness.
+//! - [`open311`] — the GeoReport v2 REST API over the same reports.
+
+pub mod alerts_feed;
+pub mod auth;
+pub mod citizen;
+pub mod http;
+pub mod open311;
+pub mod options;
+pub mod rate_limit;
+pub mod schema;
+pub mod sensors;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use vallee_lake::Lake;
+use vallee_schemas::contract::ALERTS_TOPIC;
 
-/// Errors of the HTTP surface.
+pub use options::{ApiOptions, Limits, StaffMember};
+
+/// Errors of the HTTP crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The address could not be bound (in use, or not ours).
@@ -27,14 +55,116 @@ pub enum Error {
     /// The server failed while serving.
     #[error("http server: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("lake: {0}")]
+    Lake(#[source] Box<vallee_lake::Error>),
+    #[error("restricted store: {0}")]
+    Store(#[from] std::io::Error),
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// Result alias of the HTTP crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The hub's routes. `/healthz` answers 200 while the process serves requests.
-pub fn router() -> Router {
-    Router::new().route("/healthz", get(|| async { "ok\n" }))
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct ApiState {
+    pub options: ApiOptions,
+    pub auth: auth::Authenticator,
+    pub citizens: Arc<citizen::CitizenHub>,
+    pub contacts: citizen::contacts::ContactStore,
+    pub sensors: sensors::SensorReader,
+    pub alerts: broadcast::Sender<schema::types::Alert>,
+    pub limiter: rate_limit::RateLimiter,
+    /// The alerts subscription follows its topic.
+    pub alerts_ready: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The token secret: configured, else kept in `private/token-secret` (created once).
+fn token_secret(options: &ApiOptions) -> Result<Vec<u8>> {
+    if let Some(s) = &options.token_secret {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = options.private_dir.join("token-secret");
+    match std::fs::read(&path) {
+        Ok(s) if !s.is_empty() => return Ok(s),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    std::fs::create_dir_all(&options.private_dir)?;
+    let secret: [u8; 32] = rand::random();
+    let secret = hex::encode(secret).into_bytes();
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let mut f = o.open(&tmp)?;
+        f.write_all(&secret)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(secret)
+}
+
+/// The API, started: its state and background readers.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub state: Arc<ApiState>,
+}
+
+impl Api {
+    /// Builds the API and starts its readers (citizens' replay, alerts) under `shutdown`.
+    pub fn start(
+        options: ApiOptions,
+        lake: Arc<Lake>,
+        shutdown: &CancellationToken,
+    ) -> Result<Self> {
+        let secret = token_secret(&options)?;
+        let citizens = citizen::CitizenHub::new(options.clone())?;
+        let (alerts, _) = broadcast::channel(1024);
+        let state = Arc::new(ApiState {
+            auth: auth::Authenticator::new(&secret, options.staff.clone()),
+            contacts: citizen::contacts::ContactStore::open(&options.private_dir)?,
+            sensors: sensors::SensorReader::new(lake),
+            citizens: citizens.clone(),
+            alerts: alerts.clone(),
+            limiter: rate_limit::RateLimiter::default(),
+            alerts_ready: Default::default(),
+            options,
+        });
+        let token = shutdown.child_token();
+        tokio::spawn(async move {
+            if let Err(e) = citizens.replay(token.clone()).await {
+                tracing::error!(error = %e, "citizen view replay stopped");
+            }
+        });
+        let (brokers, token) = (state.options.brokers.clone(), shutdown.child_token());
+        let ready = state.alerts_ready.clone();
+        tokio::spawn(async move {
+            if let Err(e) =
+                alerts_feed::run(brokers, ALERTS_TOPIC.into(), alerts, ready, token).await
+            {
+                tracing::error!(error = %e, "alerts feed stopped");
+            }
+        });
+        Ok(Api { state })
+    }
+
+    /// The routes.
+    pub fn router(&self) -> Router {
+        http::router(self.state.clone())
+    }
+}
+
+/// The routes of a process without the API (a lone ingest or stream stage): `/healthz`.
+pub fn health_router() -> Router {
+    Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }))
 }
 
 /// A bound listener, so the caller learns the real address before serving (port 0).
@@ -50,8 +180,11 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(Error::Serve)
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+    .map_err(Error::Serve)
 }

@@ -15,9 +15,9 @@ pub struct IngestStats {
     /// Messages skipped because the target table already held them (replay after a restart).
     pub skipped: AtomicU64,
     /// Rows committed, per table (index of [`Table::ALL`]).
-    pub rows_committed: [AtomicU64; 7],
+    pub rows_committed: [AtomicU64; Table::ALL.len()],
     /// Dead letters committed, per reason (index of [`Reason::ALL`]).
-    pub dead_letters: [AtomicU64; 7],
+    pub dead_letters: [AtomicU64; Reason::ALL.len()],
     /// Delta commits made.
     pub commits: AtomicU64,
     /// Total commit time, microseconds (with `commits`: the mean commit latency).

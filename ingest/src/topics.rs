@@ -7,14 +7,17 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
-use vallee_schemas::contract::{ALERTS_TOPIC, CITIZEN_IDEAS_TOPIC, CITIZEN_REPORTS_TOPIC, Stream};
+use vallee_schemas::contract::{ALERTS_TOPIC, Stream};
 
 use crate::{Error, IngestOptions, Result};
 
 /// Beacon sightings carry pseudonymous tokens: the topic keeps them 24 h at most.
 const BEACON_RETENTION_MS: &str = "86400000";
 
-/// Every topic the hub uses: the input streams, then alerts and citizens' topics.
+/// The API rebuilds its view from the citizens' topics: they are kept forever.
+const FOREVER_MS: &str = "-1";
+
+/// Every topic the hub uses: the input streams (sensors and citizens), then alerts.
 pub fn hub_topics(options: &IngestOptions) -> Vec<(String, Option<&'static str>)> {
     let mut topics: Vec<(String, Option<&'static str>)> = options
         .topics
@@ -22,13 +25,15 @@ pub fn hub_topics(options: &IngestOptions) -> Vec<(String, Option<&'static str>)
         .map(|(s, t)| {
             (
                 t.clone(),
-                (*s == Stream::Beacons).then_some(BEACON_RETENTION_MS),
+                match s {
+                    Stream::Beacons => Some(BEACON_RETENTION_MS),
+                    s if Stream::CITIZEN.contains(s) => Some(FOREVER_MS),
+                    _ => None,
+                },
             )
         })
         .collect();
-    for t in [ALERTS_TOPIC, CITIZEN_REPORTS_TOPIC, CITIZEN_IDEAS_TOPIC] {
-        topics.push((t.to_string(), None));
-    }
+    topics.push((ALERTS_TOPIC.to_string(), None));
     topics
 }
 

@@ -9,6 +9,9 @@
 //!  vallee.tourism          ──► SiteVisit ──────────────────────► site_visits
 //!  vallee.vineyards        ──► AgriParcelRecord ───────────────► parcel_records
 //!                          └─► WeatherObserved ────────────────► weather_observed
+//!  vallee.citizen.reports ──► Report* (API writes) ───────────► citizen_reports
+//!  vallee.citizen.ideas   ──► Idea* (API writes) ─────────────► citizen_ideas
+//!  vallee.staff.audit     ──► StaffAction ─────────────────────► staff_audit
 //!  any of them             ──► anything that fails validation ─► dead_letters
 //! ```
 
@@ -16,10 +19,6 @@ use std::fmt;
 
 /// Topic of the alerts the stream stage publishes for partner feeds.
 pub const ALERTS_TOPIC: &str = "vallee.alerts";
-/// Topic of citizens' reports (written by the API).
-pub const CITIZEN_REPORTS_TOPIC: &str = "vallee.citizen.reports";
-/// Topic of the idea box (written by the API).
-pub const CITIZEN_IDEAS_TOPIC: &str = "vallee.citizen.ideas";
 
 /// A sensor input stream: one Kafka topic carrying one family of events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,16 +33,41 @@ pub enum Stream {
     Tourism,
     /// Parcel sensors and weather stations of the vineyards.
     Vineyards,
+    /// Citizens' reports and their status changes (written by the API).
+    CitizenReports,
+    /// The idea box: ideas, supports, comments, flags, answers (written by the API).
+    CitizenIdeas,
+    /// Every staff action (written by the API).
+    StaffAudit,
 }
 
 impl Stream {
     /// Every input stream, in a stable order.
-    pub const ALL: [Stream; 5] = [
+    pub const ALL: [Stream; 8] = [
         Stream::WasteContainers,
         Stream::WasteVehicles,
         Stream::Beacons,
         Stream::Tourism,
         Stream::Vineyards,
+        Stream::CitizenReports,
+        Stream::CitizenIdeas,
+        Stream::StaffAudit,
+    ];
+
+    /// The sensor streams (what devices send; the stream stage's inputs).
+    pub const SENSORS: [Stream; 5] = [
+        Stream::WasteContainers,
+        Stream::WasteVehicles,
+        Stream::Beacons,
+        Stream::Tourism,
+        Stream::Vineyards,
+    ];
+
+    /// The streams the API writes; kept forever (the API's view is rebuilt from them).
+    pub const CITIZEN: [Stream; 3] = [
+        Stream::CitizenReports,
+        Stream::CitizenIdeas,
+        Stream::StaffAudit,
     ];
 
     /// The topic name used when the configuration does not override it.
@@ -54,6 +78,9 @@ impl Stream {
             Stream::Beacons => "vallee.beacons",
             Stream::Tourism => "vallee.tourism",
             Stream::Vineyards => "vallee.vineyards",
+            Stream::CitizenReports => "vallee.citizen.reports",
+            Stream::CitizenIdeas => "vallee.citizen.ideas",
+            Stream::StaffAudit => "vallee.staff.audit",
         }
     }
 
@@ -65,6 +92,9 @@ impl Stream {
             Stream::Beacons => "beacons",
             Stream::Tourism => "tourism",
             Stream::Vineyards => "vineyards",
+            Stream::CitizenReports => "citizen_reports",
+            Stream::CitizenIdeas => "citizen_ideas",
+            Stream::StaffAudit => "staff_audit",
         }
     }
 
@@ -79,6 +109,21 @@ impl Stream {
                 ("AgriParcelRecord", Table::ParcelRecords),
                 ("WeatherObserved", Table::WeatherObserved),
             ],
+            Stream::CitizenReports => &[
+                ("ReportSubmitted", Table::CitizenReports),
+                ("ReportFollowed", Table::CitizenReports),
+                ("ReportStatusChanged", Table::CitizenReports),
+            ],
+            Stream::CitizenIdeas => &[
+                ("IdeaSubmitted", Table::CitizenIdeas),
+                ("IdeaSupported", Table::CitizenIdeas),
+                ("IdeaSupportWithdrawn", Table::CitizenIdeas),
+                ("IdeaCommented", Table::CitizenIdeas),
+                ("IdeaFlagged", Table::CitizenIdeas),
+                ("IdeaAnswered", Table::CitizenIdeas),
+                ("IdeaModerated", Table::CitizenIdeas),
+            ],
+            Stream::StaffAudit => &[("StaffAction", Table::StaffAudit)],
         }
     }
 
@@ -87,6 +132,7 @@ impl Stream {
     /// each of them.
     pub fn tables(self) -> Vec<Table> {
         let mut tables: Vec<Table> = self.routes().iter().map(|(_, t)| *t).collect();
+        tables.dedup();
         tables.push(Table::DeadLetters);
         tables
     }
@@ -107,18 +153,24 @@ pub enum Table {
     SiteVisits,
     ParcelRecords,
     WeatherObserved,
+    CitizenReports,
+    CitizenIdeas,
+    StaffAudit,
     DeadLetters,
 }
 
 impl Table {
     /// Every ingest table, in a stable order.
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 10] = [
         Table::WasteContainers,
         Table::WasteVehicles,
         Table::BeaconSightings,
         Table::SiteVisits,
         Table::ParcelRecords,
         Table::WeatherObserved,
+        Table::CitizenReports,
+        Table::CitizenIdeas,
+        Table::StaffAudit,
         Table::DeadLetters,
     ];
 
@@ -131,6 +183,9 @@ impl Table {
             Table::SiteVisits => "site_visits",
             Table::ParcelRecords => "parcel_records",
             Table::WeatherObserved => "weather_observed",
+            Table::CitizenReports => "citizen_reports",
+            Table::CitizenIdeas => "citizen_ideas",
+            Table::StaffAudit => "staff_audit",
             Table::DeadLetters => "dead_letters",
         }
     }
@@ -145,6 +200,9 @@ impl Table {
             Table::SiteVisits => site_visit::schema(),
             Table::ParcelRecords => parcel_record::schema(),
             Table::WeatherObserved => weather::schema(),
+            Table::CitizenReports | Table::CitizenIdeas | Table::StaffAudit => {
+                crate::citizen::schema()
+            }
             Table::DeadLetters => crate::dead_letter::schema(),
         }
     }
@@ -164,6 +222,13 @@ impl Table {
             Table::SiteVisits => "Tourism site presence counts and AR-trail check-ins",
             Table::ParcelRecords => "AgriParcelRecord readings of vineyard parcel sensors",
             Table::WeatherObserved => "WeatherObserved readings of vineyard weather stations",
+            Table::CitizenReports => {
+                "Citizens' reports and their status changes, one row per event (no contact details)"
+            }
+            Table::CitizenIdeas => {
+                "The idea box: ideas, supports, comments, flags, answers, one row per event"
+            }
+            Table::StaffAudit => "Every staff action taken through the API (audit trail)",
             Table::DeadLetters => {
                 "Messages that failed to decode or validate, with reason, raw bytes (identifiers redacted) and source coordinates"
             }

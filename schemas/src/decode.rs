@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::batch::{Lineage, TableBuffer};
+use crate::citizen::CitizenEvent;
 use crate::contract::{Stream, Table};
 use crate::events::beacon::{BeaconSighting, BeaconSightingInput};
 use crate::events::parcel_record::{ParcelRecord, ParcelRecordInput};
@@ -127,6 +128,8 @@ pub enum Decoded {
     SiteVisit(SiteVisitRecord),
     ParcelRecord(ParcelRecord),
     Weather(WeatherRecord),
+    /// A citizen or staff event, with the table of its stream.
+    Citizen(Box<CitizenEvent>, Table),
 }
 
 impl Decoded {
@@ -139,21 +142,29 @@ impl Decoded {
             Decoded::SiteVisit(_) => Table::SiteVisits,
             Decoded::ParcelRecord(_) => Table::ParcelRecords,
             Decoded::Weather(_) => Table::WeatherObserved,
+            Decoded::Citizen(_, table) => *table,
         }
     }
 
-    /// The event's entity id.
+    /// The event's entity id (for citizen events, the report or idea it is about).
     pub fn id(&self) -> &str {
-        &self.observation().id
+        match self {
+            Decoded::Citizen(e, _) => e.change.entity_id(),
+            _ => &self.observation().id,
+        }
     }
 
     /// The resolved event time.
     pub fn event_time(&self) -> DateTime<Utc> {
-        self.observation().date_observed
+        match self {
+            Decoded::Citizen(e, _) => e.date_observed,
+            _ => self.observation().date_observed,
+        }
     }
 
     fn observation(&self) -> &crate::events::Observation {
         match self {
+            Decoded::Citizen(..) => unreachable!("citizen events have their own record"),
             Decoded::WasteContainer(r) => &r.observation,
             Decoded::Vehicle(r) => &r.observation,
             Decoded::Beacon(b) => &b.record.observation,
@@ -175,6 +186,7 @@ impl Decoded {
             Decoded::SiteVisit(r) => buffer.push(r, day, lineage),
             Decoded::ParcelRecord(r) => buffer.push(r, day, lineage),
             Decoded::Weather(r) => buffer.push(r, day, lineage),
+            Decoded::Citizen(e, _) => buffer.push(&e.record(), day, lineage),
         }
     }
 }
@@ -244,6 +256,9 @@ pub fn decode(
         }
         Table::WeatherObserved => {
             Decoded::Weather(from_value::<WeatherObservedInput>(&kind, value)?.validate(ts)?)
+        }
+        Table::CitizenReports | Table::CitizenIdeas | Table::StaffAudit => {
+            Decoded::Citizen(Box::new(CitizenEvent::parse(value)?), *table)
         }
         Table::DeadLetters => unreachable!("no stream routes a type to dead_letters"),
     })

@@ -11,6 +11,7 @@
 //! - [`contract`] — input streams (topics), lake tables and which stream feeds which table.
 //! - [`events`] — one module per event type — the lenient input struct (what arrives), its
 //!   validation, and the strict record (one lake row) with its Arrow schema.
+//! - [`citizen`] — citizens' reports, ideas and staff actions as events (written by the API).
 //! - [`decode`] — bytes of one Kafka message → a validated event or a [`decode::Rejection`]
 //!   with a reason code; the only entry point ingest needs.
 //! - [`dead_letter`] — the dead-letter row, with identifiers redacted from the raw bytes.
@@ -34,6 +35,7 @@
 //! ```
 
 pub mod batch;
+pub mod citizen;
 pub mod communes;
 pub mod contract;
 pub mod dead_letter;

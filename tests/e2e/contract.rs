@@ -72,6 +72,45 @@ fn bad_events() -> Vec<(Reason, Event)> {
     ]
 }
 
+fn citizen_changes() -> Vec<(Stream, vallee_schemas::citizen::CitizenChange)> {
+    use vallee_schemas::citizen::*;
+    vec![
+        (
+            Stream::CitizenReports,
+            CitizenChange::ReportSubmitted(ReportSubmitted {
+                report_id: "r-1".into(),
+                service_code: "pothole".into(),
+                description: "Trou".into(),
+                lat: 43.6521,
+                long: 3.5512,
+                address_string: None,
+                media_url: None,
+                commune_code: "34114".into(),
+                agency_responsible: "Mairie de Gignac".into(),
+                expected_datetime: chrono::Utc::now(),
+                has_contact: false,
+                author: None,
+            }),
+        ),
+        (
+            Stream::CitizenIdeas,
+            CitizenChange::IdeaSupported {
+                idea_id: "i-1".into(),
+                supporter: "p".into(),
+            },
+        ),
+        (
+            Stream::StaffAudit,
+            CitizenChange::StaffAction {
+                action: "answerIdea".into(),
+                target: "i-1".into(),
+                scope: "intercommunality".into(),
+                detail: None,
+            },
+        ),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_stream_and_every_refusal_lands_once_in_its_table() {
     let world = World::new(3).await;
@@ -81,6 +120,11 @@ async fn every_stream_and_every_refusal_lands_once_in_its_table() {
     events.push(event(Stream::WasteVehicles, fixture("Vehicle")));
     events.push(event(Stream::Vineyards, fixture("AgriParcelRecord")));
     events.push(event(Stream::Vineyards, fixture("WeatherObserved")));
+    // What the API writes: a report, an idea, a staff action.
+    for (stream, change) in citizen_changes() {
+        let e = vallee_schemas::citizen::CitizenEvent::new("anonymous", change);
+        events.push(event(stream, String::from_utf8(e.to_json()).unwrap()));
+    }
     let bad = bad_events();
     events.extend(bad.iter().map(|(_, e)| e.clone()));
     let produced = world.produce(&events).await;

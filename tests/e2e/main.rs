@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod api;
 mod cli;
 mod contract;
 mod graceful_stop;

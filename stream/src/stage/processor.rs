@@ -176,7 +176,7 @@ const VALLEY_LATITUDE: f64 = 43.65;
 
 impl Processor {
     pub fn new(options: StreamOptions, emitted: Emitted) -> Self {
-        let watermarks = Stream::ALL
+        let watermarks = Stream::SENSORS
             .iter()
             .map(|s| {
                 let allowed_lateness = options
@@ -247,6 +247,8 @@ impl Processor {
             Stream::WasteContainers => Duration::hours(26) + lateness,
             Stream::WasteVehicles => Duration::minutes(30) + lateness,
             Stream::Vineyards => Duration::hours(26) + lateness,
+            // Not an input of the stage: nothing of it is kept.
+            Stream::CitizenReports | Stream::CitizenIdeas | Stream::StaffAudit => Duration::zero(),
         }
     }
 
@@ -302,7 +304,7 @@ impl Processor {
             }
             Decoded::Vehicle(v) => self.alerts.on_vehicle(v),
             Decoded::Weather(w) => self.on_weather(w, t),
-            Decoded::ParcelRecord(_) => {}
+            Decoded::ParcelRecord(_) | Decoded::Citizen(..) => {}
         }
     }
 

@@ -1,0 +1,204 @@
+//! Citizens' writes and the view of them every replica keeps.
+//!
+//! ```text
+//!  mutation ─► CitizenEvent ─► Kafka (acks=all) ─► applied to this replica's view ─► answer
+//!                                  │
+//!                                  ├─► replay consumer (every replica) ─► view (dedup by id)
+//!                                  └─► ingest ─► Delta (citizen_reports, citizen_ideas, staff_audit)
+//! ```
+//! A mutation answers only once the broker acknowledged its event, so an answered write
+//! survives any crash; the view is rebuilt from the topics on start (they are kept
+//! forever), and `/readyz` says 200 once the replay reached the end seen at start.
+
+pub mod contacts;
+pub mod view;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use vallee_schemas::citizen::CitizenEvent;
+use vallee_schemas::contract::Stream;
+
+use crate::options::ApiOptions;
+use crate::{Error, Result};
+use view::{Changed, CitizenView};
+
+/// Writes citizens' events and keeps the view of them.
+pub struct CitizenHub {
+    pub view: RwLock<CitizenView>,
+    pub changes: broadcast::Sender<Changed>,
+    producer: FutureProducer,
+    options: ApiOptions,
+    ready: AtomicBool,
+}
+
+impl std::fmt::Debug for CitizenHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CitizenHub")
+            .field("ready", &self.is_ready())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CitizenHub {
+    pub fn new(options: ApiOptions) -> Result<Arc<Self>> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &options.brokers)
+            .set("acks", "all")
+            .set("enable.idempotence", "false")
+            .set(
+                "message.timeout.ms",
+                options.write_timeout.as_millis().to_string(),
+            )
+            .set("linger.ms", "0")
+            .create()?;
+        Ok(Arc::new(CitizenHub {
+            view: RwLock::new(CitizenView::default()),
+            changes: broadcast::channel(1024).0,
+            producer,
+            options,
+            ready: AtomicBool::new(false),
+        }))
+    }
+
+    /// Whether the view was rebuilt up to the end of the topics seen at start.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Sends `event` on `stream`'s topic, waits for the broker's acknowledgement, then
+    /// applies it to this replica's view (a write is visible at once where it was taken).
+    pub async fn publish(&self, stream: Stream, event: &CitizenEvent) -> Result<()> {
+        // What ingest would refuse must not be written (it would be a dead letter).
+        event
+            .validate()
+            .map_err(|r| Error::Internal(format!("refusing to write an invalid event: {r}")))?;
+        let topic = self.options.topic(stream);
+        let payload = event.to_json();
+        let record = FutureRecord::to(&topic)
+            .key(event.change.entity_id())
+            .payload(&payload);
+        self.producer
+            .send(record, self.options.write_timeout)
+            .await
+            .map_err(|(e, _)| Error::Kafka(e))?;
+        self.apply(event);
+        Ok(())
+    }
+
+    fn apply(&self, event: &CitizenEvent) {
+        let changed = self.view.write().expect("view lock").apply(event);
+        if let Some(c) = changed {
+            let _ = self.changes.send(c);
+        }
+    }
+
+    /// Replays the reports and ideas topics from the start, then follows them, until
+    /// `shutdown`.
+    pub async fn replay(self: Arc<Self>, shutdown: CancellationToken) -> Result<()> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.options.brokers)
+            .set("group.id", format!("vallee-api-{}", uuid::Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()?;
+        let topics = [
+            self.options.topic(Stream::CitizenReports),
+            self.options.topic(Stream::CitizenIdeas),
+        ];
+        let brokers = self.options.brokers.clone();
+        let probe_topics = topics.clone();
+        let (assignment, mut remaining) =
+            tokio::task::spawn_blocking(move || end_offsets(&brokers, &probe_topics))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+        consumer.assign(&assignment)?;
+        let mut replayed = 0u64;
+        if remaining.is_empty() {
+            self.ready.store(true, Ordering::Release);
+            tracing::info!("citizen view ready (nothing to replay)");
+        }
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                m = consumer.recv() => m,
+            };
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "citizen replay: consumer error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let parsed = message
+                .payload()
+                .ok_or_else(|| "empty payload".to_string())
+                .and_then(|p| serde_json::from_slice(p).map_err(|e| e.to_string()))
+                .and_then(|v| CitizenEvent::parse(v).map_err(|r| r.to_string()));
+            match parsed {
+                Ok(event) => self.apply(&event),
+                // Ingest keeps it in dead_letters; the view has nothing to learn from it.
+                Err(e) => tracing::warn!(
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    error = e,
+                    "citizen replay: event skipped"
+                ),
+            }
+            replayed += 1;
+            if !remaining.is_empty() {
+                let key = (message.topic().to_string(), message.partition());
+                if remaining
+                    .get(&key)
+                    .is_some_and(|high| message.offset() + 1 >= *high)
+                {
+                    remaining.remove(&key);
+                }
+                if remaining.is_empty() {
+                    self.ready.store(true, Ordering::Release);
+                    tracing::info!(events = replayed, "citizen view rebuilt");
+                }
+            }
+        }
+    }
+}
+
+/// Where the replay starts (every partition at its beginning) and the end offset it must
+/// reach on each non-empty partition.
+type ReplayPlan = (TopicPartitionList, BTreeMap<(String, i32), i64>);
+
+/// Every partition of `topics` from the beginning, and the end offset of each non-empty
+/// one (the replay is complete once it reached them all).
+fn end_offsets(brokers: &str, topics: &[String]) -> Result<ReplayPlan> {
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "vallee-api-probe")
+        .create()?;
+    let timeout = Duration::from_secs(10);
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = BTreeMap::new();
+    for topic in topics {
+        let metadata = probe.fetch_metadata(Some(topic), timeout)?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+                let (_, high) = probe.fetch_watermarks(topic, p.id(), timeout)?;
+                if high > 0 {
+                    remaining.insert((topic.clone(), p.id()), high);
+                }
+            }
+        }
+    }
+    Ok((assignment, remaining))
+}

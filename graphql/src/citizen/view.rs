@@ -1,0 +1,334 @@
+//! The current state of reports and ideas, folded from their events.
+//!
+//! Applying an event is idempotent (events are recognised by id), so a write applied at
+//! once on the replica that took it and again when the replay consumer reads it back
+//! counts once; supports and follows are sets of pseudonyms, so concurrent supports from
+//! many citizens give exact counts on every replica.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use vallee_schemas::citizen::{
+    CitizenChange, CitizenEvent, FlagReason, IdeaState, IdeaSubmitted, ReportStatus,
+    ReportSubmitted, Substatus,
+};
+
+/// One status change of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    pub status: ReportStatus,
+    pub substatus: Option<Substatus>,
+    pub status_notes: Option<String>,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+}
+
+/// A report as it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub submitted: ReportSubmitted,
+    pub requested: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    pub status: ReportStatus,
+    pub substatus: Option<Substatus>,
+    pub status_notes: Option<String>,
+    pub history: Vec<HistoryEntry>,
+    pub followers: BTreeSet<String>,
+}
+
+/// A comment on an idea.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comment {
+    pub id: String,
+    pub body: String,
+    pub author: String,
+    pub at: DateTime<Utc>,
+}
+
+/// An idea as it stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Idea {
+    pub submitted: IdeaSubmitted,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    /// Supporter pseudonym → when they supported.
+    pub supporters: BTreeMap<String, DateTime<Utc>>,
+    pub comments: Vec<Comment>,
+    pub flags: BTreeMap<String, FlagReason>,
+    pub state: IdeaState,
+    pub answer: Option<String>,
+    /// A moderator's decision, which overrides the automatic hiding.
+    pub moderated_hidden: Option<bool>,
+}
+
+impl Idea {
+    /// Whether the public sees it: not pre-moderated, not hidden by flags or a moderator.
+    pub fn visible(&self, flags_to_hide: usize) -> bool {
+        match self.moderated_hidden {
+            Some(hidden) => !hidden,
+            None => self.submitted.visible && self.flags.len() < flags_to_hide,
+        }
+    }
+
+    /// Supports received in the last `days` days before `now` (the TRENDING order).
+    pub fn recent_supports(&self, now: DateTime<Utc>, days: i64) -> usize {
+        let since = now - chrono::Duration::days(days);
+        self.supporters.values().filter(|t| **t >= since).count()
+    }
+}
+
+/// What changed when an event was applied (subscriptions listen to it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    Report(String),
+    Idea(String),
+}
+
+/// Reports and ideas, in memory.
+#[derive(Debug, Default)]
+pub struct CitizenView {
+    pub reports: HashMap<String, Report>,
+    pub ideas: HashMap<String, Idea>,
+    seen: HashSet<String>,
+    /// Events that named an entity not seen yet (a follow read before its report, on
+    /// another partition); applied once the entity arrives.
+    parked: HashMap<String, Vec<CitizenEvent>>,
+}
+
+impl CitizenView {
+    /// Applies one event; `None` when it was already applied (or parked).
+    pub fn apply(&mut self, event: &CitizenEvent) -> Option<Changed> {
+        if !self.seen.insert(event.id.clone()) {
+            return None;
+        }
+        let at = event.date_observed;
+        let changed = match &event.change {
+            CitizenChange::ReportSubmitted(r) => {
+                self.reports
+                    .entry(r.report_id.clone())
+                    .or_insert_with(|| Report {
+                        submitted: r.clone(),
+                        requested: at,
+                        updated: at,
+                        status: ReportStatus::Open,
+                        substatus: None,
+                        status_notes: None,
+                        history: vec![HistoryEntry {
+                            status: ReportStatus::Open,
+                            substatus: None,
+                            status_notes: None,
+                            at,
+                            actor: event.actor.clone(),
+                        }],
+                        followers: BTreeSet::new(),
+                    });
+                let id = r.report_id.clone();
+                self.unpark(&id);
+                Changed::Report(id)
+            }
+            CitizenChange::IdeaSubmitted(i) => {
+                self.ideas.entry(i.idea_id.clone()).or_insert_with(|| Idea {
+                    submitted: i.clone(),
+                    created: at,
+                    updated: at,
+                    supporters: BTreeMap::new(),
+                    comments: Vec::new(),
+                    flags: BTreeMap::new(),
+                    state: IdeaState::NotAnswered,
+                    answer: None,
+                    moderated_hidden: None,
+                });
+                let id = i.idea_id.clone();
+                self.unpark(&id);
+                Changed::Idea(id)
+            }
+            CitizenChange::StaffAction { .. } => return None,
+            change => {
+                let id = change.entity_id().to_string();
+                let known = self.reports.contains_key(&id) || self.ideas.contains_key(&id);
+                if !known {
+                    self.seen.remove(&event.id);
+                    self.parked.entry(id).or_default().push(event.clone());
+                    return None;
+                }
+                self.update(event, at);
+                if self.reports.contains_key(&id) {
+                    Changed::Report(id)
+                } else {
+                    Changed::Idea(id)
+                }
+            }
+        };
+        Some(changed)
+    }
+
+    fn unpark(&mut self, id: &str) {
+        for e in self.parked.remove(id).unwrap_or_default() {
+            self.apply(&e);
+        }
+    }
+
+    fn update(&mut self, event: &CitizenEvent, at: DateTime<Utc>) {
+        match &event.change {
+            CitizenChange::ReportFollowed {
+                report_id,
+                follower,
+            } => {
+                if let Some(r) = self.reports.get_mut(report_id) {
+                    r.followers.insert(follower.clone());
+                }
+            }
+            CitizenChange::ReportStatusChanged {
+                report_id,
+                status,
+                substatus,
+                status_notes,
+            } => {
+                if let Some(r) = self.reports.get_mut(report_id) {
+                    r.status = *status;
+                    r.substatus = *substatus;
+                    r.status_notes = status_notes.clone();
+                    r.updated = r.updated.max(at);
+                    r.history.push(HistoryEntry {
+                        status: *status,
+                        substatus: *substatus,
+                        status_notes: status_notes.clone(),
+                        at,
+                        actor: event.actor.clone(),
+                    });
+                    r.history.sort_by_key(|h| h.at);
+                }
+            }
+            CitizenChange::IdeaSupported { idea_id, supporter } => {
+                if let Some(i) = self.ideas.get_mut(idea_id) {
+                    i.supporters.entry(supporter.clone()).or_insert(at);
+                }
+            }
+            CitizenChange::IdeaSupportWithdrawn { idea_id, supporter } => {
+                if let Some(i) = self.ideas.get_mut(idea_id) {
+                    i.supporters.remove(supporter);
+                }
+            }
+            CitizenChange::IdeaCommented {
+                idea_id,
+                comment_id,
+                body,
+                author,
+            } => {
+                if let Some(i) = self.ideas.get_mut(idea_id) {
+                    i.comments.push(Comment {
+                        id: comment_id.clone(),
+                        body: body.clone(),
+                        author: author.clone(),
+                        at,
+                    });
+                    i.comments.sort_by_key(|c| c.at);
+                }
+            }
+            CitizenChange::IdeaFlagged {
+                idea_id,
+                flagger,
+                reason,
+            } => {
+                if let Some(i) = self.ideas.get_mut(idea_id) {
+                    i.flags.entry(flagger.clone()).or_insert(*reason);
+                }
+            }
+            CitizenChange::IdeaAnswered {
+                idea_id,
+                state,
+                answer,
+            } => {
+                if let Some(i) = self.ideas.get_mut(idea_id) {
+                    i.state = *state;
+                    i.answer = answer.clone();
+                    i.updated = i.updated.max(at);
+                }
+            }
+            CitizenChange::IdeaModerated { idea_id, hidden } => {
+                if let Some(i) = self.ideas.get_mut(idea_id) {
+                    i.moderated_hidden = Some(*hidden);
+                }
+            }
+            CitizenChange::ReportSubmitted(_)
+            | CitizenChange::IdeaSubmitted(_)
+            | CitizenChange::StaffAction { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vallee_schemas::citizen::IdeaTheme;
+
+    fn idea() -> CitizenEvent {
+        CitizenEvent::new(
+            "citizen:a",
+            CitizenChange::IdeaSubmitted(IdeaSubmitted {
+                idea_id: "i-1".into(),
+                title: "Un tiers-lieu numérique".into(),
+                body: "Dans l'ancienne gare".into(),
+                theme: IdeaTheme::DigitalForAll,
+                commune_code: Some("34114".into()),
+                author: "a".into(),
+                visible: true,
+            }),
+        )
+    }
+
+    fn support(who: &str) -> CitizenEvent {
+        CitizenEvent::new(
+            format!("citizen:{who}"),
+            CitizenChange::IdeaSupported {
+                idea_id: "i-1".into(),
+                supporter: who.into(),
+            },
+        )
+    }
+
+    #[test]
+    fn replaying_an_event_changes_nothing_and_supports_count_once_per_citizen() {
+        let mut v = CitizenView::default();
+        v.apply(&idea());
+        let s = support("b");
+        assert!(v.apply(&s).is_some());
+        assert!(v.apply(&s).is_none());
+        v.apply(&support("b"));
+        v.apply(&support("c"));
+        assert_eq!(v.ideas["i-1"].supporters.len(), 2);
+    }
+
+    #[test]
+    fn an_event_read_before_its_entity_waits_for_it() {
+        let mut v = CitizenView::default();
+        assert!(v.apply(&support("b")).is_none());
+        v.apply(&idea());
+        assert_eq!(v.ideas["i-1"].supporters.len(), 1);
+    }
+
+    #[test]
+    fn three_distinct_flags_hide_an_idea_until_a_moderator_decides() {
+        let mut v = CitizenView::default();
+        v.apply(&idea());
+        for who in ["x", "x", "y", "z"] {
+            v.apply(&CitizenEvent::new(
+                "c",
+                CitizenChange::IdeaFlagged {
+                    idea_id: "i-1".into(),
+                    flagger: who.into(),
+                    reason: FlagReason::Spam,
+                },
+            ));
+        }
+        assert!(!v.ideas["i-1"].visible(3));
+        v.apply(&CitizenEvent::new(
+            "staff:m",
+            CitizenChange::IdeaModerated {
+                idea_id: "i-1".into(),
+                hidden: false,
+            },
+        ));
+        assert!(v.ideas["i-1"].visible(3));
+    }
+}

@@ -1,0 +1,260 @@
+//! Routes: GraphQL over HTTP and WebSocket, GraphiQL with its assets, Open311, health.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_graphql::ServerError;
+use async_graphql::parser::types::{OperationType, Selection};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::ApiState;
+use crate::auth::Caller;
+use crate::schema::{self, ApiSchema, ClientAddr, Code};
+
+/// Both schemas: with limits (every ordinary request) and without (introspection only).
+#[derive(Clone)]
+pub struct Schemas {
+    state: Arc<ApiState>,
+    limited: ApiSchema,
+    introspection: ApiSchema,
+}
+
+/// The hub's routes.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let schemas = Schemas {
+        limited: schema::build(state.clone(), true),
+        introspection: schema::build(state.clone(), false),
+        state: state.clone(),
+    };
+    let api = Router::new()
+        .route("/graphql", get(graphiql).post(graphql))
+        .route_service(
+            "/graphql/ws",
+            GraphQLSubscription::new(schemas.limited.clone()),
+        )
+        .route("/graphql/assets/{file}", get(asset))
+        .route("/readyz", get(readyz))
+        .with_state(schemas)
+        .merge(crate::open311::router(state.clone()))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .layer(RequestBodyLimitLayer::new(
+            state.options.limits.max_body_bytes,
+        ));
+    match cors(&state.options.cors_origins) {
+        Some(layer) => api.layer(layer),
+        None => api,
+    }
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
+    )
+}
+
+/// Whether a query only asks for the schema (`__schema`, `__type`), which GraphiQL sends
+/// and which is exempt from the complexity and depth limits.
+fn is_introspection(query: &str) -> bool {
+    let Ok(doc) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    doc.operations.iter().all(|(_, op)| {
+        op.node.ty == OperationType::Query
+            && op.node.selection_set.node.items.iter().all(
+                |s| matches!(&s.node, Selection::Field(f) if f.node.name.node.starts_with("__")),
+            )
+    })
+}
+
+/// Every error answered carries `extensions.code`: request-level errors (syntax,
+/// validation, limits) are the client's; field errors without a code are ours.
+fn add_codes(errors: &mut [ServerError]) {
+    for e in errors {
+        let has_code = e
+            .extensions
+            .as_ref()
+            .is_some_and(|x| x.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        let code = if e.path.is_empty() {
+            Code::BadUserInput
+        } else {
+            tracing::error!(error = %e.message, path = ?e.path, "request failed");
+            Code::Internal
+        };
+        e.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code.as_str());
+    }
+}
+
+fn error_response(status: StatusCode, code: Code, message: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({
+            "errors": [{"message": message, "extensions": {"code": code.as_str()}}]
+        })),
+    )
+        .into_response()
+}
+
+/// `POST /graphql`.
+async fn graphql(
+    State(schemas): State<Schemas>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let caller: Caller = match schemas.state.auth.caller(authorization) {
+        Ok(c) => c,
+        Err(e) => {
+            return error_response(
+                StatusCode::UNAUTHORIZED,
+                Code::Unauthenticated,
+                &e.to_string(),
+            );
+        }
+    };
+    let request = request
+        .into_inner()
+        .data(caller)
+        .data(ClientAddr(addr.ip()));
+    let schema = if is_introspection(&request.query) {
+        &schemas.introspection
+    } else {
+        &schemas.limited
+    };
+    let mut response = schema.execute(request).await;
+    add_codes(&mut response.errors);
+    GraphQLResponse::from(response).into_response()
+}
+
+/// `GET /readyz`: 200 once the citizens' view is rebuilt and the alerts feed follows its
+/// topic; 503 with the failing checks before.
+async fn readyz(State(schemas): State<Schemas>) -> Response {
+    let view = schemas.state.citizens.is_ready();
+    let alerts = schemas
+        .state
+        .alerts_ready
+        .load(std::sync::atomic::Ordering::Acquire);
+    let ready = view && alerts;
+    let body = serde_json::json!({
+        "ready": ready,
+        "checks": {"citizenView": view, "alertsFeed": alerts},
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /graphql`: GraphiQL, with its assets served by the hub (works offline).
+async fn graphiql() -> Html<&'static str> {
+    Html(GRAPHIQL_PAGE)
+}
+
+const GRAPHIQL_PAGE: &str = r#"<!doctype html>
+<html lang="fr">
+<head>
+<meta charset="utf-8">
+<title>Smart Vallée · GraphiQL</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/graphql/assets/graphiql.min.css">
+<style>html, body, #graphiql { height: 100%; margin: 0; }</style>
+</head>
+<body>
+<div id="graphiql">Chargement de GraphiQL…</div>
+<script src="/graphql/assets/react.production.min.js"></script>
+<script src="/graphql/assets/react-dom.production.min.js"></script>
+<script src="/graphql/assets/graphiql.min.js"></script>
+<script>
+  const fetcher = GraphiQL.createFetcher({ url: '/graphql' });
+  ReactDOM.render(
+    React.createElement(GraphiQL, {
+      fetcher,
+      headerEditorEnabled: true,
+      defaultQuery: '# Smart Vallée — essayez :\n{\n  services { serviceCode serviceName competence }\n  fillAlerts(open: true) { alertId kind entityId communeCode fillingLevel }\n}\n',
+    }),
+    document.getElementById('graphiql'),
+  );
+</script>
+</body>
+</html>
+"#;
+
+/// GraphiQL 1.4.7 and React 17 (MIT), committed gzipped under `graphql/assets/graphiql`.
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let (bytes, kind): (&[u8], &str) = match file.as_str() {
+        "graphiql.min.js" => (
+            include_bytes!("../assets/graphiql/graphiql.min.js.gz"),
+            "text/javascript",
+        ),
+        "graphiql.min.css" => (
+            include_bytes!("../assets/graphiql/graphiql.min.css.gz"),
+            "text/css",
+        ),
+        "react.production.min.js" => (
+            include_bytes!("../assets/graphiql/react.production.min.js.gz"),
+            "text/javascript",
+        ),
+        "react-dom.production.min.js" => (
+            include_bytes!("../assets/graphiql/react-dom.production.min.js.gz"),
+            "text/javascript",
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CONTENT_ENCODING, "gzip"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_schema_queries_are_introspection() {
+        assert!(is_introspection("{ __schema { types { name } } }"));
+        assert!(is_introspection(
+            "query IntrospectionQuery { __schema { queryType { name } } }"
+        ));
+        assert!(!is_introspection(
+            "{ __schema { types { name } } services { serviceCode } }"
+        ));
+        assert!(!is_introspection("{ services { serviceCode } }"));
+        assert!(!is_introspection(
+            "mutation { issueCitizenToken { token } }"
+        ));
+        assert!(!is_introspection("not graphql"));
+    }
+}

@@ -1,0 +1,224 @@
+//! The GraphQL schema: queries, mutations and subscriptions over the citizens' view, the
+//! restricted contact store and the lake.
+//!
+//! Conventions clients rely on: camelCase fields, UPPER_SNAKE_CASE enum values, ids as
+//! `ID!`; every mutation takes `input: <Name>Input!` (or `id: ID!` plus arguments) and
+//! returns a `<Name>Payload!`; lists are Relay connections (`first` ≤ 100); every error
+//! carries `extensions.code` ([`Code`]).
+
+mod mutation;
+mod query;
+mod subscription;
+pub mod types;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, ErrorExtensions, OutputType, Schema};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::ApiState;
+use crate::auth::Caller;
+pub use mutation::Mutation;
+pub use query::Query;
+pub use subscription::Subscription;
+
+/// The hub's schema type.
+pub type ApiSchema = Schema<Query, Mutation, Subscription>;
+
+/// The client's address, for per-address limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+/// `extensions.code` of an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BadUserInput,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    Internal,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BadUserInput => "BAD_USER_INPUT",
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::Forbidden => "FORBIDDEN",
+            Code::NotFound => "NOT_FOUND",
+            Code::RateLimited => "RATE_LIMITED",
+            Code::Internal => "INTERNAL_SERVER_ERROR",
+        }
+    }
+}
+
+/// An error with its code.
+pub fn error(code: Code, message: impl Into<String>) -> async_graphql::Error {
+    async_graphql::Error::new(message.into()).extend_with(|_, e| e.set("code", code.as_str()))
+}
+
+/// Builds the schema. `limited`: with the depth and complexity limits (ordinary
+/// requests); without them it serves introspection only (GraphiQL's query is deep).
+pub fn build(state: Arc<ApiState>, limited: bool) -> ApiSchema {
+    let limits = state.options.limits.clone();
+    let builder = Schema::build(Query, Mutation, Subscription).data(state);
+    if limited {
+        builder
+            .limit_depth(limits.max_depth)
+            .limit_complexity(limits.max_complexity)
+            .finish()
+    } else {
+        builder.finish()
+    }
+}
+
+/// The SDL of the schema (committed as `graphql/schema.graphql`).
+pub fn sdl() -> String {
+    Schema::build(Query, Mutation, Subscription).finish().sdl()
+}
+
+pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a Arc<ApiState> {
+    ctx.data_unchecked::<Arc<ApiState>>()
+}
+
+pub(crate) fn caller<'a>(ctx: &Context<'a>) -> &'a Caller {
+    static ANONYMOUS: Caller = Caller::Anonymous;
+    ctx.data_opt::<Caller>().unwrap_or(&ANONYMOUS)
+}
+
+/// A mutation's share of the per-address and per-token limits.
+pub(crate) fn count_mutation(ctx: &Context<'_>) -> async_graphql::Result<()> {
+    let state = state(ctx);
+    let limits = &state.options.limits;
+    if let Some(ClientAddr(ip)) = ctx.data_opt::<ClientAddr>() {
+        state
+            .limiter
+            .check(&format!("m/{ip}"), limits.mutations_per_minute_per_address)
+            .map_err(rate_limited)?;
+    }
+    if let Caller::Citizen { pseudonym } = caller(ctx) {
+        state
+            .limiter
+            .check(
+                &format!("t/{pseudonym}"),
+                limits.mutations_per_minute_per_token,
+            )
+            .map_err(rate_limited)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn rate_limited(retry_after: u64) -> async_graphql::Error {
+    error(
+        Code::RateLimited,
+        format!("too many requests: retry in {retry_after} s"),
+    )
+    .extend_with(|_, e| e.set("retryAfter", retry_after))
+}
+
+/// Largest page.
+pub const MAX_PAGE: usize = 100;
+
+/// One page of `items` as a Relay connection; cursors are opaque positions.
+pub(crate) fn paginate<T: OutputType>(
+    items: Vec<T>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<Connection<String, T>> {
+    let first = match first {
+        None => 20,
+        Some(n) if (0..=MAX_PAGE as i32).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(error(
+                Code::BadUserInput,
+                format!("first must be between 0 and {MAX_PAGE}, got {n}"),
+            ));
+        }
+    };
+    let start = match after {
+        None => 0,
+        Some(c) => {
+            decode_cursor(&c)
+                .ok_or_else(|| error(Code::BadUserInput, format!("invalid cursor {c:?}")))?
+                + 1
+        }
+    };
+    let total = items.len();
+    let mut connection = Connection::new(start > 0, start + first < total);
+    connection.edges.extend(
+        items
+            .into_iter()
+            .enumerate()
+            .skip(start)
+            .take(first)
+            .map(|(i, node)| Edge::new(encode_cursor(i), node)),
+    );
+    Ok(connection)
+}
+
+fn encode_cursor(i: usize) -> String {
+    URL_SAFE_NO_PAD.encode(format!("at:{i}"))
+}
+
+fn decode_cursor(c: &str) -> Option<usize> {
+    let bytes = URL_SAFE_NO_PAD.decode(c).ok()?;
+    String::from_utf8(bytes)
+        .ok()?
+        .strip_prefix("at:")?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed SDL is the contract clients code against: any change to the schema
+    /// must be a deliberate change of `graphql/schema.graphql` (`vallee graphql schema >
+    /// graphql/schema.graphql`, or run this test with `VALLEE_BLESS=1`).
+    #[test]
+    fn the_committed_sdl_matches_the_schema() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql");
+        let current = sdl();
+        if std::env::var_os("VALLEE_BLESS").is_some() {
+            std::fs::write(path, &current).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == current,
+            "graphql/schema.graphql is out of date: regenerate it with `cargo run -- graphql schema > graphql/schema.graphql` and review the diff"
+        );
+    }
+
+    #[test]
+    fn the_schema_follows_the_conventions() {
+        let sdl = sdl();
+        for expected in [
+            "submitReport(input: SubmitReportInput!): SubmitReportPayload!",
+            "updateReportStatus(id: ID!, input: UpdateReportStatusInput!): UpdateReportStatusPayload!",
+            "supportIdea(id: ID!): SupportIdeaPayload!",
+            "reports(filter: ReportFilter, first: Int, after: String): ReportConnection!",
+            "NOT_RESPONSIBLE",
+            "DIGITAL_FOR_ALL",
+        ] {
+            assert!(sdl.contains(expected), "{expected} missing from the SDL");
+        }
+    }
+
+    #[test]
+    fn pages_are_bounded_and_cursors_resume_where_they_stopped() {
+        let items: Vec<i32> = (0..250).collect();
+        let page = paginate(items.clone(), Some(100), None).unwrap();
+        assert_eq!(page.edges.len(), 100);
+        assert!(page.has_next_page);
+        let last = page.edges.last().unwrap().cursor.clone();
+        let next = paginate(items.clone(), Some(100), Some(last)).unwrap();
+        assert_eq!(next.edges[0].node, 100);
+        assert!(paginate(items.clone(), Some(101), None).is_err());
+        assert!(paginate(items, Some(5), Some("garbage".into())).is_err());
+    }
+}

@@ -1,0 +1,270 @@
+//! Queries.
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use vallee_schemas::{citizen, communes};
+use vallee_stream::stage::outputs::OutputTable;
+
+use super::types::*;
+use super::{Code, caller, error, paginate, state};
+
+/// The root of queries.
+#[derive(Debug, Default)]
+pub struct Query;
+
+fn window_of(window: Option<String>) -> async_graphql::Result<String> {
+    match window.as_deref() {
+        None | Some("PT5M") => Ok("PT5M".into()),
+        Some("PT1H") => Ok("PT1H".into()),
+        Some(other) => Err(error(
+            Code::BadUserInput,
+            format!("window must be PT5M or PT1H, got {other:?}"),
+        )),
+    }
+}
+
+fn check_range(from: DateTime<Utc>, to: DateTime<Utc>) -> async_graphql::Result<()> {
+    if to <= from {
+        return Err(error(Code::BadUserInput, "`to` must be after `from`"));
+    }
+    if to - from > Duration::days(366) {
+        return Err(error(
+            Code::BadUserInput,
+            "ask for at most one year at a time",
+        ));
+    }
+    Ok(())
+}
+
+#[Object]
+impl Query {
+    /// The reports' service catalogue.
+    async fn services(&self) -> Vec<Service> {
+        citizen::SERVICES.iter().map(Into::into).collect()
+    }
+
+    /// One service of the catalogue.
+    async fn service(&self, service_code: String) -> Option<Service> {
+        citizen::service(&service_code).map(Into::into)
+    }
+
+    /// The valley's communes.
+    async fn communes(&self) -> Vec<Commune> {
+        communes::valley().all().iter().map(Into::into).collect()
+    }
+
+    /// Citizens' reports, newest first.
+    async fn reports(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ReportFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Report>> {
+        let f = filter.unwrap_or_default();
+        if let Some(b) = &f.bbox
+            && b.len() != 4
+        {
+            return Err(error(
+                Code::BadUserInput,
+                "bbox is [minLong, minLat, maxLong, maxLat]",
+            ));
+        }
+        let mut reports: Vec<Report> = {
+            let view = state(ctx).citizens.view.read().expect("view lock");
+            view.reports
+                .values()
+                .filter(|r| {
+                    let s = &r.submitted;
+                    f.commune_code.as_ref().is_none_or(|c| *c == s.commune_code)
+                        && f.status.is_none_or(|st| r.status == st.into())
+                        && f.service_code.as_ref().is_none_or(|c| *c == s.service_code)
+                        && f.since.is_none_or(|t| r.requested >= t)
+                        && f.bbox.as_ref().is_none_or(|b| {
+                            (b[0]..=b[2]).contains(&s.long) && (b[1]..=b[3]).contains(&s.lat)
+                        })
+                })
+                .cloned()
+                .map(Report)
+                .collect()
+        };
+        reports.sort_by(|a, b| {
+            (b.0.requested, &b.0.submitted.report_id)
+                .cmp(&(a.0.requested, &a.0.submitted.report_id))
+        });
+        paginate(reports, first, after)
+    }
+
+    /// One report, with its history.
+    async fn report(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Report> {
+        let view = state(ctx).citizens.view.read().expect("view lock");
+        view.reports
+            .get(id.as_str())
+            .cloned()
+            .map(Report)
+            .ok_or_else(|| error(Code::NotFound, format!("no report {}", id.as_str())))
+    }
+
+    /// Ideas of the idea box (hidden ones only for staff).
+    async fn ideas(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<IdeaFilter>,
+        order_by: Option<IdeaOrder>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Idea>> {
+        let f = filter.unwrap_or_default();
+        let state = state(ctx);
+        let staff = caller(ctx).staff().is_some();
+        let now = Utc::now();
+        let mut ideas: Vec<Idea> = {
+            let view = state.citizens.view.read().expect("view lock");
+            view.ideas
+                .values()
+                .filter(|i| {
+                    (staff || i.visible(state.options.flags_to_hide))
+                        && f.theme.is_none_or(|t| i.submitted.theme == t.into())
+                        && f.state.is_none_or(|s| i.state == s.into())
+                        && f.commune_code
+                            .as_ref()
+                            .is_none_or(|c| i.submitted.commune_code.as_ref() == Some(c))
+                })
+                .cloned()
+                .map(Idea)
+                .collect()
+        };
+        let key = |i: &Idea| (i.0.created, i.0.submitted.idea_id.clone());
+        match order_by.unwrap_or_default() {
+            IdeaOrder::Newest => ideas.sort_by_key(|i| std::cmp::Reverse(key(i))),
+            IdeaOrder::Supports => {
+                ideas.sort_by_key(|i| std::cmp::Reverse((i.0.supporters.len(), key(i))))
+            }
+            IdeaOrder::Trending => ideas.sort_by_key(|i| {
+                std::cmp::Reverse((i.0.recent_supports(now, 7), i.0.supporters.len(), key(i)))
+            }),
+        }
+        paginate(ideas, first, after)
+    }
+
+    /// One idea.
+    async fn idea(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Idea> {
+        let state = state(ctx);
+        let view = state.citizens.view.read().expect("view lock");
+        view.ideas
+            .get(id.as_str())
+            .filter(|i| caller(ctx).staff().is_some() || i.visible(state.options.flags_to_hide))
+            .cloned()
+            .map(Idea)
+            .ok_or_else(|| error(Code::NotFound, format!("no idea {}", id.as_str())))
+    }
+
+    /// The latest reading of every bin.
+    async fn bins(
+        &self,
+        ctx: &Context<'_>,
+        commune_code: Option<String>,
+        min_filling_level: Option<f64>,
+    ) -> async_graphql::Result<Vec<Bin>> {
+        let rows = state(ctx)
+            .sensors
+            .bins(commune_code.as_deref(), min_filling_level)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Bin alerts (fill, fire, status, silent): the latest state of each episode.
+    async fn fill_alerts(
+        &self,
+        ctx: &Context<'_>,
+        open: Option<bool>,
+        commune_code: Option<String>,
+    ) -> async_graphql::Result<Vec<Alert>> {
+        let rows = state(ctx)
+            .sensors
+            .alerts(OutputTable::FillAlerts, open, commune_code.as_deref())
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Bins to collect before a time: full already, or predicted full by then.
+    async fn bins_to_collect(
+        &self,
+        ctx: &Context<'_>,
+        before: DateTime<Utc>,
+        commune_code: Option<String>,
+        waste_kind: Option<String>,
+    ) -> async_graphql::Result<Vec<BinToCollect>> {
+        let rows = state(ctx)
+            .sensors
+            .bins_to_collect(before, commune_code.as_deref(), waste_kind.as_deref())
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// People counted per zone and window (`PT5M` or `PT1H`).
+    async fn footfall(
+        &self,
+        ctx: &Context<'_>,
+        zone: Option<String>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        window: Option<String>,
+    ) -> async_graphql::Result<Vec<Footfall>> {
+        check_range(from, to)?;
+        let window = window_of(window)?;
+        let rows = state(ctx)
+            .sensors
+            .footfall(zone.as_deref(), from, to, &window)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Visitors per site and hour.
+    async fn site_presence(
+        &self,
+        ctx: &Context<'_>,
+        site: Option<String>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> async_graphql::Result<Vec<SitePresence>> {
+        check_range(from, to)?;
+        let rows = state(ctx)
+            .sensors
+            .site_presence(site.as_deref(), from, to)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Daily vine indicators per station, `from` and `to` included.
+    async fn vine_indicators(
+        &self,
+        ctx: &Context<'_>,
+        station: Option<String>,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> async_graphql::Result<Vec<VineIndicator>> {
+        if to < from {
+            return Err(error(Code::BadUserInput, "`to` must not be before `from`"));
+        }
+        let rows = state(ctx)
+            .sensors
+            .vine_indicators(station.as_deref(), from, to)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Vine alerts (frost): the latest state of each episode.
+    async fn vine_alerts(
+        &self,
+        ctx: &Context<'_>,
+        open: Option<bool>,
+    ) -> async_graphql::Result<Vec<Alert>> {
+        let rows = state(ctx)
+            .sensors
+            .alerts(OutputTable::VineAlerts, open, None)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+}

@@ -1,0 +1,599 @@
+//! Citizens' writes and staff actions: the events the API puts on Kafka, and what they
+//! mean (the reports' service catalogue, statuses, the idea box's themes and states).
+//!
+//! The API never keeps state of its own: every write is one [`CitizenEvent`] on a topic
+//! (`vallee.citizen.reports`, `vallee.citizen.ideas`, `vallee.staff.audit`), keyed by the
+//! report or idea id so one entity's events stay in order on one partition. Ingest lands
+//! them in Delta through the same exactly-once path as the sensors; every API replica
+//! rebuilds its view by replaying the topics. Contact details are *not* in these events
+//! (only whether there are some): they stay in the restricted store under `private/`.
+//!
+//! Citizens appear only as pseudonyms (a keyed hash of their anonymous token, computed by
+//! the API), enough to count one support per citizen exactly after a rebuild.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, SchemaRef};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::decode::Rejection;
+use crate::events::{Observation, closing_fields, observation_fields, schema_of};
+use crate::time::TimeSource;
+
+/// Who is competent for a kind of report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Competence {
+    /// The commune where the problem is (its town hall's technical services).
+    Commune,
+    /// The intercommunality (waste collection, economic zones, tourism…).
+    Intercommunality,
+}
+
+/// One entry of the reports' service catalogue (Open311 `service`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    pub code: &'static str,
+    /// Name shown to citizens, in French.
+    pub name: &'static str,
+    /// Open311 `group`.
+    pub group: &'static str,
+    pub keywords: &'static [&'static str],
+    pub competence: Competence,
+    /// Days within which the competent agency commits to act (`expected_datetime`).
+    pub delay_days: u32,
+}
+
+/// The catalogue: what a French valley's citizens report, and who handles it. Waste,
+/// economic zones and tourism are the intercommunality's competences; roads, lighting and
+/// public spaces stay with the communes.
+pub const SERVICES: &[Service] = &[
+    Service {
+        code: "bin-overflowing",
+        name: "Conteneur plein ou débordant",
+        group: "Déchets",
+        keywords: &["poubelle", "conteneur", "débordement", "ordures"],
+        competence: Competence::Intercommunality,
+        delay_days: 2,
+    },
+    Service {
+        code: "bin-damaged",
+        name: "Conteneur endommagé ou brûlé",
+        group: "Déchets",
+        keywords: &["poubelle", "conteneur", "cassé", "incendie"],
+        competence: Competence::Intercommunality,
+        delay_days: 7,
+    },
+    Service {
+        code: "illegal-dumping",
+        name: "Dépôt sauvage",
+        group: "Déchets",
+        keywords: &["encombrant", "gravats", "dépôt"],
+        competence: Competence::Intercommunality,
+        delay_days: 5,
+    },
+    Service {
+        code: "pothole",
+        name: "Nid-de-poule ou chaussée dégradée",
+        group: "Voirie",
+        keywords: &["route", "trou", "chaussée", "trottoir"],
+        competence: Competence::Commune,
+        delay_days: 14,
+    },
+    Service {
+        code: "street-light",
+        name: "Éclairage public en panne",
+        group: "Voirie",
+        keywords: &["lampadaire", "éclairage", "nuit"],
+        competence: Competence::Commune,
+        delay_days: 10,
+    },
+    Service {
+        code: "graffiti",
+        name: "Tag ou graffiti",
+        group: "Propreté",
+        keywords: &["tag", "graffiti", "mur"],
+        competence: Competence::Commune,
+        delay_days: 14,
+    },
+    Service {
+        code: "fallen-tree",
+        name: "Arbre ou branche tombé",
+        group: "Espaces verts",
+        keywords: &["arbre", "branche", "tempête"],
+        competence: Competence::Commune,
+        delay_days: 2,
+    },
+    Service {
+        code: "water-leak",
+        name: "Fuite d'eau sur la voie publique",
+        group: "Eau",
+        keywords: &["fuite", "eau", "canalisation"],
+        competence: Competence::Intercommunality,
+        delay_days: 1,
+    },
+    Service {
+        code: "signage",
+        name: "Panneau de signalisation abîmé",
+        group: "Voirie",
+        keywords: &["panneau", "signalisation"],
+        competence: Competence::Commune,
+        delay_days: 14,
+    },
+    Service {
+        code: "activity-zone",
+        name: "Problème dans la zone d'activités",
+        group: "Économie",
+        keywords: &["zone", "entreprise", "parking"],
+        competence: Competence::Intercommunality,
+        delay_days: 10,
+    },
+    Service {
+        code: "tourism-site",
+        name: "Problème sur un site touristique ou un sentier",
+        group: "Tourisme",
+        keywords: &["sentier", "site", "balisage", "parcours"],
+        competence: Competence::Intercommunality,
+        delay_days: 10,
+    },
+    Service {
+        code: "noise",
+        name: "Nuisance sonore",
+        group: "Tranquillité",
+        keywords: &["bruit", "nuisance"],
+        competence: Competence::Commune,
+        delay_days: 7,
+    },
+];
+
+/// Looks a service up by its code.
+pub fn service(code: &str) -> Option<&'static Service> {
+    SERVICES.iter().find(|s| s.code == code)
+}
+
+/// Open311 status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportStatus {
+    Open,
+    Closed,
+}
+
+/// The finer status staff set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Substatus {
+    Acknowledged,
+    InProgress,
+    Scheduled,
+    Fixed,
+    Duplicate,
+    NotResponsible,
+}
+
+/// The policy's six orientations, the idea box's themes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdeaTheme {
+    DigitalServices,
+    DigitalCommunication,
+    LocalEconomy,
+    WineSector,
+    TourismCulture,
+    DigitalForAll,
+}
+
+/// An idea's answer state (Decidim's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdeaState {
+    NotAnswered,
+    Evaluating,
+    Accepted,
+    Rejected,
+    Withdrawn,
+}
+
+/// Why a citizen flags an idea for moderation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagReason {
+    Spam,
+    Offensive,
+    DoesNotBelong,
+}
+
+/// A new report (Open311 `POST requests`), as routed by the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportSubmitted {
+    pub report_id: String,
+    pub service_code: String,
+    pub description: String,
+    pub lat: f64,
+    pub long: f64,
+    pub address_string: Option<String>,
+    pub media_url: Option<String>,
+    pub commune_code: String,
+    pub agency_responsible: String,
+    pub expected_datetime: DateTime<Utc>,
+    /// Whether contact details were left (they are in the restricted store, not here).
+    pub has_contact: bool,
+    /// Pseudonym of the citizen's token, if the report was not anonymous.
+    pub author: Option<String>,
+}
+
+/// A new idea.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdeaSubmitted {
+    pub idea_id: String,
+    pub title: String,
+    pub body: String,
+    pub theme: IdeaTheme,
+    pub commune_code: Option<String>,
+    pub author: String,
+    /// False when pre-moderation is on: hidden until a moderator shows it.
+    pub visible: bool,
+}
+
+/// What happened; the `type` of the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum CitizenChange {
+    ReportSubmitted(ReportSubmitted),
+    #[serde(rename_all = "camelCase")]
+    ReportFollowed {
+        report_id: String,
+        follower: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    ReportStatusChanged {
+        report_id: String,
+        status: ReportStatus,
+        substatus: Option<Substatus>,
+        status_notes: Option<String>,
+    },
+    IdeaSubmitted(IdeaSubmitted),
+    #[serde(rename_all = "camelCase")]
+    IdeaSupported {
+        idea_id: String,
+        supporter: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    IdeaSupportWithdrawn {
+        idea_id: String,
+        supporter: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    IdeaCommented {
+        idea_id: String,
+        comment_id: String,
+        body: String,
+        author: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    IdeaFlagged {
+        idea_id: String,
+        flagger: String,
+        reason: FlagReason,
+    },
+    #[serde(rename_all = "camelCase")]
+    IdeaAnswered {
+        idea_id: String,
+        state: IdeaState,
+        answer: Option<String>,
+    },
+    /// A moderator hides or shows an idea.
+    #[serde(rename_all = "camelCase")]
+    IdeaModerated {
+        idea_id: String,
+        hidden: bool,
+    },
+    /// A staff action, recorded in the audit table whatever it was.
+    #[serde(rename_all = "camelCase")]
+    StaffAction {
+        action: String,
+        target: String,
+        /// The staff member's scope: a commune code, or `intercommunality`.
+        scope: String,
+        detail: Option<String>,
+    },
+}
+
+/// Longest free text accepted (description, body, notes, answers), in characters.
+pub const MAX_TEXT_CHARS: usize = 5_000;
+
+impl CitizenChange {
+    /// The event's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CitizenChange::ReportSubmitted(_) => "ReportSubmitted",
+            CitizenChange::ReportFollowed { .. } => "ReportFollowed",
+            CitizenChange::ReportStatusChanged { .. } => "ReportStatusChanged",
+            CitizenChange::IdeaSubmitted(_) => "IdeaSubmitted",
+            CitizenChange::IdeaSupported { .. } => "IdeaSupported",
+            CitizenChange::IdeaSupportWithdrawn { .. } => "IdeaSupportWithdrawn",
+            CitizenChange::IdeaCommented { .. } => "IdeaCommented",
+            CitizenChange::IdeaFlagged { .. } => "IdeaFlagged",
+            CitizenChange::IdeaAnswered { .. } => "IdeaAnswered",
+            CitizenChange::IdeaModerated { .. } => "IdeaModerated",
+            CitizenChange::StaffAction { .. } => "StaffAction",
+        }
+    }
+
+    /// The report, idea or staff target the event is about (the Kafka key).
+    pub fn entity_id(&self) -> &str {
+        match self {
+            CitizenChange::ReportSubmitted(r) => &r.report_id,
+            CitizenChange::ReportFollowed { report_id, .. }
+            | CitizenChange::ReportStatusChanged { report_id, .. } => report_id,
+            CitizenChange::IdeaSubmitted(i) => &i.idea_id,
+            CitizenChange::IdeaSupported { idea_id, .. }
+            | CitizenChange::IdeaSupportWithdrawn { idea_id, .. }
+            | CitizenChange::IdeaCommented { idea_id, .. }
+            | CitizenChange::IdeaFlagged { idea_id, .. }
+            | CitizenChange::IdeaAnswered { idea_id, .. }
+            | CitizenChange::IdeaModerated { idea_id, .. } => idea_id,
+            CitizenChange::StaffAction { target, .. } => target,
+        }
+    }
+
+    /// The commune the event is about, when it names one.
+    pub fn commune_code(&self) -> Option<&str> {
+        match self {
+            CitizenChange::ReportSubmitted(r) => Some(&r.commune_code),
+            CitizenChange::IdeaSubmitted(i) => i.commune_code.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn texts(&self) -> Vec<(&'static str, &str)> {
+        let mut texts = vec![("entity id", self.entity_id())];
+        match self {
+            CitizenChange::ReportSubmitted(r) => texts.push(("description", &r.description)),
+            CitizenChange::ReportStatusChanged {
+                status_notes: Some(n),
+                ..
+            } => texts.push(("statusNotes", n)),
+            CitizenChange::IdeaSubmitted(i) => {
+                texts.push(("title", &i.title));
+                texts.push(("body", &i.body));
+            }
+            CitizenChange::IdeaCommented { body, .. } => texts.push(("body", body)),
+            CitizenChange::IdeaAnswered {
+                answer: Some(a), ..
+            } => texts.push(("answer", a)),
+            _ => {}
+        }
+        texts
+    }
+}
+
+/// One citizen or staff event as it travels on Kafka (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CitizenEvent {
+    /// Event id (a UUID), unique: replays and redeliveries are recognised by it.
+    pub id: String,
+    /// When the API accepted the write.
+    #[serde(rename = "dateObserved")]
+    pub date_observed: DateTime<Utc>,
+    /// `anonymous`, `citizen:<pseudonym>` or `staff:<name>`.
+    pub actor: String,
+    #[serde(flatten)]
+    pub change: CitizenChange,
+}
+
+impl CitizenEvent {
+    /// A new event with a fresh id, now.
+    pub fn new(actor: impl Into<String>, change: CitizenChange) -> Self {
+        CitizenEvent {
+            id: uuid_v4(),
+            date_observed: Utc::now(),
+            actor: actor.into(),
+            change,
+        }
+    }
+
+    /// The JSON sent on Kafka.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("citizen events always serialize")
+    }
+
+    /// Parses and checks an event (ingest and every API replica use this).
+    pub fn parse(value: serde_json::Value) -> Result<Self, Rejection> {
+        let event: CitizenEvent = serde_json::from_value(value)
+            .map_err(|e| Rejection::schema(format!("citizen event: {e}")))?;
+        event.validate()?;
+        Ok(event)
+    }
+
+    /// Checks identifiers, text lengths and coordinates.
+    pub fn validate(&self) -> Result<(), Rejection> {
+        if self.id.trim().is_empty() {
+            return Err(Rejection::schema("id must be a non-empty string"));
+        }
+        for (name, text) in self.change.texts() {
+            if name == "entity id" && text.trim().is_empty() {
+                return Err(Rejection::schema(
+                    "the entity id must be a non-empty string",
+                ));
+            }
+            if text.chars().count() > MAX_TEXT_CHARS {
+                return Err(Rejection::range(format!(
+                    "{name} is longer than {MAX_TEXT_CHARS} characters"
+                )));
+            }
+        }
+        if let CitizenChange::ReportSubmitted(r) = &self.change {
+            if !(-90.0..=90.0).contains(&r.lat) || !(-180.0..=180.0).contains(&r.long) {
+                return Err(Rejection::range(format!(
+                    "lat/long = {}/{} is not a WGS 84 position",
+                    r.lat, r.long
+                )));
+            }
+            if service(&r.service_code).is_none() {
+                return Err(Rejection::range(format!(
+                    "unknown serviceCode {:?}",
+                    r.service_code
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The event as one row of its lake table.
+    pub fn record(&self) -> CitizenRecord {
+        let mut payload = serde_json::to_value(&self.change).unwrap_or_default();
+        if let Some(o) = payload.as_object_mut() {
+            o.remove("type");
+        }
+        CitizenRecord {
+            observation: Observation {
+                id: self.id.clone(),
+                date_observed: self.date_observed,
+                time_source: TimeSource::DateObserved,
+            },
+            kind: self.change.kind().to_string(),
+            entity_id: self.change.entity_id().to_string(),
+            actor: self.actor.clone(),
+            commune_code: self.change.commune_code().map(str::to_string),
+            payload: payload.to_string(),
+        }
+    }
+}
+
+/// One row of `citizen_reports`, `citizen_ideas` or `staff_audit`: the event's common
+/// columns, and the rest of it as JSON text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CitizenRecord {
+    #[serde(flatten)]
+    pub observation: Observation,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(rename = "entityId")]
+    pub entity_id: String,
+    pub actor: String,
+    #[serde(rename = "communeCode")]
+    pub commune_code: Option<String>,
+    pub payload: String,
+}
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    schema_of([
+        observation_fields(),
+        vec![
+            Field::new("type", DataType::Utf8, false),
+            Field::new("entityId", DataType::Utf8, false),
+            Field::new("actor", DataType::Utf8, false),
+            Field::new("communeCode", DataType::Utf8, true),
+            Field::new("payload", DataType::Utf8, false),
+        ],
+        closing_fields(false),
+    ])
+});
+
+/// Arrow schema of the citizen tables.
+pub fn schema() -> SchemaRef {
+    Arc::clone(&SCHEMA)
+}
+
+/// A random (version 4) UUID.
+pub fn uuid_v4() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submitted() -> CitizenEvent {
+        CitizenEvent::new(
+            "anonymous",
+            CitizenChange::ReportSubmitted(ReportSubmitted {
+                report_id: "r-1".into(),
+                service_code: "pothole".into(),
+                description: "Un trou profond devant la mairie".into(),
+                lat: 43.6521,
+                long: 3.5512,
+                address_string: None,
+                media_url: None,
+                commune_code: "34114".into(),
+                agency_responsible: "Mairie de Gignac".into(),
+                expected_datetime: Utc::now(),
+                has_contact: true,
+                author: None,
+            }),
+        )
+    }
+
+    #[test]
+    fn an_event_round_trips_through_json_with_its_type() {
+        let e = submitted();
+        let json: serde_json::Value = serde_json::from_slice(&e.to_json()).unwrap();
+        assert_eq!(json["type"], "ReportSubmitted");
+        assert_eq!(json["serviceCode"], "pothole");
+        assert_eq!(CitizenEvent::parse(json).unwrap(), e);
+    }
+
+    #[test]
+    fn contact_details_have_no_field_in_the_event() {
+        let json = String::from_utf8(submitted().to_json()).unwrap();
+        for word in ["email", "phone", "contact\""] {
+            assert!(!json.contains(word), "{word} in {json}");
+        }
+    }
+
+    #[test]
+    fn bad_events_are_refused_with_a_reason() {
+        let mut e = submitted();
+        if let CitizenChange::ReportSubmitted(r) = &mut e.change {
+            r.lat = 123.0;
+        }
+        let err = e.validate().unwrap_err();
+        assert_eq!(err.reason, crate::decode::Reason::Range);
+        let mut e = submitted();
+        if let CitizenChange::ReportSubmitted(r) = &mut e.change {
+            r.description = "x".repeat(MAX_TEXT_CHARS + 1);
+        }
+        assert_eq!(
+            e.validate().unwrap_err().reason,
+            crate::decode::Reason::Range
+        );
+        let unknown = serde_json::json!({"id": "e", "type": "ReportDeleted", "actor": "x",
+            "dateObserved": "2026-11-28T10:00:00Z", "reportId": "r"});
+        assert_eq!(
+            CitizenEvent::parse(unknown).unwrap_err().reason,
+            crate::decode::Reason::Schema
+        );
+    }
+
+    #[test]
+    fn the_record_keeps_the_common_columns_and_the_rest_as_json() {
+        let r = submitted().record();
+        assert_eq!(r.kind, "ReportSubmitted");
+        assert_eq!(r.entity_id, "r-1");
+        assert_eq!(r.commune_code.as_deref(), Some("34114"));
+        let payload: serde_json::Value = serde_json::from_str(&r.payload).unwrap();
+        assert_eq!(payload["description"], "Un trou profond devant la mairie");
+        assert!(payload.get("type").is_none());
+    }
+
+    #[test]
+    fn every_service_has_a_unique_code_and_a_french_name() {
+        let mut codes: Vec<_> = SERVICES.iter().map(|s| s.code).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), SERVICES.len());
+        assert!(service("pothole").is_some() && service("nope").is_none());
+    }
+
+    #[test]
+    fn uuids_are_version_4_and_distinct() {
+        let (a, b) = (uuid_v4(), uuid_v4());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+    }
+}
