@@ -212,6 +212,7 @@ fn print_banner(
         (false, true) => {
             "stream stage → footfall, site_presence, fill_alerts, vine_*, bin_forecast, vallee.alerts"
         }
+        (false, false) if config.api.is_some() => "API replica (its view replayed from the topics)",
         (false, false) => "none",
     };
     let api = if config.api.is_some() {

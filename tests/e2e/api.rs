@@ -30,9 +30,9 @@ struct Hub {
 fn write_config(world: &World) -> std::path::PathBuf {
     let base = std::fs::read_to_string(world.config_file()).unwrap();
     let text = format!(
-        "{base}\n[stream]\nidle_timeout_ms = 2000\nflush_interval_ms = 500\n\n[api]\nmutations_per_minute_per_token = {TOKEN_MUTATION_LIMIT}\n\n\
+        "{base}\n[stream]\nidle_timeout_ms = 2000\nflush_interval_ms = 500\n\n[api]\nmutations_per_minute_per_token = {TOKEN_MUTATION_LIMIT}\ntoken_secret = \"shared-by-the-replicas\"\n\n\
          [[api.staff]]\nname = \"mairie-gignac\"\ntoken_sha256 = \"{}\"\ncommune = \"{GIGNAC}\"\n\n\
-         [[api.staff]]\nname = \"ccvh\"\ntoken_sha256 = \"{}\"\n",
+         [[api.staff]]\nname = \"ccvh\"\ntoken_sha256 = \"{}\"",
         sha256_hex(GIGNAC_STAFF),
         sha256_hex(CCVH_STAFF),
     );
@@ -42,13 +42,20 @@ fn write_config(world: &World) -> std::path::PathBuf {
 }
 
 impl Hub {
+    /// `vallee up` (ingest, stream stage, API) on the world's broker and data dir.
     async fn start(world: &World, name: &str) -> Hub {
+        Hub::spawn(world, name, &["up", "--no-simulate"], &world.data_dir()).await
+    }
+
+    /// `vallee <args…>` on the world's broker, with its own data dir.
+    async fn spawn(world: &World, name: &str, args: &[&str], data_dir: &Path) -> Hub {
         let http = free_addr();
         let log = std::fs::File::create(world.dir.path().join(format!("{name}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_vallee"))
-            .args(["--config", path_str(&write_config(world)), "up"])
-            .args(["--kafka-brokers", &world.brokers(), "--no-simulate"])
-            .args(["--data-dir", path_str(&world.data_dir())])
+            .args(["--config", path_str(&write_config(world))])
+            .args(args)
+            .args(["--kafka-brokers", &world.brokers()])
+            .args(["--data-dir", path_str(data_dir)])
             .args(["--http-addr", &http.to_string()])
             .env("RUST_LOG", "info,buoyant_kernel=warn,deltalake_core=warn")
             .stdout(Stdio::from(log.try_clone().unwrap()))
@@ -734,39 +741,14 @@ async fn idea_box_with_concurrent_supports_flags_answers_limits_and_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_receives_a_fill_alert_raised_by_sensor_events() {
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     let world = World::new(3).await;
     let hub = Hub::start(&world, "hub").await;
-    let mut request = format!("ws://{}/graphql/ws", hub.http)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    ws.send(Message::Text(
-        json!({"type": "connection_init", "payload": {}})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    let ack = ws.next().await.unwrap().unwrap();
-    assert!(ack.to_text().unwrap().contains("connection_ack"), "{ack}");
-    ws.send(Message::Text(
-        json!({"id": "1", "type": "subscribe", "payload": {"query":
-            "subscription { alerts(kinds: [FILL]) { alertId kind entityId state fillingLevel communeCode } }"}})
-        .to_string()
-        .into(),
-    ))
-    .await
-    .unwrap();
-    // Give the server a moment to register the subscription (it answers nothing until
-    // the first alert), then raise one.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut ws = subscribe(
+        hub.http,
+        "subscription { alerts(kinds: [FILL]) { alertId kind entityId state fillingLevel communeCode } }",
+    )
+    .await;
 
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", world.brokers())
@@ -790,19 +772,8 @@ async fn a_subscription_receives_a_fill_alert_raised_by_sensor_events() {
             .await
             .unwrap();
     }
-    let next = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let m = ws.next().await.unwrap().unwrap();
-            let Ok(text) = m.to_text() else { continue };
-            let v: Value = serde_json::from_str(text).unwrap_or_default();
-            if v["type"] == "next" {
-                return v;
-            }
-        }
-    })
-    .await
-    .expect("an alert within 60 s");
-    let alert = &next["payload"]["data"]["alerts"];
+    let next = next_data(&mut ws, Duration::from_secs(60)).await;
+    let alert = &next["alerts"];
     assert_eq!(alert["entityId"], bin);
     assert_eq!(alert["kind"], "FILL");
     assert_eq!(alert["state"], "OPEN");
@@ -824,4 +795,120 @@ async fn a_subscription_receives_a_fill_alert_raised_by_sensor_events() {
     })
     .await;
     hub.stop().await;
+}
+
+/// Subscribes over graphql-transport-ws; the socket, acknowledged and subscribed.
+async fn subscribe(
+    http: SocketAddr,
+    query: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{http}/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    ws.send(Message::Text(
+        json!({"type": "connection_init", "payload": {}})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let ack = ws.next().await.unwrap().unwrap();
+    assert!(ack.to_text().unwrap().contains("connection_ack"), "{ack}");
+    ws.send(Message::Text(
+        json!({"id": "1", "type": "subscribe", "payload": {"query": query}})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    // The server answers nothing until the first event: give it a moment to register.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ws
+}
+
+/// The next `next` message's `payload.data`, within `timeout`.
+async fn next_data(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    timeout: Duration,
+) -> Value {
+    tokio::time::timeout(timeout, async {
+        loop {
+            let m = ws.next().await.unwrap().unwrap();
+            let Ok(text) = m.to_text() else { continue };
+            let v: Value = serde_json::from_str(text).unwrap_or_default();
+            if v["type"] == "next" {
+                return v["payload"]["data"].clone();
+            }
+        }
+    })
+    .await
+    .expect("a subscription message in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_replicas_share_only_the_topics_and_push_report_updates() {
+    let world = World::new(3).await;
+    let a = Hub::spawn(&world, "replica-a", &["serve"], &world.dir.path().join("a")).await;
+    let b = Hub::spawn(&world, "replica-b", &["serve"], &world.dir.path().join("b")).await;
+
+    // A write is visible at once on the replica that took it…
+    let id = a
+        .ok(
+            None,
+            SUBMIT,
+            json!({"input": {"serviceCode": "fallen-tree", "description": "Platane tombé",
+                "lat": 43.6521, "long": 3.5512}}),
+        )
+        .await["submitReport"]["report"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let on_a = a.ok(None, REPORT, json!({"id": id})).await;
+    assert_eq!(on_a["report"]["id"], id.as_str());
+    // …and soon on the other, which shares no disk with it.
+    eventually(
+        Duration::from_secs(30),
+        "the report on replica B",
+        || async {
+            b.gql(None, REPORT, json!({"id": id})).await["data"]["report"]["id"] == id.as_str()
+        },
+    )
+    .await;
+
+    // A subscriber on A sees a follow taken by B, with a token A issued (shared secret).
+    let mut ws = subscribe(
+        a.http,
+        &format!("subscription {{ reportUpdated(id: \"{id}\") {{ id followers status }} }}"),
+    )
+    .await;
+    let token = a.token().await;
+    b.ok(
+        Some(&token),
+        "mutation($id: ID!) { followReport(id: $id) { report { followers } } }",
+        json!({"id": id}),
+    )
+    .await;
+    let pushed = next_data(&mut ws, Duration::from_secs(30)).await;
+    assert_eq!(pushed["reportUpdated"]["id"], id.as_str());
+    assert_eq!(pushed["reportUpdated"]["followers"], 1);
+    assert_eq!(
+        b.gql(None, REPORT, json!({"id": id})).await["data"]["report"]["followers"],
+        1
+    );
+    a.stop().await;
+    b.stop().await;
+    // No contact was left, so neither replica wrote any under its private store.
+    for r in ["a", "b"] {
+        let contacts = world.dir.path().join(r).join("private/contacts");
+        assert_eq!(std::fs::read_dir(contacts).unwrap().count(), 0);
+    }
 }
