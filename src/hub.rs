@@ -107,15 +107,25 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
                 .context("stream stage")
         });
     }
+    let ops = Arc::new(vallee_graphql::ops::Ops::new(
+        lake.clone(),
+        brokers.clone(),
+        config
+            .ingest_stage
+            .then(|| (stats.clone(), config.ingest.group_id.clone())),
+        config.stream.is_some().then(|| live.clone()),
+        config.ingest.topics.values().cloned().collect(),
+    ));
+    tokio::spawn(ops.clone().run_sampler(shutdown.child_token()));
     let router = match config.api.clone() {
         Some(mut api) => {
             api.brokers = brokers.clone();
             api.topics = config.ingest.topics.clone();
             vallee_graphql::Api::start(api, lake.clone(), &shutdown)
                 .context("starting the API")?
-                .router()
+                .router(ops)
         }
-        None => vallee_graphql::health_router(),
+        None => vallee_graphql::http::ops_router(ops),
     };
     {
         let token = shutdown.child_token();
@@ -217,12 +227,12 @@ fn print_banner(
     };
     let api = if config.api.is_some() {
         format!(
-            "  graphql    http://{http}/graphql (GraphiQL; subscriptions on ws://{http}/graphql/ws)\n  open311    http://{http}/open311/v2/services.json\n  ready      http://{http}/readyz\n"
+            "  dashboard  http://{http}/\n  graphql    http://{http}/graphql (GraphiQL; subscriptions on ws://{http}/graphql/ws)\n  open311    http://{http}/open311/v2/services.json\n"
         )
     } else {
         String::new()
     };
     println!(
-        "\nSmart Vallée hub is up\n  broker     {broker}\n  lake       {lake}\n  stages     {stages}\n{api}  health     http://{http}/healthz\n  simulator  {sim}\nCtrl-C stops it after a final commit of what was read.\n"
+        "\nSmart Vallée hub is up\n  broker     {broker}\n  lake       {lake}\n  stages     {stages}\n{api}  metrics    http://{http}/metrics\n  health     http://{http}/healthz, http://{http}/readyz\n  simulator  {sim}\nCtrl-C stops it after a final commit of what was read.\n"
     );
 }

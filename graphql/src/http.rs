@@ -16,22 +16,63 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::ApiState;
 use crate::auth::Caller;
+use crate::ops::Ops;
 use crate::schema::{self, ApiSchema, ClientAddr, Code};
 
 /// Both schemas: with limits (every ordinary request) and without (introspection only).
 #[derive(Clone)]
 pub struct Schemas {
     state: Arc<ApiState>,
+    ops: Arc<Ops>,
     limited: ApiSchema,
     introspection: ApiSchema,
 }
 
-/// The hub's routes.
-pub fn router(state: Arc<ApiState>) -> Router {
+/// The operations routes every process serves: `/healthz`, `/readyz`, `/metrics`.
+pub fn ops_router(ops: Arc<Ops>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/readyz", get(ops_readyz))
+        .with_state(ops)
+}
+
+async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        ops.render(),
+    )
+        .into_response()
+}
+
+async fn ops_readyz(State(ops): State<Arc<Ops>>) -> Response {
+    readiness(ops.checks())
+}
+
+fn readiness(checks: std::collections::BTreeMap<&'static str, bool>) -> Response {
+    let ready = checks.values().all(|ok| *ok);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({"ready": ready, "checks": checks})),
+    )
+        .into_response()
+}
+
+/// The hub's routes with the API: GraphQL, GraphiQL, Open311, the dashboard, operations.
+pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
     let schemas = Schemas {
         limited: schema::build(state.clone(), true),
         introspection: schema::build(state.clone(), false),
         state: state.clone(),
+        ops: ops.clone(),
     };
     let api = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
@@ -43,7 +84,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/readyz", get(readyz))
         .with_state(schemas)
         .merge(crate::open311::router(state.clone()))
+        .merge(crate::dashboard::router())
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics).with_state(ops))
         .layer(RequestBodyLimitLayer::new(
             state.options.limits.max_body_bytes,
         ));
@@ -71,17 +114,28 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// Whether a query only asks for the schema (`__schema`, `__type`), which GraphiQL sends
-/// and which is exempt from the complexity and depth limits.
-fn is_introspection(query: &str) -> bool {
+/// and which is exempt from the complexity and depth limits; and its operation kind.
+fn classify(query: &str) -> (bool, &'static str) {
     let Ok(doc) = async_graphql::parser::parse_query(query) else {
-        return false;
+        return (false, "query");
     };
-    doc.operations.iter().all(|(_, op)| {
+    let kind = match doc.operations.iter().next().map(|(_, op)| op.node.ty) {
+        Some(OperationType::Mutation) => "mutation",
+        Some(OperationType::Subscription) => "subscription",
+        _ => "query",
+    };
+    let introspection = doc.operations.iter().all(|(_, op)| {
         op.node.ty == OperationType::Query
             && op.node.selection_set.node.items.iter().all(
                 |s| matches!(&s.node, Selection::Field(f) if f.node.name.node.starts_with("__")),
             )
-    })
+    });
+    (introspection, kind)
+}
+
+#[cfg(test)]
+fn is_introspection(query: &str) -> bool {
+    classify(query).0
 }
 
 /// Every error answered carries `extensions.code`: request-level errors (syntax,
@@ -141,35 +195,36 @@ async fn graphql(
         .into_inner()
         .data(caller)
         .data(ClientAddr(addr.ip()));
-    let schema = if is_introspection(&request.query) {
+    let (introspection, kind) = classify(&request.query);
+    let schema = if introspection {
         &schemas.introspection
     } else {
         &schemas.limited
     };
+    let started = std::time::Instant::now();
     let mut response = schema.execute(request).await;
+    schemas
+        .ops
+        .graphql
+        .record(kind, response.errors.is_empty(), started.elapsed());
     add_codes(&mut response.errors);
     GraphQLResponse::from(response).into_response()
 }
 
-/// `GET /readyz`: 200 once the citizens' view is rebuilt and the alerts feed follows its
-/// topic; 503 with the failing checks before.
+/// `GET /readyz`: 200 once the broker answered, the lake is writable, ingest's lag is
+/// bounded (where ingest runs), the citizens' view is rebuilt and the alerts feed follows
+/// its topic; 503 with the failing checks before.
 async fn readyz(State(schemas): State<Schemas>) -> Response {
-    let view = schemas.state.citizens.is_ready();
-    let alerts = schemas
-        .state
-        .alerts_ready
-        .load(std::sync::atomic::Ordering::Acquire);
-    let ready = view && alerts;
-    let body = serde_json::json!({
-        "ready": ready,
-        "checks": {"citizenView": view, "alertsFeed": alerts},
-    });
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body)).into_response()
+    let mut checks = schemas.ops.checks();
+    checks.insert("citizenView", schemas.state.citizens.is_ready());
+    checks.insert(
+        "alertsFeed",
+        schemas
+            .state
+            .alerts_ready
+            .load(std::sync::atomic::Ordering::Acquire),
+    );
+    readiness(checks)
 }
 
 /// `GET /graphql`: GraphiQL, with its assets served by the hub (works offline).

@@ -6,7 +6,7 @@
 //!  GET  /graphql  (GraphiQL)  ├─ restricted contact store (private/contacts)
 //!  WS   /graphql/ws           ├─ lake (DataFusion over Delta): bins, alerts, footfall…
 //!  /open311/v2/…  ────────────┘  └─ alerts subscription ◄── vallee.alerts consumer
-//!  /healthz /readyz
+//!  GET  /  (dashboard)   /healthz /readyz /metrics
 //! ```
 //! The API keeps no state of its own: writes are Kafka events (see [`citizen`]), reads
 //! come from the view every replica rebuilds and from the lake, so `vallee serve` replicas
@@ -20,12 +20,16 @@
 //! - [`sensors`] — lake reads.
 //! - [`http`] — routes, GraphiQL, error codes, readiness.
 //! - [`open311`] — the GeoReport v2 REST API over the same reports.
+//! - [`ops`] — `/metrics`, readiness checks.
+//! - [`dashboard`] — the live dashboard at `/` (static files, GraphQL from the browser).
 
 pub mod alerts_feed;
 pub mod auth;
 pub mod citizen;
+pub mod dashboard;
 pub mod http;
 pub mod open311;
+pub mod ops;
 pub mod options;
 pub mod rate_limit;
 pub mod schema;
@@ -157,14 +161,9 @@ impl Api {
     }
 
     /// The routes.
-    pub fn router(&self) -> Router {
-        http::router(self.state.clone())
+    pub fn router(&self, ops: Arc<ops::Ops>) -> Router {
+        http::router(self.state.clone(), ops)
     }
-}
-
-/// The routes of a process without the API (a lone ingest or stream stage): `/healthz`.
-pub fn health_router() -> Router {
-    Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }))
 }
 
 /// A bound listener, so the caller learns the real address before serving (port 0).

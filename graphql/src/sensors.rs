@@ -152,6 +152,21 @@ fn ts(t: DateTime<Utc>) -> String {
     format!("TIMESTAMP '{}'", t.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
 }
 
+/// `column` within `[from, to)`, or, without a range, within `span` before the newest
+/// value (`newest`: a scalar subquery) — what a dashboard wants when the data's clock is
+/// not the wall clock (replays, the simulator running ahead).
+fn time_range(
+    column: &str,
+    range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    newest: &str,
+    span: &str,
+) -> String {
+    match range {
+        Some((from, to)) => format!("{column} >= {} AND {column} < {}", ts(from), ts(to)),
+        None => format!("{column} >= ({newest}) - INTERVAL '{span}'"),
+    }
+}
+
 impl SensorReader {
     pub fn new(lake: Arc<Lake>) -> Self {
         SensorReader {
@@ -260,15 +275,18 @@ impl SensorReader {
     pub async fn footfall(
         &self,
         zone: Option<&str>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        range: Option<(DateTime<Utc>, DateTime<Utc>)>,
         window: &str,
     ) -> Result<Vec<FootfallRow>> {
         let mut filter = format!(
-            "rn = 1 AND \"window\" = {} AND \"dateObservedFrom\" >= {} AND \"dateObservedFrom\" < {}",
+            "rn = 1 AND \"window\" = {} AND {}",
             lit(window),
-            ts(from),
-            ts(to)
+            time_range(
+                "\"dateObservedFrom\"",
+                range,
+                "SELECT max(\"dateObservedFrom\") FROM footfall",
+                "6 hours"
+            )
         );
         if let Some(z) = zone {
             filter += &format!(" AND zone = {}", lit(z));
@@ -287,10 +305,17 @@ impl SensorReader {
     pub async fn site_presence(
         &self,
         site: Option<&str>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        range: Option<(DateTime<Utc>, DateTime<Utc>)>,
     ) -> Result<Vec<PresenceRow>> {
-        let mut filter = format!("rn = 1 AND hour >= {} AND hour < {}", ts(from), ts(to));
+        let mut filter = format!(
+            "rn = 1 AND {}",
+            time_range(
+                "hour",
+                range,
+                "SELECT max(hour) FROM site_presence",
+                "24 hours"
+            )
+        );
         if let Some(s) = site {
             filter += &format!(" AND site = {}", lit(s));
         }
@@ -307,10 +332,13 @@ impl SensorReader {
     pub async fn vine_indicators(
         &self,
         station: Option<&str>,
-        from: NaiveDate,
-        to: NaiveDate,
+        range: Option<(NaiveDate, NaiveDate)>,
     ) -> Result<Vec<VineRow>> {
-        let mut filter = format!("rn = 1 AND day >= DATE '{from}' AND day <= DATE '{to}'");
+        let mut filter = match range {
+            Some((from, to)) => format!("rn = 1 AND day >= DATE '{from}' AND day <= DATE '{to}'"),
+            None => "rn = 1 AND day >= (SELECT max(day) FROM vine_indicators) - INTERVAL '6 days'"
+                .to_string(),
+        };
         if let Some(s) = station {
             filter += &format!(" AND station = {}", lit(s));
         }

@@ -32,7 +32,7 @@ pub struct SimulatorOptions {
     pub max_rate: u32,
     /// Stop after this long (real time); `None`: until shutdown.
     pub duration: Option<Duration>,
-    /// Simulated start time; `None`: now.
+    /// Simulated start time; `None`: [`lively_start`] of now.
     pub start: Option<DateTime<Utc>>,
     pub shape: ValleyShape,
 }
@@ -138,7 +138,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<SimulatorReport> {
     let producer = producer(&options.brokers)?;
-    let start = options.start.unwrap_or_else(Utc::now);
+    let start = options.start.unwrap_or_else(|| lively_start(Utc::now()));
     let mut valley = Valley::new(options.shape.clone(), start);
     let mut report = SimulatorReport::default();
     let began = Instant::now();
@@ -171,4 +171,63 @@ pub async fn run(
     }
     tracing::info!(produced = report.produced, "simulator stopped");
     Ok(report)
+}
+
+/// Where a simulation starting `now` begins: now during a working day (07:00–18:00 in the
+/// valley, Monday to Friday), else the last working morning at 07:30. At night or on a
+/// Sunday the activity zone is empty and the trucks are parked: a newcomer who starts the
+/// hub then would see a valley asleep.
+pub fn lively_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{Datelike, TimeZone, Timelike, Weekday};
+    let paris = chrono_tz::Europe::Paris;
+    let local = now.with_timezone(&paris);
+    let working = |d: Weekday| !matches!(d, Weekday::Sat | Weekday::Sun);
+    if working(local.weekday()) && (7..18).contains(&local.hour()) {
+        return now;
+    }
+    let mut day = local.date_naive();
+    if local.hour() < 7 || !working(local.weekday()) {
+        day = day.pred_opt().unwrap_or(day);
+    }
+    while !working(day.weekday()) {
+        day = day.pred_opt().unwrap_or(day);
+    }
+    let morning = day.and_hms_opt(7, 30, 0).expect("a valid time");
+    paris
+        .from_local_datetime(&morning)
+        .earliest()
+        .map_or(now, |t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod lively_tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn nights_and_weekends_start_on_the_last_working_morning() {
+        // Wednesday 10:00 Paris: now.
+        assert_eq!(
+            lively_start(utc("2026-11-25T09:00:00Z")),
+            utc("2026-11-25T09:00:00Z")
+        );
+        // Saturday 23:22 Paris: Friday 07:30 Paris.
+        assert_eq!(
+            lively_start(utc("2026-11-28T22:22:00Z")),
+            utc("2026-11-27T06:30:00Z")
+        );
+        // Monday 05:00 Paris: Friday 07:30.
+        assert_eq!(
+            lively_start(utc("2026-11-30T04:00:00Z")),
+            utc("2026-11-27T06:30:00Z")
+        );
+        // Tuesday 20:00 Paris (summer time): Tuesday 07:30.
+        assert_eq!(
+            lively_start(utc("2026-06-02T18:00:00Z")),
+            utc("2026-06-02T05:30:00Z")
+        );
+    }
 }

@@ -7,6 +7,7 @@ mod helpers;
 mod api;
 mod cli;
 mod contract;
+mod dashboard;
 mod graceful_stop;
 mod kill_restart;
 mod rebalance;

@@ -24,7 +24,22 @@ fn window_of(window: Option<String>) -> async_graphql::Result<String> {
     }
 }
 
-fn check_range(from: DateTime<Utc>, to: DateTime<Utc>) -> async_graphql::Result<()> {
+type Range = Option<(DateTime<Utc>, DateTime<Utc>)>;
+
+fn check_range(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> async_graphql::Result<Range> {
+    let (from, to) = match (from, to) {
+        (Some(f), Some(t)) => (f, t),
+        (None, None) => return Ok(None),
+        _ => {
+            return Err(error(
+                Code::BadUserInput,
+                "give both `from` and `to`, or neither",
+            ));
+        }
+    };
     if to <= from {
         return Err(error(Code::BadUserInput, "`to` must be after `from`"));
     }
@@ -34,7 +49,7 @@ fn check_range(from: DateTime<Utc>, to: DateTime<Utc>) -> async_graphql::Result<
             "ask for at most one year at a time",
         ));
     }
-    Ok(())
+    Ok(Some((from, to)))
 }
 
 #[Object]
@@ -203,54 +218,67 @@ impl Query {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// People counted per zone and window (`PT5M` or `PT1H`).
+    /// People counted per zone and window (`PT5M` or `PT1H`), windows starting in
+    /// `[from, to)`; without `from` and `to`, the 6 hours before the newest window.
     async fn footfall(
         &self,
         ctx: &Context<'_>,
         zone: Option<String>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
         window: Option<String>,
     ) -> async_graphql::Result<Vec<Footfall>> {
-        check_range(from, to)?;
+        let range = check_range(from, to)?;
         let window = window_of(window)?;
         let rows = state(ctx)
             .sensors
-            .footfall(zone.as_deref(), from, to, &window)
+            .footfall(zone.as_deref(), range, &window)
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// Visitors per site and hour.
+    /// Visitors per site and hour, hours in `[from, to)`; without `from` and `to`, the 24
+    /// hours before the newest.
     async fn site_presence(
         &self,
         ctx: &Context<'_>,
         site: Option<String>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<Vec<SitePresence>> {
-        check_range(from, to)?;
+        let range = check_range(from, to)?;
         let rows = state(ctx)
             .sensors
-            .site_presence(site.as_deref(), from, to)
+            .site_presence(site.as_deref(), range)
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// Daily vine indicators per station, `from` and `to` included.
+    /// Daily vine indicators per station, `from` and `to` included; without them, the 7
+    /// days up to the newest.
     async fn vine_indicators(
         &self,
         ctx: &Context<'_>,
         station: Option<String>,
-        from: NaiveDate,
-        to: NaiveDate,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
     ) -> async_graphql::Result<Vec<VineIndicator>> {
-        if to < from {
-            return Err(error(Code::BadUserInput, "`to` must not be before `from`"));
-        }
+        let range = match (from, to) {
+            (Some(f), Some(t)) if t < f => {
+                return Err(error(Code::BadUserInput, "`to` must not be before `from`"));
+            }
+            (Some(f), Some(t)) => Some((f, t)),
+            (None, None) => None,
+            _ => {
+                return Err(error(
+                    Code::BadUserInput,
+                    "give both `from` and `to`, or neither",
+                ));
+            }
+        };
         let rows = state(ctx)
             .sensors
-            .vine_indicators(station.as_deref(), from, to)
+            .vine_indicators(station.as_deref(), range)
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }

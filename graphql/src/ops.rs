@@ -1,0 +1,387 @@
+//! Operations: `/metrics` (Prometheus text), `/readyz`, `/healthz`, for every process
+//! (`up`, a lone ingest or stream stage, an API replica).
+//!
+//! Every series exists from the start, zero-valued until something happens, so dashboards
+//! and alerts never see a series appear out of nowhere. Values that cost I/O (consumer
+//! lag, files per table) are sampled in the background ([`Ops::run_sampler`]); the handler
+//! only formats.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use vallee_ingest::IngestStats;
+use vallee_lake::{Lake, LakeTable};
+use vallee_schemas::contract::{Stream, Table};
+use vallee_schemas::decode::Reason;
+use vallee_stream::stage::SharedLiveView;
+use vallee_stream::stage::outputs::OutputTable;
+
+/// Kinds of GraphQL operation counted.
+pub const OPERATION_KINDS: [&str; 3] = ["query", "mutation", "subscription"];
+
+/// GraphQL request counters (per operation kind and outcome) and latency sums.
+#[derive(Debug, Default)]
+pub struct GraphqlCounters {
+    ok: [AtomicU64; 3],
+    error: [AtomicU64; 3],
+    micros: [AtomicU64; 3],
+}
+
+impl GraphqlCounters {
+    /// Counts one request of `kind` (an entry of [`OPERATION_KINDS`]).
+    pub fn record(&self, kind: &str, ok: bool, took: Duration) {
+        let i = OPERATION_KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+        if ok {
+            self.ok[i].fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.error[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.micros[i].fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+/// What the operations endpoints report on.
+#[derive(Debug)]
+pub struct Ops {
+    pub lake: Arc<Lake>,
+    pub brokers: String,
+    /// Ingest's counters and group, when this process runs ingest.
+    pub ingest: Option<(Arc<IngestStats>, String)>,
+    /// The stream stage's live view, when this process runs it.
+    pub live: Option<SharedLiveView>,
+    /// Topics whose lag is reported.
+    pub topics: Vec<String>,
+    pub graphql: GraphqlCounters,
+    /// Ready only while the summed ingest lag is at most this. Default 100 000.
+    pub max_ready_lag: i64,
+    lag: RwLock<BTreeMap<(String, i32), i64>>,
+    files: RwLock<BTreeMap<&'static str, u64>>,
+    broker_seen: RwLock<Option<Instant>>,
+    total_lag: AtomicI64,
+    started: Instant,
+    sampled_once: AtomicBool,
+}
+
+fn lake_tables() -> Vec<&'static str> {
+    Table::ALL
+        .iter()
+        .map(|t| t.name())
+        .chain(OutputTable::ALL.iter().map(|t| t.name()))
+        .collect()
+}
+
+impl Ops {
+    pub fn new(
+        lake: Arc<Lake>,
+        brokers: String,
+        ingest: Option<(Arc<IngestStats>, String)>,
+        live: Option<SharedLiveView>,
+        topics: Vec<String>,
+    ) -> Self {
+        Ops {
+            lake,
+            brokers,
+            ingest,
+            live,
+            topics,
+            graphql: GraphqlCounters::default(),
+            max_ready_lag: 100_000,
+            lag: RwLock::default(),
+            files: RwLock::new(lake_tables().into_iter().map(|t| (t, 0)).collect()),
+            broker_seen: RwLock::default(),
+            total_lag: AtomicI64::new(0),
+            started: Instant::now(),
+            sampled_once: AtomicBool::new(false),
+        }
+    }
+
+    /// Samples consumer lag every 5 s and files per table every 30 s until `shutdown`.
+    pub async fn run_sampler(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = 0u64;
+        loop {
+            let me = self.clone();
+            match tokio::task::spawn_blocking(move || me.sample_lag()).await {
+                Ok(Ok(())) => *self.broker_seen.write().expect("ops lock") = Some(Instant::now()),
+                Ok(Err(e)) => tracing::warn!(error = %e, "metrics: cannot sample consumer lag"),
+                Err(e) => tracing::warn!(error = %e, "metrics: lag sampler panicked"),
+            }
+            if tick.is_multiple_of(6) {
+                for table in lake_tables() {
+                    // Only tables that exist: metrics never create one (a stage does).
+                    let exists = self
+                        .lake
+                        .root()
+                        .to_file_path()
+                        .map_or(true, |root| root.join(table).join("_delta_log").is_dir());
+                    if !exists {
+                        continue;
+                    }
+                    if let Ok(n) = self.lake.file_count(TableName(table)).await {
+                        self.files
+                            .write()
+                            .expect("ops lock")
+                            .insert(table, n as u64);
+                    }
+                }
+            }
+            self.sampled_once.store(true, Ordering::Release);
+            tick += 1;
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    }
+
+    /// High watermark minus ingest's committed group offset, per partition (without
+    /// ingest in this process: the high watermark minus the low one, i.e. what is kept).
+    fn sample_lag(&self) -> Result<(), rdkafka::error::KafkaError> {
+        let group = self
+            .ingest
+            .as_ref()
+            .map_or("vallee-metrics-probe".to_string(), |(_, g)| g.clone());
+        let probe: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let timeout = Duration::from_secs(5);
+        let mut list = TopicPartitionList::new();
+        let mut highs = BTreeMap::new();
+        for topic in &self.topics {
+            let metadata = probe.fetch_metadata(Some(topic), timeout)?;
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    let (low, high) = probe.fetch_watermarks(topic, p.id(), timeout)?;
+                    highs.insert((topic.clone(), p.id()), (low, high));
+                    list.add_partition(topic, p.id());
+                }
+            }
+        }
+        let committed = if self.ingest.is_some() {
+            probe.committed_offsets(list, timeout).ok()
+        } else {
+            None
+        };
+        let mut lag = BTreeMap::new();
+        for ((topic, partition), (low, high)) in highs {
+            let position = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(&topic, partition))
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .unwrap_or(low);
+            lag.insert((topic, partition), (high - position).max(0));
+        }
+        self.total_lag
+            .store(lag.values().sum::<i64>(), Ordering::Relaxed);
+        *self.lag.write().expect("ops lock") = lag;
+        Ok(())
+    }
+
+    /// The readiness checks other than the API's: broker reachable lately, lake writable,
+    /// ingest lag below its bound.
+    pub fn checks(&self) -> BTreeMap<&'static str, bool> {
+        let broker = self
+            .broker_seen
+            .read()
+            .expect("ops lock")
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(30));
+        let lake = self
+            .lake
+            .root()
+            .to_file_path()
+            .map(|dir| {
+                let probe = dir.join(".vallee-ready-probe");
+                std::fs::create_dir_all(&dir).is_ok()
+                    && std::fs::write(&probe, b"ok").is_ok()
+                    && std::fs::remove_file(&probe).is_ok()
+            })
+            // Object stores are checked by the commits themselves.
+            .unwrap_or(true);
+        let mut checks = BTreeMap::from([("broker", broker), ("lakeWritable", lake)]);
+        if self.ingest.is_some() {
+            checks.insert(
+                "ingestLag",
+                self.sampled_once.load(Ordering::Acquire)
+                    && self.total_lag.load(Ordering::Relaxed) <= self.max_ready_lag,
+            );
+        }
+        checks
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let _ = writeln!(
+            out,
+            "# HELP vallee_up_seconds Seconds since the process started.\n# TYPE vallee_up_seconds gauge"
+        );
+        let _ = writeln!(
+            out,
+            "vallee_up_seconds {}",
+            self.started.elapsed().as_secs_f64()
+        );
+
+        let _ = writeln!(
+            out,
+            "# HELP vallee_consumer_lag Messages not yet consumed by ingest, per topic and partition.\n# TYPE vallee_consumer_lag gauge"
+        );
+        let lag = self.lag.read().expect("ops lock");
+        for topic in &self.topics {
+            let mut any = false;
+            for ((t, p), v) in lag.iter().filter(|((t, _), _)| t == topic) {
+                any = true;
+                let _ = writeln!(
+                    out,
+                    "vallee_consumer_lag{{topic=\"{t}\",partition=\"{p}\"}} {v}"
+                );
+            }
+            if !any {
+                let _ = writeln!(
+                    out,
+                    "vallee_consumer_lag{{topic=\"{topic}\",partition=\"0\"}} 0"
+                );
+            }
+        }
+        drop(lag);
+
+        let stats = self
+            .ingest
+            .as_ref()
+            .map(|(s, _)| s.clone())
+            .unwrap_or_default();
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP vallee_events_in_total Messages read by ingest (data and dead letters).\n# TYPE vallee_events_in_total counter\nvallee_events_in_total {}",
+            load(&stats.messages)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP vallee_events_out_total Rows committed to the lake, per table.\n# TYPE vallee_events_out_total counter"
+        );
+        for t in Table::ALL {
+            let _ = writeln!(
+                out,
+                "vallee_events_out_total{{table=\"{t}\"}} {}",
+                stats.rows(t)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vallee_dead_letters_total Refused messages kept in dead_letters, per reason.\n# TYPE vallee_dead_letters_total counter"
+        );
+        for r in Reason::ALL {
+            let _ = writeln!(
+                out,
+                "vallee_dead_letters_total{{reason=\"{r}\"}} {}",
+                stats.dead_letters(r)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vallee_commit_seconds Delta commits of ingest and their duration.\n# TYPE vallee_commit_seconds summary\nvallee_commit_seconds_sum {}\nvallee_commit_seconds_count {}",
+            load(&stats.commit_micros) as f64 / 1e6,
+            load(&stats.commits)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP vallee_commits_fenced_total Commits refused because another member owned the partition.\n# TYPE vallee_commits_fenced_total counter\nvallee_commits_fenced_total {}",
+            load(&stats.fenced)
+        );
+
+        let _ = writeln!(
+            out,
+            "# HELP vallee_lake_files Data files in the latest version of each table.\n# TYPE vallee_lake_files gauge"
+        );
+        for (t, n) in self.files.read().expect("ops lock").iter() {
+            let _ = writeln!(out, "vallee_lake_files{{table=\"{t}\"}} {n}");
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP vallee_watermark_delay_seconds Wall clock minus the stream's event-time watermark (negative when a simulator runs ahead of real time).\n# TYPE vallee_watermark_delay_seconds gauge"
+        );
+        let watermarks = self
+            .live
+            .as_ref()
+            .map(|l| l.read().expect("live view lock").watermarks.clone())
+            .unwrap_or_default();
+        let now = chrono::Utc::now();
+        for s in Stream::SENSORS {
+            let delay = watermarks
+                .get(&s)
+                .copied()
+                .flatten()
+                .map_or(0.0, |w| (now - w).num_milliseconds() as f64 / 1e3);
+            let _ = writeln!(
+                out,
+                "vallee_watermark_delay_seconds{{stream=\"{s}\"}} {delay}"
+            );
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP vallee_graphql_requests_total GraphQL requests per operation kind and outcome.\n# TYPE vallee_graphql_requests_total counter"
+        );
+        for (i, kind) in OPERATION_KINDS.iter().enumerate() {
+            for (outcome, counters) in [("ok", &self.graphql.ok), ("error", &self.graphql.error)] {
+                let _ = writeln!(
+                    out,
+                    "vallee_graphql_requests_total{{operation=\"{kind}\",outcome=\"{outcome}\"}} {}",
+                    load(&counters[i])
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vallee_graphql_request_seconds Time spent answering GraphQL requests.\n# TYPE vallee_graphql_request_seconds summary"
+        );
+        for (i, kind) in OPERATION_KINDS.iter().enumerate() {
+            let count = load(&self.graphql.ok[i]) + load(&self.graphql.error[i]);
+            let _ = writeln!(
+                out,
+                "vallee_graphql_request_seconds_sum{{operation=\"{kind}\"}} {}\nvallee_graphql_request_seconds_count{{operation=\"{kind}\"}} {count}",
+                load(&self.graphql.micros[i]) as f64 / 1e6
+            );
+        }
+        out
+    }
+}
+
+/// A lake table known only by name (every table the hub writes).
+#[derive(Debug, Clone, Copy)]
+struct TableName(&'static str);
+
+impl LakeTable for TableName {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+    fn schema(&self) -> arrow::datatypes::SchemaRef {
+        Table::from_name(self.0)
+            .map(|t| t.schema())
+            .or_else(|| {
+                OutputTable::ALL
+                    .iter()
+                    .find(|t| t.name() == self.0)
+                    .map(|t| t.schema())
+            })
+            .expect("a hub table")
+    }
+    fn partition_columns(&self) -> &'static [&'static str] {
+        &["day"]
+    }
+    fn description(&self) -> &'static str {
+        ""
+    }
+}
