@@ -137,6 +137,16 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     }
     if let Some(mut sim) = config.simulator.clone() {
         sim.brokers = brokers.clone();
+        if config.api.is_some() {
+            // Citizens through the API; a refused or failed write is not a hub failure.
+            let (speed, seed, token) = (sim.speed, sim.shape.seed, shutdown.child_token());
+            tokio::spawn(async move {
+                if let Err(e) = crate::simulator::citizens::run(http_addr, speed, seed, token).await
+                {
+                    tracing::warn!(error = format!("{e:#}"), "simulated citizens stopped");
+                }
+            });
+        }
         let token = shutdown.child_token();
         stages.spawn(async move {
             crate::simulator::run(sim, token)

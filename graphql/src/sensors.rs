@@ -218,6 +218,24 @@ impl SensorReader {
         .await
     }
 
+    /// The latest reading of each of these bins (one query for them all: the DataLoader
+    /// behind `Alert.bin` and `BinToCollect.bin` calls this once per batch).
+    pub async fn bins_by_id(&self, ids: &[String]) -> Result<Vec<BinRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = ids.iter().map(|i| lit(i)).collect();
+        self.rows(&format!(
+            "SELECT id, \"communeCode\", \"fillingLevel\", \"binFullnessThreshold\" AS threshold,
+                    temperature, status, array_to_string(\"storedWasteKind\", ',') AS \"wasteKind\",
+                    CAST(\"dateObserved\" AS BIGINT) AS \"dateObserved\", latitude, longitude
+             FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY \"dateObserved\" DESC, _offset DESC) AS rn
+                   FROM waste_containers WHERE id IN ({})) WHERE rn = 1",
+            list.join(", ")
+        ))
+        .await
+    }
+
     /// The latest state of every alert episode of `table` (fill_alerts or vine_alerts).
     pub async fn alerts(
         &self,

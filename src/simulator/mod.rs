@@ -5,6 +5,7 @@
 //! events are produced with their event time as the Kafka timestamp, keyed by entity id
 //! so each sensor's readings stay ordered within a partition.
 
+pub mod citizens;
 pub mod valley;
 
 use std::collections::BTreeMap;

@@ -781,18 +781,28 @@ async fn a_subscription_receives_a_fill_alert_raised_by_sensor_events() {
     assert_eq!(alert["communeCode"], GIGNAC);
 
     // The same alert and the bin's latest reading are served from the lake.
-    eventually(Duration::from_secs(60), "the alert and the bin in the lake", || async {
-        let data = hub
-            .gql(
-                None,
-                "{ fillAlerts(open: true) { alertId entityId } bins(minFillingLevel: 0.9) { id fillingLevel threshold } }",
-                json!({}),
-            )
-            .await;
-        data["data"]["fillAlerts"][0]["alertId"] == alert["alertId"]
+    eventually(
+        Duration::from_secs(60),
+        "the alert and the bin in the lake",
+        || async {
+            let data = hub
+                .gql(
+                    None,
+                    "{ fillAlerts(open: true) { alertId entityId bin { fillingLevel communeCode } }
+                   bins(minFillingLevel: 0.9) { id fillingLevel threshold }
+                   binsToCollect(before: \"2100-01-01T00:00:00Z\") { entityId bin { id } } }",
+                    json!({}),
+                )
+                .await;
+            data["data"]["fillAlerts"][0]["alertId"] == alert["alertId"]
             && data["data"]["bins"][0]["id"] == bin
             && data["data"]["bins"][0]["threshold"] == 0.8
-    })
+            // Nested bins come through the batching loader.
+            && data["data"]["fillAlerts"][0]["bin"]["fillingLevel"] == 0.92
+            && data["data"]["fillAlerts"][0]["bin"]["communeCode"] == GIGNAC
+            && data["data"]["binsToCollect"][0]["bin"]["id"] == bin
+        },
+    )
     .await;
     hub.stop().await;
 }

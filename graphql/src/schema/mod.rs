@@ -65,7 +65,11 @@ pub fn error(code: Code, message: impl Into<String>) -> async_graphql::Error {
 /// requests); without them it serves introspection only (GraphiQL's query is deep).
 pub fn build(state: Arc<ApiState>, limited: bool) -> ApiSchema {
     let limits = state.options.limits.clone();
-    let builder = Schema::build(Query, Mutation, Subscription).data(state);
+    let loader =
+        async_graphql::dataloader::DataLoader::new(types::BinLoader(state.clone()), tokio::spawn);
+    let builder = Schema::build(Query, Mutation, Subscription)
+        .data(state)
+        .data(loader);
     if limited {
         builder
             .limit_depth(limits.max_depth)

@@ -436,8 +436,42 @@ impl From<sensors::BinRow> for Bin {
     }
 }
 
+/// Loads bins by id in batches: one lake query per batch of `bin` fields in an answer.
+pub struct BinLoader(pub std::sync::Arc<crate::ApiState>);
+
+impl async_graphql::dataloader::Loader<String> for BinLoader {
+    type Value = Bin;
+    type Error = std::sync::Arc<String>;
+
+    async fn load(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, Bin>, Self::Error> {
+        let rows = self
+            .0
+            .sensors
+            .bins_by_id(keys)
+            .await
+            .map_err(|e| std::sync::Arc::new(e.to_string()))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.id.clone(), Bin::from(r)))
+            .collect())
+    }
+}
+
+/// The bin of an entity id, through the batching loader.
+async fn bin_of(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Option<Bin>> {
+    let loader = ctx.data_unchecked::<async_graphql::dataloader::DataLoader<BinLoader>>();
+    loader
+        .load_one(id.to_string())
+        .await
+        .map_err(|e| error(Code::Internal, e.as_str()))
+}
+
 /// An alert episode's latest state (fill alerts and vine alerts share it).
 #[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
 pub struct Alert {
     /// Stable per episode: consumers dedupe on it.
     pub alert_id: ID,
@@ -450,6 +484,14 @@ pub struct Alert {
     pub clear_reason: Option<String>,
     pub filling_level: Option<f64>,
     pub commune_code: Option<String>,
+}
+
+#[ComplexObject]
+impl Alert {
+    /// The bin's latest reading (fill alerts; batched across the answer).
+    async fn bin(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Bin>> {
+        bin_of(ctx, &self.entity_id).await
+    }
 }
 
 impl From<sensors::AlertRow> for Alert {
@@ -473,6 +515,7 @@ impl From<sensors::AlertRow> for Alert {
 
 /// A bin to collect: full already, or predicted full before the asked time.
 #[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
 pub struct BinToCollect {
     pub entity_id: ID,
     pub commune_code: Option<String>,
@@ -483,6 +526,14 @@ pub struct BinToCollect {
     /// When it reaches its threshold (null: already past it or not filling).
     pub full_at: Option<DateTime<Utc>>,
     pub date_observed: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl BinToCollect {
+    /// The bin's latest reading (batched across the answer).
+    async fn bin(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Bin>> {
+        bin_of(ctx, &self.entity_id).await
+    }
 }
 
 impl From<sensors::ForecastRow> for BinToCollect {
