@@ -146,6 +146,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut events = Vec::new();
     let budget_per_tick = (options.max_rate as f64 / 5.0).max(1.0) as usize;
+    let mut last_progress = Duration::ZERO;
     tracing::info!(speed = options.speed, max_rate = options.max_rate, %start, "simulator started");
     loop {
         tokio::select! {
@@ -169,6 +170,20 @@ pub async fn run(
             *report.per_stream.entry(e.stream).or_default() += 1;
         }
         report.simulated_until = Some(valley.now());
+        // Progress of a run with a duration, every 5 s, on stderr (stdout is the report).
+        if let Some(d) = options.duration
+            && began.elapsed() >= last_progress + Duration::from_secs(5)
+        {
+            last_progress = began.elapsed();
+            eprintln!(
+                "simulate: {:>3.0} % ({:.0} s of {} s), {} events, simulated clock {}",
+                100.0 * began.elapsed().as_secs_f64() / d.as_secs_f64(),
+                began.elapsed().as_secs_f64(),
+                d.as_secs(),
+                report.produced,
+                valley.now().format("%Y-%m-%d %H:%M")
+            );
+        }
     }
     tracing::info!(produced = report.produced, "simulator stopped");
     Ok(report)

@@ -30,7 +30,7 @@ struct Hub {
 fn write_config(world: &World) -> std::path::PathBuf {
     let base = std::fs::read_to_string(world.config_file()).unwrap();
     let text = format!(
-        "{base}\n[stream]\nidle_timeout_ms = 2000\nflush_interval_ms = 500\n\n[api]\nmutations_per_minute_per_token = {TOKEN_MUTATION_LIMIT}\ntoken_secret = \"shared-by-the-replicas\"\n\n\
+        "{base}\n[stream]\nidle_timeout_ms = 2000\nflush_interval_ms = 500\n\n[api]\nmutations_per_minute_per_token = {TOKEN_MUTATION_LIMIT}\ncors_origins = [\"https://tableau.example.fr\"]\ntoken_secret = \"shared-by-the-replicas\"\n\n\
          [[api.staff]]\nname = \"mairie-gignac\"\ntoken_sha256 = \"{}\"\ncommune = \"{GIGNAC}\"\n\n\
          [[api.staff]]\nname = \"ccvh\"\ntoken_sha256 = \"{}\"",
         sha256_hex(GIGNAC_STAFF),
@@ -337,6 +337,35 @@ async fn report_lifecycle_over_graphql_and_open311_with_permissions_gdpr_and_res
         4,
         "{public}"
     );
+
+    // CORS: the configured dashboard origin may call the API from a browser, others not.
+    for (origin, allowed) in [
+        ("https://tableau.example.fr", true),
+        ("https://evil.example", false),
+    ] {
+        let preflight = hub
+            .client
+            .request(reqwest::Method::OPTIONS, hub.url("/graphql"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "content-type,authorization",
+            )
+            .send()
+            .await
+            .unwrap();
+        let granted = preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        assert_eq!(
+            granted.as_deref() == Some(origin),
+            allowed,
+            "{origin}: {granted:?}"
+        );
+    }
 
     // Filters and pages.
     let page = hub
