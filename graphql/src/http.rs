@@ -85,6 +85,7 @@ pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
         .with_state(schemas)
         .merge(crate::open311::router(state.clone()))
         .merge(crate::dashboard::router())
+        .merge(crate::open_data::router(state.open_data.clone()))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics).with_state(ops))
         .layer(RequestBodyLimitLayer::new(

@@ -21,6 +21,7 @@
 //! - [`http`] — routes, GraphiQL, error codes, readiness.
 //! - [`open311`] — the GeoReport v2 REST API over the same reports.
 //! - [`ops`] — `/metrics`, readiness checks.
+//! - [`open_data`] — the open-data catalogue and downloads (datasets in `vallee-opendata`).
 //! - [`dashboard`] — the live dashboard at `/` (static files, GraphQL from the browser).
 
 pub mod alerts_feed;
@@ -29,6 +30,7 @@ pub mod citizen;
 pub mod dashboard;
 pub mod http;
 pub mod open311;
+pub mod open_data;
 pub mod ops;
 pub mod options;
 pub mod rate_limit;
@@ -84,6 +86,7 @@ pub struct ApiState {
     pub limiter: rate_limit::RateLimiter,
     /// The alerts subscription follows its topic.
     pub alerts_ready: Arc<std::sync::atomic::AtomicBool>,
+    pub open_data: vallee_opendata::OpenData,
 }
 
 /// The token secret: configured, else kept in `private/token-secret` (created once).
@@ -135,7 +138,8 @@ impl Api {
         let state = Arc::new(ApiState {
             auth: auth::Authenticator::new(&secret, options.staff.clone()),
             contacts: citizen::contacts::ContactStore::open(&options.private_dir)?,
-            sensors: sensors::SensorReader::new(lake),
+            sensors: sensors::SensorReader::new(lake.clone()),
+            open_data: vallee_opendata::OpenData::new(lake),
             citizens: citizens.clone(),
             alerts: alerts.clone(),
             limiter: rate_limit::RateLimiter::default(),

@@ -45,3 +45,56 @@ impl Lake {
         Ok(n as u64)
     }
 }
+
+/// A point in a table's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    Latest,
+    /// A Delta version.
+    Version(i64),
+    /// The version current at this time.
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+impl Lake {
+    /// A session with one table registered (under its name) as it was at `as_of`, and the
+    /// Delta version read (`None`: the table does not exist yet; it is registered empty,
+    /// with its schema, so queries over it answer no rows rather than fail).
+    pub async fn session_as_of(
+        &self,
+        table: impl LakeTable,
+        as_of: AsOf,
+    ) -> Result<(SessionContext, Option<i64>)> {
+        let ctx = SessionContext::new();
+        let exists = self.root().to_file_path().map_or(true, |root| {
+            root.join(table.name()).join("_delta_log").is_dir()
+        });
+        if !exists {
+            let empty = datafusion::datasource::MemTable::try_new(table.schema(), vec![vec![]])?;
+            ctx.register_table(table.name(), std::sync::Arc::new(empty))?;
+            return Ok((ctx, None));
+        }
+        let url = self.table_url(table);
+        let name = table.name();
+        let mut delta = deltalake::open_table(url)
+            .await
+            .map_err(Error::delta(name))?;
+        match as_of {
+            AsOf::Latest => {}
+            AsOf::Version(v) => delta
+                .load_version(v as _)
+                .await
+                .map_err(Error::delta(name))?,
+            AsOf::Time(t) => delta
+                .load_with_datetime(t)
+                .await
+                .map_err(Error::delta(name))?,
+        }
+        let version = delta.version().map(|v| v as i64);
+        delta
+            .update_datafusion_session(&ctx.state())
+            .map_err(Error::delta(name))?;
+        ctx.register_table(name, delta.table_provider().await?)?;
+        Ok((ctx, version))
+    }
+}

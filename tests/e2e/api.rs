@@ -21,10 +21,10 @@ const CCVH_STAFF: &str = "token-of-the-intercommunality";
 const TOKEN_MUTATION_LIMIT: usize = 15;
 
 /// A running hub (`vallee up` on the world's broker, no simulator) and an HTTP client.
-struct Hub {
-    child: Child,
-    http: SocketAddr,
-    client: reqwest::Client,
+pub struct Hub {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub client: reqwest::Client,
 }
 
 fn write_config(world: &World) -> std::path::PathBuf {
@@ -43,12 +43,12 @@ fn write_config(world: &World) -> std::path::PathBuf {
 
 impl Hub {
     /// `vallee up` (ingest, stream stage, API) on the world's broker and data dir.
-    async fn start(world: &World, name: &str) -> Hub {
+    pub async fn start(world: &World, name: &str) -> Hub {
         Hub::spawn(world, name, &["up", "--no-simulate"], &world.data_dir()).await
     }
 
     /// `vallee <args…>` on the world's broker, with its own data dir.
-    async fn spawn(world: &World, name: &str, args: &[&str], data_dir: &Path) -> Hub {
+    pub async fn spawn(world: &World, name: &str, args: &[&str], data_dir: &Path) -> Hub {
         let http = free_addr();
         let log = std::fs::File::create(world.dir.path().join(format!("{name}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_vallee"))
@@ -74,12 +74,12 @@ impl Hub {
         hub
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
     }
 
     /// Posts a GraphQL request; the whole JSON answer.
-    async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let mut request = self
             .client
             .post(self.url("/graphql"))
@@ -91,13 +91,13 @@ impl Hub {
     }
 
     /// Posts a GraphQL request that must succeed; its `data`.
-    async fn ok(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+    pub async fn ok(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let answer = self.gql(token, query, variables).await;
         assert!(answer.get("errors").is_none(), "{query}: {answer}");
         answer["data"].clone()
     }
 
-    async fn token(&self) -> String {
+    pub async fn token(&self) -> String {
         let data = self
             .ok(None, "mutation { issueCitizenToken { token } }", json!({}))
             .await;
@@ -107,7 +107,7 @@ impl Hub {
             .to_string()
     }
 
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         terminate(&self.child);
         let status = wait_exit(&mut self.child, Duration::from_secs(60)).await;
         assert!(status.success(), "vallee up exited with {status}");
@@ -115,7 +115,7 @@ impl Hub {
 }
 
 /// The `extensions.code` of the first error.
-fn code(answer: &Value) -> &str {
+pub fn code(answer: &Value) -> &str {
     answer["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {answer}"))

@@ -10,6 +10,7 @@ mod contract;
 mod dashboard;
 mod graceful_stop;
 mod kill_restart;
+mod open_data;
 mod rebalance;
 mod simulator;
 mod stream;

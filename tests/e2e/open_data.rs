@@ -1,0 +1,358 @@
+//! Open data against a running hub: the catalogues, Table Schemas, downloads in every
+//! format with filters and time travel, and the privacy rules proven on crafted data
+//! (small counts suppressed, no token, no contact, no citizen text or pseudonym).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+use vallee_schemas::contract::{Stream, Table};
+
+use crate::api::Hub;
+use crate::helpers::*;
+
+async fn produce(world: &World, stream: Stream, events: &[Value]) {
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", world.brokers())
+        .create()
+        .unwrap();
+    for e in events {
+        let key = e["id"].as_str().unwrap().to_string();
+        producer
+            .send(
+                FutureRecord::to(&world.topics[&stream])
+                    .key(&key)
+                    .payload(&e.to_string()),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+fn token(i: usize) -> String {
+    format!("{:032x}", 0xfeed_0000_u64 + i as u64)
+}
+
+fn sighting(zone: &str, who: usize, at: DateTime<Utc>) -> Value {
+    json!({"id": format!("urn:ngsi-ld:BeaconSighting:{zone}-{who}-{}", at.timestamp()),
+        "type": "BeaconSighting", "dateObserved": at.to_rfc3339(), "zone": zone,
+        "deviceToken": token(who), "saltEpoch": at.date_naive().to_string(), "rssi": -70.0})
+}
+
+async fn get(hub: &Hub, path: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let r = hub.client.get(hub.url(path)).send().await.unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    (status, headers, r.bytes().await.unwrap().to_vec())
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalogues_downloads_time_travel_and_privacy_rules() {
+    let world = World::new(3).await;
+    let hub = Hub::start(&world, "hub").await;
+    let t0: DateTime<Utc> = "2026-06-03T08:00:00Z".parse().unwrap();
+
+    // A dataset with nothing yet answers its header only; an unknown one is 404.
+    let (status, headers, body) = get(&hub, "/opendata/indicateurs-vigne.csv").await;
+    assert_eq!(status, 200);
+    // The stage created the table empty (version 0), or nothing exists yet.
+    let v = headers["x-dataset-version"].to_str().unwrap();
+    assert!(v == "none" || v.parse::<i64>().is_ok(), "{v}");
+    assert_eq!(
+        text(&body).lines().count(),
+        1,
+        "just the header: {}",
+        text(&body)
+    );
+    assert!(text(&body).starts_with("station,day,"));
+    assert_eq!(get(&hub, "/opendata/no-such-dataset.csv").await.0, 404);
+    assert_eq!(get(&hub, "/opendata/signalements.xlsx").await.0, 404);
+
+    // Crafted footfall: 3 people in one sector (suppressed), 7 in the other; then a late
+    // sighting that moves the watermark past both hours.
+    let mut sightings = Vec::new();
+    for who in 0..3 {
+        sightings.push(sighting(
+            "za-camalce-nord",
+            who,
+            t0 + chrono::Duration::minutes(5 + who as i64),
+        ));
+    }
+    for who in 10..17 {
+        sightings.push(sighting(
+            "za-camalce-sud",
+            who,
+            t0 + chrono::Duration::minutes(10 + who as i64),
+        ));
+    }
+    sightings.push(sighting(
+        "za-camalce-sud",
+        99,
+        t0 + chrono::Duration::hours(3),
+    ));
+    produce(&world, Stream::Beacons, &sightings).await;
+    // Site presence: 3 visitors at one site (suppressed), 12 at another.
+    let visits: Vec<Value> = [("argileum", "34267", 3), ("abbaye-de-gellone", "34261", 12)]
+        .iter()
+        .map(|(site, code, n)| {
+            json!({"id": format!("urn:ngsi-ld:SiteVisit:{site}"), "type": "SiteVisit",
+                "dateObserved": (t0 + chrono::Duration::minutes(20)).to_rfc3339(),
+                "site": site, "locationCode": code, "source": "counter", "count": n})
+        })
+        .chain(std::iter::once(
+            json!({"id": "urn:ngsi-ld:SiteVisit:late", "type": "SiteVisit",
+            "dateObserved": (t0 + chrono::Duration::hours(4)).to_rfc3339(),
+            "site": "pont-du-diable", "locationCode": "34010", "source": "counter", "count": 40}),
+        ))
+        .collect();
+    produce(&world, Stream::Tourism, &visits).await;
+    // Bins in Gignac.
+    let bins: Vec<Value> = (0..4)
+        .map(|i| {
+            json!({"id": format!("urn:ngsi-ld:WasteContainer:gignac-od-{i}"), "type": "WasteContainer",
+                "dateObserved": (t0 + chrono::Duration::minutes(i)).to_rfc3339(),
+                "fillingLevel": 0.2 * (i + 1) as f64, "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}})
+        })
+        .collect();
+    produce(&world, Stream::WasteContainers, &bins).await;
+    // A report with contact details and a name in its text.
+    let email = "jeanne.martin@example.fr";
+    let report = hub
+        .ok(
+            None,
+            "mutation($input: SubmitReportInput!) { submitReport(input: $input) { report { id } } }",
+            json!({"input": {"serviceCode": "graffiti", "description": "Tag insultant visant Jeanne Martin",
+                "lat": 43.652149, "long": 3.551234, "contact": {"email": email}}}),
+        )
+        .await["submitReport"]["report"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let lake = world.lake().await;
+    eventually(
+        Duration::from_secs(90),
+        "crafted data in the lake",
+        || async {
+            lake.count(Table::CitizenReports).await.unwrap_or(0) == 1
+                && lake.count(Table::WasteContainers).await.unwrap_or(0) == 4
+                && text(
+                    &get(&hub, "/opendata/frequentation-zone-activites.csv")
+                        .await
+                        .2,
+                )
+                .lines()
+                .count()
+                    >= 3
+                && text(
+                    &get(&hub, "/opendata/frequentation-sites-touristiques.csv")
+                        .await
+                        .2,
+                )
+                .lines()
+                .count()
+                    >= 3
+        },
+    )
+    .await;
+
+    // k = 5: the sector with 3 people and the site with 3 visitors are suppressed.
+    let zone = text(
+        &get(&hub, "/opendata/frequentation-zone-activites.ndjson")
+            .await
+            .2,
+    );
+    let rows: Vec<Value> = zone
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let nord = rows
+        .iter()
+        .find(|r| r["zone"] == "za-camalce-nord")
+        .unwrap();
+    assert!(nord.get("peopleCount").is_none_or(Value::is_null), "{nord}");
+    assert_eq!(nord["secretStatistique"], true);
+    let sud = rows
+        .iter()
+        .find(|r| r["zone"] == "za-camalce-sud" && r["peopleCount"] == 7)
+        .unwrap_or_else(|| panic!("7 people in the south sector: {zone}"));
+    assert_eq!(sud["secretStatistique"], false);
+    let sites = text(
+        &get(&hub, "/opendata/frequentation-sites-touristiques.ndjson")
+            .await
+            .2,
+    );
+    let argileum: Value = sites
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["site"] == "argileum")
+        .unwrap();
+    assert!(argileum.get("visitorCount").is_none_or(Value::is_null));
+    assert!(sites.contains("\"visitorCount\":12"), "{sites}");
+
+    // Reports: no contact, no citizen text, no pseudonym; positions rounded; GeoJSON.
+    let (status, headers, geo) = get(&hub, "/opendata/signalements.geojson").await;
+    assert_eq!(status, 200);
+    let geo: Value = serde_json::from_slice(&geo).unwrap();
+    assert_eq!(geo["type"], "FeatureCollection");
+    assert_eq!(
+        geo["metadata"]["version"],
+        headers["x-dataset-version"].to_str().unwrap()
+    );
+    let feature = &geo["features"][0];
+    assert_eq!(feature["properties"]["identifiant"], report.as_str());
+    assert_eq!(feature["geometry"]["coordinates"], json!([3.551, 43.652]));
+    assert_eq!(feature["properties"]["codeService"], "graffiti");
+    assert_eq!(feature["properties"]["statut"], "open");
+
+    // Every download of every dataset, in every format: none leaks a token, the email,
+    // the citizen's words or a pseudonym.
+    for ds in vallee_opendata::DATASETS {
+        for (ext, _) in vallee_opendata::metadata::formats(ds) {
+            let (status, _, body) = get(&hub, &format!("/opendata/{}.{ext}", ds.id)).await;
+            assert_eq!(status, 200, "{}.{ext}", ds.id);
+            let body = text(&body);
+            for secret in [email, "Jeanne Martin", "citizen:", &token(0), &token(12)] {
+                assert!(!body.contains(secret), "{secret} in {}.{ext}", ds.id);
+            }
+            if ext == "parquet" {
+                assert!(
+                    body.starts_with("PAR1") && body.ends_with("PAR1"),
+                    "{}",
+                    ds.id
+                );
+            }
+        }
+    }
+
+    // Filters: commune and time.
+    let gignac = text(
+        &get(
+            &hub,
+            "/opendata/remplissage-conteneurs-quotidien.csv?commune=34114",
+        )
+        .await
+        .2,
+    );
+    let lines: Vec<&str> = gignac.lines().collect();
+    assert_eq!(lines.len(), 2, "{gignac}");
+    assert!(
+        lines[1].starts_with("2026-06-03,34114,4,4,0.5,0.8,1"),
+        "{gignac}"
+    );
+    let elsewhere = text(
+        &get(
+            &hub,
+            "/opendata/remplissage-conteneurs-quotidien.csv?commune=34010",
+        )
+        .await
+        .2,
+    );
+    assert_eq!(elsewhere.lines().count(), 1);
+    let later = text(
+        &get(
+            &hub,
+            "/opendata/remplissage-conteneurs-quotidien.csv?from=2026-06-04",
+        )
+        .await
+        .2,
+    );
+    assert_eq!(later.lines().count(), 1);
+    assert_eq!(
+        get(
+            &hub,
+            "/opendata/remplissage-conteneurs-quotidien.csv?from=soon"
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        get(
+            &hub,
+            "/opendata/frequentation-zone-activites.csv?commune=34114"
+        )
+        .await
+        .0,
+        400
+    );
+
+    // Time travel: the version served is named, and asking for it again later gives the
+    // same bytes although the table moved on.
+    let (_, headers, before) = get(&hub, "/opendata/remplissage-conteneurs-quotidien.csv").await;
+    let version = headers["x-dataset-version"].to_str().unwrap().to_string();
+    let more: Vec<Value> = (10..13)
+        .map(|i| {
+            json!({"id": format!("urn:ngsi-ld:WasteContainer:gignac-od-{i}"), "type": "WasteContainer",
+                "dateObserved": (t0 + chrono::Duration::days(1)).to_rfc3339(),
+                "fillingLevel": 0.9, "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}})
+        })
+        .collect();
+    produce(&world, Stream::WasteContainers, &more).await;
+    eventually(Duration::from_secs(60), "the new readings", || async {
+        lake.count(Table::WasteContainers).await.unwrap_or(0) == 7
+    })
+    .await;
+    let (_, now_headers, now) = get(&hub, "/opendata/remplissage-conteneurs-quotidien.csv").await;
+    assert_ne!(now_headers["x-dataset-version"].to_str().unwrap(), version);
+    assert_ne!(now, before);
+    let (_, old_headers, old) = get(
+        &hub,
+        &format!("/opendata/remplissage-conteneurs-quotidien.csv?asOf={version}"),
+    )
+    .await;
+    assert_eq!(old_headers["x-dataset-version"].to_str().unwrap(), version);
+    assert_eq!(old, before);
+
+    // Catalogues and schemas.
+    let (status, _, dcat) = get(&hub, "/opendata/catalog.jsonld").await;
+    assert_eq!(status, 200);
+    let dcat: Value = serde_json::from_slice(&dcat).unwrap();
+    assert_eq!(dcat["@type"], "dcat:Catalog");
+    let entries = dcat["dcat:dataset"].as_array().unwrap();
+    assert_eq!(entries.len(), vallee_opendata::DATASETS.len());
+    for (entry, ds) in entries.iter().zip(vallee_opendata::DATASETS) {
+        assert_eq!(entry["dct:identifier"], ds.id, "a plain string id");
+        assert_eq!(
+            entry["dct:license"]["@id"],
+            "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"
+        );
+        assert!(!entry["dcat:distribution"].as_array().unwrap().is_empty());
+    }
+    let fill = entries
+        .iter()
+        .find(|e| e["dct:identifier"] == "remplissage-conteneurs-quotidien")
+        .unwrap();
+    assert!(fill["dct:modified"]["@value"].is_string(), "{fill}");
+    assert_eq!(
+        fill["dct:temporal"]["dcat:startDate"]["@value"],
+        "2026-06-03"
+    );
+    assert!(
+        fill["dct:rights"]
+            .as_str()
+            .unwrap()
+            .starts_with("Communauté de communes Vallée de l'Hérault — données mises à jour le ")
+    );
+    let (_, _, scdl) = get(&hub, "/opendata/catalog.csv").await;
+    let scdl = text(&scdl);
+    assert!(scdl.starts_with("COLL_NOM,COLL_SIRET,ID,TITRE,"));
+    assert_eq!(scdl.lines().count(), 1 + vallee_opendata::DATASETS.len());
+    let (status, _, schema) = get(&hub, "/opendata/frequentation-zone-activites/schema.json").await;
+    assert_eq!(status, 200);
+    let schema: Value = serde_json::from_slice(&schema).unwrap();
+    let people = schema["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "peopleCount")
+        .unwrap();
+    assert_eq!(people["type"], "integer");
+    assert_eq!(schema["licenses"][0]["name"], "etalab-2.0");
+    hub.stop().await;
+}
