@@ -230,6 +230,22 @@ pub struct ApiFile {
     /// (no commune: the whole intercommunality).
     #[serde(default)]
     pub staff: Vec<StaffFile>,
+    /// Researchers allowed on `POST /sql`: `[[api.researchers]] name = "…", token_sha256 = "…"`.
+    #[serde(default)]
+    pub researchers: Vec<ResearcherFile>,
+    /// How often the public tables (`<data-dir>/public`) are brought up to date, seconds.
+    pub publish_interval_s: Option<u64>,
+    /// Longest research query, seconds.
+    pub sql_timeout_s: Option<u64>,
+    /// Most rows a research query returns.
+    pub sql_max_rows: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResearcherFile {
+    pub name: String,
+    pub token_sha256: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -342,6 +358,7 @@ impl FileConfig {
             brokers: brokers.to_string(),
             topics: self.topics()?,
             private_dir: data_dir.join("private"),
+            public_dir: data_dir.join("public"),
             ..Default::default()
         };
         let f = &self.api;
@@ -380,6 +397,28 @@ impl FileConfig {
         }
         if let Some(v) = f.max_complexity {
             l.max_complexity = v;
+        }
+        if let Some(v) = f.publish_interval_s {
+            o.publish_interval = Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = f.sql_timeout_s {
+            o.sql_timeout = Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = f.sql_max_rows {
+            o.sql_max_rows = v;
+        }
+        for r in &f.researchers {
+            let hash = r.token_sha256.trim().to_ascii_lowercase();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                anyhow::bail!(
+                    "[[api.researchers]] {}: token_sha256 must be 64 hex digits",
+                    r.name
+                );
+            }
+            o.researchers.push(vallee_graphql::Researcher {
+                name: r.name.clone(),
+                token_sha256: hash,
+            });
         }
         for s in &f.staff {
             let hash = s.token_sha256.trim().to_ascii_lowercase();

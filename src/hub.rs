@@ -122,6 +122,7 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
             api.brokers = brokers.clone();
             api.topics = config.ingest.topics.clone();
             vallee_graphql::Api::start(api, lake.clone(), &shutdown)
+                .await
                 .context("starting the API")?
                 .router(ops)
         }

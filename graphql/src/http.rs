@@ -86,6 +86,10 @@ pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
         .merge(crate::open311::router(state.clone()))
         .merge(crate::dashboard::router())
         .merge(crate::open_data::router(state.open_data.clone()))
+        .route(
+            "/sql",
+            axum::routing::post(crate::research::sql).with_state(state.clone()),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics).with_state(ops))
         .layer(RequestBodyLimitLayer::new(

@@ -22,6 +22,7 @@
 //! - [`open311`] — the GeoReport v2 REST API over the same reports.
 //! - [`ops`] — `/metrics`, readiness checks.
 //! - [`open_data`] — the open-data catalogue and downloads (datasets in `vallee-opendata`).
+//! - [`research`] — `POST /sql` over the public lake.
 //! - [`dashboard`] — the live dashboard at `/` (static files, GraphQL from the browser).
 
 pub mod alerts_feed;
@@ -34,6 +35,7 @@ pub mod open_data;
 pub mod ops;
 pub mod options;
 pub mod rate_limit;
+pub mod research;
 pub mod schema;
 pub mod sensors;
 
@@ -46,7 +48,7 @@ use tokio_util::sync::CancellationToken;
 use vallee_lake::Lake;
 use vallee_schemas::contract::ALERTS_TOPIC;
 
-pub use options::{ApiOptions, Limits, StaffMember};
+pub use options::{ApiOptions, Limits, Researcher, StaffMember};
 
 /// Errors of the HTTP crate.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,7 @@ pub struct ApiState {
     /// The alerts subscription follows its topic.
     pub alerts_ready: Arc<std::sync::atomic::AtomicBool>,
     pub open_data: vallee_opendata::OpenData,
+    pub public: vallee_opendata::publish::PublicLake,
 }
 
 /// The token secret: configured, else kept in `private/token-secret` (created once).
@@ -127,7 +130,7 @@ pub struct Api {
 
 impl Api {
     /// Builds the API and starts its readers (citizens' replay, alerts) under `shutdown`.
-    pub fn start(
+    pub async fn start(
         options: ApiOptions,
         lake: Arc<Lake>,
         shutdown: &CancellationToken,
@@ -139,7 +142,17 @@ impl Api {
             auth: auth::Authenticator::new(&secret, options.staff.clone()),
             contacts: citizen::contacts::ContactStore::open(&options.private_dir)?,
             sensors: sensors::SensorReader::new(lake.clone()),
-            open_data: vallee_opendata::OpenData::new(lake),
+            open_data: vallee_opendata::OpenData::new(lake.clone()),
+            public: vallee_opendata::publish::PublicLake::new(
+                vallee_opendata::OpenData::new(lake),
+                Arc::new(
+                    Lake::open_bare(vallee_lake::LakeOptions {
+                        root: options.public_dir.clone(),
+                        ..Default::default()
+                    })
+                    .map_err(|e| Error::Lake(Box::new(e)))?,
+                ),
+            ),
             citizens: citizens.clone(),
             alerts: alerts.clone(),
             limiter: rate_limit::RateLimiter::default(),
@@ -159,6 +172,24 @@ impl Api {
                 alerts_feed::run(brokers, ALERTS_TOPIC.into(), alerts, ready, token).await
             {
                 tracing::error!(error = %e, "alerts feed stopped");
+            }
+        });
+        let (publisher, every, token) = (
+            state.public.clone(),
+            state.options.publish_interval,
+            shutdown.child_token(),
+        );
+        tokio::spawn(async move {
+            loop {
+                match publisher.publish().await {
+                    Ok(done) if !done.is_empty() => tracing::info!(?done, "public tables updated"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "publishing the public tables failed"),
+                }
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
             }
         });
         Ok(Api { state })

@@ -17,6 +17,13 @@ pub struct StaffMember {
     pub commune: Option<String>,
 }
 
+/// A researcher allowed to query the public lake (`POST /sql`), by token hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Researcher {
+    pub name: String,
+    pub token_sha256: String,
+}
+
 /// Request limits. The defaults are generous enough for a town hall's shared connection.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -75,6 +82,16 @@ pub struct ApiOptions {
     pub min_supports_for_eligibility: u32,
     /// How long a write waits for the broker's acknowledgement. Default 10 s.
     pub write_timeout: Duration,
+    /// Root of the public lake (`<data-dir>/public`).
+    pub public_dir: PathBuf,
+    /// How often the public tables are brought up to date. Default 60 s.
+    pub publish_interval: Duration,
+    pub researchers: Vec<Researcher>,
+    /// Longest research query. Default 10 s.
+    pub sql_timeout: Duration,
+    /// Most rows a research query returns (more: truncated, said in `X-Truncated`).
+    /// Default 100 000.
+    pub sql_max_rows: usize,
 }
 
 impl Default for ApiOptions {
@@ -95,6 +112,11 @@ impl Default for ApiOptions {
             supports_per_inhabitant: 0.005,
             min_supports_for_eligibility: 10,
             write_timeout: Duration::from_secs(10),
+            public_dir: PathBuf::from("data/public"),
+            publish_interval: Duration::from_secs(60),
+            researchers: Vec::new(),
+            sql_timeout: Duration::from_secs(10),
+            sql_max_rows: 100_000,
         }
     }
 }

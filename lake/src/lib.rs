@@ -28,6 +28,7 @@ mod error;
 pub mod offsets;
 pub mod options;
 pub mod query;
+pub mod replace;
 pub use query::AsOf;
 pub mod tables;
 

@@ -98,3 +98,22 @@ impl Lake {
         Ok((ctx, version))
     }
 }
+
+impl Lake {
+    /// A session over the tables of this lake that exist, each registered under the SQL
+    /// name given (`(folder, sql name)` pairs); missing ones are left out.
+    pub async fn session_of_existing(&self, tables: &[(&str, String)]) -> Result<SessionContext> {
+        let ctx = SessionContext::new();
+        for (folder, sql_name) in tables {
+            let url = crate::tables::table_url(self.root(), folder);
+            let Ok(delta) = deltalake::open_table(url).await else {
+                continue;
+            };
+            delta
+                .update_datafusion_session(&ctx.state())
+                .map_err(Error::delta("public table"))?;
+            ctx.register_table(sql_name.as_str(), delta.table_provider().await?)?;
+        }
+        Ok(ctx)
+    }
+}

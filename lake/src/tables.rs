@@ -60,6 +60,16 @@ impl std::fmt::Debug for Lake {
 impl Lake {
     /// Opens the lake at `options.root`, creating the folder and any missing contract table.
     pub async fn open(options: LakeOptions) -> Result<Lake> {
+        let lake = Lake::open_bare(options)?;
+        for table in Table::ALL {
+            lake.ensure(table).await?;
+        }
+        Ok(lake)
+    }
+
+    /// Opens a lake of other tables than the contract's (the public lake), creating only
+    /// its folder.
+    pub fn open_bare(options: LakeOptions) -> Result<Lake> {
         let location = |message: String| Error::Location {
             location: options.root.display().to_string(),
             message,
@@ -68,15 +78,11 @@ impl Lake {
         let absolute = std::fs::canonicalize(&options.root).map_err(|e| location(e.to_string()))?;
         let root = Url::from_directory_path(&absolute)
             .map_err(|()| location("not an absolute path".into()))?;
-        let lake = Lake {
+        Ok(Lake {
             options,
             root,
             tables: Mutex::new(BTreeMap::new()),
-        };
-        for table in Table::ALL {
-            lake.ensure(table).await?;
-        }
-        Ok(lake)
+        })
     }
 
     /// The lake's root URL.

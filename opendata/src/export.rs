@@ -44,7 +44,7 @@ impl Format {
 
 /// Views of strings (DataFusion's default) become plain strings, which every writer and
 /// reader knows.
-fn plain(batch: &RecordBatch) -> Result<RecordBatch, Error> {
+pub(crate) fn plain(batch: &RecordBatch) -> Result<RecordBatch, Error> {
     let needs = batch
         .schema()
         .fields()
@@ -76,7 +76,7 @@ fn plain(batch: &RecordBatch) -> Result<RecordBatch, Error> {
 }
 
 /// The schema a stream's batches will have once made [`plain`].
-fn plain_schema(schema: &SchemaRef) -> SchemaRef {
+pub(crate) fn plain_schema(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new(
         schema
             .fields()

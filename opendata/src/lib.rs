@@ -8,10 +8,12 @@
 //! - [`datasets`] — the datasets and their privacy rules.
 //! - [`metadata`] — DCAT-AP JSON-LD, SCDL CSV, Table Schema.
 //! - [`export`] — record batches → bytes, per format.
+//! - [`publish`] — the public lake (`public/<id>` Delta tables) researchers read.
 
 pub mod datasets;
 pub mod export;
 pub mod metadata;
+pub mod publish;
 
 use std::sync::Arc;
 

@@ -18,6 +18,7 @@ use crate::helpers::*;
 const GIGNAC: &str = "34114";
 const GIGNAC_STAFF: &str = "token-of-the-gignac-town-hall";
 const CCVH_STAFF: &str = "token-of-the-intercommunality";
+pub const RESEARCHER: &str = "token-of-a-researcher";
 const TOKEN_MUTATION_LIMIT: usize = 15;
 
 /// A running hub (`vallee up` on the world's broker, no simulator) and an HTTP client.
@@ -30,11 +31,13 @@ pub struct Hub {
 fn write_config(world: &World) -> std::path::PathBuf {
     let base = std::fs::read_to_string(world.config_file()).unwrap();
     let text = format!(
-        "{base}\n[stream]\nidle_timeout_ms = 2000\nflush_interval_ms = 500\n\n[api]\nmutations_per_minute_per_token = {TOKEN_MUTATION_LIMIT}\ncors_origins = [\"https://tableau.example.fr\"]\ntoken_secret = \"shared-by-the-replicas\"\n\n\
+        "{base}\n[stream]\nidle_timeout_ms = 2000\nflush_interval_ms = 500\n\n[api]\nmutations_per_minute_per_token = {TOKEN_MUTATION_LIMIT}\ncors_origins = [\"https://tableau.example.fr\"]\ntoken_secret = \"shared-by-the-replicas\"\npublish_interval_s = 1\nsql_max_rows = 2\n\n\
          [[api.staff]]\nname = \"mairie-gignac\"\ntoken_sha256 = \"{}\"\ncommune = \"{GIGNAC}\"\n\n\
-         [[api.staff]]\nname = \"ccvh\"\ntoken_sha256 = \"{}\"",
+         [[api.staff]]\nname = \"ccvh\"\ntoken_sha256 = \"{}\"\n\n\
+         [[api.researchers]]\nname = \"inrae-montpellier\"\ntoken_sha256 = \"{}\"\n",
         sha256_hex(GIGNAC_STAFF),
         sha256_hex(CCVH_STAFF),
+        sha256_hex(RESEARCHER),
     );
     let path = world.dir.path().join("api.toml");
     std::fs::write(&path, text).unwrap();

@@ -354,5 +354,151 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
         .unwrap();
     assert_eq!(people["type"], "integer");
     assert_eq!(schema["licenses"][0]["name"], "etalab-2.0");
+
+    // The public lake: every dataset with data is a Delta table under public/, same rows
+    // as the download, recording the source version; Python deltalake reads it as it is.
+    eventually(
+        Duration::from_secs(60),
+        "public tables up to date",
+        || async {
+            let (_, headers, _) = get(&hub, "/opendata/remplissage-conteneurs-quotidien.csv").await;
+            let version: i64 = headers["x-dataset-version"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            public_tables(&world)
+                .is_some_and(|t| t["remplissage-conteneurs-quotidien"]["source_version"] == version)
+        },
+    )
+    .await;
+    if let Some(tables) = public_tables(&world) {
+        for ds in vallee_opendata::DATASETS {
+            let (_, headers, csv) = get(&hub, &format!("/opendata/{}.csv", ds.id)).await;
+            let rows = text(&csv).lines().count() as u64 - 1;
+            let Some(t) = tables.get(ds.id) else {
+                assert_eq!(
+                    headers["x-dataset-version"], "none",
+                    "{} unpublished",
+                    ds.id
+                );
+                continue;
+            };
+            assert_eq!(t["rows"], rows, "{}", ds.id);
+        }
+        assert!(
+            !tables.to_string().contains("actor"),
+            "no pseudonym column in public/"
+        );
+    }
+
+    // POST /sql: researchers only (checked first), public tables only, SELECT only.
+    let sql = |token: Option<&'static str>, query: &str, accept: &'static str| {
+        let mut r = hub
+            .client
+            .post(hub.url("/sql"))
+            .header("Accept", accept)
+            .json(&json!({"sql": query}));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let json_type = "application/json";
+    assert_eq!(
+        sql(None, "SELECT 1", json_type).await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        sql(Some("token-of-the-intercommunality"), "SELECT 1", json_type)
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "staff are not researchers"
+    );
+    let r = crate::api::RESEARCHER;
+    let answer: Value = sql(
+        Some(r),
+        "SELECT \"communeCode\", sum(mesures) AS n FROM remplissage_conteneurs_quotidien GROUP BY \"communeCode\"",
+        json_type,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        answer["rows"],
+        json!([{"communeCode": "34114", "n": 7}]),
+        "{answer}"
+    );
+    assert_eq!(answer["truncated"], false);
+    for refused in [
+        "SELECT * FROM footfall",
+        "SELECT * FROM waste_containers",
+        "DROP TABLE signalements",
+        "INSERT INTO signalements VALUES (1)",
+        "CREATE TABLE x AS SELECT 1",
+        "COPY signalements TO '/tmp/x.csv'",
+        "not sql at all",
+    ] {
+        let status = sql(Some(r), refused, json_type).await.unwrap().status();
+        assert_eq!(status, 400, "{refused}");
+    }
+    // At most sql_max_rows (2 here) rows, said in the answer.
+    let many = sql(
+        Some(r),
+        "SELECT * FROM (VALUES (1), (2), (3)) AS t(x)",
+        "text/csv",
+    )
+    .await
+    .unwrap();
+    assert_eq!(many.headers()["x-truncated"], "true");
+    assert_eq!(
+        many.text().await.unwrap().lines().count(),
+        3,
+        "a header and 2 rows"
+    );
+    let arrow = sql(
+        Some(r),
+        "SELECT 1 AS one",
+        "application/vnd.apache.arrow.stream",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        arrow.headers()["content-type"],
+        "application/vnd.apache.arrow.stream"
+    );
+    let bytes = arrow.bytes().await.unwrap();
+    let batches: Vec<_> =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    assert_eq!(batches[0].num_rows(), 1);
     hub.stop().await;
+}
+
+/// The public lake as Python deltalake reads it (`None` when deltalake is not installed
+/// and not required).
+fn public_tables(world: &World) -> Option<Value> {
+    let script = format!("{}/tests/python/read_public.py", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(world.data_dir().join("public"))
+        .output();
+    let required = std::env::var("VALLEE_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
+    match out {
+        Ok(o) if o.status.code() == Some(3) && !required => None,
+        Ok(o) => {
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            Some(serde_json::from_slice(&o.stdout).unwrap())
+        }
+        Err(e) => {
+            assert!(!required, "python3: {e}");
+            None
+        }
+    }
 }
