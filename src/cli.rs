@@ -48,6 +48,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SchemasCommand,
     },
+    /// Lake upkeep: compaction, vacuum, checkpoints (also scheduled inside `vallee up`).
+    Lake {
+        #[command(subcommand)]
+        command: LakeCommand,
+    },
     /// The GraphQL schema.
     Graphql {
         #[command(subcommand)]
@@ -64,6 +69,32 @@ pub enum Command {
 pub enum SchemasCommand {
     /// Writes one `<Type>.schema.json` per event type into DIR.
     Export { dir: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// Rewrites small files into large ones (rows and recorded offsets unchanged).
+    Optimize(LakeArgs),
+    /// Deletes files no version younger than the retention needs (lake and public tables).
+    Vacuum {
+        #[command(flatten)]
+        args: LakeArgs,
+        /// Versions younger than this stay readable (`asOf` downloads).
+        #[arg(long, default_value_t = 30)]
+        retention_days: i64,
+    },
+    /// Writes a checkpoint of every table's latest version.
+    Checkpoint(LakeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LakeArgs {
+    /// Data directory (`lake/` and `public/` under it).
+    #[arg(long, env = "VALLEE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Only these tables (repeatable); default: all.
+    #[arg(long = "table")]
+    pub tables: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -112,9 +112,9 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
         brokers.clone(),
         config
             .ingest_stage
-            .then(|| (stats.clone(), config.ingest.group_id.clone())),
+            .then(|| (stats.clone(), config.ingest.writer_id.clone())),
         config.stream.is_some().then(|| live.clone()),
-        config.ingest.topics.values().cloned().collect(),
+        &config.ingest.topics,
     ));
     tokio::spawn(ops.clone().run_sampler(shutdown.child_token()));
     let router = match config.api.clone() {
@@ -154,6 +154,18 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
                 .await
                 .map(|_| ())
                 .context("simulator")
+        });
+    }
+    if config.ingest_stage {
+        // Lake upkeep where ingest writes: hourly compaction and checkpoints, daily vacuum.
+        let (lake, token) = (lake.clone(), shutdown.child_token());
+        let public = vallee_lake::Lake::open_bare(vallee_lake::LakeOptions {
+            root: config.data_dir.join("public"),
+            ..Default::default()
+        })?;
+        tokio::spawn(async move {
+            crate::upkeep::schedule(&lake, &public, std::time::Duration::from_secs(3600), token)
+                .await;
         });
     }
     print_banner(&config, &brokers, broker.is_some(), http_addr, lake.root());

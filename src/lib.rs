@@ -16,6 +16,7 @@ pub mod broker;
 pub mod cli;
 pub mod hub;
 pub mod simulator;
+pub mod upkeep;
 
 /// Peak resident memory of this process, in bytes (Linux `VmHWM`).
 pub fn peak_rss_bytes() -> Option<u64> {

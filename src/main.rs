@@ -7,7 +7,8 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use vallee::cli::{
-    BenchCommand, Cli, Command, CommonArgs, FileConfig, GraphqlCommand, SchemasCommand, SimArgs,
+    BenchCommand, Cli, Command, CommonArgs, FileConfig, GraphqlCommand, LakeArgs, LakeCommand,
+    SchemasCommand, SimArgs,
 };
 use vallee::hub::{self, HubConfig};
 use vallee::simulator::{SimulatorOptions, ValleyShape};
@@ -49,6 +50,25 @@ fn hub_config(common: &CommonArgs, file: &FileConfig) -> Result<HubConfig> {
         stream: Some(file.stream_options()?),
         api: Some(file.api_options(&brokers, &common.data_dir)?),
     })
+}
+
+async fn lake_upkeep(task: vallee::upkeep::Task, args: &LakeArgs, file: &FileConfig) -> Result<()> {
+    let lake = vallee_lake::Lake::open(file.lake_options(&args.data_dir)).await?;
+    let public = vallee_lake::Lake::open_bare(vallee_lake::LakeOptions {
+        root: args.data_dir.join("public"),
+        ..Default::default()
+    })?;
+    let done = vallee::upkeep::run(task, &lake, Some(&public), &args.tables, true).await?;
+    if let vallee::upkeep::Task::Optimize = task {
+        let (before, after) = done.iter().fold((0, 0), |(b, a), (_, x, y)| (b + x, a + y));
+        println!(
+            "{} tables: {before} files before, {after} after",
+            done.len()
+        );
+    } else {
+        println!("{} tables done", done.len());
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -96,6 +116,22 @@ async fn main() -> Result<()> {
                 ..hub_config(&args.common, &file)?
             };
             hub::stage_only(config, shutdown).await
+        }
+        Command::Lake { command } => {
+            let (task, args) = match command {
+                LakeCommand::Optimize(a) => (vallee::upkeep::Task::Optimize, a),
+                LakeCommand::Checkpoint(a) => (vallee::upkeep::Task::Checkpoint, a),
+                LakeCommand::Vacuum {
+                    args,
+                    retention_days,
+                } => (
+                    vallee::upkeep::Task::Vacuum {
+                        retention: chrono::Duration::days(retention_days.max(0)),
+                    },
+                    args,
+                ),
+            };
+            lake_upkeep(task, &args, &file).await
         }
         Command::Graphql {
             command: GraphqlCommand::Schema,

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use vallee_ingest::IngestStats;
 use vallee_lake::{Lake, LakeTable};
@@ -22,6 +21,18 @@ use vallee_schemas::contract::{Stream, Table};
 use vallee_schemas::decode::Reason;
 use vallee_stream::stage::SharedLiveView;
 use vallee_stream::stage::outputs::OutputTable;
+
+/// The metrics' own consumer (metadata and watermarks only).
+struct ProbeConsumer(BaseConsumer);
+
+impl std::fmt::Debug for ProbeConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProbeConsumer")
+    }
+}
+
+/// (low, high) offsets per (topic, partition).
+type Watermarks = BTreeMap<(String, i32), (i64, i64)>;
 
 /// Kinds of GraphQL operation counted.
 pub const OPERATION_KINDS: [&str; 3] = ["query", "mutation", "subscription"];
@@ -52,12 +63,16 @@ impl GraphqlCounters {
 pub struct Ops {
     pub lake: Arc<Lake>,
     pub brokers: String,
-    /// Ingest's counters and group, when this process runs ingest.
+    /// Ingest's counters and writer id (its offsets in the lake), when this process runs
+    /// ingest.
     pub ingest: Option<(Arc<IngestStats>, String)>,
     /// The stream stage's live view, when this process runs it.
     pub live: Option<SharedLiveView>,
     /// Topics whose lag is reported.
     pub topics: Vec<String>,
+    /// The stream each topic carries.
+    streams: BTreeMap<String, Stream>,
+    probe: std::sync::Mutex<Option<ProbeConsumer>>,
     pub graphql: GraphqlCounters,
     /// Ready only while the summed ingest lag is at most this. Default 100 000.
     pub max_ready_lag: i64,
@@ -83,14 +98,16 @@ impl Ops {
         brokers: String,
         ingest: Option<(Arc<IngestStats>, String)>,
         live: Option<SharedLiveView>,
-        topics: Vec<String>,
+        topics: &BTreeMap<Stream, String>,
     ) -> Self {
         Ops {
             lake,
             brokers,
             ingest,
             live,
-            topics,
+            topics: topics.values().cloned().collect(),
+            streams: topics.iter().map(|(s, t)| (t.clone(), *s)).collect(),
+            probe: std::sync::Mutex::new(None),
             graphql: GraphqlCounters::default(),
             max_ready_lag: 100_000,
             lag: RwLock::default(),
@@ -106,11 +123,8 @@ impl Ops {
     pub async fn run_sampler(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tick = 0u64;
         loop {
-            let me = self.clone();
-            match tokio::task::spawn_blocking(move || me.sample_lag()).await {
-                Ok(Ok(())) => *self.broker_seen.write().expect("ops lock") = Some(Instant::now()),
-                Ok(Err(e)) => tracing::warn!(error = %e, "metrics: cannot sample consumer lag"),
-                Err(e) => tracing::warn!(error = %e, "metrics: lag sampler panicked"),
+            if let Err(e) = self.sample_lag().await {
+                tracing::warn!(error = e, "metrics: cannot sample consumer lag");
             }
             if tick.is_multiple_of(6) {
                 for table in lake_tables() {
@@ -140,47 +154,78 @@ impl Ops {
         }
     }
 
-    /// High watermark minus ingest's committed group offset, per partition (without
-    /// ingest in this process: the high watermark minus the low one, i.e. what is kept).
-    fn sample_lag(&self) -> Result<(), rdkafka::error::KafkaError> {
-        let group = self
-            .ingest
-            .as_ref()
-            .map_or("vallee-metrics-probe".to_string(), |(_, g)| g.clone());
-        let probe: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .set("group.id", &group)
-            .set("enable.auto.commit", "false")
-            .create()?;
+    /// End offsets of every partition of the hub's topics (low, high), read with one
+    /// probe consumer kept for the process's life. It has its own group id and never
+    /// subscribes: a probe in ingest's group would disturb that group's assignments.
+    fn watermarks(&self) -> Result<Watermarks, rdkafka::error::KafkaError> {
+        let mut probe = self.probe.lock().expect("probe lock");
+        if probe.is_none() {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &self.brokers)
+                .set("group.id", "vallee-metrics-probe")
+                .set("enable.auto.commit", "false")
+                .create()?;
+            *probe = Some(ProbeConsumer(consumer));
+        }
+        let probe = &probe.as_ref().expect("created above").0;
         let timeout = Duration::from_secs(5);
-        let mut list = TopicPartitionList::new();
-        let mut highs = BTreeMap::new();
+        let mut out = BTreeMap::new();
         for topic in &self.topics {
             let metadata = probe.fetch_metadata(Some(topic), timeout)?;
             for t in metadata.topics() {
                 for p in t.partitions() {
-                    let (low, high) = probe.fetch_watermarks(topic, p.id(), timeout)?;
-                    highs.insert((topic.clone(), p.id()), (low, high));
-                    list.add_partition(topic, p.id());
+                    out.insert(
+                        (topic.clone(), p.id()),
+                        probe.fetch_watermarks(topic, p.id(), timeout)?,
+                    );
                 }
             }
         }
-        let committed = if self.ingest.is_some() {
-            probe.committed_offsets(list, timeout).ok()
-        } else {
-            None
-        };
+        Ok(out)
+    }
+
+    /// Lag per partition: the high watermark minus the next offset ingest needs, as the
+    /// lake records it (the smallest over the tables the topic feeds). Without ingest in
+    /// this process: what the topic keeps (high minus low).
+    async fn sample_lag(self: &Arc<Self>) -> Result<(), String> {
+        let me = self.clone();
+        let marks = tokio::task::spawn_blocking(move || me.watermarks())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        *self.broker_seen.write().expect("ops lock") = Some(Instant::now());
+        // The next offset ingest needs, per (topic, partition): one lake read per (table,
+        // topic) for all the topic's partitions.
+        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        if let Some((_, writer)) = &self.ingest {
+            let mut partitions: BTreeMap<&String, Vec<i32>> = BTreeMap::new();
+            for (topic, p) in marks.keys() {
+                partitions.entry(topic).or_default().push(*p);
+            }
+            for (topic, parts) in partitions {
+                let Some(stream) = self.streams.get(topic) else {
+                    continue;
+                };
+                for table in stream.tables() {
+                    let stored = self
+                        .lake
+                        .committed_offsets(table, writer, topic, &parts)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    for p in &parts {
+                        let low = marks[&(topic.clone(), *p)].0;
+                        let n = stored.get(p).copied().flatten().map_or(low, |o| o + 1);
+                        next.entry((topic.clone(), *p))
+                            .and_modify(|m| *m = (*m).min(n))
+                            .or_insert(n);
+                    }
+                }
+            }
+        }
         let mut lag = BTreeMap::new();
-        for ((topic, partition), (low, high)) in highs {
-            let position = committed
-                .as_ref()
-                .and_then(|c| c.find_partition(&topic, partition))
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                })
-                .unwrap_or(low);
-            lag.insert((topic, partition), (high - position).max(0));
+        for (key, (low, high)) in marks {
+            let n = next.get(&key).copied().unwrap_or(low);
+            lag.insert(key, (high - n).max(0));
         }
         self.total_lag
             .store(lag.values().sum::<i64>(), Ordering::Relaxed);

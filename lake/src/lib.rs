@@ -31,6 +31,7 @@ pub mod query;
 pub mod replace;
 pub use query::AsOf;
 pub mod tables;
+pub mod upkeep;
 
 pub use error::{Error, Result};
 pub use offsets::{Progress, app_id};

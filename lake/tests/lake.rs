@@ -173,3 +173,71 @@ async fn checkpoints_are_written_periodically() {
     assert!(checkpoints >= 1, "no checkpoint in {log:?}");
     assert_eq!(lake.count(Table::WasteContainers).await.unwrap(), 12);
 }
+
+/// Upkeep changes files, never rows nor the recorded offsets, and keeps time travel within
+/// the retention.
+#[tokio::test]
+async fn compaction_vacuum_and_checkpoints_keep_rows_offsets_and_time_travel() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = open_lake(dir.path()).await;
+    let mut previous = None;
+    for i in 0..8i64 {
+        append_bins(&lake, i * 10..i * 10 + 10, previous)
+            .await
+            .unwrap();
+        previous = Some(i * 10 + 9);
+    }
+    let table = Table::WasteContainers;
+    let version_before = lake.version(table).await.unwrap();
+    let files_before = lake.file_count(table).await.unwrap();
+    assert!(files_before >= 8, "{files_before} files");
+    let compacted = lake.optimize(table).await.unwrap();
+    assert_eq!(compacted.files_before, files_before);
+    // One file per day partition is what is left (three days of readings).
+    assert_eq!(compacted.files_after, 3, "{compacted:?}");
+    assert_eq!(lake.count(table).await.unwrap(), 80);
+    let offsets = lake
+        .committed_offsets(table, WRITER, "bins", &[0])
+        .await
+        .unwrap();
+    assert_eq!(offsets.get(&0).copied().flatten(), Some(79));
+    // The version before compaction still reads (its files are kept within the retention).
+    let (ctx, v) = lake
+        .session_as_of(table, vallee_lake::AsOf::Version(version_before))
+        .await
+        .unwrap();
+    assert_eq!(v, Some(version_before));
+    let n = ctx
+        .sql("SELECT count(*) FROM waste_containers")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        n[0].column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0),
+        80
+    );
+    assert_eq!(
+        lake.vacuum(table, chrono::Duration::days(30))
+            .await
+            .unwrap(),
+        0
+    );
+    // With no retention, the files the compaction replaced go.
+    assert_eq!(
+        lake.vacuum(table, chrono::Duration::zero()).await.unwrap(),
+        files_before
+    );
+    assert_eq!(lake.count(table).await.unwrap(), 80);
+    let checkpointed = lake.checkpoint(table).await.unwrap();
+    let log = dir.path().join("lake/waste_containers/_delta_log");
+    assert!(
+        log.join(format!("{checkpointed:020}.checkpoint.parquet"))
+            .is_file()
+    );
+}

@@ -64,3 +64,79 @@ fn a_typo_in_the_configuration_file_is_an_error_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("flush_intervall_ms"), "{err}");
 }
+
+/// `vallee lake optimize` compacts what ingest wrote in many small commits: fewer files,
+/// the same rows, and ingest resumes after it without a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_optimize_compacts_without_changing_rows_or_offsets() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::helpers::*;
+
+    let world = World::new(3).await;
+    let events = valley_events(3_000, 11);
+    let produced = world.produce(&events).await;
+    // Small flushes: many commits, many small files.
+    let lake = Arc::new(world.lake().await);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let options = vallee_ingest::IngestOptions {
+        flush_max_messages: 200,
+        ..world.ingest_options()
+    };
+    let ingest = tokio::spawn(vallee_ingest::run(
+        options,
+        lake.clone(),
+        Arc::new(vallee_ingest::IngestStats::default()),
+        shutdown.clone(),
+    ));
+    eventually(Duration::from_secs(120), "everything ingested", || async {
+        total(&lake).await >= produced
+    })
+    .await;
+    shutdown.cancel();
+    ingest.await.unwrap().unwrap();
+    let table = vallee_schemas::contract::Table::WasteContainers;
+    let files_before = lake.file_count(table).await.unwrap();
+    let rows_before = counts(&lake).await;
+    drop(lake);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_vallee"))
+        .args(["lake", "optimize", "--data-dir"])
+        .arg(world.data_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("waste_containers:"),
+        "progress per table: {stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("files before"));
+
+    let lake = world.lake().await;
+    let files_after = lake.file_count(table).await.unwrap();
+    assert!(
+        files_after < files_before,
+        "{files_before} → {files_after} files"
+    );
+    assert_eq!(counts(&lake).await, rows_before);
+    // The offsets survived: a second ingest run reads nothing twice.
+    let more = valley_events(200, 12);
+    let produced_more = world.produce(&more).await;
+    let lake = Arc::new(lake);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let ingest = tokio::spawn(vallee_ingest::run(
+        world.ingest_options(),
+        lake.clone(),
+        Arc::new(vallee_ingest::IngestStats::default()),
+        shutdown.clone(),
+    ));
+    eventually(Duration::from_secs(60), "the new events", || async {
+        total(&lake).await >= produced + produced_more
+    })
+    .await;
+    shutdown.cancel();
+    ingest.await.unwrap().unwrap();
+    assert_exactly_once(&lake, produced + produced_more).await;
+}

@@ -33,7 +33,7 @@ async fn kill_9_at_any_moment_loses_and_duplicates_nothing() {
         let before = total(&lake).await;
         let mut child = world.spawn_ingest(&format!("ingest-{round}"));
         eventually(
-            Duration::from_secs(180),
+            Duration::from_secs(300),
             "the new process ingesting",
             || async { total(&lake).await > before },
         )
@@ -46,7 +46,7 @@ async fn kill_9_at_any_moment_loses_and_duplicates_nothing() {
     assert_eq!(produced, events.len() as u64);
     let mut child = world.spawn_ingest("ingest-final");
     eventually(
-        Duration::from_secs(180),
+        Duration::from_secs(300),
         "every produced message in the lake",
         || async { total(&lake).await >= produced },
     )

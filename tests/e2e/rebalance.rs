@@ -31,7 +31,7 @@ async fn a_member_leaving_mid_run_hands_over_without_loss_or_duplicates() {
     assert!(wait_exit(&mut a, Duration::from_secs(30)).await.success());
     let produced = produced_first + world.produce(rest).await;
     eventually(
-        Duration::from_secs(120),
+        Duration::from_secs(240),
         "every message in the lake",
         || async { total(&lake).await >= produced },
     )

@@ -1,0 +1,104 @@
+//! Lake upkeep: compaction of small files, vacuum of files no version needs any more, and
+//! checkpoints. Ingest commits every second or so, which leaves many small files; readers
+//! (and the `asOf` downloads) pay for each one.
+//!
+//! None of these touch the application transactions (the Kafka offsets each table
+//! records): compaction rewrites data files without changing a row, in a commit that keeps
+//! every `txn`; vacuum removes only files that no version within the retention refers to.
+
+use std::num::NonZeroU64;
+
+use deltalake::operations::optimize::OptimizeType;
+
+use crate::{Error, Lake, LakeTable, Result};
+
+/// What compaction did to one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compacted {
+    pub files_before: usize,
+    pub files_after: usize,
+}
+
+impl Lake {
+    /// Rewrites small files into files of about the lake's target size. A table with one
+    /// file or none is left alone (no empty commit).
+    pub async fn optimize(&self, table: impl LakeTable) -> Result<Compacted> {
+        let name = table.name();
+        let files_before = self.file_count(table).await?;
+        if files_before > 1 {
+            let mut handle = self.latest(table).await?;
+            let target = NonZeroU64::new(self.options.target_file_size).unwrap_or(NonZeroU64::MIN);
+            let (optimized, _) = handle
+                .clone()
+                .optimize()
+                .with_type(OptimizeType::Compact)
+                .with_target_size(target)
+                .await
+                .map_err(Error::delta(name))?;
+            *handle = optimized;
+        }
+        Ok(Compacted {
+            files_before,
+            files_after: self.file_count(table).await?,
+        })
+    }
+
+    /// Deletes the files no version younger than `retention` refers to; returns how many.
+    /// Time travel (`asOf`) keeps working over the retention.
+    pub async fn vacuum(
+        &self,
+        table: impl LakeTable,
+        retention: chrono::Duration,
+    ) -> Result<usize> {
+        let name = table.name();
+        let mut handle = self.latest(table).await?;
+        let (vacuumed, metrics) = handle
+            .clone()
+            .vacuum()
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .await
+            .map_err(Error::delta(name))?;
+        *handle = vacuumed;
+        Ok(metrics.files_deleted.len())
+    }
+
+    /// Writes a checkpoint of the latest version; returns that version.
+    pub async fn checkpoint(&self, table: impl LakeTable) -> Result<i64> {
+        let name = table.name();
+        let handle = self.latest(table).await?;
+        deltalake::checkpoints::create_checkpoint(&handle, None)
+            .await
+            .map_err(Error::delta(name))?;
+        Ok(handle.version().map_or(-1, |v| v as i64))
+    }
+}
+
+/// A table known by its folder name only, for upkeep of tables that exist already (the
+/// public lake's). Never use it to create a table: its schema is empty.
+#[derive(Debug, Clone, Copy)]
+pub struct ExistingTable(pub &'static str);
+
+impl LakeTable for ExistingTable {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+    fn schema(&self) -> arrow::datatypes::SchemaRef {
+        std::sync::Arc::new(arrow::datatypes::Schema::empty())
+    }
+    fn partition_columns(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn description(&self) -> &'static str {
+        ""
+    }
+}
+
+impl Lake {
+    /// Whether a table exists under this lake's root.
+    pub fn exists(&self, name: &str) -> bool {
+        self.root()
+            .to_file_path()
+            .map_or(true, |root| root.join(name).join("_delta_log").is_dir())
+    }
+}
