@@ -117,6 +117,14 @@ impl Hub {
     }
 }
 
+/// A test that fails before `stop` must not leave its hub running.
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The `extensions.code` of the first error.
 pub fn code(answer: &Value) -> &str {
     answer["errors"][0]["extensions"]["code"]

@@ -66,13 +66,13 @@ async fn the_dashboard_shows_live_values_from_the_api_in_a_real_browser() {
     };
     let dir = tempfile::tempdir().unwrap();
     let (broker, http) = (free_addr(), free_addr());
-    let mut hub = spawn_up(
+    let mut hub = KillOnDrop(spawn_up(
         &dir.path().join("data"),
         broker,
         http,
         &dir.path().join("up.log"),
         &["--speed", "300", "--rate", "1500"],
-    );
+    ));
     eventually(Duration::from_secs(90), "the hub is ready", || async {
         matches!(http_get(http, "/readyz"), Ok((200, _)))
     })
@@ -189,7 +189,7 @@ async fn the_dashboard_shows_live_values_from_the_api_in_a_real_browser() {
         .unwrap_or(0);
     // Ours, and the simulated citizens' (tokens, reports, ideas) through the same API.
     assert!(mutations >= 1, "mutations are counted: {mutations}");
-    terminate(&hub);
-    let status = wait_exit(&mut hub, Duration::from_secs(60)).await;
+    terminate(&hub.0);
+    let status = wait_exit(&mut hub.0, Duration::from_secs(60)).await;
     assert!(status.success(), "vallee up exited with {status}");
 }
