@@ -106,7 +106,8 @@ fn ndjson(batch: &RecordBatch) -> Result<Vec<u8>, Error> {
     Ok(w.into_inner())
 }
 
-fn rows(batch: &RecordBatch) -> Result<Vec<serde_json::Map<String, Value>>, Error> {
+/// The rows of a batch as JSON objects.
+pub fn json_rows(batch: &RecordBatch) -> Result<Vec<serde_json::Map<String, Value>>, Error> {
     let mut w = arrow::json::ArrayWriter::new(Vec::new());
     w.write(batch).map_err(|e| Error::Encode(e.to_string()))?;
     w.finish().map_err(|e| Error::Encode(e.to_string()))?;
@@ -120,7 +121,7 @@ fn geojson_features(
     first: &mut bool,
 ) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
-    for mut row in rows(batch)? {
+    for mut row in json_rows(batch)? {
         let (Some(y), Some(x)) = (row.remove(lat), row.remove(lon)) else {
             continue;
         };

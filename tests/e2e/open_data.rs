@@ -355,6 +355,51 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
     assert_eq!(people["type"], "integer");
     assert_eq!(schema["licenses"][0]["name"], "etalab-2.0");
 
+    // The same datasets in GraphQL: metadata, and rows paged, filtered and at a version.
+    let listed = hub
+        .ok(
+            None,
+            "{ datasets { id license version distributions { format } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        listed["datasets"].as_array().unwrap().len(),
+        vallee_opendata::DATASETS.len()
+    );
+    assert_eq!(listed["datasets"][0]["license"], "etalab-2.0");
+    let page = hub
+        .ok(
+            None,
+            "query($v: String) { dataset(id: \"remplissage-conteneurs-quotidien\") {
+                version rows(first: 1, asOf: $v, filter: {communeCode: \"34114\"}) {
+                    edges { node { values } cursor } pageInfo { hasNextPage } } } }",
+            json!({"v": version}),
+        )
+        .await;
+    let rows = &page["dataset"]["rows"];
+    assert_eq!(rows["edges"][0]["node"]["values"]["mesures"], 4, "{page}");
+    assert_eq!(
+        rows["pageInfo"]["hasNextPage"], false,
+        "one day at that version"
+    );
+    let now_rows = hub
+        .ok(
+            None,
+            "{ dataset(id: \"remplissage-conteneurs-quotidien\") { rows(first: 1) {
+                edges { node { values } } pageInfo { hasNextPage } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        now_rows["dataset"]["rows"]["pageInfo"]["hasNextPage"], true,
+        "two days now"
+    );
+    let missing = hub
+        .gql(None, "{ dataset(id: \"nope\") { id } }", json!({}))
+        .await;
+    assert_eq!(crate::api::code(&missing), "NOT_FOUND");
+
     // The public lake: every dataset with data is a Delta table under public/, same rows
     // as the download, recording the source version; Python deltalake reads it as it is.
     eventually(

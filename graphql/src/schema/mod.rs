@@ -7,6 +7,7 @@
 //! carries `extensions.code` ([`Code`]).
 
 mod mutation;
+pub mod open_data;
 mod query;
 mod subscription;
 pub mod types;
@@ -164,11 +165,11 @@ pub(crate) fn paginate<T: OutputType>(
     Ok(connection)
 }
 
-fn encode_cursor(i: usize) -> String {
+pub(crate) fn encode_cursor(i: usize) -> String {
     URL_SAFE_NO_PAD.encode(format!("at:{i}"))
 }
 
-fn decode_cursor(c: &str) -> Option<usize> {
+pub(crate) fn decode_cursor(c: &str) -> Option<usize> {
     let bytes = URL_SAFE_NO_PAD.decode(c).ok()?;
     String::from_utf8(bytes)
         .ok()?

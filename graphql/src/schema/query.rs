@@ -175,6 +175,23 @@ impl Query {
             .ok_or_else(|| error(Code::NotFound, format!("no idea {}", id.as_str())))
     }
 
+    /// The open datasets (Licence Ouverte 2.0), with their metadata.
+    async fn datasets(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<super::open_data::Dataset>> {
+        super::open_data::datasets(ctx).await
+    }
+
+    /// One open dataset: metadata and rows.
+    async fn dataset(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<super::open_data::Dataset> {
+        super::open_data::dataset(ctx, &id).await
+    }
+
     /// The latest reading of every bin.
     async fn bins(
         &self,
