@@ -216,6 +216,28 @@ impl OpenData {
     }
 }
 
+impl OpenData {
+    /// One page of `ds` (filtered, at `as_of`): rows `offset..offset + limit` as JSON
+    /// objects, and the version read.
+    pub async fn page(
+        &self,
+        ds: &Dataset,
+        filter: &Filter,
+        as_of: AsOf,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Option<i64>, Vec<serde_json::Map<String, serde_json::Value>>)> {
+        let sql = format!("{} LIMIT {limit} OFFSET {offset}", query(ds, filter)?);
+        let (ctx, version) = self.session(ds, as_of).await?;
+        let batches = ctx.sql(&sql).await?.collect().await?;
+        let mut rows = Vec::new();
+        for b in &batches {
+            rows.extend(export::json_rows(&export::plain(b)?)?);
+        }
+        Ok((version, rows))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,27 +281,5 @@ mod tests {
         ));
         assert!(parse_as_of("-1").is_err());
         assert!(parse_as_of("yesterday").is_err());
-    }
-}
-
-impl OpenData {
-    /// One page of `ds` (filtered, at `as_of`): rows `offset..offset + limit` as JSON
-    /// objects, and the version read.
-    pub async fn page(
-        &self,
-        ds: &Dataset,
-        filter: &Filter,
-        as_of: AsOf,
-        offset: usize,
-        limit: usize,
-    ) -> Result<(Option<i64>, Vec<serde_json::Map<String, serde_json::Value>>)> {
-        let sql = format!("{} LIMIT {limit} OFFSET {offset}", query(ds, filter)?);
-        let (ctx, version) = self.session(ds, as_of).await?;
-        let batches = ctx.sql(&sql).await?.collect().await?;
-        let mut rows = Vec::new();
-        for b in &batches {
-            rows.extend(export::json_rows(&export::plain(b)?)?);
-        }
-        Ok((version, rows))
     }
 }
