@@ -8,8 +8,7 @@ use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 use vallee_lake::upkeep::ExistingTable;
 use vallee_lake::{Lake, LakeTable};
-use vallee_schemas::contract::Table;
-use vallee_stream::stage::outputs::OutputTable;
+use vallee_stream::stage::outputs::lake_table_names;
 
 /// What to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,15 +16,6 @@ pub enum Task {
     Optimize,
     Vacuum { retention: chrono::Duration },
     Checkpoint,
-}
-
-/// The internal lake's tables (contract and stage outputs).
-fn lake_tables() -> Vec<&'static str> {
-    Table::ALL
-        .iter()
-        .map(|t| t.name())
-        .chain(OutputTable::ALL.iter().map(|t| t.name()))
-        .collect()
 }
 
 /// Runs `task` on every existing table of `lake` (and, for vacuum, of `public`), printing
@@ -38,7 +28,7 @@ pub async fn run(
     only: &[String],
     progress: bool,
 ) -> Result<Vec<(String, i64, i64)>> {
-    let mut targets: Vec<(&Lake, &'static str)> = lake_tables()
+    let mut targets: Vec<(&Lake, &'static str)> = lake_table_names()
         .into_iter()
         .filter(|t| lake.exists(t))
         .map(|t| (lake, t))

@@ -38,11 +38,7 @@ impl From<AlertMessage> for Alert {
             alert_id: async_graphql::ID(m.alert_id),
             kind: AlertKind::parse(&m.sub_category),
             entity_id: m.alert_source,
-            state: if m.state == "open" {
-                AlertState::Open
-            } else {
-                AlertState::Cleared
-            },
+            state: AlertState::parse(&m.state),
             date_observed: m.date_issued,
             clear_reason: m.clear_reason,
             filling_level: m.filling_level,

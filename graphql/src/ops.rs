@@ -16,11 +16,12 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio_util::sync::CancellationToken;
 use vallee_ingest::IngestStats;
-use vallee_lake::{Lake, LakeTable};
+use vallee_lake::Lake;
+use vallee_lake::upkeep::ExistingTable;
 use vallee_schemas::contract::{Stream, Table};
 use vallee_schemas::decode::Reason;
 use vallee_stream::stage::SharedLiveView;
-use vallee_stream::stage::outputs::OutputTable;
+use vallee_stream::stage::outputs::lake_table_names;
 
 /// The metrics' own consumer (metadata and watermarks only).
 struct ProbeConsumer(BaseConsumer);
@@ -84,14 +85,6 @@ pub struct Ops {
     sampled_once: AtomicBool,
 }
 
-fn lake_tables() -> Vec<&'static str> {
-    Table::ALL
-        .iter()
-        .map(|t| t.name())
-        .chain(OutputTable::ALL.iter().map(|t| t.name()))
-        .collect()
-}
-
 impl Ops {
     pub fn new(
         lake: Arc<Lake>,
@@ -111,7 +104,7 @@ impl Ops {
             graphql: GraphqlCounters::default(),
             max_ready_lag: 100_000,
             lag: RwLock::default(),
-            files: RwLock::new(lake_tables().into_iter().map(|t| (t, 0)).collect()),
+            files: RwLock::new(lake_table_names().into_iter().map(|t| (t, 0)).collect()),
             broker_seen: RwLock::default(),
             total_lag: AtomicI64::new(0),
             started: Instant::now(),
@@ -127,17 +120,12 @@ impl Ops {
                 tracing::warn!(error = e, "metrics: cannot sample consumer lag");
             }
             if tick.is_multiple_of(6) {
-                for table in lake_tables() {
+                for table in lake_table_names() {
                     // Only tables that exist: metrics never create one (a stage does).
-                    let exists = self
-                        .lake
-                        .root()
-                        .to_file_path()
-                        .map_or(true, |root| root.join(table).join("_delta_log").is_dir());
-                    if !exists {
+                    if !self.lake.exists(table) {
                         continue;
                     }
-                    if let Ok(n) = self.lake.file_count(TableName(table)).await {
+                    if let Ok(n) = self.lake.file_count(ExistingTable(table)).await {
                         self.files
                             .write()
                             .expect("ops lock")
@@ -401,32 +389,5 @@ impl Ops {
             );
         }
         out
-    }
-}
-
-/// A lake table known only by name (every table the hub writes).
-#[derive(Debug, Clone, Copy)]
-struct TableName(&'static str);
-
-impl LakeTable for TableName {
-    fn name(&self) -> &'static str {
-        self.0
-    }
-    fn schema(&self) -> arrow::datatypes::SchemaRef {
-        Table::from_name(self.0)
-            .map(|t| t.schema())
-            .or_else(|| {
-                OutputTable::ALL
-                    .iter()
-                    .find(|t| t.name() == self.0)
-                    .map(|t| t.schema())
-            })
-            .expect("a hub table")
-    }
-    fn partition_columns(&self) -> &'static [&'static str] {
-        &["day"]
-    }
-    fn description(&self) -> &'static str {
-        ""
     }
 }

@@ -125,31 +125,14 @@ fn encode(accept: &str, batches: &[RecordBatch], truncated: bool) -> Response {
         header::HeaderName::from_static("x-truncated"),
         truncated.to_string(),
     );
-    let plain: Vec<RecordBatch> = batches
+    let plain: Vec<RecordBatch> = match batches
         .iter()
-        .filter_map(|b| {
-            let schema = b.schema();
-            let fields: Vec<arrow::datatypes::Field> = schema
-                .fields()
-                .iter()
-                .map(|f| match f.data_type() {
-                    arrow::datatypes::DataType::Utf8View => f
-                        .as_ref()
-                        .clone()
-                        .with_data_type(arrow::datatypes::DataType::Utf8),
-                    _ => f.as_ref().clone(),
-                })
-                .collect();
-            let cols = b
-                .columns()
-                .iter()
-                .zip(&fields)
-                .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
-                .collect::<Result<Vec<_>, _>>()
-                .ok()?;
-            RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), cols).ok()
-        })
-        .collect();
+        .map(vallee_opendata::export::plain)
+        .collect::<Result<_, _>>()
+    {
+        Ok(p) => p,
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
     if accept.contains("text/csv") {
         let mut out = Vec::new();
         {

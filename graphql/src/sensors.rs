@@ -201,21 +201,14 @@ impl SensorReader {
         commune: Option<&str>,
         min_filling_level: Option<f64>,
     ) -> Result<Vec<BinRow>> {
-        let mut filter = String::from("rn = 1");
+        let mut filter = String::from("TRUE");
         if let Some(c) = commune {
             filter += &format!(" AND \"communeCode\" = {}", lit(c));
         }
         if let Some(l) = min_filling_level {
             filter += &format!(" AND \"fillingLevel\" >= {l}");
         }
-        self.rows(&format!(
-            "SELECT id, \"communeCode\", \"fillingLevel\", \"binFullnessThreshold\" AS threshold,
-                    temperature, status, array_to_string(\"storedWasteKind\", ',') AS \"wasteKind\",
-                    CAST(\"dateObserved\" AS BIGINT) AS \"dateObserved\", latitude, longitude
-             FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY \"dateObserved\" DESC, _offset DESC) AS rn
-                   FROM waste_containers) WHERE {filter} ORDER BY id"
-        ))
-        .await
+        self.latest_bins("TRUE", &filter).await
     }
 
     /// The latest reading of each of these bins (one query for them all: the DataLoader
@@ -225,13 +218,19 @@ impl SensorReader {
             return Ok(Vec::new());
         }
         let list: Vec<String> = ids.iter().map(|i| lit(i)).collect();
+        self.latest_bins(&format!("id IN ({})", list.join(", ")), "TRUE")
+            .await
+    }
+
+    /// Latest reading per bin among readings matching `readings`, kept when the latest
+    /// matches `latest`.
+    async fn latest_bins(&self, readings: &str, latest: &str) -> Result<Vec<BinRow>> {
         self.rows(&format!(
             "SELECT id, \"communeCode\", \"fillingLevel\", \"binFullnessThreshold\" AS threshold,
                     temperature, status, array_to_string(\"storedWasteKind\", ',') AS \"wasteKind\",
                     CAST(\"dateObserved\" AS BIGINT) AS \"dateObserved\", latitude, longitude
              FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY \"dateObserved\" DESC, _offset DESC) AS rn
-                   FROM waste_containers WHERE id IN ({})) WHERE rn = 1",
-            list.join(", ")
+                   FROM waste_containers WHERE {readings}) WHERE rn = 1 AND {latest} ORDER BY id"
         ))
         .await
     }

@@ -66,10 +66,7 @@ impl Lake {
         as_of: AsOf,
     ) -> Result<(SessionContext, Option<i64>)> {
         let ctx = SessionContext::new();
-        let exists = self.root().to_file_path().map_or(true, |root| {
-            root.join(table.name()).join("_delta_log").is_dir()
-        });
-        if !exists {
+        if !self.exists(table.name()) {
             let empty = datafusion::datasource::MemTable::try_new(table.schema(), vec![vec![]])?;
             ctx.register_table(table.name(), std::sync::Arc::new(empty))?;
             return Ok((ctx, None));

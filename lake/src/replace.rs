@@ -2,7 +2,6 @@
 //! the tables under `public/` (each a materialised view, small and aggregated).
 
 use arrow::array::RecordBatch;
-use deltalake::DeltaTable;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
@@ -21,16 +20,7 @@ impl Lake {
         app_id: &str,
         source_version: i64,
     ) -> Result<Option<i64>> {
-        let url = crate::tables::table_url(self.root(), name);
-        if let Ok(path) = url.to_file_path() {
-            std::fs::create_dir_all(&path).map_err(|e| Error::Location {
-                location: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-        }
-        let delta = DeltaTable::try_from_url(url)
-            .await
-            .map_err(Error::delta(name))?;
+        let delta = crate::tables::open_folder(self.root(), name).await?;
         if delta.version().is_some() {
             let stored = crate::tables::stored_offset(&delta, name, app_id).await?;
             if stored.is_some_and(|v| v >= source_version) {

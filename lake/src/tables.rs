@@ -85,6 +85,13 @@ impl Lake {
         })
     }
 
+    /// Whether a table exists under this lake's root (object stores: assumed).
+    pub fn exists(&self, name: &str) -> bool {
+        self.root()
+            .to_file_path()
+            .map_or(true, |root| root.join(name).join("_delta_log").is_dir())
+    }
+
     /// The lake's root URL.
     pub fn root(&self) -> &Url {
         &self.root
@@ -193,12 +200,9 @@ pub(crate) fn table_url(root: &Url, name: &str) -> Url {
         .expect("table names are valid URL segments")
 }
 
-async fn open_or_create(
-    root: &Url,
-    table: impl LakeTable,
-    options: &LakeOptions,
-) -> Result<DeltaTable> {
-    let name = table.name();
+/// The table `name` under `root`, its folder created, loaded when it exists (version
+/// `None` when it does not yet).
+pub(crate) async fn open_folder(root: &Url, name: &'static str) -> Result<DeltaTable> {
     let url = table_url(root, name);
     if let Ok(path) = url.to_file_path() {
         std::fs::create_dir_all(&path).map_err(|e| Error::Location {
@@ -206,9 +210,18 @@ async fn open_or_create(
             message: e.to_string(),
         })?;
     }
-    let delta = DeltaTable::try_from_url(url)
+    DeltaTable::try_from_url(url)
         .await
-        .map_err(Error::delta(name))?;
+        .map_err(Error::delta(name))
+}
+
+async fn open_or_create(
+    root: &Url,
+    table: impl LakeTable,
+    options: &LakeOptions,
+) -> Result<DeltaTable> {
+    let name = table.name();
+    let delta = open_folder(root, name).await?;
     if delta.version().is_some() {
         return Ok(delta);
     }

@@ -93,12 +93,3 @@ impl LakeTable for ExistingTable {
         ""
     }
 }
-
-impl Lake {
-    /// Whether a table exists under this lake's root.
-    pub fn exists(&self, name: &str) -> bool {
-        self.root()
-            .to_file_path()
-            .map_or(true, |root| root.join(name).join("_delta_log").is_dir())
-    }
-}

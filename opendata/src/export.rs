@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use bytes::Bytes;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{Stream, StreamExt};
@@ -44,39 +44,23 @@ impl Format {
 
 /// Views of strings (DataFusion's default) become plain strings, which every writer and
 /// reader knows.
-pub(crate) fn plain(batch: &RecordBatch) -> Result<RecordBatch, Error> {
-    let needs = batch
-        .schema()
-        .fields()
-        .iter()
-        .any(|f| f.data_type() == &DataType::Utf8View);
-    if !needs {
+pub fn plain(batch: &RecordBatch) -> Result<RecordBatch, Error> {
+    let schema = plain_schema(&batch.schema());
+    if schema == batch.schema() {
         return Ok(batch.clone());
     }
-    let fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8View => f.as_ref().clone().with_data_type(DataType::Utf8),
-            _ => f.as_ref().clone(),
-        })
-        .collect();
     let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()
-        .map(|c| match c.data_type() {
-            DataType::Utf8View => arrow::compute::cast(c, &DataType::Utf8),
-            _ => Ok(c.clone()),
-        })
+        .zip(schema.fields())
+        .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
         .collect::<Result<_, _>>()
         .map_err(|e| Error::Encode(e.to_string()))?;
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| Error::Encode(e.to_string()))
+    RecordBatch::try_new(schema, columns).map_err(|e| Error::Encode(e.to_string()))
 }
 
 /// The schema a stream's batches will have once made [`plain`].
-pub(crate) fn plain_schema(schema: &SchemaRef) -> SchemaRef {
+pub fn plain_schema(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new(
         schema
             .fields()

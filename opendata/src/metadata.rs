@@ -48,9 +48,8 @@ pub fn attribution(publisher: &Publisher, modified: Option<DateTime<Utc>>) -> St
     }
 }
 
-fn spatial(ds: &Dataset) -> Vec<Value> {
-    // Every dataset covers the intercommunality: its communes, by INSEE code.
-    let _ = ds;
+/// Every dataset covers the intercommunality: its communes, by INSEE code.
+fn spatial() -> Vec<Value> {
     vallee_schemas::communes::valley()
         .all()
         .iter()
@@ -88,7 +87,7 @@ pub fn dcat_catalog(publisher: &Publisher, states: &[(&Dataset, DatasetState)]) 
                 "dct:description": {"@value": ds.description, "@language": "fr"},
                 "dcat:keyword": ds.keywords,
                 "dcat:theme": {"@id": ds.dcat_theme},
-                "dct:spatial": spatial(ds),
+                "dct:spatial": spatial(),
                 "dct:accrualPeriodicity": {"@id": ds.frequency.dcat()},
                 "dct:license": {"@id": LICENCE_URL},
                 "dct:rights": attribution(publisher, st.modified),

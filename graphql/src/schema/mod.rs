@@ -128,12 +128,12 @@ pub(crate) fn rate_limited(retry_after: u64) -> async_graphql::Error {
 /// Largest page.
 pub const MAX_PAGE: usize = 100;
 
-/// One page of `items` as a Relay connection; cursors are opaque positions.
-pub(crate) fn paginate<T: OutputType>(
-    items: Vec<T>,
+/// Where a page starts and how long it is, from Relay's `first` (default 20, at most
+/// [`MAX_PAGE`]) and `after` (an opaque position).
+pub(crate) fn page_window(
     first: Option<i32>,
     after: Option<String>,
-) -> async_graphql::Result<Connection<String, T>> {
+) -> async_graphql::Result<(usize, usize)> {
     let first = match first {
         None => 20,
         Some(n) if (0..=MAX_PAGE as i32).contains(&n) => n as usize,
@@ -152,6 +152,16 @@ pub(crate) fn paginate<T: OutputType>(
                 + 1
         }
     };
+    Ok((start, first))
+}
+
+/// One page of `items` as a Relay connection; cursors are opaque positions.
+pub(crate) fn paginate<T: OutputType>(
+    items: Vec<T>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<Connection<String, T>> {
+    let (start, first) = page_window(first, after)?;
     let total = items.len();
     let mut connection = Connection::new(start > 0, start + first < total);
     connection.edges.extend(

@@ -364,8 +364,12 @@ impl Mutation {
         let report_id = citizen::uuid_v4();
         // The contact is stored first: a report never points to a contact that is not
         // kept; a contact whose report failed to publish is orphaned, never public.
-        if let Some(c) = &contact {
-            state.contacts.put(&report_id, c)?;
+        // Written and synced off the async workers (an fsync can take milliseconds).
+        if let Some(c) = contact.clone() {
+            let (store, id) = (state.contacts.clone(), report_id.clone());
+            tokio::task::spawn_blocking(move || store.put(&id, &c))
+                .await
+                .map_err(|e| error(Code::Internal, e.to_string()))??;
         }
         let author = match caller(ctx) {
             Caller::Citizen { pseudonym } => Some(pseudonym.clone()),

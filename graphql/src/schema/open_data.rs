@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use vallee_opendata::{AsOf, DatasetState, Filter, parse_as_of};
 
-use super::{Code, MAX_PAGE, error, state};
+use super::{Code, error, state};
 
 /// A way to download a dataset.
 #[derive(SimpleObject, Debug, Clone)]
@@ -107,44 +107,27 @@ impl Dataset {
             Some(s) => parse_as_of(&s).map_err(|e| error(Code::BadUserInput, e.to_string()))?,
             None => AsOf::Latest,
         };
-        let first = first.unwrap_or(20);
-        if !(0..=MAX_PAGE as i32).contains(&first) {
-            return Err(error(
-                Code::BadUserInput,
-                format!("first must be between 0 and {MAX_PAGE}"),
-            ));
-        }
-        let start = match after {
-            None => 0,
-            Some(c) => {
-                super::decode_cursor(&c)
-                    .ok_or_else(|| error(Code::BadUserInput, "invalid cursor"))?
-                    + 1
-            }
-        };
+        let (start, first) = super::page_window(first, after)?;
         let (_, rows) = state(ctx)
             .open_data
-            .page(self.dataset, &filter, as_of, start, first as usize + 1)
+            .page(self.dataset, &filter, as_of, start, first + 1)
             .await
             .map_err(|e| match e {
                 vallee_opendata::Error::BadRequest(m) => error(Code::BadUserInput, m),
                 e => error(Code::Internal, e.to_string()),
             })?;
-        let has_next = rows.len() > first as usize;
+        let has_next = rows.len() > first;
         let mut connection = Connection::new(start > 0, has_next);
-        connection.edges.extend(
-            rows.into_iter()
-                .take(first as usize)
-                .enumerate()
-                .map(|(i, r)| {
-                    Edge::new(
-                        super::encode_cursor(start + i),
-                        DatasetRow {
-                            values: Json(serde_json::Value::Object(r)),
-                        },
-                    )
-                }),
-        );
+        connection
+            .edges
+            .extend(rows.into_iter().take(first).enumerate().map(|(i, r)| {
+                Edge::new(
+                    super::encode_cursor(start + i),
+                    DatasetRow {
+                        values: Json(serde_json::Value::Object(r)),
+                    },
+                )
+            }));
         Ok(connection)
     }
 }

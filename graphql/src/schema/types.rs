@@ -112,6 +112,17 @@ pub enum AlertState {
     Cleared,
 }
 
+impl AlertState {
+    /// From the stage's `open` / `cleared`.
+    pub fn parse(s: &str) -> Self {
+        if s == "open" {
+            AlertState::Open
+        } else {
+            AlertState::Cleared
+        }
+    }
+}
+
 /// One entry of the reports' catalogue (Open311 service).
 #[derive(SimpleObject, Debug, Clone)]
 pub struct Service {
@@ -500,11 +511,7 @@ impl From<sensors::AlertRow> for Alert {
             alert_id: ID(r.alert_id),
             kind: AlertKind::parse(&r.kind),
             entity_id: r.entity_id,
-            state: if r.state == "open" {
-                AlertState::Open
-            } else {
-                AlertState::Cleared
-            },
+            state: AlertState::parse(&r.state),
             date_observed: r.date_observed,
             clear_reason: r.clear_reason,
             filling_level: r.filling_level,

@@ -20,6 +20,19 @@ pub enum OutputTable {
     BinForecast,
 }
 
+/// Every table of the internal lake: ingest's contract tables, then the stage's outputs.
+pub fn lake_table_names() -> Vec<&'static str> {
+    vallee_schemas::contract::Table::ALL
+        .iter()
+        .map(|t| t.name())
+        .chain(
+            OutputTable::ALL
+                .iter()
+                .map(|t| vallee_lake::LakeTable::name(t)),
+        )
+        .collect()
+}
+
 impl OutputTable {
     pub const ALL: [OutputTable; 6] = [
         OutputTable::Footfall,
