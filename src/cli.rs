@@ -236,6 +236,13 @@ pub struct StreamFile {
     /// Capacity (people) of each activity-zone area, for `congested`.
     #[serde(default)]
     pub zone_capacity: BTreeMap<String, i64>,
+    /// Allowed lateness per input stream, seconds (`beacons = 30`, …).
+    #[serde(default)]
+    pub lateness_s: BTreeMap<String, i64>,
+    /// Gap between two visits of a device (dwell time), seconds.
+    pub dwell_gap_s: Option<i64>,
+    /// Critical air temperature of the frost alert, °C.
+    pub frost_critical_c: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -376,6 +383,20 @@ impl FileConfig {
             o.flush_interval = Duration::from_millis(v);
         }
         o.zone_capacity = f.zone_capacity.clone();
+        for (name, seconds) in &f.lateness_s {
+            let stream = Stream::SENSORS
+                .into_iter()
+                .find(|s| s.name() == name)
+                .with_context(|| format!("[stream] lateness_s: unknown stream {name:?}"))?;
+            o.lateness
+                .insert(stream, chrono::Duration::seconds(*seconds));
+        }
+        if let Some(v) = f.dwell_gap_s {
+            o.dwell_gap = chrono::Duration::seconds(v);
+        }
+        if let Some(v) = f.frost_critical_c {
+            o.frost_critical = v;
+        }
         Ok(o)
     }
 

@@ -8,7 +8,10 @@ const SVG = 'http://www.w3.org/2000/svg';
 const $ = (id) => document.getElementById(id);
 const fmtTime = (iso) => new Date(iso).toLocaleString('fr-FR', { timeZone: 'Europe/Paris', dateStyle: 'short', timeStyle: 'short' });
 const pct = (x) => `${Math.round(x * 100)} %`;
-const KIND = { FILL: 'plein', FIRE: 'feu', STATUS: 'état', SILENT: 'silencieux', FROST: 'gel', OTHER: 'autre' };
+const KIND = { FILL: 'plein', FIRE: 'feu', STATUS: 'état', SILENT: 'silencieux', FROST: 'gel', DOWNY_MILDEW: 'mildiou', POWDERY_MILDEW: 'oïdium', OTHER: 'autre' };
+const RISK = { LOW: 'faible', MODERATE: 'modéré', HIGH: 'élevé' };
+// The live list is the bins'; vineyard alerts on the same topic have their own panel.
+const BIN_KINDS = new Set(['FILL', 'FIRE', 'STATUS', 'SILENT']);
 const STATUS = { OPEN: 'ouvert', CLOSED: 'clos' };
 const IDEA_STATE = { NOT_ANSWERED: 'sans réponse', EVALUATING: "à l'étude", ACCEPTED: 'retenue', REJECTED: 'non retenue', WITHDRAWN: 'retirée' };
 
@@ -105,6 +108,7 @@ function drawAlerts() {
 }
 
 function onAlert(a) {
+  if (!BIN_KINDS.has(a.kind)) return;
   if (a.state === 'OPEN') openAlerts.set(a.alertId, a); else openAlerts.delete(a.alertId);
   drawAlerts();
 }
@@ -162,7 +166,8 @@ function drawVine(rows, alerts) {
     el('td', { class: 'num' }, r.gublerThomasIndex)));
   $('vigne').querySelector('tbody').replaceChildren(...(body.length ? body : [el('tr', {}, el('td', { colspan: 6 }, 'Pas encore de journée complète.'))]));
   $('alertes-vigne').replaceChildren(...(alerts.length ? alerts.map((a) => el('li', { 'data-alert-id': a.alertId },
-    el('span', { class: 'tag frost' }, 'gel'), `${a.entityId} — ${fmtTime(a.dateObserved)}`)) : [el('li', {}, 'Aucune alerte gel ouverte.')]));
+    el('span', { class: `tag ${a.kind.toLowerCase()}` }, KIND[a.kind] || a.kind),
+    `${a.entityId}${a.riskLevel ? ` — risque ${RISK[a.riskLevel]}` : ''} — ${fmtTime(a.dateObserved)}`)) : [el('li', {}, 'Aucune alerte gel ou maladie ouverte.')]));
 }
 
 function drawReports(edges) {
@@ -183,7 +188,7 @@ const QUERY = `{
   footfall(window: "PT5M") { zone dateObservedFrom peopleCount congested }
   sitePresence { site locationCode hour visitorCount arCheckins }
   vineIndicators { station day growingDegreeDays huglinIndex downyMildew310 gublerThomasIndex }
-  vineAlerts(open: true) { alertId entityId dateObserved }
+  vineAlerts(open: true) { alertId kind entityId dateObserved riskLevel }
   reports(first: 8) { edges { node { id serviceName communeCode description status requestedDatetime } } }
   ideas(orderBy: TRENDING, first: 6) { edges { node { id title supports state eligible } } }
 }`;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::schema::types::{Alert, AlertKind, AlertState};
+use crate::schema::types::{Alert, AlertKind, AlertState, RiskLevel};
 use crate::{Error, Result};
 
 /// An alert as the stage publishes it (FIWARE `Alert`).
@@ -29,6 +29,7 @@ struct AlertMessage {
     date_issued: DateTime<Utc>,
     clear_reason: Option<String>,
     filling_level: Option<f64>,
+    risk_level: Option<String>,
     commune_code: Option<String>,
 }
 
@@ -43,6 +44,7 @@ impl From<AlertMessage> for Alert {
             clear_reason: m.clear_reason,
             filling_level: m.filling_level,
             commune_code: m.commune_code,
+            risk_level: m.risk_level.as_deref().and_then(RiskLevel::parse),
         }
     }
 }

@@ -75,6 +75,31 @@ pub struct AlertRow {
     pub clear_reason: Option<String>,
     pub filling_level: Option<f64>,
     pub commune_code: Option<String>,
+    pub risk_level: Option<String>,
+}
+
+/// Dwell-time distribution of a zone-hour (latest revision).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DwellRow {
+    pub zone: String,
+    #[serde(deserialize_with = "micros::de")]
+    pub hour: DateTime<Utc>,
+    #[serde(rename = "sessionGap")]
+    pub session_gap: String,
+    pub visits: i64,
+    #[serde(rename = "dwellUnder5Min")]
+    pub dwell_under5_min: i64,
+    #[serde(rename = "dwell5To15Min")]
+    pub dwell5_to15_min: i64,
+    #[serde(rename = "dwell15To30Min")]
+    pub dwell15_to30_min: i64,
+    #[serde(rename = "dwell30To60Min")]
+    pub dwell30_to60_min: i64,
+    #[serde(rename = "meanDwellSeconds")]
+    pub mean_dwell_seconds: f64,
+    #[serde(rename = "medianDwellMinutes")]
+    pub median_dwell_minutes: i64,
+    pub revision: i32,
 }
 
 /// Latest forecast of a bin.
@@ -253,7 +278,7 @@ impl SensorReader {
         }
         self.rows(&format!(
             "SELECT \"alertId\", kind, \"entityId\", state, CAST(\"dateObserved\" AS BIGINT) AS \"dateObserved\",
-                    \"clearReason\", \"fillingLevel\", \"communeCode\"
+                    \"clearReason\", \"fillingLevel\", \"communeCode\", \"riskLevel\"
              FROM (SELECT *, row_number() OVER (PARTITION BY \"alertId\" ORDER BY \"dateObserved\" DESC, state ASC) AS rn
                    FROM {table}) WHERE {filter} ORDER BY \"dateObserved\" DESC",
             table = table.name()
@@ -314,6 +339,34 @@ impl SensorReader {
                     revision, \"final\"
              FROM (SELECT *, row_number() OVER (PARTITION BY zone, \"window\", \"dateObservedFrom\" ORDER BY revision DESC) AS rn
                    FROM footfall) WHERE {filter} ORDER BY zone, \"dateObservedFrom\""
+        ))
+        .await
+    }
+
+    /// Dwell-time distributions per zone and hour (latest revision of each).
+    pub async fn footfall_dwell(
+        &self,
+        zone: Option<&str>,
+        range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Result<Vec<DwellRow>> {
+        let mut filter = format!(
+            "rn = 1 AND {}",
+            time_range(
+                "hour",
+                range,
+                "SELECT max(hour) FROM footfall_dwell",
+                "24 hours"
+            )
+        );
+        if let Some(z) = zone {
+            filter += &format!(" AND zone = {}", lit(z));
+        }
+        self.rows(&format!(
+            "SELECT zone, CAST(hour AS BIGINT) AS hour, \"sessionGap\", visits, \"dwellUnder5Min\",
+                    \"dwell5To15Min\", \"dwell15To30Min\", \"dwell30To60Min\", \"meanDwellSeconds\",
+                    \"medianDwellMinutes\", revision
+             FROM (SELECT *, row_number() OVER (PARTITION BY zone, hour ORDER BY revision DESC) AS rn
+                   FROM footfall_dwell) WHERE {filter} ORDER BY zone, hour"
         ))
         .await
     }

@@ -31,6 +31,11 @@ impl Aggregate for Sum {
 /// nothing outside memory, and are never written anywhere).
 static TOKEN_HASHER: LazyLock<RandomState> = LazyLock::new(RandomState::new);
 
+/// A token's keyed hash: the only form in which the stage keeps device tokens.
+pub fn token_key(token: &str) -> u64 {
+    TOKEN_HASHER.hash_one(token)
+}
+
 /// Distinct device tokens (footfall). Keeps 64-bit keyed hashes of the tokens, not the
 /// tokens: at the valley's sizes (thousands per window) a collision has a probability
 /// below 10⁻¹⁰, so the count is exact in practice, with a fixed 8 bytes per person.
@@ -41,7 +46,7 @@ impl Aggregate for DistinctCount {
     type Input = str;
     type Output = i64;
     fn add(&mut self, token: &str) {
-        self.0.insert(TOKEN_HASHER.hash_one(token));
+        self.0.insert(token_key(token));
     }
     fn output(&self) -> i64 {
         self.0.len() as i64

@@ -14,23 +14,25 @@
 //!                               late row, closed window ──► corrected row (revision n+1)
 //! ```
 //!
-//! Built so far: the engine (watermarks, tumbling and hopping windows, session windows,
-//! corrections), the fill-alert rules and the vineyard formulas, with frozen-clock and
-//! hand-computed tests. Not built yet: the Kafka consumer of the stage, the DataFusion
-//! per-batch plans, the output tables and state table, the alerts topic and the live view.
+//! The stage ([`stage`]) runs it on its own Kafka consumer group: decoded events go through
+//! the operators and the domain rules; rows land in Delta with the offsets a restart must
+//! replay from; alerts reach `vallee.alerts` and the live view on arrival.
 //!
 //! # Layout
 //! - [`watermark`] — per-stream watermarks with idle partitions.
 //! - [`window`] — window shapes: tumbling, hopping.
 //! - [`operator`] — the keyed window operator with early results and corrections.
-//! - [`session`] — session windows (dwell time).
+//! - [`session`] — session windows; [`dwell`] — dwell-time distributions built on them.
 //! - [`aggregate`] — what a window accumulates (counts, exact distinct counts).
+//! - [`lineage`] — the Kafka offset ranges that fed each derived row.
 //! - [`rules`] — domain state machines: fill alerts (hysteresis, proof of collection, fire,
 //!   status, silence); vineyard indicators (GDD, Winkler, Huglin, 3-10, Gubler-Thomas,
 //!   oospore degree days) and frost alerts; fill-rate forecasts (time to full).
 
 pub mod aggregate;
+pub mod dwell;
 mod error;
+pub mod lineage;
 pub mod operator;
 pub mod rules;
 pub mod session;

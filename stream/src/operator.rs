@@ -1,11 +1,11 @@
 //! The keyed window operator: bins by window, closes on the watermark, corrects late rows.
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 
 use chrono::{DateTime, Duration, Utc};
 
 use crate::aggregate::Aggregate;
+use crate::lineage::{Lineage, Source};
 use crate::window::{Window, WindowKind};
 
 /// One result row of a window for a key.
@@ -18,6 +18,8 @@ pub struct Emission<K, O> {
     pub revision: u32,
     /// True once the watermark passed the window's end (early results are not final).
     pub is_final: bool,
+    /// The records that fed the window (empty when rows were inserted without a source).
+    pub lineage: Lineage,
 }
 
 /// What inserting a row did.
@@ -30,6 +32,35 @@ pub struct Inserted<K, O> {
     pub too_late: bool,
 }
 
+/// A window's state for one key.
+#[derive(Debug, Clone, Default)]
+struct Slot<A> {
+    acc: A,
+    lineage: Lineage,
+    /// The last revision emitted (closed windows only).
+    revision: u32,
+}
+
+impl<A: Aggregate> Slot<A> {
+    fn add(&mut self, input: &A::Input, source: Option<&Source>) {
+        self.acc.add(input);
+        if let Some(source) = source {
+            self.lineage.add(source);
+        }
+    }
+
+    fn emission<K>(&self, key: K, window: Window, is_final: bool) -> Emission<K, A::Output> {
+        Emission {
+            key,
+            window,
+            value: self.acc.output(),
+            revision: self.revision,
+            is_final,
+            lineage: self.lineage.clone(),
+        }
+    }
+}
+
 /// A keyed tumbling or hopping window operator.
 #[derive(Debug, Clone)]
 pub struct WindowOperator<K, A> {
@@ -37,8 +68,8 @@ pub struct WindowOperator<K, A> {
     /// How long (event time, past a window's end) a closed window's state is kept to
     /// correct it when late rows come.
     correction_horizon: Duration,
-    open: BTreeMap<Window, BTreeMap<K, A>>,
-    closed: BTreeMap<Window, BTreeMap<K, (A, u32)>>,
+    open: BTreeMap<Window, BTreeMap<K, Slot<A>>>,
+    closed: BTreeMap<Window, BTreeMap<K, Slot<A>>>,
     /// Every window ending at or before this is closed (the highest watermark seen: a
     /// closed window never reopens, even if a stream's watermark moves back).
     closed_until: Option<DateTime<Utc>>,
@@ -63,12 +94,13 @@ impl<K: Ord + Clone, A: Aggregate> WindowOperator<K, A> {
         self.closed_until.is_some_and(|c| w.end <= c)
     }
 
-    /// Adds a row with event time `t` for `key`.
+    /// Adds a row with event time `t` for `key`, read at `source` (its lineage).
     pub fn insert(
         &mut self,
         key: &K,
         t: DateTime<Utc>,
         input: &A::Input,
+        source: Option<&Source>,
     ) -> Inserted<K, A::Output> {
         let mut inserted = Inserted {
             corrections: Vec::new(),
@@ -81,7 +113,7 @@ impl<K: Ord + Clone, A: Aggregate> WindowOperator<K, A> {
                     .or_default()
                     .entry(key.clone())
                     .or_default()
-                    .add(input);
+                    .add(input, source);
                 continue;
             }
             let horizon_passed = self
@@ -91,28 +123,19 @@ impl<K: Ord + Clone, A: Aggregate> WindowOperator<K, A> {
                 inserted.too_late = true;
                 continue;
             }
-            let (acc, revision) = match self.closed.entry(window).or_default().entry(key.clone()) {
-                Entry::Occupied(e) => {
-                    let (acc, revision) = e.into_mut();
-                    acc.add(input);
-                    *revision += 1;
-                    (acc.clone(), *revision)
+            let keys = self.closed.entry(window).or_default();
+            let slot = match keys.get_mut(key) {
+                Some(slot) => {
+                    slot.revision += 1;
+                    slot
                 }
                 // The key had no row in this window: its first row, final at once.
-                Entry::Vacant(e) => {
-                    let mut acc = A::default();
-                    acc.add(input);
-                    e.insert((acc.clone(), 0));
-                    (acc, 0)
-                }
+                None => keys.entry(key.clone()).or_default(),
             };
-            inserted.corrections.push(Emission {
-                key: key.clone(),
-                window,
-                value: acc.output(),
-                revision,
-                is_final: true,
-            });
+            slot.add(input, source);
+            inserted
+                .corrections
+                .push(slot.emission(key.clone(), window, true));
         }
         inserted
     }
@@ -128,17 +151,10 @@ impl<K: Ord + Clone, A: Aggregate> WindowOperator<K, A> {
                 break;
             }
             let (window, keys) = entry.remove_entry();
-            let closed = self.closed.entry(window).or_default();
-            for (key, acc) in keys {
-                out.push(Emission {
-                    key: key.clone(),
-                    window,
-                    value: acc.output(),
-                    revision: 0,
-                    is_final: true,
-                });
-                closed.insert(key, (acc, 0));
+            for (key, slot) in &keys {
+                out.push(slot.emission(key.clone(), window, true));
             }
+            self.closed.insert(window, keys);
         }
         let horizon = self.correction_horizon;
         self.closed.retain(|w, _| w.end + horizon > closed_until);
@@ -150,13 +166,8 @@ impl<K: Ord + Clone, A: Aggregate> WindowOperator<K, A> {
         self.open
             .iter()
             .flat_map(|(window, keys)| {
-                keys.iter().map(|(key, acc)| Emission {
-                    key: key.clone(),
-                    window: *window,
-                    value: acc.output(),
-                    revision: 0,
-                    is_final: false,
-                })
+                keys.iter()
+                    .map(|(key, slot)| slot.emission(key.clone(), *window, false))
             })
             .collect()
     }
@@ -200,7 +211,7 @@ mod tests {
             ("10:04:59", "a"),
             ("10:05:00", "c"),
         ] {
-            let r = op.insert(&zone, t(&format!("2026-11-28T{time}Z")), token);
+            let r = op.insert(&zone, t(&format!("2026-11-28T{time}Z")), token, None);
             assert!(r.corrections.is_empty() && !r.too_late);
         }
         // Early results: both windows open, visible before they close.
@@ -226,37 +237,63 @@ mod tests {
     fn a_late_row_for_a_closed_window_produces_a_correction() {
         let mut op = five_minutes();
         let zone = "za-sud".to_string();
-        op.insert(&zone, t("2026-11-28T10:01:00Z"), "a");
+        op.insert(&zone, t("2026-11-28T10:01:00Z"), "a", None);
         assert_eq!(op.advance(t("2026-11-28T10:06:00Z"))[0].value, 1);
-        let r = op.insert(&zone, t("2026-11-28T10:02:00Z"), "b");
+        let r = op.insert(&zone, t("2026-11-28T10:02:00Z"), "b", None);
         assert_eq!(r.corrections.len(), 1);
         assert_eq!((r.corrections[0].value, r.corrections[0].revision), (2, 1));
         // The same token again changes nothing in a distinct count but is still a revision.
-        let r = op.insert(&zone, t("2026-11-28T10:03:00Z"), "b");
+        let r = op.insert(&zone, t("2026-11-28T10:03:00Z"), "b", None);
         assert_eq!((r.corrections[0].value, r.corrections[0].revision), (2, 2));
         // A key new to a closed window gets its first row, final.
-        let r = op.insert(&"za-est".to_string(), t("2026-11-28T10:03:00Z"), "z");
+        let r = op.insert(&"za-est".to_string(), t("2026-11-28T10:03:00Z"), "z", None);
         assert_eq!((r.corrections[0].value, r.corrections[0].revision), (1, 0));
         // A watermark moving back does not reopen the window.
         op.advance(t("2026-11-28T09:00:00Z"));
         assert_eq!(
-            op.insert(&zone, t("2026-11-28T10:04:00Z"), "c").corrections[0].revision,
+            op.insert(&zone, t("2026-11-28T10:04:00Z"), "c", None)
+                .corrections[0]
+                .revision,
             3
         );
+    }
+
+    #[test]
+    fn a_window_row_names_the_offsets_that_fed_it() {
+        let mut topics = crate::lineage::Topics::default();
+        let mut op = five_minutes();
+        let zone = "za".to_string();
+        for (p, offset, time) in [(0, 40, "10:01:00"), (1, 7, "10:02:00"), (0, 42, "10:03:00")] {
+            let source = topics.source("vallee.beacons", p, offset);
+            op.insert(&zone, t(&format!("2026-11-28T{time}Z")), "a", Some(&source));
+        }
+        // A row of the next window is not in this window's lineage.
+        let next = topics.source("vallee.beacons", 0, 43);
+        op.insert(&zone, t("2026-11-28T10:06:00Z"), "b", Some(&next));
+        let closed = op.advance(t("2026-11-28T10:05:00Z"));
+        let ranges: Vec<_> = closed[0].lineage.ranges().collect();
+        assert_eq!(
+            ranges,
+            vec![("vallee.beacons", 0, 40, 42), ("vallee.beacons", 1, 7, 7)]
+        );
+        // A correction extends the lineage with the late row.
+        let late = topics.source("vallee.beacons", 2, 99);
+        let r = op.insert(&zone, t("2026-11-28T10:04:00Z"), "c", Some(&late));
+        assert_eq!(r.corrections[0].lineage.ranges().count(), 3);
     }
 
     #[test]
     fn beyond_the_correction_horizon_a_row_is_reported_too_late_not_dropped() {
         let mut op = five_minutes();
         let zone = "za".to_string();
-        op.insert(&zone, t("2026-11-28T10:01:00Z"), "a");
+        op.insert(&zone, t("2026-11-28T10:01:00Z"), "a", None);
         op.advance(t("2026-11-28T11:05:00Z"));
         assert_eq!(
             op.windows_held(),
             0,
             "state older than the horizon is dropped"
         );
-        let r = op.insert(&zone, t("2026-11-28T10:02:00Z"), "b");
+        let r = op.insert(&zone, t("2026-11-28T10:02:00Z"), "b", None);
         assert!(r.too_late && r.corrections.is_empty());
     }
 
@@ -269,8 +306,8 @@ mod tests {
             },
             Duration::hours(1),
         );
-        op.insert(&"abbaye", t("2026-11-28T10:07:00Z"), &3);
-        op.insert(&"abbaye", t("2026-11-28T10:12:00Z"), &4);
+        op.insert(&"abbaye", t("2026-11-28T10:07:00Z"), &3, None);
+        op.insert(&"abbaye", t("2026-11-28T10:12:00Z"), &4, None);
         let rows = op.advance(t("2026-11-28T10:20:00Z"));
         let got: Vec<(String, i64)> = rows
             .iter()
@@ -310,7 +347,7 @@ mod tests {
                 let key = rng.random_range(0..3u8);
                 let token = format!("{:x}", rng.random_range(0..200u32));
                 max_seen = max_seen.max(t_ev);
-                for e in op.insert(&key, t_ev, &token).corrections {
+                for e in op.insert(&key, t_ev, &token, None).corrections {
                     streamed.insert((e.key, e.window.start), (e.value, e.revision));
                 }
                 batch

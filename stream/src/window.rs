@@ -25,6 +25,15 @@ fn floor(t: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us - us.rem_euclid(step_us)).expect("in range")
 }
 
+/// ISO 8601 duration of a whole number of seconds (`PT10M`, `PT1H`, `PT90S`).
+pub fn iso_duration(d: Duration) -> String {
+    match d.num_seconds() {
+        s if s > 0 && s % 3600 == 0 => format!("PT{}H", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("PT{}M", s / 60),
+        s => format!("PT{s}S"),
+    }
+}
+
 impl WindowKind {
     pub fn size(&self) -> Duration {
         match *self {
@@ -34,12 +43,7 @@ impl WindowKind {
 
     /// ISO 8601 duration of the window size (`PT5M`, `PT1H`), as the output tables name it.
     pub fn iso_size(&self) -> String {
-        let secs = self.size().num_seconds();
-        match secs {
-            s if s % 3600 == 0 => format!("PT{}H", s / 3600),
-            s if s % 60 == 0 => format!("PT{}M", s / 60),
-            s => format!("PT{s}S"),
-        }
+        iso_duration(self.size())
     }
 
     /// Every window containing `t`, earliest first.

@@ -271,6 +271,45 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         vec![14],
         "2+3+4+5 devices in the 10:00 hour"
     );
+    // The hour's row names the Kafka records it was computed from: the 28 sightings of the
+    // 10:00 hour, all on the beacons topic.
+    let lineage = lake
+        .sql(&format!(
+            "SELECT r['topic'] AS topic, r['partition'] AS p, r['minOffset'] AS lo, r['maxOffset'] AS hi \
+             FROM (SELECT unnest(lineage) AS r FROM footfall WHERE \"window\" = 'PT1H' AND CAST(\"dateObservedFrom\" AS BIGINT) = {})",
+            at("10:00:00").timestamp_micros()
+        ))
+        .await
+        .unwrap();
+    let topics = strs(&lineage, 0);
+    assert!(
+        !topics.is_empty() && topics.iter().all(|t| t.ends_with("beacons")),
+        "{topics:?}"
+    );
+    let covered: i64 = i64s(&lineage, 3)
+        .iter()
+        .zip(i64s(&lineage, 2))
+        .map(|(hi, lo)| hi - lo + 1)
+        .sum();
+    assert!(
+        (28..=30).contains(&covered),
+        "the ranges cover the hour's 28 sightings (and at most the 2 later ones in between): {covered}"
+    );
+    // Dwell: every device seen twice a minute apart → 14 visits of one minute.
+    let dwell = lake
+        .sql(&format!(
+            "SELECT visits, \"dwellUnder5Min\", \"totalDwellSeconds\", \"medianDwellMinutes\", \"sessionGap\" \
+             FROM footfall_dwell WHERE zone = 'za-test' AND CAST(hour AS BIGINT) = {}",
+            at("10:00:00").timestamp_micros()
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (0..4).map(|c| i64s(&dwell, c)[0]).collect::<Vec<_>>(),
+        vec![14, 14, 14 * 60, 1],
+        "visits, under 5 min, total seconds, median minutes"
+    );
+    assert_eq!(strs(&dwell, 4), vec!["PT10M".to_string()]);
 
     let presence = lake.sql("SELECT \"visitorCount\", \"arCheckins\", \"locationCode\" FROM site_presence WHERE site = 'abbaye-de-gellone'").await.unwrap();
     assert_eq!(
@@ -361,17 +400,34 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         .create()
         .unwrap();
     consumer.subscribe(&["vallee.alerts"]).unwrap();
-    let mut on_topic = Vec::new();
+    // The bin's episode, and the vineyard's frost alerts (open and cleared, two parcels).
+    let (mut on_topic, mut vineyard) = (Vec::new(), Vec::new());
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while on_topic.len() < 2 && std::time::Instant::now() < deadline {
+    while (on_topic.len() < 2 || vineyard.len() < 4) && std::time::Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            let state = v["state"].as_str().unwrap().to_string();
+            if v["category"] == "agriculture" {
+                vineyard.push((v["subCategory"].as_str().unwrap().to_string(), state));
+                continue;
+            }
             assert_eq!(m.key().unwrap(), ids[0].as_bytes());
-            on_topic.push(v["state"].as_str().unwrap().to_string());
+            on_topic.push(state);
         }
     }
     on_topic.sort();
     assert_eq!(on_topic, vec!["cleared".to_string(), "open".to_string()]);
+    vineyard.sort();
+    assert_eq!(
+        vineyard,
+        [
+            ("frost", "cleared"),
+            ("frost", "cleared"),
+            ("frost", "open"),
+            ("frost", "open")
+        ]
+        .map(|(k, s)| (k.to_string(), s.to_string()))
+    );
 
     // A restart replays what open windows need, and writes nothing twice.
     let before = (
@@ -461,6 +517,7 @@ async fn kill_9_of_the_stage_then_a_restart_gives_the_same_results() {
             && total_rows(&lake, "fill_alerts").await == 2
             && total_rows(&lake, "vine_alerts").await == 4
             && total_rows(&lake, "bin_forecast").await == 2
+            && total_rows(&lake, "footfall_dwell").await == 1
     })
     .await;
     terminate(&stage);
@@ -485,5 +542,14 @@ async fn kill_9_of_the_stage_then_a_restart_gives_the_same_results() {
     assert_eq!(
         strs(&alerts, 0),
         vec!["open".to_string(), "cleared".to_string()]
+    );
+    let dwell = lake
+        .sql("SELECT visits, revision FROM footfall_dwell")
+        .await
+        .unwrap();
+    assert_eq!(
+        (i64s(&dwell, 0), i64s(&dwell, 1)),
+        (vec![14], vec![0]),
+        "the dwell row once, rebuilt from Kafka"
     );
 }

@@ -254,6 +254,23 @@ impl Query {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    /// How long visits lasted per zone and hour, hours in `[from, to)`; without `from` and
+    /// `to`, the 24 hours before the newest.
+    async fn footfall_dwell(
+        &self,
+        ctx: &Context<'_>,
+        zone: Option<String>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> async_graphql::Result<Vec<FootfallDwell>> {
+        let range = check_range(from, to)?;
+        let rows = state(ctx)
+            .sensors
+            .footfall_dwell(zone.as_deref(), range)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
     /// Visitors per site and hour, hours in `[from, to)`; without `from` and `to`, the 24
     /// hours before the newest.
     async fn site_presence(

@@ -88,6 +88,10 @@ pub enum AlertKind {
     Silent,
     /// Frost risk on a vineyard parcel.
     Frost,
+    /// Downy-mildew risk of a parcel changed (3-10 rule).
+    DownyMildew,
+    /// Powdery-mildew risk of a parcel changed (Gubler-Thomas index).
+    PowderyMildew,
     /// Another kind (newer stages may add some).
     Other,
 }
@@ -100,6 +104,8 @@ impl AlertKind {
             "status" => AlertKind::Status,
             "silent" => AlertKind::Silent,
             "frost" => AlertKind::Frost,
+            "downy_mildew" => AlertKind::DownyMildew,
+            "powdery_mildew" => AlertKind::PowderyMildew,
             _ => AlertKind::Other,
         }
     }
@@ -495,6 +501,27 @@ pub struct Alert {
     pub clear_reason: Option<String>,
     pub filling_level: Option<f64>,
     pub commune_code: Option<String>,
+    /// Mildew alerts: the risk level reached (a cleared episode is back to LOW).
+    pub risk_level: Option<RiskLevel>,
+}
+
+/// A mildew risk level.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum RiskLevel {
+    Low,
+    Moderate,
+    High,
+}
+
+impl RiskLevel {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "low" => Some(RiskLevel::Low),
+            "moderate" => Some(RiskLevel::Moderate),
+            "high" => Some(RiskLevel::High),
+            _ => None,
+        }
+    }
 }
 
 #[ComplexObject]
@@ -516,6 +543,7 @@ impl From<sensors::AlertRow> for Alert {
             clear_reason: r.clear_reason,
             filling_level: r.filling_level,
             commune_code: r.commune_code,
+            risk_level: r.risk_level.as_deref().and_then(RiskLevel::parse),
         }
     }
 }
@@ -585,6 +613,42 @@ impl From<sensors::FootfallRow> for Footfall {
             congested: r.congested,
             revision: r.revision,
             is_final: r.is_final,
+        }
+    }
+}
+
+/// How long visits lasted in a zone during an hour (a visit: a device's sightings with no
+/// gap longer than `sessionGap`; visits are cut at hour boundaries).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct FootfallDwell {
+    pub zone: String,
+    pub hour: DateTime<Utc>,
+    /// ISO 8601 duration, e.g. PT10M.
+    pub session_gap: String,
+    pub visits: i64,
+    pub dwell_under_5_min: i64,
+    pub dwell_5_to_15_min: i64,
+    pub dwell_15_to_30_min: i64,
+    pub dwell_30_to_60_min: i64,
+    pub mean_dwell_seconds: f64,
+    pub median_dwell_minutes: i64,
+    pub revision: i32,
+}
+
+impl From<sensors::DwellRow> for FootfallDwell {
+    fn from(r: sensors::DwellRow) -> Self {
+        FootfallDwell {
+            zone: r.zone,
+            hour: r.hour,
+            session_gap: r.session_gap,
+            visits: r.visits,
+            dwell_under_5_min: r.dwell_under5_min,
+            dwell_5_to_15_min: r.dwell5_to15_min,
+            dwell_15_to_30_min: r.dwell15_to30_min,
+            dwell_30_to_60_min: r.dwell30_to60_min,
+            mean_dwell_seconds: r.mean_dwell_seconds,
+            median_dwell_minutes: r.median_dwell_minutes,
+            revision: r.revision,
         }
     }
 }

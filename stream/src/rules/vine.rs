@@ -240,6 +240,58 @@ impl FrostWatch {
     }
 }
 
+/// The alert kind of downy-mildew risk changes (`vine_alerts`).
+pub const DOWNY_MILDEW: &str = "downy_mildew";
+/// The alert kind of powdery-mildew risk changes (`vine_alerts`).
+pub const POWDERY_MILDEW: &str = "powdery_mildew";
+
+/// Risk level of a mildew on a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RiskLevel {
+    Low,
+    Moderate,
+    High,
+}
+
+impl RiskLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskLevel::Low => "low",
+            RiskLevel::Moderate => "moderate",
+            RiskLevel::High => "high",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "low" => Some(RiskLevel::Low),
+            "moderate" => Some(RiskLevel::Moderate),
+            "high" => Some(RiskLevel::High),
+            _ => None,
+        }
+    }
+
+    /// Downy mildew: the 3-10 rule met is a high risk of primary infection, otherwise low.
+    pub fn downy(rule_3_10: bool) -> Self {
+        if rule_3_10 {
+            RiskLevel::High
+        } else {
+            RiskLevel::Low
+        }
+    }
+
+    /// Powdery mildew from the Gubler-Thomas index (UC Davis): 0-30 low, 40-50 moderate
+    /// (spray intervals may be stretched), 60-100 high (shortest intervals). No index yet
+    /// (the season's three qualifying days have not happened) is low.
+    pub fn powdery(gubler_thomas: Option<u8>) -> Self {
+        match gubler_thomas {
+            Some(i) if i >= 60 => RiskLevel::High,
+            Some(i) if i >= 40 => RiskLevel::Moderate,
+            _ => RiskLevel::Low,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,5 +440,27 @@ mod tests {
             "not yet 1 °C above critical"
         );
         assert_eq!(f.on_reading(at(7, 30), 2.0), Some((false, at(7, 30))));
+    }
+
+    #[test]
+    fn mildew_risk_levels_follow_the_rules_thresholds() {
+        assert_eq!(RiskLevel::downy(true), RiskLevel::High);
+        assert_eq!(RiskLevel::downy(false), RiskLevel::Low);
+        let levels: Vec<&str> = [
+            None,
+            Some(0),
+            Some(30),
+            Some(40),
+            Some(50),
+            Some(60),
+            Some(100),
+        ]
+        .into_iter()
+        .map(|i| RiskLevel::powdery(i).as_str())
+        .collect();
+        assert_eq!(
+            levels,
+            ["low", "low", "low", "moderate", "moderate", "high", "high"]
+        );
     }
 }

@@ -25,6 +25,10 @@ pub struct StreamOptions {
     pub default_zone_capacity: i64,
     /// Outputs are committed this often.
     pub flush_interval: Duration,
+    /// Sightings of a device further apart than this are two visits (`footfall_dwell`).
+    pub dwell_gap: chrono::Duration,
+    /// Air temperature (°C) at or below which a falling trend raises a frost alert.
+    pub frost_critical: f64,
 }
 
 impl Default for StreamOptions {
@@ -50,6 +54,8 @@ impl Default for StreamOptions {
             zone_capacity: BTreeMap::new(),
             default_zone_capacity: 150,
             flush_interval: Duration::from_secs(1),
+            dwell_gap: chrono::Duration::minutes(10),
+            frost_critical: 1.0,
         }
     }
 }

@@ -9,10 +9,13 @@ use vallee_lake::LakeTable;
 use vallee_schemas::contract::Stream;
 use vallee_schemas::time::micros;
 
+use crate::lineage::Lineage;
+
 /// A Delta table the stream stage writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum OutputTable {
     Footfall,
+    FootfallDwell,
     SitePresence,
     FillAlerts,
     VineIndicators,
@@ -34,8 +37,9 @@ pub fn lake_table_names() -> Vec<&'static str> {
 }
 
 impl OutputTable {
-    pub const ALL: [OutputTable; 6] = [
+    pub const ALL: [OutputTable; 7] = [
         OutputTable::Footfall,
+        OutputTable::FootfallDwell,
         OutputTable::SitePresence,
         OutputTable::FillAlerts,
         OutputTable::VineIndicators,
@@ -46,7 +50,7 @@ impl OutputTable {
     /// The input streams whose progress this table records.
     pub fn sources(self) -> &'static [Stream] {
         match self {
-            OutputTable::Footfall => &[Stream::Beacons],
+            OutputTable::Footfall | OutputTable::FootfallDwell => &[Stream::Beacons],
             OutputTable::SitePresence => &[Stream::Tourism],
             OutputTable::FillAlerts => &[Stream::WasteContainers, Stream::WasteVehicles],
             OutputTable::BinForecast => &[Stream::WasteContainers],
@@ -63,6 +67,7 @@ impl LakeTable for OutputTable {
     fn name(&self) -> &'static str {
         match self {
             OutputTable::Footfall => "footfall",
+            OutputTable::FootfallDwell => "footfall_dwell",
             OutputTable::SitePresence => "site_presence",
             OutputTable::FillAlerts => "fill_alerts",
             OutputTable::VineIndicators => "vine_indicators",
@@ -83,6 +88,27 @@ impl LakeTable for OutputTable {
                 Field::new("revision", DataType::Int32, false),
                 Field::new("final", DataType::Boolean, false),
                 Field::new("day", DataType::Date32, false),
+                Lineage::field(),
+                Field::new("_computed_at", ts(), false),
+            ]))
+        });
+        static DWELL: LazyLock<SchemaRef> = LazyLock::new(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("zone", DataType::Utf8, false),
+                Field::new("hour", ts(), false),
+                Field::new("dateObservedTo", ts(), false),
+                Field::new("sessionGap", DataType::Utf8, false),
+                Field::new("visits", DataType::Int64, false),
+                Field::new("dwellUnder5Min", DataType::Int64, false),
+                Field::new("dwell5To15Min", DataType::Int64, false),
+                Field::new("dwell15To30Min", DataType::Int64, false),
+                Field::new("dwell30To60Min", DataType::Int64, false),
+                Field::new("meanDwellSeconds", DataType::Float64, false),
+                Field::new("medianDwellMinutes", DataType::Int64, false),
+                Field::new("totalDwellSeconds", DataType::Int64, false),
+                Field::new("revision", DataType::Int32, false),
+                Field::new("day", DataType::Date32, false),
+                Lineage::field(),
                 Field::new("_computed_at", ts(), false),
             ]))
         });
@@ -98,6 +124,7 @@ impl LakeTable for OutputTable {
                 Field::new("revision", DataType::Int32, false),
                 Field::new("final", DataType::Boolean, false),
                 Field::new("day", DataType::Date32, false),
+                Lineage::field(),
                 Field::new("_computed_at", ts(), false),
             ]))
         });
@@ -111,7 +138,9 @@ impl LakeTable for OutputTable {
                 Field::new("clearReason", DataType::Utf8, true),
                 Field::new("fillingLevel", DataType::Float64, true),
                 Field::new("communeCode", DataType::Utf8, true),
+                Field::new("riskLevel", DataType::Utf8, true),
                 Field::new("day", DataType::Date32, false),
+                Lineage::field(),
                 Field::new("_computed_at", ts(), false),
             ]))
         });
@@ -133,6 +162,7 @@ impl LakeTable for OutputTable {
                 Field::new("gublerThomasStarted", DataType::Boolean, false),
                 Field::new("gublerThomasStreak", DataType::Int32, false),
                 Field::new("revision", DataType::Int32, false),
+                Lineage::field(),
                 Field::new("_computed_at", ts(), false),
             ]))
         });
@@ -148,12 +178,14 @@ impl LakeTable for OutputTable {
                 Field::new("storedWasteKind", DataType::Utf8, true),
                 Field::new("communeCode", DataType::Utf8, true),
                 Field::new("day", DataType::Date32, false),
+                Lineage::field(),
                 Field::new("_computed_at", ts(), false),
             ]))
         });
         match self {
             OutputTable::BinForecast => FORECAST.clone(),
             OutputTable::Footfall => FOOTFALL.clone(),
+            OutputTable::FootfallDwell => DWELL.clone(),
             OutputTable::SitePresence => PRESENCE.clone(),
             OutputTable::FillAlerts | OutputTable::VineAlerts => ALERTS.clone(),
             OutputTable::VineIndicators => VINE.clone(),
@@ -169,6 +201,9 @@ impl LakeTable for OutputTable {
             OutputTable::Footfall => {
                 "People per zone and window (distinct pseudonymous devices), after CrowdFlowObserved; corrections are rows with a higher revision"
             }
+            OutputTable::FootfallDwell => {
+                "Dwell time per zone and hour: visits (a device's sightings with no gap longer than sessionGap, cut at hour boundaries) by duration; corrections are rows with a higher revision"
+            }
             OutputTable::SitePresence => {
                 "Visitors per tourist site and hour, after TourismPresenceObserved (hourly_sum), with AR-trail check-ins"
             }
@@ -182,7 +217,7 @@ impl LakeTable for OutputTable {
                 "Per bin reading: fill rate since the last emptying and when the bin reaches its threshold (the basis of the bins-to-collect list)"
             }
             OutputTable::VineAlerts => {
-                "Frost alerts per parcel: air temperature at the covering station at or below the critical value on a falling trend"
+                "Vineyard alerts per parcel: frost (air temperature at the covering station at or below the critical value on a falling trend) and the risk-level changes of downy and powdery mildew (riskLevel)"
             }
         }
     }
@@ -204,6 +239,39 @@ pub struct FootfallRow {
     #[serde(rename = "final")]
     pub is_final: bool,
     pub day: i32,
+    pub lineage: Lineage,
+    #[serde(rename = "_computed_at", with = "micros")]
+    pub computed_at: DateTime<Utc>,
+}
+
+/// A row of `footfall_dwell`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DwellRow {
+    pub zone: String,
+    #[serde(with = "micros")]
+    pub hour: DateTime<Utc>,
+    #[serde(rename = "dateObservedTo", with = "micros")]
+    pub to: DateTime<Utc>,
+    #[serde(rename = "sessionGap")]
+    pub session_gap: String,
+    pub visits: i64,
+    #[serde(rename = "dwellUnder5Min")]
+    pub under_5_min: i64,
+    #[serde(rename = "dwell5To15Min")]
+    pub from_5_to_15_min: i64,
+    #[serde(rename = "dwell15To30Min")]
+    pub from_15_to_30_min: i64,
+    #[serde(rename = "dwell30To60Min")]
+    pub from_30_to_60_min: i64,
+    #[serde(rename = "meanDwellSeconds")]
+    pub mean_seconds: f64,
+    #[serde(rename = "medianDwellMinutes")]
+    pub median_minutes: i64,
+    #[serde(rename = "totalDwellSeconds")]
+    pub total_seconds: i64,
+    pub revision: i32,
+    pub day: i32,
+    pub lineage: Lineage,
     #[serde(rename = "_computed_at", with = "micros")]
     pub computed_at: DateTime<Utc>,
 }
@@ -228,6 +296,7 @@ pub struct PresenceRow {
     #[serde(rename = "final")]
     pub is_final: bool,
     pub day: i32,
+    pub lineage: Lineage,
     #[serde(rename = "_computed_at", with = "micros")]
     pub computed_at: DateTime<Utc>,
 }
@@ -252,6 +321,7 @@ pub struct ForecastRow {
     #[serde(rename = "communeCode")]
     pub commune_code: Option<String>,
     pub day: i32,
+    pub lineage: Lineage,
     #[serde(rename = "_computed_at", with = "micros")]
     pub computed_at: DateTime<Utc>,
 }
@@ -285,6 +355,7 @@ pub struct VineRow {
     #[serde(rename = "gublerThomasStreak")]
     pub gt_streak: i32,
     pub revision: i32,
+    pub lineage: Lineage,
     #[serde(rename = "_computed_at", with = "micros")]
     pub computed_at: DateTime<Utc>,
 }
@@ -306,7 +377,11 @@ pub struct AlertRow {
     pub filling_level: Option<f64>,
     #[serde(rename = "communeCode")]
     pub commune_code: Option<String>,
+    /// Mildew alerts: the risk level the row moves to (`moderate`, `high`; `low` clears).
+    #[serde(rename = "riskLevel")]
+    pub risk_level: Option<&'static str>,
     pub day: i32,
+    pub lineage: Lineage,
     #[serde(rename = "_computed_at", with = "micros")]
     pub computed_at: DateTime<Utc>,
 }

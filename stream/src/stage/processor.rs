@@ -16,12 +16,16 @@ use vallee_schemas::geo::GeoPoint;
 use vallee_schemas::time::utc_day;
 
 use super::StreamOptions;
-use super::outputs::{AlertRow, FootfallRow, ForecastRow, PresenceRow, VineRow};
+use super::outputs::{AlertRow, DwellRow, FootfallRow, ForecastRow, PresenceRow, VineRow};
 use crate::aggregate::{Aggregate, DistinctCount};
+use crate::dwell::{DwellEmission, DwellOperator, DwellSummary};
+use crate::lineage::{Lineage, Source, Topics};
 use crate::operator::{Emission, WindowOperator};
 use crate::rules::fill::{AlertChange, AlertKind, FillAlerts, FillRules};
 use crate::rules::forecast::FillTrend;
-use crate::rules::vine::{FrostWatch, Season, summarize_day};
+use crate::rules::vine::{
+    DOWNY_MILDEW, FrostWatch, POWDERY_MILDEW, RiskLevel, Season, summarize_day,
+};
 use crate::watermark::{WatermarkOptions, Watermarks};
 use crate::window::{Window, WindowKind};
 
@@ -52,10 +56,13 @@ impl Aggregate for Presence {
 #[derive(Debug, Default, Clone)]
 pub struct Emitted {
     pub footfall: HashMap<(String, String, i64), (i32, i64)>,
+    /// (zone, hour in µs) → latest revision and distribution.
+    pub dwell: HashMap<(String, i64), (i32, DwellSummary)>,
     pub presence: HashMap<(String, i64), (i32, (i64, i64))>,
     pub alerts: HashSet<(String, &'static str)>,
     pub vine_days: HashSet<(String, chrono::NaiveDate)>,
-    pub vine_alerts: HashSet<(String, &'static str)>,
+    /// (alert id, state, time in µs): a mildew episode has several `open` rows (levels).
+    pub vine_alerts: HashSet<(String, &'static str, i64)>,
     /// (bin, reading time in µs) already forecast.
     pub forecasts: HashSet<(String, i64)>,
 }
@@ -81,6 +88,7 @@ impl Emitted {
 #[derive(Debug, Default)]
 pub struct Pending {
     pub footfall: Vec<FootfallRow>,
+    pub dwell: Vec<DwellRow>,
     pub presence: Vec<PresenceRow>,
     pub alerts: Vec<AlertRow>,
     pub vine: Vec<VineRow>,
@@ -145,20 +153,25 @@ pub struct Processor {
     options: StreamOptions,
     watermarks: BTreeMap<Stream, Watermarks>,
     footfall: Vec<WindowOperator<String, DistinctCount>>,
+    dwell: DwellOperator,
     presence: WindowOperator<String, Presence>,
     site_codes: BTreeMap<String, String>,
     pub alerts: FillAlerts,
     pub emitted: Emitted,
     pub pending: Pending,
     pub replay: ReplayTracker,
-    /// Alert changes not yet handed to the alerts topic.
-    pub fresh_alerts: Vec<AlertChange>,
+    /// Alert rows (bins and vineyards) not yet handed to the alerts topic.
+    pub fresh_alerts: Vec<AlertRow>,
     /// Alerts open now, by id (the live view).
     open_rows: BTreeMap<String, AlertRow>,
     /// Station readings `(time, °C, mm)` per station and local day, until the day closes.
-    vine_days: BTreeMap<(String, chrono::NaiveDate), Vec<StationReading>>,
-    /// Latitude and covered parcels per station.
-    stations: BTreeMap<String, (f64, Vec<String>)>,
+    vine_days: BTreeMap<(String, chrono::NaiveDate), (Vec<StationReading>, Lineage)>,
+    stations: BTreeMap<String, StationInfo>,
+    /// Mildew risk per (parcel or station, alert kind): level and the open episode's id.
+    pub mildew: BTreeMap<(String, &'static str), (RiskLevel, Option<String>)>,
+    /// Readings of each bin since its last alert change (the lineage of the next one).
+    bin_lineage: HashMap<String, Lineage>,
+    topics: Topics,
     /// Season accumulators per station (restored from `vine_indicators` on start).
     pub seasons: BTreeMap<String, Season>,
     frost: BTreeMap<String, FrostWatch>,
@@ -169,8 +182,25 @@ pub struct Processor {
 /// A station reading: time, air temperature (°C), precipitation (mm).
 type StationReading = (DateTime<Utc>, f64, f64);
 
-/// Critical air temperature of the frost alert (°C).
-const FROST_CRITICAL: f64 = 1.0;
+/// What a weather station told about itself.
+#[derive(Debug, Clone)]
+struct StationInfo {
+    latitude: f64,
+    /// Parcels the station covers (its alerts are theirs).
+    parcels: Vec<String>,
+    commune_code: Option<String>,
+}
+
+impl StationInfo {
+    /// The entities a station's alerts are raised for: its parcels, or itself.
+    fn alert_entities(&self, station: &str) -> Vec<String> {
+        if self.parcels.is_empty() {
+            vec![station.to_string()]
+        } else {
+            self.parcels.clone()
+        }
+    }
+}
 /// Latitude used for a station that never sent its location (the valley's).
 const VALLEY_LATITUDE: f64 = 43.65;
 
@@ -209,6 +239,7 @@ impl Processor {
                     horizon,
                 ),
             ],
+            dwell: DwellOperator::new(options.dwell_gap, horizon),
             presence: WindowOperator::new(
                 WindowKind::Tumbling {
                     size: Duration::hours(1),
@@ -227,6 +258,9 @@ impl Processor {
             stations: BTreeMap::new(),
             seasons: BTreeMap::new(),
             frost: BTreeMap::new(),
+            mildew: BTreeMap::new(),
+            bin_lineage: HashMap::new(),
+            topics: Topics::default(),
             trends: BTreeMap::new(),
             options,
         }
@@ -241,8 +275,13 @@ impl Processor {
             .copied()
             .unwrap_or_default();
         match stream {
+            // An hour's windows and visits (cut at the hour, closed a gap after it) within
+            // the correction horizon.
             Stream::Beacons | Stream::Tourism => {
-                Duration::hours(1) + lateness + self.options.correction_horizon
+                Duration::hours(1)
+                    + lateness
+                    + self.options.correction_horizon
+                    + self.options.dwell_gap
             }
             Stream::WasteContainers => Duration::hours(26) + lateness,
             Stream::WasteVehicles => Duration::minutes(30) + lateness,
@@ -271,17 +310,21 @@ impl Processor {
             w.observe(partition, t, now);
         }
         self.replay.observe(topic, partition, t, offset);
+        let source = self.topics.source(topic, partition, offset);
         match event {
             Decoded::Beacon(b) => {
                 let zone = &b.record.zone;
+                let token = b.device_token.as_str();
                 let mut corrections = Vec::new();
+                let mut counted = self.dwell.insert(zone, token, t, Some(&source));
                 for op in &mut self.footfall {
                     let kind = op.kind();
-                    let inserted = op.insert(zone, t, b.device_token.as_str());
+                    let inserted = op.insert(zone, t, token, Some(&source));
                     corrections.extend(inserted.corrections.into_iter().map(|e| (kind, e)));
-                    if inserted.too_late {
-                        tracing::warn!(zone, time = %t, "sighting older than the correction horizon: counted nowhere");
-                    }
+                    counted &= !inserted.too_late;
+                }
+                if !counted {
+                    tracing::warn!(zone, time = %t, offset, "sighting older than the correction horizon: counted nowhere");
                 }
                 for (kind, e) in corrections {
                     self.emit_footfall(kind, e);
@@ -290,25 +333,36 @@ impl Processor {
             Decoded::SiteVisit(v) => {
                 self.site_codes
                     .insert(v.site.clone(), v.location_code.clone());
-                let inserted = self
-                    .presence
-                    .insert(&v.site, t, &(v.source == "ar-trail", v.count));
+                let inserted = self.presence.insert(
+                    &v.site,
+                    t,
+                    &(v.source == "ar-trail", v.count),
+                    Some(&source),
+                );
                 for e in inserted.corrections {
                     self.emit_presence(e);
                 }
             }
             Decoded::WasteContainer(r) => {
+                self.bin_lineage
+                    .entry(r.observation.id.clone())
+                    .or_default()
+                    .add(&source);
                 let changes = self.alerts.on_reading(r);
                 self.emit_alerts(changes);
-                self.forecast(r);
+                self.forecast(r, &source);
             }
             Decoded::Vehicle(v) => self.alerts.on_vehicle(v),
-            Decoded::Weather(w) => self.on_weather(w, t),
+            Decoded::Weather(w) => self.on_weather(w, t, &source),
             Decoded::ParcelRecord(_) | Decoded::Citizen(..) => {}
         }
     }
 
-    fn forecast(&mut self, r: &vallee_schemas::events::waste_container::WasteContainerRecord) {
+    fn forecast(
+        &mut self,
+        r: &vallee_schemas::events::waste_container::WasteContainerRecord,
+        source: &Source,
+    ) {
         let threshold = self.alerts.threshold(r);
         let at = r.observation.date_observed;
         let trend = self.trends.entry(r.observation.id.clone()).or_default();
@@ -333,35 +387,48 @@ impl Processor {
             stored_waste_kind: r.stored_waste_kind.as_ref().map(|k| k.join(",")),
             commune_code: r.commune_code.clone(),
             day: utc_day(&at),
+            lineage: Lineage::of(source),
             computed_at: Utc::now(),
         });
     }
 
-    fn on_weather(&mut self, w: &vallee_schemas::events::weather::WeatherRecord, t: DateTime<Utc>) {
+    fn on_weather(
+        &mut self,
+        w: &vallee_schemas::events::weather::WeatherRecord,
+        t: DateTime<Utc>,
+        source: &Source,
+    ) {
         let Some(temperature) = w.temperature else {
             return;
         };
         let station = w.observation.id.clone();
         let parcels = w.ref_parcels.clone().unwrap_or_default();
-        let entry = self
+        let info = self
             .stations
             .entry(station.clone())
-            .or_insert((VALLEY_LATITUDE, Vec::new()));
+            .or_insert_with(|| StationInfo {
+                latitude: VALLEY_LATITUDE,
+                parcels: Vec::new(),
+                commune_code: None,
+            });
         if let Some(lat) = w.latitude {
-            entry.0 = lat;
+            info.latitude = lat;
         }
         if !parcels.is_empty() {
-            entry.1 = parcels;
+            info.parcels = parcels;
+        }
+        if w.commune_code.is_some() {
+            info.commune_code = w.commune_code.clone();
         }
         let day = t.with_timezone(&chrono_tz::Europe::Paris).date_naive();
-        self.vine_days
-            .entry((station.clone(), day))
-            .or_default()
-            .push((t, temperature, w.precipitation.unwrap_or(0.0)));
+        let (readings, lineage) = self.vine_days.entry((station.clone(), day)).or_default();
+        readings.push((t, temperature, w.precipitation.unwrap_or(0.0)));
+        lineage.add(source);
+        let critical = self.options.frost_critical;
         let watch = self
             .frost
             .entry(station.clone())
-            .or_insert_with(|| FrostWatch::new(FROST_CRITICAL));
+            .or_insert_with(|| FrostWatch::new(critical));
         let opened_before = watch.open_since();
         if let Some((open, at)) = watch.on_reading(t, temperature) {
             let opened = if open {
@@ -369,19 +436,17 @@ impl Processor {
             } else {
                 opened_before.unwrap_or(at)
             };
-            let covered = self.stations[&station].1.clone();
-            let entities = if covered.is_empty() {
-                vec![station.clone()]
-            } else {
-                covered
-            };
-            for entity in entities {
+            for entity in self.stations[&station].alert_entities(&station) {
                 let alert_id = format!("{entity}:frost:{}", opened.timestamp_micros());
                 let state = if open { "open" } else { "cleared" };
-                if !self.emitted.vine_alerts.insert((alert_id.clone(), state)) {
+                if !self.emitted.vine_alerts.insert((
+                    alert_id.clone(),
+                    state,
+                    at.timestamp_micros(),
+                )) {
                     continue;
                 }
-                self.pending.vine_alerts.push(AlertRow {
+                self.push_vine_alert(AlertRow {
                     alert_id,
                     kind: "frost",
                     entity_id: entity,
@@ -390,7 +455,9 @@ impl Processor {
                     clear_reason: (!open).then_some("temperature_rise"),
                     filling_level: None,
                     commune_code: w.commune_code.clone(),
+                    risk_level: None,
                     day: utc_day(&at),
+                    lineage: Lineage::of(source),
                     computed_at: Utc::now(),
                 });
             }
@@ -406,7 +473,7 @@ impl Processor {
             .cloned()
             .collect();
         for key in closed {
-            let mut readings = self.vine_days.remove(&key).unwrap_or_default();
+            let (mut readings, lineage) = self.vine_days.remove(&key).unwrap_or_default();
             readings.sort_by_key(|r| r.0);
             let (station, day) = key;
             let Some(summary) = summarize_day(day, &readings) else {
@@ -415,14 +482,23 @@ impl Processor {
             if !self.emitted.vine_days.insert((station.clone(), day)) {
                 continue; // a replayed day already in the table (its season state was restored)
             }
-            let latitude = self.stations.get(&station).map_or(VALLEY_LATITUDE, |s| s.0);
+            let latitude = self
+                .stations
+                .get(&station)
+                .map_or(VALLEY_LATITUDE, |s| s.latitude);
             let season = self
                 .seasons
                 .entry(station.clone())
                 .or_insert_with(|| Season::new(latitude, chrono::Datelike::year(&day)));
             let i = season.add_day(&summary);
+            let gt_index = season.gt_index;
+            let risks = [
+                (DOWNY_MILDEW, RiskLevel::downy(i.downy_mildew_3_10)),
+                (POWDERY_MILDEW, RiskLevel::powdery(gt_index)),
+            ];
+            self.mildew_risks(&station, day, &risks, &lineage);
             self.pending.vine.push(VineRow {
-                station,
+                station: station.clone(),
                 day,
                 latitude,
                 tmin: summary.tmin,
@@ -435,12 +511,80 @@ impl Processor {
                 oospore: i.oospore_degree_days,
                 downy: i.downy_mildew_3_10,
                 gubler_thomas: i.gubler_thomas as i32,
-                gt_started: season.gt_index.is_some(),
-                gt_streak: season.gt_streak as i32,
+                gt_started: gt_index.is_some(),
+                gt_streak: self.seasons[&station].gt_streak as i32,
                 revision: 0,
+                lineage,
                 computed_at: Utc::now(),
             });
         }
+    }
+
+    /// A station's day closed with these mildew risk levels: a change of level for a parcel
+    /// is a `vine_alerts` row (`open` with the new level, or `cleared` back to low).
+    fn mildew_risks(
+        &mut self,
+        station: &str,
+        day: chrono::NaiveDate,
+        risks: &[(&'static str, RiskLevel)],
+        lineage: &Lineage,
+    ) {
+        let Some(info) = self.stations.get(station) else {
+            return;
+        };
+        let at = local_day_end(day);
+        let commune_code = info.commune_code.clone();
+        for entity in info.alert_entities(station) {
+            for (kind, level) in risks {
+                let key = (entity.clone(), *kind);
+                let (before, episode) = self
+                    .mildew
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or((RiskLevel::Low, None));
+                if before == *level {
+                    continue;
+                }
+                let (alert_id, state) = match (&episode, level) {
+                    (Some(id), RiskLevel::Low) => (id.clone(), "cleared"),
+                    (None, RiskLevel::Low) => {
+                        self.mildew.insert(key, (*level, None));
+                        continue;
+                    }
+                    (Some(id), _) => (id.clone(), "open"),
+                    (None, _) => (format!("{entity}:{kind}:{day}"), "open"),
+                };
+                let open = state == "open";
+                self.mildew
+                    .insert(key, (*level, open.then(|| alert_id.clone())));
+                if !self.emitted.vine_alerts.insert((
+                    alert_id.clone(),
+                    state,
+                    at.timestamp_micros(),
+                )) {
+                    continue;
+                }
+                self.push_vine_alert(AlertRow {
+                    alert_id,
+                    kind,
+                    entity_id: entity.clone(),
+                    state,
+                    date_observed: at,
+                    clear_reason: (!open).then_some("risk_low"),
+                    filling_level: None,
+                    commune_code: commune_code.clone(),
+                    risk_level: Some(level.as_str()),
+                    day: utc_day(&at),
+                    lineage: lineage.clone(),
+                    computed_at: Utc::now(),
+                });
+            }
+        }
+    }
+
+    fn push_vine_alert(&mut self, row: AlertRow) {
+        self.fresh_alerts.push(row.clone());
+        self.pending.vine_alerts.push(row);
     }
 
     /// Event time moved on: closes windows, resolves pending alert decisions.
@@ -453,6 +597,9 @@ impl Processor {
             }
             for (kind, e) in closed {
                 self.emit_footfall(kind, e);
+            }
+            for e in self.dwell.advance(w) {
+                self.emit_dwell(e);
             }
         }
         if let Some(w) = self.watermark(Stream::Tourism, now) {
@@ -496,6 +643,37 @@ impl Processor {
             revision,
             is_final: e.is_final,
             day: utc_day(&e.window.start),
+            lineage: e.lineage,
+            computed_at: Utc::now(),
+        });
+    }
+
+    fn emit_dwell(&mut self, e: DwellEmission) {
+        let key = (e.zone.clone(), e.hour.timestamp_micros());
+        let Some(revision) = Emitted::revision(&mut self.emitted.dwell, key, e.summary) else {
+            return;
+        };
+        let s = e.summary;
+        self.pending.dwell.push(DwellRow {
+            zone: e.zone,
+            hour: e.hour,
+            to: e.hour + Duration::hours(1),
+            session_gap: crate::window::iso_duration(self.dwell.gap()),
+            visits: s.sessions,
+            under_5_min: s.under_5_min,
+            from_5_to_15_min: s.from_5_to_15_min,
+            from_15_to_30_min: s.from_15_to_30_min,
+            from_30_to_60_min: s.from_30_to_60_min,
+            mean_seconds: if s.sessions > 0 {
+                s.total_seconds as f64 / s.sessions as f64
+            } else {
+                0.0
+            },
+            median_minutes: s.median_minutes,
+            total_seconds: s.total_seconds,
+            revision,
+            day: utc_day(&e.hour),
+            lineage: e.lineage,
             computed_at: Utc::now(),
         });
     }
@@ -516,6 +694,7 @@ impl Processor {
             revision,
             is_final: e.is_final,
             day: utc_day(&e.window.start),
+            lineage: e.lineage,
             computed_at: Utc::now(),
         });
     }
@@ -541,7 +720,9 @@ impl Processor {
                 clear_reason: None,
                 filling_level: None,
                 commune_code: None,
+                risk_level: None,
                 day: utc_day(&at),
+                lineage: Lineage::default(),
                 computed_at: Utc::now(),
             },
         );
@@ -553,8 +734,15 @@ impl Processor {
     }
 
     fn emit_alerts(&mut self, changes: Vec<AlertChange>) {
+        let decided: Vec<String> = changes.iter().map(|c| c.entity_id.clone()).collect();
         for c in changes {
             let state = if c.open { "open" } else { "cleared" };
+            // The bin's readings since its previous change decided this one.
+            let lineage = self
+                .bin_lineage
+                .get(&c.entity_id)
+                .cloned()
+                .unwrap_or_default();
             let row = AlertRow {
                 alert_id: c.alert_id.clone(),
                 kind: c.kind.as_str(),
@@ -564,7 +752,9 @@ impl Processor {
                 clear_reason: c.clear_reason.map(|r| r.as_str()),
                 filling_level: c.filling_level,
                 commune_code: c.commune_code.clone(),
+                risk_level: None,
                 day: utc_day(&c.date_observed),
+                lineage,
                 computed_at: Utc::now(),
             };
             if c.open {
@@ -575,8 +765,11 @@ impl Processor {
             if !self.emitted.alerts.insert((c.alert_id.clone(), state)) {
                 continue; // already in the table (a replay)
             }
+            self.fresh_alerts.push(row.clone());
             self.pending.alerts.push(row);
-            self.fresh_alerts.push(c);
+        }
+        for entity in decided {
+            self.bin_lineage.remove(&entity);
         }
     }
 
@@ -678,5 +871,94 @@ mod tests {
         changed.footfall.values_mut().for_each(|v| v.1 = 2);
         let corrected = run(changed);
         assert_eq!(corrected.pending.footfall[0].revision, 1);
+    }
+
+    fn weather(at: DateTime<Utc>, temperature: f64, rain: f64) -> Decoded {
+        let p = format!(
+            r#"{{"id":"urn:ngsi-ld:WeatherObserved:st-1","type":"WeatherObserved","dateObserved":"{}","temperature":{temperature},"precipitation":{rain},"refParcels":["p1"],"location":{{"type":"Point","coordinates":[3.59,43.68]}}}}"#,
+            at.to_rfc3339()
+        );
+        decode(
+            Stream::Vineyards,
+            Some(p.as_bytes()),
+            None,
+            &DecodeOptions::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn downy_mildew_risk_opens_on_the_3_10_rule_and_clears_when_the_rain_is_48_hours_old() {
+        let now = Instant::now();
+        let mut p = Processor::new(StreamOptions::default(), Emitted::default());
+        // 10 May (local day: 22:00 UTC the day before): 24 mm at 15 °C; 11 and 12 May dry.
+        let start: DateTime<Utc> = "2026-05-09T22:00:00Z".parse().unwrap();
+        for h in 0..74 {
+            let rain = if h < 24 { 1.0 } else { 0.0 };
+            let event = weather(start + Duration::hours(h), 15.0, rain);
+            p.process(Stream::Vineyards, "v", 0, h, &event, now);
+        }
+        p.tick(now);
+        let rows: Vec<(&str, &str, Option<&str>, String, usize)> = p
+            .pending
+            .vine_alerts
+            .iter()
+            .map(|r| {
+                (
+                    r.kind,
+                    r.state,
+                    r.risk_level,
+                    r.date_observed.to_rfc3339(),
+                    r.lineage.ranges().count(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    "downy_mildew",
+                    "open",
+                    Some("high"),
+                    "2026-05-10T22:00:00+00:00".to_string(),
+                    1
+                ),
+                (
+                    "downy_mildew",
+                    "cleared",
+                    Some("low"),
+                    "2026-05-12T22:00:00+00:00".to_string(),
+                    1
+                ),
+            ],
+            "open at the end of the rainy day, still high the next (48 h), cleared the day after"
+        );
+        let ids: Vec<&str> = p
+            .pending
+            .vine_alerts
+            .iter()
+            .map(|r| r.alert_id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            ["p1:downy_mildew:2026-05-10", "p1:downy_mildew:2026-05-10"]
+        );
+        // The day row names the 24 readings of its day: offsets 24 to 47 for 11 May.
+        let day = &p.pending.vine[1];
+        assert_eq!(
+            day.lineage.ranges().collect::<Vec<_>>(),
+            vec![("v", 0, 24, 47)]
+        );
+        // A restart that restores the state from the tables adds nothing.
+        let mut again = Processor::new(StreamOptions::default(), p.emitted.clone());
+        again.mildew = p.mildew.clone();
+        again.seasons = p.seasons.clone();
+        for h in 0..74 {
+            let rain = if h < 24 { 1.0 } else { 0.0 };
+            let event = weather(start + Duration::hours(h), 15.0, rain);
+            again.process(Stream::Vineyards, "v", 0, h, &event, now);
+        }
+        again.tick(now);
+        assert!(again.pending.vine_alerts.is_empty() && again.pending.vine.is_empty());
     }
 }

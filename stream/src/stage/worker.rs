@@ -22,11 +22,18 @@ use vallee_schemas::decode::{DecodeOptions, decode};
 
 use super::StreamOptions;
 use super::live::{LiveFootfall, SharedLiveView};
-use super::outputs::OutputTable;
+use super::outputs::{AlertRow, OutputTable};
 use super::processor::{Emitted, Processor};
 use crate::Result;
-use crate::rules::fill::{AlertChange, AlertKind};
-use crate::rules::vine::Season;
+use crate::dwell::DwellSummary;
+use crate::rules::fill::AlertKind;
+use crate::rules::vine::{DOWNY_MILDEW, POWDERY_MILDEW, RiskLevel, Season};
+
+/// The alert kinds of `vine_alerts` that follow a risk level.
+const MILDEW_KINDS: [&str; 2] = [DOWNY_MILDEW, POWDERY_MILDEW];
+
+/// A mildew risk level and its open episode.
+type MildewLevel = (RiskLevel, Option<String>);
 
 /// The streams the stage computes from.
 pub const INPUTS: [Stream; 5] = [
@@ -187,8 +194,19 @@ type StoredDay = (NaiveDate, f64, [f64; 4], u32, Option<u8>);
 /// An alert still open in `fill_alerts`: entity, kind, id, opening time.
 type OpenAlert = (String, AlertKind, String, DateTime<Utc>);
 
-/// What the output tables hold, the alerts still open in them, and the vineyard seasons.
-async fn load_emitted(lake: &Lake) -> Result<(Emitted, Vec<OpenAlert>, BTreeMap<String, Season>)> {
+/// Mildew risk per (entity, kind): level and open episode.
+type MildewState = BTreeMap<(String, &'static str), (RiskLevel, Option<String>)>;
+
+/// What the output tables hold and the state a restart resumes from.
+struct Restored {
+    emitted: Emitted,
+    /// Alerts still open in `fill_alerts`.
+    open: Vec<OpenAlert>,
+    seasons: BTreeMap<String, Season>,
+    mildew: MildewState,
+}
+
+async fn load_emitted(lake: &Lake) -> Result<Restored> {
     for t in OutputTable::ALL {
         lake.ensure(t).await?;
     }
@@ -199,6 +217,40 @@ async fn load_emitted(lake: &Lake) -> Result<(Emitted, Vec<OpenAlert>, BTreeMap<
             let e = emitted.footfall.entry((z[i].clone(), w[i].clone(), f[i])).or_insert((r[i], n[i]));
             if r[i] >= e.0 {
                 *e = (r[i], n[i]);
+            }
+        }
+    }
+    let sql = "SELECT zone, hour, revision, visits, \"dwellUnder5Min\", \"dwell5To15Min\", \"dwell15To30Min\", \
+               \"dwell30To60Min\", \"totalDwellSeconds\", \"medianDwellMinutes\" FROM footfall_dwell";
+    for b in lake.sql(sql).await? {
+        let (z, h, r) = (strings(&b, "zone"), micros(&b, "hour"), revisions(&b));
+        let columns = [
+            "visits",
+            "dwellUnder5Min",
+            "dwell5To15Min",
+            "dwell15To30Min",
+            "dwell30To60Min",
+            "totalDwellSeconds",
+            "medianDwellMinutes",
+        ]
+        .map(|c| ints(&b, c));
+        for i in 0..b.num_rows() {
+            let [n, a, b5, c15, d30, total, median] = columns.each_ref().map(|c| c[i]);
+            let summary = DwellSummary {
+                sessions: n,
+                under_5_min: a,
+                from_5_to_15_min: b5,
+                from_15_to_30_min: c15,
+                from_30_to_60_min: d30,
+                total_seconds: total,
+                median_minutes: median,
+            };
+            let e = emitted
+                .dwell
+                .entry((z[i].clone(), h[i]))
+                .or_insert((r[i], summary));
+            if r[i] >= e.0 {
+                *e = (r[i], summary);
             }
         }
     }
@@ -270,18 +322,39 @@ async fn load_emitted(lake: &Lake) -> Result<(Emitted, Vec<OpenAlert>, BTreeMap<
             emitted.forecasts.insert((id[i].clone(), t[i]));
         }
     }
-    for b in lake
-        .sql("SELECT \"alertId\", state FROM vine_alerts")
-        .await?
-    {
-        let (id, st) = (strings(&b, "alertId"), strings(&b, "state"));
+    // Mildew episodes: the latest row of each (entity, kind) gives its level.
+    let mut latest: BTreeMap<(String, &'static str), (i64, MildewLevel)> = BTreeMap::new();
+    let sql = "SELECT \"alertId\", state, CAST(\"dateObserved\" AS BIGINT) AS t, kind, \"entityId\", \"riskLevel\" FROM vine_alerts";
+    for b in lake.sql(sql).await? {
+        let (id, st, t) = (strings(&b, "alertId"), strings(&b, "state"), ints(&b, "t"));
+        let (kind, entity, level) = (
+            strings(&b, "kind"),
+            strings(&b, "entityId"),
+            strings(&b, "riskLevel"),
+        );
         for i in 0..b.num_rows() {
+            let open = st[i] == "open";
             emitted.vine_alerts.insert((
                 id[i].clone(),
-                if st[i] == "open" { "open" } else { "cleared" },
+                if open { "open" } else { "cleared" },
+                t[i],
             ));
+            let Some(kind) = MILDEW_KINDS.into_iter().find(|k| *k == kind[i]) else {
+                continue;
+            };
+            let state = match RiskLevel::parse(&level[i]) {
+                Some(l) if open => (l, Some(id[i].clone())),
+                _ => (RiskLevel::Low, None),
+            };
+            let e = latest
+                .entry((entity[i].clone(), kind))
+                .or_insert((t[i], state.clone()));
+            if t[i] >= e.0 {
+                *e = (t[i], state);
+            }
         }
     }
+    let mildew = latest.into_iter().map(|(k, (_, v))| (k, v)).collect();
     // The season state: each station's last stored day, and the rain of its last two days.
     let mut days: BTreeMap<String, Vec<StoredDay>> = BTreeMap::new();
     let sql = "SELECT station, day, latitude, \"rainMm\", \"winklerIndex\", \"huglinIndex\", \"oosporeDegreeDays\", \
@@ -342,22 +415,34 @@ async fn load_emitted(lake: &Lake) -> Result<(Emitted, Vec<OpenAlert>, BTreeMap<
             Some((station, season))
         })
         .collect();
-    Ok((emitted, open, seasons))
+    Ok(Restored {
+        emitted,
+        open,
+        seasons,
+        mildew,
+    })
 }
 
-fn alert_json(c: &AlertChange) -> String {
+/// An alert row as a FIWARE `Alert` message of `vallee.alerts`.
+fn alert_json(r: &AlertRow) -> String {
+    let category = if AlertKind::parse(r.kind).is_some() {
+        "waste"
+    } else {
+        "agriculture"
+    };
     serde_json::json!({
-        "id": format!("urn:ngsi-ld:Alert:{}", c.alert_id),
+        "id": format!("urn:ngsi-ld:Alert:{}", r.alert_id),
         "type": "Alert",
-        "alertId": c.alert_id,
-        "category": "waste",
-        "subCategory": c.kind.as_str(),
-        "alertSource": c.entity_id,
-        "state": if c.open { "open" } else { "cleared" },
-        "dateIssued": c.date_observed.to_rfc3339(),
-        "clearReason": c.clear_reason.map(|r| r.as_str()),
-        "fillingLevel": c.filling_level,
-        "communeCode": c.commune_code,
+        "alertId": r.alert_id,
+        "category": category,
+        "subCategory": r.kind,
+        "alertSource": r.entity_id,
+        "state": r.state,
+        "dateIssued": r.date_observed.to_rfc3339(),
+        "clearReason": r.clear_reason,
+        "fillingLevel": r.filling_level,
+        "riskLevel": r.risk_level,
+        "communeCode": r.commune_code,
     })
     .to_string()
 }
@@ -370,10 +455,11 @@ pub fn run_blocking(
     handle: Handle,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let (emitted, open, seasons) = handle.block_on(load_emitted(&lake))?;
-    let mut processor = Processor::new(options.clone(), emitted);
-    processor.seasons = seasons;
-    for (entity, kind, id, at) in open {
+    let restored = handle.block_on(load_emitted(&lake))?;
+    let mut processor = Processor::new(options.clone(), restored.emitted);
+    processor.seasons = restored.seasons;
+    processor.mildew = restored.mildew;
+    for (entity, kind, id, at) in restored.open {
         processor.restore_open_alert(&entity, kind, &id, at);
     }
     let mut consumer = subscribe(&options, &lake, &handle)?;
@@ -435,7 +521,12 @@ pub fn run_blocking(
         {
             previous.insert(key, stored);
         }
-        publish_alerts(&producer, &handle, &mut processor);
+        if !processor.fresh_alerts.is_empty() {
+            // Threshold alerts reach the topic and the live view on arrival, not at the flush.
+            publish_alerts(&producer, &handle, &mut processor);
+            live.write().unwrap_or_else(|p| p.into_inner()).open_alerts =
+                processor.open_alert_rows();
+        }
         if stopping || last_flush.elapsed() >= options.flush_interval {
             last_flush = Instant::now();
             processor.tick(Instant::now());
@@ -518,6 +609,9 @@ async fn commit(
         let pending = &mut processor.pending;
         match output {
             OutputTable::Footfall => pending.footfall.drain(..).try_for_each(|r| rows.push(&r))?,
+            OutputTable::FootfallDwell => {
+                pending.dwell.drain(..).try_for_each(|r| rows.push(&r))?
+            }
             OutputTable::SitePresence => {
                 pending.presence.drain(..).try_for_each(|r| rows.push(&r))?
             }
