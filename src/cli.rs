@@ -107,6 +107,9 @@ pub enum GraphqlCommand {
 pub enum BenchCommand {
     /// Raw consume rate vs ingest-into-Delta rate on the same topics, lake freshness, peak RSS.
     Ingest(BenchIngestArgs),
+    /// The stream stage: engine vs a DataFusion batch query, end to end vs raw consume,
+    /// alert latency vs the broker's, peak RSS, files per minute.
+    Stream(BenchStreamArgs),
 }
 
 /// Options every long-running command shares.
@@ -193,6 +196,25 @@ pub struct BenchIngestArgs {
     pub partitions: i32,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct BenchStreamArgs {
+    /// Events of the valley model (all five streams).
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Partitions of the benchmark topics.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
+    /// Threshold crossings produced per second in the latency phase.
+    #[arg(long, default_value_t = 200)]
+    pub alert_rate: u32,
+    /// Length of the latency phase, seconds.
+    #[arg(long, default_value_t = 10)]
+    pub alert_seconds: u64,
+    /// The stage's commit interval, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub flush_ms: u64,
+}
+
 /// The TOML configuration file (tuning only; addresses come from flags or environment).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -241,6 +263,9 @@ pub struct StreamFile {
     pub lateness_s: BTreeMap<String, i64>,
     /// Gap between two visits of a device (dwell time), seconds.
     pub dwell_gap_s: Option<i64>,
+    /// Zones whose people are counted with a sketch (approximate, constant memory).
+    #[serde(default)]
+    pub sketch_zones: Vec<String>,
     /// Critical air temperature of the frost alert, °C.
     pub frost_critical_c: Option<f64>,
 }
@@ -394,6 +419,7 @@ impl FileConfig {
         if let Some(v) = f.dwell_gap_s {
             o.dwell_gap = chrono::Duration::seconds(v);
         }
+        o.sketch_zones = f.sketch_zones.iter().cloned().collect();
         if let Some(v) = f.frost_critical_c {
             o.frost_critical = v;
         }

@@ -163,5 +163,8 @@ async fn main() -> Result<()> {
         Command::Bench {
             command: BenchCommand::Ingest(args),
         } => vallee::bench::ingest(args).await,
+        Command::Bench {
+            command: BenchCommand::Stream(args),
+        } => vallee::bench::stream(args).await,
     }
 }

@@ -6,7 +6,9 @@
 //!   flagged in `secretStatistique`;
 //! - no device token exists in the lake to begin with; no reporter contact either (they
 //!   stay under `private/`); citizens' pseudonyms (`actor`) and free text written by
-//!   citizens (a description can name a person) are not published;
+//!   citizens (a description can name a person) are not published, except the titles of
+//!   ideas, which the idea box shows publicly and moderators can hide (hidden ideas are
+//!   left out, as in the idea box: by a moderator, or by 3 distinct flags until one decides);
 //! - report positions are rounded to 3 decimals (about 100 m).
 
 use vallee_lake::LakeTable;
@@ -92,6 +94,92 @@ const THEME_ENVI: &str = "http://publications.europa.eu/resource/authority/data-
 const THEME_REGI: &str = "http://publications.europa.eu/resource/authority/data-theme/REGI";
 const THEME_AGRI: &str = "http://publications.europa.eu/resource/authority/data-theme/AGRI";
 const THEME_GOVE: &str = "http://publications.europa.eu/resource/authority/data-theme/GOVE";
+const THEME_SOCI: &str = "http://publications.europa.eu/resource/authority/data-theme/SOCI";
+
+/// A text field of a reference place's JSON payload (`p.payload`), unescaped.
+macro_rules! place_text {
+    ($field:literal) => {
+        concat!(
+            r#"replace(replace(regexp_match(p.payload, '""#,
+            $field,
+            r#"":"((?:[^"\\]|\\.)*)"')[1], '\"', '"'), '\\', '\')"#
+        )
+    };
+}
+
+/// A number field of a reference place's JSON payload.
+macro_rules! place_number {
+    ($field:literal) => {
+        concat!(
+            r#"CAST(regexp_match(p.payload, '""#,
+            $field,
+            r#"":(-?[0-9.eE+-]+)')[1] AS DOUBLE)"#
+        )
+    };
+}
+
+/// The latest version of every reference place of one kind (removed ones left out), its
+/// common columns, then `extra` columns, then the update time; `joins` may add tables.
+macro_rules! places_sql {
+    ($kind:literal, $extra:expr, $joins:expr) => {
+        concat!(
+            r#"SELECT p."entityId" AS identifiant, "#,
+            place_text!("name"),
+            r#" AS nom, p."communeCode", "#,
+            place_text!("address"),
+            r#" AS adresse, "#,
+            place_number!("lat"),
+            r#" AS latitude, "#,
+            place_number!("long"),
+            r#" AS longitude, "#,
+            place_text!("openingHours"),
+            r#" AS horaires, "#,
+            place_text!("contact"),
+            r#" AS contact, "#,
+            place_text!("website"),
+            r#" AS "siteWeb", "#,
+            place_text!("description"),
+            r#" AS description, "#,
+            $extra,
+            r#"p."dateObserved" AS "dateMiseAJour"
+               FROM (SELECT *, row_number() OVER (PARTITION BY "entityId" ORDER BY "dateObserved" DESC, _offset DESC) AS rn
+                     FROM reference_places WHERE type IN ('PlaceUpdated', 'PlaceRemoved')) p "#,
+            $joins,
+            r#" WHERE p.rn = 1 AND p.type = 'PlaceUpdated' AND regexp_match(p.payload, '"kind":"([a-z_]*)"')[1] = '"#,
+            $kind,
+            "'"
+        )
+    };
+}
+
+/// The columns every reference-place dataset starts with.
+const PLACE_COLUMNS: [(&str, &str); 10] = [
+    ("identifiant", "Identifiant du lieu"),
+    ("nom", "Nom"),
+    ("communeCode", "Code INSEE de la commune"),
+    ("adresse", "Adresse postale"),
+    ("latitude", "Latitude WGS 84"),
+    ("longitude", "Longitude WGS 84"),
+    (
+        "horaires",
+        "Horaires d'ouverture (syntaxe opening_hours d'OpenStreetMap)",
+    ),
+    ("contact", "Téléphone ou courriel public du lieu"),
+    ("siteWeb", "Site web"),
+    ("description", "Description"),
+];
+
+/// `PLACE_COLUMNS`, then `extra`, then the update time (a const-built list).
+macro_rules! place_columns {
+    ($($extra:expr),*) => {
+        &[
+            PLACE_COLUMNS[0], PLACE_COLUMNS[1], PLACE_COLUMNS[2], PLACE_COLUMNS[3], PLACE_COLUMNS[4],
+            PLACE_COLUMNS[5], PLACE_COLUMNS[6], PLACE_COLUMNS[7], PLACE_COLUMNS[8], PLACE_COLUMNS[9],
+            $($extra,)*
+            ("dateMiseAJour", "Date et heure de la dernière mise à jour par la collectivité (UTC)"),
+        ]
+    };
+}
 
 /// Every dataset, in catalogue order.
 pub const DATASETS: &[Dataset] = &[
@@ -324,6 +412,169 @@ pub const DATASETS: &[Dataset] = &[
             ),
             ("dateMiseAJour", "Date du dernier changement d'état (UTC)"),
         ],
+    },
+    Dataset {
+        id: "idees",
+        title: "Boîte à idées citoyenne : idées, soutiens et réponses",
+        description: "Idées déposées par les habitants dans la boîte à idées collaborative : titre, thème, commune, nombre de soutiens et de commentaires, état et réponse de la collectivité. Sans le texte détaillé, les commentaires ni l'identité des auteurs ; les idées masquées par la modération ou retirées par leur auteur ne sont pas publiées.",
+        keywords: &["idees", "participation", "citoyens", "budget participatif"],
+        theme: "Administration locale",
+        dcat_theme: THEME_GOVE,
+        frequency: Frequency::Continuous,
+        source: Source::Raw(Table::CitizenIdeas),
+        sql: r#"SELECT s."entityId" AS identifiant, s."dateObserved" AS "dateDepot", s."communeCode",
+                       regexp_match(s.payload, '"theme":"([^"]*)"')[1] AS theme,
+                       replace(replace(regexp_match(s.payload, '"title":"((?:[^"\\]|\\.)*)"')[1], '\"', '"'), '\\', '\') AS titre,
+                       coalesce(sup.n, 0) AS soutiens, coalesce(com.n, 0) AS commentaires,
+                       coalesce(ans.state, 'not_answered') AS etat,
+                       replace(replace(ans.answer, '\"', '"'), '\\', '\') AS reponse, ans.at AS "dateReponse"
+                FROM citizen_ideas s
+                LEFT JOIN (SELECT id, count(*) AS n
+                           FROM (SELECT "entityId" AS id, type,
+                                        row_number() OVER (PARTITION BY "entityId", regexp_match(payload, '"supporter":"([^"]*)"')[1]
+                                                           ORDER BY "dateObserved" DESC, _offset DESC) AS rn
+                                 FROM citizen_ideas WHERE type IN ('IdeaSupported', 'IdeaSupportWithdrawn')) v
+                           WHERE rn = 1 AND type = 'IdeaSupported' GROUP BY id) sup ON sup.id = s."entityId"
+                LEFT JOIN (SELECT "entityId" AS id, count(*) AS n FROM citizen_ideas
+                           WHERE type = 'IdeaCommented' GROUP BY "entityId") com ON com.id = s."entityId"
+                LEFT JOIN (SELECT "entityId" AS id, count(DISTINCT regexp_match(payload, '"flagger":"([^"]*)"')[1]) AS n
+                           FROM citizen_ideas WHERE type = 'IdeaFlagged' GROUP BY "entityId") fl ON fl.id = s."entityId"
+                LEFT JOIN (SELECT id, hidden
+                           FROM (SELECT "entityId" AS id, regexp_match(payload, '"hidden":(true|false)')[1] = 'true' AS hidden,
+                                        row_number() OVER (PARTITION BY "entityId" ORDER BY "dateObserved" DESC, _offset DESC) AS rn
+                                 FROM citizen_ideas WHERE type = 'IdeaModerated') m WHERE rn = 1) md ON md.id = s."entityId"
+                LEFT JOIN (SELECT id, state, answer, at
+                           FROM (SELECT "entityId" AS id, regexp_match(payload, '"state":"([^"]*)"')[1] AS state,
+                                        regexp_match(payload, '"answer":"((?:[^"\\]|\\.)*)"')[1] AS answer,
+                                        "dateObserved" AS at,
+                                        row_number() OVER (PARTITION BY "entityId" ORDER BY "dateObserved" DESC, _offset DESC) AS rn
+                                 FROM citizen_ideas WHERE type = 'IdeaAnswered') a WHERE rn = 1) ans ON ans.id = s."entityId"
+                WHERE s.type = 'IdeaSubmitted'
+                  AND coalesce(NOT md.hidden, regexp_match(s.payload, '"visible":(true|false)')[1] = 'true' AND coalesce(fl.n, 0) < 3)
+                  AND coalesce(ans.state, '') <> 'withdrawn'"#,
+        commune_column: Some("communeCode"),
+        time_column: "dateDepot",
+        time_is_date: false,
+        point: None,
+        columns: &[
+            ("identifiant", "Identifiant de l'idée"),
+            ("dateDepot", "Date et heure du dépôt (UTC)"),
+            (
+                "communeCode",
+                "Code INSEE de la commune concernée (vide : toute l'intercommunalité)",
+            ),
+            ("theme", "Thème choisi par l'auteur"),
+            ("titre", "Titre de l'idée"),
+            (
+                "soutiens",
+                "Nombre d'habitants qui soutiennent l'idée (un soutien par personne)",
+            ),
+            ("commentaires", "Nombre de commentaires"),
+            ("etat", "not_answered, evaluating, accepted ou rejected"),
+            ("reponse", "Réponse de la collectivité"),
+            ("dateReponse", "Date et heure de la dernière réponse (UTC)"),
+        ],
+    },
+    Dataset {
+        id: "lieux-galerie-numerique",
+        title: "Lieux de la galerie numérique",
+        description: "Points d'accès public au numérique de la vallée (galerie numérique) : adresse, position, horaires, contact. Mis à jour par les services de la collectivité.",
+        keywords: &["numerique", "inclusion numerique", "acces public", "lieux"],
+        theme: "Numérique",
+        dcat_theme: THEME_GOVE,
+        frequency: Frequency::Continuous,
+        source: Source::Raw(Table::ReferencePlaces),
+        sql: places_sql!("digital_gallery", "", ""),
+        commune_column: Some("communeCode"),
+        time_column: "dateMiseAJour",
+        time_is_date: false,
+        point: Some(("latitude", "longitude")),
+        columns: place_columns!(),
+    },
+    Dataset {
+        id: "espaces-coworking",
+        title: "Espaces de coworking",
+        description: "Espaces de travail partagé de la vallée : adresse, position, horaires, contact. Mis à jour par les services de la collectivité.",
+        keywords: &["coworking", "tiers-lieux", "teletravail", "economie"],
+        theme: "Économie",
+        dcat_theme: THEME_REGI,
+        frequency: Frequency::Continuous,
+        source: Source::Raw(Table::ReferencePlaces),
+        sql: places_sql!("coworking", "", ""),
+        commune_column: Some("communeCode"),
+        time_column: "dateMiseAJour",
+        time_is_date: false,
+        point: Some(("latitude", "longitude")),
+        columns: place_columns!(),
+    },
+    Dataset {
+        id: "sessions-formation-numerique",
+        title: "Sessions de formation au numérique",
+        description: "Ateliers et formations au numérique proposés dans la vallée : lieu, dates, places offertes. Mis à jour par les services de la collectivité.",
+        keywords: &["numerique", "formation", "ateliers", "inclusion numerique"],
+        theme: "Numérique",
+        dcat_theme: THEME_GOVE,
+        frequency: Frequency::Continuous,
+        source: Source::Raw(Table::ReferencePlaces),
+        sql: places_sql!(
+            "training_session",
+            concat!(
+                r#"CAST(regexp_match(p.payload, '"startsAt":"([^"]*)"')[1] AS TIMESTAMP) AS debut, "#,
+                r#"CAST(regexp_match(p.payload, '"endsAt":"([^"]*)"')[1] AS TIMESTAMP) AS fin, "#,
+                r#"CAST(regexp_match(p.payload, '"seats":([0-9]+)')[1] AS BIGINT) AS places, "#
+            ),
+            ""
+        ),
+        commune_column: Some("communeCode"),
+        time_column: "dateMiseAJour",
+        time_is_date: false,
+        point: Some(("latitude", "longitude")),
+        columns: place_columns!(
+            ("debut", "Début de la session (UTC)"),
+            ("fin", "Fin de la session (UTC)"),
+            ("places", "Places offertes")
+        ),
+    },
+    Dataset {
+        id: "etablissements-petite-enfance",
+        title: "Établissements d'accueil du jeune enfant et places disponibles",
+        description: "Crèches, micro-crèches et maisons d'assistants maternels de la vallée (guichet unique petite enfance) : capacité, âges accueillis et places disponibles, mises à jour par les services de la collectivité.",
+        keywords: &["petite enfance", "creches", "places disponibles", "famille"],
+        theme: "Social",
+        dcat_theme: THEME_SOCI,
+        frequency: Frequency::Continuous,
+        source: Source::Raw(Table::ReferencePlaces),
+        sql: places_sql!(
+            "childcare",
+            concat!(
+                r#"CAST(regexp_match(p.payload, '"capacity":([0-9]+)')[1] AS BIGINT) AS capacite, "#,
+                r#"CAST(regexp_match(p.payload, '"ageMinMonths":([0-9]+)')[1] AS BIGINT) AS "ageMinMois", "#,
+                r#"CAST(regexp_match(p.payload, '"ageMaxMonths":([0-9]+)')[1] AS BIGINT) AS "ageMaxMois", "#,
+                r#"vac.v AS "placesDisponibles", vac.at AS "dateMiseAJourPlaces", "#
+            ),
+            r#"LEFT JOIN (SELECT "entityId" AS id, CAST(regexp_match(payload, '"vacancies":([0-9]+)')[1] AS BIGINT) AS v,
+                                 "dateObserved" AS at,
+                                 row_number() OVER (PARTITION BY "entityId" ORDER BY "dateObserved" DESC, _offset DESC) AS rn
+                          FROM reference_places WHERE type = 'ChildcareVacanciesUpdated') vac
+                     ON vac.id = p."entityId" AND vac.rn = 1"#
+        ),
+        commune_column: Some("communeCode"),
+        time_column: "dateMiseAJour",
+        time_is_date: false,
+        point: Some(("latitude", "longitude")),
+        columns: place_columns!(
+            ("capacite", "Nombre de places de l'établissement"),
+            ("ageMinMois", "Âge minimal accueilli (mois)"),
+            ("ageMaxMois", "Âge maximal accueilli (mois)"),
+            (
+                "placesDisponibles",
+                "Places disponibles à la dernière mise à jour"
+            ),
+            (
+                "dateMiseAJourPlaces",
+                "Date et heure de la mise à jour des places disponibles (UTC)"
+            )
+        ),
     },
 ];
 

@@ -79,9 +79,12 @@ impl PublicLake {
         Ok(done)
     }
 
-    /// A session where only the public tables exist, under their SQL names.
+    /// A session where only the public tables exist, under their SQL names, with the
+    /// hub's domain formulas as functions (`vallee_gdd`, `vallee_huglin_day`, …).
     pub async fn session(&self) -> Result<datafusion::prelude::SessionContext> {
         let tables: Vec<(&str, String)> = DATASETS.iter().map(|d| (d.id, sql_name(d))).collect();
-        Ok(self.public.session_of_existing(&tables).await?)
+        let ctx = self.public.session_of_existing(&tables).await?;
+        vallee_stream::udf::register(&ctx);
+        Ok(ctx)
     }
 }

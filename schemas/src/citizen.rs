@@ -238,6 +238,65 @@ pub struct IdeaSubmitted {
     pub visible: bool,
 }
 
+/// Reference places and sessions staff keep up to date (pilot actions of the policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaceKind {
+    /// A place of the digital gallery (public digital-access points).
+    DigitalGallery,
+    Coworking,
+    /// A digital-training session (with a date and seats).
+    TrainingSession,
+    /// A childcare facility (crèche, micro-crèche, childminders' house), with vacancies.
+    Childcare,
+}
+
+impl PlaceKind {
+    pub const ALL: [PlaceKind; 4] = [
+        PlaceKind::DigitalGallery,
+        PlaceKind::Coworking,
+        PlaceKind::TrainingSession,
+        PlaceKind::Childcare,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlaceKind::DigitalGallery => "digital_gallery",
+            PlaceKind::Coworking => "coworking",
+            PlaceKind::TrainingSession => "training_session",
+            PlaceKind::Childcare => "childcare",
+        }
+    }
+}
+
+/// A reference place (or training session) as staff publish it; a new version replaces
+/// the previous one whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlaceUpdated {
+    pub place_id: String,
+    pub kind: PlaceKind,
+    pub name: String,
+    pub commune_code: String,
+    pub address: Option<String>,
+    pub lat: Option<f64>,
+    pub long: Option<f64>,
+    /// Opening hours in OpenStreetMap `opening_hours` syntax.
+    pub opening_hours: Option<String>,
+    /// The place's public phone or email (a service's, never a person's).
+    pub contact: Option<String>,
+    pub website: Option<String>,
+    pub description: Option<String>,
+    /// Training sessions: when, and seats offered.
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub seats: Option<u32>,
+    /// Childcare: places, and the ages taken (months).
+    pub capacity: Option<u32>,
+    pub age_min_months: Option<u32>,
+    pub age_max_months: Option<u32>,
+}
+
 /// What happened; the `type` of the event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -291,6 +350,17 @@ pub enum CitizenChange {
         idea_id: String,
         hidden: bool,
     },
+    PlaceUpdated(PlaceUpdated),
+    #[serde(rename_all = "camelCase")]
+    PlaceRemoved {
+        place_id: String,
+    },
+    /// The vacancies of a childcare facility right now.
+    #[serde(rename_all = "camelCase")]
+    ChildcareVacanciesUpdated {
+        place_id: String,
+        vacancies: u32,
+    },
     /// A staff action, recorded in the audit table whatever it was.
     #[serde(rename_all = "camelCase")]
     StaffAction {
@@ -319,6 +389,9 @@ impl CitizenChange {
             CitizenChange::IdeaFlagged { .. } => "IdeaFlagged",
             CitizenChange::IdeaAnswered { .. } => "IdeaAnswered",
             CitizenChange::IdeaModerated { .. } => "IdeaModerated",
+            CitizenChange::PlaceUpdated(_) => "PlaceUpdated",
+            CitizenChange::PlaceRemoved { .. } => "PlaceRemoved",
+            CitizenChange::ChildcareVacanciesUpdated { .. } => "ChildcareVacanciesUpdated",
             CitizenChange::StaffAction { .. } => "StaffAction",
         }
     }
@@ -336,6 +409,9 @@ impl CitizenChange {
             | CitizenChange::IdeaFlagged { idea_id, .. }
             | CitizenChange::IdeaAnswered { idea_id, .. }
             | CitizenChange::IdeaModerated { idea_id, .. } => idea_id,
+            CitizenChange::PlaceUpdated(p) => &p.place_id,
+            CitizenChange::PlaceRemoved { place_id }
+            | CitizenChange::ChildcareVacanciesUpdated { place_id, .. } => place_id,
             CitizenChange::StaffAction { target, .. } => target,
         }
     }
@@ -345,6 +421,7 @@ impl CitizenChange {
         match self {
             CitizenChange::ReportSubmitted(r) => Some(&r.commune_code),
             CitizenChange::IdeaSubmitted(i) => i.commune_code.as_deref(),
+            CitizenChange::PlaceUpdated(p) => Some(&p.commune_code),
             _ => None,
         }
     }
@@ -362,6 +439,20 @@ impl CitizenChange {
                 texts.push(("body", &i.body));
             }
             CitizenChange::IdeaCommented { body, .. } => texts.push(("body", body)),
+            CitizenChange::PlaceUpdated(p) => {
+                texts.push(("name", &p.name));
+                for (name, text) in [
+                    ("address", &p.address),
+                    ("openingHours", &p.opening_hours),
+                    ("contact", &p.contact),
+                    ("website", &p.website),
+                    ("description", &p.description),
+                ] {
+                    if let Some(t) = text {
+                        texts.push((name, t));
+                    }
+                }
+            }
             CitizenChange::IdeaAnswered {
                 answer: Some(a), ..
             } => texts.push(("answer", a)),
@@ -424,6 +515,28 @@ impl CitizenEvent {
                 return Err(Rejection::range(format!(
                     "{name} is longer than {MAX_TEXT_CHARS} characters"
                 )));
+            }
+        }
+        if let CitizenChange::PlaceUpdated(p) = &self.change {
+            if p.name.trim().is_empty() {
+                return Err(Rejection::schema("a place needs a name"));
+            }
+            if let (Some(lat), Some(long)) = (p.lat, p.long)
+                && (!(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&long))
+            {
+                return Err(Rejection::range(format!(
+                    "lat/long = {lat}/{long} is not a WGS 84 position"
+                )));
+            }
+            if let (Some(lo), Some(hi)) = (p.age_min_months, p.age_max_months)
+                && lo > hi
+            {
+                return Err(Rejection::range("ageMinMonths is above ageMaxMonths"));
+            }
+            if let (Some(a), Some(b)) = (p.starts_at, p.ends_at)
+                && a > b
+            {
+                return Err(Rejection::range("startsAt is after endsAt"));
             }
         }
         if let CitizenChange::ReportSubmitted(r) = &self.change {

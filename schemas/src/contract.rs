@@ -12,6 +12,7 @@
 //!  vallee.citizen.reports ──► Report* (API writes) ───────────► citizen_reports
 //!  vallee.citizen.ideas   ──► Idea* (API writes) ─────────────► citizen_ideas
 //!  vallee.staff.audit     ──► StaffAction ─────────────────────► staff_audit
+//!  vallee.reference.places ─► Place* (API writes) ────────────► reference_places
 //!  any of them             ──► anything that fails validation ─► dead_letters
 //! ```
 
@@ -39,11 +40,14 @@ pub enum Stream {
     CitizenIdeas,
     /// Every staff action (written by the API).
     StaffAudit,
+    /// Reference places staff keep up to date: digital gallery, coworking, training
+    /// sessions, childcare and its vacancies (written by the API).
+    ReferencePlaces,
 }
 
 impl Stream {
     /// Every input stream, in a stable order.
-    pub const ALL: [Stream; 8] = [
+    pub const ALL: [Stream; 9] = [
         Stream::WasteContainers,
         Stream::WasteVehicles,
         Stream::Beacons,
@@ -52,6 +56,7 @@ impl Stream {
         Stream::CitizenReports,
         Stream::CitizenIdeas,
         Stream::StaffAudit,
+        Stream::ReferencePlaces,
     ];
 
     /// The sensor streams (what devices send; the stream stage's inputs).
@@ -64,10 +69,11 @@ impl Stream {
     ];
 
     /// The streams the API writes; kept forever (the API's view is rebuilt from them).
-    pub const CITIZEN: [Stream; 3] = [
+    pub const CITIZEN: [Stream; 4] = [
         Stream::CitizenReports,
         Stream::CitizenIdeas,
         Stream::StaffAudit,
+        Stream::ReferencePlaces,
     ];
 
     /// The topic name used when the configuration does not override it.
@@ -81,6 +87,7 @@ impl Stream {
             Stream::CitizenReports => "vallee.citizen.reports",
             Stream::CitizenIdeas => "vallee.citizen.ideas",
             Stream::StaffAudit => "vallee.staff.audit",
+            Stream::ReferencePlaces => "vallee.reference.places",
         }
     }
 
@@ -95,6 +102,7 @@ impl Stream {
             Stream::CitizenReports => "citizen_reports",
             Stream::CitizenIdeas => "citizen_ideas",
             Stream::StaffAudit => "staff_audit",
+            Stream::ReferencePlaces => "reference_places",
         }
     }
 
@@ -124,6 +132,11 @@ impl Stream {
                 ("IdeaModerated", Table::CitizenIdeas),
             ],
             Stream::StaffAudit => &[("StaffAction", Table::StaffAudit)],
+            Stream::ReferencePlaces => &[
+                ("PlaceUpdated", Table::ReferencePlaces),
+                ("PlaceRemoved", Table::ReferencePlaces),
+                ("ChildcareVacanciesUpdated", Table::ReferencePlaces),
+            ],
         }
     }
 
@@ -156,12 +169,13 @@ pub enum Table {
     CitizenReports,
     CitizenIdeas,
     StaffAudit,
+    ReferencePlaces,
     DeadLetters,
 }
 
 impl Table {
     /// Every ingest table, in a stable order.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::WasteContainers,
         Table::WasteVehicles,
         Table::BeaconSightings,
@@ -171,6 +185,7 @@ impl Table {
         Table::CitizenReports,
         Table::CitizenIdeas,
         Table::StaffAudit,
+        Table::ReferencePlaces,
         Table::DeadLetters,
     ];
 
@@ -186,6 +201,7 @@ impl Table {
             Table::CitizenReports => "citizen_reports",
             Table::CitizenIdeas => "citizen_ideas",
             Table::StaffAudit => "staff_audit",
+            Table::ReferencePlaces => "reference_places",
             Table::DeadLetters => "dead_letters",
         }
     }
@@ -200,9 +216,10 @@ impl Table {
             Table::SiteVisits => site_visit::schema(),
             Table::ParcelRecords => parcel_record::schema(),
             Table::WeatherObserved => weather::schema(),
-            Table::CitizenReports | Table::CitizenIdeas | Table::StaffAudit => {
-                crate::citizen::schema()
-            }
+            Table::CitizenReports
+            | Table::CitizenIdeas
+            | Table::StaffAudit
+            | Table::ReferencePlaces => crate::citizen::schema(),
             Table::DeadLetters => crate::dead_letter::schema(),
         }
     }
@@ -229,6 +246,9 @@ impl Table {
                 "The idea box: ideas, supports, comments, flags, answers, one row per event"
             }
             Table::StaffAudit => "Every staff action taken through the API (audit trail)",
+            Table::ReferencePlaces => {
+                "Reference places staff keep up to date (digital gallery, coworking, training sessions, childcare and vacancies), one row per event"
+            }
             Table::DeadLetters => {
                 "Messages that failed to decode or validate, with reason, raw bytes (identifiers redacted) and source coordinates"
             }

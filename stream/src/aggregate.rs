@@ -43,13 +43,67 @@ pub fn token_key(token: &str) -> u64 {
 pub struct DistinctCount(HashSet<u64>);
 
 impl Aggregate for DistinctCount {
-    type Input = str;
+    /// The token's keyed hash ([`token_key`], `vallee_token_key` in DataFusion plans).
+    type Input = u64;
     type Output = i64;
-    fn add(&mut self, token: &str) {
-        self.0.insert(token_key(token));
+    fn add(&mut self, token: &u64) {
+        self.0.insert(*token);
     }
     fn output(&self) -> i64 {
         self.0.len() as i64
+    }
+}
+
+/// Distinct devices, approximately, in constant memory: a HyperLogLog sketch of the keyed
+/// token hashes (Flajolet et al. 2007, with the small-range correction). With the default
+/// precision of 12 bits (4 096 one-byte registers, 4 KiB per zone and window whatever the
+/// crowd) the standard error is 1.04 / √4096 ≈ 1.6 %. For zones configured as large
+/// (`[stream] sketch_zones`); the others are counted exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SketchCount {
+    registers: Vec<u8>,
+}
+
+/// Bits of the hash that pick a register.
+pub const SKETCH_PRECISION: u32 = 12;
+
+impl Default for SketchCount {
+    fn default() -> Self {
+        SketchCount {
+            registers: vec![0; 1 << SKETCH_PRECISION],
+        }
+    }
+}
+
+impl Aggregate for SketchCount {
+    type Input = u64;
+    type Output = i64;
+    fn add(&mut self, hash: &u64) {
+        let p = SKETCH_PRECISION;
+        let index = (hash >> (64 - p)) as usize;
+        // The rank of the first 1 bit in the remaining bits (a sentinel bounds it).
+        let rest = (hash << p) | (1 << (p - 1));
+        let rank = rest.leading_zeros() as u8 + 1;
+        if self.registers[index] < rank {
+            self.registers[index] = rank;
+        }
+    }
+    fn output(&self) -> i64 {
+        let m = self.registers.len() as f64;
+        let alpha = 0.7213 / (1.0 + 1.079 / m);
+        let sum: f64 = self
+            .registers
+            .iter()
+            .map(|r| 2f64.powi(-i32::from(*r)))
+            .sum();
+        let estimate = alpha * m * m / sum;
+        let zeros = self.registers.iter().filter(|r| **r == 0).count();
+        let corrected = if estimate <= 2.5 * m && zeros > 0 {
+            m * (m / zeros as f64).ln()
+        } else {
+            estimate
+        };
+        corrected.round() as i64
     }
 }
 
@@ -61,12 +115,38 @@ mod tests {
     fn distinct_counts_count_each_token_once() {
         let mut d = DistinctCount::default();
         for t in ["a1", "b2", "a1", "c3", "b2"] {
-            d.add(t);
+            d.add(&token_key(t));
         }
         assert_eq!(d.output(), 3);
         let mut s = Sum::default();
         s.add(&4);
         s.add(&3);
         assert_eq!(s.output(), 7);
+    }
+
+    #[test]
+    fn the_sketch_is_exact_for_a_few_devices_and_close_for_a_crowd() {
+        let mut small = SketchCount::default();
+        for i in 0..40 {
+            small.add(&token_key(&format!("{i:032x}")));
+            small.add(&token_key(&format!("{i:032x}")));
+        }
+        // Linear counting: off only when two devices share a register (rare at 40 of 4 096).
+        assert!((small.output() - 40).abs() <= 2, "{}", small.output());
+        for n in [5_000u32, 100_000] {
+            let mut sketch = SketchCount::default();
+            let mut exact = DistinctCount::default();
+            for i in 0..n {
+                let h = token_key(&format!("{i:032x}"));
+                sketch.add(&h);
+                exact.add(&h);
+            }
+            let error = (sketch.output() - exact.output()).abs() as f64 / n as f64;
+            assert!(
+                error < 0.06,
+                "{n} devices: {} estimated ({error:.3})",
+                sketch.output()
+            );
+        }
     }
 }

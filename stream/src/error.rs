@@ -10,6 +10,12 @@ pub enum Error {
     /// Building an output batch failed (a bug, not input).
     #[error("schemas: {0}")]
     Schemas(#[from] vallee_schemas::Error),
+    /// A per-batch DataFusion plan failed (boxed: a bug, not input).
+    #[error("datafusion: {0}")]
+    DataFusion(Box<datafusion::error::DataFusionError>),
+    /// Building a batch for a plan failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
     /// Anything else that must stop the stage.
     #[error("{0}")]
     Fatal(String),
@@ -18,6 +24,12 @@ pub enum Error {
 impl From<vallee_lake::Error> for Error {
     fn from(e: vallee_lake::Error) -> Self {
         Error::Lake(Box::new(e))
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for Error {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Error::DataFusion(Box::new(e))
     }
 }
 

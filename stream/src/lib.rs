@@ -25,6 +25,8 @@
 //! - [`session`] — session windows; [`dwell`] — dwell-time distributions built on them.
 //! - [`aggregate`] — what a window accumulates (counts, exact distinct counts).
 //! - [`lineage`] — the Kafka offset ranges that fed each derived row.
+//! - [`microbatch`] — the per-batch DataFusion plans of the windowed streams;
+//!   [`udf`] — the domain formulas as DataFusion functions.
 //! - [`rules`] — domain state machines: fill alerts (hysteresis, proof of collection, fire,
 //!   status, silence); vineyard indicators (GDD, Winkler, Huglin, 3-10, Gubler-Thomas,
 //!   oospore degree days) and frost alerts; fill-rate forecasts (time to full).
@@ -33,10 +35,12 @@ pub mod aggregate;
 pub mod dwell;
 mod error;
 pub mod lineage;
+pub mod microbatch;
 pub mod operator;
 pub mod rules;
 pub mod session;
 pub mod stage;
+pub mod udf;
 pub mod watermark;
 pub mod window;
 

@@ -30,6 +30,13 @@ impl Lineage {
         l
     }
 
+    /// Offsets `min..=max` of one topic partition.
+    pub fn range(topic: &Arc<str>, partition: i32, min: i64, max: i64) -> Self {
+        let mut l = Lineage::default();
+        l.0.insert((topic.clone(), partition), (min, max));
+        l
+    }
+
     pub fn add(&mut self, source: &Source) {
         let key = (source.topic.clone(), source.partition);
         let range = self.0.entry(key).or_insert((source.offset, source.offset));

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::aggregate::Aggregate;
-use crate::lineage::{Lineage, Source};
+use crate::lineage::Lineage;
 use crate::window::{Window, WindowKind};
 
 /// One result row of a window for a key.
@@ -42,10 +42,10 @@ struct Slot<A> {
 }
 
 impl<A: Aggregate> Slot<A> {
-    fn add(&mut self, input: &A::Input, source: Option<&Source>) {
+    fn add(&mut self, input: &A::Input, lineage: Option<&Lineage>) {
         self.acc.add(input);
-        if let Some(source) = source {
-            self.lineage.add(source);
+        if let Some(lineage) = lineage {
+            self.lineage.merge(lineage);
         }
     }
 
@@ -94,13 +94,14 @@ impl<K: Ord + Clone, A: Aggregate> WindowOperator<K, A> {
         self.closed_until.is_some_and(|c| w.end <= c)
     }
 
-    /// Adds a row with event time `t` for `key`, read at `source` (its lineage).
+    /// Adds a row (or a partial aggregate) with event time `t` for `key`, computed from
+    /// the records of `lineage`.
     pub fn insert(
         &mut self,
         key: &K,
         t: DateTime<Utc>,
         input: &A::Input,
-        source: Option<&Source>,
+        lineage: Option<&Lineage>,
     ) -> Inserted<K, A::Output> {
         let mut inserted = Inserted {
             corrections: Vec::new(),
@@ -113,7 +114,7 @@ impl<K: Ord + Clone, A: Aggregate> WindowOperator<K, A> {
                     .or_default()
                     .entry(key.clone())
                     .or_default()
-                    .add(input, source);
+                    .add(input, lineage);
                 continue;
             }
             let horizon_passed = self
@@ -132,7 +133,7 @@ impl<K: Ord + Clone, A: Aggregate> WindowOperator<K, A> {
                 // The key had no row in this window: its first row, final at once.
                 None => keys.entry(key.clone()).or_default(),
             };
-            slot.add(input, source);
+            slot.add(input, lineage);
             inserted
                 .corrections
                 .push(slot.emission(key.clone(), window, true));
@@ -186,7 +187,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::aggregate::{DistinctCount, Sum};
+    use crate::aggregate::{DistinctCount, Sum, token_key};
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -211,7 +212,12 @@ mod tests {
             ("10:04:59", "a"),
             ("10:05:00", "c"),
         ] {
-            let r = op.insert(&zone, t(&format!("2026-11-28T{time}Z")), token, None);
+            let r = op.insert(
+                &zone,
+                t(&format!("2026-11-28T{time}Z")),
+                &token_key(token),
+                None,
+            );
             assert!(r.corrections.is_empty() && !r.too_late);
         }
         // Early results: both windows open, visible before they close.
@@ -237,21 +243,26 @@ mod tests {
     fn a_late_row_for_a_closed_window_produces_a_correction() {
         let mut op = five_minutes();
         let zone = "za-sud".to_string();
-        op.insert(&zone, t("2026-11-28T10:01:00Z"), "a", None);
+        op.insert(&zone, t("2026-11-28T10:01:00Z"), &token_key("a"), None);
         assert_eq!(op.advance(t("2026-11-28T10:06:00Z"))[0].value, 1);
-        let r = op.insert(&zone, t("2026-11-28T10:02:00Z"), "b", None);
+        let r = op.insert(&zone, t("2026-11-28T10:02:00Z"), &token_key("b"), None);
         assert_eq!(r.corrections.len(), 1);
         assert_eq!((r.corrections[0].value, r.corrections[0].revision), (2, 1));
         // The same token again changes nothing in a distinct count but is still a revision.
-        let r = op.insert(&zone, t("2026-11-28T10:03:00Z"), "b", None);
+        let r = op.insert(&zone, t("2026-11-28T10:03:00Z"), &token_key("b"), None);
         assert_eq!((r.corrections[0].value, r.corrections[0].revision), (2, 2));
         // A key new to a closed window gets its first row, final.
-        let r = op.insert(&"za-est".to_string(), t("2026-11-28T10:03:00Z"), "z", None);
+        let r = op.insert(
+            &"za-est".to_string(),
+            t("2026-11-28T10:03:00Z"),
+            &token_key("z"),
+            None,
+        );
         assert_eq!((r.corrections[0].value, r.corrections[0].revision), (1, 0));
         // A watermark moving back does not reopen the window.
         op.advance(t("2026-11-28T09:00:00Z"));
         assert_eq!(
-            op.insert(&zone, t("2026-11-28T10:04:00Z"), "c", None)
+            op.insert(&zone, t("2026-11-28T10:04:00Z"), &token_key("c"), None)
                 .corrections[0]
                 .revision,
             3
@@ -265,11 +276,21 @@ mod tests {
         let zone = "za".to_string();
         for (p, offset, time) in [(0, 40, "10:01:00"), (1, 7, "10:02:00"), (0, 42, "10:03:00")] {
             let source = topics.source("vallee.beacons", p, offset);
-            op.insert(&zone, t(&format!("2026-11-28T{time}Z")), "a", Some(&source));
+            op.insert(
+                &zone,
+                t(&format!("2026-11-28T{time}Z")),
+                &token_key("a"),
+                Some(&crate::lineage::Lineage::of(&source)),
+            );
         }
         // A row of the next window is not in this window's lineage.
         let next = topics.source("vallee.beacons", 0, 43);
-        op.insert(&zone, t("2026-11-28T10:06:00Z"), "b", Some(&next));
+        op.insert(
+            &zone,
+            t("2026-11-28T10:06:00Z"),
+            &token_key("b"),
+            Some(&crate::lineage::Lineage::of(&next)),
+        );
         let closed = op.advance(t("2026-11-28T10:05:00Z"));
         let ranges: Vec<_> = closed[0].lineage.ranges().collect();
         assert_eq!(
@@ -278,7 +299,12 @@ mod tests {
         );
         // A correction extends the lineage with the late row.
         let late = topics.source("vallee.beacons", 2, 99);
-        let r = op.insert(&zone, t("2026-11-28T10:04:00Z"), "c", Some(&late));
+        let r = op.insert(
+            &zone,
+            t("2026-11-28T10:04:00Z"),
+            &token_key("c"),
+            Some(&crate::lineage::Lineage::of(&late)),
+        );
         assert_eq!(r.corrections[0].lineage.ranges().count(), 3);
     }
 
@@ -286,14 +312,14 @@ mod tests {
     fn beyond_the_correction_horizon_a_row_is_reported_too_late_not_dropped() {
         let mut op = five_minutes();
         let zone = "za".to_string();
-        op.insert(&zone, t("2026-11-28T10:01:00Z"), "a", None);
+        op.insert(&zone, t("2026-11-28T10:01:00Z"), &token_key("a"), None);
         op.advance(t("2026-11-28T11:05:00Z"));
         assert_eq!(
             op.windows_held(),
             0,
             "state older than the horizon is dropped"
         );
-        let r = op.insert(&zone, t("2026-11-28T10:02:00Z"), "b", None);
+        let r = op.insert(&zone, t("2026-11-28T10:02:00Z"), &token_key("b"), None);
         assert!(r.too_late && r.corrections.is_empty());
     }
 
@@ -347,7 +373,7 @@ mod tests {
                 let key = rng.random_range(0..3u8);
                 let token = format!("{:x}", rng.random_range(0..200u32));
                 max_seen = max_seen.max(t_ev);
-                for e in op.insert(&key, t_ev, &token, None).corrections {
+                for e in op.insert(&key, t_ev, &token_key(&token), None).corrections {
                     streamed.insert((e.key, e.window.start), (e.value, e.revision));
                 }
                 batch

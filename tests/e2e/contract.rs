@@ -108,6 +108,13 @@ fn citizen_changes() -> Vec<(Stream, vallee_schemas::citizen::CitizenChange)> {
                 detail: None,
             },
         ),
+        (
+            Stream::ReferencePlaces,
+            CitizenChange::ChildcareVacanciesUpdated {
+                place_id: "creche-1".into(),
+                vacancies: 3,
+            },
+        ),
     ]
 }
 
@@ -120,7 +127,7 @@ async fn every_stream_and_every_refusal_lands_once_in_its_table() {
     events.push(event(Stream::WasteVehicles, fixture("Vehicle")));
     events.push(event(Stream::Vineyards, fixture("AgriParcelRecord")));
     events.push(event(Stream::Vineyards, fixture("WeatherObserved")));
-    // What the API writes: a report, an idea, a staff action.
+    // What the API writes: a report, an idea, a staff action, a reference-place update.
     for (stream, change) in citizen_changes() {
         let e = vallee_schemas::citizen::CitizenEvent::new("anonymous", change);
         events.push(event(stream, String::from_utf8(e.to_json()).unwrap()));

@@ -134,12 +134,129 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
         .unwrap()
         .to_string();
 
+    // Ideas: one supported by two citizens, its body naming a person; one hidden by flags.
+    let submit = "mutation($input: SubmitIdeaInput!) { submitIdea(input: $input) { idea { id } } }";
+    let author = hub.token().await;
+    let mut ideas = Vec::new();
+    for title in ["Un \"jardin partagé\" près de l'école", "Idée à masquer"] {
+        let data = hub
+            .ok(
+                Some(&author),
+                submit,
+                json!({"input": {"title": title, "body": "Proposée avec Jeanne Martin.",
+                    "theme": "LOCAL_ECONOMY", "communeCode": "34114"}}),
+            )
+            .await;
+        ideas.push(
+            data["submitIdea"]["idea"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    for _ in 0..2 {
+        let citizen = hub.token().await;
+        hub.ok(
+            Some(&citizen),
+            "mutation($id: ID!) { supportIdea(id: $id) { idea { supports } } }",
+            json!({"id": ideas[0]}),
+        )
+        .await;
+    }
+    for _ in 0..3 {
+        let citizen = hub.token().await;
+        hub.ok(
+            Some(&citizen),
+            "mutation($id: ID!) { flagIdea(id: $id, reason: SPAM) { idea { id } } }",
+            json!({"id": ideas[1]}),
+        )
+        .await;
+    }
+
+    // Reference places, kept by staff: a childcare facility and its vacancies, a coworking
+    // space; the town hall of Gignac may not publish for Aniane.
+    let gignac_staff = Some("token-of-the-gignac-town-hall");
+    const UPDATE_PLACE: &str = "mutation($input: UpdatePlaceInput!) { updatePlace(input: $input) { place { id kind vacancies } } }";
+    let creche = hub
+        .ok(
+            gignac_staff,
+            UPDATE_PLACE,
+            json!({"input": {"kind": "CHILDCARE", "name": "Crèche « Les Petits Pas »", "communeCode": "34114",
+                "address": "2 rue de la Croix, 34150 Gignac", "latitude": 43.6521, "longitude": 3.5512,
+                "contact": "creche@example.fr", "capacity": 12, "ageMinMonths": 3, "ageMaxMonths": 36}}),
+        )
+        .await["updatePlace"]["place"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    hub.ok(
+        gignac_staff,
+        UPDATE_PLACE,
+        json!({"input": {"kind": "COWORKING", "name": "La Fabrique", "communeCode": "34114"}}),
+    )
+    .await;
+    let answer = hub
+        .gql(
+            gignac_staff,
+            UPDATE_PLACE,
+            json!({"input": {"kind": "COWORKING", "name": "Ailleurs", "communeCode": "34010"}}),
+        )
+        .await;
+    assert_eq!(crate::api::code(&answer), "FORBIDDEN", "{answer}");
+    const VACANCIES: &str = "mutation($id: ID!, $n: Int!) { updateChildcareVacancies(id: $id, vacancies: $n) { place { vacancies } } }";
+    let answer = hub
+        .gql(gignac_staff, VACANCIES, json!({"id": creche, "n": 13}))
+        .await;
+    assert_eq!(
+        crate::api::code(&answer),
+        "BAD_USER_INPUT",
+        "more than the capacity"
+    );
+    let answer = hub
+        .gql(None, VACANCIES, json!({"id": creche, "n": 2}))
+        .await;
+    assert_eq!(crate::api::code(&answer), "UNAUTHENTICATED");
+    let data = hub
+        .ok(gignac_staff, VACANCIES, json!({"id": creche, "n": 2}))
+        .await;
+    assert_eq!(data["updateChildcareVacancies"]["place"]["vacancies"], 2);
+    // The early-childhood one-stop shop: by commune, age and vacancies.
+    let search = |age: i64| {
+        let hub = &hub;
+        async move {
+            hub.ok(
+                None,
+                "query($age: Int) { childcareFacilities(communeCode: \"34114\", ageMonths: $age, withVacancies: true) { name vacancies } }",
+                json!({"age": age}),
+            )
+            .await["childcareFacilities"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(search(10).await, 1);
+    assert_eq!(search(40).await, 0, "older than the facility takes");
+    let places = hub
+        .ok(
+            None,
+            "{ places(kind: COWORKING) { name communeCode } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        places["places"],
+        json!([{"name": "La Fabrique", "communeCode": "34114"}])
+    );
+
     let lake = world.lake().await;
     eventually(
         Duration::from_secs(90),
         "crafted data in the lake",
         || async {
-            lake.count(Table::CitizenReports).await.unwrap_or(0) == 1
+            lake.count(Table::ReferencePlaces).await.unwrap_or(0) == 3
+                && lake.count(Table::CitizenIdeas).await.unwrap_or(0) >= 7
+                && lake.count(Table::CitizenReports).await.unwrap_or(0) == 1
                 && lake.count(Table::WasteContainers).await.unwrap_or(0) == 4
                 && text(
                     &get(&hub, "/opendata/frequentation-zone-activites.csv")
@@ -209,6 +326,50 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
     assert_eq!(feature["geometry"]["coordinates"], json!([3.551, 43.652]));
     assert_eq!(feature["properties"]["codeService"], "graffiti");
     assert_eq!(feature["properties"]["statut"], "open");
+
+    // Ideas: the visible one with its supports and title (quotes unescaped), not its body;
+    // the one hidden by three flags is not published.
+    let published: Vec<Value> = text(&get(&hub, "/opendata/idees.ndjson").await.2)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0]["identifiant"], ideas[0].as_str());
+    assert_eq!(
+        published[0]["titre"],
+        "Un \"jardin partagé\" près de l'école"
+    );
+    assert_eq!(published[0]["soutiens"], 2);
+    assert_eq!(published[0]["etat"], "not_answered");
+    assert_eq!(published[0]["communeCode"], "34114");
+
+    // Reference places in open data: the facility with its vacancies, as GeoJSON too.
+    let creches: Vec<Value> = text(
+        &get(&hub, "/opendata/etablissements-petite-enfance.ndjson")
+            .await
+            .2,
+    )
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
+    assert_eq!(creches.len(), 1, "{creches:?}");
+    assert_eq!(creches[0]["nom"], "Crèche « Les Petits Pas »");
+    assert_eq!(
+        (
+            creches[0]["capacite"].clone(),
+            creches[0]["placesDisponibles"].clone()
+        ),
+        (json!(12), json!(2))
+    );
+    let (_, _, geo) = get(&hub, "/opendata/etablissements-petite-enfance.geojson").await;
+    let geo: Value = serde_json::from_slice(&geo).unwrap();
+    assert_eq!(
+        geo["features"][0]["geometry"]["coordinates"],
+        json!([3.5512, 43.6521])
+    );
+    let coworking = text(&get(&hub, "/opendata/espaces-coworking.csv").await.2);
+    assert_eq!(coworking.lines().count(), 2, "{coworking}");
+    assert!(coworking.contains("La Fabrique"));
 
     // Every download of every dataset, in every format: none leaks a token, the email,
     // the citizen's words or a pseudonym.
@@ -523,6 +684,20 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
             .collect::<Result<_, _>>()
             .unwrap();
     assert_eq!(batches[0].num_rows(), 1);
+    // The stage's domain formulas are functions researchers can call.
+    let formulas = sql(
+        Some(r),
+        "SELECT vallee_gdd(0.5, 24.0) AS gdd, round(vallee_huglin_day(20.0, 26.0, 45.0), 3) AS h",
+        "text/csv",
+    )
+    .await
+    .unwrap();
+    assert_eq!(formulas.status(), 200);
+    assert_eq!(
+        formulas.text().await.unwrap().lines().nth(1),
+        Some("2.25,13.52"),
+        "GDD (24 + 0.5) / 2 - 10; Huglin ((20 - 10) + (26 - 10)) / 2 × 1.04 at 45° N"
+    );
     hub.stop().await;
 }
 

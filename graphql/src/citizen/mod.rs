@@ -102,7 +102,7 @@ impl CitizenHub {
         }
     }
 
-    /// Replays the reports and ideas topics from the start, then follows them, until
+    /// Replays the reports, ideas and reference-places topics from the start, then follows them, until
     /// `shutdown`.
     pub async fn replay(self: Arc<Self>, shutdown: CancellationToken) -> Result<()> {
         let consumer: StreamConsumer = ClientConfig::new()
@@ -114,6 +114,7 @@ impl CitizenHub {
         let topics = [
             self.options.topic(Stream::CitizenReports),
             self.options.topic(Stream::CitizenIdeas),
+            self.options.topic(Stream::ReferencePlaces),
         ];
         let brokers = self.options.brokers.clone();
         let probe_topics = topics.clone();

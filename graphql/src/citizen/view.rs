@@ -1,4 +1,4 @@
-//! The current state of reports and ideas, folded from their events.
+//! The current state of reports, ideas and reference places, folded from their events.
 //!
 //! Applying an event is idempotent (events are recognised by id), so a write applied at
 //! once on the replica that took it and again when the replay consumer reads it back
@@ -9,9 +9,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use vallee_schemas::citizen::{
-    CitizenChange, CitizenEvent, FlagReason, IdeaState, IdeaSubmitted, ReportStatus,
+    CitizenChange, CitizenEvent, FlagReason, IdeaState, IdeaSubmitted, PlaceUpdated, ReportStatus,
     ReportSubmitted, Substatus,
 };
+
+/// A reference place as staff last published it, with its latest vacancies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub place: PlaceUpdated,
+    pub updated: DateTime<Utc>,
+    pub vacancies: Option<u32>,
+    pub vacancies_at: Option<DateTime<Utc>>,
+}
 
 /// One status change of a report.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +98,8 @@ pub enum Changed {
 pub struct CitizenView {
     pub reports: HashMap<String, Report>,
     pub ideas: HashMap<String, Idea>,
+    /// Reference places by id (ordered: lists come out stable).
+    pub places: BTreeMap<String, Place>,
     seen: HashSet<String>,
     /// Events that named an entity not seen yet (a follow read before its report, on
     /// another partition); applied once the entity arrives.
@@ -143,6 +154,32 @@ impl CitizenView {
                 Changed::Idea(id)
             }
             CitizenChange::StaffAction { .. } => return None,
+            // Places are keyed by id on their topic: their events arrive in order.
+            CitizenChange::PlaceUpdated(p) => {
+                let place = self.places.entry(p.place_id.clone()).or_insert(Place {
+                    place: p.clone(),
+                    updated: at,
+                    vacancies: None,
+                    vacancies_at: None,
+                });
+                place.place = p.clone();
+                place.updated = at;
+                return None;
+            }
+            CitizenChange::PlaceRemoved { place_id } => {
+                self.places.remove(place_id);
+                return None;
+            }
+            CitizenChange::ChildcareVacanciesUpdated {
+                place_id,
+                vacancies,
+            } => {
+                if let Some(p) = self.places.get_mut(place_id) {
+                    p.vacancies = Some(*vacancies);
+                    p.vacancies_at = Some(at);
+                }
+                return None;
+            }
             change => {
                 let id = change.entity_id().to_string();
                 let known = self.reports.contains_key(&id) || self.ideas.contains_key(&id);
@@ -252,7 +289,10 @@ impl CitizenView {
             }
             CitizenChange::ReportSubmitted(_)
             | CitizenChange::IdeaSubmitted(_)
-            | CitizenChange::StaffAction { .. } => {}
+            | CitizenChange::StaffAction { .. }
+            | CitizenChange::PlaceUpdated(_)
+            | CitizenChange::PlaceRemoved { .. }
+            | CitizenChange::ChildcareVacanciesUpdated { .. } => {}
         }
     }
 }

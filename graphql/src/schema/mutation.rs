@@ -290,6 +290,15 @@ fn idea(ctx: &Context<'_>, id: &str, for_staff: bool) -> async_graphql::Result<I
         .ok_or_else(|| error(Code::NotFound, format!("no idea {id}")))
 }
 
+/// A reference place as this replica sees it.
+fn place_of(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Place> {
+    let view = state(ctx).citizens.view.read().expect("view lock");
+    view.places
+        .get(id)
+        .map(Place::from)
+        .ok_or_else(|| error(Code::NotFound, "no such place"))
+}
+
 async fn publish_idea(ctx: &Context<'_>, change: CitizenChange) -> async_graphql::Result<()> {
     let event = CitizenEvent::new(caller(ctx).actor(), change);
     state(ctx)
@@ -711,6 +720,130 @@ impl Mutation {
         .await?;
         Ok(WithdrawIdeaPayload {
             idea: idea(ctx, &id, true)?,
+        })
+    }
+
+    /// Staff: publishes a reference place (a new one without `id`, or its new version).
+    async fn update_place(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdatePlaceInput,
+    ) -> async_graphql::Result<UpdatePlacePayload> {
+        count_mutation(ctx)?;
+        let staff = staff_of(ctx)?;
+        if communes::valley().by_code(&input.commune_code).is_none() {
+            return Err(bad("communeCode is not a commune of the valley"));
+        }
+        check_scope(staff, Some(&input.commune_code))?;
+        let id = match &input.id {
+            Some(id) => {
+                let view = state(ctx).citizens.view.read().expect("view lock");
+                let current = view
+                    .places
+                    .get(id.as_str())
+                    .ok_or_else(|| error(Code::NotFound, "no such place"))?;
+                check_scope(staff, Some(&current.place.commune_code))?;
+                id.to_string()
+            }
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let max = citizen::MAX_TEXT_CHARS;
+        let place = citizen::PlaceUpdated {
+            place_id: id.clone(),
+            kind: input.kind.into(),
+            name: text("name", &input.name, 200)?,
+            commune_code: input.commune_code.clone(),
+            address: opt_text("address", input.address, 500)?,
+            lat: input.latitude,
+            long: input.longitude,
+            opening_hours: opt_text("openingHours", input.opening_hours, 500)?,
+            contact: opt_text("contact", input.contact, 200)?,
+            website: opt_text("website", input.website, 500)?,
+            description: opt_text("description", input.description, max)?,
+            starts_at: input.starts_at,
+            ends_at: input.ends_at,
+            seats: input.seats,
+            capacity: input.capacity,
+            age_min_months: input.age_min_months,
+            age_max_months: input.age_max_months,
+        };
+        let event = CitizenEvent::new(caller(ctx).actor(), CitizenChange::PlaceUpdated(place));
+        event.validate().map_err(|r| bad(r.to_string()))?;
+        audit(ctx, staff, "updatePlace", &id, Some(input.name.clone())).await?;
+        state(ctx)
+            .citizens
+            .publish(Stream::ReferencePlaces, &event)
+            .await?;
+        Ok(UpdatePlacePayload {
+            place: place_of(ctx, &id)?,
+        })
+    }
+
+    /// Staff: removes a reference place (a closed facility, a cancelled session).
+    async fn remove_place(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<RemovePlacePayload> {
+        count_mutation(ctx)?;
+        let staff = staff_of(ctx)?;
+        let commune = place_of(ctx, &id)?.commune_code;
+        check_scope(staff, Some(&commune))?;
+        audit(ctx, staff, "removePlace", &id, None).await?;
+        let event = CitizenEvent::new(
+            caller(ctx).actor(),
+            CitizenChange::PlaceRemoved {
+                place_id: id.to_string(),
+            },
+        );
+        state(ctx)
+            .citizens
+            .publish(Stream::ReferencePlaces, &event)
+            .await?;
+        Ok(RemovePlacePayload { removed_id: id })
+    }
+
+    /// Staff: the places free right now in a childcare facility.
+    async fn update_childcare_vacancies(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        vacancies: u32,
+    ) -> async_graphql::Result<UpdateChildcareVacanciesPayload> {
+        count_mutation(ctx)?;
+        let staff = staff_of(ctx)?;
+        let current = place_of(ctx, &id)?;
+        if current.kind != PlaceKind::Childcare {
+            return Err(bad("only a childcare facility has vacancies"));
+        }
+        if current
+            .capacity
+            .is_some_and(|c| i64::from(vacancies) > i64::from(c))
+        {
+            return Err(bad("vacancies exceed the facility's capacity"));
+        }
+        check_scope(staff, Some(&current.commune_code))?;
+        audit(
+            ctx,
+            staff,
+            "updateChildcareVacancies",
+            &id,
+            Some(vacancies.to_string()),
+        )
+        .await?;
+        let event = CitizenEvent::new(
+            caller(ctx).actor(),
+            CitizenChange::ChildcareVacanciesUpdated {
+                place_id: id.to_string(),
+                vacancies,
+            },
+        );
+        state(ctx)
+            .citizens
+            .publish(Stream::ReferencePlaces, &event)
+            .await?;
+        Ok(UpdateChildcareVacanciesPayload {
+            place: place_of(ctx, &id)?,
         })
     }
 

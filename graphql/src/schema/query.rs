@@ -164,6 +164,71 @@ impl Query {
     }
 
     /// One idea.
+    /// Reference places staff keep up to date (digital gallery, coworking spaces,
+    /// training sessions, childcare), by kind and commune; sessions in start order, the
+    /// others by name.
+    async fn places(
+        &self,
+        ctx: &Context<'_>,
+        kind: Option<PlaceKind>,
+        commune_code: Option<String>,
+    ) -> async_graphql::Result<Vec<Place>> {
+        let view = state(ctx).citizens.view.read().expect("view lock");
+        let mut places: Vec<Place> = view
+            .places
+            .values()
+            .filter(|p| kind.is_none_or(|k| PlaceKind::from(p.place.kind) == k))
+            .filter(|p| {
+                commune_code
+                    .as_deref()
+                    .is_none_or(|c| p.place.commune_code == c)
+            })
+            .map(Place::from)
+            .collect();
+        places.sort_by(|a, b| (a.starts_at, &a.name).cmp(&(b.starts_at, &b.name)));
+        Ok(places)
+    }
+
+    /// The early-childhood one-stop shop: childcare facilities of a commune (or the whole
+    /// valley) taking a child of `ageMonths`, only those with a free place when
+    /// `withVacancies`; most vacancies first.
+    async fn childcare_facilities(
+        &self,
+        ctx: &Context<'_>,
+        commune_code: Option<String>,
+        age_months: Option<i32>,
+        #[graphql(default = false)] with_vacancies: bool,
+    ) -> async_graphql::Result<Vec<Place>> {
+        if age_months.is_some_and(|a| !(0..=72).contains(&a)) {
+            return Err(error(
+                Code::BadUserInput,
+                "ageMonths must be between 0 and 72",
+            ));
+        }
+        let view = state(ctx).citizens.view.read().expect("view lock");
+        let mut places: Vec<Place> = view
+            .places
+            .values()
+            .filter(|p| p.place.kind == citizen::PlaceKind::Childcare)
+            .filter(|p| {
+                commune_code
+                    .as_deref()
+                    .is_none_or(|c| p.place.commune_code == c)
+            })
+            .filter(|p| {
+                age_months.is_none_or(|a| {
+                    let a = a as u32;
+                    p.place.age_min_months.is_none_or(|lo| lo <= a)
+                        && p.place.age_max_months.is_none_or(|hi| a <= hi)
+                })
+            })
+            .filter(|p| !with_vacancies || p.vacancies.is_some_and(|v| v > 0))
+            .map(Place::from)
+            .collect();
+        places.sort_by(|a, b| b.vacancies.cmp(&a.vacancies).then(a.name.cmp(&b.name)));
+        Ok(places)
+    }
+
     async fn idea(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Idea> {
         let state = state(ctx);
         let view = state.citizens.view.read().expect("view lock");

@@ -63,6 +63,118 @@ pub enum FlagReason {
     DoesNotBelong,
 }
 
+/// Kinds of reference places staff keep up to date.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "vallee_schemas::citizen::PlaceKind")]
+pub enum PlaceKind {
+    /// A place of the digital gallery (public digital access).
+    DigitalGallery,
+    Coworking,
+    /// A digital-training session.
+    TrainingSession,
+    /// A childcare facility, with its vacancies.
+    Childcare,
+}
+
+/// A reference place (or training session), as staff last published it.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct Place {
+    pub id: ID,
+    pub kind: PlaceKind,
+    pub name: String,
+    /// INSEE code of the commune.
+    pub commune_code: String,
+    pub address: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    /// OpenStreetMap `opening_hours` syntax.
+    pub opening_hours: Option<String>,
+    /// The place's public phone or email.
+    pub contact: Option<String>,
+    pub website: Option<String>,
+    pub description: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub seats: Option<i32>,
+    /// Childcare: places, and the ages taken (months).
+    pub capacity: Option<i32>,
+    pub age_min_months: Option<i32>,
+    pub age_max_months: Option<i32>,
+    /// Childcare: places free right now, as staff last said.
+    pub vacancies: Option<i32>,
+    pub vacancies_updated_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn int(v: Option<u32>) -> Option<i32> {
+    v.map(|v| i32::try_from(v).unwrap_or(i32::MAX))
+}
+
+impl From<&crate::citizen::view::Place> for Place {
+    fn from(p: &crate::citizen::view::Place) -> Self {
+        let q = &p.place;
+        Place {
+            id: ID(q.place_id.clone()),
+            kind: q.kind.into(),
+            name: q.name.clone(),
+            commune_code: q.commune_code.clone(),
+            address: q.address.clone(),
+            latitude: q.lat,
+            longitude: q.long,
+            opening_hours: q.opening_hours.clone(),
+            contact: q.contact.clone(),
+            website: q.website.clone(),
+            description: q.description.clone(),
+            starts_at: q.starts_at,
+            ends_at: q.ends_at,
+            seats: int(q.seats),
+            capacity: int(q.capacity),
+            age_min_months: int(q.age_min_months),
+            age_max_months: int(q.age_max_months),
+            vacancies: int(p.vacancies),
+            vacancies_updated_at: p.vacancies_at,
+            updated_at: p.updated,
+        }
+    }
+}
+
+/// A reference place to publish (a new one without `id`, or the whole new version of one).
+#[derive(InputObject, Debug, Clone)]
+pub struct UpdatePlaceInput {
+    pub id: Option<ID>,
+    pub kind: PlaceKind,
+    pub name: String,
+    pub commune_code: String,
+    pub address: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub opening_hours: Option<String>,
+    pub contact: Option<String>,
+    pub website: Option<String>,
+    pub description: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub seats: Option<u32>,
+    pub capacity: Option<u32>,
+    pub age_min_months: Option<u32>,
+    pub age_max_months: Option<u32>,
+}
+
+#[derive(SimpleObject, Debug, Clone)]
+pub struct UpdatePlacePayload {
+    pub place: Place,
+}
+
+#[derive(SimpleObject, Debug, Clone)]
+pub struct RemovePlacePayload {
+    pub removed_id: ID,
+}
+
+#[derive(SimpleObject, Debug, Clone)]
+pub struct UpdateChildcareVacanciesPayload {
+    pub place: Place,
+}
+
 /// Order of the idea list.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
 pub enum IdeaOrder {

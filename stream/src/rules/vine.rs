@@ -62,6 +62,16 @@ pub fn summarize_day(day: NaiveDate, readings: &[(DateTime<Utc>, f64, f64)]) -> 
     })
 }
 
+/// Degree days of a day above `base` (°C), by the mean of the extremes.
+pub fn degree_days(tmin: f64, tmax: f64, base: f64) -> f64 {
+    ((tmax + tmin) / 2.0 - base).max(0.0)
+}
+
+/// A day's term of the Huglin index: ((Tmean − 10) + (Tmax − 10)) / 2 × K(latitude).
+pub fn huglin_day(tmean: f64, tmax: f64, latitude: f64) -> f64 {
+    (((tmean - 10.0) + (tmax - 10.0)) / 2.0).max(0.0) * huglin_k(latitude)
+}
+
 /// Huglin's latitude coefficient, linear between 1.02 (40° N) and 1.06 (50° N).
 pub fn huglin_k(latitude: f64) -> f64 {
     1.02 + (latitude.clamp(40.0, 50.0) - 40.0) * 0.004
@@ -144,13 +154,12 @@ impl Season {
             };
         }
         let (m, day) = (d.day.month(), d.day.day());
-        let gdd = ((d.tmax + d.tmin) / 2.0 - 10.0).max(0.0);
+        let gdd = degree_days(d.tmin, d.tmax, 10.0);
         if (4..=10).contains(&m) {
             self.winkler += gdd;
         }
         if (4..=9).contains(&m) {
-            self.huglin +=
-                (((d.tmean - 10.0) + (d.tmax - 10.0)) / 2.0).max(0.0) * huglin_k(self.latitude);
+            self.huglin += huglin_day(d.tmean, d.tmax, self.latitude);
         }
         self.oospore += (d.tmean - 8.0).max(0.0);
 

@@ -28,6 +28,10 @@ pub struct LiveView {
     pub footfall: Vec<LiveFootfall>,
     pub watermarks: BTreeMap<Stream, Option<DateTime<Utc>>>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// Messages read (refused ones included) whose results are committed.
+    pub consumed: u64,
+    /// When the stage first owned partitions (the benchmark's clock starts there).
+    pub assigned_at: Option<std::time::Instant>,
 }
 
 /// The live view shared between the stage (writer) and the API (readers).

@@ -84,6 +84,7 @@ impl LakeTable for OutputTable {
                 Field::new("dateObservedFrom", ts(), false),
                 Field::new("dateObservedTo", ts(), false),
                 Field::new("peopleCount", DataType::Int64, false),
+                Field::new("approximate", DataType::Boolean, false),
                 Field::new("congested", DataType::Boolean, false),
                 Field::new("revision", DataType::Int32, false),
                 Field::new("final", DataType::Boolean, false),
@@ -234,6 +235,8 @@ pub struct FootfallRow {
     pub to: DateTime<Utc>,
     #[serde(rename = "peopleCount")]
     pub people_count: i64,
+    /// Counted with a sketch (a zone configured as large), not exactly.
+    pub approximate: bool,
     pub congested: bool,
     pub revision: i32,
     #[serde(rename = "final")]

@@ -17,9 +17,11 @@ use vallee_schemas::time::utc_day;
 
 use super::StreamOptions;
 use super::outputs::{AlertRow, DwellRow, FootfallRow, ForecastRow, PresenceRow, VineRow};
-use crate::aggregate::{Aggregate, DistinctCount};
+use crate::Result;
+use crate::aggregate::{Aggregate, DistinctCount, SketchCount};
 use crate::dwell::{DwellEmission, DwellOperator, DwellSummary};
 use crate::lineage::{Lineage, Source, Topics};
+use crate::microbatch::{BatchEngine, SightingPartial};
 use crate::operator::{Emission, WindowOperator};
 use crate::rules::fill::{AlertChange, AlertKind, FillAlerts, FillRules};
 use crate::rules::forecast::FillTrend;
@@ -152,8 +154,12 @@ impl ReplayTracker {
 pub struct Processor {
     options: StreamOptions,
     watermarks: BTreeMap<Stream, Watermarks>,
-    footfall: Vec<WindowOperator<String, DistinctCount>>,
+    /// People per zone, counted exactly, and in sketches for the zones configured as large.
+    footfall: FootfallWindows<DistinctCount>,
+    footfall_sketch: FootfallWindows<SketchCount>,
     dwell: DwellOperator,
+    /// Sightings and visits waiting for their DataFusion plan.
+    batches: BatchEngine,
     presence: WindowOperator<String, Presence>,
     site_codes: BTreeMap<String, String>,
     pub alerts: FillAlerts,
@@ -205,7 +211,8 @@ impl StationInfo {
 const VALLEY_LATITUDE: f64 = 43.65;
 
 impl Processor {
-    pub fn new(options: StreamOptions, emitted: Emitted) -> Self {
+    /// A processor whose per-batch plans run on `handle` (from a thread that may block).
+    pub fn new(options: StreamOptions, emitted: Emitted, handle: tokio::runtime::Handle) -> Self {
         let watermarks = Stream::SENSORS
             .iter()
             .map(|s| {
@@ -225,21 +232,10 @@ impl Processor {
             .collect();
         let horizon = options.correction_horizon;
         Processor {
-            footfall: vec![
-                WindowOperator::new(
-                    WindowKind::Tumbling {
-                        size: Duration::minutes(5),
-                    },
-                    horizon,
-                ),
-                WindowOperator::new(
-                    WindowKind::Tumbling {
-                        size: Duration::hours(1),
-                    },
-                    horizon,
-                ),
-            ],
+            footfall: FootfallWindows::new(horizon),
+            footfall_sketch: FootfallWindows::new(horizon),
             dwell: DwellOperator::new(options.dwell_gap, horizon),
+            batches: BatchEngine::new(handle),
             presence: WindowOperator::new(
                 WindowKind::Tumbling {
                     size: Duration::hours(1),
@@ -287,7 +283,10 @@ impl Processor {
             Stream::WasteVehicles => Duration::minutes(30) + lateness,
             Stream::Vineyards => Duration::hours(26) + lateness,
             // Not an input of the stage: nothing of it is kept.
-            Stream::CitizenReports | Stream::CitizenIdeas | Stream::StaffAudit => Duration::zero(),
+            Stream::CitizenReports
+            | Stream::CitizenIdeas
+            | Stream::StaffAudit
+            | Stream::ReferencePlaces => Duration::zero(),
         }
     }
 
@@ -304,7 +303,7 @@ impl Processor {
         offset: i64,
         event: &Decoded,
         now: Instant,
-    ) {
+    ) -> Result<()> {
         let t = event.event_time();
         if let Some(w) = self.watermarks.get_mut(&stream) {
             w.observe(partition, t, now);
@@ -315,32 +314,35 @@ impl Processor {
             Decoded::Beacon(b) => {
                 let zone = &b.record.zone;
                 let token = b.device_token.as_str();
-                let mut corrections = Vec::new();
-                let mut counted = self.dwell.insert(zone, token, t, Some(&source));
-                for op in &mut self.footfall {
-                    let kind = op.kind();
-                    let inserted = op.insert(zone, t, token, Some(&source));
-                    corrections.extend(inserted.corrections.into_iter().map(|e| (kind, e)));
-                    counted &= !inserted.too_late;
+                if !self.dwell.insert(zone, token, t, Some(&source)) {
+                    tracing::warn!(zone, time = %t, offset, "sighting older than the correction horizon: no dwell time");
                 }
-                if !counted {
-                    tracing::warn!(zone, time = %t, offset, "sighting older than the correction horizon: counted nowhere");
+                if self.batches.topic_changes(true, topic) {
+                    self.fold_sightings()?;
                 }
-                for (kind, e) in corrections {
-                    self.emit_footfall(kind, e);
+                if self
+                    .batches
+                    .sighting(&source.topic, zone, t, token, partition, offset)
+                {
+                    self.fold_sightings()?;
                 }
             }
             Decoded::SiteVisit(v) => {
-                self.site_codes
-                    .insert(v.site.clone(), v.location_code.clone());
-                let inserted = self.presence.insert(
+                if self.batches.topic_changes(false, topic) {
+                    self.fold_visits()?;
+                }
+                let ar = v.source == "ar-trail";
+                if self.batches.visit(
+                    &source.topic,
                     &v.site,
+                    &v.location_code,
                     t,
-                    &(v.source == "ar-trail", v.count),
-                    Some(&source),
-                );
-                for e in inserted.corrections {
-                    self.emit_presence(e);
+                    ar,
+                    v.count,
+                    partition,
+                    offset,
+                ) {
+                    self.fold_visits()?;
                 }
             }
             Decoded::WasteContainer(r) => {
@@ -356,6 +358,47 @@ impl Processor {
             Decoded::Weather(w) => self.on_weather(w, t, &source),
             Decoded::ParcelRecord(_) | Decoded::Citizen(..) => {}
         }
+        Ok(())
+    }
+
+    /// Runs the sightings' plan and folds its partials into the footfall windows.
+    fn fold_sightings(&mut self) -> Result<()> {
+        let mut corrections = Vec::new();
+        for partial in self.batches.take_sightings()? {
+            let too_late = if self.options.sketch_zones.contains(&partial.zone) {
+                self.footfall_sketch.insert(&partial, &mut corrections)
+            } else {
+                self.footfall.insert(&partial, &mut corrections)
+            };
+            if too_late {
+                tracing::warn!(zone = partial.zone, time = %partial.time, "sighting older than the correction horizon: counted nowhere");
+            }
+        }
+        for (kind, e) in corrections {
+            self.emit_footfall(kind, e);
+        }
+        Ok(())
+    }
+
+    /// Runs the visits' plan and folds its partials into the presence windows.
+    fn fold_visits(&mut self) -> Result<()> {
+        for partial in self.batches.take_visits()? {
+            self.site_codes
+                .insert(partial.site.clone(), partial.location_code.clone());
+            let inserted = self.presence.insert(
+                &partial.site,
+                partial.time,
+                &(partial.ar, partial.count),
+                Some(&partial.lineage),
+            );
+            if inserted.too_late {
+                tracing::warn!(site = partial.site, time = %partial.time, "visit older than the correction horizon: counted nowhere");
+            }
+            for e in inserted.corrections {
+                self.emit_presence(e);
+            }
+        }
+        Ok(())
     }
 
     fn forecast(
@@ -587,14 +630,14 @@ impl Processor {
         self.pending.vine_alerts.push(row);
     }
 
-    /// Event time moved on: closes windows, resolves pending alert decisions.
-    pub fn tick(&mut self, now: Instant) {
+    /// Event time moved on: runs the buffered plans, closes windows, resolves pending
+    /// alert decisions.
+    pub fn tick(&mut self, now: Instant) -> Result<()> {
+        self.fold_sightings()?;
+        self.fold_visits()?;
         if let Some(w) = self.watermark(Stream::Beacons, now) {
-            let mut closed = Vec::new();
-            for op in &mut self.footfall {
-                let kind = op.kind();
-                closed.extend(op.advance(w).into_iter().map(|e| (kind, e)));
-            }
+            let mut closed = self.footfall.advance(w);
+            closed.extend(self.footfall_sketch.advance(w));
             for (kind, e) in closed {
                 self.emit_footfall(kind, e);
             }
@@ -615,6 +658,7 @@ impl Processor {
         if let Some(w) = self.watermark(Stream::Vineyards, now) {
             self.close_vine_days(w);
         }
+        Ok(())
     }
 
     fn emit_footfall(&mut self, kind: WindowKind, e: Emission<String, i64>) {
@@ -634,6 +678,7 @@ impl Processor {
             .copied()
             .unwrap_or(self.options.default_zone_capacity);
         self.pending.footfall.push(FootfallRow {
+            approximate: self.options.sketch_zones.contains(&e.key),
             congested: e.value >= capacity,
             zone: e.key,
             window,
@@ -775,7 +820,57 @@ impl Processor {
 
     /// Current values of open windows (early results for the live view).
     pub fn early_footfall(&self) -> Vec<(String, String, Window, i64)> {
-        self.footfall
+        let mut out = self.footfall.early();
+        out.extend(self.footfall_sketch.early());
+        out
+    }
+}
+
+/// The footfall windows (PT5M and PT1H tumbling) of one way of counting people.
+struct FootfallWindows<A>(Vec<WindowOperator<String, A>>);
+
+impl<A: Aggregate<Input = u64, Output = i64>> FootfallWindows<A> {
+    fn new(horizon: Duration) -> Self {
+        FootfallWindows(
+            [Duration::minutes(5), Duration::hours(1)]
+                .into_iter()
+                .map(|size| WindowOperator::new(WindowKind::Tumbling { size }, horizon))
+                .collect(),
+        )
+    }
+
+    /// Folds a partial in; returns whether it came too late for some window.
+    fn insert(
+        &mut self,
+        partial: &SightingPartial,
+        corrections: &mut Vec<(WindowKind, Emission<String, i64>)>,
+    ) -> bool {
+        let mut too_late = false;
+        for op in &mut self.0 {
+            let kind = op.kind();
+            let inserted = op.insert(
+                &partial.zone,
+                partial.time,
+                &partial.token,
+                Some(&partial.lineage),
+            );
+            corrections.extend(inserted.corrections.into_iter().map(|e| (kind, e)));
+            too_late |= inserted.too_late;
+        }
+        too_late
+    }
+
+    fn advance(&mut self, watermark: DateTime<Utc>) -> Vec<(WindowKind, Emission<String, i64>)> {
+        let mut closed = Vec::new();
+        for op in &mut self.0 {
+            let kind = op.kind();
+            closed.extend(op.advance(watermark).into_iter().map(|e| (kind, e)));
+        }
+        closed
+    }
+
+    fn early(&self) -> Vec<(String, String, Window, i64)> {
+        self.0
             .iter()
             .flat_map(|op| {
                 let size = op.kind().iso_size();
@@ -819,15 +914,25 @@ mod tests {
         .unwrap()
     }
 
+    /// A runtime for the per-batch plans (the test thread blocks on it).
+    fn plans_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap()
+    }
+
     fn token(i: u32) -> String {
         format!("{i:032x}")
     }
 
     #[test]
     fn footfall_rows_close_on_the_watermark_and_a_replay_adds_nothing() {
+        let runtime = plans_runtime();
+        let handle = runtime.handle().clone();
         let now = Instant::now();
         let run = |emitted: Emitted| {
-            let mut p = Processor::new(StreamOptions::default(), emitted);
+            let mut p = Processor::new(StreamOptions::default(), emitted, handle.clone());
             for (i, time) in ["10:00:05", "10:01:00", "10:03:00", "10:04:30", "10:06:00"]
                 .iter()
                 .enumerate()
@@ -839,9 +944,10 @@ mod tests {
                     i as i64,
                     &sighting(time, "za", &token(i as u32 % 3)),
                     now,
-                );
+                )
+                .unwrap();
             }
-            p.tick(now);
+            p.tick(now).unwrap();
             p
         };
         let first = run(Emitted::default());
@@ -873,6 +979,35 @@ mod tests {
         assert_eq!(corrected.pending.footfall[0].revision, 1);
     }
 
+    #[test]
+    fn a_zone_configured_as_large_is_counted_with_a_sketch_and_says_so() {
+        let runtime = plans_runtime();
+        let now = Instant::now();
+        let options = StreamOptions {
+            sketch_zones: ["za".to_string()].into(),
+            ..StreamOptions::default()
+        };
+        let mut p = Processor::new(options, Emitted::default(), runtime.handle().clone());
+        for (i, time) in ["10:00:05", "10:01:00", "10:03:00", "10:04:30", "10:06:00"]
+            .iter()
+            .enumerate()
+        {
+            let zone = if i == 1 { "zb" } else { "za" };
+            let event = sighting(time, zone, &token(i as u32));
+            p.process(Stream::Beacons, "b", 0, i as i64, &event, now)
+                .unwrap();
+        }
+        p.tick(now).unwrap();
+        let mut rows: Vec<(&str, i64, bool)> = p
+            .pending
+            .footfall
+            .iter()
+            .map(|r| (r.zone.as_str(), r.people_count, r.approximate))
+            .collect();
+        rows.sort();
+        assert_eq!(rows, vec![("za", 3, true), ("zb", 1, false)]);
+    }
+
     fn weather(at: DateTime<Utc>, temperature: f64, rain: f64) -> Decoded {
         let p = format!(
             r#"{{"id":"urn:ngsi-ld:WeatherObserved:st-1","type":"WeatherObserved","dateObserved":"{}","temperature":{temperature},"precipitation":{rain},"refParcels":["p1"],"location":{{"type":"Point","coordinates":[3.59,43.68]}}}}"#,
@@ -889,16 +1024,22 @@ mod tests {
 
     #[test]
     fn downy_mildew_risk_opens_on_the_3_10_rule_and_clears_when_the_rain_is_48_hours_old() {
+        let runtime = plans_runtime();
         let now = Instant::now();
-        let mut p = Processor::new(StreamOptions::default(), Emitted::default());
+        let mut p = Processor::new(
+            StreamOptions::default(),
+            Emitted::default(),
+            runtime.handle().clone(),
+        );
         // 10 May (local day: 22:00 UTC the day before): 24 mm at 15 °C; 11 and 12 May dry.
         let start: DateTime<Utc> = "2026-05-09T22:00:00Z".parse().unwrap();
         for h in 0..74 {
             let rain = if h < 24 { 1.0 } else { 0.0 };
             let event = weather(start + Duration::hours(h), 15.0, rain);
-            p.process(Stream::Vineyards, "v", 0, h, &event, now);
+            p.process(Stream::Vineyards, "v", 0, h, &event, now)
+                .unwrap();
         }
-        p.tick(now);
+        p.tick(now).unwrap();
         let rows: Vec<(&str, &str, Option<&str>, String, usize)> = p
             .pending
             .vine_alerts
@@ -950,15 +1091,21 @@ mod tests {
             vec![("v", 0, 24, 47)]
         );
         // A restart that restores the state from the tables adds nothing.
-        let mut again = Processor::new(StreamOptions::default(), p.emitted.clone());
+        let mut again = Processor::new(
+            StreamOptions::default(),
+            p.emitted.clone(),
+            runtime.handle().clone(),
+        );
         again.mildew = p.mildew.clone();
         again.seasons = p.seasons.clone();
         for h in 0..74 {
             let rain = if h < 24 { 1.0 } else { 0.0 };
             let event = weather(start + Duration::hours(h), 15.0, rain);
-            again.process(Stream::Vineyards, "v", 0, h, &event, now);
+            again
+                .process(Stream::Vineyards, "v", 0, h, &event, now)
+                .unwrap();
         }
-        again.tick(now);
+        again.tick(now).unwrap();
         assert!(again.pending.vine_alerts.is_empty() && again.pending.vine.is_empty());
     }
 }

@@ -456,7 +456,7 @@ pub fn run_blocking(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let restored = handle.block_on(load_emitted(&lake))?;
-    let mut processor = Processor::new(options.clone(), restored.emitted);
+    let mut processor = Processor::new(options.clone(), restored.emitted, handle.clone());
     processor.seasons = restored.seasons;
     processor.mildew = restored.mildew;
     for (entity, kind, id, at) in restored.open {
@@ -472,6 +472,7 @@ pub fn run_blocking(
     let mut previous: BTreeMap<Key, Option<i64>> = BTreeMap::new();
     let mut last_flush = Instant::now();
     let (mut unassigned_since, mut rejoin_after) = (Instant::now(), REJOIN_AFTER);
+    let (mut consumed, mut assigned_once) = (0u64, false);
     tracing::info!(group = options.group_id, "stream stage started");
     loop {
         let stopping = shutdown.is_cancelled();
@@ -481,6 +482,10 @@ pub fn run_blocking(
             .load(std::sync::atomic::Ordering::Relaxed)
             > 0
         {
+            if !assigned_once {
+                assigned_once = true;
+                live.write().unwrap_or_else(|p| p.into_inner()).assigned_at = Some(Instant::now());
+            }
             unassigned_since = Instant::now();
         } else if unassigned_since.elapsed() >= rejoin_after {
             tracing::warn!(waited = ?rejoin_after, "no partition assigned; leaving and rejoining the consumer group");
@@ -489,28 +494,29 @@ pub fn run_blocking(
             rejoin_after = (rejoin_after * 2).min(MAX_REJOIN_AFTER);
         }
         // Refused messages are ingest's business (dead letters); the stage skips them.
-        if !stopping
-            && let Some(Ok(m)) = consumer.poll(Duration::from_millis(50))
-            && let Some(stream) = options
+        if !stopping && let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            consumed += 1;
+            if let Some(stream) = options
                 .topics
                 .iter()
                 .find(|(_, t)| t.as_str() == m.topic())
                 .map(|(s, _)| *s)
-            && let Ok(event) = decode(
-                stream,
-                m.payload(),
-                m.timestamp().to_millis(),
-                &decode_options,
-            )
-        {
-            processor.process(
-                stream,
-                m.topic(),
-                m.partition(),
-                m.offset(),
-                &event,
-                Instant::now(),
-            );
+                && let Ok(event) = decode(
+                    stream,
+                    m.payload(),
+                    m.timestamp().to_millis(),
+                    &decode_options,
+                )
+            {
+                processor.process(
+                    stream,
+                    m.topic(),
+                    m.partition(),
+                    m.offset(),
+                    &event,
+                    Instant::now(),
+                )?;
+            }
         }
         for (key, stored) in consumer
             .context()
@@ -522,17 +528,28 @@ pub fn run_blocking(
             previous.insert(key, stored);
         }
         if !processor.fresh_alerts.is_empty() {
-            // Threshold alerts reach the topic and the live view on arrival, not at the flush.
+            // Threshold alerts reach the live view and the topic on arrival, not at the flush.
+            let mut view = live.write().unwrap_or_else(|p| p.into_inner());
+            for row in processor
+                .fresh_alerts
+                .iter()
+                .filter(|r| AlertKind::parse(r.kind).is_some())
+            {
+                if row.state == "open" {
+                    view.open_alerts.insert(row.alert_id.clone(), row.clone());
+                } else {
+                    view.open_alerts.remove(&row.alert_id);
+                }
+            }
+            drop(view);
             publish_alerts(&producer, &handle, &mut processor);
-            live.write().unwrap_or_else(|p| p.into_inner()).open_alerts =
-                processor.open_alert_rows();
         }
         if stopping || last_flush.elapsed() >= options.flush_interval {
             last_flush = Instant::now();
-            processor.tick(Instant::now());
+            processor.tick(Instant::now())?;
             publish_alerts(&producer, &handle, &mut processor);
             handle.block_on(commit(&lake, &options, &mut processor, &mut previous))?;
-            update_live(&live, &processor);
+            update_live(&live, &processor, consumed);
         }
         if stopping {
             break;
@@ -565,7 +582,10 @@ fn subscribe(
         .set("partition.assignment.strategy", "range")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
-        .set("fetch.wait.max.ms", "100")
+        .set(
+            "fetch.wait.max.ms",
+            options.fetch_wait.as_millis().to_string(),
+        )
         .create_with_context(context)?;
     let topics: Vec<&str> = INPUTS
         .iter()
@@ -677,9 +697,10 @@ async fn commit(
     Ok(())
 }
 
-fn update_live(live: &SharedLiveView, processor: &Processor) {
+fn update_live(live: &SharedLiveView, processor: &Processor, consumed: u64) {
     let now = Instant::now();
     let mut view = live.write().unwrap_or_else(|p| p.into_inner());
+    view.consumed = consumed;
     view.footfall = processor
         .early_footfall()
         .into_iter()

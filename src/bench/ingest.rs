@@ -9,41 +9,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use vallee_ingest::{IngestOptions, IngestStats, topics};
 use vallee_lake::{Lake, LakeOptions};
 use vallee_schemas::contract::Stream;
 
+use super::{percentile, raw_consume, valley_events};
 use crate::broker::EmbeddedBroker;
 use crate::cli::BenchIngestArgs;
-use crate::simulator::{self, Event, Valley, ValleyShape};
-
-/// Simulated traffic: `n` events of the valley model (all five streams).
-pub fn valley_events(n: usize, start: DateTime<Utc>) -> Vec<Event> {
-    let mut valley = Valley::new(
-        ValleyShape {
-            fault_ratio: 0.001,
-            ..Default::default()
-        },
-        start,
-    );
-    let mut events = Vec::with_capacity(n);
-    while events.len() < n {
-        let until = valley.now() + chrono::Duration::hours(1);
-        valley.advance(until, &mut events);
-    }
-    events.truncate(n);
-    events
-}
-
-fn percentile(sorted: &[u32], p: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+use crate::simulator;
 
 /// Runs the ingest benchmark and prints its report.
 pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
@@ -70,6 +44,7 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     let events = valley_events(
         args.events,
         DateTime::parse_from_rfc3339("2026-05-04T00:00:00Z")?.with_timezone(&Utc),
+        0.001,
     );
     let producer = simulator::producer(&brokers)?;
     let started = Instant::now();
@@ -126,7 +101,7 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     stats.record_freshness.store(true, Ordering::Relaxed);
     let before = stats.total_rows();
     let live_total = (args.live_rate as u64 * args.live_seconds) as usize;
-    let mut live = valley_events(live_total, Utc::now());
+    let mut live = valley_events(live_total, Utc::now(), 0.001);
     let tick = Duration::from_millis(100);
     let per_tick = (args.live_rate as usize / 10).max(1);
     let live_started = Instant::now();
@@ -187,41 +162,4 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     );
     broker.stop();
     Ok(())
-}
-
-/// Seconds to consume `expected` messages from the beginning of every partition, with the
-/// same client settings as ingest and nothing else done per message.
-async fn raw_consume(options: &IngestOptions, expected: u64) -> Result<f64> {
-    let mut cfg = vallee_ingest::consumer::consumer_config(options);
-    cfg.set("group.id", format!("{}-raw", options.group_id));
-    let consumer: BaseConsumer = cfg.create()?;
-    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
-    let mut tpl = TopicPartitionList::new();
-    for t in metadata
-        .topics()
-        .iter()
-        .filter(|t| options.topics.values().any(|n| n == t.name()))
-    {
-        for p in t.partitions() {
-            tpl.add_partition_offset(t.name(), p.id(), Offset::Beginning)?;
-        }
-    }
-    consumer.assign(&tpl)?;
-    tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let mut n = 0u64;
-        let mut bytes = 0usize;
-        while n < expected {
-            if started.elapsed() > Duration::from_secs(600) {
-                bail!("raw consume stalled at {n} of {expected}");
-            }
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                bytes += rdkafka::Message::payload(&m).map_or(0, <[u8]>::len);
-                n += 1;
-            }
-        }
-        std::hint::black_box(bytes);
-        Ok(started.elapsed().as_secs_f64())
-    })
-    .await?
 }

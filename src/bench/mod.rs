@@ -1,0 +1,82 @@
+//! `vallee bench ingest` and `vallee bench stream`: rates measured against a reference
+//! taken in the same run (the raw consume rate of the same topics, a plain DataFusion batch
+//! query over the same file), never against a fixed number.
+
+mod ingest;
+mod stream;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use chrono::{DateTime, Utc};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use vallee_ingest::IngestOptions;
+
+pub use ingest::ingest;
+pub use stream::stream;
+
+use crate::simulator::{Event, Valley, ValleyShape};
+
+/// Simulated traffic: `n` events of the valley model (all five streams), a `fault_ratio`
+/// of them malformed.
+pub fn valley_events(n: usize, start: DateTime<Utc>, fault_ratio: f64) -> Vec<Event> {
+    let mut valley = Valley::new(
+        ValleyShape {
+            fault_ratio,
+            ..Default::default()
+        },
+        start,
+    );
+    let mut events = Vec::with_capacity(n);
+    while events.len() < n {
+        let until = valley.now() + chrono::Duration::hours(1);
+        valley.advance(until, &mut events);
+    }
+    events.truncate(n);
+    events
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Seconds to consume `expected` messages from the beginning of every partition, with the
+/// same client settings as ingest and nothing else done per message.
+async fn raw_consume(options: &IngestOptions, expected: u64) -> Result<f64> {
+    let mut cfg = vallee_ingest::consumer::consumer_config(options);
+    cfg.set("group.id", format!("{}-raw", options.group_id));
+    let consumer: BaseConsumer = cfg.create()?;
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata
+        .topics()
+        .iter()
+        .filter(|t| options.topics.values().any(|n| n == t.name()))
+    {
+        for p in t.partitions() {
+            tpl.add_partition_offset(t.name(), p.id(), Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&tpl)?;
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut n = 0u64;
+        let mut bytes = 0usize;
+        while n < expected {
+            if started.elapsed() > Duration::from_secs(600) {
+                bail!("raw consume stalled at {n} of {expected}");
+            }
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                bytes += rdkafka::Message::payload(&m).map_or(0, <[u8]>::len);
+                n += 1;
+            }
+        }
+        std::hint::black_box(bytes);
+        Ok(started.elapsed().as_secs_f64())
+    })
+    .await?
+}

@@ -1,0 +1,523 @@
+//! `vallee bench stream`: the stream stage measured three ways.
+//!
+//! 1. Engine only, no broker: the stage's processor (decode, per-batch DataFusion plans,
+//!    window operators) over beacon and tourism events read from NDJSON files, against a
+//!    plain DataFusion batch `GROUP BY` computing the same windows over the same files (and
+//!    the two must agree).
+//! 2. With the broker: the raw rdkafka consume rate of pre-filled topics, then the stage
+//!    (decode, windows, rules, Delta commits) over the same topics, in the same run.
+//! 3. Alert latency at a fixed rate: a bin reading crossing its threshold is produced, and
+//!    the time until its alert is in the live view is measured, with the broker's own
+//!    delivery latency (produce → a plain consumer) for the same messages alongside.
+//!
+//! Peak memory and files per table per minute close the report.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use datafusion::prelude::{JsonReadOptions, SessionContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use vallee_ingest::{IngestOptions, topics};
+use vallee_lake::{Lake, LakeOptions, LakeTable};
+use vallee_schemas::contract::Stream;
+use vallee_schemas::decode::{DecodeOptions, decode};
+use vallee_stream::stage::outputs::OutputTable;
+use vallee_stream::stage::processor::{Emitted, Processor};
+use vallee_stream::stage::{SharedLiveView, StreamOptions};
+
+use super::{percentile, raw_consume, valley_events};
+use crate::cli::BenchStreamArgs;
+use crate::simulator;
+
+/// The key of the events closing every window at the end of the engine-only run.
+const SENTINEL: &str = "zz-sentinel";
+
+/// The streams of the engine-only comparison (the windowed ones).
+const WINDOWED: [Stream; 2] = [Stream::Beacons, Stream::Tourism];
+
+/// Runs the stream benchmark and prints its report.
+pub async fn stream(args: BenchStreamArgs) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let start = DateTime::parse_from_rfc3339("2026-05-04T06:00:00Z")?.with_timezone(&Utc);
+
+    eprintln!(
+        "[1/4] engine only: {} valley events to files, the stage's processor vs a DataFusion batch query…",
+        args.events
+    );
+    let clean = valley_events(args.events, start, 0.0);
+    let files = write_files(dir.path(), &clean)?;
+    let windowed_events: usize = clean
+        .iter()
+        .filter(|e| WINDOWED.contains(&e.stream))
+        .count();
+    drop(clean);
+    let engine_files = files.clone();
+    let (engine_secs, engine_windows) =
+        tokio::task::spawn_blocking(move || engine_only(&engine_files)).await??;
+    let (batch_secs, batch_windows) = batch_query(&files).await?;
+    if engine_windows != batch_windows {
+        bail!(
+            "the stage and the batch query disagree: {} vs {} (windows, people, visitors)",
+            fmt_windows(&engine_windows),
+            fmt_windows(&batch_windows)
+        );
+    }
+
+    eprintln!(
+        "[2/4] with the broker: producing {} events to 5 topics ({} partitions each), raw consume…",
+        args.events, args.partitions
+    );
+    let broker =
+        crate::broker::EmbeddedBroker::start("127.0.0.1:0".parse()?, &dir.path().join("broker"))
+            .await?;
+    let brokers = broker.bootstrap();
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let topic_names: BTreeMap<Stream, String> = Stream::SENSORS
+        .iter()
+        .map(|s| (*s, format!("bench-{run}.{}", s.name())))
+        .collect();
+    let ingest_options = IngestOptions {
+        brokers: brokers.clone(),
+        group_id: format!("bench-{run}"),
+        topics: topic_names.clone(),
+        ..Default::default()
+    };
+    topics::ensure_topics(
+        &brokers,
+        &topics::hub_topics(&ingest_options),
+        args.partitions,
+    )
+    .await?;
+    let events = valley_events(args.events, start, 0.001);
+    let producer = simulator::producer(&brokers)?;
+    let produced = simulator::produce(&producer, &topic_names, &events).await?;
+    drop(events);
+    let raw_secs = raw_consume(&ingest_options, produced).await?;
+
+    eprintln!("[3/4] the stream stage over the same topics (decode, windows, rules, Delta)…");
+    clear_peak_rss();
+    let rss_before = current_rss_bytes().unwrap_or(0);
+    let lake = Arc::new(
+        Lake::open(LakeOptions {
+            root: dir.path().join("lake"),
+            ..Default::default()
+        })
+        .await?,
+    );
+    let live = SharedLiveView::default();
+    let shutdown = CancellationToken::new();
+    let options = StreamOptions {
+        brokers: brokers.clone(),
+        group_id: format!("bench-{run}-stage"),
+        topics: topic_names.clone(),
+        flush_interval: Duration::from_millis(args.flush_ms),
+        ..Default::default()
+    };
+    let stage_started = Instant::now();
+    let task = tokio::spawn(vallee_stream::stage::run(
+        options,
+        lake.clone(),
+        live.clone(),
+        shutdown.clone(),
+    ));
+    let read = |f: &dyn Fn(&vallee_stream::stage::LiveView) -> bool| {
+        f(&live.read().unwrap_or_else(|p| p.into_inner()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while !read(&|v| v.assigned_at.is_some()) {
+        if task.is_finished() || Instant::now() > deadline {
+            bail!("the stage did not join its group: {:?}", task.await);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let assigned_at = live
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .assigned_at
+        .unwrap_or_else(Instant::now);
+    while !read(&|v| v.consumed >= produced) {
+        if task.is_finished() || Instant::now() > deadline {
+            bail!(
+                "the stage stopped or stalled before the end of the backlog: {:?}",
+                task.is_finished()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let stage_secs = assigned_at.elapsed().as_secs_f64();
+
+    eprintln!(
+        "[4/4] alert latency: {} threshold crossings per second for {} s…",
+        args.alert_rate, args.alert_seconds
+    );
+    let (alert_ms, broker_ms) = alert_latency(&args, &brokers, &topic_names, &live).await?;
+    shutdown.cancel();
+    task.await??;
+    let stage_minutes = stage_started.elapsed().as_secs_f64() / 60.0;
+    let mut files_per_table = Vec::new();
+    for t in OutputTable::ALL {
+        files_per_table.push((
+            t.name(),
+            lake.file_count(t).await.context("counting files")?,
+        ));
+    }
+    let peak = crate::peak_rss_bytes().unwrap_or(0);
+    broker.stop();
+
+    let engine_rate = windowed_events as f64 / engine_secs;
+    let batch_rate = windowed_events as f64 / batch_secs;
+    let raw_rate = produced as f64 / raw_secs;
+    let stage_rate = produced as f64 / stage_secs;
+    println!(
+        "vallee bench stream — {} valley events; embedded Tansu (sqlite), {} partitions × 5 topics",
+        args.events, args.partitions
+    );
+    println!(
+        "  engine only, {windowed_events} beacon and tourism events from NDJSON files ({}):",
+        fmt_windows(&engine_windows)
+    );
+    println!(
+        "    DataFusion batch GROUP BY  {batch_rate:>10.0} events/s  ({batch_secs:.2} s)  [reference]"
+    );
+    println!("    stage processor            {engine_rate:>10.0} events/s  ({engine_secs:.2} s)");
+    println!(
+        "    ratio stage / batch        {:>10.2}",
+        engine_rate / batch_rate
+    );
+    println!("  with the broker, {produced} messages:");
+    println!(
+        "    raw rdkafka consume        {raw_rate:>10.0} msg/s  ({raw_secs:.2} s)  [reference]"
+    );
+    println!(
+        "    stream stage end to end    {stage_rate:>10.0} msg/s  ({stage_secs:.2} s, flush every {} ms)",
+        args.flush_ms
+    );
+    println!(
+        "    ratio stage / raw          {:>10.2}",
+        stage_rate / raw_rate
+    );
+    println!(
+        "  alert latency at {} crossings/s ({} alerts): produced → live view p50 {} ms, p99 {} ms, max {} ms",
+        args.alert_rate,
+        alert_ms.len(),
+        percentile(&alert_ms, 0.5),
+        percentile(&alert_ms, 0.99),
+        alert_ms.last().copied().unwrap_or(0)
+    );
+    println!(
+        "    broker alone (produced → consumer)  p50 {} ms, p99 {} ms  → p99 above the broker's: {} ms",
+        percentile(&broker_ms, 0.5),
+        percentile(&broker_ms, 0.99),
+        percentile(&alert_ms, 0.99).saturating_sub(percentile(&broker_ms, 0.99))
+    );
+    println!(
+        "  memory: RSS {:.0} MiB before the stage started, peak {:.0} MiB while it ran (one process: broker, producer and stage)",
+        rss_before as f64 / 1048576.0,
+        peak as f64 / 1048576.0
+    );
+    println!(
+        "  files per minute ({:.1} min of stage): {}",
+        stage_minutes,
+        files_per_table
+            .iter()
+            .map(|(t, n)| format!("{t} {:.1}", *n as f64 / stage_minutes))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+/// Writes each stream's payloads to `<dir>/events/<stream>.ndjson`, one per line.
+fn write_files(
+    dir: &Path,
+    events: &[simulator::Event],
+) -> Result<BTreeMap<Stream, std::path::PathBuf>> {
+    let folder = dir.join("events");
+    std::fs::create_dir_all(&folder)?;
+    let mut writers = BTreeMap::new();
+    let mut paths = BTreeMap::new();
+    for s in WINDOWED {
+        let path = folder.join(format!("{}.ndjson", s.name()));
+        writers.insert(s, BufWriter::new(std::fs::File::create(&path)?));
+        paths.insert(s, path);
+    }
+    for e in events {
+        if let Some(w) = writers.get_mut(&e.stream) {
+            w.write_all(e.payload.as_bytes())?;
+            w.write_all(b"\n")?;
+        }
+    }
+    for (_, mut w) in writers {
+        w.flush()?;
+    }
+    Ok(paths)
+}
+
+/// What both sides computed: (footfall windows, their people counts summed, site-hours,
+/// their visitors summed).
+type Windows = (usize, i64, usize, i64);
+
+fn fmt_windows(w: &Windows) -> String {
+    format!(
+        "{} footfall windows, {} people; {} site-hours, {} visitors",
+        w.0, w.1, w.2, w.3
+    )
+}
+
+/// The stage's processor over the files, every window closed at the end.
+fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Windows)> {
+    let options = StreamOptions::default();
+    let decode_options = DecodeOptions::default();
+    let started = Instant::now();
+    // Its per-batch DataFusion plans run on the benchmark's runtime.
+    let mut processor = Processor::new(
+        options,
+        Emitted::default(),
+        tokio::runtime::Handle::current(),
+    );
+    let now = Instant::now();
+    for (stream, path) in files {
+        let topic = stream.name();
+        let reader = std::io::BufReader::new(std::fs::File::open(path)?);
+        for (offset, line) in reader.split(b'\n').enumerate() {
+            let line = line?;
+            let event = decode(*stream, Some(&line), None, &decode_options)
+                .map_err(|e| anyhow::anyhow!("{}:{offset}: {e}", path.display()))?;
+            processor.process(*stream, topic, 0, offset as i64, &event, now)?;
+            if offset % 4096 == 0 {
+                processor.tick(now)?;
+            }
+        }
+    }
+    // A sentinel a day later on each stream moves its watermark past every window: they
+    // all close (the sentinel's own key is left out of the comparison).
+    let far = "2026-12-31T00:00:00Z";
+    let sentinels = [
+        (
+            Stream::Beacons,
+            format!(
+                r#"{{"id":"sentinel","type":"BeaconSighting","dateObserved":"{far}","zone":"{SENTINEL}","deviceToken":"{:032x}","saltEpoch":"2026-12-31","rssi":-60}}"#,
+                1
+            ),
+        ),
+        (
+            Stream::Tourism,
+            format!(
+                r#"{{"id":"sentinel","type":"SiteVisit","dateObserved":"{far}","site":"{SENTINEL}","locationCode":"34261","source":"counter","count":1}}"#
+            ),
+        ),
+    ];
+    for (stream, payload) in sentinels {
+        let event = decode(stream, Some(payload.as_bytes()), None, &decode_options)
+            .map_err(|e| anyhow::anyhow!("the sentinel: {e}"))?;
+        processor.process(stream, stream.name(), 0, i64::MAX - 1, &event, now)?;
+    }
+    processor.tick(now)?;
+    let secs = started.elapsed().as_secs_f64();
+    // Latest revision per window.
+    let mut footfall: HashMap<(String, i64), i64> = HashMap::new();
+    for r in processor
+        .pending
+        .footfall
+        .iter()
+        .filter(|r| r.window == "PT5M" && r.zone != SENTINEL)
+    {
+        footfall.insert((r.zone.clone(), r.from.timestamp_micros()), r.people_count);
+    }
+    let mut presence: HashMap<(String, i64), i64> = HashMap::new();
+    for r in processor
+        .pending
+        .presence
+        .iter()
+        .filter(|r| r.site != SENTINEL)
+    {
+        presence.insert((r.site.clone(), r.hour.timestamp_micros()), r.visitor_count);
+    }
+    Ok((
+        secs,
+        (
+            footfall.len(),
+            footfall.values().sum(),
+            presence.len(),
+            presence.values().sum(),
+        ),
+    ))
+}
+
+/// The same windows as one DataFusion batch query per output over the same files.
+async fn batch_query(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Windows)> {
+    let started = Instant::now();
+    let ctx = SessionContext::new();
+    for (stream, path) in files {
+        ctx.register_json(
+            stream.name(),
+            path.to_str().context("a UTF-8 path")?,
+            JsonReadOptions::default().file_extension(".ndjson"),
+        )
+        .await?;
+    }
+    let one = |sql: &'static str| {
+        let ctx = ctx.clone();
+        async move {
+            let batches = ctx.sql(sql).await?.collect().await?;
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            let mut total = 0i64;
+            for b in &batches {
+                let c = arrow::compute::cast(b.column(2), &arrow::datatypes::DataType::Int64)?;
+                let a = c
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .context("an integer column")?;
+                total += a.iter().flatten().sum::<i64>();
+            }
+            anyhow::Ok((rows, total))
+        }
+    };
+    let (footfall, people) = one(
+        "SELECT zone, date_bin(INTERVAL '5 minutes', CAST(\"dateObserved\" AS TIMESTAMP)) AS w, \
+         count(DISTINCT \"deviceToken\") AS n FROM beacons GROUP BY 1, 2",
+    )
+    .await?;
+    one(
+        "SELECT zone, date_bin(INTERVAL '1 hour', CAST(\"dateObserved\" AS TIMESTAMP)) AS w, \
+         count(DISTINCT \"deviceToken\") AS n FROM beacons GROUP BY 1, 2",
+    )
+    .await?;
+    let (hours, visitors) = one(
+        "SELECT site, date_bin(INTERVAL '1 hour', CAST(\"dateObserved\" AS TIMESTAMP)) AS h, \
+         sum(CASE WHEN source = 'ar-trail' THEN 0 ELSE \"count\" END) AS v, \
+         sum(CASE WHEN source = 'ar-trail' THEN \"count\" ELSE 0 END) AS ar FROM tourism GROUP BY 1, 2",
+    )
+    .await?;
+    Ok((
+        started.elapsed().as_secs_f64(),
+        (footfall, people, hours, visitors),
+    ))
+}
+
+/// Produces bin readings crossing their threshold at `alert_rate` per second, each for a
+/// new bin; returns the latencies (ms) produced → alert in the live view, and produced →
+/// received by a plain consumer of the same topic.
+async fn alert_latency(
+    args: &BenchStreamArgs,
+    brokers: &str,
+    topics: &BTreeMap<Stream, String>,
+    live: &SharedLiveView,
+) -> Result<(Vec<u32>, Vec<u32>)> {
+    let topic = topics[&Stream::WasteContainers].clone();
+    // The broker's own latency: a consumer with the stage's fetch settings and no group,
+    // from the end of every partition.
+    let probe: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bench-latency-probe")
+        .set("enable.auto.commit", "false")
+        .set(
+            "fetch.wait.max.ms",
+            StreamOptions::default().fetch_wait.as_millis().to_string(),
+        )
+        .create()?;
+    let metadata = probe.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in metadata.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(t.name(), p.id(), Offset::End)?;
+        }
+    }
+    probe.assign(&tpl)?;
+    let total = (args.alert_rate as u64 * args.alert_seconds) as usize;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_probe = stop.clone();
+    let received = std::thread::spawn(move || {
+        let mut seen: HashMap<String, Instant> = HashMap::new();
+        while !stop_probe.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(Ok(m)) = probe.poll(Duration::from_millis(5))
+                && let Some(key) = m.key()
+            {
+                seen.entry(String::from_utf8_lossy(key).into_owned())
+                    .or_insert_with(Instant::now);
+            }
+        }
+        seen
+    });
+    // Let the probe's positions settle before the first reading.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let producer = simulator::producer(brokers)?;
+    let mut sent: HashMap<String, Instant> = HashMap::new();
+    let mut alerted: HashMap<String, Instant> = HashMap::new();
+    let tick = Duration::from_millis(10);
+    let per_tick = (args.alert_rate as usize / 100).max(1);
+    let started = Instant::now();
+    let mut i = 0usize;
+    let mut deliveries = Vec::new();
+    while i < total
+        || (alerted.len() < total
+            && started.elapsed() < Duration::from_secs(args.alert_seconds + 60))
+    {
+        if i < total && Instant::now() >= started + tick * (i / per_tick) as u32 {
+            let bin = format!("bench-bin-{i:06}");
+            let payload = format!(
+                r#"{{"id":"{bin}","type":"WasteContainer","dateObserved":"{}","fillingLevel":0.95,"storedWasteKind":["glass"],"location":{{"type":"Point","coordinates":[3.5512,43.6521]}}}}"#,
+                Utc::now().to_rfc3339()
+            );
+            sent.insert(bin.clone(), Instant::now());
+            match producer.send_result(FutureRecord::to(&topic).key(&bin).payload(&payload)) {
+                Ok(d) => deliveries.push(d),
+                Err((e, _)) => bail!("cannot queue a bench reading: {e}"),
+            }
+            i += 1;
+            continue;
+        }
+        {
+            let view = live.read().unwrap_or_else(|p| p.into_inner());
+            for row in view.open_alerts.values() {
+                if row.entity_id.starts_with("bench-bin-") && !alerted.contains_key(&row.entity_id)
+                {
+                    alerted.insert(row.entity_id.clone(), Instant::now());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    for d in deliveries {
+        let _ = d.await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let received = received
+        .join()
+        .map_err(|_| anyhow::anyhow!("the latency probe panicked"))?;
+    let ms = |at: &HashMap<String, Instant>| {
+        let mut v: Vec<u32> = at
+            .iter()
+            .filter_map(|(bin, t)| Some(t.duration_since(*sent.get(bin)?).as_millis() as u32))
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    if alerted.len() < total {
+        bail!(
+            "only {} of {total} alerts reached the live view",
+            alerted.len()
+        );
+    }
+    Ok((ms(&alerted), ms(&received)))
+}
+
+/// Resets the kernel's peak-RSS mark to the current RSS (Linux `clear_refs` 5).
+fn clear_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn current_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
