@@ -298,6 +298,8 @@ pub struct ApiFile {
     pub researchers: Vec<ResearcherFile>,
     /// How often the public tables (`<data-dir>/public`) are brought up to date, seconds.
     pub publish_interval_s: Option<u64>,
+    /// Days a reporter's contact is kept after the report closed.
+    pub contact_retention_days: Option<u64>,
     /// Longest research query, seconds.
     pub sql_timeout_s: Option<u64>,
     /// Most rows a research query returns.
@@ -475,6 +477,9 @@ impl FileConfig {
         }
         if let Some(v) = f.max_complexity {
             l.max_complexity = v;
+        }
+        if let Some(v) = f.contact_retention_days {
+            o.contact_retention = Duration::from_secs(v * 86_400);
         }
         if let Some(v) = f.publish_interval_s {
             o.publish_interval = Duration::from_secs(v.max(1));

@@ -174,6 +174,42 @@ impl Api {
                 tracing::error!(error = %e, "alerts feed stopped");
             }
         });
+        // The privacy rule of private/: contacts go once their retention is over.
+        let (retention_state, token) = (state.clone(), shutdown.child_token());
+        tokio::spawn(async move {
+            loop {
+                let s = retention_state.clone();
+                if s.citizens.is_ready() {
+                    let done = tokio::task::spawn_blocking(move || {
+                        let view = s.citizens.view.read().expect("view lock");
+                        citizen::retention::enforce(
+                            &s.contacts,
+                            &view,
+                            chrono::Utc::now(),
+                            s.options.contact_retention,
+                        )
+                    })
+                    .await;
+                    match done {
+                        Ok(Ok(0)) => {}
+                        Ok(Ok(n)) => {
+                            tracing::info!(erased = n, "contacts past their retention erased")
+                        }
+                        Ok(Err(e)) => tracing::warn!(error = %e, "contact retention failed"),
+                        Err(e) => tracing::warn!(error = %e, "contact retention task failed"),
+                    }
+                }
+                let wait = if retention_state.citizens.is_ready() {
+                    3600
+                } else {
+                    5
+                };
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}
+                }
+            }
+        });
         let (publisher, every, token) = (
             state.public.clone(),
             state.options.publish_interval,

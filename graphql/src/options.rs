@@ -86,6 +86,8 @@ pub struct ApiOptions {
     pub public_dir: PathBuf,
     /// How often the public tables are brought up to date. Default 60 s.
     pub publish_interval: Duration,
+    /// How long a reporter's contact is kept after the report closed (then erased).
+    pub contact_retention: Duration,
     pub researchers: Vec<Researcher>,
     /// Longest research query. Default 10 s.
     pub sql_timeout: Duration,
@@ -114,6 +116,7 @@ impl Default for ApiOptions {
             write_timeout: Duration::from_secs(10),
             public_dir: PathBuf::from("data/public"),
             publish_interval: Duration::from_secs(60),
+            contact_retention: Duration::from_secs(90 * 86_400),
             researchers: Vec::new(),
             sql_timeout: Duration::from_secs(10),
             sql_max_rows: 100_000,

@@ -145,9 +145,18 @@ pub struct PresenceRow {
     pub hour: DateTime<Utc>,
     pub visitor_count: i64,
     pub ar_checkins: i64,
+    #[serde(default)]
+    pub ar_checkins_by_point: Vec<PointCheckinsRow>,
     pub revision: i32,
     #[serde(rename = "final")]
     pub is_final: bool,
+}
+
+/// AR check-ins at one point of the trail.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PointCheckinsRow {
+    pub point: String,
+    pub checkins: i64,
 }
 
 /// Vine indicators of a station or parcel for a local day (latest revision).
@@ -390,7 +399,7 @@ impl SensorReader {
             filter += &format!(" AND site = {}", lit(s));
         }
         self.rows(&format!(
-            "SELECT site, \"locationCode\", CAST(hour AS BIGINT) AS hour, \"visitorCount\", \"arCheckins\",
+            "SELECT site, \"locationCode\", CAST(hour AS BIGINT) AS hour, \"visitorCount\", \"arCheckins\", \"arCheckinsByPoint\",
                     revision, \"final\"
              FROM (SELECT *, row_number() OVER (PARTITION BY site, hour ORDER BY revision DESC) AS rn
                    FROM site_presence) WHERE {filter} ORDER BY site, hour"

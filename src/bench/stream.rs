@@ -59,9 +59,11 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         .filter(|e| WINDOWED.contains(&e.stream))
         .count();
     drop(clean);
+    clear_peak_rss();
     let engine_files = files.clone();
     let (engine_secs, engine_windows) =
         tokio::task::spawn_blocking(move || engine_only(&engine_files)).await??;
+    let engine_peak = crate::peak_rss_bytes().unwrap_or(0);
     let (batch_secs, batch_windows) = batch_query(&files).await?;
     if engine_windows != batch_windows {
         bail!(
@@ -191,6 +193,10 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
     println!(
         "    ratio stage / batch        {:>10.2}",
         engine_rate / batch_rate
+    );
+    println!(
+        "    peak RSS of the process during the stage run  {:.0} MiB",
+        engine_peak as f64 / 1048576.0
     );
     println!("  with the broker, {produced} messages:");
     println!(

@@ -45,6 +45,8 @@ pub struct VisitPartial {
     pub location_code: String,
     pub time: DateTime<Utc>,
     pub ar: bool,
+    /// The AR-trail point checked in at, for AR check-ins.
+    pub ar_point: Option<String>,
     pub count: i64,
     pub lineage: Lineage,
 }
@@ -143,9 +145,9 @@ impl Columns {
 const SIGHTINGS_PLAN: &str = "SELECT k, min(t) AS t, vallee_token_key(token) AS token, p, min(o) AS lo, max(o) AS hi \
      FROM batch GROUP BY k, date_bin(INTERVAL '5 minutes', t), vallee_token_key(token), p";
 
-/// Visitors and AR check-ins per (site, hour).
-const VISITS_PLAN: &str = "SELECT k, code, min(t) AS t, ar, sum(n) AS n, p, min(o) AS lo, max(o) AS hi \
-     FROM batch GROUP BY k, code, date_bin(INTERVAL '1 hour', t), ar, p";
+/// Visitors and AR check-ins per (site, hour, AR point); the point rides in `token`.
+const VISITS_PLAN: &str = "SELECT k, code, min(t) AS t, ar, sum(n) AS n, p, min(o) AS lo, max(o) AS hi, token AS point \
+     FROM batch GROUP BY k, code, date_bin(INTERVAL '1 hour', t), ar, p, token";
 
 /// Buffers and plans of the windowed streams.
 pub struct BatchEngine {
@@ -195,7 +197,8 @@ impl BatchEngine {
         self.sightings.rows >= BATCH_ROWS
     }
 
-    /// Buffers a site visit; true when the buffer is full.
+    /// Buffers a site visit (an AR check-in when `ar_point` is given); true when the
+    /// buffer is full.
     #[allow(clippy::too_many_arguments)]
     pub fn visit(
         &mut self,
@@ -203,14 +206,15 @@ impl BatchEngine {
         site: &str,
         location_code: &str,
         t: DateTime<Utc>,
-        ar: bool,
+        ar_point: Option<&str>,
         count: i64,
         partition: i32,
         offset: i64,
     ) -> bool {
         self.visits.topic.get_or_insert_with(|| topic.clone());
+        let (ar, point) = (ar_point.is_some(), ar_point.unwrap_or(""));
         self.visits
-            .push(site, location_code, t, "", ar, count, partition, offset);
+            .push(site, location_code, t, point, ar, count, partition, offset);
         self.visits.rows >= BATCH_ROWS
     }
 
@@ -272,6 +276,7 @@ impl BatchEngine {
         let mut out = Vec::new();
         for b in self.run(VISITS_PLAN, batch)? {
             let (sites, codes) = (strings(b.column(0))?, strings(b.column(1))?);
+            let points = strings(b.column(8))?;
             let times = b.column(2).as_primitive::<TimestampMicrosecondType>();
             let ar = b.column(3).as_boolean();
             let n = b.column(4).as_primitive::<Int64Type>();
@@ -286,6 +291,10 @@ impl BatchEngine {
                     location_code: codes[i].clone(),
                     time: micros(times.value(i)),
                     ar: ar.value(i),
+                    ar_point: ar
+                        .value(i)
+                        .then(|| points[i].clone())
+                        .filter(|p| !p.is_empty()),
                     count: n.value(i),
                     lineage: Lineage::range(&topic, p.value(i), lo.value(i), hi.value(i)),
                 });

@@ -316,6 +316,15 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         (i64s(&presence, 0), i64s(&presence, 1), strs(&presence, 2)),
         (vec![5], vec![1], vec!["34261".to_string()])
     );
+    let points = lake
+        .sql("SELECT r['point'], r['checkins'] FROM (SELECT unnest(\"arCheckinsByPoint\") AS r FROM site_presence WHERE site = 'abbaye-de-gellone')")
+        .await
+        .unwrap();
+    assert_eq!(
+        (strs(&points, 0), i64s(&points, 1)),
+        (vec!["cloitre".to_string()], vec![1]),
+        "the AR check-in at the cloister; counter visits are no check-ins"
+    );
 
     let alerts = lake
         .sql("SELECT state, \"clearReason\", \"alertId\" FROM fill_alerts ORDER BY state DESC")

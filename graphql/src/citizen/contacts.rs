@@ -102,6 +102,24 @@ impl ContactStore {
         Ok(ids)
     }
 
+    /// Every report with a kept contact, with when its file was written.
+    pub fn list(&self) -> std::io::Result<Vec<(String, std::time::SystemTime)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".json") else {
+                continue;
+            };
+            if id.starts_with('.') {
+                continue; // a write in progress
+            }
+            out.push((id.to_string(), entry.metadata()?.modified()?));
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Erases the contact of a report; `true` if there was one.
     pub fn erase(&self, report_id: &str) -> std::io::Result<bool> {
         let Some(name) = file_name(report_id) else {

@@ -11,6 +11,7 @@
 //! forever), and `/readyz` says 200 once the replay reached the end seen at start.
 
 pub mod contacts;
+pub mod retention;
 pub mod view;
 
 use std::collections::BTreeMap;

@@ -774,9 +774,18 @@ pub struct SitePresence {
     pub hour: DateTime<Utc>,
     pub visitor_count: i64,
     pub ar_checkins: i64,
+    /// AR-trail check-ins per point of the trail.
+    pub ar_checkins_by_point: Vec<PointCheckins>,
     pub revision: i32,
     #[graphql(name = "final")]
     pub is_final: bool,
+}
+
+/// AR-trail check-ins at one point.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct PointCheckins {
+    pub point: String,
+    pub checkins: i64,
 }
 
 impl From<sensors::PresenceRow> for SitePresence {
@@ -787,6 +796,14 @@ impl From<sensors::PresenceRow> for SitePresence {
             hour: r.hour,
             visitor_count: r.visitor_count,
             ar_checkins: r.ar_checkins,
+            ar_checkins_by_point: r
+                .ar_checkins_by_point
+                .into_iter()
+                .map(|p| PointCheckins {
+                    point: p.point,
+                    checkins: p.checkins,
+                })
+                .collect(),
             revision: r.revision,
             is_final: r.is_final,
         }

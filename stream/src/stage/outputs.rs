@@ -121,6 +121,20 @@ impl LakeTable for OutputTable {
                 Field::new("dateObservedTo", ts(), false),
                 Field::new("visitorCount", DataType::Int64, false),
                 Field::new("arCheckins", DataType::Int64, false),
+                Field::new(
+                    "arCheckinsByPoint",
+                    DataType::List(Arc::new(Field::new_list_field(
+                        DataType::Struct(
+                            vec![
+                                Field::new("point", DataType::Utf8, false),
+                                Field::new("checkins", DataType::Int64, false),
+                            ]
+                            .into(),
+                        ),
+                        false,
+                    ))),
+                    false,
+                ),
                 Field::new("aggregationType", DataType::Utf8, false),
                 Field::new("revision", DataType::Int32, false),
                 Field::new("final", DataType::Boolean, false),
@@ -293,6 +307,8 @@ pub struct PresenceRow {
     pub visitor_count: i64,
     #[serde(rename = "arCheckins")]
     pub ar_checkins: i64,
+    #[serde(rename = "arCheckinsByPoint")]
+    pub ar_checkins_by_point: Vec<PointCheckins>,
     #[serde(rename = "aggregationType")]
     pub aggregation_type: &'static str,
     pub revision: i32,
@@ -302,6 +318,13 @@ pub struct PresenceRow {
     pub lineage: Lineage,
     #[serde(rename = "_computed_at", with = "micros")]
     pub computed_at: DateTime<Utc>,
+}
+
+/// AR-trail check-ins at one point of a site in an hour.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PointCheckins {
+    pub point: String,
+    pub checkins: i64,
 }
 
 /// A row of `bin_forecast`.

@@ -16,7 +16,9 @@ use vallee_schemas::geo::GeoPoint;
 use vallee_schemas::time::utc_day;
 
 use super::StreamOptions;
-use super::outputs::{AlertRow, DwellRow, FootfallRow, ForecastRow, PresenceRow, VineRow};
+use super::outputs::{
+    AlertRow, DwellRow, FootfallRow, ForecastRow, PointCheckins, PresenceRow, VineRow,
+};
 use crate::Result;
 use crate::aggregate::{Aggregate, DistinctCount, SketchCount};
 use crate::dwell::{DwellEmission, DwellOperator, DwellSummary};
@@ -31,26 +33,68 @@ use crate::rules::vine::{
 use crate::watermark::{WatermarkOptions, Watermarks};
 use crate::window::{Window, WindowKind};
 
-/// Visitors and AR check-ins of a site over a window.
+/// Visitors and AR check-ins (in total and per AR-trail point) of a site over a window.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Presence {
     pub visitors: i64,
     pub ar_checkins: i64,
+    pub ar_points: BTreeMap<String, i64>,
+}
+
+/// What a site's hour amounts to: visitors, AR check-ins, check-ins per point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresenceValue {
+    pub visitors: i64,
+    pub ar_checkins: i64,
+    pub ar_points: Vec<(String, i64)>,
+}
+
+impl PresenceValue {
+    /// What the emitted-rows index compares: the counts and a digest of the points.
+    pub fn digest(&self) -> (i64, i64, u64) {
+        (
+            self.visitors,
+            self.ar_checkins,
+            points_digest(&self.ar_points),
+        )
+    }
+}
+
+/// FNV-1a of `point=count;…`, the same in every process (unlike the std hasher).
+pub fn points_digest(points: &[(String, i64)]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (point, count) in points {
+        for b in format!("{point}={count};").bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
 }
 
 impl Aggregate for Presence {
-    /// (is an AR-trail check-in, count)
-    type Input = (bool, i64);
-    type Output = (i64, i64);
-    fn add(&mut self, (ar, count): &(bool, i64)) {
-        if *ar {
-            self.ar_checkins += count;
-        } else {
-            self.visitors += count;
+    /// (AR-trail point for a check-in, count)
+    type Input = (Option<String>, i64);
+    type Output = PresenceValue;
+    fn add(&mut self, (point, count): &(Option<String>, i64)) {
+        match point {
+            Some(p) => {
+                self.ar_checkins += count;
+                *self.ar_points.entry(p.clone()).or_default() += count;
+            }
+            None => self.visitors += count,
         }
     }
-    fn output(&self) -> (i64, i64) {
-        (self.visitors, self.ar_checkins)
+    fn output(&self) -> PresenceValue {
+        PresenceValue {
+            visitors: self.visitors,
+            ar_checkins: self.ar_checkins,
+            ar_points: self
+                .ar_points
+                .iter()
+                .map(|(p, n)| (p.clone(), *n))
+                .collect(),
+        }
     }
 }
 
@@ -60,7 +104,8 @@ pub struct Emitted {
     pub footfall: HashMap<(String, String, i64), (i32, i64)>,
     /// (zone, hour in µs) → latest revision and distribution.
     pub dwell: HashMap<(String, i64), (i32, DwellSummary)>,
-    pub presence: HashMap<(String, i64), (i32, (i64, i64))>,
+    /// (site, hour in µs) → latest revision and (visitors, AR check-ins, points digest).
+    pub presence: HashMap<(String, i64), (i32, (i64, i64, u64))>,
     pub alerts: HashSet<(String, &'static str)>,
     pub vine_days: HashSet<(String, chrono::NaiveDate)>,
     /// (alert id, state, time in µs): a mildew episode has several `open` rows (levels).
@@ -331,13 +376,15 @@ impl Processor {
                 if self.batches.topic_changes(false, topic) {
                     self.fold_visits()?;
                 }
-                let ar = v.source == "ar-trail";
+                // An AR-trail check-in without a point still counts, under "".
+                let ar_point =
+                    (v.source == "ar-trail").then(|| v.ar_point.as_deref().unwrap_or(""));
                 if self.batches.visit(
                     &source.topic,
                     &v.site,
                     &v.location_code,
                     t,
-                    ar,
+                    ar_point,
                     v.count,
                     partition,
                     offset,
@@ -388,7 +435,12 @@ impl Processor {
             let inserted = self.presence.insert(
                 &partial.site,
                 partial.time,
-                &(partial.ar, partial.count),
+                &(
+                    partial
+                        .ar
+                        .then(|| partial.ar_point.clone().unwrap_or_default()),
+                    partial.count,
+                ),
                 Some(&partial.lineage),
             );
             if inserted.too_late {
@@ -723,9 +775,10 @@ impl Processor {
         });
     }
 
-    fn emit_presence(&mut self, e: Emission<String, (i64, i64)>) {
+    fn emit_presence(&mut self, e: Emission<String, PresenceValue>) {
         let key = (e.key.clone(), e.window.start.timestamp_micros());
-        let Some(revision) = Emitted::revision(&mut self.emitted.presence, key, e.value) else {
+        let Some(revision) = Emitted::revision(&mut self.emitted.presence, key, e.value.digest())
+        else {
             return;
         };
         self.pending.presence.push(PresenceRow {
@@ -733,8 +786,14 @@ impl Processor {
             site: e.key,
             hour: e.window.start,
             to: e.window.end,
-            visitor_count: e.value.0,
-            ar_checkins: e.value.1,
+            visitor_count: e.value.visitors,
+            ar_checkins: e.value.ar_checkins,
+            ar_checkins_by_point: e
+                .value
+                .ar_points
+                .into_iter()
+                .map(|(point, checkins)| PointCheckins { point, checkins })
+                .collect(),
             aggregation_type: "hourly_sum",
             revision,
             is_final: e.is_final,

@@ -23,7 +23,7 @@ use vallee_schemas::decode::{DecodeOptions, decode};
 use super::StreamOptions;
 use super::live::{LiveFootfall, SharedLiveView};
 use super::outputs::{AlertRow, OutputTable};
-use super::processor::{Emitted, Processor};
+use super::processor::{Emitted, Processor, points_digest};
 use crate::Result;
 use crate::dwell::DwellSummary;
 use crate::rules::fill::AlertKind;
@@ -180,6 +180,27 @@ fn dates(batch: &RecordBatch, name: &str) -> Vec<NaiveDate> {
     (0..a.len()).filter_map(|i| a.value_as_date(i)).collect()
 }
 
+/// A list of `{point, checkins}` structs per row.
+fn point_lists(batch: &RecordBatch, name: &str) -> Vec<Vec<(String, i64)>> {
+    let column = batch.column_by_name(name).expect("column");
+    (0..batch.num_rows())
+        .map(|i| {
+            let value = match column.as_list_opt::<i32>() {
+                Some(list) => list.value(i),
+                None => column.as_list::<i64>().value(i),
+            };
+            let points = value.as_struct();
+            let names = arrow::compute::cast(points.column(0), &DataType::Utf8).expect("cast");
+            let names = names.as_string::<i32>();
+            let counts = arrow::compute::cast(points.column(1), &DataType::Int64).expect("cast");
+            let counts = counts.as_primitive::<arrow::datatypes::Int64Type>();
+            (0..points.len())
+                .map(|j| (names.value(j).to_string(), counts.value(j)))
+                .collect()
+        })
+        .collect()
+}
+
 fn revisions(batch: &RecordBatch) -> Vec<i32> {
     let a = batch
         .column_by_name("revision")
@@ -255,7 +276,7 @@ async fn load_emitted(lake: &Lake) -> Result<Restored> {
         }
     }
     for b in lake
-        .sql("SELECT site, hour, revision, \"visitorCount\", \"arCheckins\" FROM site_presence")
+        .sql("SELECT site, hour, revision, \"visitorCount\", \"arCheckins\", \"arCheckinsByPoint\" FROM site_presence")
         .await?
     {
         let (s, h, r, v, a) = (
@@ -265,13 +286,15 @@ async fn load_emitted(lake: &Lake) -> Result<Restored> {
             ints(&b, "visitorCount"),
             ints(&b, "arCheckins"),
         );
+        let points = point_lists(&b, "arCheckinsByPoint");
         for i in 0..b.num_rows() {
+            let value = (v[i], a[i], points_digest(&points[i]));
             let e = emitted
                 .presence
                 .entry((s[i].clone(), h[i]))
-                .or_insert((r[i], (v[i], a[i])));
+                .or_insert((r[i], value));
             if r[i] >= e.0 {
-                *e = (r[i], (v[i], a[i]));
+                *e = (r[i], value);
             }
         }
     }
