@@ -49,9 +49,12 @@ pub struct PresenceValue {
     pub ar_points: Vec<(String, i64)>,
 }
 
+/// Visitors, AR check-ins and a digest of the check-ins per point.
+pub type PresenceDigest = (i64, i64, u64);
+
 impl PresenceValue {
     /// What the emitted-rows index compares: the counts and a digest of the points.
-    pub fn digest(&self) -> (i64, i64, u64) {
+    pub fn digest(&self) -> PresenceDigest {
         (
             self.visitors,
             self.ar_checkins,
@@ -105,7 +108,7 @@ pub struct Emitted {
     /// (zone, hour in µs) → latest revision and distribution.
     pub dwell: HashMap<(String, i64), (i32, DwellSummary)>,
     /// (site, hour in µs) → latest revision and (visitors, AR check-ins, points digest).
-    pub presence: HashMap<(String, i64), (i32, (i64, i64, u64))>,
+    pub presence: HashMap<(String, i64), (i32, PresenceDigest)>,
     pub alerts: HashSet<(String, &'static str)>,
     pub vine_days: HashSet<(String, chrono::NaiveDate)>,
     /// (alert id, state, time in µs): a mildew episode has several `open` rows (levels).
