@@ -619,6 +619,7 @@ pub struct Alert {
 
 /// A mildew risk level.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "vallee_stream::rules::vine::RiskLevel")]
 pub enum RiskLevel {
     Low,
     Moderate,
@@ -626,13 +627,9 @@ pub enum RiskLevel {
 }
 
 impl RiskLevel {
+    /// The level as the stage writes it (`low`, `moderate`, `high`).
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "low" => Some(RiskLevel::Low),
-            "moderate" => Some(RiskLevel::Moderate),
-            "high" => Some(RiskLevel::High),
-            _ => None,
-        }
+        vallee_stream::rules::vine::RiskLevel::parse(s).map(Into::into)
     }
 }
 

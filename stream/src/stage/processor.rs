@@ -537,13 +537,6 @@ impl Processor {
             for entity in self.stations[&station].alert_entities(&station) {
                 let alert_id = format!("{entity}:frost:{}", opened.timestamp_micros());
                 let state = if open { "open" } else { "cleared" };
-                if !self.emitted.vine_alerts.insert((
-                    alert_id.clone(),
-                    state,
-                    at.timestamp_micros(),
-                )) {
-                    continue;
-                }
                 self.push_vine_alert(AlertRow {
                     alert_id,
                     kind: "frost",
@@ -655,13 +648,6 @@ impl Processor {
                 let open = state == "open";
                 self.mildew
                     .insert(key, (*level, open.then(|| alert_id.clone())));
-                if !self.emitted.vine_alerts.insert((
-                    alert_id.clone(),
-                    state,
-                    at.timestamp_micros(),
-                )) {
-                    continue;
-                }
                 self.push_vine_alert(AlertRow {
                     alert_id,
                     kind,
@@ -680,7 +666,16 @@ impl Processor {
         }
     }
 
+    /// A vineyard alert row, unless the table has it already (a replay).
     fn push_vine_alert(&mut self, row: AlertRow) {
+        let key = (
+            row.alert_id.clone(),
+            row.state,
+            row.date_observed.timestamp_micros(),
+        );
+        if !self.emitted.vine_alerts.insert(key) {
+            return;
+        }
         self.fresh_alerts.push(row.clone());
         self.pending.vine_alerts.push(row);
     }
