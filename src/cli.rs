@@ -296,6 +296,10 @@ pub struct ApiFile {
     /// Researchers allowed on `POST /sql`: `[[api.researchers]] name = "…", token_sha256 = "…"`.
     #[serde(default)]
     pub researchers: Vec<ResearcherFile>,
+    /// Vineyard partners of `GET /feeds/vineyard`:
+    /// `[[api.partners]] name = "…", token_sha256 = "…", parcels = ["…"]`.
+    #[serde(default)]
+    pub partners: Vec<PartnerFile>,
     /// How often the public tables (`<data-dir>/public`) are brought up to date, seconds.
     pub publish_interval_s: Option<u64>,
     /// Days a reporter's contact is kept after the report closed.
@@ -311,6 +315,15 @@ pub struct ApiFile {
 pub struct ResearcherFile {
     pub name: String,
     pub token_sha256: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerFile {
+    pub name: String,
+    pub token_sha256: String,
+    /// The parcels the partner owns (their `hasAgriParcel` identifiers).
+    pub parcels: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -501,6 +514,20 @@ impl FileConfig {
             o.researchers.push(vallee_graphql::Researcher {
                 name: r.name.clone(),
                 token_sha256: hash,
+            });
+        }
+        for p in &f.partners {
+            let hash = p.token_sha256.trim().to_ascii_lowercase();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                anyhow::bail!(
+                    "[[api.partners]] {}: token_sha256 must be 64 hex digits",
+                    p.name
+                );
+            }
+            o.partners.push(vallee_graphql::feeds::Partner {
+                name: p.name.clone(),
+                token_sha256: hash,
+                parcels: p.parcels.clone(),
             });
         }
         for s in &f.staff {

@@ -90,6 +90,10 @@ pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
             "/sql",
             axum::routing::post(crate::research::sql).with_state(state.clone()),
         )
+        .route(
+            "/feeds/vineyard",
+            get(crate::feeds::vineyard).with_state(state.clone()),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics).with_state(ops))
         .layer(RequestBodyLimitLayer::new(

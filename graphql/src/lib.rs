@@ -29,6 +29,7 @@ pub mod alerts_feed;
 pub mod auth;
 pub mod citizen;
 pub mod dashboard;
+pub mod feeds;
 pub mod http;
 pub mod open311;
 pub mod open_data;

@@ -89,6 +89,8 @@ pub struct ApiOptions {
     /// How long a reporter's contact is kept after the report closed (then erased).
     pub contact_retention: Duration,
     pub researchers: Vec<Researcher>,
+    /// Vineyard partners of `GET /feeds/vineyard`, with their parcels.
+    pub partners: Vec<crate::feeds::Partner>,
     /// Longest research query. Default 10 s.
     pub sql_timeout: Duration,
     /// Most rows a research query returns (more: truncated, said in `X-Truncated`).
@@ -118,6 +120,7 @@ impl Default for ApiOptions {
             publish_interval: Duration::from_secs(60),
             contact_retention: Duration::from_secs(90 * 86_400),
             researchers: Vec::new(),
+            partners: Vec::new(),
             sql_timeout: Duration::from_secs(10),
             sql_max_rows: 100_000,
         }

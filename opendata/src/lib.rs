@@ -141,6 +141,11 @@ impl OpenData {
         OpenData { lake }
     }
 
+    /// The internal lake the datasets are views over (partner feeds read it too).
+    pub fn lake(&self) -> &Arc<Lake> {
+        &self.lake
+    }
+
     async fn session(
         &self,
         ds: &Dataset,

@@ -20,6 +20,8 @@ const GIGNAC_STAFF: &str = "token-of-the-gignac-town-hall";
 const CCVH_STAFF: &str = "token-of-the-intercommunality";
 pub const RESEARCHER: &str = "token-of-a-researcher";
 const TOKEN_MUTATION_LIMIT: usize = 15;
+/// The token of the vineyard partner owning the parcel `pins-1`.
+pub const PARTNER: &str = "token-of-domaine-des-pins";
 
 /// A running hub (`vallee up` on the world's broker, no simulator) and an HTTP client.
 pub struct Hub {
@@ -34,10 +36,12 @@ fn write_config(world: &World) -> std::path::PathBuf {
         "{base}\n[stream]\nidle_timeout_ms = 2000\nflush_interval_ms = 500\n\n[api]\nmutations_per_minute_per_token = {TOKEN_MUTATION_LIMIT}\ncors_origins = [\"https://tableau.example.fr\"]\ntoken_secret = \"shared-by-the-replicas\"\npublish_interval_s = 1\nsql_max_rows = 2\n\n\
          [[api.staff]]\nname = \"mairie-gignac\"\ntoken_sha256 = \"{}\"\ncommune = \"{GIGNAC}\"\n\n\
          [[api.staff]]\nname = \"ccvh\"\ntoken_sha256 = \"{}\"\n\n\
-         [[api.researchers]]\nname = \"inrae-montpellier\"\ntoken_sha256 = \"{}\"\n",
+         [[api.researchers]]\nname = \"inrae-montpellier\"\ntoken_sha256 = \"{}\"\n\n\
+         [[api.partners]]\nname = \"domaine-des-pins\"\ntoken_sha256 = \"{}\"\nparcels = [\"urn:ngsi-ld:AgriParcel:pins-1\"]\n",
         sha256_hex(GIGNAC_STAFF),
         sha256_hex(CCVH_STAFF),
         sha256_hex(RESEARCHER),
+        sha256_hex(PARTNER),
     );
     let path = world.dir.path().join("api.toml");
     std::fs::write(&path, text).unwrap();

@@ -722,3 +722,164 @@ fn public_tables(world: &World) -> Option<Value> {
         }
     }
 }
+
+/// A partner's feed: its parcels only, resumed from its cursor without gap or duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vineyard_partner_follows_its_own_parcels_from_a_cursor() {
+    let world = World::new(3).await;
+    let hub = Hub::start(&world, "hub").await;
+    let t0: DateTime<Utc> = "2026-04-20T02:00:00Z".parse().unwrap();
+    let (mine, theirs) = (
+        "urn:ngsi-ld:AgriParcel:pins-1",
+        "urn:ngsi-ld:AgriParcel:voisin-1",
+    );
+    let parcel = |parcel: &str, minutes: i64, moisture: f64| {
+        json!({"id": format!("urn:ngsi-ld:AgriParcelRecord:{}-{minutes}", parcel.rsplit(':').next().unwrap()),
+            "type": "AgriParcelRecord", "hasAgriParcel": parcel, "soilMoistureVwc": moisture,
+            "dateObserved": (t0 + chrono::Duration::minutes(minutes)).to_rfc3339()})
+    };
+    // A frost dip at the station covering my parcel; another station covers the neighbour's.
+    let station = |name: &str, covers: &str, minutes: i64, temperature: f64| {
+        json!({"id": format!("urn:ngsi-ld:WeatherObserved:{name}"), "type": "WeatherObserved",
+            "temperature": temperature, "precipitation": 0.0, "refParcels": [covers],
+            "dateObserved": (t0 + chrono::Duration::minutes(minutes)).to_rfc3339(),
+            "location": {"type": "Point", "coordinates": [3.59, 43.68]}})
+    };
+    let first: Vec<Value> = vec![
+        parcel(mine, 0, 0.21),
+        parcel(mine, 10, 0.22),
+        parcel(theirs, 0, 0.30),
+        station("st-pins", mine, 0, 3.0),
+        station("st-pins", mine, 10, 0.5),
+        station("st-voisin", theirs, 0, 3.0),
+        station("st-voisin", theirs, 10, 0.4),
+    ];
+    produce(&world, Stream::Vineyards, &first).await;
+    let lake = world.lake().await;
+    eventually(
+        Duration::from_secs(90),
+        "the first readings in the lake",
+        || async {
+            lake.count(Table::ParcelRecords).await.unwrap_or(0) == 3
+                && lake.count(Table::WeatherObserved).await.unwrap_or(0) == 4
+        },
+    )
+    .await;
+
+    let feed = |since: Option<String>, token: Option<&'static str>| {
+        let hub = &hub;
+        async move {
+            let mut request = hub
+                .client
+                .get(format!("http://{}/feeds/vineyard", hub.http));
+            if let Some(s) = since {
+                request = request.query(&[("since", s)]);
+            }
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            request.send().await.unwrap()
+        }
+    };
+    assert_eq!(feed(None, None).await.status(), 401);
+    assert_eq!(
+        feed(None, Some("token-of-the-intercommunality"))
+            .await
+            .status(),
+        401
+    );
+    let read = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), 200);
+        let lines: Vec<Value> = response
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let (rows, cursor) = lines.split_at(lines.len() - 1);
+        assert_eq!(cursor[0]["feed"], "cursor");
+        (
+            rows.to_vec(),
+            cursor[0]["cursor"].as_str().unwrap().to_string(),
+        )
+    };
+    let partner = Some(crate::api::PARTNER);
+    let (rows, cursor) = read(feed(None, partner).await).await;
+    let kinds = |rows: &[Value], feed: &str| rows.iter().filter(|r| r["feed"] == feed).count();
+    assert_eq!(kinds(&rows, "parcelRecord"), 2, "{rows:?}");
+    assert_eq!(
+        kinds(&rows, "weather"),
+        2,
+        "the covering station only: {rows:?}"
+    );
+    for r in &rows {
+        let text = r.to_string();
+        assert!(!text.contains("voisin"), "another estate's data: {text}");
+    }
+
+    // New readings: the cursor serves exactly them, then (as the stage catches up) the
+    // frost alert on my parcel; never a row twice.
+    produce(
+        &world,
+        Stream::Vineyards,
+        &[
+            parcel(mine, 20, 0.23),
+            parcel(theirs, 20, 0.31),
+            station("st-pins", mine, 20, 2.5),
+        ],
+    )
+    .await;
+    eventually(
+        Duration::from_secs(90),
+        "the new readings in the lake",
+        || async { lake.count(Table::ParcelRecords).await.unwrap_or(0) == 5 },
+    )
+    .await;
+    let mut all = rows.clone();
+    let (more, mut cursor) = read(feed(Some(cursor), partner).await).await;
+    assert_eq!(
+        kinds(&more, "parcelRecord"),
+        1,
+        "only the new reading: {more:?}"
+    );
+    assert_eq!(
+        more.iter().find(|r| r["feed"] == "parcelRecord").unwrap()["soilMoistureVwc"],
+        0.23
+    );
+    all.extend(more);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while kinds(&all, "alert") == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (more, next) = read(feed(Some(cursor), partner).await).await;
+        all.extend(more);
+        cursor = next;
+    }
+    let alert = all
+        .iter()
+        .find(|r| r["feed"] == "alert")
+        .expect("the frost alert on my parcel");
+    assert_eq!(
+        (alert["kind"].as_str(), alert["entityId"].as_str()),
+        (Some("frost"), Some(mine))
+    );
+    // Every row of one download of the whole history was followed, none twice (a last call
+    // catches up with what landed meanwhile).
+    let (history, _) = read(feed(None, partner).await).await;
+    let (more, _) = read(feed(Some(cursor), partner).await).await;
+    all.extend(more);
+    let key = |r: &Value| {
+        let mut r = r.clone();
+        if let Some(o) = r.as_object_mut() {
+            o.remove("_ingested_at");
+        }
+        r.to_string()
+    };
+    let followed: Vec<String> = all.iter().map(key).collect();
+    let distinct: std::collections::BTreeSet<&String> = followed.iter().collect();
+    assert_eq!(distinct.len(), followed.len(), "a row served twice");
+    for row in history.iter().map(key) {
+        assert!(distinct.contains(&row), "a gap: {row}");
+    }
+    hub.stop().await;
+}

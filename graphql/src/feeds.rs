@@ -1,0 +1,331 @@
+//! Vineyard partner feeds (pilot action 7): `GET /feeds/vineyard?since=<cursor>`.
+//!
+//! A partner (a wine estate, the cooperative) is configured with the SHA-256 of its token
+//! and the parcels it owns, and sees only those: its parcels' sensor readings, the readings
+//! of the weather stations covering them, those stations' daily indicators, and the alerts
+//! raised on its parcels. The answer is NDJSON, one row per line tagged with `feed`
+//! (`parcelRecord`, `weather`, `indicators`, `alert`), closed by a line
+//! `{"feed":"cursor","cursor":"…"}` (also in the `X-Feed-Cursor` header). Asking again with
+//! that cursor in `since` serves exactly the rows that landed since: no gap, no duplicate.
+//! Without `since`, the whole history (the partner's download of its own data).
+//!
+//! Why the cursor is exact. Ingest lands each partition's records once and in offset order,
+//! so for the raw tables "offset above the last one served, per table, topic and partition"
+//! resumes exactly. The stage commits its derived rows a flush at a time, every row of a
+//! flush computed after every row of the previous one, so for `vine_indicators` and
+//! `vine_alerts` "computed after the last row served" does too.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type};
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use vallee_lake::LakeTable;
+use vallee_schemas::contract::Table;
+use vallee_stream::stage::outputs::OutputTable;
+
+use crate::ApiState;
+use crate::auth::sha256_hex;
+
+/// A partner of the vineyard feeds.
+#[derive(Debug, Clone)]
+pub struct Partner {
+    pub name: String,
+    pub token_sha256: String,
+    /// The parcels it owns (`hasAgriParcel` of its sensors, `refParcels` of the stations).
+    pub parcels: Vec<String>,
+}
+
+/// Where a partner's feed stopped.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Raw tables: `table` → `topic/partition` → last offset served.
+    #[serde(default)]
+    offsets: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Derived tables: `table` → computation time (µs) of the last row served.
+    #[serde(default)]
+    computed: BTreeMap<String, i64>,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    fn decode(s: &str) -> Option<Self> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s.trim())
+            .ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FeedQuery {
+    since: Option<String>,
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({"error": message}))).into_response()
+}
+
+/// The partner named by the bearer token.
+fn partner<'a>(state: &'a ApiState, headers: &HeaderMap) -> Option<&'a Partner> {
+    let token = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?
+        .trim();
+    let hash = sha256_hex(token);
+    state
+        .options
+        .partners
+        .iter()
+        .find(|p| p.token_sha256.eq_ignore_ascii_case(&hash))
+}
+
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `col IN (…)`, false for an empty list.
+fn any_of(column: &str, values: &[String]) -> String {
+    if values.is_empty() {
+        return "FALSE".into();
+    }
+    let list: Vec<String> = values.iter().map(|v| lit(v)).collect();
+    format!("{column} IN ({})", list.join(", "))
+}
+
+/// Rows of a raw table past the cursor's offsets, in offset order.
+fn after_offsets(cursor: &Cursor, table: &str) -> String {
+    let Some(positions) = cursor.offsets.get(table) else {
+        return "TRUE".into();
+    };
+    let mut seen = Vec::new();
+    let mut after = Vec::new();
+    for (key, offset) in positions {
+        let Some((topic, partition)) = key.rsplit_once('/') else {
+            continue;
+        };
+        let Ok(partition) = partition.parse::<i32>() else {
+            continue;
+        };
+        let here = format!("_topic = {} AND _partition = {partition}", lit(topic));
+        after.push(format!("({here} AND _offset > {offset})"));
+        seen.push(format!("({here})"));
+    }
+    if seen.is_empty() {
+        return "TRUE".into();
+    }
+    format!("({} OR NOT ({}))", after.join(" OR "), seen.join(" OR "))
+}
+
+fn after_computed(cursor: &Cursor, table: &str) -> String {
+    match cursor.computed.get(table) {
+        Some(us) => format!("CAST(_computed_at AS BIGINT) > {us}"),
+        None => "TRUE".into(),
+    }
+}
+
+/// One feed's rows as JSON objects, with the cursor moved past them.
+async fn rows(
+    state: &ApiState,
+    sql: &str,
+    feed: &str,
+    table: &str,
+    cursor: &mut Cursor,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let batches: Vec<RecordBatch> = state
+        .open_data
+        .lake()
+        .sql(sql)
+        .await
+        .map_err(|e| e.to_string())?;
+    for batch in &batches {
+        let positions = batch.schema().index_of("_feed_position").ok();
+        let topics = batch.schema().index_of("_topic").ok();
+        for (i, mut row) in vallee_opendata::export::json_rows(batch)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .enumerate()
+        {
+            let position = positions
+                .map(|c| {
+                    arrow::compute::cast(batch.column(c), &DataType::Int64)
+                        .map(|a| a.as_primitive::<Int64Type>().value(i))
+                })
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            match (position, topics) {
+                (Some(offset), Some(t)) => {
+                    let topic = arrow::compute::cast(batch.column(t), &DataType::Utf8)
+                        .map_err(|e| e.to_string())?;
+                    let topic = topic.as_string::<i32>();
+                    let partition = row.get("_partition").and_then(Value::as_i64).unwrap_or(0);
+                    let key = format!("{}/{partition}", topic.value(i));
+                    let slot = cursor
+                        .offsets
+                        .entry(table.to_string())
+                        .or_default()
+                        .entry(key)
+                        .or_insert(offset);
+                    *slot = (*slot).max(offset);
+                }
+                (Some(computed), None) => {
+                    let slot = cursor.computed.entry(table.to_string()).or_insert(computed);
+                    *slot = (*slot).max(computed);
+                }
+                _ => {}
+            }
+            row.remove("_feed_position");
+            row.insert("feed".into(), Value::String(feed.into()));
+            serde_json::to_writer(&mut *out, &row).map_err(|e| e.to_string())?;
+            out.push(b'\n');
+        }
+    }
+    Ok(())
+}
+
+/// `GET /feeds/vineyard?since=`: the partner's rows since its cursor, as NDJSON.
+pub async fn vineyard(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Query(query): Query<FeedQuery>,
+) -> Response {
+    let Some(partner) = partner(&state, &headers) else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "a partner token is required (Authorization: Bearer …)",
+        );
+    };
+    let mut cursor = match query.since.as_deref() {
+        None | Some("") => Cursor::default(),
+        Some(s) => match Cursor::decode(s) {
+            Some(c) => c,
+            None => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    "since is not a cursor of this feed",
+                );
+            }
+        },
+    };
+    for t in [Table::ParcelRecords, Table::WeatherObserved] {
+        if let Err(e) = state.open_data.lake().ensure(t).await {
+            return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+        }
+    }
+    for t in [OutputTable::VineIndicators, OutputTable::VineAlerts] {
+        if let Err(e) = state.open_data.lake().ensure(t).await {
+            return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+        }
+    }
+    let parcels = &partner.parcels;
+    let covering = {
+        let list: Vec<String> = parcels.iter().map(|p| lit(p)).collect();
+        if list.is_empty() {
+            "FALSE".to_string()
+        } else {
+            format!(
+                "array_has_any(\"refParcels\", make_array({}))",
+                list.join(", ")
+            )
+        }
+    };
+    let start = cursor.clone();
+    let queries = [
+        (
+            format!(
+                "SELECT *, _offset AS _feed_position FROM parcel_records WHERE {} AND {} ORDER BY _topic, _partition, _offset",
+                any_of("\"hasAgriParcel\"", parcels),
+                after_offsets(&start, Table::ParcelRecords.name())
+            ),
+            "parcelRecord",
+            Table::ParcelRecords.name(),
+        ),
+        (
+            format!(
+                "SELECT *, _offset AS _feed_position FROM weather_observed WHERE {covering} AND {} ORDER BY _topic, _partition, _offset",
+                after_offsets(&start, Table::WeatherObserved.name())
+            ),
+            "weather",
+            Table::WeatherObserved.name(),
+        ),
+        (
+            format!(
+                "SELECT *, CAST(_computed_at AS BIGINT) AS _feed_position FROM vine_indicators \
+                 WHERE station IN (SELECT DISTINCT id FROM weather_observed WHERE {covering}) AND {} ORDER BY _computed_at",
+                after_computed(&start, OutputTable::VineIndicators.name())
+            ),
+            "indicators",
+            OutputTable::VineIndicators.name(),
+        ),
+        (
+            format!(
+                "SELECT *, CAST(_computed_at AS BIGINT) AS _feed_position FROM vine_alerts WHERE {} AND {} ORDER BY _computed_at",
+                any_of("\"entityId\"", parcels),
+                after_computed(&start, OutputTable::VineAlerts.name())
+            ),
+            "alert",
+            OutputTable::VineAlerts.name(),
+        ),
+    ];
+    let mut body = Vec::new();
+    for (sql, feed, table) in &queries {
+        if let Err(e) = rows(&state, sql, feed, table, &mut cursor, &mut body).await {
+            tracing::warn!(partner = partner.name, error = %e, "vineyard feed failed");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the feed could not be read",
+            );
+        }
+    }
+    let next = cursor.encode();
+    serde_json::to_writer(&mut body, &json!({"feed": "cursor", "cursor": next}))
+        .unwrap_or_default();
+    body.push(b'\n');
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .header("x-feed-cursor", next)
+        .body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_filters_past_what_was_served() {
+        let mut c = Cursor::default();
+        c.offsets
+            .entry("parcel_records".into())
+            .or_default()
+            .insert("vallee.vineyards/2".into(), 41);
+        c.computed
+            .insert("vine_alerts".into(), 1_700_000_000_000_000);
+        assert_eq!(Cursor::decode(&c.encode()), Some(c.clone()));
+        assert_eq!(Cursor::decode("not a cursor"), None);
+        assert_eq!(
+            after_offsets(&c, "parcel_records"),
+            "((_topic = 'vallee.vineyards' AND _partition = 2 AND _offset > 41) OR NOT ((_topic = 'vallee.vineyards' AND _partition = 2)))"
+        );
+        assert_eq!(after_offsets(&c, "weather_observed"), "TRUE");
+        assert_eq!(
+            after_computed(&c, "vine_alerts"),
+            "CAST(_computed_at AS BIGINT) > 1700000000000000"
+        );
+    }
+}
