@@ -43,6 +43,10 @@ pub struct Partner {
     pub parcels: Vec<String>,
 }
 
+/// The partner of a WebSocket connection (from its `connection_init` payload).
+#[derive(Debug, Clone)]
+pub struct FeedPartner(pub Partner);
+
 /// Where a partner's feed stopped.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cursor {
@@ -55,12 +59,12 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    fn encode(&self) -> String {
+    pub fn encode(&self) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
     }
 
-    fn decode(s: &str) -> Option<Self> {
+    pub fn decode(s: &str) -> Option<Self> {
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(s.trim())
             .ok()?;
@@ -83,9 +87,13 @@ fn partner<'a>(state: &'a ApiState, headers: &HeaderMap) -> Option<&'a Partner> 
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?
-        .strip_prefix("Bearer ")?
-        .trim();
-    let hash = sha256_hex(token);
+        .strip_prefix("Bearer ")?;
+    partner_of_token(state, token)
+}
+
+/// The partner whose token this is.
+pub fn partner_of_token<'a>(state: &'a ApiState, token: &str) -> Option<&'a Partner> {
+    let hash = sha256_hex(token.trim());
     state
         .options
         .partners
@@ -137,6 +145,9 @@ fn after_computed(cursor: &Cursor, table: &str) -> String {
     }
 }
 
+/// A feed row: the table's columns and `feed` (its kind).
+pub type FeedRow = serde_json::Map<String, Value>;
+
 /// One feed's rows as JSON objects, with the cursor moved past them.
 async fn rows(
     state: &ApiState,
@@ -144,7 +155,7 @@ async fn rows(
     feed: &str,
     table: &str,
     cursor: &mut Cursor,
-    out: &mut Vec<u8>,
+    out: &mut Vec<FeedRow>,
 ) -> Result<(), String> {
     let batches: Vec<RecordBatch> = state
         .open_data
@@ -190,11 +201,80 @@ async fn rows(
             }
             row.remove("_feed_position");
             row.insert("feed".into(), Value::String(feed.into()));
-            serde_json::to_writer(&mut *out, &row).map_err(|e| e.to_string())?;
-            out.push(b'\n');
+            out.push(row);
         }
     }
     Ok(())
+}
+
+/// A partner's rows past `since`, and the cursor after them.
+pub async fn read(
+    state: &ApiState,
+    partner: &Partner,
+    since: &Cursor,
+) -> Result<(Vec<FeedRow>, Cursor), String> {
+    let lake = state.open_data.lake();
+    for t in [Table::ParcelRecords, Table::WeatherObserved] {
+        lake.ensure(t).await.map_err(|e| e.to_string())?;
+    }
+    for t in [OutputTable::VineIndicators, OutputTable::VineAlerts] {
+        lake.ensure(t).await.map_err(|e| e.to_string())?;
+    }
+    let parcels = &partner.parcels;
+    let covering = {
+        let list: Vec<String> = parcels.iter().map(|p| lit(p)).collect();
+        if list.is_empty() {
+            "FALSE".to_string()
+        } else {
+            format!(
+                "array_has_any(\"refParcels\", make_array({}))",
+                list.join(", ")
+            )
+        }
+    };
+    let queries = [
+        (
+            format!(
+                "SELECT *, _offset AS _feed_position FROM parcel_records WHERE {} AND {} ORDER BY _topic, _partition, _offset",
+                any_of("\"hasAgriParcel\"", parcels),
+                after_offsets(since, Table::ParcelRecords.name())
+            ),
+            "parcelRecord",
+            Table::ParcelRecords.name(),
+        ),
+        (
+            format!(
+                "SELECT *, _offset AS _feed_position FROM weather_observed WHERE {covering} AND {} ORDER BY _topic, _partition, _offset",
+                after_offsets(since, Table::WeatherObserved.name())
+            ),
+            "weather",
+            Table::WeatherObserved.name(),
+        ),
+        (
+            format!(
+                "SELECT *, CAST(_computed_at AS BIGINT) AS _feed_position FROM vine_indicators \
+                 WHERE station IN (SELECT DISTINCT id FROM weather_observed WHERE {covering}) AND {} ORDER BY _computed_at",
+                after_computed(since, OutputTable::VineIndicators.name())
+            ),
+            "indicators",
+            OutputTable::VineIndicators.name(),
+        ),
+        (
+            format!(
+                "SELECT *, CAST(_computed_at AS BIGINT) AS _feed_position FROM vine_alerts WHERE {} AND {} ORDER BY _computed_at",
+                any_of("\"entityId\"", parcels),
+                after_computed(since, OutputTable::VineAlerts.name())
+            ),
+            "alert",
+            OutputTable::VineAlerts.name(),
+        ),
+    ];
+    let mut cursor = since.clone();
+    let mut out = Vec::new();
+    for (sql, feed, table) in &queries {
+        rows(state, sql, feed, table, &mut cursor, &mut out).await?;
+    }
+    Ok((out, cursor))
 }
 
 /// `GET /feeds/vineyard?since=`: the partner's rows since its cursor, as NDJSON.
@@ -209,7 +289,7 @@ pub async fn vineyard(
             "a partner token is required (Authorization: Bearer …)",
         );
     };
-    let mut cursor = match query.since.as_deref() {
+    let since = match query.since.as_deref() {
         None | Some("") => Cursor::default(),
         Some(s) => match Cursor::decode(s) {
             Some(c) => c,
@@ -221,80 +301,26 @@ pub async fn vineyard(
             }
         },
     };
-    for t in [Table::ParcelRecords, Table::WeatherObserved] {
-        if let Err(e) = state.open_data.lake().ensure(t).await {
-            return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
-        }
-    }
-    for t in [OutputTable::VineIndicators, OutputTable::VineAlerts] {
-        if let Err(e) = state.open_data.lake().ensure(t).await {
-            return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
-        }
-    }
-    let parcels = &partner.parcels;
-    let covering = {
-        let list: Vec<String> = parcels.iter().map(|p| lit(p)).collect();
-        if list.is_empty() {
-            "FALSE".to_string()
-        } else {
-            format!(
-                "array_has_any(\"refParcels\", make_array({}))",
-                list.join(", ")
-            )
-        }
-    };
-    let start = cursor.clone();
-    let queries = [
-        (
-            format!(
-                "SELECT *, _offset AS _feed_position FROM parcel_records WHERE {} AND {} ORDER BY _topic, _partition, _offset",
-                any_of("\"hasAgriParcel\"", parcels),
-                after_offsets(&start, Table::ParcelRecords.name())
-            ),
-            "parcelRecord",
-            Table::ParcelRecords.name(),
-        ),
-        (
-            format!(
-                "SELECT *, _offset AS _feed_position FROM weather_observed WHERE {covering} AND {} ORDER BY _topic, _partition, _offset",
-                after_offsets(&start, Table::WeatherObserved.name())
-            ),
-            "weather",
-            Table::WeatherObserved.name(),
-        ),
-        (
-            format!(
-                "SELECT *, CAST(_computed_at AS BIGINT) AS _feed_position FROM vine_indicators \
-                 WHERE station IN (SELECT DISTINCT id FROM weather_observed WHERE {covering}) AND {} ORDER BY _computed_at",
-                after_computed(&start, OutputTable::VineIndicators.name())
-            ),
-            "indicators",
-            OutputTable::VineIndicators.name(),
-        ),
-        (
-            format!(
-                "SELECT *, CAST(_computed_at AS BIGINT) AS _feed_position FROM vine_alerts WHERE {} AND {} ORDER BY _computed_at",
-                any_of("\"entityId\"", parcels),
-                after_computed(&start, OutputTable::VineAlerts.name())
-            ),
-            "alert",
-            OutputTable::VineAlerts.name(),
-        ),
-    ];
-    let mut body = Vec::new();
-    for (sql, feed, table) in &queries {
-        if let Err(e) = rows(&state, sql, feed, table, &mut cursor, &mut body).await {
+    let (rows, cursor) = match read(&state, partner, &since).await {
+        Ok(r) => r,
+        Err(e) => {
             tracing::warn!(partner = partner.name, error = %e, "vineyard feed failed");
             return refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the feed could not be read",
             );
         }
-    }
+    };
     let next = cursor.encode();
-    serde_json::to_writer(&mut body, &json!({"feed": "cursor", "cursor": next}))
-        .unwrap_or_default();
-    body.push(b'\n');
+    let mut body = Vec::new();
+    for row in rows
+        .into_iter()
+        .map(Value::Object)
+        .chain([json!({"feed": "cursor", "cursor": next})])
+    {
+        serde_json::to_writer(&mut body, &row).unwrap_or_default();
+        body.push(b'\n');
+    }
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/x-ndjson")

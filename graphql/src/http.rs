@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::ServerError;
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::parser::types::{OperationType, Selection};
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -26,6 +28,34 @@ pub struct Schemas {
     ops: Arc<Ops>,
     limited: ApiSchema,
     introspection: ApiSchema,
+}
+
+/// graphql-transport-ws. A `{"token": …}` in the `connection_init` payload names a vineyard
+/// partner (for `partnerFeed`; an unknown token is refused); the other subscriptions are
+/// public and need none.
+async fn websocket(
+    State(schemas): State<Schemas>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let schema = schemas.limited.clone();
+    let state = schemas.state.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let mut data = async_graphql::Data::default();
+                    if let Some(token) = payload.get("token").and_then(|t| t.as_str()) {
+                        let partner = crate::feeds::partner_of_token(&state, token)
+                            .ok_or_else(|| async_graphql::Error::new("unknown token"))?;
+                        data.insert(crate::feeds::FeedPartner(partner.clone()));
+                    }
+                    Ok(data)
+                })
+                .serve()
+        })
+        .into_response()
 }
 
 /// The operations routes every process serves: `/healthz`, `/readyz`, `/metrics`.
@@ -76,10 +106,7 @@ pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
     };
     let api = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
-        .route_service(
-            "/graphql/ws",
-            GraphQLSubscription::new(schemas.limited.clone()),
-        )
+        .route("/graphql/ws", get(websocket))
         .route("/graphql/assets/{file}", get(asset))
         .route("/readyz", get(readyz))
         .with_state(schemas)

@@ -856,6 +856,15 @@ async fn subscribe(
     http: SocketAddr,
     query: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    subscribe_with(http, json!({}), query).await
+}
+
+/// A graphql-transport-ws subscription, `payload` in its `connection_init`.
+pub async fn subscribe_with(
+    http: SocketAddr,
+    payload: Value,
+    query: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut request = format!("ws://{http}/graphql/ws")
@@ -867,7 +876,7 @@ async fn subscribe(
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     ws.send(Message::Text(
-        json!({"type": "connection_init", "payload": {}})
+        json!({"type": "connection_init", "payload": payload})
             .to_string()
             .into(),
     ))
@@ -888,7 +897,7 @@ async fn subscribe(
 }
 
 /// The next `next` message's `payload.data`, within `timeout`.
-async fn next_data(
+pub async fn next_data(
     ws: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,

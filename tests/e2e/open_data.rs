@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use vallee_schemas::contract::{Stream, Table};
@@ -818,6 +819,24 @@ async fn a_vineyard_partner_follows_its_own_parcels_from_a_cursor() {
         assert!(!text.contains("voisin"), "another estate's data: {text}");
     }
 
+    // The same feed over GraphQL, from the same cursor; a connection without the partner's
+    // token gets no feed.
+    let feed_query =
+        format!("subscription {{ partnerFeed(since: \"{cursor}\") {{ feed row cursor }} }}");
+    let mut anonymous = crate::api::subscribe_with(hub.http, json!({}), &feed_query).await;
+    let refused = tokio::time::timeout(Duration::from_secs(10), anonymous.next())
+        .await
+        .expect("an answer")
+        .unwrap()
+        .unwrap();
+    assert!(
+        refused.to_text().unwrap().contains("UNAUTHENTICATED"),
+        "{refused}"
+    );
+    let mut live =
+        crate::api::subscribe_with(hub.http, json!({"token": crate::api::PARTNER}), &feed_query)
+            .await;
+
     // New readings: the cursor serves exactly them, then (as the stage catches up) the
     // frost alert on my parcel; never a row twice.
     produce(
@@ -836,6 +855,10 @@ async fn a_vineyard_partner_follows_its_own_parcels_from_a_cursor() {
         || async { lake.count(Table::ParcelRecords).await.unwrap_or(0) == 5 },
     )
     .await;
+    let pushed = crate::api::next_data(&mut live, Duration::from_secs(30)).await;
+    assert_eq!(pushed["partnerFeed"]["feed"], "parcelRecord", "{pushed}");
+    assert_eq!(pushed["partnerFeed"]["row"]["hasAgriParcel"], mine);
+    assert_eq!(pushed["partnerFeed"]["row"]["soilMoistureVwc"], 0.23);
     let mut all = rows.clone();
     let (more, mut cursor) = read(feed(Some(cursor), partner).await).await;
     assert_eq!(

@@ -4,9 +4,13 @@ use async_graphql::{Context, ID, Subscription as SubscriptionDerive};
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 
-use super::state;
-use super::types::{Alert, AlertKind, Report};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::types::{Alert, AlertKind, PartnerFeedItem, Report};
+use super::{Code, error, state};
 use crate::citizen::view::Changed;
+use crate::feeds::{self, Cursor, FeedPartner};
 
 /// The root of subscriptions.
 #[derive(Debug, Default)]
@@ -46,6 +50,69 @@ impl Subscription {
                     .is_none_or(|c| a.commune_code.as_ref() == Some(c));
             async move { keep }
         })
+    }
+
+    /// A vineyard partner's rows as they land (its parcels' readings, the covering stations'
+    /// readings and indicators, alerts on its parcels). The partner's token goes in the
+    /// `connection_init` payload (`{"token": …}`). From `since` (a cursor of
+    /// `GET /feeds/vineyard` or of an earlier item), else from now; each item carries the
+    /// cursor to resume after it.
+    async fn partner_feed(
+        &self,
+        ctx: &Context<'_>,
+        since: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = PartnerFeedItem> + use<>> {
+        let partner = ctx
+            .data_opt::<FeedPartner>()
+            .map(|p| p.0.clone())
+            .ok_or_else(|| {
+                error(
+                    Code::Unauthenticated,
+                    "partnerFeed needs a partner token in the connection_init payload",
+                )
+            })?;
+        let state = state(ctx).clone();
+        let cursor = match since {
+            Some(s) => Cursor::decode(&s)
+                .ok_or_else(|| error(Code::BadUserInput, "since is not a cursor of the feed"))?,
+            None => {
+                feeds::read(&state, &partner, &Cursor::default())
+                    .await
+                    .map_err(|e| error(Code::Internal, &e))?
+                    .1
+            }
+        };
+        let start = (state, partner, cursor, VecDeque::new());
+        Ok(futures::stream::unfold(
+            start,
+            |(state, partner, mut cursor, mut queue)| async move {
+                loop {
+                    if let Some(item) = queue.pop_front() {
+                        return Some((item, (state, partner, cursor, queue)));
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    match feeds::read(&state, &partner, &cursor).await {
+                        Ok((rows, next)) => {
+                            let at = next.encode();
+                            queue.extend(rows.into_iter().map(|mut row| {
+                                PartnerFeedItem {
+                                    feed: row
+                                        .remove("feed")
+                                        .and_then(|f| f.as_str().map(str::to_string))
+                                        .unwrap_or_default(),
+                                    row: async_graphql::Json(row),
+                                    cursor: at.clone(),
+                                }
+                            }));
+                            cursor = next;
+                        }
+                        Err(e) => {
+                            tracing::warn!(partner = partner.name, error = %e, "partner feed read failed")
+                        }
+                    }
+                }
+            },
+        ))
     }
 
     /// A report each time it changes (status, followers).

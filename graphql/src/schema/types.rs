@@ -63,6 +63,17 @@ pub enum FlagReason {
     DoesNotBelong,
 }
 
+/// One row of a vineyard partner's feed.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct PartnerFeedItem {
+    /// `parcelRecord`, `weather`, `indicators` or `alert`.
+    pub feed: String,
+    /// The row's columns, as in `GET /feeds/vineyard`.
+    pub row: async_graphql::Json<serde_json::Map<String, serde_json::Value>>,
+    /// Resumes the feed after this item's batch.
+    pub cursor: String,
+}
+
 /// Kinds of reference places staff keep up to date.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(remote = "vallee_schemas::citizen::PlaceKind")]
