@@ -904,5 +904,14 @@ async fn a_vineyard_partner_follows_its_own_parcels_from_a_cursor() {
     for row in history.iter().map(key) {
         assert!(distinct.contains(&row), "a gap: {row}");
     }
+    // No partner's parcel data in any public download.
+    for ds in vallee_opendata::DATASETS {
+        let (status, _, body) = get(&hub, &format!("/opendata/{}.ndjson", ds.id)).await;
+        assert_eq!(status, 200);
+        let body = text(&body);
+        for parcel in [mine, theirs] {
+            assert!(!body.contains(parcel), "{parcel} in {}", ds.id);
+        }
+    }
     hub.stop().await;
 }
