@@ -97,11 +97,12 @@ async fn the_dashboard_shows_live_values_from_the_api_in_a_real_browser() {
     for series in [
         "vallee_consumer_lag{topic=\"vallee.beacons\",partition=\"2\"}",
         "vallee_dead_letters_total{reason=\"too_large\"} 0",
-        "vallee_events_out_total{table=\"staff_audit\"} 0",
+        "vallee_events_out_total{table=\"staff_audit\"} ",
         "vallee_commit_seconds_count",
         "vallee_lake_files{table=\"footfall\"}",
         "vallee_watermark_delay_seconds{stream=\"beacons\"}",
-        "vallee_graphql_requests_total{operation=\"mutation\",outcome=\"ok\"} 0",
+        // Simulated citizens may have written already: the series exists, whatever its value.
+        "vallee_graphql_requests_total{operation=\"mutation\",outcome=\"ok\"} ",
         "vallee_graphql_request_seconds_count{operation=\"query\"}",
     ] {
         assert!(metrics.contains(series), "{series} missing from /metrics");
