@@ -5,6 +5,11 @@
 //! delivered nothing for `idle_timeout` (processing time) stops holding the watermark back,
 //! so a quiet partition or stream (bins report a few times a day) never stalls the others.
 //! When every partition is idle, the most advanced one decides.
+//!
+//! A partition assigned but silent so far is active too, with an unknown position: until it
+//! delivers (or idles out) the watermark does not move. Without that, after a restart the
+//! first partition to replay would close windows the others have not replayed yet, and the
+//! stage would write wrong corrections.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,7 +28,9 @@ pub struct WatermarkOptions {
 
 #[derive(Debug, Clone, Copy)]
 struct PartitionClock {
-    max_event_time: DateTime<Utc>,
+    /// `None` for a partition assigned that has delivered nothing yet.
+    max_event_time: Option<DateTime<Utc>>,
+    /// The last delivery (or the assignment).
     last_delivery: Instant,
 }
 
@@ -45,11 +52,19 @@ impl Watermarks {
     /// Records a row of `partition` with event time `t`, delivered at `now`.
     pub fn observe(&mut self, partition: i32, t: DateTime<Utc>, now: Instant) {
         let clock = self.partitions.entry(partition).or_insert(PartitionClock {
-            max_event_time: t,
+            max_event_time: Some(t),
             last_delivery: now,
         });
-        clock.max_event_time = clock.max_event_time.max(t);
+        clock.max_event_time = Some(clock.max_event_time.map_or(t, |m| m.max(t)));
         clock.last_delivery = now;
+    }
+
+    /// A partition assigned at `now`: it holds the watermark until it delivers or idles.
+    pub fn assigned(&mut self, partition: i32, now: Instant) {
+        self.partitions.entry(partition).or_insert(PartitionClock {
+            max_event_time: None,
+            last_delivery: now,
+        });
     }
 
     /// Forgets a partition (revoked from this process).
@@ -59,14 +74,21 @@ impl Watermarks {
 
     /// The watermark at `now`, `None` before any row.
     pub fn watermark(&self, now: Instant) -> Option<DateTime<Utc>> {
-        let active = self
+        let active: Vec<Option<DateTime<Utc>>> = self
             .partitions
             .values()
             .filter(|c| now.saturating_duration_since(c.last_delivery) < self.options.idle_timeout)
             .map(|c| c.max_event_time)
-            .min();
-        let horizon =
-            active.or_else(|| self.partitions.values().map(|c| c.max_event_time).max())?;
+            .collect();
+        if active.iter().any(Option::is_none) {
+            return None; // an assigned partition has not said where it is yet
+        }
+        let horizon = active.into_iter().flatten().min().or_else(|| {
+            self.partitions
+                .values()
+                .filter_map(|c| c.max_event_time)
+                .max()
+        })?;
         Some(horizon - self.options.allowed_lateness)
     }
 }
@@ -119,5 +141,28 @@ mod tests {
         assert_eq!(w.watermark(at(96)), Some(t("2026-11-28T08:59:30Z")));
         w.remove(1);
         assert_eq!(w.watermark(at(96)), Some(t("2026-11-28T10:09:30Z")));
+    }
+
+    #[test]
+    fn an_assigned_partition_holds_the_watermark_until_it_delivers_or_idles() {
+        let mut w = Watermarks::new(WatermarkOptions {
+            allowed_lateness: chrono::Duration::seconds(30),
+            idle_timeout: Duration::from_secs(30),
+        });
+        let start = Instant::now();
+        w.assigned(0, start);
+        w.assigned(1, start);
+        w.observe(0, t("2026-11-28T11:10:00Z"), start);
+        assert_eq!(
+            w.watermark(start),
+            None,
+            "partition 1 may still replay 10:00"
+        );
+        w.observe(1, t("2026-11-28T10:05:00Z"), start);
+        assert_eq!(w.watermark(start), Some(t("2026-11-28T10:04:30Z")));
+        // A partition assigned and silent past the idle timeout no longer holds it.
+        w.assigned(2, start);
+        let later = start + Duration::from_secs(31);
+        assert_eq!(w.watermark(later), Some(t("2026-11-28T11:09:30Z")));
     }
 }

@@ -338,6 +338,13 @@ impl Processor {
         }
     }
 
+    /// A partition of `stream` was assigned: it holds the watermark until it delivers.
+    pub fn partition_assigned(&mut self, stream: Stream, partition: i32, now: Instant) {
+        if let Some(w) = self.watermarks.get_mut(&stream) {
+            w.assigned(partition, now);
+        }
+    }
+
     pub fn watermark(&self, stream: Stream, now: Instant) -> Option<DateTime<Utc>> {
         self.watermarks[&stream].watermark(now)
     }

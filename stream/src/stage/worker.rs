@@ -548,6 +548,10 @@ pub fn run_blocking(
             .unwrap_or_else(|p| p.into_inner())
             .drain(..)
         {
+            let (_, topic, partition) = &key;
+            if let Some((stream, _)) = options.topics.iter().find(|(_, t)| *t == topic) {
+                processor.partition_assigned(*stream, *partition, Instant::now());
+            }
             previous.insert(key, stored);
         }
         if !processor.fresh_alerts.is_empty() {
