@@ -45,10 +45,14 @@ async fn kill_9_at_any_moment_loses_and_duplicates_nothing() {
     let produced = producer.await.unwrap();
     assert_eq!(produced, events.len() as u64);
     let mut child = world.spawn_ingest("ingest-final");
+    // The earlier processes may have landed everything already: the last one must still
+    // have joined and positioned its partitions before it is stopped.
     eventually(
         Duration::from_secs(300),
-        "every produced message in the lake",
-        || async { total(&lake).await >= produced },
+        "every produced message in the lake, the last process assigned",
+        || async {
+            total(&lake).await >= produced && world.log("ingest-final").contains("start=Some(")
+        },
     )
     .await;
     terminate(&child);
