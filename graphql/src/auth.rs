@@ -14,6 +14,24 @@ use sha2::{Digest, Sha256};
 
 use crate::options::StaffMember;
 
+/// The token of an `Authorization: Bearer …` header value.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    bearer_token(
+        headers
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?,
+    )
+}
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// The caller of one request.
@@ -102,11 +120,7 @@ impl Authenticator {
         let Some(value) = authorization else {
             return Ok(Caller::Anonymous);
         };
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or(BadToken)?
-            .trim();
+        let token = bearer_token(value).ok_or(BadToken)?;
         if let Some(rest) = token.strip_prefix("vc1.") {
             let (random, tag) = rest.split_once('.').ok_or(BadToken)?;
             let random = URL_SAFE_NO_PAD.decode(random).map_err(|_| BadToken)?;

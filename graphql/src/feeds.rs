@@ -18,8 +18,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::array::RecordBatch;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -32,7 +31,8 @@ use vallee_schemas::contract::Table;
 use vallee_stream::stage::outputs::OutputTable;
 
 use crate::ApiState;
-use crate::auth::sha256_hex;
+use crate::auth::{bearer, sha256_hex};
+use crate::sensors::lit;
 
 /// A partner of the vineyard feeds.
 #[derive(Debug, Clone)]
@@ -83,12 +83,7 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 
 /// The partner named by the bearer token.
 fn partner<'a>(state: &'a ApiState, headers: &HeaderMap) -> Option<&'a Partner> {
-    let token = headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?;
-    partner_of_token(state, token)
+    partner_of_token(state, bearer(headers)?)
 }
 
 /// The partner whose token this is.
@@ -99,10 +94,6 @@ pub fn partner_of_token<'a>(state: &'a ApiState, token: &str) -> Option<&'a Part
         .partners
         .iter()
         .find(|p| p.token_sha256.eq_ignore_ascii_case(&hash))
-}
-
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// `col IN (…)`, false for an empty list.
@@ -164,27 +155,16 @@ async fn rows(
         .await
         .map_err(|e| e.to_string())?;
     for batch in &batches {
-        let positions = batch.schema().index_of("_feed_position").ok();
-        let topics = batch.schema().index_of("_topic").ok();
-        for (i, mut row) in vallee_opendata::export::json_rows(batch)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .enumerate()
-        {
-            let position = positions
-                .map(|c| {
-                    arrow::compute::cast(batch.column(c), &DataType::Int64)
-                        .map(|a| a.as_primitive::<Int64Type>().value(i))
-                })
-                .transpose()
-                .map_err(|e| e.to_string())?;
-            match (position, topics) {
-                (Some(offset), Some(t)) => {
-                    let topic = arrow::compute::cast(batch.column(t), &DataType::Utf8)
-                        .map_err(|e| e.to_string())?;
-                    let topic = topic.as_string::<i32>();
+        for mut row in vallee_opendata::export::json_rows(batch).map_err(|e| e.to_string())? {
+            let position = row.remove("_feed_position").and_then(|p| p.as_i64());
+            let topic = row
+                .get("_topic")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            match (position, topic) {
+                (Some(offset), Some(topic)) => {
                     let partition = row.get("_partition").and_then(Value::as_i64).unwrap_or(0);
-                    let key = format!("{}/{partition}", topic.value(i));
+                    let key = format!("{topic}/{partition}");
                     let slot = cursor
                         .offsets
                         .entry(table.to_string())
@@ -199,7 +179,6 @@ async fn rows(
                 }
                 _ => {}
             }
-            row.remove("_feed_position");
             row.insert("feed".into(), Value::String(feed.into()));
             out.push(row);
         }

@@ -182,10 +182,9 @@ impl Api {
                 let s = retention_state.clone();
                 if s.citizens.is_ready() {
                     let done = tokio::task::spawn_blocking(move || {
-                        let view = s.citizens.view.read().expect("view lock");
                         citizen::retention::enforce(
                             &s.contacts,
-                            &view,
+                            &s.citizens.view,
                             chrono::Utc::now(),
                             s.options.contact_retention,
                         )

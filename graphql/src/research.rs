@@ -13,7 +13,7 @@ use datafusion::execution::context::SQLOptions;
 use serde_json::json;
 
 use crate::ApiState;
-use crate::auth::sha256_hex;
+use crate::auth::{bearer, sha256_hex};
 
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": message.into()}))).into_response()
@@ -21,14 +21,7 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// The researcher named by the bearer token, if any.
 fn researcher(state: &ApiState, request: &Request) -> Option<String> {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?
-        .trim();
-    let hash = sha256_hex(token);
+    let hash = sha256_hex(bearer(request.headers())?);
     state
         .options
         .researchers

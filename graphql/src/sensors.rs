@@ -178,7 +178,7 @@ pub struct VineRow {
 }
 
 /// A SQL string literal.
-fn lit(s: &str) -> String {
+pub(crate) fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 

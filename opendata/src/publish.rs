@@ -84,7 +84,7 @@ impl PublicLake {
     pub async fn session(&self) -> Result<datafusion::prelude::SessionContext> {
         let tables: Vec<(&str, String)> = DATASETS.iter().map(|d| (d.id, sql_name(d))).collect();
         let ctx = self.public.session_of_existing(&tables).await?;
-        vallee_stream::udf::register(&ctx);
+        vallee_stream::udf::register_formulas(&ctx);
         Ok(ctx)
     }
 }

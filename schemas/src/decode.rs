@@ -195,55 +195,6 @@ fn from_value<T: serde::de::DeserializeOwned>(kind: &str, value: Value) -> Resul
     serde_json::from_value(value).map_err(|e| Rejection::schema(format!("{kind}: {e}")))
 }
 
-/// The `type` of an event, read without building the JSON tree.
-#[derive(serde::Deserialize)]
-struct TypeOnly<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: std::borrow::Cow<'a, str>,
-}
-
-/// The fast path of well-formed sensor events: from bytes straight into the typed input,
-/// with no intermediate JSON tree (which cost more than half of decoding). `None` sends the
-/// message down the detailed path, which says what is wrong with it; validation, and so
-/// every accepted record, is the same either way.
-fn decode_typed(
-    stream: Stream,
-    payload: &[u8],
-    ts: Option<i64>,
-) -> Option<Result<Decoded, Rejection>> {
-    fn typed<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Option<T> {
-        serde_json::from_slice(payload).ok()
-    }
-    let kind: TypeOnly = serde_json::from_slice(payload).ok()?;
-    let (_, table) = stream
-        .routes()
-        .iter()
-        .find(|(name, _)| *name == kind.kind)?;
-    let decoded = match table {
-        Table::WasteContainers => typed::<WasteContainerInput>(payload)?
-            .validate(ts)
-            .map(Decoded::WasteContainer),
-        Table::WasteVehicles => typed::<VehicleInput>(payload)?
-            .validate(ts)
-            .map(Decoded::Vehicle),
-        Table::BeaconSightings => typed::<BeaconSightingInput>(payload)?
-            .validate(ts)
-            .map(Decoded::Beacon),
-        Table::SiteVisits => typed::<SiteVisitInput>(payload)?
-            .validate(ts)
-            .map(Decoded::SiteVisit),
-        Table::ParcelRecords => typed::<ParcelRecordInput>(payload)?
-            .validate(ts)
-            .map(Decoded::ParcelRecord),
-        Table::WeatherObserved => typed::<WeatherObservedInput>(payload)?
-            .validate(ts)
-            .map(Decoded::Weather),
-        // Citizen events are few: they keep the one path.
-        _ => return None,
-    };
-    Some(decoded)
-}
-
 /// Decodes and validates one message of `stream`.
 pub fn decode(
     stream: Stream,
@@ -264,9 +215,6 @@ pub fn decode(
                 options.max_message_bytes
             ),
         ));
-    }
-    if let Some(decoded) = decode_typed(stream, payload, kafka_timestamp_ms) {
-        return decoded;
     }
     let value: Value = serde_json::from_slice(payload)
         .map_err(|e| Rejection::new(Reason::BadJson, format!("not valid JSON: {e}")))?;

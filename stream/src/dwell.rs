@@ -142,7 +142,10 @@ impl DwellOperator {
         }
         let key = (zone.to_string(), token_key(token), hour);
         let corrections = self.sessions.insert(&key, t);
-        let histogram = self.hours.entry((key.0.clone(), hour)).or_default();
+        let histogram = match self.hours.get_mut(&(key.0, hour)) {
+            Some(h) => h,
+            None => self.hours.entry((zone.to_string(), hour)).or_default(),
+        };
         if let Some(source) = source {
             histogram.lineage.add(source);
         }

@@ -85,9 +85,14 @@ pub fn huglin_day_udf() -> ScalarUDF {
     )
 }
 
-/// Registers every domain function in `ctx`.
-pub fn register(ctx: &SessionContext) {
-    ctx.register_udf(token_key_udf());
+/// Registers the domain formulas in `ctx` (what researchers get in `POST /sql`).
+pub fn register_formulas(ctx: &SessionContext) {
     ctx.register_udf(gdd_udf());
     ctx.register_udf(huglin_day_udf());
+}
+
+/// Registers every function the stage's plans use: the formulas and the token hash.
+pub fn register(ctx: &SessionContext) {
+    register_formulas(ctx);
+    ctx.register_udf(token_key_udf());
 }

@@ -30,16 +30,18 @@ pub fn expired(
         .collect()
 }
 
-/// Erases the expired contacts; returns how many.
+/// Erases the expired contacts; returns how many. The view is read-locked only to decide,
+/// not while files are listed or erased (mutations wait on that lock).
 pub fn enforce(
     store: &ContactStore,
-    view: &CitizenView,
+    view: &std::sync::RwLock<CitizenView>,
     now: DateTime<Utc>,
     retention: Duration,
 ) -> std::io::Result<usize> {
     let kept = store.list()?;
+    let gone = expired(&view.read().expect("view lock"), &kept, now, retention);
     let mut erased = 0;
-    for id in expired(view, &kept, now, retention) {
+    for id in gone {
         if store.erase(&id)? {
             erased += 1;
         }
