@@ -75,7 +75,8 @@ pub enum SchemasCommand {
 pub enum LakeCommand {
     /// Rewrites small files into large ones (rows and recorded offsets unchanged).
     Optimize(LakeArgs),
-    /// Deletes files no version younger than the retention needs (lake and public tables).
+    /// Deletes files no version younger than the retention needs (lake, public and
+    /// research tables).
     Vacuum {
         #[command(flatten)]
         args: LakeArgs,
@@ -89,7 +90,7 @@ pub enum LakeCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct LakeArgs {
-    /// Data directory (`lake/` and `public/` under it).
+    /// Data directory (`lake/`, `public/` and `research/` under it).
     #[arg(long, env = "VALLEE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
     /// Only these tables (repeatable); default: all.
@@ -297,7 +298,8 @@ pub struct ApiFile {
     #[serde(default)]
     pub researchers: Vec<ResearcherFile>,
     /// Vineyard partners of `GET /feeds/vineyard`:
-    /// `[[api.partners]] name = "…", token_sha256 = "…", parcels = ["…"]`.
+    /// `[[api.partners]] name = "…", token_sha256 = "…", parcels = ["…"]`, and the
+    /// parcels each chose to share: `share_public = ["…"]`, `share_researchers = ["…"]`.
     #[serde(default)]
     pub partners: Vec<PartnerFile>,
     /// How often the public tables (`<data-dir>/public`) are brought up to date, seconds.
@@ -324,6 +326,13 @@ pub struct PartnerFile {
     pub token_sha256: String,
     /// The parcels the partner owns (their `hasAgriParcel` identifiers).
     pub parcels: Vec<String>,
+    /// Parcels whose daily aggregates the partner publishes as open data (researchers
+    /// see them too). Default: none, every parcel is private.
+    #[serde(default)]
+    pub share_public: Vec<String>,
+    /// Parcels whose daily aggregates only researchers see.
+    #[serde(default)]
+    pub share_researchers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -452,6 +461,7 @@ impl FileConfig {
             topics: self.topics()?,
             private_dir: data_dir.join("private"),
             public_dir: data_dir.join("public"),
+            research_dir: data_dir.join("research"),
             ..Default::default()
         };
         let f = &self.api;
@@ -524,10 +534,25 @@ impl FileConfig {
                     p.name
                 );
             }
+            use vallee_opendata::sharing::Audience;
+            let shared: Vec<(String, Audience)> = (p.share_public.iter())
+                .map(|parcel| (parcel.clone(), Audience::Public))
+                .chain(
+                    (p.share_researchers.iter())
+                        .map(|parcel| (parcel.clone(), Audience::Researchers)),
+                )
+                .collect();
+            if let Some((foreign, _)) = shared.iter().find(|(s, _)| !p.parcels.contains(s)) {
+                anyhow::bail!(
+                    "[[api.partners]] {}: shares {foreign}, which is not among its parcels",
+                    p.name
+                );
+            }
             o.partners.push(vallee_graphql::feeds::Partner {
                 name: p.name.clone(),
                 token_sha256: hash,
                 parcels: p.parcels.clone(),
+                shared,
             });
         }
         for s in &f.staff {
@@ -594,5 +619,30 @@ mod tests {
         assert_eq!(f.lake_options(Path::new("d")).checkpoint_interval, 7);
         let bad: FileConfig = toml::from_str("[topics]\nbeacon = \"x\"\n").unwrap();
         assert!(bad.topics().is_err());
+    }
+
+    #[test]
+    fn a_partner_shares_only_its_own_parcels() {
+        let partner = |shares: &str| {
+            let text = format!(
+                "[[api.partners]]\nname = \"pins\"\ntoken_sha256 = \"{}\"\nparcels = [\"p1\", \"p2\"]\n{shares}",
+                "ab".repeat(32)
+            );
+            let f: FileConfig = toml::from_str(&text).unwrap();
+            f.api_options("b:1", Path::new("d"))
+        };
+        let private = partner("").unwrap();
+        assert!(private.partners[0].shared.is_empty(), "private by default");
+        let o = partner("share_public = [\"p1\"]\nshare_researchers = [\"p2\"]\n").unwrap();
+        use vallee_opendata::sharing::Audience;
+        assert_eq!(
+            o.partners[0].shared,
+            [
+                ("p1".to_string(), Audience::Public),
+                ("p2".to_string(), Audience::Researchers)
+            ]
+        );
+        let err = partner("share_public = [\"neighbour\"]\n").unwrap_err();
+        assert!(err.to_string().contains("neighbour"), "{err}");
     }
 }

@@ -159,13 +159,10 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     if config.ingest_stage {
         // Lake upkeep where ingest writes: hourly compaction and checkpoints, daily vacuum.
         let (lake, token) = (lake.clone(), shutdown.child_token());
-        let public = vallee_lake::Lake::open_bare(vallee_lake::LakeOptions {
-            root: config.data_dir.join("public"),
-            ..Default::default()
-        })?;
+        let published = crate::upkeep::published_lakes(&config.data_dir)?;
         tokio::spawn(async move {
-            crate::upkeep::schedule(&lake, &public, std::time::Duration::from_secs(3600), token)
-                .await;
+            let every = std::time::Duration::from_secs(3600);
+            crate::upkeep::schedule(&lake, &published, every, token).await;
         });
     }
     print_banner(&config, &brokers, broker.is_some(), http_addr, lake.root());

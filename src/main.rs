@@ -54,11 +54,8 @@ fn hub_config(common: &CommonArgs, file: &FileConfig) -> Result<HubConfig> {
 
 async fn lake_upkeep(task: vallee::upkeep::Task, args: &LakeArgs, file: &FileConfig) -> Result<()> {
     let lake = vallee_lake::Lake::open(file.lake_options(&args.data_dir)).await?;
-    let public = vallee_lake::Lake::open_bare(vallee_lake::LakeOptions {
-        root: args.data_dir.join("public"),
-        ..Default::default()
-    })?;
-    let done = vallee::upkeep::run(task, &lake, Some(&public), &args.tables, true).await?;
+    let published = vallee::upkeep::published_lakes(&args.data_dir)?;
+    let done = vallee::upkeep::run(task, &lake, &published, &args.tables, true).await?;
     if let vallee::upkeep::Task::Optimize = task {
         let (before, after) = done.iter().fold((0, 0), |(b, a), (_, x, y)| (b + x, a + y));
         println!(

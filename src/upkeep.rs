@@ -18,13 +18,28 @@ pub enum Task {
     Checkpoint,
 }
 
-/// Runs `task` on every existing table of `lake` (and, for vacuum, of `public`), printing
+/// The lakes the open-data publisher rewrites: `<data-dir>/public` and
+/// `<data-dir>/research` (each commit replaces the whole table, so only vacuum concerns
+/// them).
+pub fn published_lakes(data_dir: &std::path::Path) -> Result<Vec<Lake>> {
+    ["public", "research"]
+        .into_iter()
+        .map(|folder| {
+            Ok(Lake::open_bare(vallee_lake::LakeOptions {
+                root: data_dir.join(folder),
+                ..Default::default()
+            })?)
+        })
+        .collect()
+}
+
+/// Runs `task` on every existing table of `lake` (and, for vacuum, of `published`), printing
 /// one progress line per table when `progress` is set. Returns (table, before, after):
 /// files for optimize, files deleted for vacuum, the checkpointed version for checkpoint.
 pub async fn run(
     task: Task,
     lake: &Lake,
-    public: Option<&Lake>,
+    published: &[Lake],
     only: &[String],
     progress: bool,
 ) -> Result<Vec<(String, i64, i64)>> {
@@ -33,10 +48,12 @@ pub async fn run(
         .filter(|t| lake.exists(t))
         .map(|t| (lake, t))
         .collect();
-    if let (Task::Vacuum { .. }, Some(p)) = (task, public) {
-        for ds in vallee_opendata::DATASETS {
-            if p.exists(ds.id) {
-                targets.push((p, ds.id));
+    if let Task::Vacuum { .. } = task {
+        for p in published {
+            for ds in vallee_opendata::DATASETS {
+                if p.exists(ds.id) {
+                    targets.push((p, ds.id));
+                }
             }
         }
     }
@@ -81,7 +98,12 @@ pub async fn run(
 /// The schedule inside `vallee up`: every `every`, compaction then a checkpoint of every
 /// table; vacuum (30 days) once a day. Failures are logged (a commit racing another
 /// writer is retried next round), never fatal.
-pub async fn schedule(lake: &Lake, public: &Lake, every: Duration, shutdown: CancellationToken) {
+pub async fn schedule(
+    lake: &Lake,
+    published: &[Lake],
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     let mut last_vacuum = Instant::now();
     loop {
         tokio::select! {
@@ -89,7 +111,7 @@ pub async fn schedule(lake: &Lake, public: &Lake, every: Duration, shutdown: Can
             _ = tokio::time::sleep(every) => {}
         }
         for task in [Task::Optimize, Task::Checkpoint] {
-            match run(task, lake, None, &[], false).await {
+            match run(task, lake, &[], &[], false).await {
                 Ok(done) if task == Task::Optimize => {
                     let changed: Vec<_> = done.iter().filter(|(_, b, a)| b != a).collect();
                     if !changed.is_empty() {
@@ -105,7 +127,7 @@ pub async fn schedule(lake: &Lake, public: &Lake, every: Duration, shutdown: Can
             let task = Task::Vacuum {
                 retention: chrono::Duration::days(30),
             };
-            if let Err(e) = run(task, lake, Some(public), &[], false).await {
+            if let Err(e) = run(task, lake, published, &[], false).await {
                 tracing::warn!(error = format!("{e:#}"), "lake vacuum failed");
             }
         }

@@ -27,6 +27,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use vallee_lake::LakeTable;
+use vallee_opendata::sharing::Audience;
 use vallee_schemas::contract::Table;
 use vallee_stream::stage::outputs::OutputTable;
 
@@ -41,6 +42,9 @@ pub struct Partner {
     pub token_sha256: String,
     /// The parcels it owns (`hasAgriParcel` of its sensors, `refParcels` of the stations).
     pub parcels: Vec<String>,
+    /// Those it chose to share (daily aggregates, dataset `parcelles-partagees`), and
+    /// with whom; the others stay private.
+    pub shared: Vec<(String, Audience)>,
 }
 
 /// The partner of a WebSocket connection (from its `connection_init` payload).

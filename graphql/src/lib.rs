@@ -47,6 +47,7 @@ use axum::Router;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use vallee_lake::Lake;
+use vallee_opendata::sharing::Audience;
 use vallee_schemas::contract::ALERTS_TOPIC;
 
 pub use options::{ApiOptions, Limits, Researcher, StaffMember};
@@ -89,8 +90,12 @@ pub struct ApiState {
     pub limiter: rate_limit::RateLimiter,
     /// The alerts subscription follows its topic.
     pub alerts_ready: Arc<std::sync::atomic::AtomicBool>,
+    /// The datasets as the public sees them.
     pub open_data: vallee_opendata::OpenData,
+    /// `<data-dir>/public`, and `<data-dir>/research` (the datasets researchers see
+    /// differently: the parcels shared with them).
     pub public: vallee_opendata::publish::PublicLake,
+    pub research: vallee_opendata::publish::PublicLake,
 }
 
 /// The token secret: configured, else kept in `private/token-secret` (created once).
@@ -139,21 +144,35 @@ impl Api {
         let secret = token_secret(&options)?;
         let citizens = citizen::CitizenHub::new(options.clone())?;
         let (alerts, _) = broadcast::channel(1024);
+        let sharing = Arc::new(vallee_opendata::sharing::Sharing::new(
+            options
+                .partners
+                .iter()
+                .flat_map(|p| p.shared.iter().cloned()),
+        ));
+        let lake_for_views = lake.clone();
+        let published = |root: &std::path::Path, audience| -> Result<_> {
+            let lake = Lake::open_bare(vallee_lake::LakeOptions {
+                root: root.to_path_buf(),
+                ..Default::default()
+            })
+            .map_err(|e| Error::Lake(Box::new(e)))?;
+            Ok(vallee_opendata::publish::PublicLake::new(
+                vallee_opendata::OpenData::new(lake_for_views.clone())
+                    .with_sharing(sharing.clone(), audience),
+                Arc::new(lake),
+            ))
+        };
+        let public = published(&options.public_dir, Audience::Public)?;
+        let research = published(&options.research_dir, Audience::Researchers)?;
         let state = Arc::new(ApiState {
             auth: auth::Authenticator::new(&secret, options.staff.clone()),
             contacts: citizen::contacts::ContactStore::open(&options.private_dir)?,
             sensors: sensors::SensorReader::new(lake.clone()),
-            open_data: vallee_opendata::OpenData::new(lake.clone()),
-            public: vallee_opendata::publish::PublicLake::new(
-                vallee_opendata::OpenData::new(lake),
-                Arc::new(
-                    Lake::open_bare(vallee_lake::LakeOptions {
-                        root: options.public_dir.clone(),
-                        ..Default::default()
-                    })
-                    .map_err(|e| Error::Lake(Box::new(e)))?,
-                ),
-            ),
+            open_data: vallee_opendata::OpenData::new(lake)
+                .with_sharing(sharing.clone(), Audience::Public),
+            public,
+            research,
             citizens: citizens.clone(),
             alerts: alerts.clone(),
             limiter: rate_limit::RateLimiter::default(),
@@ -210,17 +229,24 @@ impl Api {
                 }
             }
         });
-        let (publisher, every, token) = (
-            state.public.clone(),
+        let (publishers, every, token) = (
+            [state.public.clone(), state.research.clone()],
             state.options.publish_interval,
             shutdown.child_token(),
         );
         tokio::spawn(async move {
             loop {
-                match publisher.publish().await {
-                    Ok(done) if !done.is_empty() => tracing::info!(?done, "public tables updated"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "publishing the public tables failed"),
+                for publisher in &publishers {
+                    let audience = publisher.audience();
+                    match publisher.publish().await {
+                        Ok(done) if !done.is_empty() => {
+                            tracing::info!(?done, ?audience, "published tables updated")
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, ?audience, "publishing tables failed")
+                        }
+                    }
                 }
                 tokio::select! {
                     _ = token.cancelled() => return,

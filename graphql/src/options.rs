@@ -84,6 +84,9 @@ pub struct ApiOptions {
     pub write_timeout: Duration,
     /// Root of the public lake (`<data-dir>/public`).
     pub public_dir: PathBuf,
+    /// Root of the research lake (`<data-dir>/research`): what partners shared with
+    /// researchers only.
+    pub research_dir: PathBuf,
     /// How often the public tables are brought up to date. Default 60 s.
     pub publish_interval: Duration,
     /// How long a reporter's contact is kept after the report closed (then erased).
@@ -117,6 +120,7 @@ impl Default for ApiOptions {
             min_supports_for_eligibility: 10,
             write_timeout: Duration::from_secs(10),
             public_dir: PathBuf::from("data/public"),
+            research_dir: PathBuf::from("data/research"),
             publish_interval: Duration::from_secs(60),
             contact_retention: Duration::from_secs(90 * 86_400),
             researchers: Vec::new(),

@@ -66,7 +66,7 @@ pub async fn sql(State(state): State<Arc<ApiState>>, request: Request) -> Respon
     let run = async {
         let ctx = state
             .public
-            .session()
+            .session(Some(&state.research))
             .await
             .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         let options = SQLOptions::new()

@@ -101,6 +101,17 @@ impl Lake {
     /// name given (`(folder, sql name)` pairs); missing ones are left out.
     pub async fn session_of_existing(&self, tables: &[(&str, String)]) -> Result<SessionContext> {
         let ctx = SessionContext::new();
+        self.register_existing(&ctx, tables).await?;
+        Ok(ctx)
+    }
+
+    /// Registers in `ctx` the tables of this lake that exist, as
+    /// [`Lake::session_of_existing`] does.
+    pub async fn register_existing(
+        &self,
+        ctx: &SessionContext,
+        tables: &[(&str, String)],
+    ) -> Result<()> {
         for (folder, sql_name) in tables {
             let url = crate::tables::table_url(self.root(), folder);
             let Ok(delta) = deltalake::open_table(url).await else {
@@ -111,6 +122,6 @@ impl Lake {
                 .map_err(Error::delta("public table"))?;
             ctx.register_table(sql_name.as_str(), delta.table_provider().await?)?;
         }
-        Ok(ctx)
+        Ok(())
     }
 }

@@ -10,25 +10,25 @@ use crate::{Error, Lake, Result};
 
 impl Lake {
     /// Overwrites table `name` (created on first use) with `batches`, in one commit that
-    /// records `(app_id, source_version)` as a Delta application transaction — the version
-    /// of the source the content was computed from. Does nothing and returns `None` when
-    /// the table already records `source_version` or a later one.
+    /// records each `(app_id, version)` stamp as a Delta application transaction: the
+    /// version of the source the content was computed from, and anything else it depends
+    /// on. Does nothing and returns `None` when the table already records every stamp at
+    /// its version or a later one.
     pub async fn replace(
         &self,
         name: &'static str,
         batches: Vec<RecordBatch>,
-        app_id: &str,
-        source_version: i64,
+        stamps: &[(String, i64)],
     ) -> Result<Option<i64>> {
         let delta = crate::tables::open_folder(self.root(), name).await?;
-        if delta.version().is_some() {
-            let stored = crate::tables::stored_offset(&delta, name, app_id).await?;
-            if stored.is_some_and(|v| v >= source_version) {
-                return Ok(None);
-            }
+        if delta.version().is_some() && up_to_date(&delta, name, stamps).await? {
+            return Ok(None);
         }
-        let properties = CommitProperties::default()
-            .with_application_transactions(vec![Transaction::new(app_id, source_version)]);
+        let transactions = stamps
+            .iter()
+            .map(|(app_id, version)| Transaction::new(app_id, *version))
+            .collect();
+        let properties = CommitProperties::default().with_application_transactions(transactions);
         let written = delta
             .write(batches)
             .with_save_mode(SaveMode::Overwrite)
@@ -39,12 +39,31 @@ impl Lake {
         Ok(written.version().map(|v| v as i64))
     }
 
-    /// The source version a replaced table was computed from (`None`: never written).
-    pub async fn replaced_from(&self, name: &'static str, app_id: &str) -> Result<Option<i64>> {
+    /// Whether table `name` records every stamp at its version or a later one (false when
+    /// the table does not exist).
+    pub async fn replaced_with(
+        &self,
+        name: &'static str,
+        stamps: &[(String, i64)],
+    ) -> Result<bool> {
         let url = crate::tables::table_url(self.root(), name);
         let Ok(delta) = deltalake::open_table(url).await else {
-            return Ok(None);
+            return Ok(false);
         };
-        crate::tables::stored_offset(&delta, name, app_id).await
+        up_to_date(&delta, name, stamps).await
     }
+}
+
+async fn up_to_date(
+    delta: &deltalake::DeltaTable,
+    name: &str,
+    stamps: &[(String, i64)],
+) -> Result<bool> {
+    for (app_id, version) in stamps {
+        let stored = crate::tables::stored_offset(delta, name, app_id).await?;
+        if stored.is_none_or(|v| v < *version) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

@@ -86,6 +86,9 @@ pub struct Dataset {
     pub time_is_date: bool,
     /// `(latitude, longitude)` columns: the dataset is also served as GeoJSON.
     pub point: Option<(&'static str, &'static str)>,
+    /// Reads the partners' sharing settings (table `shared_parcels`): its content depends
+    /// on the audience, and changes when a setting does.
+    pub uses_sharing: bool,
     /// French description of each column (Table Schema).
     pub columns: &'static [(&'static str, &'static str)],
 }
@@ -201,6 +204,7 @@ pub const DATASETS: &[Dataset] = &[
         time_column: "day",
         time_is_date: true,
         point: None,
+        uses_sharing: false,
         columns: &[
             ("day", "Jour (UTC) des mesures"),
             ("communeCode", "Code INSEE de la commune"),
@@ -234,6 +238,7 @@ pub const DATASETS: &[Dataset] = &[
         time_column: "day",
         time_is_date: true,
         point: None,
+        uses_sharing: false,
         columns: &[
             ("day", "Jour (UTC)"),
             ("communeCode", "Code INSEE de la commune"),
@@ -268,6 +273,7 @@ pub const DATASETS: &[Dataset] = &[
         time_column: "dateObservedFrom",
         time_is_date: false,
         point: None,
+        uses_sharing: false,
         columns: &[
             ("zone", "Secteur de la zone d'activités"),
             ("dateObservedFrom", "Début de l'heure (UTC)"),
@@ -305,6 +311,7 @@ pub const DATASETS: &[Dataset] = &[
         time_column: "hour",
         time_is_date: false,
         point: None,
+        uses_sharing: false,
         columns: &[
             ("site", "Identifiant du site"),
             ("communeCode", "Code INSEE de la commune du site"),
@@ -339,6 +346,7 @@ pub const DATASETS: &[Dataset] = &[
         time_column: "day",
         time_is_date: true,
         point: None,
+        uses_sharing: false,
         columns: &[
             ("station", "Station météo"),
             ("day", "Jour (heure de Paris)"),
@@ -391,6 +399,7 @@ pub const DATASETS: &[Dataset] = &[
         time_column: "dateSignalement",
         time_is_date: false,
         point: Some(("latitude", "longitude")),
+        uses_sharing: false,
         columns: &[
             (
                 "identifiant",
@@ -456,6 +465,7 @@ pub const DATASETS: &[Dataset] = &[
         time_column: "dateDepot",
         time_is_date: false,
         point: None,
+        uses_sharing: false,
         columns: &[
             ("identifiant", "Identifiant de l'idée"),
             ("dateDepot", "Date et heure du dépôt (UTC)"),
@@ -489,6 +499,7 @@ pub const DATASETS: &[Dataset] = &[
         time_column: "dateMiseAJour",
         time_is_date: false,
         point: Some(("latitude", "longitude")),
+        uses_sharing: false,
         columns: place_columns!(),
     },
     Dataset {
@@ -505,6 +516,7 @@ pub const DATASETS: &[Dataset] = &[
         time_column: "dateMiseAJour",
         time_is_date: false,
         point: Some(("latitude", "longitude")),
+        uses_sharing: false,
         columns: place_columns!(),
     },
     Dataset {
@@ -529,6 +541,7 @@ pub const DATASETS: &[Dataset] = &[
         time_column: "dateMiseAJour",
         time_is_date: false,
         point: Some(("latitude", "longitude")),
+        uses_sharing: false,
         columns: place_columns!(
             ("debut", "Début de la session (UTC)"),
             ("fin", "Fin de la session (UTC)"),
@@ -562,6 +575,7 @@ pub const DATASETS: &[Dataset] = &[
         time_column: "dateMiseAJour",
         time_is_date: false,
         point: Some(("latitude", "longitude")),
+        uses_sharing: false,
         columns: place_columns!(
             ("capacite", "Nombre de places de l'établissement"),
             ("ageMinMois", "Âge minimal accueilli (mois)"),
@@ -575,6 +589,55 @@ pub const DATASETS: &[Dataset] = &[
                 "Date et heure de la mise à jour des places disponibles (UTC)"
             )
         ),
+    },
+    Dataset {
+        id: "parcelles-partagees",
+        title: "Mesures quotidiennes des parcelles de vigne partagées par les domaines",
+        description: "Pour chaque parcelle qu'un domaine viticole partenaire a choisi de partager, et chaque jour (UTC) : nombre de mesures, humidité et température du sol, humectation du feuillage et humidité de l'air (moyennes, minimum et maximum). Seuls des agrégats quotidiens sont publiés, jamais les mesures elles-mêmes ni la position des capteurs ; les parcelles non partagées restent privées.",
+        keywords: &["vigne", "viticulture", "parcelles", "sol", "capteurs"],
+        theme: "Agriculture",
+        dcat_theme: THEME_AGRI,
+        frequency: Frequency::Continuous,
+        source: Source::Raw(Table::ParcelRecords),
+        sql: r#"SELECT r.day, r."hasAgriParcel" AS parcelle, s.partage, r."communeCode", count(*) AS mesures,
+                       round(avg(r."soilMoistureVwc"), 3) AS "humiditeSolMoyenne",
+                       round(min(r."soilTemperature"), 2) AS "temperatureSolMin",
+                       round(avg(r."soilTemperature"), 2) AS "temperatureSolMoyenne",
+                       round(max(r."soilTemperature"), 2) AS "temperatureSolMax",
+                       round(avg(r."leafWetness"), 3) AS "humectationMoyenne",
+                       round(avg(r."relativeHumidity"), 3) AS "humiditeAirMoyenne"
+                FROM parcel_records r JOIN shared_parcels s ON r."hasAgriParcel" = s.parcel
+                GROUP BY r.day, r."hasAgriParcel", s.partage, r."communeCode""#,
+        commune_column: Some("communeCode"),
+        time_column: "day",
+        time_is_date: true,
+        point: None,
+        uses_sharing: true,
+        columns: &[
+            ("day", "Jour (UTC) des mesures"),
+            ("parcelle", "Identifiant de la parcelle (AgriParcel)"),
+            (
+                "partage",
+                "Partage choisi par le domaine : public, ou recherche (chercheurs seulement)",
+            ),
+            ("communeCode", "Code INSEE de la commune de la parcelle"),
+            ("mesures", "Nombre de mesures reçues"),
+            (
+                "humiditeSolMoyenne",
+                "Humidité volumique du sol moyenne (0 à 1)",
+            ),
+            ("temperatureSolMin", "Température minimale du sol (°C)"),
+            ("temperatureSolMoyenne", "Température moyenne du sol (°C)"),
+            ("temperatureSolMax", "Température maximale du sol (°C)"),
+            (
+                "humectationMoyenne",
+                "Humectation moyenne du feuillage (0 à 1)",
+            ),
+            (
+                "humiditeAirMoyenne",
+                "Humidité relative moyenne de l'air (0 à 1)",
+            ),
+        ],
     },
 ];
 

@@ -9,11 +9,13 @@
 //! - [`metadata`] — DCAT-AP JSON-LD, SCDL CSV, Table Schema.
 //! - [`export`] — record batches → bytes, per format.
 //! - [`publish`] — the public lake (`public/<id>` Delta tables) researchers read.
+//! - [`sharing`] — the parcels vineyard partners chose to share, and with whom.
 
 pub mod datasets;
 pub mod export;
 pub mod metadata;
 pub mod publish;
+pub mod sharing;
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::physical_plan::SendableRecordBatchStream;
 pub use datasets::{DATASETS, Dataset, dataset};
+use sharing::{Audience, Sharing};
 use vallee_lake::Lake;
 pub use vallee_lake::query::AsOf;
 
@@ -130,15 +133,40 @@ pub struct DatasetState {
     pub schema: SchemaRef,
 }
 
-/// Reads datasets from the lake.
+/// Reads datasets from the lake, for an audience: the public (the downloads, the public
+/// lake) or researchers (who also see the parcels shared with them only).
 #[derive(Debug, Clone)]
 pub struct OpenData {
     lake: Arc<Lake>,
+    sharing: Arc<Sharing>,
+    audience: Audience,
 }
 
 impl OpenData {
+    /// The public's view, no parcel shared.
     pub fn new(lake: Arc<Lake>) -> Self {
-        OpenData { lake }
+        OpenData {
+            lake,
+            sharing: Arc::default(),
+            audience: Audience::Public,
+        }
+    }
+
+    /// The same lake read for `audience` under the partners' `sharing` settings.
+    pub fn with_sharing(self, sharing: Arc<Sharing>, audience: Audience) -> Self {
+        OpenData {
+            sharing,
+            audience,
+            ..self
+        }
+    }
+
+    pub fn audience(&self) -> Audience {
+        self.audience
+    }
+
+    pub fn sharing(&self) -> &Sharing {
+        &self.sharing
     }
 
     /// The internal lake the datasets are views over (partner feeds read it too).
@@ -151,10 +179,12 @@ impl OpenData {
         ds: &Dataset,
         as_of: AsOf,
     ) -> Result<(datafusion::prelude::SessionContext, Option<i64>)> {
-        Ok(match ds.source {
+        let (ctx, version) = match ds.source {
             datasets::Source::Raw(t) => self.lake.session_as_of(t, as_of).await?,
             datasets::Source::Derived(t) => self.lake.session_as_of(t, as_of).await?,
-        })
+        };
+        self.sharing.register(&ctx, self.audience)?;
+        Ok((ctx, version))
     }
 
     /// The rows of `ds` (filtered, at `as_of`) as a stream of batches, and the version

@@ -4,6 +4,13 @@
 //! (`POST /sql`). Each table is replaced in one commit whenever its source table moved;
 //! the commit records the source version (application transaction
 //! `vallee-publish/<id>`), the same version the downloads name.
+//!
+//! The same publisher, for researchers, maintains `<data-dir>/research/<id>`: the
+//! datasets whose content depends on the audience (the parcels partners shared with
+//! researchers), which `POST /sql` serves in place of their public version. A table that
+//! depends on the sharing settings also records their fingerprint
+//! (`vallee-sharing/<fingerprint>`), so a changed setting rewrites it even when its source
+//! did not move.
 
 use std::sync::Arc;
 
@@ -11,6 +18,7 @@ use arrow::array::RecordBatch;
 use futures::TryStreamExt;
 use vallee_lake::Lake;
 
+use crate::sharing::Audience;
 use crate::{AsOf, DATASETS, Dataset, Filter, OpenData, Result};
 
 /// App id of the publisher's commits on `public/<id>`.
@@ -23,7 +31,7 @@ pub fn sql_name(ds: &Dataset) -> String {
     ds.id.replace('-', "_")
 }
 
-/// Publishes datasets into the public lake.
+/// Publishes datasets into the public lake (or, for researchers, the research lake).
 #[derive(Debug, Clone)]
 pub struct PublicLake {
     open_data: OpenData,
@@ -39,22 +47,44 @@ impl PublicLake {
         &self.public
     }
 
-    /// Brings every public table up to its source's current version; returns the
-    /// datasets rewritten with the source version each now holds.
+    pub fn audience(&self) -> Audience {
+        self.open_data.audience()
+    }
+
+    /// The datasets this lake holds: all of them for the public; for researchers, those
+    /// whose content differs from the public's.
+    pub fn datasets(&self) -> impl Iterator<Item = &'static Dataset> + use<> {
+        let everything = self.open_data.audience() == Audience::Public;
+        DATASETS
+            .iter()
+            .filter(move |d| everything || d.uses_sharing)
+    }
+
+    /// What a table computed from `version` of its source records.
+    fn stamps(&self, ds: &Dataset, version: i64) -> Vec<(String, i64)> {
+        let mut stamps = vec![(app_id(ds), version)];
+        if ds.uses_sharing {
+            let fingerprint = self
+                .open_data
+                .sharing()
+                .fingerprint(self.open_data.audience());
+            stamps.push((format!("vallee-sharing/{fingerprint}"), 0));
+        }
+        stamps
+    }
+
+    /// Brings every table up to its source's current version (and sharing settings);
+    /// returns the datasets rewritten with the source version each now holds.
     pub async fn publish(&self) -> Result<Vec<(&'static str, i64)>> {
         let mut done = Vec::new();
-        for ds in DATASETS {
+        for ds in self.datasets() {
             let (version, stream) = self
                 .open_data
                 .stream(ds, &Filter::default(), AsOf::Latest)
                 .await?;
             let Some(version) = version else { continue };
-            if self
-                .public
-                .replaced_from(ds.id, &app_id(ds))
-                .await?
-                .is_some_and(|v| v >= version)
-            {
+            let stamps = self.stamps(ds, version);
+            if self.public.replaced_with(ds.id, &stamps).await? {
                 continue;
             }
             let schema = crate::export::plain_schema(&stream.schema());
@@ -69,7 +99,7 @@ impl PublicLake {
             }
             if self
                 .public
-                .replace(ds.id, batches, &app_id(ds), version)
+                .replace(ds.id, batches, &stamps)
                 .await?
                 .is_some()
             {
@@ -80,10 +110,25 @@ impl PublicLake {
     }
 
     /// A session where only the public tables exist, under their SQL names, with the
-    /// hub's domain formulas as functions (`vallee_gdd`, `vallee_huglin_day`, …).
-    pub async fn session(&self) -> Result<datafusion::prelude::SessionContext> {
-        let tables: Vec<(&str, String)> = DATASETS.iter().map(|d| (d.id, sql_name(d))).collect();
+    /// hub's domain formulas as functions (`vallee_gdd`, `vallee_huglin_day`, …); with
+    /// `research`, its tables stand in for their public versions.
+    pub async fn session(
+        &self,
+        research: Option<&PublicLake>,
+    ) -> Result<datafusion::prelude::SessionContext> {
+        let overridden =
+            |d: &&Dataset| research.is_some_and(|r| r.datasets().any(|o| o.id == d.id));
+        let tables: Vec<(&str, String)> = self
+            .datasets()
+            .filter(|d| !overridden(d))
+            .map(|d| (d.id, sql_name(d)))
+            .collect();
         let ctx = self.public.session_of_existing(&tables).await?;
+        if let Some(research) = research {
+            let tables: Vec<(&str, String)> =
+                research.datasets().map(|d| (d.id, sql_name(d))).collect();
+            research.public.register_existing(&ctx, &tables).await?;
+        }
         vallee_stream::udf::register_formulas(&ctx);
         Ok(ctx)
     }

@@ -20,7 +20,8 @@ const GIGNAC_STAFF: &str = "token-of-the-gignac-town-hall";
 const CCVH_STAFF: &str = "token-of-the-intercommunality";
 pub const RESEARCHER: &str = "token-of-a-researcher";
 const TOKEN_MUTATION_LIMIT: usize = 15;
-/// The token of the vineyard partner owning the parcel `pins-1`.
+/// The token of the vineyard partner owning the parcels `pins-1` (private), `pins-2`
+/// (shared with the public) and `pins-3` (shared with researchers).
 pub const PARTNER: &str = "token-of-domaine-des-pins";
 
 /// A running hub (`vallee up` on the world's broker, no simulator) and an HTTP client.
@@ -37,7 +38,8 @@ fn write_config(world: &World) -> std::path::PathBuf {
          [[api.staff]]\nname = \"mairie-gignac\"\ntoken_sha256 = \"{}\"\ncommune = \"{GIGNAC}\"\n\n\
          [[api.staff]]\nname = \"ccvh\"\ntoken_sha256 = \"{}\"\n\n\
          [[api.researchers]]\nname = \"inrae-montpellier\"\ntoken_sha256 = \"{}\"\n\n\
-         [[api.partners]]\nname = \"domaine-des-pins\"\ntoken_sha256 = \"{}\"\nparcels = [\"urn:ngsi-ld:AgriParcel:pins-1\"]\n",
+         [[api.partners]]\nname = \"domaine-des-pins\"\ntoken_sha256 = \"{}\"\nparcels = [\"urn:ngsi-ld:AgriParcel:pins-1\", \"urn:ngsi-ld:AgriParcel:pins-2\", \"urn:ngsi-ld:AgriParcel:pins-3\"]\n\
+         share_public = [\"urn:ngsi-ld:AgriParcel:pins-2\"]\nshare_researchers = [\"urn:ngsi-ld:AgriParcel:pins-3\"]\n",
         sha256_hex(GIGNAC_STAFF),
         sha256_hex(CCVH_STAFF),
         sha256_hex(RESEARCHER),

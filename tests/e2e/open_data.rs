@@ -922,3 +922,142 @@ async fn a_vineyard_partner_follows_its_own_parcels_from_a_cursor() {
     }
     hub.stop().await;
 }
+
+/// A partner's explicit settings: `pins-2` shared with the public, `pins-3` with
+/// researchers only, `pins-1` private (the default). Only daily aggregates leave the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_shares_a_parcel_with_the_public_or_with_researchers_only() {
+    let world = World::new(3).await;
+    let hub = Hub::start(&world, "hub").await;
+    let t0: DateTime<Utc> = "2026-05-12T06:00:00Z".parse().unwrap();
+    let reading = |parcel: &str, minutes: i64, moisture: f64, soil: f64| {
+        json!({"id": format!("urn:ngsi-ld:AgriParcelRecord:{parcel}-{minutes}"),
+            "type": "AgriParcelRecord", "hasAgriParcel": format!("urn:ngsi-ld:AgriParcel:{parcel}"),
+            "soilMoistureVwc": moisture, "soilTemperature": soil,
+            "dateObserved": (t0 + chrono::Duration::minutes(minutes)).to_rfc3339(),
+            "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}})
+    };
+    produce(
+        &world,
+        Stream::Vineyards,
+        &[
+            reading("pins-1", 0, 0.11, 9.0),
+            reading("pins-2", 0, 0.20, 8.0),
+            reading("pins-2", 30, 0.30, 12.0),
+            reading("pins-3", 0, 0.40, 14.0),
+        ],
+    )
+    .await;
+    let lake = world.lake().await;
+    eventually(
+        Duration::from_secs(90),
+        "the readings in the lake",
+        || async { lake.count(Table::ParcelRecords).await.unwrap_or(0) == 4 },
+    )
+    .await;
+
+    // The public download: pins-2's day, aggregated; nothing of the other two.
+    let (status, _, body) = get(&hub, "/opendata/parcelles-partagees.ndjson").await;
+    assert_eq!(status, 200);
+    let rows: Vec<Value> = text(&body)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let day = &rows[0];
+    assert_eq!(day["parcelle"], "urn:ngsi-ld:AgriParcel:pins-2");
+    assert_eq!(
+        (&day["partage"], &day["day"], &day["communeCode"]),
+        (&json!("public"), &json!("2026-05-12"), &json!("34114"))
+    );
+    assert_eq!(day["mesures"], 2);
+    assert_eq!(day["humiditeSolMoyenne"], 0.25);
+    assert_eq!(
+        (
+            &day["temperatureSolMin"],
+            &day["temperatureSolMoyenne"],
+            &day["temperatureSolMax"]
+        ),
+        (&json!(8.0), &json!(10.0), &json!(12.0))
+    );
+    for ds in vallee_opendata::DATASETS {
+        let (status, _, body) = get(&hub, &format!("/opendata/{}.csv", ds.id)).await;
+        assert_eq!(status, 200);
+        let body = text(&body);
+        for private in ["pins-1", "pins-3"] {
+            assert!(!body.contains(private), "{private} in {}", ds.id);
+        }
+    }
+    let (_, _, catalog) = get(&hub, "/opendata/catalog.jsonld").await;
+    assert!(text(&catalog).contains("\"parcelles-partagees\""));
+
+    // Researchers see both shared parcels (the public one and their own), never pins-1.
+    let researcher_rows = || async {
+        let answer: Value = hub
+            .client
+            .post(hub.url("/sql"))
+            .bearer_auth(crate::api::RESEARCHER)
+            .json(&json!({"sql": "SELECT parcelle, partage, mesures FROM parcelles_partagees ORDER BY parcelle"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["rows"].clone()
+    };
+    let expected = json!([
+        {"parcelle": "urn:ngsi-ld:AgriParcel:pins-2", "partage": "public", "mesures": 2},
+        {"parcelle": "urn:ngsi-ld:AgriParcel:pins-3", "partage": "recherche", "mesures": 1},
+    ]);
+    eventually(
+        Duration::from_secs(60),
+        "both shared parcels published for researchers",
+        || async { researcher_rows().await == expected },
+    )
+    .await;
+
+    // On disk: public/ holds pins-2 only; research/ holds both, for researchers' own tools.
+    let parcels_in = |folder: &'static str| {
+        let root = world.data_dir().join(folder);
+        async move {
+            let published = vallee_lake::Lake::open_bare(vallee_lake::LakeOptions {
+                root,
+                ..Default::default()
+            })
+            .unwrap();
+            let ctx = published
+                .session_of_existing(&[("parcelles-partagees", "p".to_string())])
+                .await
+                .unwrap();
+            let batches = ctx
+                .sql("SELECT parcelle FROM p ORDER BY parcelle")
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let mut parcels = Vec::new();
+            for b in &batches {
+                let a =
+                    arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).unwrap();
+                let a = a
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap();
+                parcels.extend(
+                    a.iter()
+                        .flatten()
+                        .map(|p| p.rsplit(':').next().unwrap().to_string()),
+                );
+            }
+            parcels
+        }
+    };
+    eventually(Duration::from_secs(30), "pins-2 in public/", || async {
+        parcels_in("public").await == ["pins-2"]
+    })
+    .await;
+    assert_eq!(parcels_in("research").await, ["pins-2", "pins-3"]);
+    hub.stop().await;
+}

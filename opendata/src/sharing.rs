@@ -1,0 +1,159 @@
+//! Parcels a vineyard partner chose to share. A partner's parcel data is private by
+//! default (only its own feed serves it); by an explicit setting it may share a parcel
+//! with researchers, or with the public, which includes researchers. Either way only the
+//! daily aggregates of dataset `parcelles-partagees` leave the hub, never the readings.
+//!
+//! Every dataset session holds the table `shared_parcels` (`parcel`, `partage`): the
+//! parcels the session's audience may see. The public one lists the parcels shared with
+//! the public; the researchers' one adds those shared with researchers. Withdrawing a
+//! share takes effect everywhere, `asOf` downloads of past versions included: the setting
+//! is applied when the data is read, not when it was written.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+
+use crate::Result;
+
+/// Who may see a shared parcel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Audience {
+    /// Researchers with a token (`POST /sql`, `<data-dir>/research`).
+    Researchers,
+    /// Everyone: the public datasets (researchers see them too).
+    Public,
+}
+
+impl Audience {
+    /// The value of column `partage`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Audience::Researchers => "recherche",
+            Audience::Public => "public",
+        }
+    }
+}
+
+/// The shared parcels, each with the widest audience its partner allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sharing {
+    parcels: BTreeMap<String, Audience>,
+}
+
+/// SQL name of the shared parcels in every dataset session.
+pub const TABLE: &str = "shared_parcels";
+
+impl Sharing {
+    /// From `(parcel, audience)` settings; a parcel shared twice keeps the wider audience.
+    pub fn new(settings: impl IntoIterator<Item = (String, Audience)>) -> Self {
+        let mut parcels = BTreeMap::new();
+        for (parcel, audience) in settings {
+            let slot = parcels.entry(parcel).or_insert(audience);
+            *slot = (*slot).max(audience);
+        }
+        Sharing { parcels }
+    }
+
+    /// The parcels `audience` may see, with how each is shared.
+    pub fn visible_to(&self, audience: Audience) -> impl Iterator<Item = (&str, Audience)> {
+        self.parcels
+            .iter()
+            .filter(move |(_, a)| **a >= audience)
+            .map(|(p, a)| (p.as_str(), *a))
+    }
+
+    /// A short digest of what `audience` sees: a published table computed under another
+    /// setting is out of date even when its source did not move.
+    pub fn fingerprint(&self, audience: Audience) -> String {
+        // FNV-1a 64: stable across builds (std's hasher is not).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (parcel, a) in self.visible_to(audience) {
+            for b in parcel.bytes().chain([0, a as u8, 0]) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        format!("{h:016x}")
+    }
+
+    /// Registers [`TABLE`] for `audience` in `ctx`.
+    pub fn register(&self, ctx: &SessionContext, audience: Audience) -> Result<()> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("parcel", DataType::Utf8, false),
+            Field::new("partage", DataType::Utf8, false),
+        ]));
+        let (parcels, labels): (Vec<&str>, Vec<&str>) = self
+            .visible_to(audience)
+            .map(|(p, a)| (p, a.label()))
+            .unzip();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(parcels)),
+                Arc::new(StringArray::from(labels)),
+            ],
+        )
+        .map_err(datafusion::error::DataFusionError::from)?;
+        ctx.register_table(
+            TABLE,
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_sees_public_parcels_and_researchers_see_both() {
+        let s = Sharing::new([
+            ("a".to_string(), Audience::Public),
+            ("b".to_string(), Audience::Researchers),
+            ("c".to_string(), Audience::Researchers),
+            ("c".to_string(), Audience::Public),
+        ]);
+        let public: Vec<_> = s.visible_to(Audience::Public).map(|(p, _)| p).collect();
+        assert_eq!(public, ["a", "c"], "c's wider setting wins");
+        let research: Vec<_> = s.visible_to(Audience::Researchers).collect();
+        assert_eq!(
+            research,
+            [
+                ("a", Audience::Public),
+                ("b", Audience::Researchers),
+                ("c", Audience::Public)
+            ]
+        );
+        assert_eq!(
+            Sharing::default().visible_to(Audience::Researchers).count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_changed_setting_changes_the_fingerprint_of_those_it_concerns() {
+        let before = Sharing::new([("a".to_string(), Audience::Public)]);
+        let after = Sharing::new([
+            ("a".to_string(), Audience::Public),
+            ("b".to_string(), Audience::Researchers),
+        ]);
+        assert_eq!(
+            before.fingerprint(Audience::Public),
+            after.fingerprint(Audience::Public),
+            "b is not public: the public tables stay as they are"
+        );
+        assert_ne!(
+            before.fingerprint(Audience::Researchers),
+            after.fingerprint(Audience::Researchers)
+        );
+        assert_ne!(
+            Sharing::default().fingerprint(Audience::Public),
+            before.fingerprint(Audience::Public)
+        );
+    }
+}
