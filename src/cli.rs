@@ -302,6 +302,9 @@ pub struct ApiFile {
     /// parcels each chose to share: `share_public = ["…"]`, `share_researchers = ["…"]`.
     #[serde(default)]
     pub partners: Vec<PartnerFile>,
+    /// SIRET of the intercommunality's publishing establishment (14 digits, starting with
+    /// its SIREN 243400694), for the SCDL catalogue.
+    pub publisher_siret: Option<String>,
     /// How often the public tables (`<data-dir>/public`) are brought up to date, seconds.
     pub publish_interval_s: Option<u64>,
     /// Days a reporter's contact is kept after the report closed.
@@ -466,6 +469,20 @@ impl FileConfig {
         };
         let f = &self.api;
         o.token_secret = f.token_secret.clone();
+        if let Some(siret) = &f.publisher_siret {
+            let siret = siret.replace(' ', "");
+            let siren = vallee_graphql::open_data::PUBLISHER_SIREN;
+            if siret.len() != 14
+                || !siret.bytes().all(|b| b.is_ascii_digit())
+                || !siret.starts_with(siren)
+                || !luhn(&siret)
+            {
+                anyhow::bail!(
+                    "[api] publisher_siret {siret:?}: 14 digits starting with the SIREN {siren}, with a valid Luhn key"
+                );
+            }
+            o.publisher_siret = Some(siret);
+        }
         o.cors_origins = f.cors_origins.clone();
         if let Some(v) = f.pre_moderation {
             o.pre_moderation = v;
@@ -596,9 +613,42 @@ impl FileConfig {
     }
 }
 
+/// The Luhn key SIREN and SIRET numbers carry.
+fn luhn(digits: &str) -> bool {
+    let sum: u32 = (digits.bytes().rev().enumerate())
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 1 {
+                let d = d * 2;
+                if d > 9 { d - 9 } else { d }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_publisher_siret_is_checked() {
+        assert!(luhn("243400694"), "the intercommunality's SIREN");
+        let siret = |v: &str| {
+            let f: FileConfig =
+                toml::from_str(&format!("[api]\npublisher_siret = \"{v}\"\n")).unwrap();
+            f.api_options("b:1", Path::new("d"))
+                .map(|o| o.publisher_siret)
+        };
+        assert_eq!(
+            siret("243 400 694 00010").unwrap().as_deref(),
+            Some("24340069400010")
+        );
+        assert!(siret("24340069400011").is_err(), "bad key");
+        assert!(siret("12345678900010").is_err(), "another body's SIREN");
+    }
 
     #[test]
     fn typos_in_the_file_fail_loudly() {

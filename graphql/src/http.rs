@@ -112,7 +112,10 @@ pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
         .with_state(schemas)
         .merge(crate::open311::router(state.clone()))
         .merge(crate::dashboard::router())
-        .merge(crate::open_data::router(state.open_data.clone()))
+        .merge(crate::open_data::router(
+            state.open_data.clone(),
+            state.options.publisher_siret.clone(),
+        ))
         .route(
             "/sql",
             axum::routing::post(crate::research::sql).with_state(state.clone()),

@@ -22,16 +22,24 @@ use vallee_opendata::{AsOf, DATASETS, Filter, OpenData, dataset, parse_as_of};
 pub const PUBLISHER_NAME: &str = "Communauté de communes Vallée de l'Hérault";
 pub const PUBLISHER_SIREN: &str = "243400694";
 
-pub fn router(open_data: OpenData) -> Router {
+/// What the open-data routes share: the public's view of the datasets, and the
+/// publisher's SIRET when configured (SCDL column `COLL_SIRET`).
+#[derive(Debug, Clone)]
+struct Site {
+    open_data: OpenData,
+    siret: Option<String>,
+}
+
+pub fn router(open_data: OpenData, siret: Option<String>) -> Router {
     Router::new()
         .route("/opendata/catalog.jsonld", get(dcat))
         .route("/opendata/catalog.csv", get(scdl))
         .route("/opendata/{id}/schema.json", get(schema))
         .route("/opendata/{file}", get(download))
-        .with_state(open_data)
+        .with_state(Site { open_data, siret })
 }
 
-fn publisher(headers: &HeaderMap) -> Publisher {
+fn publisher(site: &Site, headers: &HeaderMap) -> Publisher {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -39,7 +47,7 @@ fn publisher(headers: &HeaderMap) -> Publisher {
     Publisher {
         name: PUBLISHER_NAME.into(),
         siren: PUBLISHER_SIREN.into(),
-        siret: None,
+        siret: site.siret.clone(),
         base_url: format!("http://{host}"),
     }
 }
@@ -78,40 +86,36 @@ async fn states(
     Ok(out)
 }
 
-async fn dcat(State(od): State<OpenData>, headers: HeaderMap) -> Response {
-    match states(&od).await {
+async fn dcat(State(site): State<Site>, headers: HeaderMap) -> Response {
+    match states(&site.open_data).await {
         Ok(s) => (
             [(header::CONTENT_TYPE, "application/ld+json")],
-            metadata::dcat_catalog(&publisher(&headers), &s).to_string(),
+            metadata::dcat_catalog(&publisher(&site, &headers), &s).to_string(),
         )
             .into_response(),
         Err(r) => r,
     }
 }
 
-async fn scdl(State(od): State<OpenData>, headers: HeaderMap) -> Response {
-    match states(&od).await {
+async fn scdl(State(site): State<Site>, headers: HeaderMap) -> Response {
+    match states(&site.open_data).await {
         Ok(s) => (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            metadata::scdl_catalog(&publisher(&headers), &s),
+            metadata::scdl_catalog(&publisher(&site, &headers), &s),
         )
             .into_response(),
         Err(r) => r,
     }
 }
 
-async fn schema(
-    State(od): State<OpenData>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn schema(State(site): State<Site>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let Some(ds) = dataset(&id) else {
         return failure(StatusCode::NOT_FOUND, format!("no dataset {id}"));
     };
-    match od.state(ds).await {
+    match site.open_data.state(ds).await {
         Ok(st) => (
             [(header::CONTENT_TYPE, "application/json")],
-            metadata::table_schema(&publisher(&headers), ds, &st.schema).to_string(),
+            metadata::table_schema(&publisher(&site, &headers), ds, &st.schema).to_string(),
         )
             .into_response(),
         Err(e) => internal(e),
@@ -133,7 +137,7 @@ fn time(q: &HashMap<String, String>, key: &str) -> Result<Option<DateTime<Utc>>,
 }
 
 async fn download(
-    State(od): State<OpenData>,
+    State(site): State<Site>,
     Path(file): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -161,7 +165,7 @@ async fn download(
         Ok(a) => a.unwrap_or(AsOf::Latest),
         Err(e) => return internal(e),
     };
-    let (version, stream) = match od.stream(ds, &filter, as_of).await {
+    let (version, stream) = match site.open_data.stream(ds, &filter, as_of).await {
         Ok(s) => s,
         Err(e) => return internal(e),
     };

@@ -84,6 +84,9 @@ pub struct ApiOptions {
     pub write_timeout: Duration,
     /// Root of the public lake (`<data-dir>/public`).
     pub public_dir: PathBuf,
+    /// SIRET of the publishing establishment, in the SCDL catalogue (`COLL_SIRET`,
+    /// `PRODUCTEUR_SIRET`). Default: none (the columns stay empty; the SIREN is in DCAT).
+    pub publisher_siret: Option<String>,
     /// Root of the research lake (`<data-dir>/research`): what partners shared with
     /// researchers only.
     pub research_dir: PathBuf,
@@ -121,6 +124,7 @@ impl Default for ApiOptions {
             write_timeout: Duration::from_secs(10),
             public_dir: PathBuf::from("data/public"),
             research_dir: PathBuf::from("data/research"),
+            publisher_siret: None,
             publish_interval: Duration::from_secs(60),
             contact_retention: Duration::from_secs(90 * 86_400),
             researchers: Vec::new(),

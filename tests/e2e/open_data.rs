@@ -504,6 +504,10 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
     let (_, _, scdl) = get(&hub, "/opendata/catalog.csv").await;
     let scdl = text(&scdl);
     assert!(scdl.starts_with("COLL_NOM,COLL_SIRET,ID,TITRE,"));
+    assert!(
+        scdl.lines().nth(1).unwrap().contains(",24340069400010,"),
+        "the configured SIRET: {scdl}"
+    );
     assert_eq!(scdl.lines().count(), 1 + vallee_opendata::DATASETS.len());
     let (status, _, schema) = get(&hub, "/opendata/frequentation-zone-activites/schema.json").await;
     assert_eq!(status, 200);
