@@ -214,6 +214,12 @@ pub struct BenchStreamArgs {
     /// The stage's commit interval, milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub flush_ms: u64,
+    /// Runs of the engine-only comparison (each side's median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Only the engine-only comparison (no broker), e.g. under a profiler.
+    #[arg(long)]
+    pub engine_only: bool,
 }
 
 /// The TOML configuration file (tuning only; addresses come from flags or environment).

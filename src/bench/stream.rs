@@ -28,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 use vallee_ingest::{IngestOptions, topics};
 use vallee_lake::{Lake, LakeOptions, LakeTable};
 use vallee_schemas::contract::Stream;
-use vallee_schemas::decode::{DecodeOptions, decode};
+use vallee_schemas::decode::{DecodeOptions, Decoded, Rejection, decode};
+use vallee_stream::microbatch::BATCH_ROWS;
+use vallee_stream::stage::decoding::{self, Encoded};
 use vallee_stream::stage::outputs::OutputTable;
 use vallee_stream::stage::processor::{Emitted, Processor};
 use vallee_stream::stage::{SharedLiveView, StreamOptions};
@@ -60,17 +62,58 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         .count();
     drop(clean);
     clear_peak_rss();
-    let engine_files = files.clone();
-    let (engine_secs, engine_windows) =
-        tokio::task::spawn_blocking(move || engine_only(&engine_files)).await??;
+    // Each side `repeat` times, alternating, so a passing load weighs on both; medians.
+    let (mut engine_runs, mut batch_runs) = (Vec::new(), Vec::new());
+    let mut engine_windows = None;
+    for _ in 0..args.repeat.max(1) {
+        let engine_files = files.clone();
+        let (secs, windows) =
+            tokio::task::spawn_blocking(move || engine_only(&engine_files)).await??;
+        engine_runs.push(secs);
+        let (batch_secs, batch_windows) = batch_query(&files).await?;
+        batch_runs.push(batch_secs);
+        if windows != batch_windows {
+            bail!(
+                "the stage and the batch query disagree: {} vs {} (windows, people, visitors)",
+                fmt_windows(&windows),
+                fmt_windows(&batch_windows)
+            );
+        }
+        engine_windows = Some(windows);
+    }
+    let engine_windows = engine_windows.context("at least one run")?;
     let engine_peak = crate::peak_rss_bytes().unwrap_or(0);
-    let (batch_secs, batch_windows) = batch_query(&files).await?;
-    if engine_windows != batch_windows {
-        bail!(
-            "the stage and the batch query disagree: {} vs {} (windows, people, visitors)",
+    let (engine_secs, batch_secs) = (median(&mut engine_runs), median(&mut batch_runs));
+    let engine_rate = windowed_events as f64 / engine_secs;
+    let batch_rate = windowed_events as f64 / batch_secs;
+    let engine_report = || {
+        println!(
+            "  engine only, {windowed_events} beacon and tourism events from NDJSON files ({}), median of {} runs:",
             fmt_windows(&engine_windows),
-            fmt_windows(&batch_windows)
+            engine_runs.len()
         );
+        println!(
+            "    DataFusion batch GROUP BY  {batch_rate:>10.0} events/s  ({batch_secs:.2} s)  [reference]"
+        );
+        println!(
+            "    stage processor            {engine_rate:>10.0} events/s  ({engine_secs:.2} s)"
+        );
+        println!(
+            "    ratio stage / batch        {:>10.2}",
+            engine_rate / batch_rate
+        );
+        println!(
+            "    peak RSS of the process during the stage runs  {:.0} MiB",
+            engine_peak as f64 / 1048576.0
+        );
+    };
+    if args.engine_only {
+        println!(
+            "vallee bench stream --engine-only — {} valley events",
+            args.events
+        );
+        engine_report();
+        return Ok(());
     }
 
     eprintln!(
@@ -174,30 +217,13 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
     let peak = crate::peak_rss_bytes().unwrap_or(0);
     broker.stop();
 
-    let engine_rate = windowed_events as f64 / engine_secs;
-    let batch_rate = windowed_events as f64 / batch_secs;
     let raw_rate = produced as f64 / raw_secs;
     let stage_rate = produced as f64 / stage_secs;
     println!(
         "vallee bench stream — {} valley events; embedded Tansu (sqlite), {} partitions × 5 topics",
         args.events, args.partitions
     );
-    println!(
-        "  engine only, {windowed_events} beacon and tourism events from NDJSON files ({}):",
-        fmt_windows(&engine_windows)
-    );
-    println!(
-        "    DataFusion batch GROUP BY  {batch_rate:>10.0} events/s  ({batch_secs:.2} s)  [reference]"
-    );
-    println!("    stage processor            {engine_rate:>10.0} events/s  ({engine_secs:.2} s)");
-    println!(
-        "    ratio stage / batch        {:>10.2}",
-        engine_rate / batch_rate
-    );
-    println!(
-        "    peak RSS of the process during the stage run  {:.0} MiB",
-        engine_peak as f64 / 1048576.0
-    );
+    engine_report();
     println!("  with the broker, {produced} messages:");
     println!(
         "    raw rdkafka consume        {raw_rate:>10.0} msg/s  ({raw_secs:.2} s)  [reference]"
@@ -239,6 +265,12 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
             .join(", ")
     );
     Ok(())
+}
+
+/// The middle value (the upper one of an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Writes each stream's payloads to `<dir>/events/<stream>.ndjson`, one per line.
@@ -290,18 +322,56 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
         tokio::runtime::Handle::current(),
     );
     let now = Instant::now();
+    // As the worker does: chunks of messages decoded on the other cores while the chunk
+    // before is processed, in order; the windows advance once per chunk of a batch (the
+    // worker advances them every second, folding a batch whenever one fills up).
+    let mut pipeline = decoding::Pipeline::new(decode_options.clone(), decoding::threads());
     for (stream, path) in files {
         let topic = stream.name();
-        let reader = std::io::BufReader::new(std::fs::File::open(path)?);
-        for (offset, line) in reader.split(b'\n').enumerate() {
-            let line = line?;
-            let event = decode(*stream, Some(&line), None, &decode_options)
-                .map_err(|e| anyhow::anyhow!("{}:{offset}: {e}", path.display()))?;
-            processor.process(*stream, topic, 0, offset as i64, &event, now)?;
-            if offset % 4096 == 0 {
-                processor.tick(now)?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+        let mut offset = 0i64;
+        loop {
+            // One buffer per chunk, lines as ranges of it (as a fetch of the broker would).
+            let (mut chunk, mut lines) = (Vec::with_capacity(BATCH_ROWS * 256), Vec::new());
+            while lines.len() < BATCH_ROWS {
+                let start = chunk.len();
+                if reader.read_until(b'\n', &mut chunk)? == 0 {
+                    break;
+                }
+                let end = if chunk.last() == Some(&b'\n') {
+                    chunk.len() - 1
+                } else {
+                    chunk.len()
+                };
+                lines.push(start..end);
             }
+            if lines.is_empty() {
+                break;
+            }
+            let encoded: Vec<Encoded<'_>> = lines
+                .iter()
+                .map(|l| Encoded {
+                    stream: *stream,
+                    payload: Some(&chunk[l.clone()]),
+                    timestamp_ms: None,
+                })
+                .collect();
+            let metas: Vec<i64> = (offset..offset + lines.len() as i64).collect();
+            offset += lines.len() as i64;
+            let mut process = |offset: i64, event: Result<Decoded, Rejection>| {
+                let event =
+                    event.map_err(|e| anyhow::anyhow!("{}:{offset}: {e}", path.display()))?;
+                processor.process(*stream, topic, 0, offset, &event, now)?;
+                anyhow::Ok(())
+            };
+            pipeline.feed(metas, &encoded, &mut process)?;
+            processor.tick(now)?;
         }
+        pipeline.flush(|offset, event| {
+            let event = event.map_err(|e| anyhow::anyhow!("{}:{offset}: {e}", path.display()))?;
+            processor.process(*stream, topic, 0, offset, &event, now)?;
+            anyhow::Ok(())
+        })?;
     }
     // A sentinel a day later on each stream moves its watermark past every window: they
     // all close (the sentinel's own key is left out of the comparison).

@@ -9,7 +9,8 @@
 //! An hour's row is emitted once every session of it has closed (the watermark passed the
 //! hour's end plus the gap); a late sighting that changes a session emits the hour again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
@@ -93,8 +94,9 @@ pub struct DwellEmission {
     pub lineage: Lineage,
 }
 
-/// (zone, device token hash, hour): a session never crosses an hour boundary.
-type SessionKey = (String, u64, DateTime<Utc>);
+/// (zone, device token hash, hour): a session never crosses an hour boundary. Zones are
+/// shared names (a sighting allocates nothing for its key).
+type SessionKey = (Arc<str>, u64, DateTime<Utc>);
 
 /// Sessions of devices in zones, summarised per zone and hour.
 #[derive(Debug, Clone)]
@@ -102,7 +104,9 @@ pub struct DwellOperator {
     gap: Duration,
     correction_horizon: Duration,
     sessions: SessionOperator<SessionKey>,
-    hours: BTreeMap<(String, DateTime<Utc>), Histogram>,
+    hours: BTreeMap<(Arc<str>, DateTime<Utc>), Histogram>,
+    /// Every zone seen (a handful: the activity zone's sectors).
+    zones: HashSet<Arc<str>>,
     /// Hours starting at or before this were dropped.
     dropped_until: Option<DateTime<Utc>>,
 }
@@ -119,6 +123,7 @@ impl DwellOperator {
             // Sessions are kept as long as their hour (which ends up to an hour after them).
             sessions: SessionOperator::new(gap, correction_horizon + Duration::hours(1)),
             hours: BTreeMap::new(),
+            zones: HashSet::new(),
             dropped_until: None,
         }
     }
@@ -140,12 +145,18 @@ impl DwellOperator {
         if self.dropped_until.is_some_and(|d| hour <= d) {
             return false;
         }
-        let key = (zone.to_string(), token_key(token), hour);
-        let corrections = self.sessions.insert(&key, t);
-        let histogram = match self.hours.get_mut(&(key.0, hour)) {
-            Some(h) => h,
-            None => self.hours.entry((zone.to_string(), hour)).or_default(),
+        let zone = match self.zones.get(zone) {
+            Some(z) => z.clone(),
+            None => {
+                let z: Arc<str> = Arc::from(zone);
+                self.zones.insert(z.clone());
+                z
+            }
         };
+        let key = (zone, token_key(token), hour);
+        let corrections = self.sessions.insert(&key, t);
+        let (zone, ..) = key;
+        let histogram = self.hours.entry((zone, hour)).or_default();
         if let Some(source) = source {
             histogram.lineage.add(source);
         }
@@ -173,7 +184,7 @@ impl DwellOperator {
             if complete && h.dirty {
                 h.dirty = false;
                 out.push(DwellEmission {
-                    zone: zone.clone(),
+                    zone: zone.to_string(),
                     hour: *hour,
                     summary: h.summary(),
                     lineage: h.lineage.clone(),
@@ -184,6 +195,8 @@ impl DwellOperator {
         let keep_after = watermark - Duration::hours(1) - self.gap - self.correction_horizon;
         self.hours.retain(|(_, hour), _| *hour > keep_after);
         self.dropped_until = Some(self.dropped_until.map_or(keep_after, |d| d.max(keep_after)));
+        // A zone no session or hour holds any more is forgotten.
+        self.zones.retain(|z| Arc::strong_count(z) > 1);
         out
     }
 }

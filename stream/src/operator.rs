@@ -109,12 +109,12 @@ impl<K: Ord + Clone, A: Aggregate> WindowOperator<K, A> {
         };
         for window in self.kind.windows_of(t) {
             if !self.is_closed(&window) {
-                self.open
-                    .entry(window)
-                    .or_default()
-                    .entry(key.clone())
-                    .or_default()
-                    .add(input, lineage);
+                let keys = self.open.entry(window).or_default();
+                let slot = match keys.get_mut(key) {
+                    Some(slot) => slot,
+                    None => keys.entry(key.clone()).or_default(),
+                };
+                slot.add(input, lineage);
                 continue;
             }
             let horizon_passed = self

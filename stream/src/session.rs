@@ -73,7 +73,10 @@ impl<K: Ord + Clone> SessionOperator<K> {
         };
         let late = self.closed_until.is_some_and(|c| t + self.gap <= c);
         if !late {
-            let sessions = self.open.entry(key.clone()).or_default();
+            let sessions = match self.open.get_mut(key) {
+                Some(s) => s,
+                None => self.open.entry(key.clone()).or_default(),
+            };
             let mut merged = point;
             sessions.retain(|s| {
                 if s.touches(t, self.gap) {

@@ -50,21 +50,33 @@ pub struct Envelope {
 impl Envelope {
     /// Checks the id and resolves the event time.
     pub fn observe(&self, kafka_timestamp_ms: Option<i64>) -> Result<Observation, Rejection> {
-        if self.id.trim().is_empty() {
-            return Err(Rejection::schema("id must be a non-empty string"));
-        }
-        let (date_observed, time_source) = resolve_event_time(
+        observe(
+            &self.id,
             self.date_observed.as_deref(),
             self.time_instant.as_deref(),
             kafka_timestamp_ms,
         )
-        .map_err(Rejection::schema)?;
-        Ok(Observation {
-            id: self.id.clone(),
-            date_observed,
-            time_source,
-        })
     }
+}
+
+/// [`Envelope::observe`] over borrowed attributes.
+pub(crate) fn observe(
+    id: &str,
+    date_observed: Option<&str>,
+    time_instant: Option<&str>,
+    kafka_timestamp_ms: Option<i64>,
+) -> Result<Observation, Rejection> {
+    if id.trim().is_empty() {
+        return Err(Rejection::schema("id must be a non-empty string"));
+    }
+    let (date_observed, time_source) =
+        resolve_event_time(date_observed, time_instant, kafka_timestamp_ms)
+            .map_err(Rejection::schema)?;
+    Ok(Observation {
+        id: id.to_string(),
+        date_observed,
+        time_source,
+    })
 }
 
 /// The columns every data row starts with.

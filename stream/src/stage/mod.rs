@@ -7,6 +7,7 @@
 //! ingest re-read too; and the two scale and fail independently. The cost is a second read
 //! of the topics.
 
+pub mod decoding;
 pub mod live;
 pub mod options;
 pub mod outputs;

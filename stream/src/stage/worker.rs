@@ -18,9 +18,10 @@ use tokio_util::sync::CancellationToken;
 use vallee_lake::{Lake, LakeTable, Progress};
 use vallee_schemas::batch::RowBuffer;
 use vallee_schemas::contract::{ALERTS_TOPIC, Stream};
-use vallee_schemas::decode::{DecodeOptions, decode};
+use vallee_schemas::decode::DecodeOptions;
 
 use super::StreamOptions;
+use super::decoding::{Encoded, Pipeline};
 use super::live::{LiveFootfall, SharedLiveView};
 use super::outputs::{AlertRow, OutputTable};
 use super::processor::{Emitted, Processor, points_digest};
@@ -491,7 +492,21 @@ pub fn run_blocking(
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
         .create()?;
-    let decode_options = DecodeOptions::default();
+    let mut pipeline = Pipeline::new(DecodeOptions::default(), super::decoding::threads());
+    // Refused messages are ingest's business (dead letters); the stage skips them.
+    let topics = options.topics.clone();
+    let process = |processor: &mut Processor,
+                   (stream, partition, offset): (Stream, i32, i64),
+                   event: std::result::Result<_, _>|
+     -> Result<()> {
+        match event {
+            Ok(event) => {
+                let topic = topics.get(&stream).map_or("", String::as_str);
+                processor.process(stream, topic, partition, offset, &event, Instant::now())
+            }
+            Err(_) => Ok(()),
+        }
+    };
     let mut previous: BTreeMap<Key, Option<i64>> = BTreeMap::new();
     let mut last_flush = Instant::now();
     let (mut unassigned_since, mut rejoin_after) = (Instant::now(), REJOIN_AFTER);
@@ -516,30 +531,38 @@ pub fn run_blocking(
             unassigned_since = Instant::now();
             rejoin_after = (rejoin_after * 2).min(MAX_REJOIN_AFTER);
         }
-        // Refused messages are ingest's business (dead letters); the stage skips them.
-        if !stopping && let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            consumed += 1;
-            if let Some(stream) = options
-                .topics
-                .iter()
-                .find(|(_, t)| t.as_str() == m.topic())
-                .map(|(s, _)| *s)
-                && let Ok(event) = decode(
-                    stream,
-                    m.payload(),
-                    m.timestamp().to_millis(),
-                    &decode_options,
-                )
+        // What is already fetched is taken in one chunk (up to a batch, stopping at a
+        // rebalance) and fed to the decoding pipeline.
+        if !stopping && let Some(Ok(first)) = consumer.poll(Duration::from_millis(50)) {
+            let mut polled = vec![first];
+            while polled.len() < crate::microbatch::BATCH_ROWS
+                && consumer
+                    .context()
+                    .assigned
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_empty()
             {
-                processor.process(
-                    stream,
-                    m.topic(),
-                    m.partition(),
-                    m.offset(),
-                    &event,
-                    Instant::now(),
-                )?;
+                match consumer.poll(Duration::ZERO) {
+                    Some(Ok(m)) => polled.push(m),
+                    _ => break,
+                }
             }
+            consumed += polled.len() as u64;
+            let (mut metas, mut encoded) = (Vec::new(), Vec::new());
+            for m in &polled {
+                if let Some((stream, _)) = topics.iter().find(|(_, t)| t.as_str() == m.topic()) {
+                    metas.push((*stream, m.partition(), m.offset()));
+                    encoded.push(Encoded {
+                        stream: *stream,
+                        payload: m.payload(),
+                        timestamp_ms: m.timestamp().to_millis(),
+                    });
+                }
+            }
+            pipeline.feed(metas, &encoded, |m, e| process(&mut processor, m, e))?;
+        } else {
+            pipeline.flush(|m, e| process(&mut processor, m, e))?;
         }
         for (key, stored) in consumer
             .context()
@@ -572,6 +595,7 @@ pub fn run_blocking(
             publish_alerts(&producer, &handle, &mut processor);
         }
         if stopping || last_flush.elapsed() >= options.flush_interval {
+            pipeline.flush(|m, e| process(&mut processor, m, e))?;
             last_flush = Instant::now();
             processor.tick(Instant::now())?;
             publish_alerts(&producer, &handle, &mut processor);
