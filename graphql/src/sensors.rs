@@ -150,6 +150,10 @@ pub struct PresenceRow {
     pub revision: i32,
     #[serde(rename = "final")]
     pub is_final: bool,
+    /// The site-hour's dwell times, for a site whose beacons publish sightings under its
+    /// id as zone.
+    #[serde(default)]
+    pub dwell: Option<DwellRow>,
 }
 
 /// AR check-ins at one point of the trail.
@@ -398,11 +402,24 @@ impl SensorReader {
         if let Some(s) = site {
             filter += &format!(" AND site = {}", lit(s));
         }
+        // Dwell ranges need a per-visitor signal counters do not send: a site's beacon
+        // gateway publishes sightings under the site's id as zone, and the site-hour takes
+        // that zone-hour's row of `footfall_dwell`.
         self.rows(&format!(
-            "SELECT site, \"locationCode\", CAST(hour AS BIGINT) AS hour, \"visitorCount\", \"arCheckins\", \"arCheckinsByPoint\",
-                    revision, \"final\"
-             FROM (SELECT *, row_number() OVER (PARTITION BY site, hour ORDER BY revision DESC) AS rn
-                   FROM site_presence) WHERE {filter} ORDER BY site, hour"
+            "SELECT p.site, p.\"locationCode\", CAST(p.hour AS BIGINT) AS hour, p.\"visitorCount\", p.\"arCheckins\",
+                    p.\"arCheckinsByPoint\", p.revision, p.\"final\",
+                    CASE WHEN d.zone IS NULL THEN NULL ELSE named_struct(
+                        'zone', d.zone, 'hour', CAST(d.hour AS BIGINT), 'sessionGap', d.\"sessionGap\",
+                        'visits', d.visits, 'dwellUnder5Min', d.\"dwellUnder5Min\", 'dwell5To15Min', d.\"dwell5To15Min\",
+                        'dwell15To30Min', d.\"dwell15To30Min\", 'dwell30To60Min', d.\"dwell30To60Min\",
+                        'meanDwellSeconds', d.\"meanDwellSeconds\", 'medianDwellMinutes', d.\"medianDwellMinutes\",
+                        'revision', d.revision) END AS dwell
+             FROM (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY site, hour ORDER BY revision DESC) AS rn
+                                  FROM site_presence) WHERE {filter}) p
+             LEFT JOIN (SELECT *, row_number() OVER (PARTITION BY zone, hour ORDER BY revision DESC) AS rn
+                        FROM footfall_dwell) d
+               ON d.zone = p.site AND d.hour = p.hour AND d.rn = 1
+             ORDER BY 1, 3"
         ))
         .await
     }

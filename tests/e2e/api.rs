@@ -977,3 +977,74 @@ async fn serve_replicas_share_only_the_topics_and_push_report_updates() {
         assert_eq!(std::fs::read_dir(contacts).unwrap().count(), 0);
     }
 }
+
+/// A tourist site with a beacon gateway (its sightings under the site's id as zone) gets
+/// its visitors' dwell times next to its counts; a site with counters alone gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_with_beacons_gets_dwell_ranges_next_to_its_counts() {
+    use vallee::simulator::Event;
+
+    let world = World::new(3).await;
+    let hub = Hub::start(&world, "hub").await;
+    let at = |hm: &str| -> chrono::DateTime<chrono::Utc> {
+        format!("2026-06-14T{hm}:00Z").parse().unwrap()
+    };
+    let event = |stream: Stream, key: &str, hm: &str, payload: Value| Event {
+        stream,
+        key: key.to_string(),
+        payload: payload.to_string(),
+        time: at(hm),
+    };
+    let sighting = |zone: &str, device: u32, hm: &str| {
+        event(
+            Stream::Beacons,
+            zone,
+            hm,
+            json!({"id": format!("s-{zone}-{device}-{hm}"), "type": "BeaconSighting",
+                "dateObserved": at(hm).to_rfc3339(), "zone": zone,
+                "deviceToken": format!("{device:032x}"), "saltEpoch": "2026-06-14", "rssi": -70}),
+        )
+    };
+    let visit = |site: &str, hm: &str, count: i64| {
+        event(
+            Stream::Tourism,
+            site,
+            hm,
+            json!({"id": format!("v-{site}-{hm}"), "type": "SiteVisit", "dateObserved": at(hm).to_rfc3339(),
+                "site": site, "locationCode": "34261", "source": "counter", "count": count}),
+        )
+    };
+    let abbey = "abbaye-de-gellone";
+    world
+        .produce(&[
+            // One device stays 7 minutes, another passes by.
+            sighting(abbey, 1, "10:05"),
+            sighting(abbey, 1, "10:08"),
+            sighting(abbey, 1, "10:12"),
+            sighting(abbey, 2, "10:20"),
+            visit(abbey, "10:10", 6),
+            visit("prieure-saint-michel", "10:30", 2),
+            // Later traffic moves both streams' event time past the hour and its gap.
+            sighting("za-camalce-nord", 3, "11:30"),
+            visit("prieure-saint-michel", "11:20", 1),
+        ])
+        .await;
+    let query = "{ sitePresence(from: \"2026-06-14T10:00:00Z\", to: \"2026-06-14T11:00:00Z\") {
+        site visitorCount dwell { zone visits dwellUnder5Min dwell5To15Min sessionGap } } }";
+    let expected = json!([
+        {"site": abbey, "visitorCount": 6, "dwell": {"zone": abbey, "visits": 2,
+            "dwellUnder5Min": 1, "dwell5To15Min": 1, "sessionGap": "PT10M"}},
+        {"site": "prieure-saint-michel", "visitorCount": 2, "dwell": null},
+    ]);
+    let mut last = Value::Null;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while std::time::Instant::now() < deadline {
+        last = hub.gql(None, query, json!({})).await;
+        if last["data"]["sitePresence"] == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(last["data"]["sitePresence"], expected, "{last}");
+    hub.stop().await;
+}

@@ -787,6 +787,10 @@ pub struct SitePresence {
     pub revision: i32,
     #[graphql(name = "final")]
     pub is_final: bool,
+    /// How long visits lasted, for a site with beacons (its gateway publishes sightings on
+    /// the beacons stream with the site's id as `zone`); null for counters alone, which
+    /// send no per-visitor signal.
+    pub dwell: Option<FootfallDwell>,
 }
 
 /// AR-trail check-ins at one point.
@@ -814,6 +818,7 @@ impl From<sensors::PresenceRow> for SitePresence {
                 .collect(),
             revision: r.revision,
             is_final: r.is_final,
+            dwell: r.dwell.map(Into::into),
         }
     }
 }
