@@ -116,7 +116,7 @@ pub enum BenchCommand {
 /// Options every long-running command shares.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
-    /// Data directory: `lake/`, `broker/`, later `private/` and `public/`.
+    /// Data directory: `lake/`, `broker/`, `private/`, `public/` and `research/`.
     #[arg(long, env = "VALLEE_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
     /// External Kafka bootstrap servers; without it `up` embeds a broker.

@@ -51,6 +51,7 @@ impl Lake {
         retention: chrono::Duration,
     ) -> Result<usize> {
         let name = table.name();
+        let before = self.data_files_on_disk(name);
         let mut handle = self.latest(table).await?;
         let (vacuumed, metrics) = handle
             .clone()
@@ -60,7 +61,38 @@ impl Lake {
             .await
             .map_err(Error::delta(name))?;
         *handle = vacuumed;
-        Ok(metrics.files_deleted.len())
+        // delta-rs lists every expired removal it tried, including files an earlier vacuum
+        // already deleted: on a local lake, count what really went.
+        Ok(match (before, self.data_files_on_disk(name)) {
+            (Some(before), Some(after)) => before.saturating_sub(after),
+            _ => metrics.files_deleted.len(),
+        })
+    }
+
+    /// Data files of table `name` on a local lake (its log left out); `None` elsewhere.
+    fn data_files_on_disk(&self, name: &str) -> Option<usize> {
+        fn walk(dir: &std::path::Path) -> usize {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|e| {
+                    let path = e.path();
+                    if path.is_dir() {
+                        if e.file_name() == "_delta_log" {
+                            0
+                        } else {
+                            walk(&path)
+                        }
+                    } else {
+                        usize::from(path.extension().is_some_and(|x| x == "parquet"))
+                    }
+                })
+                .sum()
+        }
+        let root = self.root().to_file_path().ok()?;
+        Some(walk(&root.join(name)))
     }
 
     /// Writes a checkpoint of the latest version; returns that version.

@@ -233,6 +233,11 @@ async fn compaction_vacuum_and_checkpoints_keep_rows_offsets_and_time_travel() {
         lake.vacuum(table, chrono::Duration::zero()).await.unwrap(),
         files_before
     );
+    assert_eq!(
+        lake.vacuum(table, chrono::Duration::zero()).await.unwrap(),
+        0,
+        "a second vacuum finds nothing left to delete"
+    );
     assert_eq!(lake.count(table).await.unwrap(), 80);
     let checkpointed = lake.checkpoint(table).await.unwrap();
     let log = dir.path().join("lake/waste_containers/_delta_log");
