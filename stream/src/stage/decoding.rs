@@ -126,6 +126,18 @@ impl<M: Send> Pipeline<M> {
 mod tests {
     use super::*;
 
+    /// Messages of the beacons stream with these payloads.
+    fn beacons(payloads: &[String]) -> Vec<Encoded<'_>> {
+        payloads
+            .iter()
+            .map(|p| Encoded {
+                stream: Stream::Beacons,
+                payload: Some(p.as_bytes()),
+                timestamp_ms: None,
+            })
+            .collect()
+    }
+
     #[test]
     fn the_pipeline_processes_every_message_once_in_order() {
         let payload = |i: usize| {
@@ -147,14 +159,7 @@ mod tests {
         let mut next = 0;
         for size in [1000, 700, 3, 900] {
             let payloads: Vec<String> = (next..next + size).map(payload).collect();
-            let encoded: Vec<Encoded<'_>> = payloads
-                .iter()
-                .map(|p| Encoded {
-                    stream: Stream::Beacons,
-                    payload: Some(p.as_bytes()),
-                    timestamp_ms: None,
-                })
-                .collect();
+            let encoded = beacons(&payloads);
             pipeline
                 .feed((next..next + size).collect(), &encoded, &mut record)
                 .unwrap();
@@ -178,14 +183,7 @@ mod tests {
                 }
             })
             .collect();
-        let messages: Vec<Encoded<'_>> = payloads
-            .iter()
-            .map(|p| Encoded {
-                stream: Stream::Beacons,
-                payload: Some(p.as_bytes()),
-                timestamp_ms: None,
-            })
-            .collect();
+        let messages = beacons(&payloads);
         let options = DecodeOptions::default();
         let alone = decode_chunk(&messages, &options, 1);
         let parallel = decode_chunk(&messages, &options, 3);
