@@ -578,6 +578,21 @@ impl FileConfig {
                 shared,
             });
         }
+        // A parcel two partners list (an estate and the cooperative) is shared only if
+        // neither keeps it private: one cannot publish it over the other's default.
+        for p in &o.partners {
+            for (parcel, _) in &p.shared {
+                if let Some(other) =
+                    (o.partners.iter()).find(|q| q.name != p.name && q.parcels.contains(parcel))
+                {
+                    anyhow::bail!(
+                        "[[api.partners]] {} shares {parcel}, which {} also lists: only a parcel one partner owns alone can be shared",
+                        p.name,
+                        other.name
+                    );
+                }
+            }
+        }
         for s in &f.staff {
             let hash = s.token_sha256.trim().to_ascii_lowercase();
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -700,5 +715,14 @@ mod tests {
         );
         let err = partner("share_public = [\"neighbour\"]\n").unwrap_err();
         assert!(err.to_string().contains("neighbour"), "{err}");
+        let co_owned = format!(
+            "[[api.partners]]\nname = \"pins\"\ntoken_sha256 = \"{a}\"\nparcels = [\"p1\"]\nshare_public = [\"p1\"]\n\
+             [[api.partners]]\nname = \"cave\"\ntoken_sha256 = \"{b}\"\nparcels = [\"p1\"]\n",
+            a = "ab".repeat(32),
+            b = "cd".repeat(32)
+        );
+        let f: FileConfig = toml::from_str(&co_owned).unwrap();
+        let err = f.api_options("b:1", Path::new("d")).unwrap_err();
+        assert!(err.to_string().contains("cave also lists"), "{err}");
     }
 }

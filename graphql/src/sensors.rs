@@ -390,15 +390,13 @@ impl SensorReader {
         site: Option<&str>,
         range: Option<(DateTime<Utc>, DateTime<Utc>)>,
     ) -> Result<Vec<PresenceRow>> {
-        let mut filter = format!(
-            "rn = 1 AND {}",
-            time_range(
-                "hour",
-                range,
-                "SELECT max(hour) FROM site_presence",
-                "24 hours"
-            )
+        let hours = time_range(
+            "hour",
+            range,
+            "SELECT max(hour) FROM site_presence",
+            "24 hours",
         );
+        let mut filter = format!("rn = 1 AND {hours}");
         if let Some(s) = site {
             filter += &format!(" AND site = {}", lit(s));
         }
@@ -417,7 +415,7 @@ impl SensorReader {
              FROM (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY site, hour ORDER BY revision DESC) AS rn
                                   FROM site_presence) WHERE {filter}) p
              LEFT JOIN (SELECT *, row_number() OVER (PARTITION BY zone, hour ORDER BY revision DESC) AS rn
-                        FROM footfall_dwell) d
+                        FROM footfall_dwell WHERE {hours}) d
                ON d.zone = p.site AND d.hour = p.hour AND d.rn = 1
              ORDER BY 1, 3"
         ))

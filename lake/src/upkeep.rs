@@ -62,37 +62,37 @@ impl Lake {
             .map_err(Error::delta(name))?;
         *handle = vacuumed;
         // delta-rs lists every expired removal it tried, including files an earlier vacuum
-        // already deleted: on a local lake, count what really went.
+        // already deleted: on a local lake, count the files that really went (others may
+        // be written meanwhile; only vacuum deletes).
         Ok(match (before, self.data_files_on_disk(name)) {
-            (Some(before), Some(after)) => before.saturating_sub(after),
+            (Some(before), Some(after)) => before.difference(&after).count(),
             _ => metrics.files_deleted.len(),
         })
     }
 
     /// Data files of table `name` on a local lake (its log left out); `None` elsewhere.
-    fn data_files_on_disk(&self, name: &str) -> Option<usize> {
-        fn walk(dir: &std::path::Path) -> usize {
+    fn data_files_on_disk(
+        &self,
+        name: &str,
+    ) -> Option<std::collections::HashSet<std::path::PathBuf>> {
+        fn walk(dir: &std::path::Path, out: &mut std::collections::HashSet<std::path::PathBuf>) {
             let Ok(entries) = std::fs::read_dir(dir) else {
-                return 0;
+                return;
             };
-            entries
-                .flatten()
-                .map(|e| {
-                    let path = e.path();
-                    if path.is_dir() {
-                        if e.file_name() == "_delta_log" {
-                            0
-                        } else {
-                            walk(&path)
-                        }
-                    } else {
-                        usize::from(path.extension().is_some_and(|x| x == "parquet"))
-                    }
-                })
-                .sum()
+            for e in entries.flatten() {
+                let Ok(kind) = e.file_type() else { continue };
+                let path = e.path();
+                if kind.is_dir() && e.file_name() != "_delta_log" {
+                    walk(&path, out);
+                } else if kind.is_file() && path.extension().is_some_and(|x| x == "parquet") {
+                    out.insert(path);
+                }
+            }
         }
         let root = self.root().to_file_path().ok()?;
-        Some(walk(&root.join(name)))
+        let mut files = std::collections::HashSet::new();
+        walk(&root.join(name), &mut files);
+        Some(files)
     }
 
     /// Writes a checkpoint of the latest version; returns that version.

@@ -246,3 +246,48 @@ async fn compaction_vacuum_and_checkpoints_keep_rows_offsets_and_time_travel() {
             .is_file()
     );
 }
+
+/// A replaced table is rewritten when its source moved on, or when a setting it depends on
+/// changed, back to an earlier value included (a share withdrawn after being granted).
+#[tokio::test]
+async fn a_replaced_table_follows_its_source_and_its_settings_both_ways() {
+    use vallee_lake::replace::Stamp;
+
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open_bare(LakeOptions {
+        root: dir.path().join("public"),
+        ..Default::default()
+    })
+    .unwrap();
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("n", arrow::datatypes::DataType::Int64, false),
+    ]));
+    let batch = |n: i64| {
+        arrow::array::RecordBatch::try_new(
+            schema.clone(),
+            vec![std::sync::Arc::new(arrow::array::Int64Array::from(vec![n]))],
+        )
+        .unwrap()
+    };
+    let stamps = |source: i64, setting: i64| {
+        [
+            Stamp::AtLeast("vallee-publish/t".into(), source),
+            Stamp::Exactly("vallee-sharing".into(), setting),
+        ]
+    };
+    let mut written = Vec::new();
+    for (source, setting) in [(1, 7), (1, 7), (0, 7), (2, 7), (2, -3), (2, 7), (2, 7)] {
+        let version = lake
+            .replace("t", vec![batch(source)], &stamps(source, setting))
+            .await
+            .unwrap();
+        written.push(version.is_some());
+    }
+    assert_eq!(
+        written,
+        [true, false, false, true, true, true, false],
+        "first; same; an older source; a newer source; a changed setting; the setting back; same"
+    );
+    assert!(lake.replaced_with("t", &stamps(2, 7)).await.unwrap());
+    assert!(!lake.replaced_with("t", &stamps(2, -3)).await.unwrap());
+}

@@ -8,9 +8,11 @@
 //! The same publisher, for researchers, maintains `<data-dir>/research/<id>`: the
 //! datasets whose content depends on the audience (the parcels partners shared with
 //! researchers), which `POST /sql` serves in place of their public version. A table that
-//! depends on the sharing settings also records their fingerprint
-//! (`vallee-sharing/<fingerprint>`), so a changed setting rewrites it even when its source
-//! did not move.
+//! depends on the sharing settings also records their fingerprint (application
+//! transaction `vallee-sharing`, its version the fingerprint's bits), so a changed setting
+//! rewrites it even when its source did not move; and since a withdrawn share must not
+//! linger in the table's history either, that rewrite is followed by a vacuum without
+//! retention (the `asOf` downloads recompute from the lake and are not affected).
 
 use std::sync::Arc;
 
@@ -20,6 +22,8 @@ use vallee_lake::Lake;
 
 use crate::sharing::Audience;
 use crate::{AsOf, DATASETS, Dataset, Filter, OpenData, Result};
+use vallee_lake::replace::Stamp;
+use vallee_lake::upkeep::ExistingTable;
 
 /// App id of the publisher's commits on `public/<id>`.
 pub fn app_id(ds: &Dataset) -> String {
@@ -60,15 +64,19 @@ impl PublicLake {
             .filter(move |d| everything || d.uses_sharing)
     }
 
-    /// What a table computed from `version` of its source records.
-    fn stamps(&self, ds: &Dataset, version: i64) -> Vec<(String, i64)> {
-        let mut stamps = vec![(app_id(ds), version)];
+    /// What a table computed from `version` of its source records: that version, and for
+    /// a table reading the sharing settings, their fingerprint.
+    fn stamps(&self, ds: &Dataset, version: i64) -> Vec<Stamp> {
+        let mut stamps = vec![Stamp::AtLeast(app_id(ds), version)];
         if ds.uses_sharing {
             let fingerprint = self
                 .open_data
                 .sharing()
                 .fingerprint(self.open_data.audience());
-            stamps.push((format!("vallee-sharing/{fingerprint}"), 0));
+            stamps.push(Stamp::Exactly(
+                "vallee-sharing".into(),
+                i64::from_ne_bytes(fingerprint.to_ne_bytes()),
+            ));
         }
         stamps
     }
@@ -87,6 +95,9 @@ impl PublicLake {
             if self.public.replaced_with(ds.id, &stamps).await? {
                 continue;
             }
+            let settings_changed = ds.uses_sharing
+                && self.public.exists(ds.id)
+                && !self.public.replaced_with(ds.id, &stamps[1..]).await?;
             let schema = crate::export::plain_schema(&stream.schema());
             let mut batches: Vec<RecordBatch> = stream
                 .map_err(crate::Error::from)
@@ -104,6 +115,17 @@ impl PublicLake {
                 .is_some()
             {
                 done.push((ds.id, version));
+                if settings_changed {
+                    // A withdrawn share leaves no earlier version behind.
+                    let deleted = (self.public)
+                        .vacuum(ExistingTable(ds.id), chrono::Duration::zero())
+                        .await?;
+                    tracing::info!(
+                        dataset = ds.id,
+                        deleted,
+                        "sharing settings changed: history vacuumed"
+                    );
+                }
             }
         }
         Ok(done)

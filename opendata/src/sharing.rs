@@ -6,8 +6,9 @@
 //! Every dataset session holds the table `shared_parcels` (`parcel`, `partage`): the
 //! parcels the session's audience may see. The public one lists the parcels shared with
 //! the public; the researchers' one adds those shared with researchers. Withdrawing a
-//! share takes effect everywhere, `asOf` downloads of past versions included: the setting
-//! is applied when the data is read, not when it was written.
+//! share takes effect everywhere: downloads apply the setting when they read, `asOf` of
+//! past versions included, and the published copies are rewritten with their history
+//! vacuumed ([`crate::publish`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -66,9 +67,9 @@ impl Sharing {
             .map(|(p, a)| (p.as_str(), *a))
     }
 
-    /// A short digest of what `audience` sees: a published table computed under another
-    /// setting is out of date even when its source did not move.
-    pub fn fingerprint(&self, audience: Audience) -> String {
+    /// A digest of what `audience` sees: a published table computed under another setting
+    /// is out of date even when its source did not move.
+    pub fn fingerprint(&self, audience: Audience) -> u64 {
         // FNV-1a 64: stable across builds (std's hasher is not).
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for (parcel, a) in self.visible_to(audience) {
@@ -77,7 +78,7 @@ impl Sharing {
                 h = h.wrapping_mul(0x0000_0100_0000_01b3);
             }
         }
-        format!("{h:016x}")
+        h
     }
 
     /// Registers [`TABLE`] for `audience` in `ctx`.

@@ -532,8 +532,14 @@ pub fn run_blocking(
             rejoin_after = (rejoin_after * 2).min(MAX_REJOIN_AFTER);
         }
         // What is already fetched is taken in one chunk (up to a batch, stopping at a
-        // rebalance) and fed to the decoding pipeline.
-        if !stopping && let Some(Ok(first)) = consumer.poll(Duration::from_millis(50)) {
+        // rebalance) and fed to the decoding pipeline. While a decoded chunk waits, polling
+        // does not wait: with nothing more fetched, the chunk is processed at once.
+        let wait = if pipeline.is_empty() {
+            Duration::from_millis(50)
+        } else {
+            Duration::ZERO
+        };
+        if !stopping && let Some(Ok(first)) = consumer.poll(wait) {
             let mut polled = vec![first];
             while polled.len() < crate::microbatch::BATCH_ROWS
                 && consumer
