@@ -332,26 +332,35 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
     let mut pipeline = decoding::Pipeline::new(decode_options.clone(), decoding::threads());
     for (stream, path) in files {
         let topic = stream.name();
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
-        let mut offset = 0i64;
-        loop {
-            // One buffer per chunk, lines as ranges of it (as a fetch of the broker would).
-            let (mut chunk, mut lines) = (Vec::with_capacity(BATCH_ROWS * 256), Vec::new());
-            while lines.len() < BATCH_ROWS {
-                let start = chunk.len();
-                if reader.read_until(b'\n', &mut chunk)? == 0 {
-                    break;
+        // The file is read on its own thread, a chunk ahead, as the Kafka client fetches
+        // on its own threads for the worker.
+        let (chunks, received) =
+            std::sync::mpsc::sync_channel::<(Vec<u8>, Vec<std::ops::Range<usize>>)>(2);
+        let file = std::fs::File::open(path)?;
+        let reading = std::thread::spawn(move || -> std::io::Result<()> {
+            let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+            loop {
+                // One buffer per chunk, lines as ranges of it (as a fetch would be).
+                let (mut chunk, mut lines) = (Vec::with_capacity(BATCH_ROWS * 256), Vec::new());
+                while lines.len() < BATCH_ROWS {
+                    let start = chunk.len();
+                    if reader.read_until(b'\n', &mut chunk)? == 0 {
+                        break;
+                    }
+                    let end = if chunk.last() == Some(&b'\n') {
+                        chunk.len() - 1
+                    } else {
+                        chunk.len()
+                    };
+                    lines.push(start..end);
                 }
-                let end = if chunk.last() == Some(&b'\n') {
-                    chunk.len() - 1
-                } else {
-                    chunk.len()
-                };
-                lines.push(start..end);
+                if lines.is_empty() || chunks.send((chunk, lines)).is_err() {
+                    return Ok(());
+                }
             }
-            if lines.is_empty() {
-                break;
-            }
+        });
+        let mut offset = 0i64;
+        for (chunk, lines) in received {
             let encoded: Vec<Encoded<'_>> = lines
                 .iter()
                 .map(|l| Encoded {
@@ -371,6 +380,9 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
             pipeline.feed(metas, &encoded, &mut process)?;
             processor.tick(now)?;
         }
+        reading
+            .join()
+            .map_err(|_| anyhow::anyhow!("the reading thread panicked"))??;
         pipeline.flush(|offset, event| {
             let event = event.map_err(|e| anyhow::anyhow!("{}:{offset}: {e}", path.display()))?;
             processor.process(*stream, topic, 0, offset, &event, now)?;
