@@ -165,9 +165,6 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         group_id: format!("bench-{run}-stage"),
         topics: topic_names.clone(),
         flush_interval: Duration::from_millis(args.flush_ms),
-        // The backlog lasts seconds: a partition its keys never reach must stop holding
-        // the watermark within the run, or no footfall window would close (30 s default).
-        idle_timeout: Duration::from_secs(2),
         ..Default::default()
     };
     let stage_started = Instant::now();
