@@ -70,15 +70,13 @@ impl Sharing {
     /// A digest of what `audience` sees: a published table computed under another setting
     /// is out of date even when its source did not move.
     pub fn fingerprint(&self, audience: Audience) -> u64 {
-        // FNV-1a 64: stable across builds (std's hasher is not).
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        // Stable across builds: it is stored in the published tables.
+        let mut h = vallee_schemas::digest::Fnv1a::default();
         for (parcel, a) in self.visible_to(audience) {
-            for b in parcel.bytes().chain([0, a as u8, 0]) {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
+            h.write(parcel.as_bytes());
+            h.write(&[0, a as u8, 0]);
         }
-        h
+        h.finish()
     }
 
     /// Registers [`TABLE`] for `audience` in `ctx`.

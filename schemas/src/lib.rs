@@ -40,6 +40,7 @@ pub mod communes;
 pub mod contract;
 pub mod dead_letter;
 pub mod decode;
+pub mod digest;
 mod error;
 pub mod events;
 pub mod geo;

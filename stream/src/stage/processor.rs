@@ -65,14 +65,11 @@ impl PresenceValue {
 
 /// FNV-1a of `point=count;…`, the same in every process (unlike the std hasher).
 pub fn points_digest(points: &[(String, i64)]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = vallee_schemas::digest::Fnv1a::default();
     for (point, count) in points {
-        for b in format!("{point}={count};").bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        h.write(format!("{point}={count};").as_bytes());
     }
-    h
+    h.finish()
 }
 
 impl Aggregate for Presence {
