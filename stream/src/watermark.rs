@@ -9,7 +9,9 @@
 //! A partition assigned but silent so far is active too, with an unknown position: until it
 //! delivers (or idles out) the watermark does not move. Without that, after a restart the
 //! first partition to replay would close windows the others have not replayed yet, and the
-//! stage would write wrong corrections.
+//! stage would write wrong corrections. When the consumer finds such a partition empty
+//! from where it started ([`crate::stage::empty_partitions`]), it stops holding the
+//! watermark at once instead of after the idle timeout.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,6 +34,8 @@ struct PartitionClock {
     max_event_time: Option<DateTime<Utc>>,
     /// The last delivery (or the assignment).
     last_delivery: Instant,
+    /// Found empty from where it started: holds nothing until it delivers.
+    empty: bool,
 }
 
 /// The watermark of one stream.
@@ -54,17 +58,30 @@ impl Watermarks {
         let clock = self.partitions.entry(partition).or_insert(PartitionClock {
             max_event_time: Some(t),
             last_delivery: now,
+            empty: false,
         });
         clock.max_event_time = Some(clock.max_event_time.map_or(t, |m| m.max(t)));
         clock.last_delivery = now;
+        clock.empty = false;
     }
 
     /// A partition assigned at `now`: it holds the watermark until it delivers or idles.
     pub fn assigned(&mut self, partition: i32, now: Instant) {
-        self.partitions.entry(partition).or_insert(PartitionClock {
+        let clock = self.partitions.entry(partition).or_insert(PartitionClock {
             max_event_time: None,
             last_delivery: now,
+            empty: false,
         });
+        clock.empty = false; // assigned again: it is found empty afresh, or not
+    }
+
+    /// The consumer found `partition` empty from where it started reading: until it
+    /// delivers, it does not hold the watermark back. A partition that delivered is judged
+    /// by its event times, so this changes nothing for it.
+    pub fn found_empty(&mut self, partition: i32) {
+        if let Some(clock) = self.partitions.get_mut(&partition) {
+            clock.empty = clock.max_event_time.is_none();
+        }
     }
 
     /// Forgets a partition (revoked from this process).
@@ -78,6 +95,7 @@ impl Watermarks {
             .partitions
             .values()
             .filter(|c| now.saturating_duration_since(c.last_delivery) < self.options.idle_timeout)
+            .filter(|c| !c.empty)
             .map(|c| c.max_event_time)
             .collect();
         if active.iter().any(Option::is_none) {
@@ -164,5 +182,32 @@ mod tests {
         w.assigned(2, start);
         let later = start + Duration::from_secs(31);
         assert_eq!(w.watermark(later), Some(t("2026-11-28T11:09:30Z")));
+    }
+
+    #[test]
+    fn a_partition_found_empty_stops_holding_at_once_until_it_delivers() {
+        let mut at = clock();
+        let mut w = Watermarks::new(OPTIONS);
+        for p in 0..3 {
+            w.assigned(p, at(0));
+        }
+        w.observe(0, t("2026-11-28T10:05:00Z"), at(0));
+        w.observe(1, t("2026-11-28T10:02:00Z"), at(0));
+        assert_eq!(w.watermark(at(1)), None, "partition 2 may still replay");
+        w.found_empty(2);
+        assert_eq!(
+            w.watermark(at(1)),
+            Some(t("2026-11-28T10:01:30Z")),
+            "long before the idle timeout"
+        );
+        // Marking a partition that delivered changes nothing: its event time still counts.
+        w.found_empty(1);
+        assert_eq!(w.watermark(at(1)), Some(t("2026-11-28T10:01:30Z")));
+        // The empty partition delivers: it holds again, by its event time.
+        w.observe(2, t("2026-11-28T09:50:00Z"), at(2));
+        assert_eq!(w.watermark(at(2)), Some(t("2026-11-28T09:49:30Z")));
+        // A partition not assigned is not invented.
+        w.found_empty(7);
+        assert_eq!(w.watermark(at(2)), Some(t("2026-11-28T09:49:30Z")));
     }
 }

@@ -193,11 +193,19 @@ struct RunningStage {
 }
 
 fn start_stage(world: &World, lake: &Arc<vallee_lake::Lake>) -> RunningStage {
+    start_stage_idling_after(world, lake, Duration::from_secs(2))
+}
+
+fn start_stage_idling_after(
+    world: &World,
+    lake: &Arc<vallee_lake::Lake>,
+    idle_timeout: Duration,
+) -> RunningStage {
     let options = StreamOptions {
         brokers: world.brokers(),
         group_id: format!("{}-stream", world.group),
         topics: world.topics.clone(),
-        idle_timeout: Duration::from_secs(2),
+        idle_timeout,
         flush_interval: Duration::from_millis(300),
         ..Default::default()
     };
@@ -458,6 +466,57 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         total_rows(&lake, "bin_forecast").await,
     );
     assert_eq!(after, before);
+}
+
+/// Beacons keyed by zone leave a partition empty when no zone hashes to it. The consumer
+/// finds it empty from its fetch responses, so it does not hold the watermark for the idle
+/// timeout (ten minutes here, longer than the test may wait).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_partition_does_not_hold_the_watermark_until_the_idle_timeout() {
+    let world = World::new(3).await;
+    // One zone, one key: a single partition of three gets every sighting.
+    let mut events = Vec::new();
+    let mut sightings = Vec::new();
+    for minute in 0..22u32 {
+        let time = format!("10:{minute:02}:30");
+        let token = 7000 + minute % 4;
+        let mut e = sighting(&time, token);
+        e.key = "za-test".into();
+        events.push(e);
+        sightings.push((at(&time), format!("{token:032x}")));
+    }
+    world.produce(&events).await;
+    let lake = Arc::new(world.lake().await);
+    for t in OutputTable::ALL {
+        lake.ensure(t).await.unwrap();
+    }
+    // Event time reaches 10:21:30; minus 30 s of lateness, the windows up to 10:20 close.
+    let closed_5m: Vec<(i64, i64)> = batch_footfall(&sightings)
+        .await
+        .into_iter()
+        .filter(|(w, _)| *w < at("10:20:00").timestamp_micros())
+        .collect();
+    assert_eq!(closed_5m.len(), 4);
+    let stage = start_stage_idling_after(&world, &lake, Duration::from_secs(600));
+    eventually(
+        Duration::from_secs(60),
+        "the windows closed while two partitions stayed empty",
+        || async {
+            let rows = lake
+                .sql("SELECT count(*) FROM footfall WHERE \"window\" = 'PT5M' AND final")
+                .await
+                .unwrap();
+            i64s(&rows, 0)[0] as usize >= closed_5m.len()
+        },
+    )
+    .await;
+    stage.stop().await;
+    let rows = lake
+        .sql("SELECT CAST(\"dateObservedFrom\" AS BIGINT), \"peopleCount\" FROM footfall WHERE \"window\" = 'PT5M' AND final ORDER BY 1")
+        .await
+        .unwrap();
+    let got: Vec<(i64, i64)> = i64s(&rows, 0).into_iter().zip(i64s(&rows, 1)).collect();
+    assert_eq!(got, closed_5m, "stream vs DataFusion batch GROUP BY");
 }
 
 async fn total_rows(lake: &vallee_lake::Lake, table: &str) -> i64 {

@@ -8,6 +8,7 @@
 //! of the topics.
 
 pub mod decoding;
+pub mod empty_partitions;
 pub mod live;
 pub mod options;
 pub mod outputs;

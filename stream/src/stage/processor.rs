@@ -342,6 +342,14 @@ impl Processor {
         }
     }
 
+    /// A partition of `stream` the consumer found empty from where it started: it stops
+    /// holding the watermark until it delivers.
+    pub fn partition_found_empty(&mut self, stream: Stream, partition: i32) {
+        if let Some(w) = self.watermarks.get_mut(&stream) {
+            w.found_empty(partition);
+        }
+    }
+
     pub fn watermark(&self, stream: Stream, now: Instant) -> Option<DateTime<Utc>> {
         self.watermarks[&stream].watermark(now)
     }

@@ -22,6 +22,7 @@ use vallee_schemas::decode::DecodeOptions;
 
 use super::StreamOptions;
 use super::decoding::{Encoded, Pipeline};
+use super::empty_partitions::{STATISTICS_INTERVAL, empty_partitions};
 use super::live::{LiveFootfall, SharedLiveView};
 use super::outputs::{AlertRow, OutputTable};
 use super::processor::{Emitted, Processor, points_digest};
@@ -55,6 +56,8 @@ struct StageContext {
     assigned: std::sync::Mutex<Vec<(Key, Option<i64>)>>,
     /// Partitions owned right now (0 between a revocation and the next assignment).
     owned: std::sync::atomic::AtomicUsize,
+    /// Partitions the latest client statistics found empty from where they started.
+    empty: std::sync::Mutex<Vec<(String, i32)>>,
 }
 
 /// Without any partition this long, leave and rejoin the group: the same Tansu quirk and
@@ -94,7 +97,15 @@ impl StageContext {
     }
 }
 
-impl ClientContext for StageContext {}
+impl ClientContext for StageContext {
+    /// Served on the worker's own poll, every [`STATISTICS_INTERVAL`].
+    fn stats_raw(&self, statistics: &[u8]) {
+        match empty_partitions(statistics) {
+            Ok(empty) => *self.empty.lock().unwrap_or_else(|p| p.into_inner()) = empty,
+            Err(e) => tracing::warn!(error = %e, "unreadable Kafka client statistics"),
+        }
+    }
+}
 
 impl ConsumerContext for StageContext {
     fn rebalance(
@@ -583,6 +594,17 @@ pub fn run_blocking(
             }
             previous.insert(key, stored);
         }
+        for (topic, partition) in consumer
+            .context()
+            .empty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            if let Some((stream, _)) = options.topics.iter().find(|(_, t)| **t == topic) {
+                processor.partition_found_empty(*stream, partition);
+            }
+        }
         if !processor.fresh_alerts.is_empty() {
             // Threshold alerts reach the live view and the topic on arrival, not at the flush.
             let mut view = live.write().unwrap_or_else(|p| p.into_inner());
@@ -629,6 +651,7 @@ fn subscribe(
         options: options.clone(),
         assigned: Default::default(),
         owned: Default::default(),
+        empty: Default::default(),
     };
     let consumer: BaseConsumer<StageContext> = ClientConfig::new()
         .set("bootstrap.servers", &options.brokers)
@@ -639,6 +662,10 @@ fn subscribe(
         .set("partition.assignment.strategy", "range")
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "1000")
+        .set(
+            "statistics.interval.ms",
+            STATISTICS_INTERVAL.as_millis().to_string(),
+        )
         .set(
             "fetch.wait.max.ms",
             options.fetch_wait.as_millis().to_string(),
