@@ -34,6 +34,10 @@ pub struct SightingPartial {
     pub zone: String,
     /// The earliest sighting of the device in the bin.
     pub time: DateTime<Utc>,
+    /// The latest one: with `time`, all the dwell sessions need (sightings within a bin are
+    /// closer than any session gap, so they always fall in one session).
+    pub last: DateTime<Utc>,
+    /// The token's keyed hash (`vallee_token_key`).
     pub token: u64,
     pub lineage: Lineage,
 }
@@ -142,7 +146,7 @@ impl Columns {
 }
 
 /// Each device once per (zone, 5-minute bin), with where its sightings were read.
-const SIGHTINGS_PLAN: &str = "SELECT k, min(t) AS t, vallee_token_key(token) AS token, p, min(o) AS lo, max(o) AS hi \
+const SIGHTINGS_PLAN: &str = "SELECT k, min(t) AS t, max(t) AS last, vallee_token_key(token) AS token, p, min(o) AS lo, max(o) AS hi \
      FROM batch GROUP BY k, date_bin(INTERVAL '5 minutes', t), vallee_token_key(token), p";
 
 /// Visitors and AR check-ins per (site, hour, AR point); the point rides in `token`.
@@ -250,16 +254,18 @@ impl BatchEngine {
         for b in self.run(SIGHTINGS_PLAN, batch)? {
             let zones = strings(b.column(0))?;
             let times = b.column(1).as_primitive::<TimestampMicrosecondType>();
-            let tokens = b.column(2).as_primitive::<UInt64Type>();
+            let lasts = b.column(2).as_primitive::<TimestampMicrosecondType>();
+            let tokens = b.column(3).as_primitive::<UInt64Type>();
             let (p, lo, hi) = (
-                b.column(3).as_primitive::<Int32Type>(),
-                b.column(4).as_primitive::<Int64Type>(),
+                b.column(4).as_primitive::<Int32Type>(),
                 b.column(5).as_primitive::<Int64Type>(),
+                b.column(6).as_primitive::<Int64Type>(),
             );
             for (i, zone) in zones.into_iter().enumerate() {
                 out.push(SightingPartial {
                     zone,
                     time: micros(times.value(i)),
+                    last: micros(lasts.value(i)),
                     token: tokens.value(i),
                     lineage: Lineage::range(&topic, p.value(i), lo.value(i), hi.value(i)),
                 });

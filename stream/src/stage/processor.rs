@@ -156,6 +156,9 @@ struct PartitionReplay {
     minutes: BTreeMap<i64, i64>,
     /// The offset after the last one seen.
     next: i64,
+    /// The minute of the last row and the smallest offset recorded for it: rows of a
+    /// partition come in offset order, mostly within the same minute (the hot path).
+    hot: Option<(i64, i64)>,
 }
 
 impl ReplayTracker {
@@ -166,12 +169,16 @@ impl ReplayTracker {
             None => self.topics.entry(topic.to_string()).or_default(),
         };
         let p = partitions.entry(partition).or_default();
-        let slot = p
-            .minutes
-            .entry(t.timestamp().div_euclid(60))
-            .or_insert(offset);
-        *slot = (*slot).min(offset);
+        let minute = t.timestamp().div_euclid(60);
         p.next = p.next.max(offset + 1);
+        if p.hot
+            .is_some_and(|(m, smallest)| m == minute && offset >= smallest)
+        {
+            return;
+        }
+        let slot = p.minutes.entry(minute).or_insert(offset);
+        *slot = (*slot).min(offset);
+        p.hot = Some((minute, *slot));
     }
 
     /// Where to replay from so that every row with event time ≥ `keep_from` is read again.
@@ -184,6 +191,7 @@ impl ReplayTracker {
         let p = self.topics.get_mut(topic)?.get_mut(&partition)?;
         let cutoff = keep_from.timestamp().div_euclid(60);
         p.minutes.retain(|m, _| *m >= cutoff);
+        p.hot = None;
         Some(p.minutes.values().copied().min().unwrap_or(p.next))
     }
 
@@ -372,11 +380,10 @@ impl Processor {
         let source = self.topics.source(topic, partition, offset);
         match event {
             Decoded::Beacon(b) => {
+                // Footfall and dwell time both come from the plan's partials (one per device
+                // and 5-minute bin): nothing per sighting but buffering it.
                 let zone = &b.record.zone;
                 let token = b.device_token.as_str();
-                if !self.dwell.insert(zone, token, t, Some(&source)) {
-                    tracing::warn!(zone, time = %t, offset, "sighting older than the correction horizon: no dwell time");
-                }
                 if self.batches.topic_changes(true, topic) {
                     self.fold_sightings()?;
                 }
@@ -427,6 +434,15 @@ impl Processor {
     fn fold_sightings(&mut self) -> Result<()> {
         let mut corrections = Vec::new();
         for partial in self.batches.take_sightings()? {
+            if !self.dwell.insert(
+                &partial.zone,
+                partial.token,
+                partial.time,
+                partial.last,
+                Some(&partial.lineage),
+            ) {
+                tracing::warn!(zone = partial.zone, time = %partial.time, "sightings older than the correction horizon: no dwell time");
+            }
             let too_late = if self.options.sketch_zones.contains(&partial.zone) {
                 self.footfall_sketch.insert(&partial, &mut corrections)
             } else {
@@ -993,6 +1009,29 @@ mod tests {
 
     fn token(i: u32) -> String {
         format!("{i:032x}")
+    }
+
+    #[test]
+    fn replay_starts_at_the_smallest_offset_of_the_minutes_still_needed() {
+        let mut r = ReplayTracker::default();
+        let at = |m: u32| {
+            DateTime::parse_from_rfc3339(&format!("2026-11-28T10:{m:02}:00Z"))
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        // Offsets 10 to 15 of partition 0, in minutes 0, 0, 1, 0 (a late row), 2, 2.
+        for (offset, minute) in [(10, 0), (11, 0), (12, 1), (13, 0), (14, 2), (15, 2)] {
+            r.observe("beacons", 0, at(minute), offset);
+        }
+        assert_eq!(r.replay_from("beacons", 0, at(0)), Some(10));
+        assert_eq!(r.replay_from("beacons", 0, at(1)), Some(12));
+        assert_eq!(r.replay_from("beacons", 0, at(2)), Some(14));
+        // Read again from an earlier offset (a rebalance): the minute starts there now.
+        r.observe("beacons", 0, at(2), 9);
+        assert_eq!(r.replay_from("beacons", 0, at(2)), Some(9));
+        // No minute needed any more: after the last offset seen.
+        assert_eq!(r.replay_from("beacons", 0, at(3)), Some(16));
+        assert_eq!(r.replay_from("beacons", 1, at(0)), None);
     }
 
     #[test]
