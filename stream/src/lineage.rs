@@ -5,7 +5,6 @@
 //! can go back to the raw events in the contract tables (`_topic`, `_partition`, `_offset`).
 //! A range may include offsets of other keys: it bounds the sources, it does not list them.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -19,9 +18,11 @@ pub struct Source {
     pub offset: i64,
 }
 
-/// Offset ranges per topic partition.
+/// Offset ranges per topic partition, ordered by topic and partition. A sorted vector, not
+/// a map: a lineage holds a handful of partitions, and the stage builds one per partial
+/// aggregate (a map would allocate a whole node for its single range).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Lineage(BTreeMap<(Arc<str>, i32), (i64, i64)>);
+pub struct Lineage(Vec<(Arc<str>, i32, i64, i64)>);
 
 impl Lineage {
     pub fn of(source: &Source) -> Self {
@@ -32,26 +33,36 @@ impl Lineage {
 
     /// Offsets `min..=max` of one topic partition.
     pub fn range(topic: &Arc<str>, partition: i32, min: i64, max: i64) -> Self {
-        let mut l = Lineage::default();
-        l.0.insert((topic.clone(), partition), (min, max));
-        l
+        Lineage(vec![(topic.clone(), partition, min, max)])
     }
 
     pub fn add(&mut self, source: &Source) {
-        let key = (source.topic.clone(), source.partition);
-        let range = self.0.entry(key).or_insert((source.offset, source.offset));
-        range.0 = range.0.min(source.offset);
-        range.1 = range.1.max(source.offset);
+        self.widen(
+            &source.topic,
+            source.partition,
+            source.offset,
+            source.offset,
+        );
     }
 
     pub fn merge(&mut self, other: &Lineage) {
-        for ((topic, partition), (min, max)) in &other.0 {
-            let range = self
-                .0
-                .entry((topic.clone(), *partition))
-                .or_insert((*min, *max));
-            range.0 = range.0.min(*min);
-            range.1 = range.1.max(*max);
+        for (topic, partition, min, max) in &other.0 {
+            self.widen(topic, *partition, *min, *max);
+        }
+    }
+
+    /// Widens the range of `topic[partition]` to cover `min..=max`.
+    fn widen(&mut self, topic: &Arc<str>, partition: i32, min: i64, max: i64) {
+        let found = self
+            .0
+            .binary_search_by(|(t, p, ..)| (t.as_ref(), *p).cmp(&(topic.as_ref(), partition)));
+        match found {
+            Ok(i) => {
+                let range = &mut self.0[i];
+                range.2 = range.2.min(min);
+                range.3 = range.3.max(max);
+            }
+            Err(i) => self.0.insert(i, (topic.clone(), partition, min, max)),
         }
     }
 
@@ -63,7 +74,7 @@ impl Lineage {
     pub fn ranges(&self) -> impl Iterator<Item = (&str, i32, i64, i64)> {
         self.0
             .iter()
-            .map(|((t, p), (min, max))| (t.as_ref(), *p, *min, *max))
+            .map(|(t, p, min, max)| (t.as_ref(), *p, *min, *max))
     }
 
     /// The Arrow type of the `lineage` column: a list of structs.
@@ -150,6 +161,18 @@ mod tests {
         assert_eq!(
             ranges,
             vec![("vallee.beacons", 0, 3, 7), ("vallee.beacons", 1, 10, 12)]
+        );
+        // Another topic keeps the order by topic, then partition.
+        let mut c = a.clone();
+        c.merge(&Lineage::range(&Arc::from("vallee.a-topic"), 2, 1, 4));
+        c.add(&topics.source("vallee.beacons", 0, 9));
+        assert_eq!(
+            c.ranges().collect::<Vec<_>>(),
+            vec![
+                ("vallee.a-topic", 2, 1, 4),
+                ("vallee.beacons", 0, 3, 9),
+                ("vallee.beacons", 1, 10, 12)
+            ]
         );
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(
