@@ -589,8 +589,8 @@ pub fn run_blocking(
             .drain(..)
         {
             let (_, topic, partition) = &key;
-            if let Some((stream, _)) = options.topics.iter().find(|(_, t)| *t == topic) {
-                processor.partition_assigned(*stream, *partition, Instant::now());
+            if let Some(stream) = consumer.context().stream_of(topic) {
+                processor.partition_assigned(stream, *partition, Instant::now());
             }
             previous.insert(key, stored);
         }
@@ -601,8 +601,8 @@ pub fn run_blocking(
             .unwrap_or_else(|p| p.into_inner())
             .drain(..)
         {
-            if let Some((stream, _)) = options.topics.iter().find(|(_, t)| **t == topic) {
-                processor.partition_found_empty(*stream, partition);
+            if let Some(stream) = consumer.context().stream_of(&topic) {
+                processor.partition_found_empty(stream, partition);
             }
         }
         if !processor.fresh_alerts.is_empty() {
