@@ -28,6 +28,7 @@
 pub mod alerts_feed;
 pub mod auth;
 pub mod citizen;
+pub mod commands;
 pub mod dashboard;
 pub mod feeds;
 pub mod http;
@@ -87,7 +88,8 @@ pub struct ApiState {
     pub contacts: citizen::contacts::ContactStore,
     pub sensors: sensors::SensorReader,
     pub alerts: broadcast::Sender<schema::types::Alert>,
-    pub limiter: rate_limit::RateLimiter,
+    /// Every write of citizens and staff, whichever door it came through.
+    pub commands: commands::Commands,
     /// The alerts subscription follows its topic.
     pub alerts_ready: Arc<std::sync::atomic::AtomicBool>,
     /// The datasets as the public sees them.
@@ -165,9 +167,17 @@ impl Api {
         };
         let public = published(&options.public_dir, Audience::Public)?;
         let research = published(&options.research_dir, Audience::Researchers)?;
+        let auth = auth::Authenticator::new(&secret, options.staff.clone());
+        let contacts = citizen::contacts::ContactStore::open(&options.private_dir)?;
         let state = Arc::new(ApiState {
-            auth: auth::Authenticator::new(&secret, options.staff.clone()),
-            contacts: citizen::contacts::ContactStore::open(&options.private_dir)?,
+            commands: commands::Commands::new(
+                citizens.clone(),
+                contacts.clone(),
+                auth.clone(),
+                &options,
+            ),
+            auth,
+            contacts,
             sensors: sensors::SensorReader::new(lake.clone()),
             open_data: vallee_opendata::OpenData::new(lake)
                 .with_sharing(sharing.clone(), Audience::Public),
@@ -175,7 +185,6 @@ impl Api {
             research,
             citizens: citizens.clone(),
             alerts: alerts.clone(),
-            limiter: rate_limit::RateLimiter::default(),
             alerts_ready: Default::default(),
             options,
         });

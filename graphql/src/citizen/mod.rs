@@ -1,17 +1,21 @@
 //! Citizens' writes and the view of them every replica keeps.
 //!
 //! ```text
-//!  mutation ─► CitizenEvent ─► Kafka (acks=all) ─► applied to this replica's view ─► answer
+//!   command ─► CitizenEvent ─► Kafka (acks=all) ─► applied to this replica's view ─► answer
 //!                                  │
 //!                                  ├─► replay consumer (every replica) ─► view (dedup by id)
 //!                                  └─► ingest ─► Delta (citizen_reports, citizen_ideas, staff_audit)
 //! ```
-//! A mutation answers only once the broker acknowledged its event, so an answered write
-//! survives any crash; the view is rebuilt from the topics on start (they are kept
-//! forever), and `/readyz` says 200 once the replay reached the end seen at start.
+//! A command (see [`crate::commands`]) answers only once the broker acknowledged its
+//! event (through the [`sink::EventSink`]), so an answered write survives any crash; the
+//! view is rebuilt from the topics on start (they are kept forever), and `/readyz` says
+//! 200 once the replay reached the end seen at start. [`reads`] are the view's queries
+//! every door shares.
 
 pub mod contacts;
+pub mod reads;
 pub mod retention;
+pub mod sink;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -22,7 +26,6 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -31,13 +34,14 @@ use vallee_schemas::contract::Stream;
 
 use crate::options::ApiOptions;
 use crate::{Error, Result};
+use sink::{EventSink, KafkaSink};
 use view::{Changed, CitizenView};
 
 /// Writes citizens' events and keeps the view of them.
 pub struct CitizenHub {
     pub view: RwLock<CitizenView>,
     pub changes: broadcast::Sender<Changed>,
-    producer: FutureProducer,
+    sink: Arc<dyn EventSink>,
     options: ApiOptions,
     ready: AtomicBool,
 }
@@ -51,24 +55,21 @@ impl std::fmt::Debug for CitizenHub {
 }
 
 impl CitizenHub {
+    /// Writes to the broker of `options`.
     pub fn new(options: ApiOptions) -> Result<Arc<Self>> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &options.brokers)
-            .set("acks", "all")
-            .set("enable.idempotence", "false")
-            .set(
-                "message.timeout.ms",
-                options.write_timeout.as_millis().to_string(),
-            )
-            .set("linger.ms", "0")
-            .create()?;
-        Ok(Arc::new(CitizenHub {
+        let sink = KafkaSink::new(&options.brokers, options.write_timeout)?;
+        Ok(Self::with_sink(options, Arc::new(sink)))
+    }
+
+    /// Writes to `sink` (the command layer's unit tests give an in-memory one).
+    pub fn with_sink(options: ApiOptions, sink: Arc<dyn EventSink>) -> Arc<Self> {
+        Arc::new(CitizenHub {
             view: RwLock::new(CitizenView::default()),
             changes: broadcast::channel(1024).0,
-            producer,
+            sink,
             options,
             ready: AtomicBool::new(false),
-        }))
+        })
     }
 
     /// Whether the view was rebuilt up to the end of the topics seen at start.
@@ -76,7 +77,7 @@ impl CitizenHub {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Sends `event` on `stream`'s topic, waits for the broker's acknowledgement, then
+    /// Sends `event` on `stream`'s topic, waits for the sink's acknowledgement, then
     /// applies it to this replica's view (a write is visible at once where it was taken).
     pub async fn publish(&self, stream: Stream, event: &CitizenEvent) -> Result<()> {
         // What ingest would refuse must not be written (it would be a dead letter).
@@ -84,14 +85,7 @@ impl CitizenHub {
             .validate()
             .map_err(|r| Error::Internal(format!("refusing to write an invalid event: {r}")))?;
         let topic = self.options.topic(stream);
-        let payload = event.to_json();
-        let record = FutureRecord::to(&topic)
-            .key(event.change.entity_id())
-            .payload(&payload);
-        self.producer
-            .send(record, self.options.write_timeout)
-            .await
-            .map_err(|(e, _)| Error::Kafka(e))?;
+        self.sink.send(&topic, event).await?;
         self.apply(event);
         Ok(())
     }

@@ -22,6 +22,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::ApiState;
 use crate::auth::Caller;
+use crate::commands::CommandError;
 pub use mutation::Mutation;
 pub use query::Query;
 pub use subscription::Subscription;
@@ -95,26 +96,28 @@ pub(crate) fn caller<'a>(ctx: &Context<'a>) -> &'a Caller {
     ctx.data_opt::<Caller>().unwrap_or(&ANONYMOUS)
 }
 
-/// A mutation's share of the per-address and per-token limits.
+/// A mutation's share of the per-address and per-token limits, for the mutations not
+/// yet carried out by the command layer (which counts its own).
 pub(crate) fn count_mutation(ctx: &Context<'_>) -> async_graphql::Result<()> {
-    let state = state(ctx);
-    let limits = &state.options.limits;
-    if let Some(ClientAddr(ip)) = ctx.data_opt::<ClientAddr>() {
-        state
-            .limiter
-            .check(&format!("m/{ip}"), limits.mutations_per_minute_per_address)
-            .map_err(rate_limited)?;
-    }
-    if let Caller::Citizen { pseudonym } = caller(ctx) {
-        state
-            .limiter
-            .check(
-                &format!("t/{pseudonym}"),
-                limits.mutations_per_minute_per_token,
-            )
-            .map_err(rate_limited)?;
-    }
-    Ok(())
+    let address = ctx.data_opt::<ClientAddr>().map(|a| a.0);
+    state(ctx)
+        .commands
+        .count_write(caller(ctx), address)
+        .map_err(command_error)
+}
+
+/// A command's refusal as a GraphQL error with its code. A failure of the hub keeps no
+/// code here: the HTTP layer gives it `INTERNAL_SERVER_ERROR` and logs it.
+pub(crate) fn command_error(e: CommandError) -> async_graphql::Error {
+    let code = match &e {
+        CommandError::BadInput(_) => Code::BadUserInput,
+        CommandError::Unauthenticated(_) => Code::Unauthenticated,
+        CommandError::Forbidden(_) => Code::Forbidden,
+        CommandError::NotFound(_) => Code::NotFound,
+        CommandError::RateLimited { retry_after } => return rate_limited(*retry_after),
+        CommandError::Failed(_) => return async_graphql::Error::new(e.to_string()),
+    };
+    error(code, e.to_string())
 }
 
 pub(crate) fn rate_limited(retry_after: u64) -> async_graphql::Error {

@@ -1,106 +1,28 @@
-//! Mutations: every write is an event acknowledged by the broker before the answer.
+//! Mutations: every write is an event acknowledged by the broker before the answer. Those
+//! of reports, reporter data and tokens are thin adapters over the command layer
+//! ([`crate::commands`]); the others still hold their rules here.
+
+mod inputs;
+mod payloads;
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use chrono::{Duration, Utc};
-use vallee_schemas::citizen::{self, CitizenChange, CitizenEvent, Competence};
+use vallee_schemas::citizen::{self, CitizenChange, CitizenEvent};
 use vallee_schemas::communes;
 use vallee_schemas::contract::Stream;
-use vallee_schemas::geo::GeoPoint;
 
+pub use inputs::*;
+pub use payloads::*;
+
+use super::ClientAddr;
 use super::types::*;
-use super::{ClientAddr, Code, caller, count_mutation, error, rate_limited, state};
+use super::{Code, caller, command_error, count_mutation, error, state};
 use crate::auth::Caller;
-use crate::citizen::contacts::Contact;
+use crate::commands::Command;
 use crate::options::StaffMember;
 
 /// The root of mutations.
 #[derive(Debug, Default)]
 pub struct Mutation;
-
-/// Name of the intercommunality (agency of its competences).
-pub const INTERCOMMUNALITY: &str = "Communauté de communes Vallée de l'Hérault";
-/// Reports of the same service closer than this are suggested as duplicates.
-const DUPLICATE_RADIUS_M: f64 = 50.0;
-/// …and newer than this.
-const DUPLICATE_DAYS: i64 = 7;
-
-#[derive(SimpleObject, Debug)]
-pub struct IssueCitizenTokenPayload {
-    /// Bearer token: send it as `Authorization: Bearer <token>`. Keep it: it cannot be
-    /// recovered.
-    pub token: String,
-}
-
-#[derive(InputObject, Debug)]
-pub struct ContactInput {
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-}
-
-#[derive(InputObject, Debug)]
-pub struct SubmitReportInput {
-    pub service_code: String,
-    pub description: String,
-    /// WGS 84 latitude; give `lat` and `long`, or `addressString`.
-    pub lat: Option<f64>,
-    pub long: Option<f64>,
-    /// Free address naming a commune of the valley (or its postal code).
-    pub address_string: Option<String>,
-    pub media_url: Option<String>,
-    /// Kept in the restricted store, never published.
-    pub contact: Option<ContactInput>,
-}
-
-#[derive(SimpleObject, Debug)]
-pub struct SubmitReportPayload {
-    pub report: Report,
-    /// Open reports of the same service within 50 m and 7 days.
-    pub possible_duplicates: Vec<Report>,
-}
-
-#[derive(SimpleObject, Debug)]
-pub struct FollowReportPayload {
-    pub report: Report,
-}
-
-#[derive(InputObject, Debug)]
-pub struct UpdateReportStatusInput {
-    pub status: ReportStatus,
-    pub substatus: Option<Substatus>,
-    pub status_notes: Option<String>,
-}
-
-#[derive(SimpleObject, Debug)]
-pub struct UpdateReportStatusPayload {
-    pub report: Report,
-}
-
-#[derive(InputObject, Debug)]
-pub struct ReporterDataInput {
-    pub report_id: Option<ID>,
-    pub email: Option<String>,
-}
-
-/// A reporter's data: the contact left and the report it came with.
-#[derive(SimpleObject, Debug)]
-pub struct ReporterData {
-    pub report_id: ID,
-    pub contact: ContactDetails,
-    pub report: Option<Report>,
-}
-
-#[derive(SimpleObject, Debug)]
-pub struct ExportReporterDataPayload {
-    pub records: Vec<ReporterData>,
-}
-
-#[derive(SimpleObject, Debug)]
-pub struct EraseReporterDataPayload {
-    /// Reports whose contact details were erased.
-    pub erased: Vec<ID>,
-}
 
 #[derive(InputObject, Debug)]
 pub struct SubmitIdeaInput {
@@ -207,42 +129,6 @@ fn check_scope(staff: &StaffMember, commune: Option<&str>) -> async_graphql::Res
     }
 }
 
-/// Where a report is: its point and commune, from lat/long or an address.
-fn place(
-    input: &SubmitReportInput,
-) -> async_graphql::Result<(GeoPoint, &'static communes::Commune)> {
-    let valley = communes::valley();
-    match (input.lat, input.long, input.address_string.as_deref()) {
-        (Some(lat), Some(lon), _) => {
-            if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
-                return Err(bad("lat/long is not a WGS 84 position"));
-            }
-            let point = GeoPoint { lon, lat };
-            let commune = valley
-                .locate(&point)
-                .ok_or_else(|| bad("this position is outside the valley's communes"))?;
-            Ok((point, commune))
-        }
-        (None, None, Some(address)) => {
-            let a = address.to_lowercase();
-            let commune = valley
-                .all()
-                .iter()
-                .filter(|c| {
-                    a.contains(&c.name.to_lowercase())
-                        || c.postal_codes.iter().any(|p| a.contains(p.as_str()))
-                })
-                .max_by_key(|c| c.name.len())
-                .ok_or_else(|| {
-                    bad("the address names no commune of the valley: give lat and long")
-                })?;
-            Ok((commune.centre, commune))
-        }
-        (Some(_), None, _) | (None, Some(_), _) => Err(bad("give both lat and long")),
-        (None, None, None) => Err(bad("give lat and long, or addressString")),
-    }
-}
-
 /// Publishes the audit record of a staff action.
 async fn audit(
     ctx: &Context<'_>,
@@ -268,15 +154,6 @@ async fn audit(
         .publish(Stream::StaffAudit, &event)
         .await?;
     Ok(())
-}
-
-fn report(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Report> {
-    let view = state(ctx).citizens.view.read().expect("view lock");
-    view.reports
-        .get(id)
-        .cloned()
-        .map(Report)
-        .ok_or_else(|| error(Code::NotFound, format!("no report {id}")))
 }
 
 fn idea(ctx: &Context<'_>, id: &str, for_staff: bool) -> async_graphql::Result<Idea> {
@@ -308,6 +185,18 @@ async fn publish_idea(ctx: &Context<'_>, change: CitizenChange) -> async_graphql
     Ok(())
 }
 
+/// Executes `command` for this request's caller and takes what it applied as `P`.
+async fn run<P: FromApplied>(ctx: &Context<'_>, command: Command) -> async_graphql::Result<P> {
+    let address = ctx.data_opt::<ClientAddr>().map(|a| a.0);
+    let applied = state(ctx)
+        .commands
+        .execute(caller(ctx), address, command)
+        .await
+        .map_err(command_error)?;
+    P::from_applied(applied)
+        .ok_or_else(|| async_graphql::Error::new("the command applied something else"))
+}
+
 #[Object]
 impl Mutation {
     /// An anonymous citizen token, needed to follow reports and to take part in the idea
@@ -316,19 +205,7 @@ impl Mutation {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<IssueCitizenTokenPayload> {
-        let state = state(ctx);
-        if let Some(ClientAddr(ip)) = ctx.data_opt::<ClientAddr>() {
-            state
-                .limiter
-                .check(
-                    &format!("tok/{ip}"),
-                    state.options.limits.tokens_per_minute_per_address,
-                )
-                .map_err(rate_limited)?;
-        }
-        Ok(IssueCitizenTokenPayload {
-            token: state.auth.issue_citizen_token(),
-        })
+        run(ctx, Command::IssueCitizenToken).await
     }
 
     /// Reports a problem (anonymously or with a citizen token).
@@ -337,102 +214,7 @@ impl Mutation {
         ctx: &Context<'_>,
         input: SubmitReportInput,
     ) -> async_graphql::Result<SubmitReportPayload> {
-        count_mutation(ctx)?;
-        let state = state(ctx);
-        let service = citizen::service(&input.service_code)
-            .ok_or_else(|| bad(format!("unknown serviceCode {:?}", input.service_code)))?;
-        let description = text("description", &input.description, citizen::MAX_TEXT_CHARS)?;
-        let (point, commune) = place(&input)?;
-        let media_url = opt_text("mediaUrl", input.media_url.clone(), 2_000)?;
-        if let Some(u) = &media_url
-            && !(u.starts_with("https://") || u.starts_with("http://"))
-        {
-            return Err(bad("mediaUrl must be an http(s) URL"));
-        }
-        let contact = match &input.contact {
-            Some(c) => {
-                let contact = Contact {
-                    email: opt_text("email", c.email.clone(), 320)?,
-                    phone: opt_text("phone", c.phone.clone(), 40)?,
-                    first_name: opt_text("firstName", c.first_name.clone(), 100)?,
-                    last_name: opt_text("lastName", c.last_name.clone(), 100)?,
-                };
-                if let Some(e) = &contact.email
-                    && !e.contains('@')
-                {
-                    return Err(bad("email is not an email address"));
-                }
-                Some(contact).filter(|c| !c.is_empty())
-            }
-            None => None,
-        };
-        let agency = match service.competence {
-            Competence::Commune => format!("Mairie de {}", commune.name),
-            Competence::Intercommunality => INTERCOMMUNALITY.to_string(),
-        };
-        let report_id = citizen::uuid_v4();
-        // The contact is stored first: a report never points to a contact that is not
-        // kept; a contact whose report failed to publish is orphaned, never public.
-        // Written and synced off the async workers (an fsync can take milliseconds).
-        if let Some(c) = contact.clone() {
-            let (store, id) = (state.contacts.clone(), report_id.clone());
-            tokio::task::spawn_blocking(move || store.put(&id, &c))
-                .await
-                .map_err(|e| error(Code::Internal, e.to_string()))??;
-        }
-        let author = match caller(ctx) {
-            Caller::Citizen { pseudonym } => Some(pseudonym.clone()),
-            _ => None,
-        };
-        let now = Utc::now();
-        let mut event = CitizenEvent::new(
-            caller(ctx).actor(),
-            CitizenChange::ReportSubmitted(citizen::ReportSubmitted {
-                report_id: report_id.clone(),
-                service_code: service.code.into(),
-                description,
-                lat: point.lat,
-                long: point.lon,
-                address_string: opt_text("addressString", input.address_string, 500)?,
-                media_url,
-                commune_code: commune.insee_code.clone(),
-                agency_responsible: agency,
-                expected_datetime: now + Duration::days(i64::from(service.delay_days)),
-                has_contact: contact.is_some(),
-                author,
-            }),
-        );
-        event.date_observed = now;
-        state
-            .citizens
-            .publish(Stream::CitizenReports, &event)
-            .await?;
-        let report = report(ctx, &report_id)?;
-        let possible_duplicates = {
-            let view = state.citizens.view.read().expect("view lock");
-            let mut d: Vec<Report> = view
-                .reports
-                .values()
-                .filter(|r| {
-                    r.submitted.report_id != report_id
-                        && r.status == citizen::ReportStatus::Open
-                        && r.submitted.service_code == service.code
-                        && r.requested >= now - Duration::days(DUPLICATE_DAYS)
-                        && point.distance_m(&GeoPoint {
-                            lon: r.submitted.long,
-                            lat: r.submitted.lat,
-                        }) <= DUPLICATE_RADIUS_M
-                })
-                .cloned()
-                .map(Report)
-                .collect();
-            d.sort_by_key(|r| std::cmp::Reverse(r.0.requested));
-            d
-        };
-        Ok(SubmitReportPayload {
-            report,
-            possible_duplicates,
-        })
+        run(ctx, Command::SubmitReport(input.into())).await
     }
 
     /// "Me too": the caller follows a report (once; repeating changes nothing).
@@ -441,25 +223,7 @@ impl Mutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<FollowReportPayload> {
-        count_mutation(ctx)?;
-        let follower = citizen_of(ctx)?;
-        let current = report(ctx, &id)?;
-        if !current.0.followers.contains(&follower) {
-            let event = CitizenEvent::new(
-                caller(ctx).actor(),
-                CitizenChange::ReportFollowed {
-                    report_id: id.to_string(),
-                    follower,
-                },
-            );
-            state(ctx)
-                .citizens
-                .publish(Stream::CitizenReports, &event)
-                .await?;
-        }
-        Ok(FollowReportPayload {
-            report: report(ctx, &id)?,
-        })
+        run(ctx, Command::FollowReport { report_id: id.0 }).await
     }
 
     /// Staff: changes a report's status.
@@ -469,35 +233,7 @@ impl Mutation {
         id: ID,
         input: UpdateReportStatusInput,
     ) -> async_graphql::Result<UpdateReportStatusPayload> {
-        count_mutation(ctx)?;
-        let staff = staff_of(ctx)?;
-        let current = report(ctx, &id)?;
-        check_scope(staff, Some(&current.0.submitted.commune_code))?;
-        let notes = opt_text("statusNotes", input.status_notes, citizen::MAX_TEXT_CHARS)?;
-        audit(
-            ctx,
-            staff,
-            "updateReportStatus",
-            &id,
-            Some(format!("{:?}/{:?}", input.status, input.substatus)),
-        )
-        .await?;
-        let event = CitizenEvent::new(
-            caller(ctx).actor(),
-            CitizenChange::ReportStatusChanged {
-                report_id: id.to_string(),
-                status: input.status.into(),
-                substatus: input.substatus.map(Into::into),
-                status_notes: notes,
-            },
-        );
-        state(ctx)
-            .citizens
-            .publish(Stream::CitizenReports, &event)
-            .await?;
-        Ok(UpdateReportStatusPayload {
-            report: report(ctx, &id)?,
-        })
+        run(ctx, Command::UpdateReportStatus(input.into_command(id))).await
     }
 
     /// Staff (GDPR, right of access): a reporter's data, by report or email.
@@ -506,21 +242,7 @@ impl Mutation {
         ctx: &Context<'_>,
         input: ReporterDataInput,
     ) -> async_graphql::Result<ExportReporterDataPayload> {
-        count_mutation(ctx)?;
-        let staff = staff_of(ctx)?;
-        let ids = reporter_reports(ctx, staff, &input)?;
-        audit(ctx, staff, "exportReporterData", &audit_target(&ids), None).await?;
-        let mut records = Vec::new();
-        for id in ids {
-            if let Some(c) = state(ctx).contacts.get(&id)? {
-                records.push(ReporterData {
-                    report_id: ID(id.clone()),
-                    contact: c.into(),
-                    report: report(ctx, &id).ok(),
-                });
-            }
-        }
-        Ok(ExportReporterDataPayload { records })
+        run(ctx, Command::ExportReporterData(input.into())).await
     }
 
     /// Staff (GDPR, right to erasure): erases a reporter's contact details, by report or
@@ -530,17 +252,7 @@ impl Mutation {
         ctx: &Context<'_>,
         input: ReporterDataInput,
     ) -> async_graphql::Result<EraseReporterDataPayload> {
-        count_mutation(ctx)?;
-        let staff = staff_of(ctx)?;
-        let ids = reporter_reports(ctx, staff, &input)?;
-        audit(ctx, staff, "eraseReporterData", &audit_target(&ids), None).await?;
-        let mut erased = Vec::new();
-        for id in ids {
-            if state(ctx).contacts.erase(&id)? {
-                erased.push(ID(id));
-            }
-        }
-        Ok(EraseReporterDataPayload { erased })
+        run(ctx, Command::EraseReporterData(input.into())).await
     }
 
     /// Proposes an idea (needs a citizen token).
@@ -912,38 +624,4 @@ impl Mutation {
             idea: idea(ctx, &id, true)?,
         })
     }
-}
-
-/// The audit target of a GDPR request: the reports it covered (never the email asked for:
-/// the audit is in the lake).
-fn audit_target(ids: &[String]) -> String {
-    if ids.is_empty() {
-        "no-report".into()
-    } else {
-        ids.join(",")
-    }
-}
-
-/// The reports a GDPR request names, within the staff member's scope.
-fn reporter_reports(
-    ctx: &Context<'_>,
-    staff: &StaffMember,
-    input: &ReporterDataInput,
-) -> async_graphql::Result<Vec<String>> {
-    let ids = match (&input.report_id, &input.email) {
-        (Some(id), None) => vec![id.to_string()],
-        (None, Some(email)) => state(ctx).contacts.reports_of_email(email)?,
-        _ => return Err(bad("give reportId or email")),
-    };
-    for id in &ids {
-        if let Ok(r) = report(ctx, id) {
-            check_scope(staff, Some(&r.0.submitted.commune_code))?;
-        } else if staff.commune.is_some() {
-            return Err(error(
-                Code::Forbidden,
-                "only the intercommunality's staff may act on unknown reports",
-            ));
-        }
-    }
-    Ok(ids)
 }

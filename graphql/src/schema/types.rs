@@ -334,6 +334,12 @@ impl From<crate::citizen::contacts::Contact> for ContactDetails {
 #[derive(Debug, Clone)]
 pub struct Report(pub view::Report);
 
+impl From<view::Report> for Report {
+    fn from(r: view::Report) -> Self {
+        Report(r)
+    }
+}
+
 #[Object]
 impl Report {
     async fn id(&self) -> ID {

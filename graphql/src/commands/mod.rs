@@ -1,0 +1,285 @@
+//! The command layer: every write of citizens and staff, with its rules declared once for
+//! every door (GraphQL mutations, Open311's `POST requests.json`).
+//!
+//! ```text
+//!  GraphQL mutation ─┐
+//!  Open311 POST ─────┴─► Command ─► Commands::execute
+//!                                     1. rate limit (per address; per citizen token)
+//!                                     2. who may: anonymous, citizen token or staff
+//!                                     3. load from the view, scope (staff's commune), validate
+//!                                     4. StaffAction ─► vallee.staff.audit     (staff, first)
+//!                                     5. CitizenEvent(s) ─► sink (acks=all) ─► view
+//!                                     6. Applied: the entity re-read from the view
+//! ```
+//!
+//! Who may send what (the dispatch of [`Commands::execute`] says it in code: a handler
+//! takes a `Citizen` or a `Staff`, so it cannot run for another caller):
+//!
+//! | command                                               | anonymous | citizen | staff        |
+//! |-------------------------------------------------------|-----------|---------|--------------|
+//! | issue citizen token, submit report                    | yes       | yes     | yes          |
+//! | follow report                                         | —         | yes     | —            |
+//! | update report status, export and erase reporter data  | —         | —       | in its scope |
+//!
+//! Staff of a commune act on that commune only, the intercommunality's on everything.
+//! Refusals keep the codes clients know ([`CommandError`]); a second follow by the same
+//! citizen writes nothing and answers as the first did.
+//!
+//! # Layout
+//! - this file: [`Command`], [`Applied`], [`CommandError`], [`Commands::execute`] (limits
+//!   and dispatch).
+//! - `access`: the caller kinds a command needs, the staff's scope.
+//! - `validate`: free-text rules.
+//! - `writes`: the events of one command, the audit record first.
+//! - `reports`, `reporter_data` (GDPR), `tokens`: the commands of each area.
+
+mod access;
+mod reporter_data;
+mod reports;
+mod tokens;
+mod validate;
+mod writes;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use vallee_schemas::citizen::{ReportStatus, Substatus};
+
+use crate::auth::{Authenticator, Caller};
+use crate::citizen::CitizenHub;
+use crate::citizen::contacts::{Contact, ContactStore};
+use crate::citizen::view::Report;
+use crate::options::{ApiOptions, Limits};
+use crate::rate_limit::RateLimiter;
+use access::{citizen, staff};
+
+/// A write a citizen or a staff member asks for.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// An anonymous citizen token.
+    IssueCitizenToken,
+    /// Reports a problem (anonymously or with a citizen token).
+    SubmitReport(SubmitReport),
+    /// "Me too": the citizen follows a report.
+    FollowReport { report_id: String },
+    /// Staff: a report's new status.
+    UpdateReportStatus(UpdateReportStatus),
+    /// Staff (GDPR, right of access): a reporter's contact and reports.
+    ExportReporterData(ReporterOf),
+    /// Staff (GDPR, right to erasure): erases a reporter's contact details.
+    EraseReporterData(ReporterOf),
+}
+
+/// A report as the citizen gave it (checked by the command, not by the door).
+#[derive(Debug, Clone, Default)]
+pub struct SubmitReport {
+    pub service_code: String,
+    pub description: String,
+    /// WGS 84; give `lat` and `long`, or `address_string`.
+    pub lat: Option<f64>,
+    pub long: Option<f64>,
+    /// Free address naming a commune of the valley (or its postal code).
+    pub address_string: Option<String>,
+    pub media_url: Option<String>,
+    /// Kept in the restricted store, never in an event.
+    pub contact: Option<Contact>,
+}
+
+/// A report's new status.
+#[derive(Debug, Clone)]
+pub struct UpdateReportStatus {
+    pub report_id: String,
+    pub status: ReportStatus,
+    pub substatus: Option<Substatus>,
+    pub status_notes: Option<String>,
+}
+
+/// The reporter a GDPR request is about: by one report, or by email (give one of them).
+#[derive(Debug, Clone, Default)]
+pub struct ReporterOf {
+    pub report_id: Option<String>,
+    pub email: Option<String>,
+}
+
+/// What a command did, with the entity it changed as the view now has it.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    /// A fresh citizen token (it cannot be recovered).
+    CitizenToken(String),
+    /// A new report, and open reports of the same service nearby that may be the same
+    /// problem (newest first).
+    ReportSubmitted {
+        report: Report,
+        possible_duplicates: Vec<Report>,
+    },
+    Report(Report),
+    /// A reporter's data: one record per report with a kept contact.
+    ReporterData(Vec<ReporterRecord>),
+    /// The reports whose contact details were erased.
+    ReporterDataErased(Vec<String>),
+}
+
+/// A reporter's contact and the report it came with.
+#[derive(Debug, Clone)]
+pub struct ReporterRecord {
+    pub report_id: String,
+    pub contact: Contact,
+    /// `None`: the report is not (yet) in this replica's view.
+    pub report: Option<Report>,
+}
+
+/// Why a command was not applied. Each refusal names the code a door answers with; the
+/// messages are the API's.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The input breaks a rule (`BAD_USER_INPUT`).
+    #[error("{0}")]
+    BadInput(String),
+    /// The command needs a token the caller did not give (`UNAUTHENTICATED`).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller may not do this, or not there (`FORBIDDEN`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// What the command names does not exist, or not for this caller (`NOT_FOUND`).
+    #[error("{0}")]
+    NotFound(String),
+    /// Too many commands from this address or token (`RATE_LIMITED`).
+    #[error("too many requests: retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    /// The hub could not carry it out (broker, restricted store): not the caller's fault.
+    #[error(transparent)]
+    Failed(#[from] crate::Error),
+}
+
+impl CommandError {
+    fn bad(message: impl Into<String>) -> Self {
+        CommandError::BadInput(message.into())
+    }
+}
+
+impl From<std::io::Error> for CommandError {
+    fn from(e: std::io::Error) -> Self {
+        CommandError::Failed(e.into())
+    }
+}
+
+type Result<T, E = CommandError> = std::result::Result<T, E>;
+
+/// Carries out commands: the one way citizens' and staff's writes reach the hub.
+pub struct Commands {
+    citizens: Arc<CitizenHub>,
+    contacts: ContactStore,
+    auth: Authenticator,
+    limiter: RateLimiter,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Commands {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commands")
+            .field("citizens", &self.citizens)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Commands {
+    /// Commands writing through `citizens`, keeping contacts in `contacts`, issuing tokens
+    /// with `auth`, under the limits of `options`.
+    pub fn new(
+        citizens: Arc<CitizenHub>,
+        contacts: ContactStore,
+        auth: Authenticator,
+        options: &ApiOptions,
+    ) -> Self {
+        Commands {
+            citizens,
+            contacts,
+            auth,
+            limiter: RateLimiter::default(),
+            limits: options.limits.clone(),
+        }
+    }
+
+    /// Carries out `command` for `caller`, who sent it from `address` (when the door knows
+    /// it: the per-address limits count it).
+    pub async fn execute(
+        &self,
+        caller: &Caller,
+        address: Option<IpAddr>,
+        command: Command,
+    ) -> Result<Applied> {
+        self.count(caller, address, &command)?;
+        match command {
+            Command::IssueCitizenToken => Ok(self.issue_citizen_token()),
+            Command::SubmitReport(report) => self.submit_report(caller, report).await,
+            Command::FollowReport { report_id } => {
+                self.follow_report(citizen(caller)?, &report_id).await
+            }
+            Command::UpdateReportStatus(change) => {
+                self.update_report_status(staff(caller)?, change).await
+            }
+            Command::ExportReporterData(reporter) => {
+                self.export_reporter_data(staff(caller)?, reporter).await
+            }
+            Command::EraseReporterData(reporter) => {
+                self.erase_reporter_data(staff(caller)?, reporter).await
+            }
+        }
+    }
+
+    /// A command's share of the limits: tokens per address for a new token; otherwise
+    /// commands per address and per citizen token. Counted before anything else, so a
+    /// refused or failing command costs as much as an applied one.
+    fn count(&self, caller: &Caller, address: Option<IpAddr>, command: &Command) -> Result<()> {
+        let check = |key: String, limit: u32| {
+            self.limiter
+                .check(&key, limit)
+                .map_err(|retry_after| CommandError::RateLimited { retry_after })
+        };
+        if let Command::IssueCitizenToken = command {
+            if let Some(ip) = address {
+                check(
+                    format!("tok/{ip}"),
+                    self.limits.tokens_per_minute_per_address,
+                )?;
+            }
+            return Ok(());
+        }
+        self.count_write(caller, address)
+    }
+
+    /// A write's share of the limits: per address and per citizen token. Open to the crate
+    /// while some mutations still count themselves.
+    pub(crate) fn count_write(&self, caller: &Caller, address: Option<IpAddr>) -> Result<()> {
+        let check = |key: String, limit: u32| {
+            self.limiter
+                .check(&key, limit)
+                .map_err(|retry_after| CommandError::RateLimited { retry_after })
+        };
+        if let Some(ip) = address {
+            check(
+                format!("m/{ip}"),
+                self.limits.mutations_per_minute_per_address,
+            )?;
+        }
+        if let Caller::Citizen { pseudonym } = caller {
+            check(
+                format!("t/{pseudonym}"),
+                self.limits.mutations_per_minute_per_token,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A report as this replica sees it.
+    fn report(&self, id: &str) -> Result<Report> {
+        self.citizens
+            .view
+            .read()
+            .expect("view lock")
+            .report(id)
+            .ok_or_else(|| CommandError::NotFound(format!("no report {id}")))
+    }
+}

@@ -1,0 +1,216 @@
+//! Reports: anyone submits one, citizens follow them ("me too"), staff of the report's
+//! scope change their status.
+
+use chrono::{Duration, Utc};
+use vallee_schemas::citizen::{
+    self, CitizenChange, CitizenEvent, Competence, MAX_TEXT_CHARS, ReportSubmitted,
+};
+use vallee_schemas::communes::{self, Commune};
+use vallee_schemas::contract::Stream;
+use vallee_schemas::geo::GeoPoint;
+
+use super::access::{Citizen, Staff};
+use super::validate::{opt_text, text};
+use super::writes::Writes;
+use super::{Applied, CommandError, Commands, Result, SubmitReport, UpdateReportStatus};
+use crate::auth::Caller;
+use crate::citizen::contacts::Contact;
+use crate::citizen::view::Report;
+
+/// Name of the intercommunality (agency of its competences).
+pub const INTERCOMMUNALITY: &str = "Communauté de communes Vallée de l'Hérault";
+/// Reports of the same service closer than this are suggested as duplicates…
+const DUPLICATE_RADIUS_M: f64 = 50.0;
+/// …and newer than this.
+const DUPLICATE_DAYS: i64 = 7;
+
+/// Where a report is: its point and commune, from lat/long or an address.
+fn locate(report: &SubmitReport) -> Result<(GeoPoint, &'static Commune)> {
+    let valley = communes::valley();
+    match (report.lat, report.long, report.address_string.as_deref()) {
+        (Some(lat), Some(lon), _) => {
+            if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+                return Err(CommandError::bad("lat/long is not a WGS 84 position"));
+            }
+            let point = GeoPoint { lon, lat };
+            let commune = valley.locate(&point).ok_or_else(|| {
+                CommandError::bad("this position is outside the valley's communes")
+            })?;
+            Ok((point, commune))
+        }
+        (None, None, Some(address)) => {
+            let a = address.to_lowercase();
+            let commune = valley
+                .all()
+                .iter()
+                .filter(|c| {
+                    a.contains(&c.name.to_lowercase())
+                        || c.postal_codes.iter().any(|p| a.contains(p.as_str()))
+                })
+                .max_by_key(|c| c.name.len())
+                .ok_or_else(|| {
+                    CommandError::bad(
+                        "the address names no commune of the valley: give lat and long",
+                    )
+                })?;
+            Ok((commune.centre, commune))
+        }
+        (Some(_), None, _) | (None, Some(_), _) => Err(CommandError::bad("give both lat and long")),
+        (None, None, None) => Err(CommandError::bad("give lat and long, or addressString")),
+    }
+}
+
+/// The contact a reporter left, checked; `None` when they left nothing.
+fn checked_contact(contact: Option<Contact>) -> Result<Option<Contact>> {
+    let Some(c) = contact else {
+        return Ok(None);
+    };
+    let contact = Contact {
+        email: opt_text("email", c.email, 320)?,
+        phone: opt_text("phone", c.phone, 40)?,
+        first_name: opt_text("firstName", c.first_name, 100)?,
+        last_name: opt_text("lastName", c.last_name, 100)?,
+    };
+    if let Some(e) = &contact.email
+        && !e.contains('@')
+    {
+        return Err(CommandError::bad("email is not an email address"));
+    }
+    Ok(Some(contact).filter(|c| !c.is_empty()))
+}
+
+impl Commands {
+    /// Anyone: a new report, placed in its commune, with the agency competent for its
+    /// service; the contact (if any) kept in the restricted store first.
+    pub(super) async fn submit_report(
+        &self,
+        caller: &Caller,
+        report: SubmitReport,
+    ) -> Result<Applied> {
+        let service = citizen::service(&report.service_code).ok_or_else(|| {
+            CommandError::bad(format!("unknown serviceCode {:?}", report.service_code))
+        })?;
+        let description = text("description", &report.description, MAX_TEXT_CHARS)?;
+        let (point, commune) = locate(&report)?;
+        let media_url = opt_text("mediaUrl", report.media_url, 2_000)?;
+        if let Some(u) = &media_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return Err(CommandError::bad("mediaUrl must be an http(s) URL"));
+        }
+        let contact = checked_contact(report.contact)?;
+        let address_string = opt_text("addressString", report.address_string, 500)?;
+        let agency = match service.competence {
+            Competence::Commune => format!("Mairie de {}", commune.name),
+            Competence::Intercommunality => INTERCOMMUNALITY.to_string(),
+        };
+        let report_id = citizen::uuid_v4();
+        // The contact is stored first: a report never points to a contact that is not
+        // kept; a contact whose report failed to publish is orphaned, never public.
+        // Written and synced off the async workers (an fsync can take milliseconds).
+        if let Some(c) = contact.clone() {
+            let (store, id) = (self.contacts.clone(), report_id.clone());
+            tokio::task::spawn_blocking(move || store.put(&id, &c))
+                .await
+                .map_err(|e| crate::Error::Internal(e.to_string()))??;
+        }
+        let author = match caller {
+            Caller::Citizen { pseudonym } => Some(pseudonym.clone()),
+            _ => None,
+        };
+        // One instant for the request and its due date: the delay is whole days.
+        let now = Utc::now();
+        let mut event = CitizenEvent::new(
+            caller.actor(),
+            CitizenChange::ReportSubmitted(ReportSubmitted {
+                report_id: report_id.clone(),
+                service_code: service.code.into(),
+                description,
+                lat: point.lat,
+                long: point.lon,
+                address_string,
+                media_url,
+                commune_code: commune.insee_code.clone(),
+                agency_responsible: agency,
+                expected_datetime: now + Duration::days(i64::from(service.delay_days)),
+                has_contact: contact.is_some(),
+                author,
+            }),
+        );
+        event.date_observed = now;
+        self.write(Writes::event(Stream::CitizenReports, event))
+            .await?;
+        let report = self.report(&report_id)?;
+        let possible_duplicates = self.possible_duplicates(&report);
+        Ok(Applied::ReportSubmitted {
+            report,
+            possible_duplicates,
+        })
+    }
+
+    /// Open reports of the same service within 50 m and 7 days of `report`, newest first.
+    fn possible_duplicates(&self, report: &Report) -> Vec<Report> {
+        let new = &report.submitted;
+        let point = GeoPoint {
+            lon: new.long,
+            lat: new.lat,
+        };
+        let view = self.citizens.view.read().expect("view lock");
+        let mut found: Vec<Report> = view
+            .reports
+            .values()
+            .filter(|r| {
+                r.submitted.report_id != new.report_id
+                    && r.status == citizen::ReportStatus::Open
+                    && r.submitted.service_code == new.service_code
+                    && r.requested >= report.requested - Duration::days(DUPLICATE_DAYS)
+                    && point.distance_m(&GeoPoint {
+                        lon: r.submitted.long,
+                        lat: r.submitted.lat,
+                    }) <= DUPLICATE_RADIUS_M
+            })
+            .cloned()
+            .collect();
+        found.sort_by_key(|r| std::cmp::Reverse(r.requested));
+        found
+    }
+
+    /// A citizen: "me too", once (repeating writes nothing).
+    pub(super) async fn follow_report(&self, citizen: Citizen<'_>, id: &str) -> Result<Applied> {
+        let current = self.report(id)?;
+        if !current.followers.contains(citizen.pseudonym()) {
+            let follow = citizen.event(CitizenChange::ReportFollowed {
+                report_id: id.to_string(),
+                follower: citizen.pseudonym().to_string(),
+            });
+            self.write(Writes::event(Stream::CitizenReports, follow))
+                .await?;
+        }
+        Ok(Applied::Report(self.report(id)?))
+    }
+
+    /// Staff of the report's scope: its new status.
+    pub(super) async fn update_report_status(
+        &self,
+        staff: Staff<'_>,
+        change: UpdateReportStatus,
+    ) -> Result<Applied> {
+        let id = change.report_id;
+        let current = self.report(&id)?;
+        staff.check_scope(Some(&current.submitted.commune_code))?;
+        let notes = opt_text("statusNotes", change.status_notes, MAX_TEXT_CHARS)?;
+        let detail = format!("{:?}/{:?}", change.status, change.substatus);
+        let status = staff.event(CitizenChange::ReportStatusChanged {
+            report_id: id.clone(),
+            status: change.status,
+            substatus: change.substatus,
+            status_notes: notes,
+        });
+        self.write(
+            Writes::audited(staff, "updateReportStatus", &id, Some(detail))
+                .then(Stream::CitizenReports, status),
+        )
+        .await?;
+        Ok(Applied::Report(self.report(&id)?))
+    }
+}

@@ -1,0 +1,89 @@
+//! The mutations' input objects, and the commands they become. The door only reshapes:
+//! every rule (trimming, bounds, places, permissions) is the command layer's.
+
+use async_graphql::{ID, InputObject};
+
+use crate::citizen::contacts::Contact;
+use crate::commands;
+use crate::schema::types::{ReportStatus, Substatus};
+
+#[derive(InputObject, Debug)]
+pub struct ContactInput {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+impl From<ContactInput> for Contact {
+    fn from(c: ContactInput) -> Self {
+        Contact {
+            email: c.email,
+            phone: c.phone,
+            first_name: c.first_name,
+            last_name: c.last_name,
+        }
+    }
+}
+
+#[derive(InputObject, Debug)]
+pub struct SubmitReportInput {
+    pub service_code: String,
+    pub description: String,
+    /// WGS 84 latitude; give `lat` and `long`, or `addressString`.
+    pub lat: Option<f64>,
+    pub long: Option<f64>,
+    /// Free address naming a commune of the valley (or its postal code).
+    pub address_string: Option<String>,
+    pub media_url: Option<String>,
+    /// Kept in the restricted store, never published.
+    pub contact: Option<ContactInput>,
+}
+
+impl From<SubmitReportInput> for commands::SubmitReport {
+    fn from(i: SubmitReportInput) -> Self {
+        commands::SubmitReport {
+            service_code: i.service_code,
+            description: i.description,
+            lat: i.lat,
+            long: i.long,
+            address_string: i.address_string,
+            media_url: i.media_url,
+            contact: i.contact.map(Into::into),
+        }
+    }
+}
+
+#[derive(InputObject, Debug)]
+pub struct UpdateReportStatusInput {
+    pub status: ReportStatus,
+    pub substatus: Option<Substatus>,
+    pub status_notes: Option<String>,
+}
+
+impl UpdateReportStatusInput {
+    /// The command changing report `id`.
+    pub fn into_command(self, id: ID) -> commands::UpdateReportStatus {
+        commands::UpdateReportStatus {
+            report_id: id.0,
+            status: self.status.into(),
+            substatus: self.substatus.map(Into::into),
+            status_notes: self.status_notes,
+        }
+    }
+}
+
+#[derive(InputObject, Debug)]
+pub struct ReporterDataInput {
+    pub report_id: Option<ID>,
+    pub email: Option<String>,
+}
+
+impl From<ReporterDataInput> for commands::ReporterOf {
+    fn from(i: ReporterDataInput) -> Self {
+        commands::ReporterOf {
+            report_id: i.report_id.map(|id| id.0),
+            email: i.email,
+        }
+    }
+}

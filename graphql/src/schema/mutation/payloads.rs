@@ -1,0 +1,118 @@
+//! The mutations' payloads, each built from what its command applied.
+
+use async_graphql::{ID, SimpleObject};
+
+use crate::commands::Applied;
+use crate::schema::types::{ContactDetails, Report};
+
+/// A payload made of what a command applied; `None` when the command applied something
+/// else (a mismatch between a mutation and its command, never the caller's doing).
+pub trait FromApplied: Sized {
+    fn from_applied(applied: Applied) -> Option<Self>;
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct IssueCitizenTokenPayload {
+    /// Bearer token: send it as `Authorization: Bearer <token>`. Keep it: it cannot be
+    /// recovered.
+    pub token: String,
+}
+
+impl FromApplied for IssueCitizenTokenPayload {
+    fn from_applied(applied: Applied) -> Option<Self> {
+        match applied {
+            Applied::CitizenToken(token) => Some(IssueCitizenTokenPayload { token }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct SubmitReportPayload {
+    pub report: Report,
+    /// Open reports of the same service within 50 m and 7 days.
+    pub possible_duplicates: Vec<Report>,
+}
+
+impl FromApplied for SubmitReportPayload {
+    fn from_applied(applied: Applied) -> Option<Self> {
+        match applied {
+            Applied::ReportSubmitted {
+                report,
+                possible_duplicates,
+            } => Some(SubmitReportPayload {
+                report: Report(report),
+                possible_duplicates: possible_duplicates.into_iter().map(Report).collect(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! payloads_of {
+    ($variant:ident => $field:ident: $ty:ident, $($name:ident),*) => {$(
+        #[derive(SimpleObject, Debug)]
+        pub struct $name {
+            pub $field: $ty,
+        }
+
+        impl FromApplied for $name {
+            fn from_applied(applied: Applied) -> Option<Self> {
+                match applied {
+                    Applied::$variant(x) => Some($name { $field: $ty::from(x) }),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+payloads_of!(Report => report: Report, FollowReportPayload, UpdateReportStatusPayload);
+
+/// A reporter's data: the contact left and the report it came with.
+#[derive(SimpleObject, Debug)]
+pub struct ReporterData {
+    pub report_id: ID,
+    pub contact: ContactDetails,
+    pub report: Option<Report>,
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct ExportReporterDataPayload {
+    pub records: Vec<ReporterData>,
+}
+
+impl FromApplied for ExportReporterDataPayload {
+    fn from_applied(applied: Applied) -> Option<Self> {
+        match applied {
+            Applied::ReporterData(records) => Some(ExportReporterDataPayload {
+                records: records
+                    .into_iter()
+                    .map(|r| ReporterData {
+                        report_id: ID(r.report_id),
+                        contact: r.contact.into(),
+                        report: r.report.map(Report),
+                    })
+                    .collect(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct EraseReporterDataPayload {
+    /// Reports whose contact details were erased.
+    pub erased: Vec<ID>,
+}
+
+impl FromApplied for EraseReporterDataPayload {
+    fn from_applied(applied: Applied) -> Option<Self> {
+        match applied {
+            Applied::ReporterDataErased(ids) => Some(EraseReporterDataPayload {
+                erased: ids.into_iter().map(ID).collect(),
+            }),
+            _ => None,
+        }
+    }
+}
