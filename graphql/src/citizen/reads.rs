@@ -1,10 +1,35 @@
 //! The reads of the view, shared by the command layer's re-reads and the doors' queries.
 
-use super::view::{CitizenView, Report};
+use super::view::{CitizenView, Idea, Report};
+
+/// Who looks at ideas: staff see the hidden ones too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeenBy {
+    Staff,
+    /// The public, for whom an idea flagged `flags_to_hide` times is hidden.
+    Public {
+        flags_to_hide: usize,
+    },
+}
+
+impl SeenBy {
+    /// Whether this onlooker sees `idea`.
+    pub fn sees(self, idea: &Idea) -> bool {
+        match self {
+            SeenBy::Staff => true,
+            SeenBy::Public { flags_to_hide } => idea.visible(flags_to_hide),
+        }
+    }
+}
 
 impl CitizenView {
     /// One report.
     pub fn report(&self, id: &str) -> Option<Report> {
         self.reports.get(id).cloned()
+    }
+
+    /// One idea, if `seen_by` sees it.
+    pub fn idea(&self, id: &str, seen_by: SeenBy) -> Option<Idea> {
+        self.ideas.get(id).filter(|i| seen_by.sees(i)).cloned()
     }
 }

@@ -18,12 +18,14 @@
 //! | command                                               | anonymous | citizen | staff        |
 //! |-------------------------------------------------------|-----------|---------|--------------|
 //! | issue citizen token, submit report                    | yes       | yes     | yes          |
-//! | follow report                                         | —         | yes     | —            |
-//! | update report status, export and erase reporter data  | —         | —       | in its scope |
+//! | follow report; submit, support, withdraw support,     | —         | yes     | —            |
+//! | comment, flag idea; withdraw idea (its author only)   |           |         |              |
+//! | update report status, answer and moderate idea,       | —         | —       | in its scope |
+//! | export and erase reporter data                        |           |         |              |
 //!
 //! Staff of a commune act on that commune only, the intercommunality's on everything.
-//! Refusals keep the codes clients know ([`CommandError`]); a second follow by the same
-//! citizen writes nothing and answers as the first did.
+//! Refusals keep the codes clients know ([`CommandError`]); a second support, follow or
+//! flag by the same citizen writes nothing and answers as the first did.
 //!
 //! # Layout
 //! - this file: [`Command`], [`Applied`], [`CommandError`], [`Commands::execute`] (limits
@@ -31,9 +33,10 @@
 //! - `access`: the caller kinds a command needs, the staff's scope.
 //! - `validate`: free-text rules.
 //! - `writes`: the events of one command, the audit record first.
-//! - `reports`, `reporter_data` (GDPR), `tokens`: the commands of each area.
+//! - `reports`, `reporter_data` (GDPR), `ideas`, `tokens`: the commands of each area.
 
 mod access;
+mod ideas;
 mod reporter_data;
 mod reports;
 mod tokens;
@@ -43,12 +46,13 @@ mod writes;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use vallee_schemas::citizen::{ReportStatus, Substatus};
+use vallee_schemas::citizen::{FlagReason, IdeaState, IdeaTheme, ReportStatus, Substatus};
 
 use crate::auth::{Authenticator, Caller};
 use crate::citizen::CitizenHub;
 use crate::citizen::contacts::{Contact, ContactStore};
-use crate::citizen::view::Report;
+use crate::citizen::reads::SeenBy;
+use crate::citizen::view::{Comment, Idea, Report};
 use crate::options::{ApiOptions, Limits};
 use crate::rate_limit::RateLimiter;
 use access::{citizen, staff};
@@ -61,13 +65,46 @@ pub enum Command {
     /// Reports a problem (anonymously or with a citizen token).
     SubmitReport(SubmitReport),
     /// "Me too": the citizen follows a report.
-    FollowReport { report_id: String },
+    FollowReport {
+        report_id: String,
+    },
     /// Staff: a report's new status.
     UpdateReportStatus(UpdateReportStatus),
     /// Staff (GDPR, right of access): a reporter's contact and reports.
     ExportReporterData(ReporterOf),
     /// Staff (GDPR, right to erasure): erases a reporter's contact details.
     EraseReporterData(ReporterOf),
+    SubmitIdea(SubmitIdea),
+    SupportIdea {
+        idea_id: String,
+    },
+    WithdrawSupport {
+        idea_id: String,
+    },
+    CommentIdea {
+        idea_id: String,
+        body: String,
+    },
+    /// Flags an idea for moderation.
+    FlagIdea {
+        idea_id: String,
+        reason: FlagReason,
+    },
+    /// The author withdraws their idea.
+    WithdrawIdea {
+        idea_id: String,
+    },
+    /// Staff: answers an idea.
+    AnswerIdea {
+        idea_id: String,
+        state: IdeaState,
+        answer: Option<String>,
+    },
+    /// Staff: hides or shows an idea.
+    ModerateIdea {
+        idea_id: String,
+        hidden: bool,
+    },
 }
 
 /// A report as the citizen gave it (checked by the command, not by the door).
@@ -101,6 +138,16 @@ pub struct ReporterOf {
     pub email: Option<String>,
 }
 
+/// An idea as the citizen proposed it.
+#[derive(Debug, Clone)]
+pub struct SubmitIdea {
+    pub title: String,
+    pub body: String,
+    pub theme: IdeaTheme,
+    /// INSEE code of the commune it is about (`None`: the whole valley).
+    pub commune_code: Option<String>,
+}
+
 /// What a command did, with the entity it changed as the view now has it.
 #[derive(Debug, Clone)]
 pub enum Applied {
@@ -113,6 +160,12 @@ pub enum Applied {
         possible_duplicates: Vec<Report>,
     },
     Report(Report),
+    Idea(Idea),
+    /// A comment, and the idea it is on.
+    IdeaCommented {
+        idea: Idea,
+        comment: Comment,
+    },
     /// A reporter's data: one record per report with a kept contact.
     ReporterData(Vec<ReporterRecord>),
     /// The reports whose contact details were erased.
@@ -173,6 +226,10 @@ pub struct Commands {
     auth: Authenticator,
     limiter: RateLimiter,
     limits: Limits,
+    /// New ideas wait for a moderator.
+    pre_moderation: bool,
+    /// Distinct flags that hide an idea from the public.
+    flags_to_hide: usize,
 }
 
 impl std::fmt::Debug for Commands {
@@ -186,7 +243,7 @@ impl std::fmt::Debug for Commands {
 
 impl Commands {
     /// Commands writing through `citizens`, keeping contacts in `contacts`, issuing tokens
-    /// with `auth`, under the limits of `options`.
+    /// with `auth`, under the limits and idea-box settings of `options`.
     pub fn new(
         citizens: Arc<CitizenHub>,
         contacts: ContactStore,
@@ -199,6 +256,8 @@ impl Commands {
             auth,
             limiter: RateLimiter::default(),
             limits: options.limits.clone(),
+            pre_moderation: options.pre_moderation,
+            flags_to_hide: options.flags_to_hide,
         }
     }
 
@@ -225,6 +284,31 @@ impl Commands {
             }
             Command::EraseReporterData(reporter) => {
                 self.erase_reporter_data(staff(caller)?, reporter).await
+            }
+            Command::SubmitIdea(idea) => self.submit_idea(citizen(caller)?, idea).await,
+            Command::SupportIdea { idea_id } => self.support_idea(citizen(caller)?, &idea_id).await,
+            Command::WithdrawSupport { idea_id } => {
+                self.withdraw_support(citizen(caller)?, &idea_id).await
+            }
+            Command::CommentIdea { idea_id, body } => {
+                self.comment_idea(citizen(caller)?, &idea_id, &body).await
+            }
+            Command::FlagIdea { idea_id, reason } => {
+                self.flag_idea(citizen(caller)?, &idea_id, reason).await
+            }
+            Command::WithdrawIdea { idea_id } => {
+                self.withdraw_idea(citizen(caller)?, &idea_id).await
+            }
+            Command::AnswerIdea {
+                idea_id,
+                state,
+                answer,
+            } => {
+                self.answer_idea(staff(caller)?, &idea_id, state, answer)
+                    .await
+            }
+            Command::ModerateIdea { idea_id, hidden } => {
+                self.moderate_idea(staff(caller)?, &idea_id, hidden).await
             }
         }
     }
@@ -281,5 +365,22 @@ impl Commands {
             .expect("view lock")
             .report(id)
             .ok_or_else(|| CommandError::NotFound(format!("no report {id}")))
+    }
+
+    /// An idea as `seen_by` sees it on this replica.
+    fn idea(&self, id: &str, seen_by: SeenBy) -> Result<Idea> {
+        self.citizens
+            .view
+            .read()
+            .expect("view lock")
+            .idea(id, seen_by)
+            .ok_or_else(|| CommandError::NotFound(format!("no idea {id}")))
+    }
+
+    /// How the public sees ideas.
+    fn public(&self) -> SeenBy {
+        SeenBy::Public {
+            flags_to_hide: self.flags_to_hide,
+        }
     }
 }

@@ -1,11 +1,11 @@
 //! Mutations: every write is an event acknowledged by the broker before the answer. Those
-//! of reports, reporter data and tokens are thin adapters over the command layer
-//! ([`crate::commands`]); the others still hold their rules here.
+//! of reports, reporter data, ideas and tokens are thin adapters over the command layer
+//! ([`crate::commands`]); the places' still hold their rules here.
 
 mod inputs;
 mod payloads;
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, Object};
 use vallee_schemas::citizen::{self, CitizenChange, CitizenEvent};
 use vallee_schemas::communes;
 use vallee_schemas::contract::Stream;
@@ -23,55 +23,6 @@ use crate::options::StaffMember;
 /// The root of mutations.
 #[derive(Debug, Default)]
 pub struct Mutation;
-
-#[derive(InputObject, Debug)]
-pub struct SubmitIdeaInput {
-    pub title: String,
-    pub body: String,
-    pub theme: IdeaTheme,
-    pub commune_code: Option<String>,
-}
-
-macro_rules! idea_payloads {
-    ($($name:ident),*) => {$(
-        #[derive(SimpleObject, Debug)]
-        pub struct $name {
-            pub idea: Idea,
-        }
-    )*};
-}
-
-idea_payloads!(
-    SubmitIdeaPayload,
-    SupportIdeaPayload,
-    WithdrawSupportPayload,
-    FlagIdeaPayload,
-    WithdrawIdeaPayload,
-    AnswerIdeaPayload,
-    ModerateIdeaPayload
-);
-
-#[derive(InputObject, Debug)]
-pub struct CommentIdeaInput {
-    pub body: String,
-}
-
-#[derive(SimpleObject, Debug)]
-pub struct CommentIdeaPayload {
-    pub idea: Idea,
-    pub comment: Comment,
-}
-
-#[derive(InputObject, Debug)]
-pub struct AnswerIdeaInput {
-    pub state: IdeaState,
-    pub answer: Option<String>,
-}
-
-#[derive(InputObject, Debug)]
-pub struct ModerateIdeaInput {
-    pub hidden: bool,
-}
 
 fn bad(message: impl Into<String>) -> async_graphql::Error {
     error(Code::BadUserInput, message)
@@ -97,16 +48,6 @@ fn opt_text(
         .filter(|v| !v.trim().is_empty())
         .map(|v| text(name, &v, max))
         .transpose()
-}
-
-fn citizen_of(ctx: &Context<'_>) -> async_graphql::Result<String> {
-    match caller(ctx) {
-        Caller::Citizen { pseudonym } => Ok(pseudonym.clone()),
-        _ => Err(error(
-            Code::Unauthenticated,
-            "this needs a citizen token (issueCitizenToken)",
-        )),
-    }
 }
 
 fn staff_of<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a StaffMember> {
@@ -156,17 +97,6 @@ async fn audit(
     Ok(())
 }
 
-fn idea(ctx: &Context<'_>, id: &str, for_staff: bool) -> async_graphql::Result<Idea> {
-    let state = state(ctx);
-    let view = state.citizens.view.read().expect("view lock");
-    view.ideas
-        .get(id)
-        .filter(|i| for_staff || i.visible(state.options.flags_to_hide))
-        .cloned()
-        .map(Idea)
-        .ok_or_else(|| error(Code::NotFound, format!("no idea {id}")))
-}
-
 /// A reference place as this replica sees it.
 fn place_of(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Place> {
     let view = state(ctx).citizens.view.read().expect("view lock");
@@ -174,15 +104,6 @@ fn place_of(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Place> {
         .get(id)
         .map(Place::from)
         .ok_or_else(|| error(Code::NotFound, "no such place"))
-}
-
-async fn publish_idea(ctx: &Context<'_>, change: CitizenChange) -> async_graphql::Result<()> {
-    let event = CitizenEvent::new(caller(ctx).actor(), change);
-    state(ctx)
-        .citizens
-        .publish(Stream::CitizenIdeas, &event)
-        .await?;
-    Ok(())
 }
 
 /// Executes `command` for this request's caller and takes what it applied as `P`.
@@ -261,34 +182,7 @@ impl Mutation {
         ctx: &Context<'_>,
         input: SubmitIdeaInput,
     ) -> async_graphql::Result<SubmitIdeaPayload> {
-        count_mutation(ctx)?;
-        let author = citizen_of(ctx)?;
-        let title = text("title", &input.title, 200)?;
-        let body = text("body", &input.body, citizen::MAX_TEXT_CHARS)?;
-        if let Some(c) = &input.commune_code
-            && communes::valley().by_code(c).is_none()
-        {
-            return Err(bad(format!(
-                "{c} is not the INSEE code of a commune of the valley"
-            )));
-        }
-        let idea_id = citizen::uuid_v4();
-        publish_idea(
-            ctx,
-            CitizenChange::IdeaSubmitted(citizen::IdeaSubmitted {
-                idea_id: idea_id.clone(),
-                title,
-                body,
-                theme: input.theme.into(),
-                commune_code: input.commune_code,
-                author,
-                visible: !state(ctx).options.pre_moderation,
-            }),
-        )
-        .await?;
-        Ok(SubmitIdeaPayload {
-            idea: idea(ctx, &idea_id, true)?,
-        })
+        run(ctx, Command::SubmitIdea(input.into())).await
     }
 
     /// Supports an idea (once per citizen; repeating changes nothing).
@@ -297,25 +191,7 @@ impl Mutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<SupportIdeaPayload> {
-        count_mutation(ctx)?;
-        let supporter = citizen_of(ctx)?;
-        let current = idea(ctx, &id, false)?;
-        if current.0.state == citizen::IdeaState::Withdrawn {
-            return Err(bad("this idea was withdrawn"));
-        }
-        if !current.0.supporters.contains_key(&supporter) {
-            publish_idea(
-                ctx,
-                CitizenChange::IdeaSupported {
-                    idea_id: id.to_string(),
-                    supporter,
-                },
-            )
-            .await?;
-        }
-        Ok(SupportIdeaPayload {
-            idea: idea(ctx, &id, false)?,
-        })
+        run(ctx, Command::SupportIdea { idea_id: id.0 }).await
     }
 
     /// Withdraws the caller's support.
@@ -324,22 +200,7 @@ impl Mutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<WithdrawSupportPayload> {
-        count_mutation(ctx)?;
-        let supporter = citizen_of(ctx)?;
-        let current = idea(ctx, &id, false)?;
-        if current.0.supporters.contains_key(&supporter) {
-            publish_idea(
-                ctx,
-                CitizenChange::IdeaSupportWithdrawn {
-                    idea_id: id.to_string(),
-                    supporter,
-                },
-            )
-            .await?;
-        }
-        Ok(WithdrawSupportPayload {
-            idea: idea(ctx, &id, false)?,
-        })
+        run(ctx, Command::WithdrawSupport { idea_id: id.0 }).await
     }
 
     /// Comments on an idea.
@@ -349,34 +210,11 @@ impl Mutation {
         id: ID,
         input: CommentIdeaInput,
     ) -> async_graphql::Result<CommentIdeaPayload> {
-        count_mutation(ctx)?;
-        let author = citizen_of(ctx)?;
-        let body = text("body", &input.body, citizen::MAX_TEXT_CHARS)?;
-        idea(ctx, &id, false)?;
-        let comment_id = citizen::uuid_v4();
-        publish_idea(
-            ctx,
-            CitizenChange::IdeaCommented {
-                idea_id: id.to_string(),
-                comment_id: comment_id.clone(),
-                body: body.clone(),
-                author,
-            },
-        )
-        .await?;
-        let idea = idea(ctx, &id, true)?;
-        let comment = idea
-            .0
-            .comments
-            .iter()
-            .find(|c| c.id == comment_id)
-            .map(|c| Comment {
-                id: ID(c.id.clone()),
-                body: c.body.clone(),
-                created_at: c.at,
-            })
-            .ok_or_else(|| error(Code::Internal, "the comment was not applied"))?;
-        Ok(CommentIdeaPayload { idea, comment })
+        let command = Command::CommentIdea {
+            idea_id: id.0,
+            body: input.body,
+        };
+        run(ctx, command).await
     }
 
     /// Flags an idea for moderation; after 3 distinct flags it is hidden pending a
@@ -387,23 +225,11 @@ impl Mutation {
         id: ID,
         reason: FlagReason,
     ) -> async_graphql::Result<FlagIdeaPayload> {
-        count_mutation(ctx)?;
-        let flagger = citizen_of(ctx)?;
-        let current = idea(ctx, &id, false)?;
-        if !current.0.flags.contains_key(&flagger) {
-            publish_idea(
-                ctx,
-                CitizenChange::IdeaFlagged {
-                    idea_id: id.to_string(),
-                    flagger,
-                    reason: reason.into(),
-                },
-            )
-            .await?;
-        }
-        Ok(FlagIdeaPayload {
-            idea: idea(ctx, &id, true)?,
-        })
+        let command = Command::FlagIdea {
+            idea_id: id.0,
+            reason: reason.into(),
+        };
+        run(ctx, command).await
     }
 
     /// The author withdraws their idea.
@@ -412,27 +238,7 @@ impl Mutation {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<WithdrawIdeaPayload> {
-        count_mutation(ctx)?;
-        let me = citizen_of(ctx)?;
-        let current = idea(ctx, &id, true)?;
-        if current.0.submitted.author != me {
-            return Err(error(
-                Code::Forbidden,
-                "only the author may withdraw an idea",
-            ));
-        }
-        publish_idea(
-            ctx,
-            CitizenChange::IdeaAnswered {
-                idea_id: id.to_string(),
-                state: citizen::IdeaState::Withdrawn,
-                answer: None,
-            },
-        )
-        .await?;
-        Ok(WithdrawIdeaPayload {
-            idea: idea(ctx, &id, true)?,
-        })
+        run(ctx, Command::WithdrawIdea { idea_id: id.0 }).await
     }
 
     /// Staff: publishes a reference place (a new one without `id`, or its new version).
@@ -566,31 +372,12 @@ impl Mutation {
         id: ID,
         input: AnswerIdeaInput,
     ) -> async_graphql::Result<AnswerIdeaPayload> {
-        count_mutation(ctx)?;
-        let staff = staff_of(ctx)?;
-        let current = idea(ctx, &id, true)?;
-        check_scope(staff, current.0.submitted.commune_code.as_deref())?;
-        let answer = opt_text("answer", input.answer, citizen::MAX_TEXT_CHARS)?;
-        audit(
-            ctx,
-            staff,
-            "answerIdea",
-            &id,
-            Some(format!("{:?}", input.state)),
-        )
-        .await?;
-        publish_idea(
-            ctx,
-            CitizenChange::IdeaAnswered {
-                idea_id: id.to_string(),
-                state: input.state.into(),
-                answer,
-            },
-        )
-        .await?;
-        Ok(AnswerIdeaPayload {
-            idea: idea(ctx, &id, true)?,
-        })
+        let command = Command::AnswerIdea {
+            idea_id: id.0,
+            state: input.state.into(),
+            answer: input.answer,
+        };
+        run(ctx, command).await
     }
 
     /// Staff: hides or shows an idea (overrides flags and pre-moderation).
@@ -600,28 +387,10 @@ impl Mutation {
         id: ID,
         input: ModerateIdeaInput,
     ) -> async_graphql::Result<ModerateIdeaPayload> {
-        count_mutation(ctx)?;
-        let staff = staff_of(ctx)?;
-        let current = idea(ctx, &id, true)?;
-        check_scope(staff, current.0.submitted.commune_code.as_deref())?;
-        audit(
-            ctx,
-            staff,
-            "moderateIdea",
-            &id,
-            Some(format!("hidden={}", input.hidden)),
-        )
-        .await?;
-        publish_idea(
-            ctx,
-            CitizenChange::IdeaModerated {
-                idea_id: id.to_string(),
-                hidden: input.hidden,
-            },
-        )
-        .await?;
-        Ok(ModerateIdeaPayload {
-            idea: idea(ctx, &id, true)?,
-        })
+        let command = Command::ModerateIdea {
+            idea_id: id.0,
+            hidden: input.hidden,
+        };
+        run(ctx, command).await
     }
 }

@@ -8,6 +8,7 @@ use vallee_stream::stage::outputs::OutputTable;
 
 use super::types::*;
 use super::{Code, caller, error, paginate, state};
+use crate::citizen::reads::SeenBy;
 
 /// The root of queries.
 #[derive(Debug, Default)]
@@ -231,11 +232,14 @@ impl Query {
 
     async fn idea(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Idea> {
         let state = state(ctx);
+        let seen_by = match caller(ctx).staff() {
+            Some(_) => SeenBy::Staff,
+            None => SeenBy::Public {
+                flags_to_hide: state.options.flags_to_hide,
+            },
+        };
         let view = state.citizens.view.read().expect("view lock");
-        view.ideas
-            .get(id.as_str())
-            .filter(|i| caller(ctx).staff().is_some() || i.visible(state.options.flags_to_hide))
-            .cloned()
+        view.idea(&id, seen_by)
             .map(Idea)
             .ok_or_else(|| error(Code::NotFound, format!("no idea {}", id.as_str())))
     }

@@ -448,9 +448,25 @@ pub struct Comment {
     pub created_at: DateTime<Utc>,
 }
 
+impl From<&view::Comment> for Comment {
+    fn from(c: &view::Comment) -> Self {
+        Comment {
+            id: ID(c.id.clone()),
+            body: c.body.clone(),
+            created_at: c.at,
+        }
+    }
+}
+
 /// An idea of the idea box.
 #[derive(Debug, Clone)]
 pub struct Idea(pub view::Idea);
+
+impl From<view::Idea> for Idea {
+    fn from(i: view::Idea) -> Self {
+        Idea(i)
+    }
+}
 
 /// Supports an idea of this commune (`None`: the whole valley) needs to be eligible.
 pub fn support_threshold(options: &crate::ApiOptions, commune: Option<&str>) -> i32 {
@@ -514,15 +530,7 @@ impl Idea {
         matches!(caller(ctx), crate::auth::Caller::Citizen { pseudonym } if *pseudonym == self.0.submitted.author)
     }
     async fn comments(&self) -> Vec<Comment> {
-        self.0
-            .comments
-            .iter()
-            .map(|c| Comment {
-                id: ID(c.id.clone()),
-                body: c.body.clone(),
-                created_at: c.at,
-            })
-            .collect()
+        self.0.comments.iter().map(Comment::from).collect()
     }
     /// Distinct citizens who flagged it.
     async fn flags(&self) -> i32 {

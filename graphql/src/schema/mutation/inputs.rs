@@ -5,7 +5,7 @@ use async_graphql::{ID, InputObject};
 
 use crate::citizen::contacts::Contact;
 use crate::commands;
-use crate::schema::types::{ReportStatus, Substatus};
+use crate::schema::types::{IdeaState, IdeaTheme, ReportStatus, Substatus};
 
 #[derive(InputObject, Debug)]
 pub struct ContactInput {
@@ -86,4 +86,39 @@ impl From<ReporterDataInput> for commands::ReporterOf {
             email: i.email,
         }
     }
+}
+
+#[derive(InputObject, Debug)]
+pub struct SubmitIdeaInput {
+    pub title: String,
+    pub body: String,
+    pub theme: IdeaTheme,
+    pub commune_code: Option<String>,
+}
+
+impl From<SubmitIdeaInput> for commands::SubmitIdea {
+    fn from(i: SubmitIdeaInput) -> Self {
+        commands::SubmitIdea {
+            title: i.title,
+            body: i.body,
+            theme: i.theme.into(),
+            commune_code: i.commune_code,
+        }
+    }
+}
+
+#[derive(InputObject, Debug)]
+pub struct CommentIdeaInput {
+    pub body: String,
+}
+
+#[derive(InputObject, Debug)]
+pub struct AnswerIdeaInput {
+    pub state: IdeaState,
+    pub answer: Option<String>,
+}
+
+#[derive(InputObject, Debug)]
+pub struct ModerateIdeaInput {
+    pub hidden: bool,
 }

@@ -3,7 +3,7 @@
 use async_graphql::{ID, SimpleObject};
 
 use crate::commands::Applied;
-use crate::schema::types::{ContactDetails, Report};
+use crate::schema::types::{Comment, ContactDetails, Idea, Report};
 
 /// A payload made of what a command applied; `None` when the command applied something
 /// else (a mismatch between a mutation and its command, never the caller's doing).
@@ -69,6 +69,17 @@ macro_rules! payloads_of {
 
 payloads_of!(Report => report: Report, FollowReportPayload, UpdateReportStatusPayload);
 
+payloads_of!(
+    Idea => idea: Idea,
+    SubmitIdeaPayload,
+    SupportIdeaPayload,
+    WithdrawSupportPayload,
+    FlagIdeaPayload,
+    WithdrawIdeaPayload,
+    AnswerIdeaPayload,
+    ModerateIdeaPayload
+);
+
 /// A reporter's data: the contact left and the report it came with.
 #[derive(SimpleObject, Debug)]
 pub struct ReporterData {
@@ -111,6 +122,24 @@ impl FromApplied for EraseReporterDataPayload {
         match applied {
             Applied::ReporterDataErased(ids) => Some(EraseReporterDataPayload {
                 erased: ids.into_iter().map(ID).collect(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct CommentIdeaPayload {
+    pub idea: Idea,
+    pub comment: Comment,
+}
+
+impl FromApplied for CommentIdeaPayload {
+    fn from_applied(applied: Applied) -> Option<Self> {
+        match applied {
+            Applied::IdeaCommented { idea, comment } => Some(CommentIdeaPayload {
+                idea: Idea(idea),
+                comment: Comment::from(&comment),
             }),
             _ => None,
         }
