@@ -1,6 +1,7 @@
-//! The reads of the view, shared by the command layer's re-reads and the doors' queries.
+//! The reads of the view, shared by the command layer's re-reads and the doors' queries:
+//! reports, ideas (as staff or the public see them) and reference places.
 
-use super::view::{CitizenView, Idea, Report};
+use super::view::{CitizenView, Idea, Place, Report};
 
 /// Who looks at ideas: staff see the hidden ones too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,5 +32,10 @@ impl CitizenView {
     /// One idea, if `seen_by` sees it.
     pub fn idea(&self, id: &str, seen_by: SeenBy) -> Option<Idea> {
         self.ideas.get(id).filter(|i| seen_by.sees(i)).cloned()
+    }
+
+    /// One reference place.
+    pub fn place(&self, id: &str) -> Option<Place> {
+        self.places.get(id).cloned()
     }
 }

@@ -21,7 +21,8 @@
 //! | follow report; submit, support, withdraw support,     | —         | yes     | —            |
 //! | comment, flag idea; withdraw idea (its author only)   |           |         |              |
 //! | update report status, answer and moderate idea,       | —         | —       | in its scope |
-//! | export and erase reporter data                        |           |         |              |
+//! | export and erase reporter data, update and remove     |           |         |              |
+//! | place, update childcare vacancies                     |           |         |              |
 //!
 //! Staff of a commune act on that commune only, the intercommunality's on everything.
 //! Refusals keep the codes clients know ([`CommandError`]); a second support, follow or
@@ -33,10 +34,12 @@
 //! - `access`: the caller kinds a command needs, the staff's scope.
 //! - `validate`: free-text rules.
 //! - `writes`: the events of one command, the audit record first.
-//! - `reports`, `reporter_data` (GDPR), `ideas`, `tokens`: the commands of each area.
+//! - `reports`, `reporter_data` (GDPR), `ideas`, `places` (and childcare), `tokens`: the
+//!   commands of each area.
 
 mod access;
 mod ideas;
+mod places;
 mod reporter_data;
 mod reports;
 mod tokens;
@@ -46,13 +49,16 @@ mod writes;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use vallee_schemas::citizen::{FlagReason, IdeaState, IdeaTheme, ReportStatus, Substatus};
+use chrono::{DateTime, Utc};
+use vallee_schemas::citizen::{
+    FlagReason, IdeaState, IdeaTheme, PlaceKind, ReportStatus, Substatus,
+};
 
 use crate::auth::{Authenticator, Caller};
 use crate::citizen::CitizenHub;
 use crate::citizen::contacts::{Contact, ContactStore};
 use crate::citizen::reads::SeenBy;
-use crate::citizen::view::{Comment, Idea, Report};
+use crate::citizen::view::{Comment, Idea, Place, Report};
 use crate::options::{ApiOptions, Limits};
 use crate::rate_limit::RateLimiter;
 use access::{citizen, staff};
@@ -105,6 +111,17 @@ pub enum Command {
         idea_id: String,
         hidden: bool,
     },
+    /// Staff: publishes a reference place (a new one, or the whole new version of one).
+    UpdatePlace(UpdatePlace),
+    /// Staff: removes a reference place.
+    RemovePlace {
+        place_id: String,
+    },
+    /// Staff: the places free right now in a childcare facility.
+    UpdateChildcareVacancies {
+        place_id: String,
+        vacancies: u32,
+    },
 }
 
 /// A report as the citizen gave it (checked by the command, not by the door).
@@ -148,6 +165,29 @@ pub struct SubmitIdea {
     pub commune_code: Option<String>,
 }
 
+/// A reference place to publish, whole.
+#[derive(Debug, Clone)]
+pub struct UpdatePlace {
+    /// `None`: a new place.
+    pub place_id: Option<String>,
+    pub kind: PlaceKind,
+    pub name: String,
+    pub commune_code: String,
+    pub address: Option<String>,
+    pub lat: Option<f64>,
+    pub long: Option<f64>,
+    pub opening_hours: Option<String>,
+    pub contact: Option<String>,
+    pub website: Option<String>,
+    pub description: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub seats: Option<u32>,
+    pub capacity: Option<u32>,
+    pub age_min_months: Option<u32>,
+    pub age_max_months: Option<u32>,
+}
+
 /// What a command did, with the entity it changed as the view now has it.
 #[derive(Debug, Clone)]
 pub enum Applied {
@@ -165,6 +205,10 @@ pub enum Applied {
     IdeaCommented {
         idea: Idea,
         comment: Comment,
+    },
+    Place(Place),
+    PlaceRemoved {
+        place_id: String,
     },
     /// A reporter's data: one record per report with a kept contact.
     ReporterData(Vec<ReporterRecord>),
@@ -310,6 +354,15 @@ impl Commands {
             Command::ModerateIdea { idea_id, hidden } => {
                 self.moderate_idea(staff(caller)?, &idea_id, hidden).await
             }
+            Command::UpdatePlace(place) => self.update_place(staff(caller)?, place).await,
+            Command::RemovePlace { place_id } => self.remove_place(staff(caller)?, &place_id).await,
+            Command::UpdateChildcareVacancies {
+                place_id,
+                vacancies,
+            } => {
+                self.update_childcare_vacancies(staff(caller)?, &place_id, vacancies)
+                    .await
+            }
         }
     }
 
@@ -331,17 +384,6 @@ impl Commands {
             }
             return Ok(());
         }
-        self.count_write(caller, address)
-    }
-
-    /// A write's share of the limits: per address and per citizen token. Open to the crate
-    /// while some mutations still count themselves.
-    pub(crate) fn count_write(&self, caller: &Caller, address: Option<IpAddr>) -> Result<()> {
-        let check = |key: String, limit: u32| {
-            self.limiter
-                .check(&key, limit)
-                .map_err(|retry_after| CommandError::RateLimited { retry_after })
-        };
         if let Some(ip) = address {
             check(
                 format!("m/{ip}"),
@@ -382,5 +424,15 @@ impl Commands {
         SeenBy::Public {
             flags_to_hide: self.flags_to_hide,
         }
+    }
+
+    /// A reference place as this replica sees it.
+    fn place(&self, id: &str) -> Result<Place> {
+        self.citizens
+            .view
+            .read()
+            .expect("view lock")
+            .place(id)
+            .ok_or_else(|| CommandError::NotFound("no such place".into()))
     }
 }

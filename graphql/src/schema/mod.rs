@@ -5,6 +5,9 @@
 //! `ID!`; every mutation takes `input: <Name>Input!` (or `id: ID!` plus arguments) and
 //! returns a `<Name>Payload!`; lists are Relay connections (`first` ≤ 100); every error
 //! carries `extensions.code` ([`Code`]).
+//!
+//! Mutations hold no rules of their own: each builds a [`crate::commands::Command`] and
+//! maps what it applied (or why it was refused) to its payload (or error code).
 
 mod mutation;
 pub mod open_data;
@@ -94,16 +97,6 @@ pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a Arc<ApiState> {
 pub(crate) fn caller<'a>(ctx: &Context<'a>) -> &'a Caller {
     static ANONYMOUS: Caller = Caller::Anonymous;
     ctx.data_opt::<Caller>().unwrap_or(&ANONYMOUS)
-}
-
-/// A mutation's share of the per-address and per-token limits, for the mutations not
-/// yet carried out by the command layer (which counts its own).
-pub(crate) fn count_mutation(ctx: &Context<'_>) -> async_graphql::Result<()> {
-    let address = ctx.data_opt::<ClientAddr>().map(|a| a.0);
-    state(ctx)
-        .commands
-        .count_write(caller(ctx), address)
-        .map_err(command_error)
 }
 
 /// A command's refusal as a GraphQL error with its code. A failure of the hub keeps no

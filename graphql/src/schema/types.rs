@@ -121,8 +121,14 @@ fn int(v: Option<u32>) -> Option<i32> {
     v.map(|v| i32::try_from(v).unwrap_or(i32::MAX))
 }
 
-impl From<&crate::citizen::view::Place> for Place {
-    fn from(p: &crate::citizen::view::Place) -> Self {
+impl From<view::Place> for Place {
+    fn from(p: view::Place) -> Self {
+        Place::from(&p)
+    }
+}
+
+impl From<&view::Place> for Place {
+    fn from(p: &view::Place) -> Self {
         let q = &p.place;
         Place {
             id: ID(q.place_id.clone()),
@@ -147,43 +153,6 @@ impl From<&crate::citizen::view::Place> for Place {
             updated_at: p.updated,
         }
     }
-}
-
-/// A reference place to publish (a new one without `id`, or the whole new version of one).
-#[derive(InputObject, Debug, Clone)]
-pub struct UpdatePlaceInput {
-    pub id: Option<ID>,
-    pub kind: PlaceKind,
-    pub name: String,
-    pub commune_code: String,
-    pub address: Option<String>,
-    pub latitude: Option<f64>,
-    pub longitude: Option<f64>,
-    pub opening_hours: Option<String>,
-    pub contact: Option<String>,
-    pub website: Option<String>,
-    pub description: Option<String>,
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub seats: Option<u32>,
-    pub capacity: Option<u32>,
-    pub age_min_months: Option<u32>,
-    pub age_max_months: Option<u32>,
-}
-
-#[derive(SimpleObject, Debug, Clone)]
-pub struct UpdatePlacePayload {
-    pub place: Place,
-}
-
-#[derive(SimpleObject, Debug, Clone)]
-pub struct RemovePlacePayload {
-    pub removed_id: ID,
-}
-
-#[derive(SimpleObject, Debug, Clone)]
-pub struct UpdateChildcareVacanciesPayload {
-    pub place: Place,
 }
 
 /// Order of the idea list.

@@ -2,10 +2,11 @@
 //! every rule (trimming, bounds, places, permissions) is the command layer's.
 
 use async_graphql::{ID, InputObject};
+use chrono::{DateTime, Utc};
 
 use crate::citizen::contacts::Contact;
 use crate::commands;
-use crate::schema::types::{IdeaState, IdeaTheme, ReportStatus, Substatus};
+use crate::schema::types::{IdeaState, IdeaTheme, PlaceKind, ReportStatus, Substatus};
 
 #[derive(InputObject, Debug)]
 pub struct ContactInput {
@@ -121,4 +122,50 @@ pub struct AnswerIdeaInput {
 #[derive(InputObject, Debug)]
 pub struct ModerateIdeaInput {
     pub hidden: bool,
+}
+
+/// A reference place to publish (a new one without `id`, or the whole new version of one).
+#[derive(InputObject, Debug, Clone)]
+pub struct UpdatePlaceInput {
+    pub id: Option<ID>,
+    pub kind: PlaceKind,
+    pub name: String,
+    pub commune_code: String,
+    pub address: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub opening_hours: Option<String>,
+    pub contact: Option<String>,
+    pub website: Option<String>,
+    pub description: Option<String>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub seats: Option<u32>,
+    pub capacity: Option<u32>,
+    pub age_min_months: Option<u32>,
+    pub age_max_months: Option<u32>,
+}
+
+impl From<UpdatePlaceInput> for commands::UpdatePlace {
+    fn from(i: UpdatePlaceInput) -> Self {
+        commands::UpdatePlace {
+            place_id: i.id.map(|id| id.0),
+            kind: i.kind.into(),
+            name: i.name,
+            commune_code: i.commune_code,
+            address: i.address,
+            lat: i.latitude,
+            long: i.longitude,
+            opening_hours: i.opening_hours,
+            contact: i.contact,
+            website: i.website,
+            description: i.description,
+            starts_at: i.starts_at,
+            ends_at: i.ends_at,
+            seats: i.seats,
+            capacity: i.capacity,
+            age_min_months: i.age_min_months,
+            age_max_months: i.age_max_months,
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use async_graphql::{ID, SimpleObject};
 
 use crate::commands::Applied;
-use crate::schema::types::{Comment, ContactDetails, Idea, Report};
+use crate::schema::types::{Comment, ContactDetails, Idea, Place, Report};
 
 /// A payload made of what a command applied; `None` when the command applied something
 /// else (a mismatch between a mutation and its command, never the caller's doing).
@@ -80,6 +80,8 @@ payloads_of!(
     ModerateIdeaPayload
 );
 
+payloads_of!(Place => place: Place, UpdatePlacePayload, UpdateChildcareVacanciesPayload);
+
 /// A reporter's data: the contact left and the report it came with.
 #[derive(SimpleObject, Debug)]
 pub struct ReporterData {
@@ -140,6 +142,22 @@ impl FromApplied for CommentIdeaPayload {
             Applied::IdeaCommented { idea, comment } => Some(CommentIdeaPayload {
                 idea: Idea(idea),
                 comment: Comment::from(&comment),
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(SimpleObject, Debug, Clone)]
+pub struct RemovePlacePayload {
+    pub removed_id: ID,
+}
+
+impl FromApplied for RemovePlacePayload {
+    fn from_applied(applied: Applied) -> Option<Self> {
+        match applied {
+            Applied::PlaceRemoved { place_id } => Some(RemovePlacePayload {
+                removed_id: ID(place_id),
             }),
             _ => None,
         }
