@@ -6,7 +6,9 @@
 //! - `POST /open311/v2/requests.json` (form: service_code, lat, long, address_string,
 //!   description, media_url, email, phone, first_name, last_name)
 //!
-//! A POST runs the GraphQL `submitReport` mutation, so both doors share one set of rules.
+//! A POST sends the same [`Command::SubmitReport`] as GraphQL's `submitReport`, and the
+//! GETs read the view through the same [`reads`](crate::citizen::reads) as GraphQL's
+//! `reports` and `report`: both doors share one set of rules.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,20 +24,19 @@ use serde_json::{Value, json};
 use vallee_schemas::citizen;
 
 use crate::ApiState;
+use crate::auth::Caller;
+use crate::citizen::contacts::Contact;
+use crate::citizen::reads::ReportQuery;
 use crate::citizen::view::Report;
-use crate::schema::{self, ClientAddr};
+use crate::commands::{Applied, Command, CommandError, SubmitReport};
 
 #[derive(Clone)]
 struct Open311 {
     state: Arc<ApiState>,
-    schema: schema::ApiSchema,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
-    let s = Open311 {
-        schema: schema::build(state.clone(), true),
-        state,
-    };
+    let s = Open311 { state };
     Router::new()
         .route("/open311/v2/services.json", get(services))
         .route("/open311/v2/requests.json", get(requests).post(create))
@@ -111,32 +112,39 @@ async fn requests(State(s): State<Open311>, Query(q): Query<HashMap<String, Stri
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, 400, &e),
     };
-    let ids: Option<Vec<&str>> = q.get("service_request_id").map(|v| v.split(',').collect());
-    let codes: Option<Vec<&str>> = q.get("service_code").map(|v| v.split(',').collect());
-    let status = q.get("status").map(String::as_str);
-    let view = s.state.citizens.view.read().expect("view lock");
-    let mut list: Vec<&Report> = view
-        .reports
-        .values()
-        .filter(|r| {
-            ids.as_ref()
-                .is_none_or(|i| i.contains(&r.submitted.report_id.as_str()))
-                && codes
-                    .as_ref()
-                    .is_none_or(|c| c.contains(&r.submitted.service_code.as_str()))
-                && status.is_none_or(|st| st == status_str(r.status))
-                && start.is_none_or(|t| r.requested >= t)
-                && end.is_none_or(|t| r.requested <= t)
-        })
-        .collect();
-    list.sort_by_key(|r| std::cmp::Reverse(r.requested));
+    let split = |k: &str| {
+        q.get(k)
+            .map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>())
+    };
+    let status = match q.get("status").map(String::as_str) {
+        None => None,
+        Some("open") => Some(citizen::ReportStatus::Open),
+        Some("closed") => Some(citizen::ReportStatus::Closed),
+        // No report has another status.
+        Some(_) => return Json(Value::Array(Vec::new())).into_response(),
+    };
+    let query = ReportQuery {
+        ids: split("service_request_id"),
+        service_codes: split("service_code"),
+        status,
+        since: start,
+        until: end,
+        ..Default::default()
+    };
+    let mut list = s
+        .state
+        .citizens
+        .view
+        .read()
+        .expect("view lock")
+        .find_reports(&query);
     // GeoReport v2: at most 1000 requests, newest first, 90 days by default.
-    if start.is_none() && ids.is_none() {
+    if start.is_none() && query.ids.is_none() {
         let since = Utc::now() - chrono::Duration::days(90);
         list.retain(|r| r.requested >= since);
     }
     list.truncate(1000);
-    Json(Value::Array(list.into_iter().map(as_open311).collect())).into_response()
+    Json(Value::Array(list.iter().map(as_open311).collect())).into_response()
 }
 
 async fn request(State(s): State<Open311>, Path(file): Path<String>) -> Response {
@@ -147,9 +155,9 @@ async fn request(State(s): State<Open311>, Path(file): Path<String>) -> Response
             "only the .json format is served",
         );
     };
-    let view = s.state.citizens.view.read().expect("view lock");
-    match view.reports.get(id) {
-        Some(r) => Json(json!([as_open311(r)])).into_response(),
+    let report = s.state.citizens.view.read().expect("view lock").report(id);
+    match report {
+        Some(r) => Json(json!([as_open311(&r)])).into_response(),
         None => error(
             StatusCode::NOT_FOUND,
             404,
@@ -168,52 +176,60 @@ async fn create(
             .filter(|v| !v.is_empty())
             .map(|v| v.parse::<f64>().map_err(|_| format!("{k} is not a number")))
             .transpose()
+            // `nan` and `inf` parse; this door always took them as absent (it once went
+            // through GraphQL's JSON variables, where they are null).
+            .map(|n| n.filter(|x| x.is_finite()))
     };
     let (lat, long) = match (num("lat"), num("long")) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, 400, &e),
     };
     let text = |k: &str| f.get(k).filter(|v| !v.is_empty()).cloned();
-    let contact = json!({
-        "email": text("email"), "phone": text("phone"),
-        "firstName": text("first_name"), "lastName": text("last_name"),
-    });
-    let variables = json!({"input": {
-        "serviceCode": text("service_code").unwrap_or_default(),
-        "description": text("description").unwrap_or_default(),
-        "lat": lat, "long": long,
-        "addressString": text("address_string"),
-        "mediaUrl": text("media_url"),
-        "contact": contact,
-    }});
-    let request = async_graphql::Request::new(
-        "mutation($input: SubmitReportInput!) { submitReport(input: $input) { report { id } } }",
-    )
-    .variables(async_graphql::Variables::from_json(variables))
-    .data(crate::auth::Caller::Anonymous)
-    .data(ClientAddr(addr.ip()));
-    let response = s.schema.execute(request).await;
-    if let Some(e) = response.errors.first() {
-        let code = e
-            .extensions
-            .as_ref()
-            .and_then(|x| x.get("code"))
-            .map(|v| v.to_string())
-            .unwrap_or_default();
-        let status = if code.contains("RATE_LIMITED") {
-            StatusCode::TOO_MANY_REQUESTS
-        } else if code.contains("INTERNAL") {
-            StatusCode::INTERNAL_SERVER_ERROR
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        return error(status, status.as_u16(), &e.message);
-    }
-    let data = response.data.into_json().unwrap_or_default();
-    let id = data["submitReport"]["report"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let report = SubmitReport {
+        service_code: text("service_code").unwrap_or_default(),
+        description: text("description").unwrap_or_default(),
+        lat,
+        long,
+        address_string: text("address_string"),
+        media_url: text("media_url"),
+        contact: Some(Contact {
+            email: text("email"),
+            phone: text("phone"),
+            first_name: text("first_name"),
+            last_name: text("last_name"),
+        }),
+    };
+    let applied = s
+        .state
+        .commands
+        .execute(
+            &Caller::Anonymous,
+            Some(addr.ip()),
+            Command::SubmitReport(report),
+        )
+        .await;
+    let id = match applied {
+        Ok(Applied::ReportSubmitted { report, .. }) => report.submitted.report_id,
+        Ok(_) => {
+            let status = StatusCode::INTERNAL_SERVER_ERROR;
+            return error(
+                status,
+                status.as_u16(),
+                "the command applied something else",
+            );
+        }
+        Err(e) => {
+            let status = match &e {
+                CommandError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                CommandError::Failed(_) => {
+                    tracing::error!(error = %e, "Open311 request failed");
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return error(status, status.as_u16(), &e.to_string());
+        }
+    };
     (
         StatusCode::CREATED,
         Json(json!([{"service_request_id": id, "service_notice": "", "account_id": null}])),

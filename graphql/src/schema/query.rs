@@ -8,7 +8,7 @@ use vallee_stream::stage::outputs::OutputTable;
 
 use super::types::*;
 use super::{Code, caller, error, paginate, state};
-use crate::citizen::reads::SeenBy;
+use crate::citizen::reads::{ReportQuery, SeenBy};
 
 /// The root of queries.
 #[derive(Debug, Default)]
@@ -79,45 +79,40 @@ impl Query {
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Report>> {
         let f = filter.unwrap_or_default();
-        if let Some(b) = &f.bbox
-            && b.len() != 4
-        {
-            return Err(error(
-                Code::BadUserInput,
-                "bbox is [minLong, minLat, maxLong, maxLat]",
-            ));
-        }
-        let mut reports: Vec<Report> = {
-            let view = state(ctx).citizens.view.read().expect("view lock");
-            view.reports
-                .values()
-                .filter(|r| {
-                    let s = &r.submitted;
-                    f.commune_code.as_ref().is_none_or(|c| *c == s.commune_code)
-                        && f.status.is_none_or(|st| r.status == st.into())
-                        && f.service_code.as_ref().is_none_or(|c| *c == s.service_code)
-                        && f.since.is_none_or(|t| r.requested >= t)
-                        && f.bbox.as_ref().is_none_or(|b| {
-                            (b[0]..=b[2]).contains(&s.long) && (b[1]..=b[3]).contains(&s.lat)
-                        })
-                })
-                .cloned()
-                .map(Report)
-                .collect()
+        let bbox = match f.bbox.as_deref() {
+            None => None,
+            Some(&[a, b, c, d]) => Some([a, b, c, d]),
+            Some(_) => {
+                return Err(error(
+                    Code::BadUserInput,
+                    "bbox is [minLong, minLat, maxLong, maxLat]",
+                ));
+            }
         };
-        reports.sort_by(|a, b| {
-            (b.0.requested, &b.0.submitted.report_id)
-                .cmp(&(a.0.requested, &a.0.submitted.report_id))
-        });
+        let query = ReportQuery {
+            commune_code: f.commune_code,
+            status: f.status.map(Into::into),
+            service_codes: f.service_code.map(|c| vec![c]),
+            since: f.since,
+            bbox,
+            ..Default::default()
+        };
+        let reports: Vec<Report> = state(ctx)
+            .citizens
+            .view
+            .read()
+            .expect("view lock")
+            .find_reports(&query)
+            .into_iter()
+            .map(Report)
+            .collect();
         paginate(reports, first, after)
     }
 
     /// One report, with its history.
     async fn report(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Report> {
         let view = state(ctx).citizens.view.read().expect("view lock");
-        view.reports
-            .get(id.as_str())
-            .cloned()
+        view.report(&id)
             .map(Report)
             .ok_or_else(|| error(Code::NotFound, format!("no report {}", id.as_str())))
     }
