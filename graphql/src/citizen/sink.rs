@@ -1,7 +1,8 @@
 //! Where citizens' events are written: a write counts once its sink acknowledged it.
 //!
 //! In production the sink is the broker ([`KafkaSink`], `acks=all`): an answered write
-//! survives any crash. Behind a trait so the command layer can be tested without one.
+//! survives any crash. The command layer's unit tests use an in-memory sink instead, which
+//! keeps what it was sent, in order, and can refuse a topic to play a broker failure.
 
 use std::time::Duration;
 
@@ -50,6 +51,43 @@ impl EventSink for KafkaSink {
                 .send(record, self.timeout)
                 .await
                 .map_err(|(e, _)| Error::Kafka(e))?;
+            Ok(())
+        })
+    }
+}
+
+/// Keeps every event it is sent, in order (unit tests only: the e2e tests use the broker).
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct MemorySink {
+    sent: std::sync::Mutex<Vec<(String, CitizenEvent)>>,
+    refused: std::sync::Mutex<Option<String>>,
+}
+
+#[cfg(test)]
+impl MemorySink {
+    /// What was acknowledged so far: (topic, event), in order.
+    pub(crate) fn sent(&self) -> Vec<(String, CitizenEvent)> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// From now on, writes to `topic` fail as an unreachable broker's would.
+    pub(crate) fn refuse(&self, topic: &str) {
+        *self.refused.lock().unwrap() = Some(topic.to_string());
+    }
+}
+
+#[cfg(test)]
+impl EventSink for MemorySink {
+    fn send<'a>(&'a self, topic: &'a str, event: &'a CitizenEvent) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if self.refused.lock().unwrap().as_deref() == Some(topic) {
+                return Err(Error::Internal(format!("{topic} is unreachable")));
+            }
+            self.sent
+                .lock()
+                .unwrap()
+                .push((topic.to_string(), event.clone()));
             Ok(())
         })
     }

@@ -46,6 +46,9 @@ mod tokens;
 mod validate;
 mod writes;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 

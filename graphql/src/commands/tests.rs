@@ -1,0 +1,863 @@
+//! The command layer without HTTP nor broker: commands go to an in-memory sink, which
+//! keeps what was written, in order.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use vallee_schemas::citizen::{
+    CitizenChange, CitizenEvent, FlagReason, IdeaState, IdeaTheme, PlaceKind, ReportStatus,
+    Substatus,
+};
+use vallee_schemas::communes;
+
+use super::*;
+use crate::citizen::sink::MemorySink;
+use crate::options::StaffMember;
+
+const GIGNAC: &str = "34114";
+const REPORTS: &str = "vallee.citizen.reports";
+const IDEAS: &str = "vallee.citizen.ideas";
+const AUDIT: &str = "vallee.staff.audit";
+const PLACES: &str = "vallee.reference.places";
+
+/// Commands over an in-memory sink and a contact store in a temporary folder.
+struct Desk {
+    commands: Commands,
+    sink: Arc<MemorySink>,
+    contacts: ContactStore,
+    _dir: tempfile::TempDir,
+}
+
+impl Desk {
+    fn new() -> Self {
+        Desk::with(ApiOptions::default())
+    }
+
+    fn with(options: ApiOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(MemorySink::default());
+        let citizens = CitizenHub::with_sink(options.clone(), sink.clone());
+        let contacts = ContactStore::open(dir.path()).unwrap();
+        let auth = Authenticator::new(b"a secret", Vec::new());
+        Desk {
+            commands: Commands::new(citizens, contacts.clone(), auth, &options),
+            sink,
+            contacts,
+            _dir: dir,
+        }
+    }
+
+    async fn run(&self, caller: &Caller, command: Command) -> Result<Applied> {
+        self.commands.execute(caller, None, command).await
+    }
+
+    /// The topics written so far, in order.
+    fn topics(&self) -> Vec<String> {
+        self.sink
+            .sent()
+            .into_iter()
+            .map(|(topic, _)| topic)
+            .collect()
+    }
+
+    /// A report submitted anonymously (Gignac by default, or where `at` says).
+    async fn report(&self, service: &str, at: SubmitReport) -> Report {
+        let command = Command::SubmitReport(SubmitReport {
+            service_code: service.into(),
+            description: "Trou profond devant la mairie".into(),
+            ..at
+        });
+        match self.run(&Caller::Anonymous, command).await.unwrap() {
+            Applied::ReportSubmitted { report, .. } => report,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn idea(&self, author: &Caller, commune_code: Option<&str>) -> Idea {
+        let command = Command::SubmitIdea(SubmitIdea {
+            title: "Un tiers-lieu numérique".into(),
+            body: "Dans l'ancienne gare".into(),
+            theme: IdeaTheme::DigitalForAll,
+            commune_code: commune_code.map(str::to_string),
+        });
+        idea_of(self.run(author, command).await.unwrap())
+    }
+}
+
+fn in_gignac() -> SubmitReport {
+    SubmitReport {
+        lat: Some(43.6521),
+        long: Some(3.5512),
+        ..Default::default()
+    }
+}
+
+fn in_aniane() -> SubmitReport {
+    SubmitReport {
+        address_string: Some("Place Etienne Sanier, Aniane".into()),
+        ..Default::default()
+    }
+}
+
+fn citizen(pseudonym: &str) -> Caller {
+    Caller::Citizen {
+        pseudonym: pseudonym.into(),
+    }
+}
+
+fn staff_of(commune: Option<&str>) -> Caller {
+    Caller::Staff(StaffMember {
+        name: commune.map_or("ccvh".into(), |c| format!("mairie-{c}")),
+        token_sha256: String::new(),
+        commune: commune.map(str::to_string),
+    })
+}
+
+fn idea_of(applied: Applied) -> Idea {
+    match applied {
+        Applied::Idea(idea) => idea,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn report_of(applied: Applied) -> Report {
+    match applied {
+        Applied::Report(report) => report,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The refusal's kind and message.
+fn refusal(result: Result<Applied>) -> (&'static str, String) {
+    let e = result.expect_err("the command must be refused");
+    let kind = match &e {
+        CommandError::BadInput(_) => "bad input",
+        CommandError::Unauthenticated(_) => "unauthenticated",
+        CommandError::Forbidden(_) => "forbidden",
+        CommandError::NotFound(_) => "not found",
+        CommandError::RateLimited { .. } => "rate limited",
+        CommandError::Failed(_) => "failed",
+    };
+    (kind, e.to_string())
+}
+
+fn close(report_id: &str) -> Command {
+    Command::UpdateReportStatus(UpdateReportStatus {
+        report_id: report_id.into(),
+        status: ReportStatus::Closed,
+        substatus: Some(Substatus::Fixed),
+        status_notes: Some("  Rebouché ".into()),
+    })
+}
+
+#[tokio::test]
+async fn a_report_is_placed_in_its_commune_with_the_competent_agency_and_due_date() {
+    let desk = Desk::new();
+    let pothole = desk.report("pothole", in_gignac()).await;
+    assert_eq!(pothole.submitted.commune_code, GIGNAC);
+    assert_eq!(pothole.submitted.agency_responsible, "Mairie de Gignac");
+    assert_eq!(
+        pothole.submitted.expected_datetime - pothole.requested,
+        chrono::Duration::days(14)
+    );
+    let bins = desk.report("bin-overflowing", in_aniane()).await;
+    let aniane = communes::valley().by_name("Aniane").unwrap();
+    assert_eq!(bins.submitted.commune_code, aniane.insee_code);
+    assert_eq!(
+        bins.submitted.agency_responsible,
+        "Communauté de communes Vallée de l'Hérault"
+    );
+    assert_eq!(desk.topics(), [REPORTS, REPORTS]);
+}
+
+#[tokio::test]
+async fn a_report_nearby_of_the_same_service_is_suggested_as_a_duplicate() {
+    let desk = Desk::new();
+    let first = desk.report("pothole", in_gignac()).await;
+    let twenty_metres_north = SubmitReport {
+        lat: Some(43.65228),
+        long: Some(3.5512),
+        service_code: "pothole".into(),
+        description: "Grand trou".into(),
+        ..Default::default()
+    };
+    let applied = desk
+        .run(
+            &Caller::Anonymous,
+            Command::SubmitReport(twenty_metres_north.clone()),
+        )
+        .await
+        .unwrap();
+    let Applied::ReportSubmitted {
+        possible_duplicates,
+        ..
+    } = applied
+    else {
+        panic!("{applied:?}");
+    };
+    assert_eq!(possible_duplicates, vec![first]);
+    let another_service = SubmitReport {
+        service_code: "graffiti".into(),
+        ..twenty_metres_north
+    };
+    let applied = desk
+        .run(&Caller::Anonymous, Command::SubmitReport(another_service))
+        .await
+        .unwrap();
+    assert!(
+        matches!(applied, Applied::ReportSubmitted { possible_duplicates, .. } if possible_duplicates.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_report_is_refused_before_anything_is_written() {
+    let desk = Desk::new();
+    let valid = SubmitReport {
+        service_code: "pothole".into(),
+        description: "Trou".into(),
+        contact: Some(Contact {
+            email: Some("marie@example.fr".into()),
+            ..Default::default()
+        }),
+        ..in_gignac()
+    };
+    let cases = [
+        (
+            SubmitReport {
+                service_code: "no-such-service".into(),
+                ..valid.clone()
+            },
+            "unknown serviceCode \"no-such-service\"",
+        ),
+        (
+            SubmitReport {
+                description: "  ".into(),
+                ..valid.clone()
+            },
+            "description must not be empty",
+        ),
+        (
+            SubmitReport {
+                lat: Some(48.8566),
+                long: Some(2.3522),
+                ..valid.clone()
+            },
+            "this position is outside the valley's communes",
+        ),
+        (
+            SubmitReport {
+                long: None,
+                ..valid.clone()
+            },
+            "give both lat and long",
+        ),
+        (
+            SubmitReport {
+                lat: None,
+                long: None,
+                ..valid.clone()
+            },
+            "give lat and long, or addressString",
+        ),
+        (
+            SubmitReport {
+                lat: None,
+                long: None,
+                address_string: Some("Paris".into()),
+                ..valid.clone()
+            },
+            "the address names no commune of the valley: give lat and long",
+        ),
+        (
+            SubmitReport {
+                media_url: Some("ftp://example.fr/photo.jpg".into()),
+                ..valid.clone()
+            },
+            "mediaUrl must be an http(s) URL",
+        ),
+        (
+            SubmitReport {
+                contact: Some(Contact {
+                    email: Some("marie.example.fr".into()),
+                    ..Default::default()
+                }),
+                ..valid.clone()
+            },
+            "email is not an email address",
+        ),
+        (
+            SubmitReport {
+                address_string: Some("x".repeat(501)),
+                ..valid.clone()
+            },
+            "addressString is longer than 500 characters",
+        ),
+    ];
+    for (report, message) in cases {
+        let refused = refusal(
+            desk.run(&Caller::Anonymous, Command::SubmitReport(report))
+                .await,
+        );
+        assert_eq!(refused, ("bad input", message.to_string()));
+    }
+    assert!(desk.sink.sent().is_empty());
+    assert!(desk.contacts.list().unwrap().is_empty(), "no contact kept");
+}
+
+#[tokio::test]
+async fn a_reporters_contact_is_kept_apart_and_never_travels_in_the_event() {
+    let desk = Desk::new();
+    let report = desk
+        .report(
+            "pothole",
+            SubmitReport {
+                contact: Some(Contact {
+                    email: Some(" marie@example.fr ".into()),
+                    phone: Some("".into()),
+                    ..Default::default()
+                }),
+                ..in_gignac()
+            },
+        )
+        .await;
+    let id = &report.submitted.report_id;
+    assert!(report.submitted.has_contact);
+    let kept = desk.contacts.get(id).unwrap().unwrap();
+    assert_eq!(kept.email.as_deref(), Some("marie@example.fr"));
+    assert_eq!(kept.phone, None, "a blank field is no field");
+    let (_, event) = &desk.sink.sent()[0];
+    assert!(
+        !String::from_utf8(event.to_json())
+            .unwrap()
+            .contains("marie")
+    );
+}
+
+#[tokio::test]
+async fn anonymous_callers_cannot_follow_and_a_second_follow_writes_nothing() {
+    let desk = Desk::new();
+    let id = desk
+        .report("pothole", in_gignac())
+        .await
+        .submitted
+        .report_id;
+    let follow = || Command::FollowReport {
+        report_id: id.clone(),
+    };
+    assert_eq!(
+        refusal(desk.run(&Caller::Anonymous, follow()).await),
+        (
+            "unauthenticated",
+            "this needs a citizen token (issueCitizenToken)".into()
+        )
+    );
+    for who in ["a", "a", "b"] {
+        desk.run(&citizen(who), follow()).await.unwrap();
+    }
+    let report = report_of(desk.run(&citizen("a"), follow()).await.unwrap());
+    assert_eq!(report.followers.len(), 2);
+    assert_eq!(
+        desk.topics(),
+        [REPORTS, REPORTS, REPORTS],
+        "one follow each"
+    );
+    assert_eq!(
+        refusal(
+            desk.run(
+                &citizen("a"),
+                Command::FollowReport {
+                    report_id: "nope".into()
+                }
+            )
+            .await
+        ),
+        ("not found", "no report nope".into())
+    );
+}
+
+#[tokio::test]
+async fn a_communes_staff_cannot_change_another_communes_report() {
+    let desk = Desk::new();
+    let aniane = desk
+        .report("graffiti", in_aniane())
+        .await
+        .submitted
+        .report_id;
+    let gignac = desk
+        .report("pothole", in_gignac())
+        .await
+        .submitted
+        .report_id;
+    assert_eq!(
+        refusal(desk.run(&staff_of(Some(GIGNAC)), close(&aniane)).await),
+        (
+            "forbidden",
+            "this belongs to another commune than yours".into()
+        )
+    );
+    assert_eq!(
+        refusal(desk.run(&citizen("a"), close(&gignac)).await),
+        ("forbidden", "only staff may do this".into())
+    );
+    assert_eq!(
+        refusal(desk.run(&Caller::Anonymous, close(&gignac)).await),
+        ("unauthenticated", "this needs a staff token".into())
+    );
+    assert_eq!(desk.topics(), [REPORTS, REPORTS], "nothing audited");
+    let closed = report_of(
+        desk.run(&staff_of(Some(GIGNAC)), close(&gignac))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(closed.status, ReportStatus::Closed);
+    assert_eq!(closed.status_notes.as_deref(), Some("Rebouché"));
+    desk.run(&staff_of(None), close(&aniane)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_staff_action_is_audited_before_its_event() {
+    let desk = Desk::new();
+    let id = desk
+        .report("pothole", in_gignac())
+        .await
+        .submitted
+        .report_id;
+    desk.run(&staff_of(None), close(&id)).await.unwrap();
+    let sent = desk.sink.sent();
+    assert_eq!(desk.topics(), [REPORTS, AUDIT, REPORTS]);
+    assert_eq!(
+        sent[1].1.change,
+        CitizenChange::StaffAction {
+            action: "updateReportStatus".into(),
+            target: id.clone(),
+            scope: "intercommunality".into(),
+            detail: Some("Closed/Some(Fixed)".into()),
+        }
+    );
+    assert_eq!(sent[1].1.actor, "staff:ccvh");
+    assert_eq!(sent[2].1.actor, "staff:ccvh");
+    assert!(matches!(
+        &sent[2].1.change,
+        CitizenChange::ReportStatusChanged { report_id, .. } if *report_id == id
+    ));
+}
+
+#[tokio::test]
+async fn an_action_whose_event_fails_is_still_audited_as_attempted() {
+    let desk = Desk::new();
+    let id = desk
+        .report("pothole", in_gignac())
+        .await
+        .submitted
+        .report_id;
+    desk.sink.refuse(REPORTS);
+    let (kind, _) = refusal(desk.run(&staff_of(None), close(&id)).await);
+    assert_eq!(kind, "failed");
+    assert_eq!(desk.topics(), [REPORTS, AUDIT]);
+    let view = desk.commands.report(&id).unwrap();
+    assert_eq!(view.status, ReportStatus::Open, "nothing applied");
+}
+
+#[tokio::test]
+async fn only_staff_answer_ideas_and_only_the_author_withdraws_one() {
+    let desk = Desk::new();
+    let submit = Command::SubmitIdea(SubmitIdea {
+        title: "x".into(),
+        body: "y".into(),
+        theme: IdeaTheme::WineSector,
+        commune_code: None,
+    });
+    assert_eq!(
+        refusal(desk.run(&Caller::Anonymous, submit).await).0,
+        "unauthenticated"
+    );
+    let id = desk
+        .idea(&citizen("author"), Some(GIGNAC))
+        .await
+        .submitted
+        .idea_id;
+    let answer = || Command::AnswerIdea {
+        idea_id: id.clone(),
+        state: IdeaState::Accepted,
+        answer: Some("Inscrit au budget".into()),
+    };
+    assert_eq!(
+        refusal(desk.run(&citizen("author"), answer()).await),
+        ("forbidden", "only staff may do this".into())
+    );
+    let withdraw = || Command::WithdrawIdea {
+        idea_id: id.clone(),
+    };
+    assert_eq!(
+        refusal(desk.run(&citizen("other"), withdraw()).await),
+        ("forbidden", "only the author may withdraw an idea".into())
+    );
+    let answered = idea_of(desk.run(&staff_of(Some(GIGNAC)), answer()).await.unwrap());
+    assert_eq!(answered.state, IdeaState::Accepted);
+    assert_eq!(desk.topics(), [IDEAS, AUDIT, IDEAS]);
+    let withdrawn = idea_of(desk.run(&citizen("author"), withdraw()).await.unwrap());
+    assert_eq!(withdrawn.state, IdeaState::Withdrawn);
+    assert_eq!(
+        refusal(
+            desk.run(
+                &citizen("other"),
+                Command::SupportIdea {
+                    idea_id: id.clone()
+                }
+            )
+            .await
+        ),
+        ("bad input", "this idea was withdrawn".into())
+    );
+}
+
+#[tokio::test]
+async fn an_idea_of_the_whole_valley_is_answered_by_the_intercommunality_only() {
+    let desk = Desk::new();
+    let id = desk.idea(&citizen("a"), None).await.submitted.idea_id;
+    let moderate = || Command::ModerateIdea {
+        idea_id: id.clone(),
+        hidden: true,
+    };
+    assert_eq!(
+        refusal(desk.run(&staff_of(Some(GIGNAC)), moderate()).await).0,
+        "forbidden"
+    );
+    desk.run(&staff_of(None), moderate()).await.unwrap();
+    let sent = desk.sink.sent();
+    assert_eq!(desk.topics(), [IDEAS, AUDIT, IDEAS]);
+    assert!(matches!(
+        &sent[1].1.change,
+        CitizenChange::StaffAction { detail: Some(d), .. } if d == "hidden=true"
+    ));
+}
+
+#[tokio::test]
+async fn a_second_support_or_flag_writes_nothing_and_counts_once() {
+    let desk = Desk::with(ApiOptions {
+        flags_to_hide: 2,
+        ..Default::default()
+    });
+    let id = desk
+        .idea(&citizen("a"), Some(GIGNAC))
+        .await
+        .submitted
+        .idea_id;
+    let support = || Command::SupportIdea {
+        idea_id: id.clone(),
+    };
+    for _ in 0..2 {
+        let idea = idea_of(desk.run(&citizen("b"), support()).await.unwrap());
+        assert_eq!(idea.supporters.len(), 1);
+    }
+    assert_eq!(desk.topics(), [IDEAS, IDEAS]);
+    let withdraw = || Command::WithdrawSupport {
+        idea_id: id.clone(),
+    };
+    for _ in 0..2 {
+        let idea = idea_of(desk.run(&citizen("b"), withdraw()).await.unwrap());
+        assert!(idea.supporters.is_empty());
+    }
+    assert_eq!(desk.topics().len(), 3, "one withdrawal written");
+
+    // Two distinct flags hide it: citizens no longer find it, staff still do.
+    let flag = || Command::FlagIdea {
+        idea_id: id.clone(),
+        reason: FlagReason::Spam,
+    };
+    for who in ["x", "x", "y"] {
+        desk.run(&citizen(who), flag()).await.unwrap();
+    }
+    assert_eq!(desk.topics().len(), 5, "two flags written");
+    assert_eq!(
+        refusal(desk.run(&citizen("b"), support()).await),
+        ("not found", format!("no idea {id}"))
+    );
+    let comment = Command::CommentIdea {
+        idea_id: id.clone(),
+        body: "Bravo".into(),
+    };
+    assert_eq!(
+        refusal(desk.run(&citizen("b"), comment).await).0,
+        "not found"
+    );
+    desk.run(
+        &staff_of(Some(GIGNAC)),
+        Command::ModerateIdea {
+            idea_id: id.clone(),
+            hidden: false,
+        },
+    )
+    .await
+    .unwrap();
+    desk.run(&citizen("b"), support()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_comment_is_answered_with_its_idea() {
+    let desk = Desk::new();
+    let id = desk.idea(&citizen("a"), None).await.submitted.idea_id;
+    let comment = |body: &str| Command::CommentIdea {
+        idea_id: id.clone(),
+        body: body.into(),
+    };
+    assert_eq!(
+        refusal(desk.run(&citizen("b"), comment(" ")).await),
+        ("bad input", "body must not be empty".into())
+    );
+    let applied = desk.run(&citizen("b"), comment(" Bravo ")).await.unwrap();
+    let Applied::IdeaCommented { idea, comment } = applied else {
+        panic!("{applied:?}");
+    };
+    assert_eq!(comment.body, "Bravo");
+    assert_eq!(comment.author, "b");
+    assert_eq!(idea.comments, vec![comment]);
+}
+
+#[tokio::test]
+async fn reporter_data_is_exported_and_erased_within_scope_and_audited_without_the_email() {
+    let desk = Desk::new();
+    let email = "marie@example.fr";
+    let with_contact = |at: SubmitReport| SubmitReport {
+        contact: Some(Contact {
+            email: Some(email.into()),
+            ..Default::default()
+        }),
+        ..at
+    };
+    let gignac = desk
+        .report("pothole", with_contact(in_gignac()))
+        .await
+        .submitted
+        .report_id;
+    let aniane = desk
+        .report("graffiti", with_contact(in_aniane()))
+        .await
+        .submitted
+        .report_id;
+    let by_email = || ReporterOf {
+        email: Some(email.into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        refusal(
+            desk.run(
+                &staff_of(None),
+                Command::ExportReporterData(ReporterOf::default())
+            )
+            .await
+        ),
+        ("bad input", "give reportId or email".into())
+    );
+    assert_eq!(
+        refusal(
+            desk.run(
+                &staff_of(Some(GIGNAC)),
+                Command::ExportReporterData(by_email())
+            )
+            .await
+        )
+        .0,
+        "forbidden",
+        "one of the reports is in Aniane"
+    );
+    let unknown = ReporterOf {
+        report_id: Some("not-in-the-view".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        refusal(
+            desk.run(&staff_of(Some(GIGNAC)), Command::EraseReporterData(unknown))
+                .await
+        ),
+        (
+            "forbidden",
+            "only the intercommunality's staff may act on unknown reports".into()
+        )
+    );
+    assert_eq!(
+        desk.topics(),
+        [REPORTS, REPORTS],
+        "refusals are not audited"
+    );
+
+    let Applied::ReporterData(records) = desk
+        .run(&staff_of(None), Command::ExportReporterData(by_email()))
+        .await
+        .unwrap()
+    else {
+        panic!("not reporter data");
+    };
+    let mut ids: Vec<&str> = records.iter().map(|r| r.report_id.as_str()).collect();
+    ids.sort();
+    let mut expected = vec![gignac.as_str(), aniane.as_str()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(records.iter().all(|r| r.report.is_some()));
+    let erased = desk
+        .run(&staff_of(None), Command::EraseReporterData(by_email()))
+        .await
+        .unwrap();
+    assert!(matches!(erased, Applied::ReporterDataErased(ids) if ids.len() == 2));
+    assert!(desk.contacts.list().unwrap().is_empty());
+    let audits: Vec<CitizenEvent> = desk
+        .sink
+        .sent()
+        .into_iter()
+        .filter(|(topic, _)| topic == AUDIT)
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!(audits.len(), 2);
+    for audit in audits {
+        assert!(!String::from_utf8(audit.to_json()).unwrap().contains(email));
+    }
+}
+
+fn childcare(place_id: Option<String>, commune_code: &str) -> UpdatePlace {
+    UpdatePlace {
+        place_id,
+        kind: PlaceKind::Childcare,
+        name: "Crèche Les Lutins".into(),
+        commune_code: commune_code.into(),
+        address: None,
+        lat: None,
+        long: None,
+        opening_hours: Some("Mo-Fr 07:30-18:30".into()),
+        contact: None,
+        website: None,
+        description: None,
+        starts_at: None,
+        ends_at: None,
+        seats: None,
+        capacity: Some(10),
+        age_min_months: Some(3),
+        age_max_months: Some(36),
+    }
+}
+
+#[tokio::test]
+async fn places_are_kept_by_the_staff_of_their_commune_and_vacancies_fit_the_capacity() {
+    let desk = Desk::new();
+    let gignac_staff = staff_of(Some(GIGNAC));
+    let aniane = communes::valley().by_name("Aniane").unwrap();
+    assert_eq!(
+        refusal(
+            desk.run(
+                &gignac_staff,
+                Command::UpdatePlace(childcare(None, &aniane.insee_code))
+            )
+            .await
+        )
+        .0,
+        "forbidden"
+    );
+    let bad_ages = UpdatePlace {
+        age_min_months: Some(40),
+        ..childcare(None, GIGNAC)
+    };
+    assert_eq!(
+        refusal(
+            desk.run(&gignac_staff, Command::UpdatePlace(bad_ages))
+                .await
+        ),
+        (
+            "bad input",
+            "range: ageMinMonths is above ageMaxMonths".into()
+        )
+    );
+    assert!(desk.sink.sent().is_empty(), "nothing audited");
+
+    let Applied::Place(place) = desk
+        .run(&gignac_staff, Command::UpdatePlace(childcare(None, GIGNAC)))
+        .await
+        .unwrap()
+    else {
+        panic!("not a place");
+    };
+    let id = place.place.place_id.clone();
+    assert_eq!(desk.topics(), [AUDIT, PLACES]);
+    let vacancies = |n| Command::UpdateChildcareVacancies {
+        place_id: id.clone(),
+        vacancies: n,
+    };
+    assert_eq!(
+        refusal(desk.run(&gignac_staff, vacancies(11)).await),
+        (
+            "bad input",
+            "vacancies exceed the facility's capacity".into()
+        )
+    );
+    let Applied::Place(place) = desk.run(&gignac_staff, vacancies(2)).await.unwrap() else {
+        panic!("not a place");
+    };
+    assert_eq!(place.vacancies, Some(2));
+    let moved = childcare(Some(id.clone()), &aniane.insee_code);
+    assert_eq!(
+        refusal(desk.run(&gignac_staff, Command::UpdatePlace(moved)).await).0,
+        "forbidden"
+    );
+    let coworking = UpdatePlace {
+        kind: PlaceKind::Coworking,
+        ..childcare(Some(id.clone()), GIGNAC)
+    };
+    desk.run(&gignac_staff, Command::UpdatePlace(coworking))
+        .await
+        .unwrap();
+    assert_eq!(
+        refusal(desk.run(&gignac_staff, vacancies(1)).await),
+        (
+            "bad input",
+            "only a childcare facility has vacancies".into()
+        )
+    );
+    let removed = desk
+        .run(
+            &gignac_staff,
+            Command::RemovePlace {
+                place_id: id.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(removed, Applied::PlaceRemoved { place_id } if place_id == id));
+    assert_eq!(
+        refusal(desk.run(&gignac_staff, vacancies(1)).await),
+        ("not found", "no such place".into())
+    );
+}
+
+#[tokio::test]
+async fn commands_are_limited_per_citizen_token_and_tokens_per_address() {
+    let desk = Desk::with(ApiOptions {
+        limits: Limits {
+            mutations_per_minute_per_token: 2,
+            tokens_per_minute_per_address: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let id = desk.idea(&citizen("spender"), None).await.submitted.idea_id;
+    let support = || Command::SupportIdea {
+        idea_id: id.clone(),
+    };
+    desk.run(&citizen("spender"), support()).await.unwrap();
+    let (kind, message) = refusal(desk.run(&citizen("spender"), support()).await);
+    assert_eq!(kind, "rate limited");
+    assert!(
+        message.starts_with("too many requests: retry in "),
+        "{message}"
+    );
+    desk.run(&citizen("another"), support()).await.unwrap();
+
+    let here: IpAddr = "192.0.2.1".parse().unwrap();
+    let there: IpAddr = "192.0.2.2".parse().unwrap();
+    let token = |from| {
+        desk.commands
+            .execute(&Caller::Anonymous, Some(from), Command::IssueCitizenToken)
+    };
+    for _ in 0..2 {
+        assert!(matches!(token(here).await, Ok(Applied::CitizenToken(_))));
+    }
+    assert_eq!(refusal(token(here).await).0, "rate limited");
+    token(there).await.unwrap();
+}
