@@ -15,11 +15,14 @@
 //! # Layout
 //! - [`options`] — [`ApiOptions`] (limits, staff, CORS…).
 //! - [`auth`] — citizen and staff tokens.
-//! - [`citizen`] — writing events, the view, the contact store.
-//! - [`schema`] — the GraphQL schema.
+//! - [`commands`] — the command layer: every write of citizens and staff (reports, ideas,
+//!   places, reporter data, tokens) with its rules, for every door.
+//! - [`citizen`] — the event sink, the view and its reads, the contact store.
+//! - [`schema`] — the GraphQL schema (mutations are thin adapters over [`commands`]).
 //! - [`sensors`] — lake reads.
 //! - [`http`] — routes, GraphiQL, error codes, readiness.
-//! - [`open311`] — the GeoReport v2 REST API over the same reports.
+//! - [`open311`] — the GeoReport v2 REST API over the same reports and commands.
+//! - [`rate_limit`] — the fixed-window limiter the command layer counts with.
 //! - [`ops`] — `/metrics`, readiness checks.
 //! - [`open_data`] — the open-data catalogue and downloads (datasets in `vallee-opendata`).
 //! - [`research`] — `POST /sql` over the public lake.
