@@ -375,7 +375,11 @@ impl FileConfig {
     /// Ingest options for `brokers`, with the file's overrides.
     pub fn ingest_options(&self, brokers: &str) -> Result<IngestOptions> {
         let mut o = IngestOptions {
-            brokers: brokers.to_string(),
+            kafka: vallee_kafka::KafkaOptions {
+                brokers: brokers.to_string(),
+                topics: self.topics()?.into(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let f = &self.ingest;
@@ -397,8 +401,7 @@ impl FileConfig {
         if let Some(v) = f.max_message_bytes {
             o.decode.max_message_bytes = v;
         }
-        o.kafka_overrides = f.kafka.clone();
-        o.topics = self.topics()?;
+        o.consumer_overrides = f.kafka.clone();
         Ok(o)
     }
 
@@ -685,8 +688,8 @@ mod tests {
         .unwrap();
         let o = f.ingest_options("b:1").unwrap();
         assert_eq!(o.flush_interval, Duration::from_millis(250));
-        assert_eq!(o.topics[&Stream::Beacons], "zone.beacons");
-        assert_eq!(o.topics[&Stream::Tourism], "vallee.tourism");
+        assert_eq!(o.kafka.topics[&Stream::Beacons], "zone.beacons");
+        assert_eq!(o.kafka.topics[&Stream::Tourism], "vallee.tourism");
         assert_eq!(f.lake_options(Path::new("d")).checkpoint_interval, 7);
         let bad: FileConfig = toml::from_str("[topics]\nbeacon = \"x\"\n").unwrap();
         assert!(bad.topics().is_err());

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use vallee_ingest::{IngestOptions, IngestStats, topics};
+use vallee_ingest::{IngestOptions, IngestStats};
 use vallee_lake::{Lake, LakeOptions};
 
 use crate::broker::EmbeddedBroker;
@@ -76,8 +76,14 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
         (None, None) => unreachable!("either embedded or external"),
     };
     let mut ingest = config.ingest.clone();
-    ingest.brokers = brokers.clone();
-    topics::ensure_topics(&brokers, &topics::hub_topics(&ingest), config.partitions).await?;
+    ingest.kafka.brokers = brokers.clone();
+    let kafka = &ingest.kafka;
+    vallee_kafka::ensure_topics(
+        kafka,
+        &vallee_kafka::hub_topics(&kafka.topics),
+        config.partitions,
+    )
+    .await?;
     let lake = Arc::new(
         Lake::open(config.lake.clone())
             .await
@@ -99,7 +105,7 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     }
     if let Some(mut stream) = config.stream.clone() {
         stream.brokers = brokers.clone();
-        stream.topics = config.ingest.topics.clone();
+        stream.topics = (*config.ingest.kafka.topics).clone();
         let (lake, live, token) = (lake.clone(), live.clone(), shutdown.child_token());
         stages.spawn(async move {
             vallee_stream::stage::run(stream, lake, live, token)
@@ -114,13 +120,13 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
             .ingest_stage
             .then(|| (stats.clone(), config.ingest.writer_id.clone())),
         config.stream.is_some().then(|| live.clone()),
-        &config.ingest.topics,
+        &config.ingest.kafka.topics,
     ));
     tokio::spawn(ops.clone().run_sampler(shutdown.child_token()));
     let router = match config.api.clone() {
         Some(mut api) => {
             api.brokers = brokers.clone();
-            api.topics = config.ingest.topics.clone();
+            api.topics = (*config.ingest.kafka.topics).clone();
             vallee_graphql::Api::start(api, lake.clone(), &shutdown)
                 .await
                 .context("starting the API")?

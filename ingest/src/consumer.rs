@@ -13,6 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
+use vallee_kafka::{ConsumerSettings, TopicMap};
 use vallee_lake::Lake;
 use vallee_schemas::contract::{Stream, Table};
 
@@ -44,7 +45,7 @@ pub struct IngestContext {
     lake: Arc<Lake>,
     handle: Handle,
     writer_id: String,
-    topics: BTreeMap<String, Stream>,
+    topics: TopicMap,
     events: Mutex<Vec<RebalanceEvent>>,
 }
 
@@ -54,11 +55,7 @@ impl IngestContext {
             lake,
             handle,
             writer_id: options.writer_id.clone(),
-            topics: options
-                .topics
-                .iter()
-                .map(|(s, t)| (t.clone(), *s))
-                .collect(),
+            topics: options.kafka.topics.clone(),
             events: Mutex::new(Vec::new()),
         }
     }
@@ -86,7 +83,7 @@ impl IngestContext {
         }
         let mut out = Vec::new();
         for (topic, parts) in by_topic {
-            let Some(&stream) = self.topics.get(topic) else {
+            let Some(stream) = self.topics.stream_of(topic) else {
                 tracing::warn!(
                     topic,
                     "assigned a topic that is not an input stream; ignoring it"
@@ -185,29 +182,25 @@ impl ConsumerContext for IngestContext {
     }
 }
 
-/// The consumer configuration: manual positioning, no auto-commit, big fetch queues
-/// (librdkafka's defaults cut backlog replay 3–6×).
+/// The consumer configuration: manual positioning, no auto-commit (the shared base), big
+/// fetch queues (librdkafka's defaults cut backlog replay 3–6×).
 pub fn consumer_config(options: &IngestOptions) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &options.brokers)
-        .set("group.id", &options.group_id)
-        .set("client.id", &options.writer_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .set("partition.assignment.strategy", "range")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "1000")
-        .set("fetch.wait.max.ms", "100")
-        .set("queued.min.messages", "200000")
-        .set("queued.max.messages.kbytes", "262144")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "8388608");
-    for (k, v) in &options.kafka_overrides {
-        cfg.set(k, v);
-    }
-    cfg
+    let settings = [
+        ("enable.auto.offset.store", "false"),
+        ("enable.partition.eof", "false"),
+        ("fetch.wait.max.ms", "100"),
+        ("queued.min.messages", "200000"),
+        ("queued.max.messages.kbytes", "262144"),
+        ("fetch.max.bytes", "52428800"),
+        ("max.partition.fetch.bytes", "8388608"),
+    ]
+    .map(|(k, v)| (k, v.to_string()));
+    options.kafka.consumer_config(ConsumerSettings {
+        group_id: &options.group_id,
+        client_id: &options.writer_id,
+        settings: &settings,
+        overrides: &options.consumer_overrides,
+    })
 }
 
 /// Creates the consumer and subscribes it to the input topics.
@@ -215,9 +208,45 @@ pub fn subscribe(
     options: &IngestOptions,
     context: IngestContext,
 ) -> Result<BaseConsumer<IngestContext>> {
-    let consumer: BaseConsumer<IngestContext> =
-        consumer_config(options).create_with_context(context)?;
-    let topics: Vec<&str> = options.topics.values().map(String::as_str).collect();
-    consumer.subscribe(&topics)?;
-    Ok(consumer)
+    let topics: Vec<&str> = options.kafka.topics.values().map(String::as_str).collect();
+    Ok(vallee_kafka::subscribe(
+        &consumer_config(options),
+        context,
+        &topics,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings ingest ran with before they were layered over the shared base.
+    #[test]
+    fn the_consumer_keeps_its_settings_and_its_overrides_come_last() {
+        let options = IngestOptions {
+            consumer_overrides: [("fetch.wait.max.ms".to_string(), "10".to_string())].into(),
+            ..Default::default()
+        };
+        let config = consumer_config(&options);
+        for (key, value) in [
+            ("bootstrap.servers", "127.0.0.1:9092"),
+            ("group.id", "vallee-ingest"),
+            ("client.id", "vallee-ingest"),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("enable.partition.eof", "false"),
+            ("partition.assignment.strategy", "range"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "1000"),
+            ("fetch.wait.max.ms", "10"),
+            ("queued.min.messages", "200000"),
+            ("queued.max.messages.kbytes", "262144"),
+            ("fetch.max.bytes", "52428800"),
+            ("max.partition.fetch.bytes", "8388608"),
+        ] {
+            assert_eq!(config.get(key), Some(value), "{key}");
+        }
+        assert_eq!(config.get("statistics.interval.ms"), None);
+    }
 }

@@ -4,9 +4,9 @@ pub enum Error {
     /// The Kafka client failed (configuration, connection, protocol).
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
-    /// Creating a topic failed for another reason than its existence.
-    #[error("creating topic {topic}: {message}")]
-    CreateTopic { topic: String, message: String },
+    /// The Kafka plumbing shared with the stream stage failed (the stage thread).
+    #[error("{0}")]
+    Host(#[from] vallee_kafka::Error),
     /// The lake failed beyond the retries (boxed: Delta errors are large).
     #[error("lake: {0}")]
     Lake(Box<vallee_lake::Error>),

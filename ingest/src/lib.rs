@@ -15,14 +15,14 @@
 //!                        └─► per table, concurrently: Lake::append(rows, progress) ─► commit
 //! ```
 //!
-//! The consumer runs on its own OS thread: librdkafka's rebalance callback must read the
-//! stored offsets *before* the assignment takes effect, which means blocking on the lake from
-//! inside `poll`, something a tokio worker thread must never do.
+//! The consumer runs on its own OS thread ([`vallee_kafka::host`]): librdkafka's rebalance
+//! callback must read the stored offsets *before* the assignment takes effect, which means
+//! blocking on the lake from inside `poll`, something a tokio worker thread must never do.
 //!
 //! # Layout
 //! - [`options`] — [`IngestOptions`].
-//! - [`topics`] — creating the hub's topics (the broker never auto-creates).
-//! - [`consumer`] — the rdkafka consumer and its rebalance hook.
+//! - [`consumer`] — the rdkafka consumer's settings and its rebalance hook (the topic map,
+//!   the thread and the rejoin policy are [`vallee_kafka`]'s).
 //! - [`pending`] — per-partition progress and per-(table, partition) row buffers.
 //! - [`worker`] — the poll / decode / flush loop.
 //! - [`stats`] — counters shared with the binary (metrics, benchmarks, tests).
@@ -32,7 +32,6 @@ mod error;
 pub mod options;
 pub mod pending;
 pub mod stats;
-pub mod topics;
 pub mod worker;
 
 use std::sync::Arc;
@@ -44,28 +43,15 @@ use tokio_util::sync::CancellationToken;
 use vallee_lake::Lake;
 
 /// Runs ingest until `shutdown` is cancelled (then flushes what was read and commits) or a
-/// fatal error. Returns the counters at exit.
+/// fatal error (which cancels `shutdown` too).
 pub async fn run(
     options: IngestOptions,
     lake: Arc<Lake>,
     stats: Arc<IngestStats>,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let handle = tokio::runtime::Handle::current();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("vallee-ingest".into())
-        .spawn(move || {
-            let result = worker::Worker::new(options, lake, stats, handle, shutdown.clone())
-                .and_then(|mut w| w.run());
-            if result.is_err() {
-                // A fatal error stops the whole hub, cleanly.
-                shutdown.cancel();
-            }
-            let _ = done_tx.send(result);
-        })
-        .map_err(|e| Error::Fatal(format!("cannot start the ingest thread: {e}")))?;
-    done_rx
-        .await
-        .map_err(|_| Error::Fatal("the ingest thread died".into()))?
+    vallee_kafka::run_on_thread("vallee-ingest", shutdown, move |handle, shutdown| {
+        worker::Worker::new(options, lake, stats, handle, shutdown).and_then(|mut w| w.run())
+    })
+    .await
 }

@@ -10,6 +10,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
+use vallee_kafka::RejoinPolicy;
 use vallee_lake::Lake;
 use vallee_schemas::batch::{Lineage, TableBuffer};
 use vallee_schemas::contract::Table;
@@ -30,6 +31,7 @@ const MAX_SEEKS: u32 = 3;
 pub struct Worker {
     consumer: BaseConsumer<IngestContext>,
     state: State,
+    rejoin: RejoinPolicy,
 }
 
 struct State {
@@ -65,30 +67,28 @@ impl Worker {
             oldest: None,
             last_flush: Instant::now(),
         };
-        Ok(Worker { consumer, state })
+        Ok(Worker {
+            consumer,
+            state,
+            rejoin: RejoinPolicy::new(Instant::now()),
+        })
     }
 
     /// Runs until shutdown (flushing what was read) or a fatal error.
     pub fn run(&mut self) -> Result<()> {
         tracing::info!(
-            brokers = self.state.options.brokers,
+            brokers = self.state.options.kafka.brokers,
             group = self.state.options.group_id,
             "ingest started"
         );
-        let mut rejoin_after = REJOIN_AFTER;
-        while self.consume(rejoin_after)? == Outcome::NoAssignment {
-            // Seen with Tansu 0.6: after a member dies (SIGKILL), the coordinator can complete
-            // a generation whose assignment leaves a live member with nothing, for good. A fresh
-            // member (leave, then join again) makes it form a new generation. Backed off, so a
-            // group with more members than partitions does not churn.
-            tracing::warn!(waited = ?rejoin_after, "no partition assigned; leaving and rejoining the consumer group");
+        while self.consume()? == Outcome::NoAssignment {
+            // A member the group left with nothing joins again (see `vallee_kafka::rejoin`).
             let context = IngestContext::new(
                 self.state.lake.clone(),
                 self.state.handle.clone(),
                 &self.state.options,
             );
             self.consumer = subscribe(&self.state.options, context)?;
-            rejoin_after = (rejoin_after * 2).min(MAX_REJOIN_AFTER);
         }
         self.state.flush(&self.consumer, true)?;
         self.consumer.unsubscribe();
@@ -99,11 +99,10 @@ impl Worker {
         Ok(())
     }
 
-    /// Polls, handles and flushes until shutdown, or until no partition has been assigned
-    /// for `rejoin_after`.
-    fn consume(&mut self, rejoin_after: Duration) -> Result<Outcome> {
+    /// Polls, handles and flushes until shutdown, or until the rejoin policy says that the
+    /// consumer has owned no partition for too long.
+    fn consume(&mut self) -> Result<Outcome> {
         let (consumer, state) = (&self.consumer, &mut self.state);
-        let mut unassigned_since = Instant::now();
         while !state.shutdown.is_cancelled() {
             let polled = consumer.poll(Duration::from_millis(50));
             // Rebalance events happen inside poll: apply them before the message.
@@ -122,9 +121,10 @@ impl Worker {
             {
                 state.flush(consumer, false)?;
             }
-            if !state.partitions.is_empty() {
-                unassigned_since = Instant::now();
-            } else if unassigned_since.elapsed() >= rejoin_after {
+            if self
+                .rejoin
+                .should_rejoin(!state.partitions.is_empty(), Instant::now())
+            {
                 return Ok(Outcome::NoAssignment);
             }
         }
@@ -137,10 +137,6 @@ enum Outcome {
     Shutdown,
     NoAssignment,
 }
-
-/// Without any partition this long, leave and rejoin the group (see [`Worker::run`]).
-const REJOIN_AFTER: Duration = Duration::from_secs(12);
-const MAX_REJOIN_AFTER: Duration = Duration::from_secs(320);
 
 type IngestConsumer = BaseConsumer<IngestContext>;
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
-use vallee_ingest::{IngestOptions, IngestStats, topics};
+use vallee_ingest::{IngestOptions, IngestStats};
+use vallee_kafka::KafkaOptions;
 use vallee_lake::{Lake, LakeOptions};
 use vallee_schemas::contract::Stream;
 
@@ -29,13 +30,22 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
         .iter()
         .map(|s| (*s, format!("bench-{run}.{}", s.name())))
         .collect();
-    let options = IngestOptions {
+    let kafka = KafkaOptions {
         brokers: brokers.clone(),
-        group_id: format!("bench-{run}"),
-        topics: topics.clone(),
+        topics: topics.clone().into(),
         ..Default::default()
     };
-    topics::ensure_topics(&brokers, &topics::hub_topics(&options), args.partitions).await?;
+    let options = IngestOptions {
+        kafka: kafka.clone(),
+        group_id: format!("bench-{run}"),
+        ..Default::default()
+    };
+    vallee_kafka::ensure_topics(
+        &kafka,
+        &vallee_kafka::hub_topics(&kafka.topics),
+        args.partitions,
+    )
+    .await?;
 
     eprintln!(
         "[1/4] producing {} valley events to 5 fresh topics ({} partitions each)…",

@@ -55,7 +55,7 @@ async fn raw_consume(options: &IngestOptions, expected: u64) -> Result<f64> {
     for t in metadata
         .topics()
         .iter()
-        .filter(|t| options.topics.values().any(|n| n == t.name()))
+        .filter(|t| options.kafka.topics.stream_of(t.name()).is_some())
     {
         for p in t.partitions() {
             tpl.add_partition_offset(t.name(), p.id(), Offset::Beginning)?;

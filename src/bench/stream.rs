@@ -25,7 +25,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
-use vallee_ingest::{IngestOptions, topics};
+use vallee_ingest::IngestOptions;
+use vallee_kafka::KafkaOptions;
 use vallee_lake::{Lake, LakeOptions, LakeTable};
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::{DecodeOptions, Decoded, Rejection, decode};
@@ -130,15 +131,19 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         .iter()
         .map(|s| (*s, format!("bench-{run}.{}", s.name())))
         .collect();
-    let ingest_options = IngestOptions {
+    let kafka = KafkaOptions {
         brokers: brokers.clone(),
-        group_id: format!("bench-{run}"),
-        topics: topic_names.clone(),
+        topics: topic_names.clone().into(),
         ..Default::default()
     };
-    topics::ensure_topics(
-        &brokers,
-        &topics::hub_topics(&ingest_options),
+    let ingest_options = IngestOptions {
+        kafka: kafka.clone(),
+        group_id: format!("bench-{run}"),
+        ..Default::default()
+    };
+    vallee_kafka::ensure_topics(
+        &kafka,
+        &vallee_kafka::hub_topics(&kafka.topics),
         args.partitions,
     )
     .await?;

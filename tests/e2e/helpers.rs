@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, Int64Array};
 use vallee::broker::EmbeddedBroker;
 use vallee::simulator::{self, Event};
-use vallee_ingest::{IngestOptions, topics};
+use vallee_ingest::IngestOptions;
+use vallee_kafka::KafkaOptions;
 use vallee_lake::{Lake, LakeOptions};
 use vallee_schemas::contract::{Stream, Table};
 
@@ -49,13 +50,10 @@ impl World {
             topics,
             group: format!("g{id}"),
         };
-        topics::ensure_topics(
-            &world.brokers(),
-            &topics::hub_topics(&world.ingest_options()),
-            partitions,
-        )
-        .await
-        .unwrap();
+        let kafka = world.kafka_options();
+        vallee_kafka::ensure_topics(&kafka, &vallee_kafka::hub_topics(&kafka.topics), partitions)
+            .await
+            .unwrap();
         world
     }
 
@@ -67,11 +65,19 @@ impl World {
         self.dir.path().join("data")
     }
 
+    /// This world's brokers and topics.
+    pub fn kafka_options(&self) -> KafkaOptions {
+        KafkaOptions {
+            brokers: self.brokers(),
+            topics: self.topics.clone().into(),
+            ..Default::default()
+        }
+    }
+
     pub fn ingest_options(&self) -> IngestOptions {
         IngestOptions {
-            brokers: self.brokers(),
+            kafka: self.kafka_options(),
             group_id: self.group.clone(),
-            topics: self.topics.clone(),
             flush_interval: Duration::from_millis(300),
             ..Default::default()
         }

@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use vallee_schemas::contract::{ALERTS_TOPIC, Stream};
 
-use crate::{Error, IngestOptions, Result};
+use crate::{Error, KafkaOptions, Result, TopicMap};
 
 /// Beacon sightings carry pseudonymous tokens: the topic keeps them 24 h at most.
 const BEACON_RETENTION_MS: &str = "86400000";
@@ -17,10 +16,10 @@ const BEACON_RETENTION_MS: &str = "86400000";
 /// The API rebuilds its view from the citizens' topics: they are kept forever.
 const FOREVER_MS: &str = "-1";
 
-/// Every topic the hub uses: the input streams (sensors and citizens), then alerts.
-pub fn hub_topics(options: &IngestOptions) -> Vec<(String, Option<&'static str>)> {
-    let mut topics: Vec<(String, Option<&'static str>)> = options
-        .topics
+/// Every topic the hub uses, with its `retention.ms` when not the broker's default: the
+/// input streams (sensors and citizens), then alerts.
+pub fn hub_topics(topics: &TopicMap) -> Vec<(String, Option<&'static str>)> {
+    let mut out: Vec<(String, Option<&'static str>)> = topics
         .iter()
         .map(|(s, t)| {
             (
@@ -33,19 +32,17 @@ pub fn hub_topics(options: &IngestOptions) -> Vec<(String, Option<&'static str>)
             )
         })
         .collect();
-    topics.push((ALERTS_TOPIC.to_string(), None));
-    topics
+    out.push((ALERTS_TOPIC.to_string(), None));
+    out
 }
 
-/// Creates the missing topics with `partitions` partitions each.
+/// Creates the missing `topics` (name, `retention.ms`) with `partitions` partitions each.
 pub async fn ensure_topics(
-    brokers: &str,
+    options: &KafkaOptions,
     topics: &[(String, Option<&str>)],
     partitions: i32,
 ) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
+    let admin: AdminClient<DefaultClientContext> = options.client_config(&[]).create()?;
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|(name, retention)| {
@@ -70,4 +67,20 @@ pub async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beacons_expire_citizens_stay_and_alerts_come_last() {
+        let topics = hub_topics(&TopicMap::default());
+        assert_eq!(topics.len(), Stream::ALL.len() + 1);
+        let retention = |name: &str| topics.iter().find(|(t, _)| t == name).unwrap().1;
+        assert_eq!(retention("vallee.beacons"), Some(BEACON_RETENTION_MS));
+        assert_eq!(retention("vallee.citizen.ideas"), Some(FOREVER_MS));
+        assert_eq!(retention("vallee.waste.containers"), None);
+        assert_eq!(topics.last().unwrap(), &(ALERTS_TOPIC.to_string(), None));
+    }
 }

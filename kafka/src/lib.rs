@@ -1,0 +1,56 @@
+//! Kafka plumbing shared by the stages of the Smart Vallée hub, written once.
+//!
+//! Ingest and the stream stage both run a blocking consumer loop on their own thread, join
+//! their own consumer group, position partitions from offsets stored in the lake, rejoin
+//! when the group leaves them with nothing, and route each message to its stream by topic.
+//! What differs is their rebalance hook and their loop; everything else is here.
+//!
+//! ```text
+//!  KafkaOptions { brokers, topics: TopicMap, overrides }
+//!     ├─ consumer_config(ConsumerSettings { group, client id, stage settings, stage overrides })
+//!     ├─ client_config(settings)            producers, the admin client
+//!     └─ ensure_topics(hub_topics(topics))   the broker never auto-creates
+//!  run_on_thread(name, shutdown, |handle, token| loop {
+//!      poll … ; if RejoinPolicy::should_rejoin(owns nothing for 12 s, 24 s, … 320 s) {
+//!          consumer = subscribe(config, context, topics)   // leave, join again
+//!      }
+//!  })
+//! ```
+//!
+//! # Layout
+//! - [`options`] — [`KafkaOptions`] and the layered librdkafka settings of every client.
+//! - [`topics`] — [`TopicMap`]: the topic of each stream and back.
+//! - [`admin`] — creating the hub's topics.
+//! - [`rejoin`] — [`RejoinPolicy`]: when a consumer with no partition joins again.
+//! - [`host`] — the stage thread, and subscribing a consumer.
+//!
+//! # Example
+//! ```
+//! use std::collections::BTreeMap;
+//! use vallee_kafka::{ConsumerSettings, KafkaOptions};
+//! use vallee_schemas::contract::Stream;
+//!
+//! let kafka = KafkaOptions { brokers: "kafka-1:9092".into(), ..Default::default() };
+//! let config = kafka.consumer_config(ConsumerSettings {
+//!     group_id: "vallee-ingest",
+//!     client_id: "vallee-ingest",
+//!     settings: &[("fetch.wait.max.ms", "100".into())],
+//!     overrides: &BTreeMap::new(),
+//! });
+//! assert_eq!(config.get("enable.auto.commit"), Some("false"));
+//! assert_eq!(kafka.topics.stream_of("vallee.beacons"), Some(Stream::Beacons));
+//! ```
+
+pub mod admin;
+mod error;
+pub mod host;
+pub mod options;
+pub mod rejoin;
+pub mod topics;
+
+pub use admin::{ensure_topics, hub_topics};
+pub use error::{Error, Result};
+pub use host::{run_on_thread, subscribe};
+pub use options::{ConsumerSettings, KafkaOptions};
+pub use rejoin::RejoinPolicy;
+pub use topics::TopicMap;
