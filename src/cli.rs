@@ -430,7 +430,10 @@ impl FileConfig {
     /// Stream-stage options with the file's overrides.
     pub fn stream_options(&self) -> Result<vallee_stream::stage::StreamOptions> {
         let mut o = vallee_stream::stage::StreamOptions {
-            topics: self.topics()?,
+            kafka: vallee_kafka::KafkaOptions {
+                topics: self.topics()?.into(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let f = &self.stream;

@@ -104,8 +104,8 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
         });
     }
     if let Some(mut stream) = config.stream.clone() {
-        stream.brokers = brokers.clone();
-        stream.topics = (*config.ingest.kafka.topics).clone();
+        stream.kafka = config.ingest.kafka.clone();
+        stream.kafka.brokers = brokers.clone();
         let (lake, live, token) = (lake.clone(), live.clone(), shutdown.child_token());
         stages.spawn(async move {
             vallee_stream::stage::run(stream, lake, live, token)

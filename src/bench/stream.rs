@@ -166,9 +166,8 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
     let live = SharedLiveView::default();
     let shutdown = CancellationToken::new();
     let options = StreamOptions {
-        brokers: brokers.clone(),
+        kafka: kafka.clone(),
         group_id: format!("bench-{run}-stage"),
-        topics: topic_names.clone(),
         flush_interval: Duration::from_millis(args.flush_ms),
         ..Default::default()
     };

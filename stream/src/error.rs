@@ -16,6 +16,9 @@ pub enum Error {
     /// Building a batch for a plan failed.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    /// The Kafka plumbing shared with ingest failed (the stage thread).
+    #[error("{0}")]
+    Host(#[from] vallee_kafka::Error),
     /// Anything else that must stop the stage.
     #[error("{0}")]
     Fatal(String),

@@ -202,9 +202,8 @@ fn start_stage_idling_after(
     idle_timeout: Duration,
 ) -> RunningStage {
     let options = StreamOptions {
-        brokers: world.brokers(),
+        kafka: world.kafka_options(),
         group_id: format!("{}-stream", world.group),
-        topics: world.topics.clone(),
         idle_timeout,
         flush_interval: Duration::from_millis(300),
         ..Default::default()

@@ -22,28 +22,18 @@ pub use options::StreamOptions;
 use tokio_util::sync::CancellationToken;
 use vallee_lake::Lake;
 
-use crate::{Error, Result};
+use crate::Result;
 
-/// Runs the stage until `shutdown` (then commits what it computed).
+/// Runs the stage on its own thread ([`vallee_kafka::host`]) until `shutdown` (then commits
+/// what it computed) or a fatal error (which cancels `shutdown` too).
 pub async fn run(
     options: StreamOptions,
     lake: Arc<Lake>,
     live: SharedLiveView,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let handle = tokio::runtime::Handle::current();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("vallee-stream".into())
-        .spawn(move || {
-            let result = worker::run_blocking(options, lake, live, handle, shutdown.clone());
-            if result.is_err() {
-                shutdown.cancel();
-            }
-            let _ = done_tx.send(result);
-        })
-        .map_err(|e| Error::Fatal(format!("cannot start the stream thread: {e}")))?;
-    done_rx
-        .await
-        .map_err(|_| Error::Fatal("the stream thread died".into()))?
+    vallee_kafka::run_on_thread("vallee-stream", shutdown, move |handle, shutdown| {
+        worker::run_blocking(options, lake, live, handle, shutdown)
+    })
+    .await
 }

@@ -3,17 +3,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use vallee_kafka::KafkaOptions;
 use vallee_schemas::contract::Stream;
 
 /// Options of one stream-stage process. `Default` runs on a laptop.
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
-    pub brokers: String,
+    /// Brokers, topic of each stream, settings of every client (shared by the stages).
+    pub kafka: KafkaOptions,
     /// Its own consumer group: the stage reads the topics independently of ingest.
     pub group_id: String,
     /// Prefix of the application-transaction ids of its output commits.
     pub writer_id: String,
-    pub topics: BTreeMap<Stream, String>,
     /// Allowed lateness per stream (beacons 30 s, tourism 5 min, vineyards 15 min, bins 2 h).
     pub lateness: BTreeMap<Stream, chrono::Duration>,
     /// A partition silent this long (processing time) stops holding its watermark back.
@@ -35,6 +36,9 @@ pub struct StreamOptions {
     pub dwell_gap: chrono::Duration,
     /// Air temperature (°C) at or below which a falling trend raises a frost alert.
     pub frost_critical: f64,
+    /// librdkafka settings of the stage's consumer only (`key=value`), applied after
+    /// [`KafkaOptions::overrides`]. Default: none.
+    pub consumer_overrides: BTreeMap<String, String>,
 }
 
 impl Default for StreamOptions {
@@ -47,13 +51,9 @@ impl Default for StreamOptions {
             (Stream::WasteVehicles, chrono::Duration::hours(2)),
         ];
         StreamOptions {
-            brokers: "127.0.0.1:9092".into(),
+            kafka: KafkaOptions::default(),
             group_id: "vallee-stream".into(),
             writer_id: "vallee-stream".into(),
-            topics: Stream::ALL
-                .iter()
-                .map(|s| (*s, s.default_topic().to_string()))
-                .collect(),
             lateness: lateness.into_iter().collect(),
             idle_timeout: Duration::from_secs(30),
             correction_horizon: chrono::Duration::hours(1),
@@ -64,6 +64,7 @@ impl Default for StreamOptions {
             fetch_wait: Duration::from_millis(20),
             dwell_gap: chrono::Duration::minutes(10),
             frost_critical: 1.0,
+            consumer_overrides: BTreeMap::new(),
         }
     }
 }

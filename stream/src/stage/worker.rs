@@ -15,6 +15,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
+use vallee_kafka::{ConsumerSettings, RejoinPolicy};
 use vallee_lake::{Lake, LakeTable, Progress};
 use vallee_schemas::batch::RowBuffer;
 use vallee_schemas::contract::{ALERTS_TOPIC, Stream};
@@ -60,18 +61,9 @@ struct StageContext {
     empty: std::sync::Mutex<Vec<(String, i32)>>,
 }
 
-/// Without any partition this long, leave and rejoin the group: the same Tansu quirk and
-/// remedy as ingest's (`vallee_ingest::worker`), backed off up to `MAX_REJOIN_AFTER`.
-const REJOIN_AFTER: Duration = Duration::from_secs(12);
-const MAX_REJOIN_AFTER: Duration = Duration::from_secs(320);
-
 impl StageContext {
     fn stream_of(&self, topic: &str) -> Option<Stream> {
-        self.options
-            .topics
-            .iter()
-            .find(|(_, t)| t.as_str() == topic)
-            .map(|(s, _)| *s)
+        self.options.kafka.topics.stream_of(topic)
     }
 
     async fn stored(
@@ -498,14 +490,16 @@ pub fn run_blocking(
         processor.restore_open_alert(&entity, kind, &id, at);
     }
     let mut consumer = subscribe(&options, &lake, &handle)?;
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &options.brokers)
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
+    let producer: FutureProducer = options
+        .kafka
+        .client_config(&[
+            ("compression.type", "lz4".into()),
+            ("linger.ms", "5".into()),
+        ])
         .create()?;
     let mut pipeline = Pipeline::new(DecodeOptions::default(), super::decoding::threads());
     // Refused messages are ingest's business (dead letters); the stage skips them.
-    let topics = options.topics.clone();
+    let topics = options.kafka.topics.clone();
     let process = |processor: &mut Processor,
                    (stream, partition, offset): (Stream, i32, i64),
                    event: std::result::Result<_, _>|
@@ -520,27 +514,19 @@ pub fn run_blocking(
     };
     let mut previous: BTreeMap<Key, Option<i64>> = BTreeMap::new();
     let mut last_flush = Instant::now();
-    let (mut unassigned_since, mut rejoin_after) = (Instant::now(), REJOIN_AFTER);
+    let mut rejoin = RejoinPolicy::new(Instant::now());
     let (mut consumed, mut assigned_once) = (0u64, false);
     tracing::info!(group = options.group_id, "stream stage started");
     loop {
         let stopping = shutdown.is_cancelled();
-        if consumer
-            .context()
-            .owned
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0
-        {
-            if !assigned_once {
-                assigned_once = true;
-                live.write().unwrap_or_else(|p| p.into_inner()).assigned_at = Some(Instant::now());
-            }
-            unassigned_since = Instant::now();
-        } else if unassigned_since.elapsed() >= rejoin_after {
-            tracing::warn!(waited = ?rejoin_after, "no partition assigned; leaving and rejoining the consumer group");
+        let owned = (consumer.context().owned).load(std::sync::atomic::Ordering::Relaxed) > 0;
+        if owned && !assigned_once {
+            assigned_once = true;
+            live.write().unwrap_or_else(|p| p.into_inner()).assigned_at = Some(Instant::now());
+        }
+        if rejoin.should_rejoin(owned, Instant::now()) {
+            // A member the group left with nothing joins again (see `vallee_kafka::rejoin`).
             consumer = subscribe(&options, &lake, &handle)?;
-            unassigned_since = Instant::now();
-            rejoin_after = (rejoin_after * 2).min(MAX_REJOIN_AFTER);
         }
         // What is already fetched is taken in one chunk (up to a batch, stopping at a
         // rebalance) and fed to the decoding pipeline. While a decoded chunk waits, polling
@@ -568,10 +554,10 @@ pub fn run_blocking(
             consumed += polled.len() as u64;
             let (mut metas, mut encoded) = (Vec::new(), Vec::new());
             for m in &polled {
-                if let Some((stream, _)) = topics.iter().find(|(_, t)| t.as_str() == m.topic()) {
-                    metas.push((*stream, m.partition(), m.offset()));
+                if let Some(stream) = topics.stream_of(m.topic()) {
+                    metas.push((stream, m.partition(), m.offset()));
                     encoded.push(Encoded {
-                        stream: *stream,
+                        stream,
                         payload: m.payload(),
                         timestamp_ms: m.timestamp().to_millis(),
                     });
@@ -653,30 +639,33 @@ fn subscribe(
         owned: Default::default(),
         empty: Default::default(),
     };
-    let consumer: BaseConsumer<StageContext> = ClientConfig::new()
-        .set("bootstrap.servers", &options.brokers)
-        .set("group.id", &options.group_id)
-        .set("client.id", &options.writer_id)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "range")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "1000")
-        .set(
+    let topics = options.kafka.topics.topics_of(&INPUTS);
+    Ok(vallee_kafka::subscribe(
+        &consumer_config(options),
+        context,
+        &topics,
+    )?)
+}
+
+/// The stage's consumer: the shared base, statistics for [`empty_partitions`], and a short
+/// fetch wait (the floor of alert latency when traffic is sparse).
+fn consumer_config(options: &StreamOptions) -> ClientConfig {
+    let settings = [
+        (
             "statistics.interval.ms",
             STATISTICS_INTERVAL.as_millis().to_string(),
-        )
-        .set(
+        ),
+        (
             "fetch.wait.max.ms",
             options.fetch_wait.as_millis().to_string(),
-        )
-        .create_with_context(context)?;
-    let topics: Vec<&str> = INPUTS
-        .iter()
-        .filter_map(|s| options.topics.get(s).map(String::as_str))
-        .collect();
-    consumer.subscribe(&topics)?;
-    Ok(consumer)
+        ),
+    ];
+    options.kafka.consumer_config(ConsumerSettings {
+        group_id: &options.group_id,
+        client_id: &options.writer_id,
+        settings: &settings,
+        overrides: &options.consumer_overrides,
+    })
 }
 
 /// Alerts reach the topic at once, before any commit (at least once; ids are stable).
@@ -734,7 +723,7 @@ async fn commit(
         }
         let mut progress = Vec::new();
         for stream in output.sources() {
-            let Some(topic) = options.topics.get(stream) else {
+            let Some(topic) = options.kafka.topics.get(stream) else {
                 continue;
             };
             let keep_from = processor
@@ -802,4 +791,37 @@ fn update_live(live: &SharedLiveView, processor: &Processor, consumed: u64) {
         .map(|s| (*s, processor.watermark(*s, now)))
         .collect();
     view.updated_at = Some(Utc::now());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings the stage ran with before they were layered over the shared base.
+    #[test]
+    fn the_consumer_keeps_its_settings() {
+        let config = consumer_config(&StreamOptions::default());
+        for (key, value) in [
+            ("bootstrap.servers", "127.0.0.1:9092"),
+            ("group.id", "vallee-stream"),
+            ("client.id", "vallee-stream"),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("partition.assignment.strategy", "range"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "1000"),
+            ("statistics.interval.ms", "1000"),
+            ("fetch.wait.max.ms", "20"),
+        ] {
+            assert_eq!(config.get(key), Some(value), "{key}");
+        }
+        // Ingest's fetch queues are ingest's: the stage keeps librdkafka's defaults.
+        for key in [
+            "queued.min.messages",
+            "fetch.max.bytes",
+            "enable.auto.offset.store",
+        ] {
+            assert_eq!(config.get(key), None, "{key}");
+        }
+    }
 }
