@@ -20,6 +20,7 @@
 //! - [`geo`] — GeoJSON points and distances.
 //! - [`batch`] — rows → Arrow record batches.
 //! - [`json_schema`] — the JSON Schemas of the input contract (`vallee schemas export`).
+//! - [`units`] — durations in the configuration file, in the unit their key names.
 //!
 //! # Example
 //! ```
@@ -47,5 +48,6 @@ pub mod geo;
 pub mod json_schema;
 pub mod privacy;
 pub mod time;
+pub mod units;
 
 pub use error::{Error, Result};
