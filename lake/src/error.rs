@@ -27,6 +27,9 @@ pub enum Error {
     /// A query over the lake failed.
     #[error("query: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
+    /// The options contradict themselves (checked before anything starts).
+    #[error("{0}")]
+    Options(String),
     /// A schema of the contract could not be turned into a Delta schema.
     #[error("schema of table {table}: {message}")]
     Schema {
