@@ -25,6 +25,9 @@ pub enum Error {
         served: i64,
         attempts: u32,
     },
+    /// The options contradict themselves (checked before anything starts).
+    #[error("{0}")]
+    Options(String),
     /// Anything else that must stop ingest.
     #[error("{0}")]
     Fatal(String),

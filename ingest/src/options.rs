@@ -1,37 +1,49 @@
-//! Options of the ingest stage.
+//! Options of the ingest stage (the `[ingest]` section of the file).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use vallee_kafka::KafkaOptions;
 use vallee_schemas::decode::DecodeOptions;
+use vallee_schemas::units;
+
+use crate::{Error, Result};
 
 /// Options of one ingest process. `Default` runs on a laptop against the embedded broker.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct IngestOptions {
-    /// Brokers, topic of each stream, settings of every client (shared by the stages).
+    /// Brokers, topic of each stream, settings of every client (shared by the stages; the
+    /// file's `[kafka]` and `[topics]` sections).
+    #[serde(skip)]
     pub kafka: KafkaOptions,
     /// Consumer group shared by every ingest process (offsets committed there are for
-    /// monitoring only: the lake holds the real ones).
+    /// monitoring only: the lake holds the real ones). Default `vallee-ingest`.
     pub group_id: String,
-    /// Prefix of the Delta application-transaction ids this stage writes.
+    /// Prefix of the Delta application-transaction ids this stage writes, and its Kafka
+    /// client id. Default `vallee-ingest`.
     pub writer_id: String,
     /// Flush when this many messages are buffered. Default 20 000.
     pub flush_max_messages: usize,
     /// Flush when the oldest buffered message waited this long (lake freshness ≈ this
     /// plus a commit). Default 1 s.
+    #[serde(rename = "flush_interval_ms", with = "units::millis")]
     pub flush_interval: Duration,
     /// A table that received no rows from a partition still records its progress when it
     /// lags by this many offsets, so a restart does not re-read far. Default 50 000.
     pub progress_max_lag: i64,
     /// …or when its last progress is older than this. Default 60 s.
+    #[serde(rename = "progress_interval_s", with = "units::seconds")]
     pub progress_interval: Duration,
     /// Attempts of a failing lake commit before ingest stops (with back-off). Default 5.
     pub commit_attempts: u32,
-    /// Decoding limits.
+    /// Decoding limits (in the file: `max_message_bytes`, default 256 KiB).
+    #[serde(rename = "max_message_bytes", with = "max_message_bytes")]
     pub decode: DecodeOptions,
     /// librdkafka settings of ingest's consumer only (`key=value`), applied after
-    /// [`KafkaOptions::overrides`]. Default: none.
+    /// [`KafkaOptions::overrides`]. In the file: `[ingest.kafka]`. Default: none.
+    #[serde(rename = "kafka")]
     pub consumer_overrides: BTreeMap<String, String>,
 }
 
@@ -49,5 +61,95 @@ impl Default for IngestOptions {
             decode: DecodeOptions::default(),
             consumer_overrides: BTreeMap::new(),
         }
+    }
+}
+
+impl IngestOptions {
+    /// Names are set and every count is at least 1.
+    pub fn validate(&self) -> Result<()> {
+        let problem = if self.group_id.trim().is_empty() {
+            "group_id is empty"
+        } else if self.writer_id.trim().is_empty() {
+            "writer_id is empty"
+        } else if self.flush_max_messages == 0 {
+            "flush_max_messages must be at least 1"
+        } else if self.progress_max_lag < 1 {
+            "progress_max_lag must be at least 1"
+        } else if self.commit_attempts == 0 {
+            "commit_attempts must be at least 1"
+        } else if self.decode.max_message_bytes == 0 {
+            "max_message_bytes must be at least 1"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Options(problem.into()))
+    }
+}
+
+/// [`DecodeOptions`] as its one setting, the largest accepted payload.
+mod max_message_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use vallee_schemas::decode::DecodeOptions;
+
+    pub fn serialize<S: Serializer>(o: &DecodeOptions, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(o.max_message_bytes as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DecodeOptions, D::Error> {
+        Ok(DecodeOptions {
+            max_message_bytes: usize::deserialize(d)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_zero_counts_are_not() {
+        assert!(IngestOptions::default().validate().is_ok());
+        let bad = [
+            IngestOptions {
+                group_id: " ".into(),
+                ..Default::default()
+            },
+            IngestOptions {
+                flush_max_messages: 0,
+                ..Default::default()
+            },
+            IngestOptions {
+                commit_attempts: 0,
+                ..Default::default()
+            },
+            IngestOptions {
+                decode: DecodeOptions {
+                    max_message_bytes: 0,
+                },
+                ..Default::default()
+            },
+        ];
+        for o in bad {
+            assert!(o.validate().is_err(), "{o:?}");
+        }
+    }
+
+    #[test]
+    fn the_section_keeps_its_keys_units_and_the_consumer_overrides() {
+        let o: IngestOptions = serde_json::from_value(serde_json::json!({
+            "flush_interval_ms": 250,
+            "progress_interval_s": "2min",
+            "max_message_bytes": 1024,
+            "kafka": {"fetch.wait.max.ms": "10"}
+        }))
+        .unwrap();
+        assert_eq!(o.flush_interval, Duration::from_millis(250));
+        assert_eq!(o.progress_interval, Duration::from_secs(120));
+        assert_eq!(o.decode.max_message_bytes, 1024);
+        assert_eq!(o.consumer_overrides["fetch.wait.max.ms"], "10");
+        assert_eq!(o.group_id, "vallee-ingest", "defaults for the rest");
+        let typo =
+            serde_json::from_value::<IngestOptions>(serde_json::json!({"flush_intervall_ms": 5}));
+        assert!(typo.unwrap_err().to_string().contains("flush_intervall_ms"));
     }
 }
