@@ -19,6 +19,9 @@ pub enum Error {
     /// The Kafka plumbing shared with ingest failed (the stage thread).
     #[error("{0}")]
     Host(#[from] vallee_kafka::Error),
+    /// The options contradict themselves (checked before anything starts).
+    #[error("{0}")]
+    Options(String),
     /// Anything else that must stop the stage.
     #[error("{0}")]
     Fatal(String),
