@@ -472,8 +472,11 @@ impl FileConfig {
         data_dir: &Path,
     ) -> Result<vallee_graphql::ApiOptions> {
         let mut o = vallee_graphql::ApiOptions {
-            brokers: brokers.to_string(),
-            topics: self.topics()?,
+            kafka: vallee_kafka::KafkaOptions {
+                brokers: brokers.to_string(),
+                topics: self.topics()?.into(),
+                ..Default::default()
+            },
             private_dir: data_dir.join("private"),
             public_dir: data_dir.join("public"),
             research_dir: data_dir.join("research"),

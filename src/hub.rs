@@ -125,8 +125,8 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     tokio::spawn(ops.clone().run_sampler(shutdown.child_token()));
     let router = match config.api.clone() {
         Some(mut api) => {
-            api.brokers = brokers.clone();
-            api.topics = (*config.ingest.kafka.topics).clone();
+            api.kafka = config.ingest.kafka.clone();
+            api.kafka.brokers = brokers.clone();
             vallee_graphql::Api::start(api, lake.clone(), &shutdown)
                 .await
                 .context("starting the API")?

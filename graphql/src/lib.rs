@@ -75,6 +75,9 @@ pub enum Error {
     Lake(#[source] Box<vallee_lake::Error>),
     #[error("restricted store: {0}")]
     Store(#[from] std::io::Error),
+    /// The options contradict themselves (checked before anything starts).
+    #[error("{0}")]
+    Options(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -197,7 +200,7 @@ impl Api {
                 tracing::error!(error = %e, "citizen view replay stopped");
             }
         });
-        let (brokers, token) = (state.options.brokers.clone(), shutdown.child_token());
+        let (brokers, token) = (state.options.kafka.brokers.clone(), shutdown.child_token());
         let ready = state.alerts_ready.clone();
         tokio::spawn(async move {
             if let Err(e) =

@@ -1,31 +1,45 @@
-//! Options of the API (one struct, laptop-friendly defaults).
+//! Options of the API (the `[api]` section of the file; one struct, laptop-friendly
+//! defaults), and the checks of what the file grants: staff communes, token hashes, the
+//! publisher's SIRET, the parcels partners share.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Deserializer, Serialize};
+use vallee_kafka::KafkaOptions;
 use vallee_schemas::contract::Stream;
+use vallee_schemas::units;
 
-/// A staff member allowed to act through the API. Only the SHA-256 of the token is kept
-/// in configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::{Error, Result};
+
+/// A staff member allowed to act through the API (`[[api.staff]]`). Only the SHA-256 of
+/// the token is kept in configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StaffMember {
     pub name: String,
-    /// Hex SHA-256 of the bearer token.
+    /// Hex SHA-256 of the bearer token (`printf %s TOKEN | sha256sum`).
+    #[serde(deserialize_with = "token_hash")]
     pub token_sha256: String,
     /// `None`: the whole intercommunality; `Some(code)`: one commune (INSEE code).
+    #[serde(default)]
     pub commune: Option<String>,
 }
 
-/// A researcher allowed to query the public lake (`POST /sql`), by token hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A researcher allowed to query the public lake (`POST /sql`), by token hash
+/// (`[[api.researchers]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Researcher {
     pub name: String,
+    #[serde(deserialize_with = "token_hash")]
     pub token_sha256: String,
 }
 
 /// Request limits. The defaults are generous enough for a town hall's shared connection.
-#[derive(Debug, Clone)]
+/// In the file they are keys of `[api]` itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Limits {
     /// `issueCitizenToken` calls per minute and client address. Default 60.
     pub tokens_per_minute_per_address: u32,
@@ -55,18 +69,23 @@ impl Default for Limits {
 }
 
 /// Options of the API. `Default` runs on a laptop against the embedded broker.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ApiOptions {
-    /// Kafka bootstrap servers.
-    pub brokers: String,
-    /// Topic of every stream (the API writes the citizens' ones and reads alerts).
-    pub topics: BTreeMap<Stream, String>,
-    /// Root of the restricted store (contact details, the token secret): `<data-dir>/private`.
+    /// Brokers and the topic of every stream (the API writes the citizens' ones and reads
+    /// alerts); shared by the stages (the file's `[kafka]` and `[topics]` sections).
+    #[serde(skip)]
+    pub kafka: KafkaOptions,
+    /// Root of the restricted store (contact details, the token secret): `<data-dir>/private`
+    /// (not read from the file: `--data-dir` sets it).
+    #[serde(skip)]
     pub private_dir: PathBuf,
     /// Secret keying citizens' tokens and pseudonyms. Replicas must share it; `None`: one
     /// is generated on first start and kept in `private/token-secret`.
     pub token_secret: Option<String>,
+    /// Staff members, by token hash. Default: none.
     pub staff: Vec<StaffMember>,
+    #[serde(flatten)]
     pub limits: Limits,
     /// Origins allowed to call the API from a browser (`*` for any). Default: none (same
     /// origin only).
@@ -81,23 +100,35 @@ pub struct ApiOptions {
     pub supports_per_inhabitant: f64,
     pub min_supports_for_eligibility: u32,
     /// How long a write waits for the broker's acknowledgement. Default 10 s.
+    #[serde(rename = "write_timeout_s", with = "units::seconds")]
     pub write_timeout: Duration,
-    /// Root of the public lake (`<data-dir>/public`).
+    /// Root of the public lake (`<data-dir>/public`; not read from the file).
+    #[serde(skip)]
     pub public_dir: PathBuf,
     /// SIRET of the publishing establishment, in the SCDL catalogue (`COLL_SIRET`,
-    /// `PRODUCTEUR_SIRET`). Default: none (the columns stay empty; the SIREN is in DCAT).
+    /// `PRODUCTEUR_SIRET`): 14 digits starting with the SIREN 243400694, spaces ignored.
+    /// Default: none (the columns stay empty; the SIREN is in DCAT).
+    #[serde(deserialize_with = "siret")]
     pub publisher_siret: Option<String>,
     /// Root of the research lake (`<data-dir>/research`): what partners shared with
-    /// researchers only.
+    /// researchers only (not read from the file).
+    #[serde(skip)]
     pub research_dir: PathBuf,
     /// How often the public tables are brought up to date. Default 60 s.
+    #[serde(rename = "publish_interval_s", with = "units::seconds")]
     pub publish_interval: Duration,
     /// How long a reporter's contact is kept after the report closed (then erased).
+    /// Default 90 days.
+    #[serde(rename = "contact_retention_days", with = "units::days")]
     pub contact_retention: Duration,
+    /// Researchers allowed on `POST /sql`, by token hash. Default: none.
     pub researchers: Vec<Researcher>,
-    /// Vineyard partners of `GET /feeds/vineyard`, with their parcels.
+    /// Vineyard partners of `GET /feeds/vineyard`, with their parcels and what they share.
+    /// Default: none.
+    #[serde(with = "partners")]
     pub partners: Vec<crate::feeds::Partner>,
     /// Longest research query. Default 10 s.
+    #[serde(rename = "sql_timeout_s", with = "units::seconds")]
     pub sql_timeout: Duration,
     /// Most rows a research query returns (more: truncated, said in `X-Truncated`).
     /// Default 100 000.
@@ -107,11 +138,7 @@ pub struct ApiOptions {
 impl Default for ApiOptions {
     fn default() -> Self {
         ApiOptions {
-            brokers: "127.0.0.1:9092".into(),
-            topics: Stream::ALL
-                .iter()
-                .map(|s| (*s, s.default_topic().to_string()))
-                .collect(),
+            kafka: KafkaOptions::default(),
             private_dir: PathBuf::from("data/private"),
             token_secret: None,
             staff: Vec::new(),
@@ -138,9 +165,264 @@ impl Default for ApiOptions {
 impl ApiOptions {
     /// The topic of `stream`.
     pub fn topic(&self, stream: Stream) -> String {
-        self.topics
-            .get(&stream)
-            .cloned()
-            .unwrap_or_else(|| stream.default_topic().to_string())
+        self.kafka.topics.topic(stream).to_string()
+    }
+}
+
+impl ApiOptions {
+    /// What the file grants is consistent: the publisher's SIRET, every token hash, staff
+    /// communes, the parcels partners share, and the loops' intervals.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |message: String| Err(Error::Options(message));
+        if let Some(siret) = &self.publisher_siret {
+            let siren = crate::open_data::PUBLISHER_SIREN;
+            if siret.len() != 14
+                || !siret.bytes().all(|b| b.is_ascii_digit())
+                || !siret.starts_with(siren)
+                || !luhn(siret)
+            {
+                return invalid(format!(
+                    "publisher_siret {siret:?}: 14 digits starting with the SIREN {siren}, with a valid Luhn key"
+                ));
+            }
+        }
+        let hashes = (self.researchers.iter())
+            .map(|r| ("researcher", &r.name, &r.token_sha256))
+            .chain((self.partners.iter()).map(|p| ("partner", &p.name, &p.token_sha256)))
+            .chain((self.staff.iter()).map(|s| ("staff member", &s.name, &s.token_sha256)));
+        for (who, name, hash) in hashes {
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return invalid(format!("{who} {name}: token_sha256 must be 64 hex digits"));
+            }
+        }
+        for p in &self.partners {
+            if let Some((foreign, _)) = p.shared.iter().find(|(s, _)| !p.parcels.contains(s)) {
+                return invalid(format!(
+                    "partner {}: shares {foreign}, which is not among its parcels",
+                    p.name
+                ));
+            }
+            // A parcel two partners list (an estate and the cooperative) is shared only if
+            // neither keeps it private: one cannot publish it over the other's default.
+            for (parcel, _) in &p.shared {
+                if let Some(other) =
+                    (self.partners.iter()).find(|q| q.name != p.name && q.parcels.contains(parcel))
+                {
+                    return invalid(format!(
+                        "partner {} shares {parcel}, which {} also lists: only a parcel one partner owns alone can be shared",
+                        p.name, other.name
+                    ));
+                }
+            }
+        }
+        for s in &self.staff {
+            if let Some(c) = &s.commune
+                && vallee_schemas::communes::valley().by_code(c).is_none()
+            {
+                return invalid(format!(
+                    "staff member {}: {c} is not a commune of the valley",
+                    s.name
+                ));
+            }
+        }
+        if self.publish_interval < Duration::from_secs(1) {
+            return invalid("publish_interval_s must be at least 1".into());
+        }
+        if self.sql_timeout < Duration::from_secs(1) {
+            return invalid("sql_timeout_s must be at least 1".into());
+        }
+        if !(self.supports_per_inhabitant.is_finite() && self.supports_per_inhabitant >= 0.0) {
+            return invalid("supports_per_inhabitant must be a share, 0 or more".into());
+        }
+        Ok(())
+    }
+}
+
+/// The Luhn key SIREN and SIRET numbers carry.
+fn luhn(digits: &str) -> bool {
+    let sum: u32 = (digits.bytes().rev().enumerate())
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 1 {
+                let d = d * 2;
+                if d > 9 { d - 9 } else { d }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// A token hash as written (`sha256sum` prints lower case; spaces around are typos).
+fn token_hash<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    Ok(String::deserialize(d)?.trim().to_ascii_lowercase())
+}
+
+/// A SIRET as written, spaces ignored (`243 400 694 00010`).
+fn siret<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(|s| s.replace(' ', "")))
+}
+
+/// `[[api.partners]]`: the parcels a partner owns, and those it shares with the public or
+/// with researchers only (every other parcel stays private).
+mod partners {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use vallee_opendata::sharing::Audience;
+
+    use crate::feeds::Partner;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        name: String,
+        #[serde(deserialize_with = "super::token_hash")]
+        token_sha256: String,
+        /// Its parcels (`hasAgriParcel` identifiers).
+        parcels: Vec<String>,
+        /// Parcels whose daily aggregates are open data (researchers see them too).
+        #[serde(default)]
+        share_public: Vec<String>,
+        /// Parcels whose daily aggregates only researchers see.
+        #[serde(default)]
+        share_researchers: Vec<String>,
+    }
+
+    pub fn serialize<S: Serializer>(partners: &[Partner], s: S) -> Result<S::Ok, S::Error> {
+        let shared = |p: &Partner, audience: Audience| -> Vec<String> {
+            (p.shared.iter())
+                .filter(|(_, a)| *a == audience)
+                .map(|(parcel, _)| parcel.clone())
+                .collect()
+        };
+        let entries: Vec<Entry> = (partners.iter())
+            .map(|p| Entry {
+                name: p.name.clone(),
+                token_sha256: p.token_sha256.clone(),
+                parcels: p.parcels.clone(),
+                share_public: shared(p, Audience::Public),
+                share_researchers: shared(p, Audience::Researchers),
+            })
+            .collect();
+        entries.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Partner>, D::Error> {
+        let entries = Vec::<Entry>::deserialize(d)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| Partner {
+                shared: (e.share_public.into_iter())
+                    .map(|parcel| (parcel, Audience::Public))
+                    .chain(
+                        (e.share_researchers.into_iter())
+                            .map(|parcel| (parcel, Audience::Researchers)),
+                    )
+                    .collect(),
+                name: e.name,
+                token_sha256: e.token_sha256,
+                parcels: e.parcels,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use vallee_opendata::sharing::Audience;
+
+    use super::*;
+
+    fn api(section: serde_json::Value) -> Result<ApiOptions> {
+        let o: ApiOptions =
+            serde_json::from_value(section).map_err(|e| Error::Options(e.to_string()))?;
+        o.validate().map(|()| o)
+    }
+
+    #[test]
+    fn the_publisher_siret_is_checked() {
+        assert!(luhn("243400694"), "the intercommunality's SIREN");
+        let siret = |v: &str| api(json!({ "publisher_siret": v })).map(|o| o.publisher_siret);
+        assert_eq!(
+            siret("243 400 694 00010").unwrap().as_deref(),
+            Some("24340069400010")
+        );
+        assert!(siret("24340069400011").is_err(), "bad key");
+        assert!(siret("12345678900010").is_err(), "another body's SIREN");
+    }
+
+    #[test]
+    fn a_partner_shares_only_its_own_parcels() {
+        let partner = |shares: serde_json::Value| {
+            let mut entry =
+                json!({"name": "pins", "token_sha256": "AB".repeat(32), "parcels": ["p1", "p2"]});
+            entry
+                .as_object_mut()
+                .unwrap()
+                .extend(shares.as_object().unwrap().clone());
+            api(json!({ "partners": [entry] }))
+        };
+        let private = partner(json!({})).unwrap();
+        assert!(private.partners[0].shared.is_empty(), "private by default");
+        assert_eq!(
+            private.partners[0].token_sha256,
+            "ab".repeat(32),
+            "normalised"
+        );
+        let o = partner(json!({"share_public": ["p1"], "share_researchers": ["p2"]})).unwrap();
+        assert_eq!(
+            o.partners[0].shared,
+            [
+                ("p1".to_string(), Audience::Public),
+                ("p2".to_string(), Audience::Researchers)
+            ]
+        );
+        let err = partner(json!({"share_public": ["neighbour"]})).unwrap_err();
+        assert!(err.to_string().contains("neighbour"), "{err}");
+        let err = api(json!({"partners": [
+            {"name": "pins", "token_sha256": "ab".repeat(32), "parcels": ["p1"], "share_public": ["p1"]},
+            {"name": "cave", "token_sha256": "cd".repeat(32), "parcels": ["p1"]},
+        ]}))
+        .unwrap_err();
+        assert!(err.to_string().contains("cave also lists"), "{err}");
+        let typo = partner(json!({"share_publik": ["p1"]})).unwrap_err();
+        assert!(typo.to_string().contains("share_publik"), "{typo}");
+    }
+
+    #[test]
+    fn staff_need_a_hash_and_a_commune_of_the_valley() {
+        let staff = |hash: &str, commune: &str| {
+            api(json!({"staff": [{"name": "mairie", "token_sha256": hash, "commune": commune}]}))
+        };
+        let ok = staff(&format!(" {} ", "ab".repeat(32)), "34114").unwrap();
+        assert_eq!(ok.staff[0].commune.as_deref(), Some("34114"));
+        assert!(staff("abc", "34114").is_err(), "short hash");
+        let err = staff(&"ab".repeat(32), "75056").unwrap_err();
+        assert!(err.to_string().contains("75056 is not a commune"), "{err}");
+        let researcher = api(json!({"researchers": [{"name": "inrae", "token_sha256": "xyz"}]}));
+        assert!(researcher.is_err());
+    }
+
+    #[test]
+    fn limits_sit_in_the_section_itself_and_durations_keep_their_units() {
+        let o = api(json!({
+            "mutations_per_minute_per_token": 5,
+            "max_depth": 12,
+            "publish_interval_s": 1,
+            "contact_retention_days": 30,
+            "sql_timeout_s": "2s",
+        }))
+        .unwrap();
+        assert_eq!(o.limits.mutations_per_minute_per_token, 5);
+        assert_eq!(o.limits.max_depth, 12);
+        assert_eq!(o.limits.max_body_bytes, Limits::default().max_body_bytes);
+        assert_eq!(o.publish_interval, Duration::from_secs(1));
+        assert_eq!(o.contact_retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(o.sql_timeout, Duration::from_secs(2));
+        let typo = api(json!({"max_dept": 3})).unwrap_err();
+        assert!(typo.to_string().contains("max_dept"), "{typo}");
+        assert!(api(json!({"publish_interval_s": 0})).is_err());
+        assert!(ApiOptions::default().validate().is_ok());
     }
 }

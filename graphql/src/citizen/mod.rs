@@ -57,7 +57,7 @@ impl std::fmt::Debug for CitizenHub {
 impl CitizenHub {
     /// Writes to the broker of `options`.
     pub fn new(options: ApiOptions) -> Result<Arc<Self>> {
-        let sink = KafkaSink::new(&options.brokers, options.write_timeout)?;
+        let sink = KafkaSink::new(&options.kafka.brokers, options.write_timeout)?;
         Ok(Self::with_sink(options, Arc::new(sink)))
     }
 
@@ -101,7 +101,7 @@ impl CitizenHub {
     /// `shutdown`.
     pub async fn replay(self: Arc<Self>, shutdown: CancellationToken) -> Result<()> {
         let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.options.brokers)
+            .set("bootstrap.servers", &self.options.kafka.brokers)
             .set("group.id", format!("vallee-api-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
@@ -111,7 +111,7 @@ impl CitizenHub {
             self.options.topic(Stream::CitizenIdeas),
             self.options.topic(Stream::ReferencePlaces),
         ];
-        let brokers = self.options.brokers.clone();
+        let brokers = self.options.kafka.brokers.clone();
         let probe_topics = topics.clone();
         let (assignment, mut remaining) =
             tokio::task::spawn_blocking(move || end_offsets(&brokers, &probe_topics))
