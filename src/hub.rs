@@ -143,7 +143,7 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
         });
     }
     if let Some(mut sim) = config.simulator.clone() {
-        sim.brokers = brokers.clone();
+        sim.kafka.brokers = brokers.clone();
         if config.api.is_some() {
             // Citizens through the API; a refused or failed write is not a hub failure.
             let (speed, seed, token) = (sim.speed, sim.shape.seed, shutdown.child_token());

@@ -20,8 +20,11 @@ datafusion=warn,rdkafka=warn,librdkafka=warn";
 
 fn sim_options(args: &SimArgs, file: &FileConfig, brokers: &str) -> Result<SimulatorOptions> {
     Ok(SimulatorOptions {
-        brokers: brokers.to_string(),
-        topics: file.topics()?,
+        kafka: vallee_kafka::KafkaOptions {
+            brokers: brokers.to_string(),
+            topics: file.topics()?.into(),
+            ..Default::default()
+        },
         speed: args.speed,
         max_rate: args.rate,
         duration: None,

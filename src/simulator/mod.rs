@@ -17,41 +17,65 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+use vallee_kafka::KafkaOptions;
 use vallee_schemas::contract::Stream;
 
 pub use valley::{Event, Valley, ValleyShape};
 
-/// Options of the simulator.
-#[derive(Debug, Clone)]
+/// Options of the simulator (the `[simulator]` section of the file). `Default` runs on a
+/// laptop against the embedded broker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct SimulatorOptions {
-    pub brokers: String,
-    pub topics: BTreeMap<Stream, String>,
+    /// Brokers and the topic of each stream, shared with the stages (the file's `[kafka]`
+    /// and `[topics]` sections).
+    #[serde(skip)]
+    pub kafka: KafkaOptions,
     /// Simulated seconds per real second (60: an hour a minute).
     pub speed: f64,
     /// Cap on messages per second; the simulated clock waits when the cap binds.
     pub max_rate: u32,
-    /// Stop after this long (real time); `None`: until shutdown.
+    /// Stop after this long (real time); `None`: until shutdown. Only `vallee simulate
+    /// --duration` sets it: inside `vallee up` the simulator's end would stop the hub.
+    #[serde(skip)]
     pub duration: Option<Duration>,
     /// Simulated start time; `None`: [`lively_start`] of now.
+    #[serde(skip)]
     pub start: Option<DateTime<Utc>>,
+    /// The size of the valley: `seed`, `bins`, `trucks`, `fault_ratio`.
+    #[serde(flatten)]
     pub shape: ValleyShape,
 }
 
 impl Default for SimulatorOptions {
     fn default() -> Self {
         SimulatorOptions {
-            brokers: "127.0.0.1:9092".into(),
-            topics: Stream::ALL
-                .iter()
-                .map(|s| (*s, s.default_topic().to_string()))
-                .collect(),
+            kafka: KafkaOptions::default(),
             speed: 60.0,
             max_rate: 2_000,
             duration: None,
             start: None,
             shape: ValleyShape::default(),
         }
+    }
+}
+
+impl SimulatorOptions {
+    /// The clock runs forward, the rate cap lets something through, the fault ratio is a
+    /// share.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.speed.is_finite() && self.speed > 0.0) {
+            anyhow::bail!("speed must be more than 0 (simulated seconds per second)");
+        }
+        if self.max_rate == 0 {
+            anyhow::bail!("max_rate must be at least 1 (messages per second)");
+        }
+        if !(0.0..=1.0).contains(&self.shape.fault_ratio) {
+            anyhow::bail!("fault_ratio must be between 0 and 1");
+        }
+        Ok(())
     }
 }
 
@@ -138,7 +162,7 @@ pub async fn run(
     options: SimulatorOptions,
     shutdown: CancellationToken,
 ) -> Result<SimulatorReport> {
-    let producer = producer(&options.brokers)?;
+    let producer = producer(&options.kafka.brokers)?;
     let start = options.start.unwrap_or_else(|| lively_start(Utc::now()));
     let mut valley = Valley::new(options.shape.clone(), start);
     let mut report = SimulatorReport::default();
@@ -165,7 +189,7 @@ pub async fn run(
             valley.advance(target, &mut events);
         }
         let batch: Vec<Event> = events.drain(..events.len().min(budget_per_tick)).collect();
-        report.produced += produce(&producer, &options.topics, &batch).await?;
+        report.produced += produce(&producer, &options.kafka.topics, &batch).await?;
         for e in &batch {
             *report.per_stream.entry(e.stream).or_default() += 1;
         }

@@ -24,8 +24,9 @@ pub struct Event {
     pub time: DateTime<Utc>,
 }
 
-/// How the model is sized.
-#[derive(Debug, Clone)]
+/// How the model is sized (in the file, keys of `[simulator]`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ValleyShape {
     pub seed: u64,
     pub bins: usize,
