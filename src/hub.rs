@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use vallee_ingest::{IngestOptions, IngestStats};
+use vallee_kafka::KafkaOptions;
 use vallee_lake::{Lake, LakeOptions};
 
 use crate::broker::EmbeddedBroker;
@@ -31,6 +32,9 @@ pub struct HubConfig {
     pub broker_listen: std::net::SocketAddr,
     pub http_addr: std::net::SocketAddr,
     pub partitions: i32,
+    /// Topics and client overrides every stage shares; its brokers are set in [`up`]
+    /// (external or embedded).
+    pub kafka: KafkaOptions,
     pub ingest: IngestOptions,
     pub lake: LakeOptions,
     /// `None`: no simulator.
@@ -75,11 +79,16 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
         (None, Some(b)) => b.clone(),
         (None, None) => unreachable!("either embedded or external"),
     };
-    let mut ingest = config.ingest.clone();
-    ingest.kafka.brokers = brokers.clone();
-    let kafka = &ingest.kafka;
+    let kafka = KafkaOptions {
+        brokers: brokers.clone(),
+        ..config.kafka.clone()
+    };
+    let ingest = IngestOptions {
+        kafka: kafka.clone(),
+        ..config.ingest.clone()
+    };
     vallee_kafka::ensure_topics(
-        kafka,
+        &kafka,
         &vallee_kafka::hub_topics(&kafka.topics),
         config.partitions,
     )
@@ -104,8 +113,7 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
         });
     }
     if let Some(mut stream) = config.stream.clone() {
-        stream.kafka = config.ingest.kafka.clone();
-        stream.kafka.brokers = brokers.clone();
+        stream.kafka = kafka.clone();
         let (lake, live, token) = (lake.clone(), live.clone(), shutdown.child_token());
         stages.spawn(async move {
             vallee_stream::stage::run(stream, lake, live, token)
@@ -120,13 +128,12 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
             .ingest_stage
             .then(|| (stats.clone(), config.ingest.writer_id.clone())),
         config.stream.is_some().then(|| live.clone()),
-        &config.ingest.kafka.topics,
+        &kafka.topics,
     ));
     tokio::spawn(ops.clone().run_sampler(shutdown.child_token()));
     let router = match config.api.clone() {
         Some(mut api) => {
-            api.kafka = config.ingest.kafka.clone();
-            api.kafka.brokers = brokers.clone();
+            api.kafka = kafka.clone();
             vallee_graphql::Api::start(api, lake.clone(), &shutdown)
                 .await
                 .context("starting the API")?
@@ -143,7 +150,7 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
         });
     }
     if let Some(mut sim) = config.simulator.clone() {
-        sim.kafka.brokers = brokers.clone();
+        sim.kafka = kafka.clone();
         if config.api.is_some() {
             // Citizens through the API; a refused or failed write is not a hub failure.
             let (speed, seed, token) = (sim.speed, sim.shape.seed, shutdown.child_token());

@@ -5,7 +5,8 @@
 //! and runs them under one shutdown tree.
 //!
 //! # Layout
-//! - [`cli`] — command-line arguments, environment fallbacks, the optional TOML file.
+//! - [`cli`] — command-line arguments and their environment fallbacks.
+//! - [`config`] — the optional TOML file: one section per stage's options.
 //! - [`broker`] — the embedded Tansu broker of `vallee up`.
 //! - [`hub`] — `vallee up` and `vallee ingest`: start, banner, graceful stop.
 //! - [`simulator`] — realistic traffic for the valley.
@@ -14,6 +15,7 @@
 pub mod bench;
 pub mod broker;
 pub mod cli;
+pub mod config;
 pub mod hub;
 pub mod simulator;
 pub mod upkeep;

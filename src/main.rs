@@ -2,61 +2,63 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use vallee::cli::{
-    BenchCommand, Cli, Command, CommonArgs, FileConfig, GraphqlCommand, LakeArgs, LakeCommand,
-    SchemasCommand, SimArgs,
+    BenchCommand, Cli, Command, CommonArgs, GraphqlCommand, LakeArgs, LakeCommand, SchemasCommand,
+    SimArgs,
 };
+use vallee::config::Config;
 use vallee::hub::{self, HubConfig};
-use vallee::simulator::{SimulatorOptions, ValleyShape};
+use vallee::simulator::SimulatorOptions;
 
 /// Log filter when `RUST_LOG` is not set: our stages at info, chatty dependencies at warn.
 const DEFAULT_LOG: &str = "info,tansu_broker=warn,tansu_storage=warn,tansu_sans_io=warn,tansu_schema=warn,\
 tansu_service=warn,tansu_model=warn,tansu_auth=warn,buoyant_kernel=off,delta_kernel=warn,deltalake_core=warn,\
 datafusion=warn,rdkafka=warn,librdkafka=warn";
 
-fn sim_options(args: &SimArgs, file: &FileConfig, brokers: &str) -> Result<SimulatorOptions> {
-    Ok(SimulatorOptions {
+/// The file's `[simulator]` under the flags, producing to `brokers`.
+fn sim_options(args: &SimArgs, config: &Config, brokers: &str) -> Result<SimulatorOptions> {
+    let mut options = SimulatorOptions {
         kafka: vallee_kafka::KafkaOptions {
             brokers: brokers.to_string(),
-            topics: file.topics()?.into(),
-            ..Default::default()
+            topics: config.topics.clone(),
+            ..config.kafka.clone()
         },
-        speed: args.speed,
-        max_rate: args.rate,
-        duration: None,
-        start: None,
-        shape: ValleyShape {
-            seed: args.seed,
-            bins: args.bins,
-            fault_ratio: args.fault_ratio,
-            ..Default::default()
-        },
-    })
+        ..config.simulator.clone()
+    };
+    args.apply(&mut options);
+    options.validate().context("simulator flags")?;
+    Ok(options)
 }
 
-fn hub_config(common: &CommonArgs, file: &FileConfig) -> Result<HubConfig> {
+fn hub_config(common: &CommonArgs, config: &Config) -> Result<HubConfig> {
     let brokers = common.kafka_brokers.clone().unwrap_or_default();
+    let placed = config.clone().placed(&common.data_dir, &brokers);
     Ok(HubConfig {
         data_dir: common.data_dir.clone(),
         kafka_brokers: common.kafka_brokers.clone(),
         broker_listen: "127.0.0.1:9092".parse()?,
         http_addr: common.http_addr,
         partitions: common.partitions,
-        ingest: file.ingest_options(&brokers)?,
-        lake: file.lake_options(&common.data_dir),
+        kafka: placed.kafka,
+        ingest: placed.ingest,
+        lake: placed.lake,
         simulator: None,
         ingest_stage: true,
-        stream: Some(file.stream_options()?),
-        api: Some(file.api_options(&brokers, &common.data_dir)?),
+        stream: Some(placed.stream),
+        api: Some(placed.api),
     })
 }
 
-async fn lake_upkeep(task: vallee::upkeep::Task, args: &LakeArgs, file: &FileConfig) -> Result<()> {
-    let lake = vallee_lake::Lake::open(file.lake_options(&args.data_dir)).await?;
+async fn lake_upkeep(task: vallee::upkeep::Task, args: &LakeArgs, config: &Config) -> Result<()> {
+    let options = vallee_lake::LakeOptions {
+        root: args.data_dir.join("lake"),
+        ..config.lake.clone()
+    };
+    let lake = vallee_lake::Lake::open(options).await?;
     let published = vallee::upkeep::published_lakes(&args.data_dir)?;
     let done = vallee::upkeep::run(task, &lake, &published, &args.tables, true).await?;
     if let vallee::upkeep::Task::Optimize = task {
@@ -81,7 +83,7 @@ async fn main() -> Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let file = FileConfig::load(cli.config.as_deref())?;
+    let file = Config::load(cli.config.as_deref())?;
     let shutdown = CancellationToken::new();
     hub::cancel_on_signals(shutdown.clone());
     match cli.command {

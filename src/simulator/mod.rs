@@ -15,7 +15,6 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -87,17 +86,28 @@ pub struct SimulatorReport {
     pub simulated_until: Option<DateTime<Utc>>,
 }
 
-/// A producer tuned for throughput with safe delivery (acks from the broker, lz4: Tansu's
-/// SQLite engine does not take snappy).
+/// A producer of `brokers` tuned for throughput with safe delivery (see [`kafka_producer`]).
 pub fn producer(brokers: &str) -> Result<FutureProducer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("acks", "all")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "5000")
-        .set("queue.buffering.max.messages", "200000")
-        .set("message.timeout.ms", "60000")
+    kafka_producer(&KafkaOptions {
+        brokers: brokers.to_string(),
+        ..Default::default()
+    })
+}
+
+/// A producer tuned for throughput with safe delivery (acks from the broker, lz4: Tansu's
+/// SQLite engine does not take snappy), then `kafka`'s overrides.
+pub fn kafka_producer(kafka: &KafkaOptions) -> Result<FutureProducer> {
+    let settings = [
+        ("acks", "all"),
+        ("compression.type", "lz4"),
+        ("linger.ms", "5"),
+        ("batch.num.messages", "5000"),
+        ("queue.buffering.max.messages", "200000"),
+        ("message.timeout.ms", "60000"),
+    ]
+    .map(|(k, v)| (k, v.to_string()));
+    kafka
+        .client_config(&settings)
         .create()
         .context("creating the Kafka producer")
 }
@@ -162,7 +172,7 @@ pub async fn run(
     options: SimulatorOptions,
     shutdown: CancellationToken,
 ) -> Result<SimulatorReport> {
-    let producer = producer(&options.kafka.brokers)?;
+    let producer = kafka_producer(&options.kafka)?;
     let start = options.start.unwrap_or_else(|| lively_start(Utc::now()));
     let mut valley = Valley::new(options.shape.clone(), start);
     let mut report = SimulatorReport::default();
