@@ -11,6 +11,8 @@
 //!  [simulator]  SimulatorOptions  (this crate)
 //! ```
 //!
+//! Every section and key is in `docs/configuration.md`; the tests keep the two in step.
+//!
 //! Addresses (brokers, data directory, HTTP) come from the command line ([`crate::cli`]),
 //! which also overrides the simulator's knobs.
 

@@ -1,10 +1,16 @@
-//! The file's sections read by their structs.
+//! The file's sections read by their structs, and `docs/configuration.md` kept in step.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use clap::CommandFactory;
+use serde_json::Value;
 use vallee_schemas::contract::Stream;
 
 use super::*;
+
+const DOC: &str = include_str!("../../docs/configuration.md");
+const README: &str = include_str!("../../README.md");
 
 #[test]
 fn typos_in_the_file_fail_loudly() {
@@ -75,4 +81,138 @@ fn each_section_s_own_checks_run_and_name_the_section() {
         let err = format!("{:#}", Config::parse(text).unwrap_err());
         assert!(err.starts_with(section), "{section}: {err}");
     }
+}
+
+/// The README's example file holds keys that exist.
+#[test]
+fn the_readme_example_is_a_file_the_hub_reads() {
+    let example = README
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block in the README");
+    toml::from_str::<Config>(example).unwrap();
+}
+
+/// `(section, key) → default cell` of every table of the file's reference.
+fn documented_keys() -> BTreeMap<(String, String), String> {
+    let mut keys = BTreeMap::new();
+    let mut section: Option<String> = None;
+    for line in DOC.lines() {
+        if line.starts_with("## ") {
+            section = None;
+        } else if line.starts_with("### ") || line.starts_with("#### ") {
+            section = line
+                .split('`')
+                .nth(1)
+                .map(|s| s.trim_matches(['[', ']']).to_string());
+        } else if let (Some(section), Some(row)) = (&section, line.strip_prefix("| `")) {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let key = cells[0].trim_end_matches('`').to_string();
+            let default = cells.get(2).copied().unwrap_or_default().to_string();
+            keys.insert((section.clone(), key), default);
+        }
+    }
+    keys
+}
+
+/// `(section, key) → default` as the structs write them.
+fn struct_keys() -> BTreeMap<(String, String), Option<Value>> {
+    let mut keys = BTreeMap::new();
+    let mut add = |section: &str, value: Value| {
+        for (key, v) in value.as_object().expect("a table") {
+            keys.insert((section.to_string(), key.clone()), Some(v.clone()));
+        }
+    };
+    let defaults = serde_json::to_value(Config::default()).unwrap();
+    for (section, value) in defaults.as_object().unwrap() {
+        add(section, value.clone());
+    }
+    // The entries of the `[[api.…]]` lists have no default: one of each, keys only.
+    let sample = Config::parse(&format!(
+        "[[api.staff]]\nname = \"s\"\ntoken_sha256 = \"{h}\"\ncommune = \"34114\"\n\
+         [[api.researchers]]\nname = \"r\"\ntoken_sha256 = \"{h}\"\n\
+         [[api.partners]]\nname = \"p\"\ntoken_sha256 = \"{h}\"\nparcels = [\"a\"]\n",
+        h = "ab".repeat(32)
+    ))
+    .unwrap();
+    let sample = serde_json::to_value(sample.api).unwrap();
+    for list in ["staff", "researchers", "partners"] {
+        for key in sample[list][0].as_object().unwrap().keys() {
+            keys.insert((format!("api.{list}"), key.clone()), None);
+        }
+    }
+    keys
+}
+
+#[test]
+fn the_configuration_reference_lists_every_key_and_only_those() {
+    let documented = documented_keys();
+    let actual = struct_keys();
+    let doc: BTreeSet<_> = documented.keys().collect();
+    let code: BTreeSet<_> = actual.keys().collect();
+    let missing: Vec<_> = code.difference(&doc).collect();
+    let unknown: Vec<_> = doc.difference(&code).collect();
+    assert!(
+        missing.is_empty(),
+        "keys missing from docs/configuration.md: {missing:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "docs/configuration.md lists keys that do not exist: {unknown:?}"
+    );
+}
+
+/// A default written as one TOML value in backquotes is the struct's default.
+#[test]
+fn the_configuration_reference_gives_the_true_defaults() {
+    let actual = struct_keys();
+    let mut checked = 0;
+    for ((section, key), cell) in documented_keys() {
+        let Some(literal) = cell
+            .strip_prefix('`')
+            .and_then(|c| c.strip_suffix('`'))
+            .filter(|c| !c.contains('`'))
+        else {
+            continue;
+        };
+        let parsed: toml::Table = toml::from_str(&format!("v = {literal}"))
+            .unwrap_or_else(|e| panic!("[{section}] {key}: {literal} is not TOML ({e})"));
+        let documented = serde_json::to_value(&parsed["v"]).unwrap();
+        // List entries (`[[api.staff]]`) have no default to compare with.
+        if let Some(real) = &actual[&(section.clone(), key.clone())] {
+            assert_eq!(&documented, real, "[{section}] {key}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} defaults checked");
+}
+
+/// Every flag and environment variable of every command is in the reference.
+#[test]
+fn the_configuration_reference_lists_every_flag_and_variable() {
+    fn walk(command: &clap::Command, missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if let Some(long) = arg.get_long()
+                && !["help", "version"].contains(&long)
+                && !DOC.contains(&format!("`--{long}`"))
+            {
+                missing.push(format!("{} --{long}", command.get_name()));
+            }
+            if let Some(env) = arg.get_env()
+                && !DOC.contains(&format!("`{}`", env.to_string_lossy()))
+            {
+                missing.push(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            walk(sub, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&crate::cli::Cli::command(), &mut missing);
+    assert!(
+        missing.is_empty(),
+        "not in docs/configuration.md: {missing:?}"
+    );
 }
