@@ -13,6 +13,7 @@ pub mod live;
 pub mod options;
 pub mod outputs;
 pub mod processor;
+mod restore;
 pub mod worker;
 
 use std::sync::Arc;
