@@ -8,7 +8,7 @@ use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 use vallee_lake::upkeep::ExistingTable;
 use vallee_lake::{Lake, LakeTable};
-use vallee_stream::stage::outputs::lake_table_names;
+use vallee_schemas::tables::lake_table_names;
 
 /// What to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,10 +26,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use vallee_lake::LakeTable;
 use vallee_opendata::sharing::Audience;
 use vallee_schemas::contract::Table;
-use vallee_stream::stage::outputs::OutputTable;
+use vallee_schemas::tables::OutputTable;
 
 use crate::ApiState;
 use crate::auth::{bearer, sha256_hex};

@@ -20,8 +20,8 @@ use vallee_lake::Lake;
 use vallee_lake::upkeep::ExistingTable;
 use vallee_schemas::contract::{Stream, Table};
 use vallee_schemas::decode::Reason;
+use vallee_schemas::tables::lake_table_names;
 use vallee_stream::stage::SharedLiveView;
-use vallee_stream::stage::outputs::lake_table_names;
 
 /// The metrics' own consumer (metadata and watermarks only).
 struct ProbeConsumer(BaseConsumer);

@@ -12,9 +12,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
-use vallee_lake::{Lake, LakeTable};
+use vallee_lake::Lake;
 use vallee_schemas::contract::Table;
-use vallee_stream::stage::outputs::OutputTable;
+use vallee_schemas::tables::OutputTable;
 
 use crate::{Error, Result};
 

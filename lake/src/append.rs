@@ -5,8 +5,9 @@ use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 
+use crate::LakeTable;
 use crate::offsets::{Progress, app_id};
-use crate::tables::{LakeTable, stored_offset};
+use crate::tables::stored_offset;
 use crate::{Error, Lake, Result};
 
 /// What one append committed.
@@ -33,7 +34,7 @@ impl Lake {
         progress: &[Progress],
     ) -> Result<Committed> {
         let name = table.name();
-        let mut delta = self.latest(table).await?;
+        let mut delta = self.refreshed(table).await?;
         let mut txns = Vec::with_capacity(progress.len());
         for p in progress {
             let id = app_id(writer, name, &p.topic, p.partition);

@@ -22,6 +22,11 @@
 //! - [`offsets`] — application-transaction ids and the source progress a commit carries.
 //! - [`append`] — the exactly-once append.
 //! - [`query`] — a DataFusion session over the tables (tests, benchmarks, researchers).
+//! - [`replace`] — whole-table rewrites (the published lakes).
+//! - [`upkeep`] — compaction, vacuum, checkpoints.
+//! - [`udf`] — the domain formulas as DataFusion functions (`vallee_gdd`, …).
+//!
+//! The tables' contract (names, schemas, keys, [`LakeTable`]) is `vallee_schemas::tables`.
 
 pub mod append;
 mod error;
@@ -29,11 +34,13 @@ pub mod offsets;
 pub mod options;
 pub mod query;
 pub mod replace;
-pub use query::AsOf;
 pub mod tables;
+pub mod udf;
 pub mod upkeep;
 
 pub use error::{Error, Result};
 pub use offsets::{Progress, app_id};
 pub use options::LakeOptions;
-pub use tables::{Lake, LakeTable};
+pub use query::AsOf;
+pub use tables::Lake;
+pub use vallee_schemas::tables::LakeTable;

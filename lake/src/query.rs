@@ -1,10 +1,9 @@
 //! A DataFusion session with every lake table registered under its name.
 
-use crate::tables::LakeTable;
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 
-use crate::{Error, Lake, Result};
+use crate::{Error, Lake, LakeTable, Result};
 
 impl Lake {
     /// A session over the latest version of every table opened so far.

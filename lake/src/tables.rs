@@ -3,42 +3,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
 use deltalake::DeltaTable;
 use deltalake::kernel::StructType;
 use deltalake::kernel::engine::arrow_conversion::TryFromArrow;
 use tokio::sync::Mutex;
 use url::Url;
 use vallee_schemas::contract::Table;
+use vallee_schemas::tables::LakeTable;
 
 use crate::offsets::app_id;
 use crate::{Error, LakeOptions, Result};
-
-/// A table the lake can hold: the raw tables of the contract ([`Table`]) and the tables
-/// later stages derive (the stream stage's outputs).
-pub trait LakeTable: Copy + Send + Sync + std::fmt::Debug + 'static {
-    /// Folder name under the lake root, and SQL name.
-    fn name(&self) -> &'static str;
-    fn schema(&self) -> SchemaRef;
-    fn partition_columns(&self) -> &'static [&'static str];
-    /// Written into the Delta table's metadata.
-    fn description(&self) -> &'static str;
-}
-
-impl LakeTable for Table {
-    fn name(&self) -> &'static str {
-        Table::name(*self)
-    }
-    fn schema(&self) -> SchemaRef {
-        Table::schema(*self)
-    }
-    fn partition_columns(&self) -> &'static [&'static str] {
-        Table::partition_columns(*self)
-    }
-    fn description(&self) -> &'static str {
-        Table::description(*self)
-    }
-}
 
 type Handle = Arc<Mutex<DeltaTable>>;
 
@@ -130,8 +104,8 @@ impl Lake {
             .collect()
     }
 
-    /// The latest state of a table, locked.
-    pub(crate) async fn latest(
+    /// The table at its latest version, locked.
+    pub(crate) async fn refreshed(
         &self,
         table: impl LakeTable,
     ) -> Result<tokio::sync::OwnedMutexGuard<DeltaTable>> {
@@ -152,7 +126,7 @@ impl Lake {
         topic: &str,
         partitions: &[i32],
     ) -> Result<BTreeMap<i32, Option<i64>>> {
-        let delta = self.latest(table).await?;
+        let delta = self.refreshed(table).await?;
         let mut out = BTreeMap::new();
         for &p in partitions {
             out.insert(
@@ -170,12 +144,16 @@ impl Lake {
 
     /// The latest version of a table.
     pub async fn version(&self, table: impl LakeTable) -> Result<i64> {
-        Ok(self.latest(table).await?.version().map_or(-1, |v| v as i64))
+        Ok(self
+            .refreshed(table)
+            .await?
+            .version()
+            .map_or(-1, |v| v as i64))
     }
 
     /// Number of data files in the latest version of a table.
     pub async fn file_count(&self, table: impl LakeTable) -> Result<usize> {
-        let delta = self.latest(table).await?;
+        let delta = self.refreshed(table).await?;
         Ok(delta
             .get_file_uris()
             .map_err(Error::delta(table.name()))?

@@ -26,7 +26,7 @@ impl Lake {
         let name = table.name();
         let files_before = self.file_count(table).await?;
         if files_before > 1 {
-            let mut handle = self.latest(table).await?;
+            let mut handle = self.refreshed(table).await?;
             let target = NonZeroU64::new(self.options.target_file_size).unwrap_or(NonZeroU64::MIN);
             let (optimized, _) = handle
                 .clone()
@@ -52,7 +52,7 @@ impl Lake {
     ) -> Result<usize> {
         let name = table.name();
         let before = self.data_files_on_disk(name);
-        let mut handle = self.latest(table).await?;
+        let mut handle = self.refreshed(table).await?;
         let (vacuumed, metrics) = handle
             .clone()
             .vacuum()
@@ -98,7 +98,7 @@ impl Lake {
     /// Writes a checkpoint of the latest version; returns that version.
     pub async fn checkpoint(&self, table: impl LakeTable) -> Result<i64> {
         let name = table.name();
-        let handle = self.latest(table).await?;
+        let handle = self.refreshed(table).await?;
         deltalake::checkpoints::create_checkpoint(&handle, None)
             .await
             .map_err(Error::delta(name))?;
@@ -123,5 +123,14 @@ impl LakeTable for ExistingTable {
     }
     fn description(&self) -> &'static str {
         ""
+    }
+    fn sources(&self) -> &'static [vallee_schemas::contract::Stream] {
+        &[]
+    }
+    fn keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn latest_order(&self) -> &'static [vallee_schemas::tables::Order] {
+        &[]
     }
 }

@@ -13,7 +13,7 @@
 
 use vallee_lake::LakeTable;
 use vallee_schemas::contract::Table;
-use vallee_stream::stage::outputs::OutputTable;
+use vallee_schemas::tables::OutputTable;
 
 /// Smallest count of people published (smaller ones are suppressed).
 pub const K_ANONYMITY: i64 = 5;

@@ -151,7 +151,7 @@ impl PublicLake {
                 research.datasets().map(|d| (d.id, sql_name(d))).collect();
             research.public.register_existing(&ctx, &tables).await?;
         }
-        vallee_stream::udf::register_formulas(&ctx);
+        vallee_lake::udf::register_formulas(&ctx);
         Ok(ctx)
     }
 }

@@ -18,6 +18,8 @@
 
 use std::fmt;
 
+use crate::tables::Order;
+
 /// Topic of the alerts the stream stage publishes for partner feeds.
 pub const ALERTS_TOPIC: &str = "vallee.alerts";
 
@@ -261,6 +263,49 @@ impl Table {
         &["day"]
     }
 
+    /// The input streams whose messages land in this table (dead letters: every stream's).
+    pub fn sources(self) -> &'static [Stream] {
+        match self {
+            Table::WasteContainers => &[Stream::WasteContainers],
+            Table::WasteVehicles => &[Stream::WasteVehicles],
+            Table::BeaconSightings => &[Stream::Beacons],
+            Table::SiteVisits => &[Stream::Tourism],
+            Table::ParcelRecords | Table::WeatherObserved => &[Stream::Vineyards],
+            Table::CitizenReports => &[Stream::CitizenReports],
+            Table::CitizenIdeas => &[Stream::CitizenIdeas],
+            Table::StaffAudit => &[Stream::StaffAudit],
+            Table::ReferencePlaces => &[Stream::ReferencePlaces],
+            Table::DeadLetters => &Stream::ALL,
+        }
+    }
+
+    /// What a row is about: the device or entity (`id` of a reading, `entityId` of a
+    /// citizen event); none for dead letters.
+    pub fn keys(self) -> &'static [&'static str] {
+        match self {
+            Table::WasteContainers
+            | Table::WasteVehicles
+            | Table::BeaconSightings
+            | Table::SiteVisits
+            | Table::ParcelRecords
+            | Table::WeatherObserved => &["id"],
+            Table::CitizenReports
+            | Table::CitizenIdeas
+            | Table::StaffAudit
+            | Table::ReferencePlaces => &["entityId"],
+            Table::DeadLetters => &[],
+        }
+    }
+
+    /// Which row of a key is its latest: the newest event, and of two at the same time the
+    /// one read last from its partition.
+    pub fn latest_order(self) -> &'static [Order] {
+        match self {
+            Table::DeadLetters => &[],
+            _ => &[Order::Desc("dateObserved"), Order::Desc("_offset")],
+        }
+    }
+
     /// Looks a table up by its folder name.
     pub fn from_name(name: &str) -> Option<Table> {
         Table::ALL.into_iter().find(|t| t.name() == name)
@@ -286,6 +331,17 @@ mod tests {
                 .count();
             let expected = if table == Table::DeadLetters { 0 } else { 1 };
             assert_eq!(feeders, expected, "{table}");
+        }
+    }
+
+    #[test]
+    fn every_table_is_fed_by_the_streams_that_route_to_it() {
+        for table in Table::ALL.into_iter().filter(|t| *t != Table::DeadLetters) {
+            let routed: Vec<Stream> = Stream::ALL
+                .into_iter()
+                .filter(|s| s.routes().iter().any(|(_, t)| *t == table))
+                .collect();
+            assert_eq!(table.sources(), routed.as_slice(), "{table}");
         }
     }
 

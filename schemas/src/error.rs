@@ -10,6 +10,14 @@ pub enum Error {
         #[source]
         source: arrow::error::ArrowError,
     },
+    /// A batch read from the lake does not hold a table's column as the contract says: the
+    /// column is missing, of a type that does not convert, or null where it never is.
+    #[error("reading table {table}, column {column}: {message}")]
+    Column {
+        table: &'static str,
+        column: String,
+        message: String,
+    },
     /// The reference data compiled into the binary is malformed.
     #[error("reference data {file}, line {line}: {message}")]
     Reference {

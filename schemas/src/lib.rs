@@ -2,13 +2,18 @@
 //!
 //! Everything the other crates agree on lives here: the input contract (topics, event
 //! types in FIWARE Smart Data Models keyValues form, their validation), the lake contract
-//! (table names, Arrow schemas, lineage and dead-letter columns) and the valley's
-//! reference data (its 28 communes). Nothing here talks to Kafka, Delta or HTTP, so
+//! of every table, raw and derived (names, Arrow schemas, keys, the rows of the derived
+//! tables both ways, lineage and dead-letter columns), the domain formulas the SQL
+//! functions use, and the valley's reference data (its 28 communes). Nothing here talks to Kafka, Delta or HTTP, so
 //! every rule can be unit-tested in microseconds and reused by ingest, the stream stage,
 //! the API and the simulator alike.
 //!
 //! # Layout
-//! - [`contract`] — input streams (topics), lake tables and which stream feeds which table.
+//! - [`contract`] — input streams (topics), raw lake tables and which stream feeds which table.
+//! - [`tables`] — the contract every lake table answers ([`tables::LakeTable`]), the derived
+//!   tables ([`tables::OutputTable`]) with their rows to and from Arrow, and the typed column
+//!   readers every reader of the lake uses.
+//! - [`formulas`] — the domain formulas (degree days, Huglin) the stage and SQL share.
 //! - [`events`] — one module per event type — the lenient input struct (what arrives), its
 //!   validation, and the strict record (one lake row) with its Arrow schema.
 //! - [`citizen`] — citizens' reports, ideas and staff actions as events (written by the API).
@@ -44,9 +49,11 @@ pub mod decode;
 pub mod digest;
 mod error;
 pub mod events;
+pub mod formulas;
 pub mod geo;
 pub mod json_schema;
 pub mod privacy;
+pub mod tables;
 pub mod time;
 pub mod units;
 

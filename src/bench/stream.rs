@@ -27,12 +27,12 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use vallee_ingest::IngestOptions;
 use vallee_kafka::KafkaOptions;
-use vallee_lake::{Lake, LakeOptions, LakeTable};
+use vallee_lake::{Lake, LakeOptions};
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::{DecodeOptions, Decoded, Rejection, decode};
+use vallee_schemas::tables::OutputTable;
 use vallee_stream::microbatch::BATCH_ROWS;
 use vallee_stream::stage::decoding::{self, Encoded};
-use vallee_stream::stage::outputs::OutputTable;
 use vallee_stream::stage::processor::{Emitted, Processor};
 use vallee_stream::stage::{SharedLiveView, StreamOptions};
 

@@ -7,7 +7,7 @@ pub enum Error {
     /// The lake failed (boxed: Delta errors are large).
     #[error("lake: {0}")]
     Lake(Box<vallee_lake::Error>),
-    /// Building an output batch failed (a bug, not input).
+    /// Building an output batch, or reading one back, failed: a table out of its contract.
     #[error("schemas: {0}")]
     Schemas(#[from] vallee_schemas::Error),
     /// A per-batch DataFusion plan failed (boxed: a bug, not input).

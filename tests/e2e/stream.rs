@@ -14,7 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio_util::sync::CancellationToken;
 use vallee::simulator::Event;
 use vallee_schemas::contract::Stream;
-use vallee_stream::stage::outputs::OutputTable;
+use vallee_schemas::tables::OutputTable;
 use vallee_stream::stage::{SharedLiveView, StreamOptions};
 
 use crate::helpers::*;

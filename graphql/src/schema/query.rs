@@ -3,8 +3,8 @@
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use vallee_schemas::tables::OutputTable;
 use vallee_schemas::{citizen, communes};
-use vallee_stream::stage::outputs::OutputTable;
 
 use super::types::*;
 use super::{Code, caller, error, paginate, state};

@@ -613,7 +613,7 @@ pub struct Alert {
 
 /// A mildew risk level.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "vallee_stream::rules::vine::RiskLevel")]
+#[graphql(remote = "vallee_schemas::tables::RiskLevel")]
 pub enum RiskLevel {
     Low,
     Moderate,
@@ -623,7 +623,7 @@ pub enum RiskLevel {
 impl RiskLevel {
     /// The level as the stage writes it (`low`, `moderate`, `high`).
     pub fn parse(s: &str) -> Option<Self> {
-        vallee_stream::rules::vine::RiskLevel::parse(s).map(Into::into)
+        vallee_schemas::tables::RiskLevel::parse(s).map(Into::into)
     }
 }
 

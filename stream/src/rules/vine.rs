@@ -13,6 +13,11 @@ use std::collections::VecDeque;
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use chrono_tz::Europe::Paris;
+use vallee_schemas::tables::AlertKind;
+
+// The formulas and the risk levels are shared with SQL and the API: the tables' contract.
+pub use vallee_schemas::formulas::{degree_days, huglin_day, huglin_k};
+pub use vallee_schemas::tables::RiskLevel;
 
 /// One station's weather over one local day.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,21 +65,6 @@ pub fn summarize_day(day: NaiveDate, readings: &[(DateTime<Utc>, f64, f64)]) -> 
         longest_mild_run_h: longest,
         minutes_hot,
     })
-}
-
-/// Degree days of a day above `base` (°C), by the mean of the extremes.
-pub fn degree_days(tmin: f64, tmax: f64, base: f64) -> f64 {
-    ((tmax + tmin) / 2.0 - base).max(0.0)
-}
-
-/// A day's term of the Huglin index: ((Tmean − 10) + (Tmax − 10)) / 2 × K(latitude).
-pub fn huglin_day(tmean: f64, tmax: f64, latitude: f64) -> f64 {
-    (((tmean - 10.0) + (tmax - 10.0)) / 2.0).max(0.0) * huglin_k(latitude)
-}
-
-/// Huglin's latitude coefficient, linear between 1.02 (40° N) and 1.06 (50° N).
-pub fn huglin_k(latitude: f64) -> f64 {
-    1.02 + (latitude.clamp(40.0, 50.0) - 40.0) * 0.004
 }
 
 /// Indicators of one station after one day.
@@ -250,56 +240,9 @@ impl FrostWatch {
 }
 
 /// The alert kind of downy-mildew risk changes (`vine_alerts`).
-pub const DOWNY_MILDEW: &str = "downy_mildew";
+pub const DOWNY_MILDEW: &str = AlertKind::DownyMildew.as_str();
 /// The alert kind of powdery-mildew risk changes (`vine_alerts`).
-pub const POWDERY_MILDEW: &str = "powdery_mildew";
-
-/// Risk level of a mildew on a day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum RiskLevel {
-    Low,
-    Moderate,
-    High,
-}
-
-impl RiskLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RiskLevel::Low => "low",
-            RiskLevel::Moderate => "moderate",
-            RiskLevel::High => "high",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "low" => Some(RiskLevel::Low),
-            "moderate" => Some(RiskLevel::Moderate),
-            "high" => Some(RiskLevel::High),
-            _ => None,
-        }
-    }
-
-    /// Downy mildew: the 3-10 rule met is a high risk of primary infection, otherwise low.
-    pub fn downy(rule_3_10: bool) -> Self {
-        if rule_3_10 {
-            RiskLevel::High
-        } else {
-            RiskLevel::Low
-        }
-    }
-
-    /// Powdery mildew from the Gubler-Thomas index (UC Davis): 0-30 low, 40-50 moderate
-    /// (spray intervals may be stretched), 60-100 high (shortest intervals). No index yet
-    /// (the season's three qualifying days have not happened) is low.
-    pub fn powdery(gubler_thomas: Option<u8>) -> Self {
-        match gubler_thomas {
-            Some(i) if i >= 60 => RiskLevel::High,
-            Some(i) if i >= 40 => RiskLevel::Moderate,
-            _ => RiskLevel::Low,
-        }
-    }
-}
+pub const POWDERY_MILDEW: &str = AlertKind::PowderyMildew.as_str();
 
 #[cfg(test)]
 mod tests {
@@ -449,27 +392,5 @@ mod tests {
             "not yet 1 °C above critical"
         );
         assert_eq!(f.on_reading(at(7, 30), 2.0), Some((false, at(7, 30))));
-    }
-
-    #[test]
-    fn mildew_risk_levels_follow_the_rules_thresholds() {
-        assert_eq!(RiskLevel::downy(true), RiskLevel::High);
-        assert_eq!(RiskLevel::downy(false), RiskLevel::Low);
-        let levels: Vec<&str> = [
-            None,
-            Some(0),
-            Some(30),
-            Some(40),
-            Some(50),
-            Some(60),
-            Some(100),
-        ]
-        .into_iter()
-        .map(|i| RiskLevel::powdery(i).as_str())
-        .collect();
-        assert_eq!(
-            levels,
-            ["low", "low", "low", "moderate", "moderate", "high", "high"]
-        );
     }
 }

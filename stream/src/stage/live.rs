@@ -6,8 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use vallee_schemas::contract::Stream;
-
-use super::outputs::AlertRow;
+use vallee_schemas::tables::AlertRow;
 
 /// A footfall value of a window, final or not yet.
 #[derive(Debug, Clone, PartialEq)]

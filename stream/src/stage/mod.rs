@@ -11,7 +11,6 @@ pub mod decoding;
 pub mod empty_partitions;
 pub mod live;
 pub mod options;
-pub mod outputs;
 pub mod processor;
 mod restore;
 pub mod worker;

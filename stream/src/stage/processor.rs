@@ -13,12 +13,12 @@ use chrono::{DateTime, Duration, Utc};
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::Decoded;
 use vallee_schemas::geo::GeoPoint;
+use vallee_schemas::tables::{
+    AlertRow, DwellRow, FootfallRow, ForecastRow, PointCheckins, PresenceRow, VineRow,
+};
 use vallee_schemas::time::utc_day;
 
 use super::StreamOptions;
-use super::outputs::{
-    AlertRow, DwellRow, FootfallRow, ForecastRow, PointCheckins, PresenceRow, VineRow,
-};
 use crate::Result;
 use crate::aggregate::{Aggregate, DistinctCount, SketchCount};
 use crate::dwell::{DwellEmission, DwellOperator, DwellSummary};

@@ -8,8 +8,8 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int32Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, Utc};
 use vallee_lake::Lake;
+use vallee_schemas::tables::OutputTable;
 
-use super::outputs::OutputTable;
 use super::processor::{Emitted, points_digest};
 use crate::Result;
 use crate::dwell::DwellSummary;

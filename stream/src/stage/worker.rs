@@ -18,12 +18,12 @@ use vallee_lake::{Lake, LakeTable, Progress};
 use vallee_schemas::batch::RowBuffer;
 use vallee_schemas::contract::{ALERTS_TOPIC, Stream};
 use vallee_schemas::decode::DecodeOptions;
+use vallee_schemas::tables::{AlertRow, OutputTable};
 
 use super::StreamOptions;
 use super::decoding::{Encoded, Pipeline};
 use super::empty_partitions::{STATISTICS_INTERVAL, empty_partitions};
 use super::live::{LiveFootfall, SharedLiveView};
-use super::outputs::{AlertRow, OutputTable};
 use super::processor::Processor;
 use super::restore::load_emitted;
 use crate::Result;
