@@ -30,6 +30,10 @@ pub enum Error {
     /// The options contradict themselves (checked before anything starts).
     #[error("{0}")]
     Options(String),
+    /// Rows read back do not match their table's contract (a column missing, of another
+    /// type, or null where it never is).
+    #[error("contract: {0}")]
+    Contract(#[from] vallee_schemas::Error),
     /// A schema of the contract could not be turned into a Delta schema.
     #[error("schema of table {table}: {message}")]
     Schema {

@@ -21,7 +21,9 @@
 //! - [`tables`] — [`Lake`], opening and creating the tables.
 //! - [`offsets`] — application-transaction ids and the source progress a commit carries.
 //! - [`append`] — the exactly-once append.
-//! - [`query`] — a DataFusion session over the tables (tests, benchmarks, researchers).
+//! - [`query`] — a DataFusion session over the tables (tests, benchmarks, researchers), and
+//!   rows of a query read back as the contract's rows ([`Lake::rows`]).
+//! - [`latest`] — [`Latest`], the latest row per key of a table: the one view readers use.
 //! - [`replace`] — whole-table rewrites (the published lakes).
 //! - [`upkeep`] — compaction, vacuum, checkpoints.
 //! - [`udf`] — the domain formulas as DataFusion functions (`vallee_gdd`, …).
@@ -30,6 +32,7 @@
 
 pub mod append;
 mod error;
+pub mod latest;
 pub mod offsets;
 pub mod options;
 pub mod query;
@@ -39,6 +42,7 @@ pub mod udf;
 pub mod upkeep;
 
 pub use error::{Error, Result};
+pub use latest::Latest;
 pub use offsets::{Progress, app_id};
 pub use options::LakeOptions;
 pub use query::AsOf;

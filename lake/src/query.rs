@@ -2,6 +2,7 @@
 
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
+use vallee_schemas::tables::TableRow;
 
 use crate::{Error, Lake, LakeTable, Result};
 
@@ -25,6 +26,12 @@ impl Lake {
     pub async fn sql(&self, query: &str) -> Result<Vec<RecordBatch>> {
         let ctx = self.session().await?;
         Ok(ctx.sql(query).await?.collect().await?)
+    }
+
+    /// Runs one SQL query over the lake and reads its rows as the contract's rows of a
+    /// derived table (typically over a [`crate::Latest`]).
+    pub async fn rows<R: TableRow>(&self, query: &str) -> Result<Vec<R>> {
+        Ok(R::from_batches(&self.sql(query).await?)?)
     }
 
     /// `SELECT count(*)` of a table.
