@@ -1,14 +1,20 @@
 //! The stage's restore on start: what the output tables already hold (so a replay adds
 //! only real corrections) and the state a restart resumes from (open alerts, vineyard
 //! seasons, mildew risk levels).
+//!
+//! Everything is read as the tables' contract rows (`vallee_schemas::tables`): windows
+//! through the lake's latest-revision view, the alert and vineyard tables whole (every row
+//! counts: an episode's opening and clearing, a season's days). The `lineage` column is
+//! left out: the restore never needs it, and it is the heaviest column.
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Date32Type, Float64Type, Int32Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, Utc};
-use vallee_lake::Lake;
-use vallee_schemas::tables::OutputTable;
+use vallee_lake::{Lake, Latest};
+use vallee_schemas::tables::columns::Columns;
+use vallee_schemas::tables::{
+    AlertRow, AlertState, DwellRow, FootfallRow, OutputTable, PresenceRow, VineRow,
+};
 
 use super::processor::{Emitted, points_digest};
 use crate::Result;
@@ -22,84 +28,11 @@ const MILDEW_KINDS: [&str; 2] = [DOWNY_MILDEW, POWDERY_MILDEW];
 /// A mildew risk level and its open episode.
 type MildewLevel = (RiskLevel, Option<String>);
 
-fn strings(batch: &RecordBatch, name: &str) -> Vec<String> {
-    let col = arrow::compute::cast(batch.column_by_name(name).expect("column"), &DataType::Utf8)
-        .expect("cast to Utf8");
-    let a = col.as_string::<i32>();
-    (0..a.len()).map(|i| a.value(i).to_string()).collect()
-}
-
-fn micros(batch: &RecordBatch, name: &str) -> Vec<i64> {
-    let a = batch
-        .column_by_name(name)
-        .expect("column")
-        .as_primitive::<TimestampMicrosecondType>();
-    (0..a.len()).map(|i| a.value(i)).collect()
-}
-
-fn ints(batch: &RecordBatch, name: &str) -> Vec<i64> {
-    let col = arrow::compute::cast(
-        batch.column_by_name(name).expect("column"),
-        &DataType::Int64,
-    )
-    .expect("cast to Int64");
-    let a = col.as_primitive::<arrow::datatypes::Int64Type>();
-    (0..a.len()).map(|i| a.value(i)).collect()
-}
-
-fn floats(batch: &RecordBatch, name: &str) -> Vec<f64> {
-    let a = batch
-        .column_by_name(name)
-        .expect("column")
-        .as_primitive::<Float64Type>();
-    (0..a.len()).map(|i| a.value(i)).collect()
-}
-
-fn dates(batch: &RecordBatch, name: &str) -> Vec<NaiveDate> {
-    let a = batch
-        .column_by_name(name)
-        .expect("column")
-        .as_primitive::<Date32Type>();
-    (0..a.len()).filter_map(|i| a.value_as_date(i)).collect()
-}
-
-/// A list of `{point, checkins}` structs per row.
-fn point_lists(batch: &RecordBatch, name: &str) -> Vec<Vec<(String, i64)>> {
-    let column = batch.column_by_name(name).expect("column");
-    (0..batch.num_rows())
-        .map(|i| {
-            let value = match column.as_list_opt::<i32>() {
-                Some(list) => list.value(i),
-                None => column.as_list::<i64>().value(i),
-            };
-            let points = value.as_struct();
-            let names = arrow::compute::cast(points.column(0), &DataType::Utf8).expect("cast");
-            let names = names.as_string::<i32>();
-            let counts = arrow::compute::cast(points.column(1), &DataType::Int64).expect("cast");
-            let counts = counts.as_primitive::<arrow::datatypes::Int64Type>();
-            (0..points.len())
-                .map(|j| (names.value(j).to_string(), counts.value(j)))
-                .collect()
-        })
-        .collect()
-}
-
-fn revisions(batch: &RecordBatch) -> Vec<i32> {
-    let a = batch
-        .column_by_name("revision")
-        .expect("column")
-        .as_primitive::<Int32Type>();
-    (0..a.len()).map(|i| a.value(i)).collect()
-}
-
-/// A stored vineyard day: day, rain, [latitude, Winkler, Huglin, oospores], GT streak, GT index.
-type StoredDay = (NaiveDate, f64, [f64; 4], u32, Option<u8>);
-
 /// An alert still open in `fill_alerts`: entity, kind, id, opening time.
 type OpenAlert = (String, AlertKind, String, DateTime<Utc>);
 
 /// Mildew risk per (entity, kind): level and open episode.
-type MildewState = BTreeMap<(String, &'static str), (RiskLevel, Option<String>)>;
+type MildewState = BTreeMap<(String, &'static str), MildewLevel>;
 
 /// What the output tables hold and the state a restart resumes from.
 pub(super) struct Restored {
@@ -110,221 +43,308 @@ pub(super) struct Restored {
     pub mildew: MildewState,
 }
 
+/// The rows of `from` (a table or a query) without their lineage.
+fn without_lineage(from: impl std::fmt::Display) -> String {
+    format!("SELECT * EXCLUDE (lineage) FROM ({from})")
+}
+
 pub(super) async fn load_emitted(lake: &Lake) -> Result<Restored> {
     for t in OutputTable::ALL {
         lake.ensure(t).await?;
     }
     let mut emitted = Emitted::default();
-    for b in lake.sql("SELECT zone, \"window\", \"dateObservedFrom\", revision, \"peopleCount\" FROM footfall").await? {
-        let (z, w, f, r, n) = (strings(&b, "zone"), strings(&b, "window"), micros(&b, "dateObservedFrom"), revisions(&b), ints(&b, "peopleCount"));
-        for i in 0..b.num_rows() {
-            let e = emitted.footfall.entry((z[i].clone(), w[i].clone(), f[i])).or_insert((r[i], n[i]));
-            if r[i] >= e.0 {
-                *e = (r[i], n[i]);
-            }
-        }
-    }
-    let sql = "SELECT zone, hour, revision, visits, \"dwellUnder5Min\", \"dwell5To15Min\", \"dwell15To30Min\", \
-               \"dwell30To60Min\", \"totalDwellSeconds\", \"medianDwellMinutes\" FROM footfall_dwell";
-    for b in lake.sql(sql).await? {
-        let (z, h, r) = (strings(&b, "zone"), micros(&b, "hour"), revisions(&b));
-        let columns = [
-            "visits",
-            "dwellUnder5Min",
-            "dwell5To15Min",
-            "dwell15To30Min",
-            "dwell30To60Min",
-            "totalDwellSeconds",
-            "medianDwellMinutes",
-        ]
-        .map(|c| ints(&b, c));
-        for i in 0..b.num_rows() {
-            let [n, a, b5, c15, d30, total, median] = columns.each_ref().map(|c| c[i]);
-            let summary = DwellSummary {
-                sessions: n,
-                under_5_min: a,
-                from_5_to_15_min: b5,
-                from_15_to_30_min: c15,
-                from_30_to_60_min: d30,
-                total_seconds: total,
-                median_minutes: median,
-            };
-            let e = emitted
-                .dwell
-                .entry((z[i].clone(), h[i]))
-                .or_insert((r[i], summary));
-            if r[i] >= e.0 {
-                *e = (r[i], summary);
-            }
-        }
-    }
-    for b in lake
-        .sql("SELECT site, hour, revision, \"visitorCount\", \"arCheckins\", \"arCheckinsByPoint\" FROM site_presence")
+    let latest = |t| without_lineage(Latest::of(t));
+    for r in lake
+        .rows::<FootfallRow>(&latest(OutputTable::Footfall))
         .await?
     {
-        let (s, h, r, v, a) = (
-            strings(&b, "site"),
-            micros(&b, "hour"),
-            revisions(&b),
-            ints(&b, "visitorCount"),
-            ints(&b, "arCheckins"),
-        );
-        let points = point_lists(&b, "arCheckinsByPoint");
-        for i in 0..b.num_rows() {
-            let value = (v[i], a[i], points_digest(&points[i]));
-            let e = emitted
-                .presence
-                .entry((s[i].clone(), h[i]))
-                .or_insert((r[i], value));
-            if r[i] >= e.0 {
-                *e = (r[i], value);
-            }
-        }
+        let key = (r.zone, r.window, r.from.timestamp_micros());
+        emitted.footfall.insert(key, (r.revision, r.people_count));
     }
-    let mut states: BTreeMap<String, (String, String, String, i64)> = BTreeMap::new();
-    for b in lake
-        .sql("SELECT \"alertId\", state, kind, \"entityId\", \"dateObserved\" FROM fill_alerts")
+    for r in lake
+        .rows::<DwellRow>(&latest(OutputTable::FootfallDwell))
         .await?
     {
-        let (id, st, k, e, t) = (
-            strings(&b, "alertId"),
-            strings(&b, "state"),
-            strings(&b, "kind"),
-            strings(&b, "entityId"),
-            micros(&b, "dateObserved"),
-        );
-        for i in 0..b.num_rows() {
-            let state: &'static str = if st[i] == "open" { "open" } else { "cleared" };
-            emitted.alerts.insert((id[i].clone(), state));
-            let entry = states.entry(id[i].clone()).or_insert((
-                st[i].clone(),
-                k[i].clone(),
-                e[i].clone(),
-                t[i],
-            ));
-            if st[i] == "cleared" {
-                entry.0 = "cleared".into();
-            }
-        }
+        let summary = DwellSummary {
+            sessions: r.visits,
+            under_5_min: r.under_5_min,
+            from_5_to_15_min: r.from_5_to_15_min,
+            from_15_to_30_min: r.from_15_to_30_min,
+            from_30_to_60_min: r.from_30_to_60_min,
+            total_seconds: r.total_seconds,
+            median_minutes: r.median_minutes,
+        };
+        let key = (r.zone, r.hour.timestamp_micros());
+        emitted.dwell.insert(key, (r.revision, summary));
     }
-    let open = states
-        .into_iter()
-        .filter(|(_, (state, ..))| state == "open")
-        .filter_map(|(id, (_, kind, entity, t))| {
-            Some((
-                entity,
-                AlertKind::parse(&kind)?,
-                id,
-                DateTime::from_timestamp_micros(t)?,
-            ))
-        })
-        .collect();
-    for b in lake
-        .sql("SELECT \"entityId\", \"dateObserved\" FROM bin_forecast")
+    for r in lake
+        .rows::<PresenceRow>(&latest(OutputTable::SitePresence))
         .await?
     {
-        let (id, t) = (strings(&b, "entityId"), micros(&b, "dateObserved"));
-        for i in 0..b.num_rows() {
-            emitted.forecasts.insert((id[i].clone(), t[i]));
+        let points: Vec<(String, i64)> = r
+            .ar_checkins_by_point
+            .into_iter()
+            .map(|p| (p.point, p.checkins))
+            .collect();
+        let value = (r.visitor_count, r.ar_checkins, points_digest(&points));
+        let key = (r.site, r.hour.timestamp_micros());
+        emitted.presence.insert(key, (r.revision, value));
+    }
+    let open = fill_alerts(lake, &mut emitted).await?;
+    // Forecasts are the largest derived table (a row per bin reading) and only their key
+    // matters here: two columns, read with the contract's column readers.
+    let sql = "SELECT \"entityId\", \"dateObserved\" FROM bin_forecast";
+    for batch in lake.sql(sql).await? {
+        let c = Columns::of_batch("bin_forecast", &batch);
+        let (mut id, mut at) = (c.strings("entityId")?, c.timestamps("dateObserved")?);
+        for i in 0..c.len() {
+            let key = (id.need(i)?, at.need(i)?.timestamp_micros());
+            emitted.forecasts.insert(key);
         }
     }
-    // Mildew episodes: the latest row of each (entity, kind) gives its level.
-    let mut latest: BTreeMap<(String, &'static str), (i64, MildewLevel)> = BTreeMap::new();
-    let sql = "SELECT \"alertId\", state, CAST(\"dateObserved\" AS BIGINT) AS t, kind, \"entityId\", \"riskLevel\" FROM vine_alerts";
-    for b in lake.sql(sql).await? {
-        let (id, st, t) = (strings(&b, "alertId"), strings(&b, "state"), ints(&b, "t"));
-        let (kind, entity, level) = (
-            strings(&b, "kind"),
-            strings(&b, "entityId"),
-            strings(&b, "riskLevel"),
-        );
-        for i in 0..b.num_rows() {
-            let open = st[i] == "open";
-            emitted.vine_alerts.insert((
-                id[i].clone(),
-                if open { "open" } else { "cleared" },
-                t[i],
-            ));
-            let Some(kind) = MILDEW_KINDS.into_iter().find(|k| *k == kind[i]) else {
-                continue;
-            };
-            let state = match RiskLevel::parse(&level[i]) {
-                Some(l) if open => (l, Some(id[i].clone())),
-                _ => (RiskLevel::Low, None),
-            };
-            let e = latest
-                .entry((entity[i].clone(), kind))
-                .or_insert((t[i], state.clone()));
-            if t[i] >= e.0 {
-                *e = (t[i], state);
-            }
-        }
-    }
-    let mildew = latest.into_iter().map(|(k, (_, v))| (k, v)).collect();
-    // The season state: each station's last stored day, and the rain of its last two days.
-    let mut days: BTreeMap<String, Vec<StoredDay>> = BTreeMap::new();
-    let sql = "SELECT station, day, latitude, \"rainMm\", \"winklerIndex\", \"huglinIndex\", \"oosporeDegreeDays\", \
-               \"gublerThomasStreak\", \"gublerThomasIndex\", \"gublerThomasStarted\" FROM vine_indicators";
-    for b in lake.sql(sql).await? {
-        let station = strings(&b, "station");
-        let day = dates(&b, "day");
-        let (lat, rain, wi, hu, oo) = (
-            floats(&b, "latitude"),
-            floats(&b, "rainMm"),
-            floats(&b, "winklerIndex"),
-            floats(&b, "huglinIndex"),
-            floats(&b, "oosporeDegreeDays"),
-        );
-        let (streak, gt) = (
-            ints(&b, "gublerThomasStreak"),
-            ints(&b, "gublerThomasIndex"),
-        );
-        let started = b
-            .column_by_name("gublerThomasStarted")
-            .expect("column")
-            .as_boolean()
-            .clone();
-        for i in 0..b.num_rows() {
-            emitted.vine_days.insert((station[i].clone(), day[i]));
-            let index = started.value(i).then_some(gt[i] as u8);
-            days.entry(station[i].clone()).or_default().push((
-                day[i],
-                rain[i],
-                [lat[i], wi[i], hu[i], oo[i]],
-                streak[i] as u32,
-                index,
-            ));
-        }
-    }
-    let seasons = days
-        .into_iter()
-        .filter_map(|(station, mut rows)| {
-            rows.sort_by_key(|r| r.0);
-            let (day, _, [lat, winkler, huglin, oospore], streak, index) = *rows.last()?;
-            let recent: Vec<(NaiveDate, f64)> = rows
-                .iter()
-                .rev()
-                .take(2)
-                .map(|r| (r.0, r.1))
-                .rev()
-                .collect();
-            let season = Season::restore(
-                lat,
-                chrono::Datelike::year(&day),
-                winkler,
-                huglin,
-                oospore,
-                streak,
-                index,
-                &recent,
-            );
-            Some((station, season))
-        })
-        .collect();
+    let mildew = vine_alerts(lake, &mut emitted).await?;
+    let seasons = seasons(lake, &mut emitted).await?;
     Ok(Restored {
         emitted,
         open,
         seasons,
         mildew,
     })
+}
+
+/// Every `(alert, state)` written, and the alerts whose episode is still open.
+async fn fill_alerts(lake: &Lake, emitted: &mut Emitted) -> Result<Vec<OpenAlert>> {
+    // Per alert: its first row read, cleared once any of its rows is.
+    let mut states: BTreeMap<String, AlertRow> = BTreeMap::new();
+    for r in lake
+        .rows::<AlertRow>(&without_lineage("fill_alerts"))
+        .await?
+    {
+        emitted.alerts.insert((r.alert_id.clone(), r.state));
+        let cleared = r.state == AlertState::Cleared.as_str();
+        let entry = states.entry(r.alert_id.clone()).or_insert(r);
+        if cleared {
+            entry.state = AlertState::Cleared.as_str();
+        }
+    }
+    Ok(states
+        .into_values()
+        .filter(|r| r.state == AlertState::Open.as_str())
+        .filter_map(|r| {
+            Some((
+                r.entity_id,
+                AlertKind::parse(r.kind)?,
+                r.alert_id,
+                r.date_observed,
+            ))
+        })
+        .collect())
+}
+
+/// Every `(alert, state, time)` written, and the mildew level of each (parcel, kind): its
+/// latest row's.
+async fn vine_alerts(lake: &Lake, emitted: &mut Emitted) -> Result<MildewState> {
+    let mut latest: BTreeMap<(String, &'static str), (i64, MildewLevel)> = BTreeMap::new();
+    for r in lake
+        .rows::<AlertRow>(&without_lineage("vine_alerts"))
+        .await?
+    {
+        let t = r.date_observed.timestamp_micros();
+        let open = r.state == AlertState::Open.as_str();
+        emitted.vine_alerts.insert((r.alert_id.clone(), r.state, t));
+        let Some(kind) = MILDEW_KINDS.into_iter().find(|k| *k == r.kind) else {
+            continue;
+        };
+        let state = match r.risk_level.and_then(RiskLevel::parse) {
+            Some(l) if open => (l, Some(r.alert_id)),
+            _ => (RiskLevel::Low, None),
+        };
+        let e = latest
+            .entry((r.entity_id, kind))
+            .or_insert((t, state.clone()));
+        if t >= e.0 {
+            *e = (t, state);
+        }
+    }
+    Ok(latest.into_iter().map(|(k, (_, v))| (k, v)).collect())
+}
+
+/// Every (station, day) written, and each station's season resumed from its last stored
+/// day, with the rain of its last two days.
+async fn seasons(lake: &Lake, emitted: &mut Emitted) -> Result<BTreeMap<String, Season>> {
+    let mut days: BTreeMap<String, Vec<VineRow>> = BTreeMap::new();
+    for r in lake
+        .rows::<VineRow>(&without_lineage("vine_indicators"))
+        .await?
+    {
+        emitted.vine_days.insert((r.station.clone(), r.day));
+        days.entry(r.station.clone()).or_default().push(r);
+    }
+    Ok(days
+        .into_iter()
+        .filter_map(|(station, mut rows)| {
+            rows.sort_by_key(|r| r.day);
+            let last = rows.last()?;
+            let recent: Vec<(NaiveDate, f64)> = rows
+                .iter()
+                .rev()
+                .take(2)
+                .map(|r| (r.day, r.rain_mm))
+                .rev()
+                .collect();
+            let season = Season::restore(
+                last.latitude,
+                chrono::Datelike::year(&last.day),
+                last.winkler,
+                last.huglin,
+                last.oospore,
+                last.gt_streak as u32,
+                last.gt_started.then_some(last.gubler_thomas as u8),
+                &recent,
+            );
+            Some((station, season))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use vallee_lake::LakeOptions;
+    use vallee_schemas::tables::{AlertKind as Kind, Lineage, TableRow};
+
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    async fn write<R: TableRow>(lake: &Lake, table: OutputTable, rows: &[R]) {
+        let batch = R::to_batch(table, rows).unwrap().unwrap();
+        lake.append(table, "test", vec![batch], &[]).await.unwrap();
+    }
+
+    fn alert(id: &str, kind: Kind, state: AlertState, t: &str) -> AlertRow {
+        AlertRow {
+            alert_id: id.into(),
+            kind: kind.as_str(),
+            entity_id: id.split(':').next().unwrap().into(),
+            state: state.as_str(),
+            date_observed: at(t),
+            clear_reason: None,
+            filling_level: None,
+            commune_code: None,
+            risk_level: None,
+            day: 20_785,
+            lineage: Lineage::range(&Arc::from("t"), 0, 1, 2),
+            computed_at: at(t),
+        }
+    }
+
+    fn vine_day(day: u32, rain_mm: f64) -> VineRow {
+        VineRow {
+            station: "st-1".into(),
+            day: NaiveDate::from_ymd_opt(2026, 6, day).unwrap(),
+            latitude: 43.7,
+            tmin: 12.0,
+            tmax: 26.0,
+            tmean: 19.0,
+            rain_mm,
+            gdd: 9.0,
+            winkler: 300.0 + f64::from(day),
+            huglin: 400.0,
+            oospore: 500.0,
+            downy: false,
+            gubler_thomas: 80,
+            gt_started: true,
+            gt_streak: 3,
+            revision: 0,
+            lineage: Lineage::default(),
+            computed_at: at("2026-06-30T00:00:00Z"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restart_reads_back_what_the_stage_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open_bare(LakeOptions {
+            root: dir.path().to_path_buf(),
+            ..Default::default()
+        })
+        .unwrap();
+        let window = FootfallRow {
+            zone: "za".into(),
+            window: "PT5M".into(),
+            from: at("2026-11-28T10:00:00Z"),
+            to: at("2026-11-28T10:05:00Z"),
+            people_count: 7,
+            approximate: false,
+            congested: false,
+            revision: 0,
+            is_final: true,
+            day: 20_785,
+            lineage: Lineage::default(),
+            computed_at: at("2026-11-28T10:06:00Z"),
+        };
+        let correction = FootfallRow {
+            people_count: 9,
+            revision: 1,
+            ..window.clone()
+        };
+        write(&lake, OutputTable::Footfall, &[window, correction]).await;
+        let (open, cleared) = (AlertState::Open, AlertState::Cleared);
+        let fill = [
+            alert("bin-1:fill:1", Kind::Fill, open, "2026-11-28T10:00:00Z"),
+            alert("bin-2:fire:1", Kind::Fire, open, "2026-11-28T09:00:00Z"),
+            alert("bin-2:fire:1", Kind::Fire, cleared, "2026-11-28T09:30:00Z"),
+        ];
+        write(&lake, OutputTable::FillAlerts, &fill).await;
+        let mut high = alert(
+            "p1:downy:1",
+            Kind::DownyMildew,
+            open,
+            "2026-06-10T22:00:00Z",
+        );
+        high.risk_level = Some(RiskLevel::High.as_str());
+        write(&lake, OutputTable::VineAlerts, &[high]).await;
+        write(
+            &lake,
+            OutputTable::VineIndicators,
+            &[vine_day(12, 1.0), vine_day(10, 5.0), vine_day(11, 2.5)],
+        )
+        .await;
+
+        let restored = load_emitted(&lake).await.unwrap();
+        let start = at("2026-11-28T10:00:00Z").timestamp_micros();
+        let key = ("za".to_string(), "PT5M".to_string(), start);
+        assert_eq!(restored.emitted.footfall.get(&key), Some(&(1, 9)));
+        assert_eq!(restored.emitted.alerts.len(), 3);
+        assert_eq!(
+            restored.open,
+            vec![(
+                "bin-1".to_string(),
+                AlertKind::Fill,
+                "bin-1:fill:1".to_string(),
+                at("2026-11-28T10:00:00Z")
+            )]
+        );
+        assert_eq!(
+            restored.mildew.get(&("p1".to_string(), DOWNY_MILDEW)),
+            Some(&(RiskLevel::High, Some("p1:downy:1".to_string())))
+        );
+        assert_eq!(restored.emitted.vine_days.len(), 3);
+        let day = |d| NaiveDate::from_ymd_opt(2026, 6, d).unwrap();
+        let expected = Season::restore(
+            43.7,
+            2026,
+            312.0,
+            400.0,
+            500.0,
+            3,
+            Some(80),
+            &[(day(11), 2.5), (day(12), 1.0)],
+        );
+        assert_eq!(restored.seasons.get("st-1"), Some(&expected));
+    }
 }
