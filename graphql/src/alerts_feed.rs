@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::schema::types::{Alert, AlertKind, AlertState, RiskLevel};
+use crate::schema::sensors::{Alert, AlertKind, AlertState, RiskLevel};
 use crate::{Error, Result};
 
 /// An alert as the stage publishes it (FIWARE `Alert`).

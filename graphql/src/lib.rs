@@ -93,7 +93,7 @@ pub struct ApiState {
     pub citizens: Arc<citizen::CitizenHub>,
     pub contacts: citizen::contacts::ContactStore,
     pub sensors: sensors::SensorReader,
-    pub alerts: broadcast::Sender<schema::types::Alert>,
+    pub alerts: broadcast::Sender<schema::sensors::Alert>,
     /// Every write of citizens and staff, whichever door it came through.
     pub commands: commands::Commands,
     /// The alerts subscription follows its topic.

@@ -1,20 +1,23 @@
 //! Sensor results read from the lake with DataFusion: the latest state of each bin, the
 //! alerts, forecasts, footfall, site presence and vine indicators.
 //!
-//! Every query is SQL over the Delta tables the stage and ingest write (latest revision
-//! per key, so corrections replace what they correct). Timestamps travel as microseconds
-//! (`CAST(… AS BIGINT)`), which keeps the conversion exact whatever the reader.
+//! Every query reads the latest row per key through the lake's one view
+//! ([`vallee_lake::Latest`], by the keys and order of each table's contract), so
+//! corrections replace what they correct, and rows come back as the tables' contract rows
+//! (`vallee_schemas::tables`), read straight from Arrow.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::OnceCell;
-use vallee_lake::Lake;
+use vallee_lake::{Lake, Latest};
 use vallee_schemas::contract::Table;
-use vallee_schemas::tables::OutputTable;
+use vallee_schemas::tables::columns::Columns;
+use vallee_schemas::tables::{
+    AlertRow, DwellRow, FootfallRow, ForecastRow, OutputTable, PresenceRow, TableRow, VineRow,
+};
 
 use crate::{Error, Result};
 
@@ -25,160 +28,59 @@ pub struct SensorReader {
     ensured: OnceCell<()>,
 }
 
-/// Deserializes microseconds since the epoch.
-mod micros {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer};
-
-    pub fn de<'d, D: Deserializer<'d>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let v = i64::deserialize(d)?;
-        DateTime::from_timestamp_micros(v).ok_or_else(|| serde::de::Error::custom("bad time"))
-    }
-
-    pub fn de_opt<'d, D: Deserializer<'d>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        Option::<i64>::deserialize(d)?
-            .map(|v| {
-                DateTime::from_timestamp_micros(v)
-                    .ok_or_else(|| serde::de::Error::custom("bad time"))
-            })
-            .transpose()
-    }
-}
-
-/// Latest reading of a bin.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// Latest reading of a bin: the columns of `waste_containers` the API shows.
+#[derive(Debug, Clone, PartialEq)]
 pub struct BinRow {
     pub id: String,
     pub commune_code: Option<String>,
     pub filling_level: f64,
+    /// The bin's own fullness threshold.
     pub threshold: Option<f64>,
     pub temperature: Option<f64>,
     pub status: Option<String>,
+    /// The kinds of waste, comma-separated.
     pub waste_kind: Option<String>,
-    #[serde(deserialize_with = "micros::de")]
     pub date_observed: DateTime<Utc>,
     pub latitude: f64,
     pub longitude: f64,
 }
 
-/// Latest state of an alert episode (fill or vine).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AlertRow {
-    pub alert_id: String,
-    pub kind: String,
-    pub entity_id: String,
-    pub state: String,
-    #[serde(deserialize_with = "micros::de")]
-    pub date_observed: DateTime<Utc>,
-    pub clear_reason: Option<String>,
-    pub filling_level: Option<f64>,
-    pub commune_code: Option<String>,
-    pub risk_level: Option<String>,
+impl BinRow {
+    /// The rows of a batch of [`SensorReader::latest_bins`]'s columns.
+    fn from_batch(batch: &RecordBatch) -> vallee_schemas::Result<Vec<BinRow>> {
+        let c = Columns::of_batch("waste_containers", batch);
+        let (mut id, mut commune) = (c.strings("id")?, c.strings("communeCode")?);
+        let (mut level, mut threshold) =
+            (c.floats("fillingLevel")?, c.floats("binFullnessThreshold")?);
+        let (mut temperature, mut status) = (c.floats("temperature")?, c.strings("status")?);
+        let (mut kind, mut at) = (c.strings("wasteKind")?, c.timestamps("dateObserved")?);
+        let (mut lat, mut lon) = (c.floats("latitude")?, c.floats("longitude")?);
+        (0..c.len())
+            .map(|i| {
+                Ok(BinRow {
+                    id: id.need(i)?,
+                    commune_code: commune.take(i),
+                    filling_level: level.need(i)?,
+                    threshold: threshold.take(i),
+                    temperature: temperature.take(i),
+                    status: status.take(i),
+                    waste_kind: kind.take(i),
+                    date_observed: at.need(i)?,
+                    latitude: lat.need(i)?,
+                    longitude: lon.need(i)?,
+                })
+            })
+            .collect()
+    }
 }
 
-/// Dwell-time distribution of a zone-hour (latest revision).
-#[derive(Debug, Clone, Deserialize)]
-pub struct DwellRow {
-    pub zone: String,
-    #[serde(deserialize_with = "micros::de")]
-    pub hour: DateTime<Utc>,
-    #[serde(rename = "sessionGap")]
-    pub session_gap: String,
-    pub visits: i64,
-    #[serde(rename = "dwellUnder5Min")]
-    pub dwell_under5_min: i64,
-    #[serde(rename = "dwell5To15Min")]
-    pub dwell5_to15_min: i64,
-    #[serde(rename = "dwell15To30Min")]
-    pub dwell15_to30_min: i64,
-    #[serde(rename = "dwell30To60Min")]
-    pub dwell30_to60_min: i64,
-    #[serde(rename = "meanDwellSeconds")]
-    pub mean_dwell_seconds: f64,
-    #[serde(rename = "medianDwellMinutes")]
-    pub median_dwell_minutes: i64,
-    pub revision: i32,
-}
-
-/// Latest forecast of a bin.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ForecastRow {
-    pub entity_id: String,
-    pub commune_code: Option<String>,
-    pub waste_kind: Option<String>,
-    pub filling_level: f64,
-    pub threshold: f64,
-    pub fill_rate_per_hour: f64,
-    #[serde(deserialize_with = "micros::de_opt")]
-    pub full_at: Option<DateTime<Utc>>,
-    #[serde(deserialize_with = "micros::de")]
-    pub date_observed: DateTime<Utc>,
-}
-
-/// A footfall window (latest revision).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FootfallRow {
-    pub zone: String,
-    pub window: String,
-    #[serde(deserialize_with = "micros::de")]
-    pub date_observed_from: DateTime<Utc>,
-    #[serde(deserialize_with = "micros::de")]
-    pub date_observed_to: DateTime<Utc>,
-    pub people_count: i64,
-    pub congested: bool,
-    pub revision: i32,
-    #[serde(rename = "final")]
-    pub is_final: bool,
-}
-
-/// Visitors of a site in an hour (latest revision).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PresenceRow {
-    pub site: String,
-    pub location_code: String,
-    #[serde(deserialize_with = "micros::de")]
-    pub hour: DateTime<Utc>,
-    pub visitor_count: i64,
-    pub ar_checkins: i64,
-    #[serde(default)]
-    pub ar_checkins_by_point: Vec<PointCheckinsRow>,
-    pub revision: i32,
-    #[serde(rename = "final")]
-    pub is_final: bool,
-    /// The site-hour's dwell times, for a site whose beacons publish sightings under its
-    /// id as zone.
-    #[serde(default)]
+/// Visitors of a site in an hour (latest revision), with the dwell times of the zone of
+/// the same id in that hour (latest revision), for a site whose beacons publish sightings
+/// under its id as zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteHour {
+    pub presence: PresenceRow,
     pub dwell: Option<DwellRow>,
-}
-
-/// AR check-ins at one point of the trail.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PointCheckinsRow {
-    pub point: String,
-    pub checkins: i64,
-}
-
-/// Vine indicators of a station or parcel for a local day (latest revision).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VineRow {
-    pub station: String,
-    pub day: NaiveDate,
-    pub tmin: f64,
-    pub tmax: f64,
-    pub tmean: f64,
-    pub rain_mm: f64,
-    pub growing_degree_days: f64,
-    pub winkler_index: f64,
-    pub huglin_index: f64,
-    pub oospore_degree_days: f64,
-    pub downy_mildew310: bool,
-    pub gubler_thomas_index: i32,
 }
 
 /// A SQL string literal.
@@ -205,6 +107,12 @@ fn time_range(
     }
 }
 
+/// The latest rows of a derived table matching `filter`, in `order`; without their lineage
+/// (the API never shows it).
+fn latest_rows(latest: Latest, filter: &str, order: &str) -> String {
+    format!("SELECT * EXCLUDE (lineage) FROM ({latest}) WHERE {filter} ORDER BY {order}")
+}
+
 impl SensorReader {
     pub fn new(lake: Arc<Lake>) -> Self {
         SensorReader {
@@ -213,8 +121,8 @@ impl SensorReader {
         }
     }
 
-    /// Runs a query and deserializes its rows.
-    async fn rows<T: DeserializeOwned>(&self, sql: &str) -> Result<Vec<T>> {
+    /// Runs a query (once the tables it may read exist) and collects its batches.
+    async fn batches(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         self.ensured
             .get_or_try_init(|| async {
                 self.lake.ensure(Table::WasteContainers).await?;
@@ -224,13 +132,14 @@ impl SensorReader {
                 Ok::<_, vallee_lake::Error>(())
             })
             .await
-            .map_err(|e| Error::Lake(Box::new(e)))?;
-        let batches = self
-            .lake
-            .sql(sql)
-            .await
-            .map_err(|e| Error::Lake(Box::new(e)))?;
-        json_rows(&batches)
+            .map_err(lake_error)?;
+        self.lake.sql(sql).await.map_err(lake_error)
+    }
+
+    /// Runs a query and reads its rows as a derived table's contract rows.
+    async fn rows<R: TableRow>(&self, sql: &str) -> Result<Vec<R>> {
+        let batches = self.batches(sql).await?;
+        R::from_batches(&batches).map_err(|e| lake_error(e.into()))
     }
 
     /// The latest reading of every bin.
@@ -246,7 +155,7 @@ impl SensorReader {
         if let Some(l) = min_filling_level {
             filter += &format!(" AND \"fillingLevel\" >= {l}");
         }
-        self.latest_bins("TRUE", &filter).await
+        self.latest_bins(None, &filter).await
     }
 
     /// The latest reading of each of these bins (one query for them all: the DataLoader
@@ -256,21 +165,30 @@ impl SensorReader {
             return Ok(Vec::new());
         }
         let list: Vec<String> = ids.iter().map(|i| lit(i)).collect();
-        self.latest_bins(&format!("id IN ({})", list.join(", ")), "TRUE")
+        self.latest_bins(Some(format!("id IN ({})", list.join(", "))), "TRUE")
             .await
     }
 
     /// Latest reading per bin among readings matching `readings`, kept when the latest
     /// matches `latest`.
-    async fn latest_bins(&self, readings: &str, latest: &str) -> Result<Vec<BinRow>> {
-        self.rows(&format!(
-            "SELECT id, \"communeCode\", \"fillingLevel\", \"binFullnessThreshold\" AS threshold,
-                    temperature, status, array_to_string(\"storedWasteKind\", ',') AS \"wasteKind\",
-                    CAST(\"dateObserved\" AS BIGINT) AS \"dateObserved\", latitude, longitude
-             FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY \"dateObserved\" DESC, _offset DESC) AS rn
-                   FROM waste_containers WHERE {readings}) WHERE rn = 1 AND {latest} ORDER BY id"
-        ))
-        .await
+    async fn latest_bins(&self, readings: Option<String>, latest: &str) -> Result<Vec<BinRow>> {
+        let mut bins = Latest::of(Table::WasteContainers);
+        if let Some(readings) = readings {
+            bins = bins.filter(readings);
+        }
+        let batches = self
+            .batches(&format!(
+                "SELECT id, \"communeCode\", \"fillingLevel\", \"binFullnessThreshold\", temperature, status,
+                        array_to_string(\"storedWasteKind\", ',') AS \"wasteKind\", \"dateObserved\",
+                        latitude, longitude
+                 FROM ({bins}) WHERE {latest} ORDER BY id"
+            ))
+            .await?;
+        let mut rows = Vec::new();
+        for batch in &batches {
+            rows.extend(BinRow::from_batch(batch).map_err(|e| lake_error(e.into()))?);
+        }
+        Ok(rows)
     }
 
     /// The latest state of every alert episode of `table` (fill_alerts or vine_alerts).
@@ -280,7 +198,7 @@ impl SensorReader {
         open: Option<bool>,
         commune: Option<&str>,
     ) -> Result<Vec<AlertRow>> {
-        let mut filter = String::from("rn = 1");
+        let mut filter = String::from("TRUE");
         match open {
             Some(true) => filter += " AND state = 'open'",
             Some(false) => filter += " AND state = 'cleared'",
@@ -289,14 +207,9 @@ impl SensorReader {
         if let Some(c) = commune {
             filter += &format!(" AND \"communeCode\" = {}", lit(c));
         }
-        self.rows(&format!(
-            "SELECT \"alertId\", kind, \"entityId\", state, CAST(\"dateObserved\" AS BIGINT) AS \"dateObserved\",
-                    \"clearReason\", \"fillingLevel\", \"communeCode\", \"riskLevel\"
-             FROM (SELECT *, row_number() OVER (PARTITION BY \"alertId\" ORDER BY \"dateObserved\" DESC, state ASC) AS rn
-                   FROM {table}) WHERE {filter} ORDER BY \"dateObserved\" DESC",
-            table = table.name()
-        ))
-        .await
+        let order = "\"dateObserved\" DESC";
+        self.rows(&latest_rows(Latest::of(table), &filter, order))
+            .await
     }
 
     /// Bins predicted to reach their threshold before `before` (or already full).
@@ -307,7 +220,7 @@ impl SensorReader {
         waste_kind: Option<&str>,
     ) -> Result<Vec<ForecastRow>> {
         let mut filter = format!(
-            "rn = 1 AND (\"fillingLevel\" >= threshold OR (\"fullAt\" IS NOT NULL AND \"fullAt\" <= {}))",
+            "(\"fillingLevel\" >= threshold OR (\"fullAt\" IS NOT NULL AND \"fullAt\" <= {}))",
             ts(before)
         );
         if let Some(c) = commune {
@@ -316,14 +229,9 @@ impl SensorReader {
         if let Some(k) = waste_kind {
             filter += &format!(" AND \"storedWasteKind\" = {}", lit(k));
         }
-        self.rows(&format!(
-            "SELECT \"entityId\", \"communeCode\", \"storedWasteKind\" AS \"wasteKind\", \"fillingLevel\", threshold,
-                    \"fillRatePerHour\", CAST(\"fullAt\" AS BIGINT) AS \"fullAt\",
-                    CAST(\"dateObserved\" AS BIGINT) AS \"dateObserved\"
-             FROM (SELECT *, row_number() OVER (PARTITION BY \"entityId\" ORDER BY \"dateObserved\" DESC) AS rn
-                   FROM bin_forecast) WHERE {filter} ORDER BY \"fullAt\" ASC NULLS FIRST, \"entityId\""
-        ))
-        .await
+        let order = "\"fullAt\" ASC NULLS FIRST, \"entityId\"";
+        let latest = Latest::of(OutputTable::BinForecast);
+        self.rows(&latest_rows(latest, &filter, order)).await
     }
 
     /// Footfall windows of a zone (latest revision of each).
@@ -334,7 +242,7 @@ impl SensorReader {
         window: &str,
     ) -> Result<Vec<FootfallRow>> {
         let mut filter = format!(
-            "rn = 1 AND \"window\" = {} AND {}",
+            "\"window\" = {} AND {}",
             lit(window),
             time_range(
                 "\"dateObservedFrom\"",
@@ -346,14 +254,9 @@ impl SensorReader {
         if let Some(z) = zone {
             filter += &format!(" AND zone = {}", lit(z));
         }
-        self.rows(&format!(
-            "SELECT zone, \"window\", CAST(\"dateObservedFrom\" AS BIGINT) AS \"dateObservedFrom\",
-                    CAST(\"dateObservedTo\" AS BIGINT) AS \"dateObservedTo\", \"peopleCount\", congested,
-                    revision, \"final\"
-             FROM (SELECT *, row_number() OVER (PARTITION BY zone, \"window\", \"dateObservedFrom\" ORDER BY revision DESC) AS rn
-                   FROM footfall) WHERE {filter} ORDER BY zone, \"dateObservedFrom\""
-        ))
-        .await
+        let latest = Latest::of(OutputTable::Footfall);
+        let order = "zone, \"dateObservedFrom\"";
+        self.rows(&latest_rows(latest, &filter, order)).await
     }
 
     /// Dwell-time distributions per zone and hour (latest revision of each).
@@ -362,26 +265,17 @@ impl SensorReader {
         zone: Option<&str>,
         range: Option<(DateTime<Utc>, DateTime<Utc>)>,
     ) -> Result<Vec<DwellRow>> {
-        let mut filter = format!(
-            "rn = 1 AND {}",
-            time_range(
-                "hour",
-                range,
-                "SELECT max(hour) FROM footfall_dwell",
-                "24 hours"
-            )
+        let mut filter = time_range(
+            "hour",
+            range,
+            "SELECT max(hour) FROM footfall_dwell",
+            "24 hours",
         );
         if let Some(z) = zone {
             filter += &format!(" AND zone = {}", lit(z));
         }
-        self.rows(&format!(
-            "SELECT zone, CAST(hour AS BIGINT) AS hour, \"sessionGap\", visits, \"dwellUnder5Min\",
-                    \"dwell5To15Min\", \"dwell15To30Min\", \"dwell30To60Min\", \"meanDwellSeconds\",
-                    \"medianDwellMinutes\", revision
-             FROM (SELECT *, row_number() OVER (PARTITION BY zone, hour ORDER BY revision DESC) AS rn
-                   FROM footfall_dwell) WHERE {filter} ORDER BY zone, hour"
-        ))
-        .await
+        let latest = Latest::of(OutputTable::FootfallDwell);
+        self.rows(&latest_rows(latest, &filter, "zone, hour")).await
     }
 
     /// Hourly visitors of a site (latest revision of each hour).
@@ -389,37 +283,38 @@ impl SensorReader {
         &self,
         site: Option<&str>,
         range: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    ) -> Result<Vec<PresenceRow>> {
+    ) -> Result<Vec<SiteHour>> {
         let hours = time_range(
             "hour",
             range,
             "SELECT max(hour) FROM site_presence",
             "24 hours",
         );
-        let mut filter = format!("rn = 1 AND {hours}");
+        let mut filter = hours.clone();
         if let Some(s) = site {
             filter += &format!(" AND site = {}", lit(s));
         }
+        let latest = Latest::of(OutputTable::SitePresence);
+        let presence: Vec<PresenceRow> = self
+            .rows(&latest_rows(latest, &filter, "site, hour"))
+            .await?;
         // Dwell ranges need a per-visitor signal counters do not send: a site's beacon
         // gateway publishes sightings under the site's id as zone, and the site-hour takes
-        // that zone-hour's row of `footfall_dwell`.
-        self.rows(&format!(
-            "SELECT p.site, p.\"locationCode\", CAST(p.hour AS BIGINT) AS hour, p.\"visitorCount\", p.\"arCheckins\",
-                    p.\"arCheckinsByPoint\", p.revision, p.\"final\",
-                    CASE WHEN d.zone IS NULL THEN NULL ELSE named_struct(
-                        'zone', d.zone, 'hour', CAST(d.hour AS BIGINT), 'sessionGap', d.\"sessionGap\",
-                        'visits', d.visits, 'dwellUnder5Min', d.\"dwellUnder5Min\", 'dwell5To15Min', d.\"dwell5To15Min\",
-                        'dwell15To30Min', d.\"dwell15To30Min\", 'dwell30To60Min', d.\"dwell30To60Min\",
-                        'meanDwellSeconds', d.\"meanDwellSeconds\", 'medianDwellMinutes', d.\"medianDwellMinutes\",
-                        'revision', d.revision) END AS dwell
-             FROM (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY site, hour ORDER BY revision DESC) AS rn
-                                  FROM site_presence) WHERE {filter}) p
-             LEFT JOIN (SELECT *, row_number() OVER (PARTITION BY zone, hour ORDER BY revision DESC) AS rn
-                        FROM footfall_dwell WHERE {hours}) d
-               ON d.zone = p.site AND d.hour = p.hour AND d.rn = 1
-             ORDER BY 1, 3"
-        ))
-        .await
+        // that zone-hour's latest row of `footfall_dwell` (same hours: `hour` is a key).
+        let latest = Latest::of(OutputTable::FootfallDwell).filter(hours);
+        let mut dwell: HashMap<(String, DateTime<Utc>), DwellRow> = self
+            .rows::<DwellRow>(&latest_rows(latest, "TRUE", "zone, hour"))
+            .await?
+            .into_iter()
+            .map(|d| ((d.zone.clone(), d.hour), d))
+            .collect();
+        Ok(presence
+            .into_iter()
+            .map(|p| SiteHour {
+                dwell: dwell.remove(&(p.site.clone(), p.hour)),
+                presence: p,
+            })
+            .collect())
     }
 
     /// Daily vine indicators (latest revision of each day).
@@ -429,42 +324,148 @@ impl SensorReader {
         range: Option<(NaiveDate, NaiveDate)>,
     ) -> Result<Vec<VineRow>> {
         let mut filter = match range {
-            Some((from, to)) => format!("rn = 1 AND day >= DATE '{from}' AND day <= DATE '{to}'"),
-            None => "rn = 1 AND day >= (SELECT max(day) FROM vine_indicators) - INTERVAL '6 days'"
-                .to_string(),
+            Some((from, to)) => format!("day >= DATE '{from}' AND day <= DATE '{to}'"),
+            None => "day >= (SELECT max(day) FROM vine_indicators) - INTERVAL '6 days'".into(),
         };
         if let Some(s) = station {
             filter += &format!(" AND station = {}", lit(s));
         }
-        self.rows(&format!(
-            "SELECT station, CAST(day AS VARCHAR) AS day, tmin, tmax, tmean, \"rainMm\", \"growingDegreeDays\",
-                    \"winklerIndex\", \"huglinIndex\", \"oosporeDegreeDays\", \"downyMildew310\",
-                    \"gublerThomasIndex\"
-             FROM (SELECT *, row_number() OVER (PARTITION BY station, day ORDER BY revision DESC) AS rn
-                   FROM vine_indicators) WHERE {filter} ORDER BY station, day"
-        ))
-        .await
+        let latest = Latest::of(OutputTable::VineIndicators);
+        self.rows(&latest_rows(latest, &filter, "station, day"))
+            .await
     }
 }
 
-/// Record batches → rows, through arrow's JSON writer (strings of every kind, lists,
-/// numbers and booleans come out as JSON values).
-fn json_rows<T: DeserializeOwned>(batches: &[RecordBatch]) -> Result<Vec<T>> {
-    let mut out = Vec::new();
-    for batch in batches {
-        if batch.num_rows() == 0 {
-            continue;
-        }
-        let mut writer = arrow::json::ArrayWriter::new(Vec::new());
-        writer
-            .write(batch)
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        writer
-            .finish()
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let rows: Vec<T> = serde_json::from_slice(&writer.into_inner())
-            .map_err(|e| Error::Internal(format!("lake row: {e}")))?;
-        out.extend(rows);
+fn lake_error(e: vallee_lake::Error) -> Error {
+    Error::Lake(Box::new(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use vallee_lake::LakeOptions;
+    use vallee_schemas::tables::{AlertKind, AlertState, Lineage, PointCheckins, presence};
+
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
     }
-    Ok(out)
+
+    async fn write<R: TableRow>(lake: &Lake, table: OutputTable, rows: &[R]) {
+        let batch = R::to_batch(table, rows).unwrap().unwrap();
+        lake.append(table, "test", vec![batch], &[]).await.unwrap();
+    }
+
+    fn hour(zone: &str, visits: i64, revision: i32) -> DwellRow {
+        DwellRow {
+            zone: zone.into(),
+            hour: at("2026-11-28T10:00:00Z"),
+            to: at("2026-11-28T11:00:00Z"),
+            session_gap: "PT10M".into(),
+            visits,
+            under_5_min: visits,
+            from_5_to_15_min: 0,
+            from_15_to_30_min: 0,
+            from_30_to_60_min: 0,
+            mean_seconds: 60.0,
+            median_minutes: 1,
+            total_seconds: 60 * visits,
+            revision,
+            day: 20_785,
+            lineage: Lineage::default(),
+            computed_at: at("2026-11-28T11:00:00Z"),
+        }
+    }
+
+    fn alert(id: &str, state: AlertState, t: &str) -> AlertRow {
+        AlertRow {
+            alert_id: id.into(),
+            kind: AlertKind::Fill.as_str(),
+            entity_id: "bin-1".into(),
+            state: state.as_str(),
+            date_observed: at(t),
+            clear_reason: None,
+            filling_level: Some(0.9),
+            commune_code: Some("34114".into()),
+            risk_level: None,
+            day: 20_785,
+            lineage: Lineage::default(),
+            computed_at: at(t),
+        }
+    }
+
+    #[tokio::test]
+    async fn readers_see_the_latest_row_of_each_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Arc::new(
+            Lake::open_bare(LakeOptions {
+                root: dir.path().to_path_buf(),
+                ..Default::default()
+            })
+            .unwrap(),
+        );
+        // A site's hour and, under the site's id as zone, its dwell times: corrected once.
+        let presence = PresenceRow {
+            site: "gellone".into(),
+            location_code: "34274".into(),
+            hour: at("2026-11-28T10:00:00Z"),
+            to: at("2026-11-28T11:00:00Z"),
+            visitor_count: 40,
+            ar_checkins: 2,
+            ar_checkins_by_point: vec![PointCheckins {
+                point: "p1".into(),
+                checkins: 2,
+            }],
+            aggregation_type: presence::HOURLY_SUM,
+            revision: 0,
+            is_final: true,
+            day: 20_785,
+            lineage: Lineage::default(),
+            computed_at: at("2026-11-28T11:00:00Z"),
+        };
+        write(
+            &lake,
+            OutputTable::SitePresence,
+            std::slice::from_ref(&presence),
+        )
+        .await;
+        let dwell = [
+            hour("gellone", 3, 0),
+            hour("gellone", 4, 1),
+            hour("za", 9, 0),
+        ];
+        write(&lake, OutputTable::FootfallDwell, &dwell).await;
+        // An episode opened then cleared, with the clearing at the same time first.
+        let alerts = [
+            alert("a", AlertState::Open, "2026-11-28T10:00:00Z"),
+            alert("a", AlertState::Cleared, "2026-11-28T12:00:00Z"),
+            alert("b", AlertState::Open, "2026-11-28T13:00:00Z"),
+            alert("b", AlertState::Cleared, "2026-11-28T13:00:00Z"),
+        ];
+        write(&lake, OutputTable::FillAlerts, &alerts).await;
+
+        let reader = SensorReader::new(lake);
+        let hours = reader.site_presence(Some("gellone"), None).await.unwrap();
+        assert_eq!(
+            hours,
+            vec![SiteHour {
+                presence,
+                dwell: Some(hour("gellone", 4, 1)),
+            }]
+        );
+        let dwell = reader.footfall_dwell(None, None).await.unwrap();
+        let seen: Vec<(&str, i64)> = dwell.iter().map(|d| (d.zone.as_str(), d.visits)).collect();
+        assert_eq!(seen, [("gellone", 4), ("za", 9)]);
+        let latest = reader
+            .alerts(OutputTable::FillAlerts, None, Some("34114"))
+            .await
+            .unwrap();
+        let states: Vec<(&str, &str)> = latest
+            .iter()
+            .map(|a| (a.alert_id.as_str(), a.state))
+            .collect();
+        assert_eq!(states, [("b", "cleared"), ("a", "cleared")]);
+        let open = reader.alerts(OutputTable::FillAlerts, Some(true), None);
+        assert!(open.await.unwrap().is_empty());
+    }
 }

@@ -12,6 +12,7 @@
 mod mutation;
 pub mod open_data;
 mod query;
+pub mod sensors;
 mod subscription;
 pub mod types;
 
@@ -71,7 +72,7 @@ pub fn error(code: Code, message: impl Into<String>) -> async_graphql::Error {
 pub fn build(state: Arc<ApiState>, limited: bool) -> ApiSchema {
     let limits = state.options.limits.clone();
     let loader =
-        async_graphql::dataloader::DataLoader::new(types::BinLoader(state.clone()), tokio::spawn);
+        async_graphql::dataloader::DataLoader::new(sensors::BinLoader(state.clone()), tokio::spawn);
     let builder = Schema::build(Query, Mutation, Subscription)
         .data(state)
         .data(loader);

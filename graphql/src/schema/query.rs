@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use vallee_schemas::tables::OutputTable;
 use vallee_schemas::{citizen, communes};
 
+use super::sensors::*;
 use super::types::*;
 use super::{Code, caller, error, paginate, state};
 use crate::citizen::reads::{ReportQuery, SeenBy};

@@ -7,7 +7,8 @@ use tokio::sync::broadcast;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::types::{Alert, AlertKind, PartnerFeedItem, Report};
+use super::sensors::{Alert, AlertKind};
+use super::types::{PartnerFeedItem, Report};
 use super::{Code, error, state};
 use crate::citizen::view::Changed;
 use crate::feeds::{self, Cursor, FeedPartner};

@@ -1,0 +1,383 @@
+//! GraphQL types of the sensor results: bins, alerts, bins to collect, footfall, dwell
+//! times, site presence and vine indicators, each mapped from the lake's contract rows
+//! (`vallee_schemas::tables`) that [`crate::sensors`] reads.
+
+use async_graphql::{ComplexObject, Context, Enum, ID, SimpleObject};
+use chrono::{DateTime, NaiveDate, Utc};
+use vallee_schemas::tables::{self as contract, AlertRow, DwellRow, FootfallRow, ForecastRow};
+
+use super::{Code, error};
+use crate::sensors;
+
+/// Kind of an alert.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "vallee_schemas::tables::AlertKind")]
+pub enum AlertKind {
+    /// A bin at or above its fullness threshold.
+    Fill,
+    /// A bin at 60 °C or more, or reported burning.
+    Fire,
+    /// A bin vandalized, dropped or moved.
+    Status,
+    /// A bin silent for 24 h of event time.
+    Silent,
+    /// Frost risk on a vineyard parcel.
+    Frost,
+    /// Downy-mildew risk of a parcel changed (3-10 rule).
+    DownyMildew,
+    /// Powdery-mildew risk of a parcel changed (Gubler-Thomas index).
+    PowderyMildew,
+    /// Another kind (newer stages may add some).
+    Other,
+}
+
+impl AlertKind {
+    /// The kind as the stage writes it (`fill`, `downy_mildew`…; anything else is OTHER).
+    pub fn parse(s: &str) -> Self {
+        contract::AlertKind::parse(s).into()
+    }
+}
+
+/// Whether an alert episode is ongoing.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "vallee_schemas::tables::AlertState")]
+pub enum AlertState {
+    Open,
+    Cleared,
+}
+
+impl AlertState {
+    /// From the stage's `open` / `cleared`.
+    pub fn parse(s: &str) -> Self {
+        contract::AlertState::parse(s).into()
+    }
+}
+
+/// A mildew risk level.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "vallee_schemas::tables::RiskLevel")]
+pub enum RiskLevel {
+    Low,
+    Moderate,
+    High,
+}
+
+impl RiskLevel {
+    /// The level as the stage writes it (`low`, `moderate`, `high`).
+    pub fn parse(s: &str) -> Option<Self> {
+        contract::RiskLevel::parse(s).map(Into::into)
+    }
+}
+
+/// The latest reading of a connected bin.
+#[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
+pub struct Bin {
+    pub id: ID,
+    pub commune_code: Option<String>,
+    pub filling_level: f64,
+    pub temperature: Option<f64>,
+    pub status: Option<String>,
+    pub waste_kind: Option<String>,
+    pub date_observed: DateTime<Utc>,
+    pub latitude: f64,
+    pub longitude: f64,
+    #[graphql(skip)]
+    pub own_threshold: Option<f64>,
+}
+
+#[ComplexObject]
+impl Bin {
+    /// Fullness threshold in force (the bin's own, else the default 0.8).
+    async fn threshold(&self) -> f64 {
+        self.own_threshold.unwrap_or(0.8)
+    }
+}
+
+impl From<sensors::BinRow> for Bin {
+    fn from(r: sensors::BinRow) -> Self {
+        Bin {
+            id: ID(r.id),
+            commune_code: r.commune_code,
+            filling_level: r.filling_level,
+            temperature: r.temperature,
+            status: r.status,
+            waste_kind: r.waste_kind,
+            date_observed: r.date_observed,
+            latitude: r.latitude,
+            longitude: r.longitude,
+            own_threshold: r.threshold,
+        }
+    }
+}
+
+/// Loads bins by id in batches: one lake query per batch of `bin` fields in an answer.
+pub struct BinLoader(pub std::sync::Arc<crate::ApiState>);
+
+impl async_graphql::dataloader::Loader<String> for BinLoader {
+    type Value = Bin;
+    type Error = std::sync::Arc<String>;
+
+    async fn load(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, Bin>, Self::Error> {
+        let rows = self
+            .0
+            .sensors
+            .bins_by_id(keys)
+            .await
+            .map_err(|e| std::sync::Arc::new(e.to_string()))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.id.clone(), Bin::from(r)))
+            .collect())
+    }
+}
+
+/// The bin of an entity id, through the batching loader.
+async fn bin_of(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Option<Bin>> {
+    let loader = ctx.data_unchecked::<async_graphql::dataloader::DataLoader<BinLoader>>();
+    loader
+        .load_one(id.to_string())
+        .await
+        .map_err(|e| error(Code::Internal, e.as_str()))
+}
+
+/// An alert episode's latest state (fill alerts and vine alerts share it).
+#[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
+pub struct Alert {
+    /// Stable per episode: consumers dedupe on it.
+    pub alert_id: ID,
+    pub kind: AlertKind,
+    /// The bin (or parcel) concerned.
+    pub entity_id: String,
+    pub state: AlertState,
+    pub date_observed: DateTime<Utc>,
+    /// Why it cleared: level_drop, collection, status_ok, reporting_again.
+    pub clear_reason: Option<String>,
+    pub filling_level: Option<f64>,
+    pub commune_code: Option<String>,
+    /// Mildew alerts: the risk level reached (a cleared episode is back to LOW).
+    pub risk_level: Option<RiskLevel>,
+}
+
+#[ComplexObject]
+impl Alert {
+    /// The bin's latest reading (fill alerts; batched across the answer).
+    async fn bin(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Bin>> {
+        bin_of(ctx, &self.entity_id).await
+    }
+}
+
+impl From<AlertRow> for Alert {
+    fn from(r: AlertRow) -> Self {
+        Alert {
+            alert_id: ID(r.alert_id),
+            kind: AlertKind::parse(r.kind),
+            entity_id: r.entity_id,
+            state: AlertState::parse(r.state),
+            date_observed: r.date_observed,
+            clear_reason: r.clear_reason.map(str::to_string),
+            filling_level: r.filling_level,
+            commune_code: r.commune_code,
+            risk_level: r.risk_level.and_then(RiskLevel::parse),
+        }
+    }
+}
+
+/// A bin to collect: full already, or predicted full before the asked time.
+#[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
+pub struct BinToCollect {
+    pub entity_id: ID,
+    pub commune_code: Option<String>,
+    pub waste_kind: Option<String>,
+    pub filling_level: f64,
+    pub threshold: f64,
+    pub fill_rate_per_hour: f64,
+    /// When it reaches its threshold (null: already past it or not filling).
+    pub full_at: Option<DateTime<Utc>>,
+    pub date_observed: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl BinToCollect {
+    /// The bin's latest reading (batched across the answer).
+    async fn bin(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Bin>> {
+        bin_of(ctx, &self.entity_id).await
+    }
+}
+
+impl From<ForecastRow> for BinToCollect {
+    fn from(r: ForecastRow) -> Self {
+        BinToCollect {
+            entity_id: ID(r.entity_id),
+            commune_code: r.commune_code,
+            waste_kind: r.stored_waste_kind,
+            filling_level: r.filling_level,
+            threshold: r.threshold,
+            fill_rate_per_hour: r.rate_per_hour,
+            full_at: r.full_at,
+            date_observed: r.date_observed,
+        }
+    }
+}
+
+/// People counted in a zone over a window (CrowdFlowObserved).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct Footfall {
+    pub zone: String,
+    /// ISO 8601 duration: PT5M or PT1H.
+    pub window: String,
+    pub date_observed_from: DateTime<Utc>,
+    pub date_observed_to: DateTime<Utc>,
+    pub people_count: i64,
+    pub congested: bool,
+    pub revision: i32,
+    /// True once the watermark passed the window's end.
+    #[graphql(name = "final")]
+    pub is_final: bool,
+}
+
+impl From<FootfallRow> for Footfall {
+    fn from(r: FootfallRow) -> Self {
+        Footfall {
+            zone: r.zone,
+            window: r.window,
+            date_observed_from: r.from,
+            date_observed_to: r.to,
+            people_count: r.people_count,
+            congested: r.congested,
+            revision: r.revision,
+            is_final: r.is_final,
+        }
+    }
+}
+
+/// How long visits lasted in a zone during an hour (a visit: a device's sightings with no
+/// gap longer than `sessionGap`; visits are cut at hour boundaries).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct FootfallDwell {
+    pub zone: String,
+    pub hour: DateTime<Utc>,
+    /// ISO 8601 duration, e.g. PT10M.
+    pub session_gap: String,
+    pub visits: i64,
+    pub dwell_under_5_min: i64,
+    pub dwell_5_to_15_min: i64,
+    pub dwell_15_to_30_min: i64,
+    pub dwell_30_to_60_min: i64,
+    pub mean_dwell_seconds: f64,
+    pub median_dwell_minutes: i64,
+    pub revision: i32,
+}
+
+impl From<DwellRow> for FootfallDwell {
+    fn from(r: DwellRow) -> Self {
+        FootfallDwell {
+            zone: r.zone,
+            hour: r.hour,
+            session_gap: r.session_gap,
+            visits: r.visits,
+            dwell_under_5_min: r.under_5_min,
+            dwell_5_to_15_min: r.from_5_to_15_min,
+            dwell_15_to_30_min: r.from_15_to_30_min,
+            dwell_30_to_60_min: r.from_30_to_60_min,
+            mean_dwell_seconds: r.mean_seconds,
+            median_dwell_minutes: r.median_minutes,
+            revision: r.revision,
+        }
+    }
+}
+
+/// Visitors of a site in an hour (TourismPresenceObserved).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct SitePresence {
+    pub site: String,
+    /// INSEE code of the site's commune.
+    pub location_code: String,
+    pub hour: DateTime<Utc>,
+    pub visitor_count: i64,
+    pub ar_checkins: i64,
+    /// AR-trail check-ins per point of the trail.
+    pub ar_checkins_by_point: Vec<PointCheckins>,
+    pub revision: i32,
+    #[graphql(name = "final")]
+    pub is_final: bool,
+    /// How long visits lasted, for a site with beacons (its gateway publishes sightings on
+    /// the beacons stream with the site's id as `zone`); null for counters alone, which
+    /// send no per-visitor signal.
+    pub dwell: Option<FootfallDwell>,
+}
+
+/// AR-trail check-ins at one point.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct PointCheckins {
+    pub point: String,
+    pub checkins: i64,
+}
+
+impl From<sensors::SiteHour> for SitePresence {
+    fn from(sensors::SiteHour { presence: r, dwell }: sensors::SiteHour) -> Self {
+        SitePresence {
+            site: r.site,
+            location_code: r.location_code,
+            hour: r.hour,
+            visitor_count: r.visitor_count,
+            ar_checkins: r.ar_checkins,
+            ar_checkins_by_point: r
+                .ar_checkins_by_point
+                .into_iter()
+                .map(|p| PointCheckins {
+                    point: p.point,
+                    checkins: p.checkins,
+                })
+                .collect(),
+            revision: r.revision,
+            is_final: r.is_final,
+            dwell: dwell.map(Into::into),
+        }
+    }
+}
+
+/// Daily vine indicators of a weather station (local day, Europe/Paris).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct VineIndicator {
+    pub station: String,
+    pub day: NaiveDate,
+    pub tmin: f64,
+    pub tmax: f64,
+    pub tmean: f64,
+    pub rain_mm: f64,
+    /// Growing degree days, base 10 °C, since 1 April.
+    pub growing_degree_days: f64,
+    pub winkler_index: f64,
+    pub huglin_index: f64,
+    /// Oospore maturation degree days, base 8 °C, since 1 January.
+    pub oospore_degree_days: f64,
+    /// Downy mildew "3-10" conditions met.
+    pub downy_mildew_310: bool,
+    /// Gubler-Thomas powdery mildew index (0–100).
+    pub gubler_thomas_index: i32,
+}
+
+impl From<contract::VineRow> for VineIndicator {
+    fn from(r: contract::VineRow) -> Self {
+        VineIndicator {
+            station: r.station,
+            day: r.day,
+            tmin: r.tmin,
+            tmax: r.tmax,
+            tmean: r.tmean,
+            rain_mm: r.rain_mm,
+            growing_degree_days: r.gdd,
+            winkler_index: r.winkler,
+            huglin_index: r.huglin,
+            oospore_degree_days: r.oospore,
+            downy_mildew_310: r.downy,
+            gubler_thomas_index: r.gubler_thomas,
+        }
+    }
+}
