@@ -117,7 +117,8 @@ pub fn query(ds: &Dataset, filter: &Filter) -> Result<String> {
     };
     Ok(format!(
         "SELECT * FROM ({}) dataset{filter} ORDER BY \"{}\"",
-        ds.sql, ds.time_column
+        ds.sql(),
+        ds.time_column
     ))
 }
 
@@ -209,7 +210,7 @@ impl OpenData {
         let bounds = ctx
             .sql(&format!(
                 "SELECT CAST(min(\"{c}\") AS VARCHAR), CAST(max(\"{c}\") AS VARCHAR) FROM ({}) d",
-                ds.sql,
+                ds.sql(),
                 c = ds.time_column
             ))
             .await?

@@ -1,0 +1,263 @@
+//! The datasets over the sensors' tables: bins, footfall of the activity zone, visitors of
+//! the tourist sites, vine indicators, and the parcels partners chose to share.
+
+use vallee_lake::Latest;
+use vallee_schemas::contract::Table;
+use vallee_schemas::tables::OutputTable;
+
+use super::{Dataset, Frequency, Source, THEME_AGRI, THEME_ENVI, THEME_REGI};
+
+pub(super) const BIN_FILLING: Dataset = Dataset {
+    id: "remplissage-conteneurs-quotidien",
+    title: "Remplissage quotidien des conteneurs connectés par commune",
+    description: "Pour chaque jour (UTC) et chaque commune : nombre de conteneurs connectés ayant émis, nombre de mesures, remplissage moyen et maximal, mesures au-dessus du seuil de remplissage du conteneur (0,8 par défaut).",
+    keywords: &["dechets", "conteneurs", "remplissage", "collecte"],
+    theme: "Environnement",
+    dcat_theme: THEME_ENVI,
+    frequency: Frequency::Continuous,
+    source: Source::Raw(Table::WasteContainers),
+    view: || {
+        r#"SELECT day, "communeCode", count(DISTINCT id) AS conteneurs, count(*) AS mesures,
+                   round(avg("fillingLevel"), 3) AS "remplissageMoyen", max("fillingLevel") AS "remplissageMax",
+                   sum(CASE WHEN "fillingLevel" >= coalesce("binFullnessThreshold", 0.8) THEN 1 ELSE 0 END) AS "mesuresAuDessusDuSeuil"
+            FROM waste_containers WHERE "communeCode" IS NOT NULL
+            GROUP BY day, "communeCode""#.into()
+    },
+    commune_column: Some("communeCode"),
+    time_column: "day",
+    time_is_date: true,
+    point: None,
+    uses_sharing: false,
+    columns: &[
+        ("day", "Jour (UTC) des mesures"),
+        ("communeCode", "Code INSEE de la commune"),
+        ("conteneurs", "Conteneurs ayant émis au moins une mesure"),
+        ("mesures", "Nombre de mesures reçues"),
+        ("remplissageMoyen", "Taux de remplissage moyen (0 à 1)"),
+        ("remplissageMax", "Taux de remplissage maximal (0 à 1)"),
+        (
+            "mesuresAuDessusDuSeuil",
+            "Mesures au-dessus du seuil de remplissage du conteneur",
+        ),
+    ],
+};
+
+pub(super) const BIN_ALERTS: Dataset = Dataset {
+    id: "alertes-conteneurs",
+    title: "Alertes des conteneurs et collectes constatées par commune",
+    description: "Pour chaque jour (UTC), commune et type d'alerte (plein, feu, état, silencieux) : alertes ouvertes, alertes levées, et levées prouvées par le passage d'un camion de collecte.",
+    keywords: &["dechets", "alertes", "collecte", "conteneurs"],
+    theme: "Environnement",
+    dcat_theme: THEME_ENVI,
+    frequency: Frequency::Continuous,
+    source: Source::Derived(OutputTable::FillAlerts),
+    view: || {
+        r#"SELECT day, "communeCode", kind AS "typeAlerte",
+                   sum(CASE WHEN state = 'open' THEN 1 ELSE 0 END) AS ouvertures,
+                   sum(CASE WHEN state = 'cleared' THEN 1 ELSE 0 END) AS levees,
+                   sum(CASE WHEN "clearReason" = 'collection' THEN 1 ELSE 0 END) AS "leveesParCollecte"
+            FROM (SELECT DISTINCT "alertId", state, kind, "clearReason", "communeCode", day FROM fill_alerts) a
+            WHERE "communeCode" IS NOT NULL
+            GROUP BY day, "communeCode", kind"#.into()
+    },
+    commune_column: Some("communeCode"),
+    time_column: "day",
+    time_is_date: true,
+    point: None,
+    uses_sharing: false,
+    columns: &[
+        ("day", "Jour (UTC)"),
+        ("communeCode", "Code INSEE de la commune"),
+        (
+            "typeAlerte",
+            "fill (plein), fire (feu), status (état), silent (silencieux)",
+        ),
+        ("ouvertures", "Alertes ouvertes ce jour"),
+        ("levees", "Alertes levées ce jour"),
+        (
+            "leveesParCollecte",
+            "Levées prouvées par le passage d'un camion de collecte",
+        ),
+    ],
+};
+
+pub(super) const FOOTFALL: Dataset = Dataset {
+    id: "frequentation-zone-activites",
+    title: "Fréquentation horaire de la zone d'activités de Camalcé",
+    description: "Personnes distinctes détectées par heure et par secteur de la zone d'activités (balises, identifiants pseudonymes renouvelés chaque jour, jamais conservés). Les effectifs de 1 à 4 personnes sont masqués (secret statistique).",
+    keywords: &["frequentation", "zone-d-activites", "economie"],
+    theme: "Économie",
+    dcat_theme: THEME_REGI,
+    frequency: Frequency::Hourly,
+    source: Source::Derived(OutputTable::Footfall),
+    view: || {
+        format!(
+            r#"SELECT zone, "dateObservedFrom", "dateObservedTo",
+                   CASE WHEN "peopleCount" BETWEEN 1 AND 4 THEN NULL ELSE "peopleCount" END AS "peopleCount",
+                   "peopleCount" BETWEEN 1 AND 4 AS "secretStatistique", congested AS "saturee", "final" AS definitif
+            FROM ({}) f"#,
+            Latest::of(OutputTable::Footfall).filter(r#""window" = 'PT1H'"#)
+        )
+    },
+    commune_column: None,
+    time_column: "dateObservedFrom",
+    time_is_date: false,
+    point: None,
+    uses_sharing: false,
+    columns: &[
+        ("zone", "Secteur de la zone d'activités"),
+        ("dateObservedFrom", "Début de l'heure (UTC)"),
+        ("dateObservedTo", "Fin de l'heure (UTC)"),
+        (
+            "peopleCount",
+            "Personnes distinctes (vide si 1 à 4 : secret statistique)",
+        ),
+        ("secretStatistique", "Vrai quand l'effectif est masqué"),
+        ("saturee", "Capacité du secteur atteinte"),
+        (
+            "definitif",
+            "Vrai quand plus aucune donnée tardive ne peut modifier la valeur",
+        ),
+    ],
+};
+
+pub(super) const SITE_VISITORS: Dataset = Dataset {
+    id: "frequentation-sites-touristiques",
+    title: "Visiteurs par heure des sites touristiques de la vallée",
+    description: "Visiteurs comptés par heure et par site (abbaye de Gellone, pont du Diable, grotte de Clamouse…) et validations du parcours en réalité augmentée. Les effectifs de 1 à 4 sont masqués (secret statistique).",
+    keywords: &["tourisme", "frequentation", "sites", "realite-augmentee"],
+    theme: "Tourisme",
+    dcat_theme: THEME_REGI,
+    frequency: Frequency::Hourly,
+    source: Source::Derived(OutputTable::SitePresence),
+    view: || {
+        format!(
+            r#"SELECT site, "locationCode" AS "communeCode", hour,
+                   CASE WHEN "visitorCount" BETWEEN 1 AND 4 THEN NULL ELSE "visitorCount" END AS "visitorCount",
+                   CASE WHEN "arCheckins" BETWEEN 1 AND 4 THEN NULL ELSE "arCheckins" END AS "arCheckins",
+                   ("visitorCount" BETWEEN 1 AND 4) OR ("arCheckins" BETWEEN 1 AND 4) AS "secretStatistique",
+                   "final" AS definitif
+            FROM ({}) p"#,
+            Latest::of(OutputTable::SitePresence)
+        )
+    },
+    commune_column: Some("communeCode"),
+    time_column: "hour",
+    time_is_date: false,
+    point: None,
+    uses_sharing: false,
+    columns: &[
+        ("site", "Identifiant du site"),
+        ("communeCode", "Code INSEE de la commune du site"),
+        ("hour", "Heure (UTC)"),
+        (
+            "visitorCount",
+            "Visiteurs (vide si 1 à 4 : secret statistique)",
+        ),
+        ("arCheckins", "Validations du parcours AR (vide si 1 à 4)"),
+        ("secretStatistique", "Vrai quand une valeur est masquée"),
+        (
+            "definitif",
+            "Vrai quand plus aucune donnée tardive ne peut modifier la valeur",
+        ),
+    ],
+};
+
+pub(super) const VINE_INDICATORS: Dataset = Dataset {
+    id: "indicateurs-vigne",
+    title: "Indicateurs agro-climatiques de la vigne par station météo",
+    description: "Par station météo du réseau de la vallée et jour (heure de Paris) : températures, pluie, degrés-jours base 10 °C et indice de Winkler depuis le 1er avril, indice de Huglin, degrés-jours de maturation des oospores (base 8 °C depuis le 1er janvier), conditions 3-10 du mildiou, indice Gubler-Thomas de l'oïdium. Les données des parcelles privées des domaines ne sont pas publiées.",
+    keywords: &["vigne", "viticulture", "mildiou", "oidium", "meteo"],
+    theme: "Agriculture",
+    dcat_theme: THEME_AGRI,
+    frequency: Frequency::Daily,
+    source: Source::Derived(OutputTable::VineIndicators),
+    view: || {
+        format!(
+            r#"SELECT station, day, tmin, tmax, tmean, "rainMm", "growingDegreeDays", "winklerIndex", "huglinIndex",
+                   "oosporeDegreeDays", "downyMildew310", "gublerThomasIndex"
+            FROM ({}) v"#,
+            Latest::of(OutputTable::VineIndicators)
+        )
+    },
+    commune_column: None,
+    time_column: "day",
+    time_is_date: true,
+    point: None,
+    uses_sharing: false,
+    columns: &[
+        ("station", "Station météo"),
+        ("day", "Jour (heure de Paris)"),
+        ("tmin", "Température minimale (°C)"),
+        ("tmax", "Température maximale (°C)"),
+        ("tmean", "Température moyenne (°C)"),
+        ("rainMm", "Pluie (mm)"),
+        (
+            "growingDegreeDays",
+            "Degrés-jours base 10 °C depuis le 1er avril",
+        ),
+        ("winklerIndex", "Indice de Winkler depuis le 1er avril"),
+        ("huglinIndex", "Indice de Huglin depuis le 1er avril"),
+        (
+            "oosporeDegreeDays",
+            "Degrés-jours base 8 °C depuis le 1er janvier (oospores)",
+        ),
+        ("downyMildew310", "Conditions 3-10 du mildiou réunies"),
+        (
+            "gublerThomasIndex",
+            "Indice Gubler-Thomas de l'oïdium (0 à 100)",
+        ),
+    ],
+};
+
+pub(super) const SHARED_PARCELS: Dataset = Dataset {
+    id: "parcelles-partagees",
+    title: "Mesures quotidiennes des parcelles de vigne partagées par les domaines",
+    description: "Pour chaque parcelle qu'un domaine viticole partenaire a choisi de partager, et chaque jour (UTC) : nombre de mesures, humidité et température du sol, humectation du feuillage et humidité de l'air (moyennes, minimum et maximum). Seuls des agrégats quotidiens sont publiés, jamais les mesures elles-mêmes ni la position des capteurs ; les parcelles non partagées restent privées.",
+    keywords: &["vigne", "viticulture", "parcelles", "sol", "capteurs"],
+    theme: "Agriculture",
+    dcat_theme: THEME_AGRI,
+    frequency: Frequency::Continuous,
+    source: Source::Raw(Table::ParcelRecords),
+    view: || {
+        r#"SELECT r.day, r."hasAgriParcel" AS parcelle, s.partage, r."communeCode", count(*) AS mesures,
+                   round(avg(r."soilMoistureVwc"), 3) AS "humiditeSolMoyenne",
+                   round(min(r."soilTemperature"), 2) AS "temperatureSolMin",
+                   round(avg(r."soilTemperature"), 2) AS "temperatureSolMoyenne",
+                   round(max(r."soilTemperature"), 2) AS "temperatureSolMax",
+                   round(avg(r."leafWetness"), 3) AS "humectationMoyenne",
+                   round(avg(r."relativeHumidity"), 3) AS "humiditeAirMoyenne"
+            FROM parcel_records r JOIN shared_parcels s ON r."hasAgriParcel" = s.parcel
+            GROUP BY r.day, r."hasAgriParcel", s.partage, r."communeCode""#.into()
+    },
+    commune_column: Some("communeCode"),
+    time_column: "day",
+    time_is_date: true,
+    point: None,
+    uses_sharing: true,
+    columns: &[
+        ("day", "Jour (UTC) des mesures"),
+        ("parcelle", "Identifiant de la parcelle (AgriParcel)"),
+        (
+            "partage",
+            "Partage choisi par le domaine : public, ou recherche (chercheurs seulement)",
+        ),
+        ("communeCode", "Code INSEE de la commune de la parcelle"),
+        ("mesures", "Nombre de mesures reçues"),
+        (
+            "humiditeSolMoyenne",
+            "Humidité volumique du sol moyenne (0 à 1)",
+        ),
+        ("temperatureSolMin", "Température minimale du sol (°C)"),
+        ("temperatureSolMoyenne", "Température moyenne du sol (°C)"),
+        ("temperatureSolMax", "Température maximale du sol (°C)"),
+        (
+            "humectationMoyenne",
+            "Humectation moyenne du feuillage (0 à 1)",
+        ),
+        (
+            "humiditeAirMoyenne",
+            "Humidité relative moyenne de l'air (0 à 1)",
+        ),
+    ],
+};
