@@ -9,6 +9,7 @@
 //!  then the embedded broker stops (it must outlive ingest's last commit)
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,9 +20,13 @@ use vallee_ingest::{IngestOptions, IngestStats};
 use vallee_kafka::KafkaOptions;
 use vallee_lake::{Lake, LakeOptions};
 
+use vallee_graphql::ops::{IngestCounters, StageStatus};
+use vallee_schemas::contract::{Stream, Table};
+use vallee_schemas::decode::Reason;
+use vallee_stream::stage::{SharedLiveView, StreamOptions};
+
 use crate::broker::EmbeddedBroker;
 use crate::simulator::SimulatorOptions;
-use vallee_stream::stage::{SharedLiveView, StreamOptions};
 
 /// Everything `up` needs, resolved from the command line and the file.
 #[derive(Debug, Clone)]
@@ -121,13 +126,16 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
                 .context("stream stage")
         });
     }
+    let status = HubStatus {
+        ingest: config
+            .ingest_stage
+            .then(|| (stats.clone(), config.ingest.writer_id.clone())),
+        live: config.stream.is_some().then(|| live.clone()),
+    };
     let ops = Arc::new(vallee_graphql::ops::Ops::new(
         lake.clone(),
         brokers.clone(),
-        config
-            .ingest_stage
-            .then(|| (stats.clone(), config.ingest.writer_id.clone())),
-        config.stream.is_some().then(|| live.clone()),
+        Arc::new(status),
         &kafka.topics,
     ));
     tokio::spawn(ops.clone().run_sampler(shutdown.child_token()));
@@ -216,6 +224,50 @@ pub async fn stage_only(config: HubConfig, shutdown: CancellationToken) -> Resul
         shutdown,
     )
     .await
+}
+
+/// What the metrics read from the stages this process runs: ingest's counters and writer
+/// id, the stream stage's live view.
+#[derive(Debug)]
+struct HubStatus {
+    ingest: Option<(Arc<IngestStats>, String)>,
+    live: Option<SharedLiveView>,
+}
+
+impl StageStatus for HubStatus {
+    fn ingest_writer(&self) -> Option<String> {
+        self.ingest.as_ref().map(|(_, writer)| writer.clone())
+    }
+
+    fn ingest_counters(&self) -> IngestCounters {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some((stats, _)) = &self.ingest else {
+            return IngestCounters::default();
+        };
+        IngestCounters {
+            messages: stats.messages.load(Relaxed),
+            rows: Table::ALL.into_iter().map(|t| (t, stats.rows(t))).collect(),
+            dead_letters: Reason::ALL
+                .into_iter()
+                .map(|r| (r, stats.dead_letters(r)))
+                .collect(),
+            commits: stats.commits.load(Relaxed),
+            commit_micros: stats.commit_micros.load(Relaxed),
+            fenced: stats.fenced.load(Relaxed),
+        }
+    }
+
+    fn watermarks(&self) -> BTreeMap<Stream, Option<chrono::DateTime<chrono::Utc>>> {
+        self.live
+            .as_ref()
+            .map(|l| {
+                l.read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .watermarks
+                    .clone()
+            })
+            .unwrap_or_default()
+    }
 }
 
 fn report_totals(stats: &IngestStats) {

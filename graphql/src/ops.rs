@@ -5,6 +5,10 @@
 //! and alerts never see a series appear out of nowhere. Values that cost I/O (consumer
 //! lag, files per table) are sampled in the background ([`Ops::run_sampler`]); the handler
 //! only formats.
+//!
+//! What the stages running in this process know (ingest's counters, the stream stage's
+//! watermarks) comes through a [`StageStatus`] the binary hands in: the API crate does not
+//! depend on the stages.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,16 +16,44 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio_util::sync::CancellationToken;
-use vallee_ingest::IngestStats;
 use vallee_lake::Lake;
 use vallee_lake::upkeep::ExistingTable;
 use vallee_schemas::contract::{Stream, Table};
 use vallee_schemas::decode::Reason;
 use vallee_schemas::tables::lake_table_names;
-use vallee_stream::stage::SharedLiveView;
+
+/// What the stages running in this process tell the metrics, read at each sample or
+/// scrape. The binary implements it over ingest's counters and the stream stage's live
+/// view.
+pub trait StageStatus: Send + Sync + std::fmt::Debug {
+    /// Ingest's writer id (its offsets in the lake are recorded under it), when this
+    /// process runs ingest.
+    fn ingest_writer(&self) -> Option<String>;
+    /// Ingest's counters so far (zero when it does not run here).
+    fn ingest_counters(&self) -> IngestCounters;
+    /// The stream stage's event-time watermark per stream, when this process runs it.
+    fn watermarks(&self) -> BTreeMap<Stream, Option<DateTime<Utc>>>;
+}
+
+/// Ingest's counters, as the metrics report them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestCounters {
+    /// Messages read (data and dead letters).
+    pub messages: u64,
+    /// Rows committed, per table.
+    pub rows: BTreeMap<Table, u64>,
+    /// Dead letters committed, per reason.
+    pub dead_letters: BTreeMap<Reason, u64>,
+    /// Delta commits, and their total duration in microseconds.
+    pub commits: u64,
+    pub commit_micros: u64,
+    /// Commits refused because another member owned the partition.
+    pub fenced: u64,
+}
 
 /// The metrics' own consumer (metadata and watermarks only).
 struct ProbeConsumer(BaseConsumer);
@@ -64,11 +96,8 @@ impl GraphqlCounters {
 pub struct Ops {
     pub lake: Arc<Lake>,
     pub brokers: String,
-    /// Ingest's counters and writer id (its offsets in the lake), when this process runs
-    /// ingest.
-    pub ingest: Option<(Arc<IngestStats>, String)>,
-    /// The stream stage's live view, when this process runs it.
-    pub live: Option<SharedLiveView>,
+    /// What the stages running in this process report.
+    pub stages: Arc<dyn StageStatus>,
     /// Topics whose lag is reported.
     pub topics: Vec<String>,
     /// The stream each topic carries.
@@ -89,15 +118,13 @@ impl Ops {
     pub fn new(
         lake: Arc<Lake>,
         brokers: String,
-        ingest: Option<(Arc<IngestStats>, String)>,
-        live: Option<SharedLiveView>,
+        stages: Arc<dyn StageStatus>,
         topics: &BTreeMap<Stream, String>,
     ) -> Self {
         Ops {
             lake,
             brokers,
-            ingest,
-            live,
+            stages,
             topics: topics.values().cloned().collect(),
             streams: topics.iter().map(|(s, t)| (t.clone(), *s)).collect(),
             probe: std::sync::Mutex::new(None),
@@ -185,7 +212,7 @@ impl Ops {
         // The next offset ingest needs, per (topic, partition): one lake read per (table,
         // topic) for all the topic's partitions.
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        if let Some((_, writer)) = &self.ingest {
+        if let Some(writer) = &self.stages.ingest_writer() {
             let mut partitions: BTreeMap<&String, Vec<i32>> = BTreeMap::new();
             for (topic, p) in marks.keys() {
                 partitions.entry(topic).or_default().push(*p);
@@ -242,7 +269,7 @@ impl Ops {
             // Object stores are checked by the commits themselves.
             .unwrap_or(true);
         let mut checks = BTreeMap::from([("broker", broker), ("lakeWritable", lake)]);
-        if self.ingest.is_some() {
+        if self.stages.ingest_writer().is_some() {
             checks.insert(
                 "ingestLag",
                 self.sampled_once.load(Ordering::Acquire)
@@ -288,16 +315,12 @@ impl Ops {
         }
         drop(lag);
 
-        let stats = self
-            .ingest
-            .as_ref()
-            .map(|(s, _)| s.clone())
-            .unwrap_or_default();
+        let stats = self.stages.ingest_counters();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(
             out,
             "# HELP vallee_events_in_total Messages read by ingest (data and dead letters).\n# TYPE vallee_events_in_total counter\nvallee_events_in_total {}",
-            load(&stats.messages)
+            stats.messages
         );
         let _ = writeln!(
             out,
@@ -307,7 +330,7 @@ impl Ops {
             let _ = writeln!(
                 out,
                 "vallee_events_out_total{{table=\"{t}\"}} {}",
-                stats.rows(t)
+                stats.rows.get(&t).copied().unwrap_or(0)
             );
         }
         let _ = writeln!(
@@ -318,19 +341,19 @@ impl Ops {
             let _ = writeln!(
                 out,
                 "vallee_dead_letters_total{{reason=\"{r}\"}} {}",
-                stats.dead_letters(r)
+                stats.dead_letters.get(&r).copied().unwrap_or(0)
             );
         }
         let _ = writeln!(
             out,
             "# HELP vallee_commit_seconds Delta commits of ingest and their duration.\n# TYPE vallee_commit_seconds summary\nvallee_commit_seconds_sum {}\nvallee_commit_seconds_count {}",
-            load(&stats.commit_micros) as f64 / 1e6,
-            load(&stats.commits)
+            stats.commit_micros as f64 / 1e6,
+            stats.commits
         );
         let _ = writeln!(
             out,
             "# HELP vallee_commits_fenced_total Commits refused because another member owned the partition.\n# TYPE vallee_commits_fenced_total counter\nvallee_commits_fenced_total {}",
-            load(&stats.fenced)
+            stats.fenced
         );
 
         let _ = writeln!(
@@ -345,11 +368,7 @@ impl Ops {
             out,
             "# HELP vallee_watermark_delay_seconds Wall clock minus the stream's event-time watermark (negative when a simulator runs ahead of real time).\n# TYPE vallee_watermark_delay_seconds gauge"
         );
-        let watermarks = self
-            .live
-            .as_ref()
-            .map(|l| l.read().expect("live view lock").watermarks.clone())
-            .unwrap_or_default();
+        let watermarks = self.stages.watermarks();
         let now = chrono::Utc::now();
         for s in Stream::SENSORS {
             let delay = watermarks
@@ -389,5 +408,99 @@ impl Ops {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ingest with a few counts, and a stream stage whose beacons are 90 s behind.
+    #[derive(Debug)]
+    struct Running;
+
+    impl StageStatus for Running {
+        fn ingest_writer(&self) -> Option<String> {
+            Some("ingest-1".into())
+        }
+        fn ingest_counters(&self) -> IngestCounters {
+            IngestCounters {
+                messages: 5,
+                rows: BTreeMap::from([(Table::WasteContainers, 3)]),
+                dead_letters: BTreeMap::from([(Reason::ALL[0], 2)]),
+                commits: 4,
+                commit_micros: 2_000_000,
+                fenced: 1,
+            }
+        }
+        fn watermarks(&self) -> BTreeMap<Stream, Option<DateTime<Utc>>> {
+            let behind = Utc::now() - chrono::Duration::seconds(90);
+            BTreeMap::from([(Stream::Beacons, Some(behind))])
+        }
+    }
+
+    /// Operations over a lake in a temporary folder (kept as long as the ops are).
+    fn ops(stages: Arc<dyn StageStatus>) -> (Ops, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open_bare(vallee_lake::LakeOptions {
+            root: dir.path().to_path_buf(),
+            ..Default::default()
+        })
+        .unwrap();
+        let ops = Ops::new(
+            Arc::new(lake),
+            "127.0.0.1:1".into(),
+            stages,
+            &BTreeMap::new(),
+        );
+        (ops, dir)
+    }
+
+    #[test]
+    fn the_metrics_report_what_the_stages_say() {
+        let text = ops(Arc::new(Running)).0.render();
+        for line in [
+            "vallee_events_in_total 5",
+            "vallee_events_out_total{table=\"waste_containers\"} 3",
+            "vallee_events_out_total{table=\"dead_letters\"} 0",
+            "vallee_commit_seconds_sum 2\nvallee_commit_seconds_count 4",
+            "vallee_commits_fenced_total 1",
+            "vallee_watermark_delay_seconds{stream=\"vineyards\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        let reason = Reason::ALL[0];
+        assert!(text.contains(&format!(
+            "vallee_dead_letters_total{{reason=\"{reason}\"}} 2"
+        )));
+        let delay = text
+            .lines()
+            .find_map(|l| l.strip_prefix("vallee_watermark_delay_seconds{stream=\"beacons\"} "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap();
+        assert!((89.0..120.0).contains(&delay), "{delay}");
+    }
+
+    #[derive(Debug)]
+    struct ApiOnly;
+
+    impl StageStatus for ApiOnly {
+        fn ingest_writer(&self) -> Option<String> {
+            None
+        }
+        fn ingest_counters(&self) -> IngestCounters {
+            IngestCounters::default()
+        }
+        fn watermarks(&self) -> BTreeMap<Stream, Option<DateTime<Utc>>> {
+            BTreeMap::new()
+        }
+    }
+
+    #[test]
+    fn ingest_lag_is_a_readiness_check_only_where_ingest_runs() {
+        assert!(ops(Arc::new(Running)).0.checks().contains_key("ingestLag"));
+        let (api, _dir) = ops(Arc::new(ApiOnly));
+        assert!(!api.checks().contains_key("ingestLag"));
+        assert!(api.render().contains("vallee_events_in_total 0"));
     }
 }
