@@ -18,12 +18,14 @@
 //! - [`commands`] — the command layer: every write of citizens and staff (reports, ideas,
 //!   places, reporter data, tokens) with its rules, for every door.
 //! - [`citizen`] — the event sink, the view and its reads, the contact store.
-//! - [`schema`] — the GraphQL schema (mutations are thin adapters over [`commands`]).
-//! - [`sensors`] — lake reads.
+//! - [`schema`] — the GraphQL schema (mutations are thin adapters over [`commands`]; sensor
+//!   types in `schema/sensors.rs`).
+//! - [`sensors`] — lake reads: the latest rows of each table, as the tables' contract rows.
 //! - [`http`] — routes, GraphiQL, error codes, readiness.
 //! - [`open311`] — the GeoReport v2 REST API over the same reports and commands.
 //! - [`rate_limit`] — the fixed-window limiter the command layer counts with.
-//! - [`ops`] — `/metrics`, readiness checks.
+//! - [`ops`] — `/metrics`, readiness checks; the stages' status comes in as an
+//!   [`ops::StageStatus`] (this crate depends on no stage).
 //! - [`open_data`] — the open-data catalogue and downloads (datasets in `vallee-opendata`).
 //! - [`research`] — `POST /sql` over the public lake.
 //! - [`dashboard`] — the live dashboard at `/` (static files, GraphQL from the browser).

@@ -5,7 +5,7 @@
 //! version of the lake (`asOf`, Delta time travel) for reproducible citations.
 //!
 //! # Layout
-//! - [`datasets`] — the datasets and their privacy rules.
+//! - [`datasets`] — the datasets and their privacy rules, one file per theme.
 //! - [`metadata`] — DCAT-AP JSON-LD, SCDL CSV, Table Schema.
 //! - [`export`] — record batches → bytes, per format.
 //! - [`publish`] — the public lake (`public/<id>` Delta tables) researchers read.

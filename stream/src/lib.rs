@@ -24,9 +24,11 @@
 //! - [`operator`] — the keyed window operator with early results and corrections.
 //! - [`session`] — session windows; [`dwell`] — dwell-time distributions built on them.
 //! - [`aggregate`] — what a window accumulates (counts, exact distinct counts).
-//! - [`lineage`] — the Kafka offset ranges that fed each derived row.
+//! - [`lineage`] — the Kafka offset ranges that fed each derived row (the column is part of
+//!   the tables' contract, `vallee_schemas::tables`).
 //! - [`microbatch`] — the per-batch DataFusion plans of the windowed streams;
-//!   [`udf`] — the domain formulas as DataFusion functions.
+//!   [`udf`] — the functions they call (the domain formulas, the device-token hash).
+//! - [`stage`] — the stage as a service: consumer, processor, restore, outputs to Delta.
 //! - [`rules`] — domain state machines: fill alerts (hysteresis, proof of collection, fire,
 //!   status, silence); vineyard indicators (GDD, Winkler, Huglin, 3-10, Gubler-Thomas,
 //!   oospore degree days) and frost alerts; fill-rate forecasts (time to full).

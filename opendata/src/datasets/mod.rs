@@ -16,9 +16,9 @@
 //! latest view ([`vallee_lake::Latest`]), which is why views are built at run time.
 //!
 //! # Layout
-//! - [`sensors`] — bins, footfall, tourist sites, vine indicators, shared parcels.
-//! - [`citizens`] — reports and the idea box.
-//! - [`places`] — the reference places staff keep up to date.
+//! - `sensors.rs` — bins, footfall, tourist sites, vine indicators, shared parcels.
+//! - `citizens.rs` — reports and the idea box.
+//! - `places.rs` — the reference places staff keep up to date.
 
 mod citizens;
 mod places;
