@@ -3,6 +3,7 @@
 use arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 use vallee_schemas::tables::TableRow;
+use vallee_schemas::tables::columns::Columns;
 
 use crate::{Error, Lake, LakeTable, Result};
 
@@ -40,15 +41,11 @@ impl Lake {
         let batches = self
             .sql(&format!("SELECT count(*) AS n FROM {}", table.name()))
             .await?;
-        let n = batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<arrow::array::Int64Array>()
-            })
-            .map_or(0, |a| a.value(0));
-        Ok(n as u64)
+        let n = match batches.first() {
+            Some(b) => Columns::of_batch(table.name(), b).ints("n")?.take(0),
+            None => None,
+        };
+        Ok(n.unwrap_or(0) as u64)
     }
 }
 

@@ -26,6 +26,7 @@ pub use datasets::{DATASETS, Dataset, dataset};
 use sharing::{Audience, Sharing};
 use vallee_lake::Lake;
 pub use vallee_lake::query::AsOf;
+use vallee_schemas::tables::columns::Columns;
 
 /// Errors of open data.
 #[derive(Debug, thiserror::Error)]
@@ -209,7 +210,7 @@ impl OpenData {
         let schema = Arc::new(df.schema().as_arrow().clone());
         let bounds = ctx
             .sql(&format!(
-                "SELECT CAST(min(\"{c}\") AS VARCHAR), CAST(max(\"{c}\") AS VARCHAR) FROM ({}) d",
+                "SELECT CAST(min(\"{c}\") AS VARCHAR) AS lo, CAST(max(\"{c}\") AS VARCHAR) AS hi FROM ({}) d",
                 ds.sql(),
                 c = ds.time_column
             ))
@@ -217,22 +218,13 @@ impl OpenData {
             .collect()
             .await?;
         let coverage = bounds.first().and_then(|b| {
-            let col = |i: usize| {
-                let a =
-                    arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Utf8).ok()?;
-                let a = a
-                    .as_any()
-                    .downcast_ref::<arrow::array::StringArray>()?
-                    .clone();
-                (!arrow::array::Array::is_null(&a, 0))
-                    .then(|| {
-                        a.value(0)
-                            .get(..10)
-                            .and_then(|d| d.parse::<NaiveDate>().ok())
-                    })
-                    .flatten()
+            // The first ten characters of a date or a timestamp: its day.
+            let columns = Columns::of_batch(ds.id, b);
+            let day = |name: &str| {
+                let text = columns.strings(name).ok()?.take(0)?;
+                text.get(..10)?.parse::<NaiveDate>().ok()
             };
-            Some((col(0)?, col(1)?))
+            Some((day("lo")?, day("hi")?))
         });
         let modified = version.and_then(|v| {
             let root = self.lake.root().to_file_path().ok()?;
