@@ -41,6 +41,30 @@ where
     done_rx.await.map_err(|_| Error::ThreadDied { thread })?
 }
 
+/// The partitions of `topics` that are this member's own under `membership` (every one
+/// of them in a group: the coordinator then decides which it gets), from the brokers'
+/// metadata.
+pub fn owned_partitions<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topics: &[&str],
+    membership: crate::Membership,
+    timeout: std::time::Duration,
+) -> KafkaResult<Vec<(String, i32)>> {
+    let mut owned = Vec::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+        for t in metadata.topics() {
+            owned.extend(
+                t.partitions()
+                    .iter()
+                    .filter(|p| membership.owns(p.id()))
+                    .map(|p| (topic.to_string(), p.id())),
+            );
+        }
+    }
+    Ok(owned)
+}
+
 /// A consumer built from `config` with `context` (the stage's rebalance hook), subscribed
 /// to `topics`. Joining again after a [`crate::RejoinPolicy`] verdict is calling this anew.
 pub fn subscribe<C: ConsumerContext>(

@@ -22,7 +22,12 @@
 //! - [`topics`] — [`TopicMap`]: the topic of each stream and back.
 //! - [`admin`] — creating the hub's topics.
 //! - [`rejoin`] — [`RejoinPolicy`]: when a consumer with no partition joins again.
-//! - [`host`] — the stage thread, and subscribing a consumer.
+//! - [`host`] — the stage thread, subscribing a consumer, the partitions a member owns.
+//! - [`membership`] — [`Membership`]: partitions from the group coordinator, or taken by
+//!   the stage itself (`sole`, `static:i/n`), so a broker's coordinator cannot strand one.
+//! - [`watch`] — which partitions are not flowing: lag that nobody moves.
+//! - [`probe`] — the thread sampling each partition's end and its group's progress into
+//!   [`StageHealth`], read by the stage and by `/readyz` and `/metrics`.
 //!
 //! # Example
 //! ```
@@ -44,13 +49,18 @@
 pub mod admin;
 mod error;
 pub mod host;
+pub mod membership;
 pub mod options;
+pub mod probe;
 pub mod rejoin;
 pub mod topics;
+pub mod watch;
 
 pub use admin::{ensure_topics, hub_topics};
 pub use error::{Error, Result};
-pub use host::{run_on_thread, subscribe};
+pub use host::{owned_partitions, run_on_thread, subscribe};
+pub use membership::Membership;
 pub use options::{ConsumerSettings, KafkaOptions};
+pub use probe::{SharedHealth, StageHealth};
 pub use rejoin::RejoinPolicy;
 pub use topics::TopicMap;

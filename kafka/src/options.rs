@@ -10,6 +10,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,10 @@ pub struct KafkaOptions {
     /// librdkafka settings (`key = "value"`) applied last to every client built here:
     /// security settings, timeouts. Default: none.
     pub overrides: BTreeMap<String, String>,
+    /// A partition whose lag has not moved for this long is stalled: `/readyz` fails
+    /// naming it, and the stage starts a fresh consumer. Default 30 s.
+    #[serde(rename = "stall_after_s", with = "vallee_schemas::units::seconds")]
+    pub stall_after: Duration,
 }
 
 impl Default for KafkaOptions {
@@ -40,6 +45,7 @@ impl Default for KafkaOptions {
             brokers: "127.0.0.1:9092".into(),
             topics: TopicMap::default(),
             overrides: BTreeMap::new(),
+            stall_after: Duration::from_secs(30),
         }
     }
 }
@@ -103,6 +109,9 @@ impl KafkaOptions {
         self.topics.validate()?;
         if self.overrides.keys().any(|k| k.trim().is_empty()) {
             return Err(Error::Options("an override has an empty name".into()));
+        }
+        if self.stall_after < Duration::from_secs(1) {
+            return Err(Error::Options("stall_after_s must be at least 1".into()));
         }
         Ok(())
     }

@@ -1,10 +1,17 @@
-//! When a consumer with no partition leaves its group and joins again.
+//! When a stage's consumer is replaced by a fresh one: it owns no partition, or partitions
+//! stopped flowing.
 //!
-//! Seen with Tansu 0.6: after a member dies (SIGKILL), the coordinator can complete a
-//! generation whose assignment leaves a live member with nothing, for good. A fresh member
-//! (leave, then join again) makes it form a new generation. The wait doubles after each
-//! rejoin (12 s, 24 s, … up to 320 s) so that a group with more members than partitions,
-//! where some member rightly owns nothing, does not churn.
+//! Seen with Tansu 0.6: after a member dies (SIGKILL), the coordinator can keep the dead
+//! member's assignment, leaving a live member with part of the partitions or none, for
+//! good. A fresh member (leave, then join again) makes it form a new generation. Two
+//! triggers:
+//! - no partition for a while: the wait doubles after each rejoin (12 s, 24 s, … up to
+//!   320 s) so that a group with more members than partitions, where some member rightly
+//!   owns nothing, does not churn;
+//! - a stall ([`crate::watch`]: lag that nobody moved for `stall_after`): the stall
+//!   threshold was the wait, so the first rejoin is at once; later ones are spaced by the
+//!   same doubling wait, so a cause a fresh consumer cannot fix (a broken disk) does not
+//!   make the stage spin.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +28,8 @@ pub struct RejoinPolicy {
     unassigned_since: Instant,
     wait: Duration,
     max: Duration,
+    /// The last rejoin, if any.
+    last_rejoin: Option<Instant>,
 }
 
 impl RejoinPolicy {
@@ -35,7 +44,32 @@ impl RejoinPolicy {
             unassigned_since: now,
             wait: first,
             max,
+            last_rejoin: None,
         }
+    }
+
+    /// Told regularly whether partitions are stalled. Returns `true` when the caller must
+    /// replace its consumer: at the first stall, then no sooner than the current wait
+    /// after the previous rejoin.
+    pub fn should_rejoin_stalled(&mut self, stalled: bool, now: Instant) -> bool {
+        if !stalled {
+            return false;
+        }
+        if self
+            .last_rejoin
+            .is_some_and(|t| now.saturating_duration_since(t) < self.wait)
+        {
+            return false;
+        }
+        tracing::warn!("partitions not flowing; starting a fresh consumer");
+        self.rejoined(now);
+        true
+    }
+
+    fn rejoined(&mut self, now: Instant) {
+        self.unassigned_since = now;
+        self.last_rejoin = Some(now);
+        self.wait = (self.wait * 2).min(self.max);
     }
 
     /// Told at every turn of the poll loop whether the consumer owns a partition. Returns
@@ -50,8 +84,7 @@ impl RejoinPolicy {
             return false;
         }
         tracing::warn!(waited = ?self.wait, "no partition assigned; leaving and rejoining the consumer group");
-        self.unassigned_since = now;
-        self.wait = (self.wait * 2).min(self.max);
+        self.rejoined(now);
         true
     }
 
@@ -95,6 +128,23 @@ mod tests {
         assert!(!policy.should_rejoin(false, t0 + 53 * S), "revoked at 30 s");
         assert!(policy.should_rejoin(false, t0 + 54 * S));
         assert_eq!(policy.wait(), 48 * S, "no reset to the first wait");
+    }
+
+    #[test]
+    fn a_stall_rejoins_at_once_then_no_sooner_than_the_doubling_wait() {
+        let t0 = Instant::now();
+        let mut policy = RejoinPolicy::new(t0);
+        assert!(!policy.should_rejoin_stalled(false, t0));
+        assert!(policy.should_rejoin_stalled(true, t0 + S), "first stall");
+        assert!(
+            !policy.should_rejoin_stalled(true, t0 + 20 * S),
+            "24 s not over"
+        );
+        assert!(policy.should_rejoin_stalled(true, t0 + 25 * S));
+        assert_eq!(policy.wait(), 48 * S);
+        // A member without partitions right after a stall rejoin waits the full wait.
+        assert!(!policy.should_rejoin(false, t0 + 60 * S));
+        assert!(policy.should_rejoin(false, t0 + 73 * S));
     }
 
     #[test]
