@@ -35,12 +35,12 @@ pub enum Command {
     /// The whole hub: embedded broker (unless --kafka-brokers), ingest, HTTP, simulator.
     Up(UpArgs),
     /// Ingest alone, as one member of the ingest consumer group.
-    Ingest(IngestArgs),
+    Ingest(StageArgs),
     /// The stream stage alone (event-time windows and alerts), its own consumer group.
-    Stream(IngestArgs),
+    Stream(StageArgs),
     /// The API alone (GraphQL, Open311), a stateless replica: its view comes from the
     /// topics and the lake.
-    Serve(IngestArgs),
+    Serve(ServeArgs),
     /// The simulator alone, producing to a running broker.
     Simulate(SimulateArgs),
     /// The input contract's JSON Schemas.
@@ -144,8 +144,22 @@ pub struct UpArgs {
     pub sim: SimArgs,
 }
 
+/// `vallee ingest` and `vallee stream`: one stage, one member of its consumer group.
 #[derive(Debug, Clone, Args)]
-pub struct IngestArgs {
+pub struct StageArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// How the stage gets its partitions: `group` (the coordinator assigns; the default
+    /// here), `sole` (the stage's only process takes them all) or `static:<i>/<n>`
+    /// (member i of n takes partitions p with p mod n = i; no coordinator)
+    /// [default: `[ingest]`/`[stream] membership`, else group].
+    #[arg(long, env = "VALLEE_MEMBERSHIP")]
+    pub membership: Option<vallee_kafka::Membership>,
+}
+
+/// `vallee serve`: an API replica.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -13,6 +13,7 @@ use vallee::cli::{
 use vallee::config::Config;
 use vallee::hub::{self, HubConfig};
 use vallee::simulator::SimulatorOptions;
+use vallee_kafka::Membership;
 
 /// Log filter when `RUST_LOG` is not set: our stages at info, chatty dependencies at warn.
 const DEFAULT_LOG: &str = "info,tansu_broker=warn,tansu_storage=warn,tansu_sans_io=warn,tansu_schema=warn,\
@@ -89,6 +90,9 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Up(args) => {
             let mut config = hub_config(&args.common, &file)?;
+            // The whole hub in one process: each stage is its group's only member and
+            // takes its partitions itself (no coordinator to strand one, no join wait).
+            config.ingest.membership = config.ingest.membership.or(Membership::Sole);
             config.broker_listen = args.broker_listen;
             if !args.no_simulate {
                 config.simulator = Some(sim_options(&args.sim, &file, "")?);
@@ -96,11 +100,15 @@ async fn main() -> Result<()> {
             hub::up(config, shutdown).await
         }
         Command::Ingest(args) => {
-            let config = HubConfig {
+            let mut config = HubConfig {
                 stream: None,
                 api: None,
                 ..hub_config(&args.common, &file)?
             };
+            config.ingest.membership = args
+                .membership
+                .unwrap_or(config.ingest.membership)
+                .or(Membership::Group);
             hub::stage_only(config, shutdown).await
         }
         Command::Stream(args) => {

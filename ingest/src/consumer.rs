@@ -126,6 +126,51 @@ impl IngestContext {
     }
 }
 
+impl IngestContext {
+    /// Positions `tpl`'s partitions at the offsets the lake stored and assigns them, all at
+    /// once (`incremental` false: a rebalance's whole assignment) or in addition to those
+    /// already owned (self-assigned membership picking up partitions).
+    pub fn take_over(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+        incremental: bool,
+    ) {
+        let partitions: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        match self.handle.block_on(self.assignments(&partitions)) {
+            Ok(assignments) => {
+                for a in &assignments {
+                    let offset = a.start.map_or(Offset::Beginning, Offset::Offset);
+                    if let Err(e) = tpl.set_partition_offset(&a.topic, a.partition, offset) {
+                        self.push(RebalanceEvent::Failed(format!(
+                            "{}[{}]: {e}",
+                            a.topic, a.partition
+                        )));
+                    }
+                    tracing::info!(topic = a.topic, partition = a.partition, start = ?a.start, "partition assigned");
+                }
+                let assigned = if incremental {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = assigned {
+                    self.push(RebalanceEvent::Failed(format!("assign: {e}")));
+                }
+                self.push(RebalanceEvent::Assigned(assignments));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read stored offsets; not consuming");
+                self.push(RebalanceEvent::Failed(e.to_string()));
+            }
+        }
+    }
+}
+
 impl ClientContext for IngestContext {}
 
 impl ConsumerContext for IngestContext {
@@ -142,29 +187,7 @@ impl ConsumerContext for IngestContext {
             .collect();
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                match self.handle.block_on(self.assignments(&partitions)) {
-                    Ok(assignments) => {
-                        for a in &assignments {
-                            let offset = a.start.map_or(Offset::Beginning, Offset::Offset);
-                            if let Err(e) = tpl.set_partition_offset(&a.topic, a.partition, offset)
-                            {
-                                self.push(RebalanceEvent::Failed(format!(
-                                    "{}[{}]: {e}",
-                                    a.topic, a.partition
-                                )));
-                            }
-                            tracing::info!(topic = a.topic, partition = a.partition, start = ?a.start, "partition assigned");
-                        }
-                        if let Err(e) = consumer.assign(tpl) {
-                            self.push(RebalanceEvent::Failed(format!("assign: {e}")));
-                        }
-                        self.push(RebalanceEvent::Assigned(assignments));
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read stored offsets; not consuming");
-                        self.push(RebalanceEvent::Failed(e.to_string()));
-                    }
-                }
+                self.take_over(consumer, tpl, false)
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 tracing::info!(partitions = partitions.len(), "partitions revoked");
@@ -203,17 +226,43 @@ pub fn consumer_config(options: &IngestOptions) -> ClientConfig {
     })
 }
 
-/// Creates the consumer and subscribes it to the input topics.
-pub fn subscribe(
+/// Creates the consumer: subscribed to the input topics in a group, or with no
+/// subscription when it assigns its partitions itself ([`assign_owned`]).
+pub fn create(
     options: &IngestOptions,
     context: IngestContext,
 ) -> Result<BaseConsumer<IngestContext>> {
+    let config = consumer_config(options);
+    if options.membership.assigns_itself() {
+        return Ok(config.create_with_context(context)?);
+    }
     let topics: Vec<&str> = options.kafka.topics.values().map(String::as_str).collect();
-    Ok(vallee_kafka::subscribe(
-        &consumer_config(options),
-        context,
+    Ok(vallee_kafka::subscribe(&config, context, &topics)?)
+}
+
+/// Under a self-assigned membership, takes over the member's partitions it does not own
+/// yet (all of them at start; then partitions added to a topic). Returns how many.
+pub fn assign_owned(
+    options: &IngestOptions,
+    consumer: &BaseConsumer<IngestContext>,
+    owned: &[(String, i32)],
+) -> Result<usize> {
+    let topics: Vec<&str> = options.kafka.topics.values().map(String::as_str).collect();
+    let all = vallee_kafka::owned_partitions(
+        consumer,
         &topics,
-    )?)
+        options.membership,
+        std::time::Duration::from_secs(5),
+    )?;
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition) in all.iter().filter(|p| !owned.contains(p)) {
+        tpl.add_partition(topic, *partition);
+    }
+    let n = tpl.count();
+    if n > 0 {
+        consumer.context().take_over(consumer, &mut tpl, true);
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use vallee_kafka::KafkaOptions;
+use vallee_kafka::{KafkaOptions, Membership};
 use vallee_schemas::decode::DecodeOptions;
 use vallee_schemas::units;
 
@@ -24,6 +24,11 @@ pub struct IngestOptions {
     /// Prefix of the Delta application-transaction ids this stage writes, and its Kafka
     /// client id. Default `vallee-ingest`.
     pub writer_id: String,
+    /// How this process gets its partitions: `"auto"` (default: `sole` under `vallee up`,
+    /// `group` for `vallee ingest`), `"group"` (the coordinator assigns them), `"sole"`
+    /// (the only ingest process takes every partition itself) or `"static:<i>/<n>"`
+    /// (member i of n, partitions p with p mod n = i). See `vallee_kafka::membership`.
+    pub membership: Membership,
     /// Flush when this many messages are buffered. Default 20 000.
     pub flush_max_messages: usize,
     /// Flush when the oldest buffered message waited this long (lake freshness ≈ this
@@ -53,6 +58,7 @@ impl Default for IngestOptions {
             kafka: KafkaOptions::default(),
             group_id: "vallee-ingest".into(),
             writer_id: "vallee-ingest".into(),
+            membership: Membership::Auto,
             flush_max_messages: 20_000,
             flush_interval: Duration::from_secs(1),
             progress_max_lag: 50_000,
@@ -79,6 +85,8 @@ impl IngestOptions {
             "commit_attempts must be at least 1"
         } else if self.decode.max_message_bytes == 0 {
             "max_message_bytes must be at least 1"
+        } else if let Err(e) = self.membership.validate() {
+            return Err(Error::Options(e.to_string()));
         } else {
             return Ok(());
         };

@@ -35,6 +35,8 @@ pub struct PartitionState {
     pub last_progress: BTreeMap<Table, Instant>,
     /// Kafka timestamps of buffered rows, when freshness is being measured.
     pub produce_times: BTreeMap<Table, Vec<i64>>,
+    /// The offset last committed to the consumer group (monitoring only).
+    pub group_committed: Option<i64>,
 }
 
 impl PartitionState {
@@ -52,6 +54,7 @@ impl PartitionState {
             dead_letter_reasons: BTreeMap::new(),
             last_progress,
             produce_times: BTreeMap::new(),
+            group_committed: None,
         }
     }
 

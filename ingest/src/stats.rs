@@ -4,6 +4,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use vallee_kafka::SharedHealth;
 use vallee_schemas::contract::Table;
 use vallee_schemas::decode::Reason;
 
@@ -26,6 +27,11 @@ pub struct IngestStats {
     pub fenced: AtomicU64,
     /// Rebalances seen (assignments).
     pub rebalances: AtomicU64,
+    /// Fresh consumers started because partitions stopped flowing (a stall, or no
+    /// partition at all from the group).
+    pub recoveries: AtomicU64,
+    /// Each partition's lag and stall, sampled every few seconds by ingest's probe.
+    pub health: SharedHealth,
     /// When set, every committed row adds a freshness sample (benchmarks only).
     pub record_freshness: AtomicBool,
     /// Produce → visible-in-the-lake delay of committed rows, milliseconds: Kafka timestamp

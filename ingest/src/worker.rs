@@ -11,13 +11,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use vallee_kafka::RejoinPolicy;
+use vallee_kafka::probe::{ProbeTiming, spawn_probe};
 use vallee_lake::Lake;
 use vallee_schemas::batch::{Lineage, TableBuffer};
 use vallee_schemas::contract::Table;
 use vallee_schemas::dead_letter::{DeadLetterRecord, Source};
 use vallee_schemas::decode::decode;
 
-use crate::consumer::{IngestContext, RebalanceEvent, subscribe};
+use crate::consumer::{IngestContext, RebalanceEvent, assign_owned, create};
 use crate::pending::{PartitionState, ProgressPolicy, TableCommit, plan};
 use crate::{Error, IngestOptions, IngestStats, Result};
 
@@ -25,6 +26,10 @@ use crate::{Error, IngestOptions, IngestStats, Result};
 const SEEK_PATIENCE: Duration = Duration::from_secs(5);
 /// Seeks after a gap before ingest gives up and stops.
 const MAX_SEEKS: u32 = 3;
+/// How often the loop looks at its health (stalls) and, when it assigns its partitions
+/// itself, for partitions added to its topics.
+const HEALTH_CHECK: Duration = Duration::from_secs(1);
+const NEW_PARTITIONS_CHECK: Duration = Duration::from_secs(30);
 
 /// The ingest loop: the consumer and the state it feeds (split so a message borrowed
 /// from the consumer can be handled while the state changes).
@@ -32,6 +37,8 @@ pub struct Worker {
     consumer: BaseConsumer<IngestContext>,
     state: State,
     rejoin: RejoinPolicy,
+    last_health_check: Instant,
+    last_partitions_check: Instant,
 }
 
 struct State {
@@ -55,7 +62,7 @@ impl Worker {
         shutdown: CancellationToken,
     ) -> Result<Self> {
         let context = IngestContext::new(lake.clone(), handle.clone(), &options);
-        let consumer = subscribe(&options, context)?;
+        let consumer = create(&options, context)?;
         let state = State {
             options,
             lake,
@@ -67,11 +74,54 @@ impl Worker {
             oldest: None,
             last_flush: Instant::now(),
         };
+        let now = Instant::now();
         Ok(Worker {
             consumer,
             state,
-            rejoin: RejoinPolicy::new(Instant::now()),
+            rejoin: RejoinPolicy::new(now),
+            last_health_check: now,
+            last_partitions_check: now,
         })
+    }
+
+    /// A fresh consumer (a new group member, or the same partitions assigned anew).
+    fn fresh_consumer(&mut self) -> Result<()> {
+        let context = IngestContext::new(
+            self.state.lake.clone(),
+            self.state.handle.clone(),
+            &self.state.options,
+        );
+        // Uncommitted rows are dropped: the new consumer starts from the lake's offsets.
+        self.state.partitions.clear();
+        self.state.recount_buffered();
+        self.consumer = create(&self.state.options, context)?;
+        self.take_own_partitions()
+    }
+
+    /// Under a self-assigned membership, assigns the partitions not owned yet.
+    fn take_own_partitions(&mut self) -> Result<()> {
+        if !self.state.options.membership.assigns_itself() {
+            return Ok(());
+        }
+        self.last_partitions_check = Instant::now();
+        let owned: Vec<(String, i32)> = self
+            .state
+            .partitions
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition))
+            .collect();
+        match assign_owned(&self.state.options, &self.consumer, &owned) {
+            Ok(n) if n > 0 => {
+                tracing::info!(partitions = n, membership = %self.state.options.membership, "partitions taken without a coordinator");
+                self.state.apply_rebalance_events(&self.consumer)
+            }
+            Ok(_) => Ok(()),
+            // The broker may be down at start: keep trying, the loop comes back here.
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the topics' partitions yet; retrying");
+                Ok(())
+            }
+        }
     }
 
     /// Runs until shutdown (flushing what was read) or a fatal error.
@@ -79,19 +129,36 @@ impl Worker {
         tracing::info!(
             brokers = self.state.options.kafka.brokers,
             group = self.state.options.group_id,
+            membership = %self.state.options.membership,
             "ingest started"
         );
-        while self.consume()? == Outcome::NoAssignment {
-            // A member the group left with nothing joins again (see `vallee_kafka::rejoin`).
-            let context = IngestContext::new(
-                self.state.lake.clone(),
-                self.state.handle.clone(),
-                &self.state.options,
-            );
-            self.consumer = subscribe(&self.state.options, context)?;
+        let probe_stop = self.state.shutdown.child_token();
+        let probe = spawn_probe(
+            &self.state.options.kafka,
+            &self.state.options.group_id,
+            "vallee-ingest-probe",
+            ProbeTiming::default(),
+            self.state.stats.health.clone(),
+            probe_stop.clone(),
+        )?;
+        self.take_own_partitions()?;
+        let result = self.consume_until_shutdown();
+        probe_stop.cancel();
+        let _ = probe.join();
+        result
+    }
+
+    fn consume_until_shutdown(&mut self) -> Result<()> {
+        while self.consume()? == Outcome::NotFlowing {
+            // A member the group left with nothing, or with partitions that stopped
+            // flowing, starts afresh (see `vallee_kafka::rejoin`).
+            self.state.stats.recoveries.fetch_add(1, Ordering::Relaxed);
+            self.fresh_consumer()?;
         }
         self.state.flush(&self.consumer, true)?;
-        self.consumer.unsubscribe();
+        if !self.state.options.membership.assigns_itself() {
+            self.consumer.unsubscribe();
+        }
         tracing::info!(
             messages = self.state.stats.messages.load(Ordering::Relaxed),
             "ingest stopped after a final commit"
@@ -99,11 +166,17 @@ impl Worker {
         Ok(())
     }
 
-    /// Polls, handles and flushes until shutdown, or until the rejoin policy says that the
-    /// consumer has owned no partition for too long.
+    /// Polls, handles and flushes until shutdown, or until the rejoin policy says that
+    /// partitions have not been flowing for too long.
     fn consume(&mut self) -> Result<Outcome> {
-        let (consumer, state) = (&self.consumer, &mut self.state);
-        while !state.shutdown.is_cancelled() {
+        while !self.state.shutdown.is_cancelled() {
+            if self.last_partitions_check.elapsed() >= NEW_PARTITIONS_CHECK
+                || (self.state.partitions.is_empty()
+                    && self.last_partitions_check.elapsed() >= HEALTH_CHECK)
+            {
+                self.take_own_partitions()?;
+            }
+            let (consumer, state) = (&self.consumer, &mut self.state);
             let polled = consumer.poll(Duration::from_millis(50));
             // Rebalance events happen inside poll: apply them before the message.
             state.apply_rebalance_events(consumer)?;
@@ -121,11 +194,16 @@ impl Worker {
             {
                 state.flush(consumer, false)?;
             }
-            if self
-                .rejoin
-                .should_rejoin(!state.partitions.is_empty(), Instant::now())
-            {
-                return Ok(Outcome::NoAssignment);
+            if self.last_health_check.elapsed() >= HEALTH_CHECK {
+                self.last_health_check = Instant::now();
+                let now = Instant::now();
+                let owns = self.state.options.membership.assigns_itself()
+                    || !self.state.partitions.is_empty();
+                if self.rejoin.should_rejoin(owns, now)
+                    || self.rejoin.should_rejoin_stalled(self.state.stalled(), now)
+                {
+                    return Ok(Outcome::NotFlowing);
+                }
             }
         }
         Ok(Outcome::Shutdown)
@@ -135,12 +213,36 @@ impl Worker {
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
     Shutdown,
-    NoAssignment,
+    /// No partition from the group, or stalled partitions: a fresh consumer is due.
+    NotFlowing,
 }
 
 type IngestConsumer = BaseConsumer<IngestContext>;
 
 impl State {
+    /// Whether a partition this member should read is stalled. In a group every
+    /// partition is one it might have to read: one stalled under another member (a dead
+    /// one the coordinator kept) is a reason to join again. A sample older than a few
+    /// intervals (the broker unreachable) decides nothing: a fresh consumer would not
+    /// reach it either.
+    fn stalled(&self) -> bool {
+        let membership = self.options.membership;
+        let health = vallee_kafka::probe::read(&self.stats.health);
+        if health.is_stale(Duration::from_secs(15), Instant::now()) {
+            return false;
+        }
+        let stalled = health.stalled(self.options.kafka.stall_after);
+        let stuck: Vec<String> = stalled
+            .iter()
+            .filter(|h| membership.owns(h.partition))
+            .map(|h| format!("{}[{}] (lag {})", h.topic, h.partition, h.lag))
+            .collect();
+        if !stuck.is_empty() {
+            tracing::warn!(partitions = ?stuck, stall_after = ?self.options.kafka.stall_after, "partitions not flowing");
+        }
+        !stuck.is_empty()
+    }
+
     fn apply_rebalance_events(&mut self, consumer: &IngestConsumer) -> Result<()> {
         for event in consumer.context().take_events() {
             match event {
@@ -329,6 +431,14 @@ impl State {
     /// Commits what is buffered (and due progress); `force` records every pending progress.
     fn flush(&mut self, consumer: &IngestConsumer, force: bool) -> Result<()> {
         self.last_flush = Instant::now();
+        // Every message before the next expected one is in its table once the commits
+        // below succeed (skipped ones already were; at assignment, the next expected is
+        // where every table's stored offsets put the start).
+        let landed: Vec<Option<i64>> = self
+            .partitions
+            .iter()
+            .map(|p| p.next_expected.map(|n| n - 1))
+            .collect();
         let policy = ProgressPolicy {
             max_lag: self.options.progress_max_lag,
             interval: self.options.progress_interval,
@@ -338,6 +448,7 @@ impl State {
         self.buffered = 0;
         self.oldest = None;
         if commits.is_empty() {
+            self.commit_group_offsets(consumer, &landed);
             return Ok(());
         }
         let results = self.handle.block_on(futures::future::join_all(
@@ -380,10 +491,14 @@ impl State {
         }
         lost.sort_unstable();
         lost.dedup();
+        let mut landed = landed;
+        for &i in &lost {
+            landed[i] = None;
+        }
+        self.commit_group_offsets(consumer, &landed);
         for i in lost {
             self.reset_partition(consumer, i)?;
         }
-        self.commit_group_offsets(consumer);
         Ok(())
     }
 
@@ -460,11 +575,16 @@ impl State {
         Ok(())
     }
 
-    /// Consumer-group offsets, for monitoring tools only (lag dashboards).
-    fn commit_group_offsets(&self, consumer: &IngestConsumer) {
+    /// Consumer-group offsets, for monitoring only (lag dashboards, and the probe that
+    /// finds stalled partitions): the next offset after what landed, per partition,
+    /// when it moved. Never used to position a consumer: the lake's offsets are.
+    fn commit_group_offsets(&mut self, consumer: &IngestConsumer, landed: &[Option<i64>]) {
         let mut tpl = TopicPartitionList::new();
-        for p in &self.partitions {
-            if let Some(done) = p.committed.values().copied().min().flatten() {
+        for (p, landed) in self.partitions.iter_mut().zip(landed) {
+            if let Some(done) = *landed
+                && p.group_committed != Some(done + 1)
+            {
+                p.group_committed = Some(done + 1);
                 let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(done + 1));
             }
         }
