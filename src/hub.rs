@@ -20,7 +20,7 @@ use vallee_ingest::{IngestOptions, IngestStats};
 use vallee_kafka::KafkaOptions;
 use vallee_lake::{Lake, LakeOptions};
 
-use vallee_graphql::ops::{IngestCounters, StageStatus};
+use vallee_graphql::ops::{IngestCounters, StagePartitions, StageStatus};
 use vallee_schemas::contract::{Stream, Table};
 use vallee_schemas::decode::Reason;
 use vallee_stream::stage::{SharedLiveView, StreamOptions};
@@ -131,6 +131,7 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
             .ingest_stage
             .then(|| (stats.clone(), config.ingest.writer_id.clone())),
         live: config.stream.is_some().then(|| live.clone()),
+        stall_after: kafka.stall_after,
     };
     let ops = Arc::new(vallee_graphql::ops::Ops::new(
         lake.clone(),
@@ -232,6 +233,7 @@ pub async fn stage_only(config: HubConfig, shutdown: CancellationToken) -> Resul
 struct HubStatus {
     ingest: Option<(Arc<IngestStats>, String)>,
     live: Option<SharedLiveView>,
+    stall_after: std::time::Duration,
 }
 
 impl StageStatus for HubStatus {
@@ -255,6 +257,19 @@ impl StageStatus for HubStatus {
             commit_micros: stats.commit_micros.load(Relaxed),
             fenced: stats.fenced.load(Relaxed),
         }
+    }
+
+    fn partitions(&self) -> Vec<StagePartitions> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.ingest
+            .iter()
+            .map(|(stats, _)| StagePartitions {
+                stage: "ingest",
+                health: vallee_kafka::probe::read(&stats.health),
+                stall_after: self.stall_after,
+                recoveries: stats.recoveries.load(Relaxed),
+            })
+            .collect()
     }
 
     fn watermarks(&self) -> BTreeMap<Stream, Option<chrono::DateTime<chrono::Utc>>> {

@@ -79,10 +79,14 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
 }
 
 async fn ops_readyz(State(ops): State<Arc<Ops>>) -> Response {
-    readiness(ops.checks())
+    readiness(ops.checks(), ops.stalled())
 }
 
-fn readiness(checks: std::collections::BTreeMap<&'static str, bool>) -> Response {
+/// 200 when every check holds, else 503; the partitions that do not flow are named.
+fn readiness(
+    checks: std::collections::BTreeMap<&'static str, bool>,
+    stalled: Vec<serde_json::Value>,
+) -> Response {
     let ready = checks.values().all(|ok| *ok);
     let status = if ready {
         StatusCode::OK
@@ -91,7 +95,7 @@ fn readiness(checks: std::collections::BTreeMap<&'static str, bool>) -> Response
     };
     (
         status,
-        Json(serde_json::json!({"ready": ready, "checks": checks})),
+        Json(serde_json::json!({"ready": ready, "checks": checks, "stalled": stalled})),
     )
         .into_response()
 }
@@ -258,7 +262,7 @@ async fn readyz(State(schemas): State<Schemas>) -> Response {
             .alerts_ready
             .load(std::sync::atomic::Ordering::Acquire),
     );
-    readiness(checks)
+    readiness(checks, schemas.ops.stalled())
 }
 
 /// `GET /graphql`: GraphiQL, with its assets served by the hub (works offline).

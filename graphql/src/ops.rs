@@ -37,6 +37,31 @@ pub trait StageStatus: Send + Sync + std::fmt::Debug {
     fn ingest_counters(&self) -> IngestCounters;
     /// The stream stage's event-time watermark per stream, when this process runs it.
     fn watermarks(&self) -> BTreeMap<Stream, Option<DateTime<Utc>>>;
+    /// Each Kafka stage running here, with its partitions as its probe last saw them.
+    fn partitions(&self) -> Vec<StagePartitions>;
+}
+
+/// A stage's partitions, for `/readyz` and `/metrics`.
+#[derive(Debug, Clone)]
+pub struct StagePartitions {
+    /// `ingest` or `stream`.
+    pub stage: &'static str,
+    pub health: vallee_kafka::StageHealth,
+    /// A partition whose lag has not moved for this long is stalled.
+    pub stall_after: Duration,
+    /// Fresh consumers the stage started because its partitions stopped flowing.
+    pub recoveries: u64,
+}
+
+impl StagePartitions {
+    /// A sample older than this (the broker unreachable, the probe stuck) tells nothing.
+    pub const MAX_SAMPLE_AGE: Duration = Duration::from_secs(15);
+
+    /// Whether every partition flows, as of a fresh sample.
+    pub fn flowing(&self) -> bool {
+        !self.health.is_stale(Self::MAX_SAMPLE_AGE, Instant::now())
+            && self.health.stalled(self.stall_after).is_empty()
+    }
 }
 
 /// Ingest's counters, as the metrics report them.
@@ -276,7 +301,42 @@ impl Ops {
                     && self.total_lag.load(Ordering::Relaxed) <= self.max_ready_lag,
             );
         }
+        for stage in self.stages.partitions() {
+            let name = match stage.stage {
+                "ingest" => "ingestPartitionsFlowing",
+                _ => "streamPartitionsFlowing",
+            };
+            checks.insert(name, stage.flowing());
+        }
         checks
+    }
+
+    /// What `/readyz` says of the partitions that do not flow: each stalled one with its
+    /// stage, lag and how long it has not moved; a stage whose probe has no fresh sample,
+    /// with why.
+    pub fn stalled(&self) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        let now = Instant::now();
+        for stage in self.stages.partitions() {
+            if stage.health.is_stale(StagePartitions::MAX_SAMPLE_AGE, now) {
+                out.push(serde_json::json!({
+                    "stage": stage.stage,
+                    "unknown": stage.health.error.clone()
+                        .unwrap_or_else(|| "no sample of the partitions yet".into()),
+                }));
+                continue;
+            }
+            for p in stage.health.stalled(stage.stall_after) {
+                out.push(serde_json::json!({
+                    "stage": stage.stage,
+                    "topic": p.topic,
+                    "partition": p.partition,
+                    "lag": p.lag,
+                    "stalledSeconds": p.stalled_for.map_or(0, |d| d.as_secs()),
+                }));
+            }
+        }
+        out
     }
 
     /// The Prometheus text exposition.
@@ -356,6 +416,8 @@ impl Ops {
             stats.fenced
         );
 
+        self.render_partitions(&mut out);
+
         let _ = writeln!(
             out,
             "# HELP vallee_lake_files Data files in the latest version of each table.\n# TYPE vallee_lake_files gauge"
@@ -411,6 +473,70 @@ impl Ops {
     }
 }
 
+impl Ops {
+    /// Per stage and partition: lag, how long it has not moved, the sample's age, and the
+    /// stage's recoveries.
+    fn render_partitions(&self, out: &mut String) {
+        let stages = self.stages.partitions();
+        let now = Instant::now();
+        let _ = writeln!(
+            out,
+            "# HELP vallee_partition_lag Messages a stage has not landed yet, per partition (its probe, every few seconds).\n# TYPE vallee_partition_lag gauge"
+        );
+        for s in &stages {
+            for p in &s.health.partitions {
+                let _ = writeln!(
+                    out,
+                    "vallee_partition_lag{{stage=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
+                    s.stage, p.topic, p.partition, p.lag
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vallee_partition_stalled_seconds How long a partition's lag has not moved (0: no lag, or moving).\n# TYPE vallee_partition_stalled_seconds gauge"
+        );
+        for s in &stages {
+            for p in &s.health.partitions {
+                let _ = writeln!(
+                    out,
+                    "vallee_partition_stalled_seconds{{stage=\"{}\",topic=\"{}\",partition=\"{}\"}} {}",
+                    s.stage,
+                    p.topic,
+                    p.partition,
+                    p.stalled_for.map_or(0.0, |d| d.as_secs_f64())
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vallee_partition_sample_age_seconds Age of the stage's last sample of its partitions (-1: none yet).\n# TYPE vallee_partition_sample_age_seconds gauge"
+        );
+        for s in &stages {
+            let age = s
+                .health
+                .sampled_at
+                .map_or(-1.0, |t| now.saturating_duration_since(t).as_secs_f64());
+            let _ = writeln!(
+                out,
+                "vallee_partition_sample_age_seconds{{stage=\"{}\"}} {age}",
+                s.stage
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vallee_stage_recoveries_total Fresh consumers started because partitions stopped flowing.\n# TYPE vallee_stage_recoveries_total counter"
+        );
+        for s in &stages {
+            let _ = writeln!(
+                out,
+                "vallee_stage_recoveries_total{{stage=\"{}\"}} {}",
+                s.stage, s.recoveries
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,6 +562,25 @@ mod tests {
         fn watermarks(&self) -> BTreeMap<Stream, Option<DateTime<Utc>>> {
             let behind = Utc::now() - chrono::Duration::seconds(90);
             BTreeMap::from([(Stream::Beacons, Some(behind))])
+        }
+        fn partitions(&self) -> Vec<StagePartitions> {
+            use vallee_kafka::watch::PartitionHealth;
+            let partition = |p: i32, lag: i64, still: u64| PartitionHealth {
+                topic: "vallee.beacons".into(),
+                partition: p,
+                lag,
+                stalled_for: (still > 0).then(|| Duration::from_secs(still)),
+            };
+            vec![StagePartitions {
+                stage: "ingest",
+                health: vallee_kafka::StageHealth {
+                    sampled_at: Some(Instant::now()),
+                    partitions: vec![partition(0, 0, 0), partition(2, 420, 45)],
+                    error: None,
+                },
+                stall_after: Duration::from_secs(30),
+                recoveries: 1,
+            }]
         }
     }
 
@@ -494,6 +639,52 @@ mod tests {
         fn watermarks(&self) -> BTreeMap<Stream, Option<DateTime<Utc>>> {
             BTreeMap::new()
         }
+        fn partitions(&self) -> Vec<StagePartitions> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn a_stalled_partition_fails_readiness_by_name_and_shows_in_the_metrics() {
+        let (ops, _dir) = ops(Arc::new(Running));
+        assert!(!ops.checks()["ingestPartitionsFlowing"]);
+        let stalled = ops.stalled();
+        assert_eq!(stalled.len(), 1, "{stalled:?}");
+        assert_eq!(stalled[0]["topic"], "vallee.beacons");
+        assert_eq!(stalled[0]["partition"], 2);
+        assert_eq!(stalled[0]["lag"], 420);
+        let text = ops.render();
+        for line in [
+            "vallee_partition_stalled_seconds{stage=\"ingest\",topic=\"vallee.beacons\",partition=\"2\"} 45",
+            "vallee_partition_stalled_seconds{stage=\"ingest\",topic=\"vallee.beacons\",partition=\"0\"} 0",
+            "vallee_partition_lag{stage=\"ingest\",topic=\"vallee.beacons\",partition=\"2\"} 420",
+            "vallee_stage_recoveries_total{stage=\"ingest\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_stage_without_a_fresh_sample_is_not_ready_and_says_why() {
+        let stale = StagePartitions {
+            stage: "stream",
+            health: vallee_kafka::StageHealth {
+                sampled_at: Some(Instant::now() - Duration::from_secs(60)),
+                partitions: Vec::new(),
+                error: Some("broker transport failure".into()),
+            },
+            stall_after: Duration::from_secs(30),
+            recoveries: 0,
+        };
+        assert!(!stale.flowing());
+        let fresh = StagePartitions {
+            health: vallee_kafka::StageHealth {
+                sampled_at: Some(Instant::now()),
+                ..stale.health.clone()
+            },
+            ..stale.clone()
+        };
+        assert!(fresh.flowing());
     }
 
     #[test]
