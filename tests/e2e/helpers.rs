@@ -122,21 +122,37 @@ impl World {
 
     /// A child `vallee <command>` (`ingest` or `stream`) on this world.
     pub fn spawn_stage(&self, command: &str, name: &str) -> Child {
+        self.spawn_stage_with(command, name, &[], "")
+    }
+
+    /// A child `vallee <command>` with more arguments, and more TOML appended to the
+    /// world's configuration file (its own copy, `<name>.toml`).
+    pub fn spawn_stage_with(
+        &self,
+        command: &str,
+        name: &str,
+        args: &[&str],
+        config: &str,
+    ) -> Child {
+        let file = self.dir.path().join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(self.config_file()).unwrap();
+        std::fs::write(&file, format!("{config}\n{text}")).unwrap();
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
         Command::new(env!("CARGO_BIN_EXE_vallee"))
             .args([
                 "--config",
-                self.config_file().to_str().unwrap(),
+                file.to_str().unwrap(),
                 command,
                 "--kafka-brokers",
                 &self.brokers(),
             ])
-            .args([
-                "--data-dir",
-                self.data_dir().to_str().unwrap(),
-                "--http-addr",
-                "127.0.0.1:0",
-            ])
+            .args(args)
+            .args(["--data-dir", self.data_dir().to_str().unwrap()])
+            .args(if args.contains(&"--http-addr") {
+                &[][..]
+            } else {
+                &["--http-addr", "127.0.0.1:0"][..]
+            })
             .env("RUST_LOG", "info,buoyant_kernel=warn,deltalake_core=warn")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))

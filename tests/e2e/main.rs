@@ -12,5 +12,6 @@ mod graceful_stop;
 mod kill_restart;
 mod open_data;
 mod rebalance;
+mod recovery;
 mod simulator;
 mod stream;

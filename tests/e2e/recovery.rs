@@ -1,0 +1,198 @@
+//! After a crash every partition flows again within seconds, and a partition that does not
+//! is found and taken back: the stalls the embedded broker's group coordinator can cause
+//! (docs/architecture.md, "Lost assignments after a member dies").
+
+use std::time::{Duration, Instant};
+
+use vallee::simulator::Event;
+
+use crate::helpers::*;
+
+/// The stall threshold of these tests' processes (the default is 30 s).
+const STALL_AFTER: &str = "[kafka]\nstall_after_s = 4\n";
+
+/// Produces `events` in chunks of 500, one chunk every 400 ms, as a steady gateway would.
+fn steady_producer(world: &World, events: Vec<Event>) -> tokio::task::JoinHandle<u64> {
+    let (brokers, topics) = (world.brokers(), world.topics.clone());
+    tokio::spawn(async move {
+        let p = vallee::simulator::producer(&brokers).unwrap();
+        let mut n = 0;
+        for chunk in events.chunks(500) {
+            n += vallee::simulator::produce(&p, &topics, chunk)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        n
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sole_member_killed_twice_in_quick_succession_owns_and_drains_every_partition() {
+    let world = World::new(3).await;
+    let lake = world.lake().await;
+    let producer = steady_producer(&world, valley_events(12_000, 21));
+    let sole = ["--membership", "sole"];
+    let mut first = world.spawn_stage_with("ingest", "ingest-0", &sole, STALL_AFTER);
+    eventually(Duration::from_secs(120), "ingest under way", || async {
+        total(&lake).await > 0
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Killed again as soon as it has taken its partitions, before its first commit.
+    let mut second = world.spawn_stage_with("ingest", "ingest-1", &sole, STALL_AFTER);
+    eventually(Duration::from_secs(60), "partitions taken", || async {
+        world
+            .log("ingest-1")
+            .contains("partitions taken without a coordinator")
+    })
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let partitions = world.topics.len() * 3;
+    let restarted = Instant::now();
+    let mut last = world.spawn_stage_with("ingest", "ingest-2", &sole, STALL_AFTER);
+    eventually(Duration::from_secs(30), "reading again", || async {
+        world.log("ingest-2").matches("partition assigned").count() >= partitions
+    })
+    .await;
+    let resumed = restarted.elapsed();
+    let produced = producer.await.unwrap();
+    let done = Instant::now();
+    eventually(
+        Duration::from_secs(60),
+        "every produced message in the lake",
+        || async { total(&lake).await >= produced },
+    )
+    .await;
+    eprintln!(
+        "resumed {resumed:?} after the restart; caught up {:?} after the producer stopped",
+        done.elapsed()
+    );
+    terminate(&last);
+    assert!(
+        wait_exit(&mut last, Duration::from_secs(30))
+            .await
+            .success()
+    );
+    assert_exactly_once(&lake, produced).await;
+    // Every partition of the input topics was owned, with no coordinator to ask.
+    let log = world.log("ingest-2");
+    assert_eq!(
+        log.matches("partition assigned").count(),
+        partitions,
+        "{log}"
+    );
+    assert!(!log.contains("partitions not flowing"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_member_killed_does_not_strand_its_partitions_with_the_survivor() {
+    let world = World::new(3).await;
+    let lake = world.lake().await;
+    let events = valley_events(12_000, 23);
+    let (first, rest) = events.split_at(3_000);
+    let produced_first = world.produce(first).await;
+    let mut a = world.spawn_stage_with("ingest", "ingest-a", &[], STALL_AFTER);
+    let mut b = world.spawn_stage_with("ingest", "ingest-b", &[], STALL_AFTER);
+    eventually(
+        Duration::from_secs(120),
+        "both members owning partitions",
+        || async {
+            world.log("ingest-a").contains("partition assigned")
+                && world.log("ingest-b").contains("partition assigned")
+        },
+    )
+    .await;
+    // A dies without leaving the group: the coordinator alone decides who takes over.
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let producer = steady_producer(&world, rest.to_vec());
+    let produced = produced_first + producer.await.unwrap();
+    eventually(
+        Duration::from_secs(120),
+        "every produced message in the lake",
+        || async { total(&lake).await >= produced },
+    )
+    .await;
+    terminate(&b);
+    assert!(wait_exit(&mut b, Duration::from_secs(30)).await.success());
+    assert_exactly_once(&lake, produced).await;
+    let log = world.log("ingest-b");
+    eprintln!(
+        "the survivor {} a stall",
+        if log.contains("partitions not flowing") {
+            "found and recovered from"
+        } else {
+            "saw no"
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_nobody_reads_fails_readiness_by_name_until_its_member_starts() {
+    let world = World::new(3).await;
+    let lake = world.lake().await;
+    let produced = world.produce(&valley_events(3_000, 29)).await;
+    // Member 0 of 2 reads partitions 0 and 2; nobody reads partition 1 yet.
+    let http = free_addr();
+    let addr = http.to_string();
+    let mut zero = world.spawn_stage_with(
+        "ingest",
+        "ingest-0",
+        &["--membership", "static:0/2", "--http-addr", &addr],
+        STALL_AFTER,
+    );
+    let bins = world.topics[&vallee_schemas::contract::Stream::WasteContainers].clone();
+    eventually(
+        Duration::from_secs(90),
+        "readiness failing and naming the partition nobody reads",
+        || async {
+            let Ok((status, body)) = http_get(http, "/readyz") else {
+                return false;
+            };
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            status == 503
+                && body["checks"]["ingestPartitionsFlowing"] == false
+                && body["stalled"].as_array().is_some_and(|s| {
+                    s.iter()
+                        .any(|p| p["topic"] == bins.as_str() && p["partition"] == 1)
+                        && s.iter().all(|p| p["partition"] == 1)
+                })
+        },
+    )
+    .await;
+    let (_, metrics) = http_get(http, "/metrics").unwrap();
+    let stalled = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "vallee_partition_stalled_seconds{{stage=\"ingest\",topic=\"{bins}\",partition=\"1\"}} "
+            ))
+        })
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no stall series for {bins}[1] in\n{metrics}"));
+    assert!(stalled >= 4.0, "{stalled}");
+    // Member 1 starts: partition 1 flows, everything lands once, readiness comes back.
+    let mut one = world.spawn_stage_with(
+        "ingest",
+        "ingest-1",
+        &["--membership", "static:1/2"],
+        STALL_AFTER,
+    );
+    eventually(
+        Duration::from_secs(90),
+        "every message landed and member 0 ready again",
+        || async {
+            total(&lake).await >= produced
+                && http_get(http, "/readyz").is_ok_and(|(status, _)| status == 200)
+        },
+    )
+    .await;
+    for child in [&mut zero, &mut one] {
+        terminate(child);
+        assert!(wait_exit(child, Duration::from_secs(30)).await.success());
+    }
+    assert_exactly_once(&lake, produced).await;
+}
