@@ -568,6 +568,7 @@ mod tests {
             let partition = |p: i32, lag: i64, still: u64| PartitionHealth {
                 topic: "vallee.beacons".into(),
                 partition: p,
+                end: 1_000,
                 lag,
                 stalled_for: (still > 0).then(|| Duration::from_secs(still)),
             };

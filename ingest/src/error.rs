@@ -25,6 +25,18 @@ pub enum Error {
         served: i64,
         attempts: u32,
     },
+    /// The partition's log ends before what the lake holds: the broker lost records the
+    /// lake had already landed (its storage wiped or rolled back). Ingest stops rather than
+    /// ignore the new records as replays until the offsets catch up.
+    #[error(
+        "topic {topic} partition {partition}: the broker's log ends at offset {log_end} but the lake already holds offsets up to {lake_offset}; the broker lost data. To accept the loss and read this partition's new records from its start: vallee lake accept-loss --topic {topic} --partition {partition}"
+    )]
+    BrokerLostData {
+        topic: String,
+        partition: i32,
+        log_end: i64,
+        lake_offset: i64,
+    },
     /// The options contradict themselves (checked before anything starts).
     #[error("{0}")]
     Options(String),

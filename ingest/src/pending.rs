@@ -37,6 +37,8 @@ pub struct PartitionState {
     pub produce_times: BTreeMap<Table, Vec<i64>>,
     /// The offset last committed to the consumer group (monitoring only).
     pub group_committed: Option<i64>,
+    /// Where consumption started at assignment, and when.
+    pub assigned: (Option<i64>, Instant),
 }
 
 impl PartitionState {
@@ -55,6 +57,7 @@ impl PartitionState {
             last_progress,
             produce_times: BTreeMap::new(),
             group_committed: None,
+            assigned: (a.start, now),
         }
     }
 

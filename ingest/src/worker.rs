@@ -196,6 +196,7 @@ impl Worker {
             }
             if self.last_health_check.elapsed() >= HEALTH_CHECK {
                 self.last_health_check = Instant::now();
+                self.state.check_log_ends()?;
                 let now = Instant::now();
                 let owns = self.state.options.membership.assigns_itself()
                     || !self.state.partitions.is_empty();
@@ -220,6 +221,42 @@ enum Outcome {
 type IngestConsumer = BaseConsumer<IngestContext>;
 
 impl State {
+    /// Stops ingest when a partition's log, sampled after the partition was assigned, ends
+    /// before the offset consumption started from: the lake holds records the broker no
+    /// longer has (its storage wiped or rolled back). Without this check the broker's new
+    /// records would look like replays of landed ones and be skipped until their offsets
+    /// passed the lake's: a silent loss.
+    fn check_log_ends(&self) -> Result<()> {
+        let health = vallee_kafka::probe::read(&self.stats.health);
+        let Some(sampled_at) = health.sampled_at else {
+            return Ok(());
+        };
+        for p in &self.partitions {
+            let (Some(start), assigned_at) = p.assigned else {
+                continue;
+            };
+            if sampled_at <= assigned_at || p.next_expected != Some(start) {
+                continue; // a sample from before the assignment, or records read since
+            }
+            let end = health
+                .partitions
+                .iter()
+                .find(|h| h.topic == p.topic && h.partition == p.partition)
+                .map(|h| h.end);
+            if let Some(end) = end
+                && end < start
+            {
+                return Err(Error::BrokerLostData {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    log_end: end,
+                    lake_offset: start - 1,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a partition this member should read is stalled. In a group every
     /// partition is one it might have to read: one stalled under another member (a dead
     /// one the coordinator kept) is a reason to join again. A sample older than a few

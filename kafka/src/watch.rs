@@ -37,6 +37,8 @@ pub struct Observation {
 pub struct PartitionHealth {
     pub topic: String,
     pub partition: i32,
+    /// The partition's end (next offset a produced message gets) at the sample.
+    pub end: i64,
     /// Messages the stage has not landed yet.
     pub lag: i64,
     /// How long its lag has gone without progress (`None`: no lag, or moving).
@@ -80,6 +82,7 @@ impl PartitionWatch {
             health.push(PartitionHealth {
                 topic: o.topic.clone(),
                 partition: o.partition,
+                end: o.end,
                 lag,
                 stalled_for,
             });
