@@ -86,6 +86,20 @@ pub enum LakeCommand {
     },
     /// Writes a checkpoint of every table's latest version.
     Checkpoint(LakeArgs),
+    /// After the broker lost records the lake had landed (ingest stopped saying so):
+    /// records that nothing of the partitions' new logs landed yet, so ingest reads them
+    /// from their start. Rows already in the tables stay. Run it with ingest stopped.
+    AcceptLoss {
+        /// Data directory (`lake/` under it).
+        #[arg(long, env = "VALLEE_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// The topic ingest named.
+        #[arg(long)]
+        topic: String,
+        /// The partitions ingest named (repeatable).
+        #[arg(long = "partition", required = true)]
+        partitions: Vec<i32>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -10,13 +10,16 @@
 //! - [`broker`] — the embedded Tansu broker of `vallee up`.
 //! - [`hub`] — `vallee up` and `vallee ingest`: start, banner, graceful stop.
 //! - [`simulator`] — realistic traffic for the valley.
-//! - [`bench`] — `vallee bench ingest`.
+//! - [`bench`] — `vallee bench ingest` and `vallee bench stream`.
+//! - [`upkeep`] — `vallee lake optimize | vacuum | checkpoint`, also on a schedule.
+//! - [`repair`] — `vallee lake accept-loss`, after the broker lost landed records.
 
 pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod hub;
+pub mod repair;
 pub mod simulator;
 pub mod upkeep;
 

@@ -54,6 +54,48 @@ fn hub_config(common: &CommonArgs, config: &Config) -> Result<HubConfig> {
     })
 }
 
+async fn lake_command(command: LakeCommand, file: &Config) -> Result<()> {
+    let (task, args) = match command {
+        LakeCommand::Optimize(a) => (vallee::upkeep::Task::Optimize, a),
+        LakeCommand::Checkpoint(a) => (vallee::upkeep::Task::Checkpoint, a),
+        LakeCommand::Vacuum {
+            args,
+            retention_days,
+        } => (
+            vallee::upkeep::Task::Vacuum {
+                retention: chrono::Duration::days(retention_days.max(0)),
+            },
+            args,
+        ),
+        LakeCommand::AcceptLoss {
+            data_dir,
+            topic,
+            partitions,
+        } => return accept_loss(&data_dir, &topic, &partitions, file).await,
+    };
+    lake_upkeep(task, &args, file).await
+}
+
+async fn accept_loss(
+    data_dir: &std::path::Path,
+    topic: &str,
+    partitions: &[i32],
+    file: &Config,
+) -> Result<()> {
+    let options = vallee_lake::LakeOptions {
+        root: data_dir.join("lake"),
+        ..file.lake.clone()
+    };
+    let lake = vallee_lake::Lake::open_bare(options)?;
+    let writer = &file.ingest.writer_id;
+    let reset = vallee::repair::accept_loss(&lake, writer, &file.topics, topic, partitions).await?;
+    for (table, partition, was) in &reset {
+        println!("{table}: {topic}[{partition}] was at offset {was}; now read from the start");
+    }
+    println!("{} positions reset", reset.len());
+    Ok(())
+}
+
 async fn lake_upkeep(task: vallee::upkeep::Task, args: &LakeArgs, config: &Config) -> Result<()> {
     let options = vallee_lake::LakeOptions {
         root: args.data_dir.join("lake"),
@@ -127,22 +169,7 @@ async fn main() -> Result<()> {
             };
             hub::stage_only(config, shutdown).await
         }
-        Command::Lake { command } => {
-            let (task, args) = match command {
-                LakeCommand::Optimize(a) => (vallee::upkeep::Task::Optimize, a),
-                LakeCommand::Checkpoint(a) => (vallee::upkeep::Task::Checkpoint, a),
-                LakeCommand::Vacuum {
-                    args,
-                    retention_days,
-                } => (
-                    vallee::upkeep::Task::Vacuum {
-                        retention: chrono::Duration::days(retention_days.max(0)),
-                    },
-                    args,
-                ),
-            };
-            lake_upkeep(task, &args, &file).await
-        }
+        Command::Lake { command } => lake_command(command, &file).await,
         Command::Graphql {
             command: GraphqlCommand::Schema,
         } => {

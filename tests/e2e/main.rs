@@ -5,6 +5,7 @@
 mod helpers;
 
 mod api;
+mod broker_loss;
 mod cli;
 mod contract;
 mod dashboard;
