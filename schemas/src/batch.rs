@@ -5,7 +5,7 @@
 //! builders to keep in step with the schemas, and a test per table catches any drift.
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::json::reader::{Decoder, ReaderBuilder};
 use serde::Serialize;
 
@@ -34,16 +34,9 @@ struct Row<'a, R> {
     _ingested_at: i64,
 }
 
-/// The day partition and lineage columns closing every data row.
-pub fn lineage_fields() -> Vec<Field> {
-    vec![
-        Field::new("day", DataType::Date32, false),
-        Field::new("_topic", DataType::Utf8, false),
-        Field::new("_partition", DataType::Int32, false),
-        Field::new("_offset", DataType::Int64, false),
-        Field::new("_ingested_at", crate::events::timestamp(), false),
-    ]
-}
+/// The day partition and lineage columns closing every data row (defined with the other
+/// shared columns in [`crate::events`], which must not import this module).
+pub use crate::events::lineage_fields;
 
 /// Rows of any schema waiting to become one record batch (the stream stage's outputs use
 /// it directly; ingest through [`TableBuffer`]).

@@ -17,8 +17,8 @@ use arrow::datatypes::{DataType, Field, SchemaRef};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::decode::Rejection;
 use crate::events::{Observation, closing_fields, observation_fields, schema_of};
+use crate::rejection::Rejection;
 use crate::time::TimeSource;
 
 /// Who is competent for a kind of report.
@@ -665,20 +665,20 @@ mod tests {
             r.lat = 123.0;
         }
         let err = e.validate().unwrap_err();
-        assert_eq!(err.reason, crate::decode::Reason::Range);
+        assert_eq!(err.reason, crate::rejection::Reason::Range);
         let mut e = submitted();
         if let CitizenChange::ReportSubmitted(r) = &mut e.change {
             r.description = "x".repeat(MAX_TEXT_CHARS + 1);
         }
         assert_eq!(
             e.validate().unwrap_err().reason,
-            crate::decode::Reason::Range
+            crate::rejection::Reason::Range
         );
         let unknown = serde_json::json!({"id": "e", "type": "ReportDeleted", "actor": "x",
             "dateObserved": "2026-11-28T10:00:00Z", "reportId": "r"});
         assert_eq!(
             CitizenEvent::parse(unknown).unwrap_err().reason,
-            crate::decode::Reason::Schema
+            crate::rejection::Reason::Schema
         );
     }
 

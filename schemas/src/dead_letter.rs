@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::contract::Stream;
-use crate::decode::{Reason, Rejection};
 use crate::privacy::redact_identifiers;
+use crate::rejection::{Reason, Rejection};
 use crate::time::{micros, utc_day};
 
 /// One row of `dead_letters`.

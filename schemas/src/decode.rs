@@ -4,10 +4,7 @@
 //! huge message costs nothing), then JSON syntax, then the `type` routing, then the
 //! attributes' presence and JSON types (serde), then ranges and identifiers.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::batch::{Lineage, TableBuffer};
@@ -21,87 +18,7 @@ use crate::events::waste_container::{WasteContainerInput, WasteContainerRecord};
 use crate::events::weather::{WeatherObservedInput, WeatherRecord};
 use crate::time::utc_day;
 
-/// Why a message was refused; the `reason` column of `dead_letters`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// Not JSON (or not UTF-8).
-    BadJson,
-    /// A required attribute is missing or has the wrong JSON type or form.
-    Schema,
-    /// A value is outside its allowed range or enumeration.
-    Range,
-    /// The `type` is not one this topic carries.
-    UnknownType,
-    /// A raw device identifier (MAC address) was sent where only a pseudonym is allowed.
-    RawIdentifier,
-    /// The message has no payload.
-    Empty,
-    /// The payload exceeds the size limit (checked before parsing).
-    TooLarge,
-}
-
-impl Reason {
-    /// Every reason, in a stable order (metrics are exported for each, from start).
-    pub const ALL: [Reason; 7] = [
-        Reason::BadJson,
-        Reason::Schema,
-        Reason::Range,
-        Reason::UnknownType,
-        Reason::RawIdentifier,
-        Reason::Empty,
-        Reason::TooLarge,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::BadJson => "bad_json",
-            Reason::Schema => "schema",
-            Reason::Range => "range",
-            Reason::UnknownType => "unknown_type",
-            Reason::RawIdentifier => "raw_identifier",
-            Reason::Empty => "empty",
-            Reason::TooLarge => "too_large",
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A refused message: the reason code and a message an operator can act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub reason: Reason,
-    pub message: String,
-}
-
-impl Rejection {
-    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Rejection {
-            reason,
-            message: message.into(),
-        }
-    }
-    pub fn schema(message: impl Into<String>) -> Self {
-        Self::new(Reason::Schema, message)
-    }
-    pub fn range(message: impl Into<String>) -> Self {
-        Self::new(Reason::Range, message)
-    }
-    pub fn raw_identifier(message: impl Into<String>) -> Self {
-        Self::new(Reason::RawIdentifier, message)
-    }
-}
-
-impl fmt::Display for Rejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.reason, self.message)
-    }
-}
+pub use crate::rejection::{Reason, Rejection};
 
 /// Decoding options (part of ingest's options).
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
 /// Errors of the schemas crate. Bad *input* is not an error here: it is a
-/// [`crate::decode::Rejection`], an ordinary outcome that ends in the dead-letter table.
+/// [`crate::rejection::Rejection`], an ordinary outcome that ends in the dead-letter table.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Validated rows did not fit the table's Arrow schema: a bug in a schema definition,

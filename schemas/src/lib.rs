@@ -53,6 +53,7 @@ pub mod formulas;
 pub mod geo;
 pub mod json_schema;
 pub mod privacy;
+pub mod rejection;
 pub mod tables;
 pub mod time;
 pub mod units;

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Envelope, Observation, check_range, closing_fields, observation_fields, schema_of};
-use crate::decode::Rejection;
 use crate::privacy::{is_device_token, is_mac_like};
+use crate::rejection::Rejection;
 use crate::time::days;
 use chrono::format::{Item, Parsed, StrftimeItems};
 

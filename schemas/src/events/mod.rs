@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::communes;
-use crate::decode::Rejection;
 use crate::geo::{GeoJson, GeoPoint};
+use crate::rejection::Rejection;
 use crate::time::{TimeSource, micros, resolve_event_time};
 
 /// The attributes every event carries.
@@ -192,8 +192,19 @@ pub(crate) fn closing_fields(with_extra: bool) -> Vec<Field> {
     if with_extra {
         fields.push(Field::new("extra", DataType::Utf8, true));
     }
-    fields.extend(crate::batch::lineage_fields());
+    fields.extend(lineage_fields());
     fields
+}
+
+/// The day partition and lineage columns closing every data row.
+pub fn lineage_fields() -> Vec<Field> {
+    vec![
+        Field::new("day", DataType::Date32, false),
+        Field::new("_topic", DataType::Utf8, false),
+        Field::new("_partition", DataType::Int32, false),
+        Field::new("_offset", DataType::Int64, false),
+        Field::new("_ingested_at", timestamp(), false),
+    ]
 }
 
 /// UTC microsecond timestamps, the type every Delta reader maps to `timestamp`.

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use super::{
     Envelope, Observation, closing_fields, extra_json, locate_opt, observation_fields, schema_of,
 };
-use crate::decode::Rejection;
 use crate::geo::GeoJson;
+use crate::rejection::Rejection;
 
 /// Where a visit count comes from.
 pub const SOURCES: [&str; 3] = ["counter", "ar-trail", "beacon"];

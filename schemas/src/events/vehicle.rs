@@ -11,8 +11,8 @@ use super::{
     Envelope, Observation, OneOrMany, check_opt_range, closing_fields, extra_json, locate,
     observation_fields, schema_of, string_list,
 };
-use crate::decode::Rejection;
 use crate::geo::GeoJson;
+use crate::rejection::Rejection;
 
 /// A truck position as it arrives on `vallee.waste.vehicles`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -12,8 +12,8 @@ use super::{
     Envelope, Observation, OneOrMany, check_fraction, check_opt_range, closing_fields, extra_json,
     locate, observation_fields, schema_of, string_list, timestamp,
 };
-use crate::decode::Rejection;
 use crate::geo::GeoJson;
+use crate::rejection::Rejection;
 use crate::time::{micros, parse_rfc3339};
 
 /// The `status` values of the Smart Data Model.

@@ -11,8 +11,8 @@ use super::{
     Envelope, Observation, OneOrMany, check_opt_fraction, check_opt_range, closing_fields,
     extra_json, locate_opt, observation_fields, schema_of, string_list,
 };
-use crate::decode::Rejection;
 use crate::geo::GeoJson;
+use crate::rejection::Rejection;
 
 /// A station reading as it arrives on `vallee.vineyards`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
