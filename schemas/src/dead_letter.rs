@@ -1,5 +1,9 @@
 //! The dead-letter row: every refused message is kept with its reason, its raw bytes and
-//! its source coordinates, so nothing that arrives ever vanishes.
+//! its source coordinates, so nothing that arrives ever vanishes — except raw device
+//! identifiers: MAC-like strings are redacted from the payload, the key and the message of
+//! every dead letter, on the bytes (so whatever the encoding, before any base64), and
+//! beacon dead letters lose their device tokens and every long hex run too
+//! ([`crate::privacy`]).
 
 use std::sync::LazyLock;
 
@@ -9,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::contract::Stream;
-use crate::privacy::redact_identifiers;
+use crate::privacy::{redact_identifiers, redact_macs};
 use crate::rejection::{Reason, Rejection};
 use crate::time::{micros, utc_day};
 
@@ -19,14 +23,15 @@ pub struct DeadLetterRecord {
     pub reason: Reason,
     /// Human-readable explanation.
     pub message: String,
-    /// The payload as text when it is UTF-8, else base64 (see `raw_base64`); beacon
-    /// payloads have device tokens and MAC-like identifiers redacted.
+    /// The payload as text when it is UTF-8, else base64 (see `raw_base64`), MAC-like
+    /// identifiers redacted (beacon payloads: device tokens and long hex runs too).
     pub raw: Option<String>,
     pub raw_base64: bool,
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
-    /// The message key, as text when UTF-8, else base64 (see `key_base64`).
+    /// The message key, as text when UTF-8, else base64 (see `key_base64`), redacted as
+    /// `raw` is.
     pub key: Option<String>,
     pub key_base64: bool,
     #[serde(with = "micros")]
@@ -66,19 +71,19 @@ impl DeadLetterRecord {
         payload: Option<&[u8]>,
         received_at: DateTime<Utc>,
     ) -> Self {
-        let (mut raw, raw_base64) = text_or_base64(payload);
-        let (mut key, key_base64) = text_or_base64(key);
-        let mut message = rejection.message.clone();
-        if source.stream == Stream::Beacons {
-            // Redaction runs on text only: base64 of binary junk carries no readable token.
-            if !raw_base64 {
-                raw = raw.map(|r| redact_identifiers(&r));
+        // Redaction runs on the bytes, before the base64 of a payload that is not UTF-8, so
+        // an identifier is never kept whatever the encoding.
+        let redact = |bytes: &[u8]| -> Vec<u8> {
+            if source.stream == Stream::Beacons {
+                redact_identifiers(bytes).into_owned()
+            } else {
+                redact_macs(bytes).into_owned()
             }
-            if !key_base64 {
-                key = key.map(|k| redact_identifiers(&k));
-            }
-            message = redact_identifiers(&message);
-        }
+        };
+        let (raw, raw_base64) = text_or_base64(payload.map(redact).as_deref());
+        let (key, key_base64) = text_or_base64(key.map(redact).as_deref());
+        // Only ASCII runs are replaced: UTF-8 stays UTF-8.
+        let message = String::from_utf8_lossy(&redact(rejection.message.as_bytes())).into_owned();
         DeadLetterRecord {
             reason: rejection.reason,
             message,

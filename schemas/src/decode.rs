@@ -1,11 +1,15 @@
 //! One Kafka message → a validated event, or a rejection with a reason code.
 //!
 //! The order of checks is the contract: emptiness, then size (before any parsing, so a
-//! huge message costs nothing), then JSON syntax, then the `type` routing, then the
-//! attributes' presence and JSON types (serde), then ranges and identifiers.
+//! huge message costs nothing), then JSON syntax, then raw identifiers (a MAC-like string
+//! anywhere in a sensor event, see [`crate::privacy`]: first, so that no later message
+//! quotes one), then the `type` routing, then the attributes' presence and JSON types
+//! (serde), then ranges and identifiers.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+
+use crate::privacy::contains_mac;
 
 use crate::batch::{Lineage, TableBuffer};
 use crate::citizen::CitizenEvent;
@@ -154,7 +158,69 @@ fn decode_fast(
         return None;
     }
     let wire: BeaconSightingWire = serde_json::from_slice(payload).ok()?;
-    (wire.kind == "BeaconSighting").then(|| wire.validate(kafka_timestamp_ms).map(Decoded::Beacon))
+    if wire.kind != "BeaconSighting" {
+        return None;
+    }
+    let with_mac = wire
+        .strings()
+        .into_iter()
+        .filter(|(_, value)| value.is_some_and(contains_mac))
+        .map(|(name, _)| name.to_string());
+    Some(match mac_refusal(with_mac) {
+        Some(refusal) => Err(refusal),
+        None => wire.validate(kafka_timestamp_ms).map(Decoded::Beacon),
+    })
+}
+
+/// Whether a JSON value holds a MAC-like string, in a value or a name, however deep.
+fn has_mac(value: &Value) -> bool {
+    match value {
+        Value::String(s) => contains_mac(s),
+        Value::Array(items) => items.iter().any(has_mac),
+        Value::Object(map) => map.iter().any(|(k, v)| contains_mac(k) || has_mac(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+/// The refusal of a sensor event whose top-level attributes `names` hold a MAC-like
+/// string (`None` when there is none). The names are sorted, so both decoding paths word
+/// it alike; a name that is itself MAC-like is not repeated.
+fn mac_refusal(names: impl Iterator<Item = String>) -> Option<Rejection> {
+    let mut names: Vec<String> = names
+        .map(|n| {
+            if contains_mac(&n) {
+                "an attribute name".to_string()
+            } else {
+                n
+            }
+        })
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    names.sort();
+    names.dedup();
+    Some(Rejection::raw_identifier(format!(
+        "MAC-like identifier in {}: devices must send a salted pseudonym, never a MAC address",
+        names.join(", ")
+    )))
+}
+
+/// The refusal of a sensor event holding a MAC-like string anywhere.
+fn refuse_macs(value: &Value) -> Result<(), Rejection> {
+    let refusal = match value {
+        Value::Object(map) => mac_refusal(
+            map.iter()
+                .filter(|(k, v)| contains_mac(k) || has_mac(v))
+                .map(|(k, _)| k.clone()),
+        ),
+        other => mac_refusal(
+            has_mac(other)
+                .then(|| "the payload".to_string())
+                .into_iter(),
+        ),
+    };
+    refusal.map_or(Ok(()), Err)
 }
 
 /// Every message: parsed to a JSON tree, routed by its `type`, then read and checked.
@@ -165,6 +231,11 @@ fn decode_general(
 ) -> Result<Decoded, Rejection> {
     let value: Value = serde_json::from_slice(payload)
         .map_err(|e| Rejection::new(Reason::BadJson, format!("not valid JSON: {e}")))?;
+    // Citizens' texts are written by people through the API, which replays these topics
+    // with its own parser: refusing them here would part the lake from its view.
+    if Stream::SENSORS.contains(&stream) {
+        refuse_macs(&value)?;
+    }
     let Value::Object(object) = &value else {
         return Err(Rejection::schema("an event must be a JSON object"));
     };
@@ -224,6 +295,64 @@ mod tests {
             assert!(SIGHTING.contains(from), "{from}");
             SIGHTING.replacen(from, to, 1)
         };
+        // MAC-like strings, wherever they are and however spelled: (payload, whether the
+        // fast path takes it).
+        let macs = [
+            (
+                swap(
+                    r#""rssi":-71"#,
+                    r#""rssi":-71,"seen":{"mac":"a4:5e:60:e8:1b:2c"}"#,
+                ),
+                false,
+            ),
+            (
+                swap("9F86D081884C7D659A2FEAA0C55AD015", "a4:5e:60:e8:1b:2c"),
+                true,
+            ),
+            (
+                swap("urn:ngsi-ld:BeaconSighting:gw1-000042", "a45e60e81b2c"),
+                true,
+            ),
+            (swap("gw1-000042", "a4:5e:60:e8:1b:2c"), true),
+            (swap("gw1-000042", "a45e.60e8.1b2c"), true),
+            (swap("gw1-000042", r"a4:5e:60:e8:1b:2\u0063"), false),
+            (swap("gw1-000042", r"\u0061\u0034:5e:60:e8:1b:2c"), false),
+            (swap("gw1-000042", r"a\u00004:5e:60:e8:1b:2c"), false),
+            (
+                swap("gw1-000042", "6ba7b810-9dad-11d1-80b4-00c04fd430c8"),
+                true,
+            ),
+            (swap("za-la-tour", "A4-5E-60-E8-1B-2C"), true),
+            (swap("2026-11-28T12:00:00Z", "a4:5e:60:e8:1b:2c"), true),
+            (
+                swap(
+                    r#""saltEpoch":"2026-11-28""#,
+                    r#""saltEpoch":"a45e60e81b2c""#,
+                ),
+                true,
+            ),
+            (
+                swap(r#""type":"BeaconSighting""#, r#""type":"a45e60e81b2c""#),
+                false,
+            ),
+            (
+                swap("9F86D081884C7D659A2FEAA0C55AD015", "a45e60e81b2c")
+                    .replace("za-la-tour", "a4:5e:60:e8:1b:2c"),
+                true,
+            ),
+            (
+                swap(r#""rssi":-71"#, r#""rssi":-71,"a4:5e:60:e8:1b:2c":1"#),
+                false,
+            ),
+            (
+                swap(
+                    r#""rssi":-71"#,
+                    r#""rssi":-71,"seen":["x",{"m":"a45e60e81b2c"}]"#,
+                ),
+                false,
+            ),
+            (r#"["a4:5e:60:e8:1b:2c"]"#.to_string(), false),
+        ];
         // (payload, whether the fast path takes it)
         let cases = [
             (SIGHTING.to_string(), true),
@@ -236,11 +365,9 @@ mod tests {
             (swap(r#""zone":"za-la-tour","#, ""), false),
             (swap(r#""rssi":-71"#, r#""rssi":-71,"zone":"za-autre""#), false),
             (swap(r#""rssi":-71"#, r#""rssi":-71,"floor":2"#), false),
-            (swap(r#""rssi":-71"#, r#""rssi":-71,"seen":{"mac":"a4:5e:60:e8:1b:2c"}"#), false),
-            (swap("9F86D081884C7D659A2FEAA0C55AD015", "a4:5e:60:e8:1b:2c"), true),
             (swap("9F86D081884C7D659A2FEAA0C55AD015", "9f86d0"), true),
-            (swap("urn:ngsi-ld:BeaconSighting:gw1-000042", "a45e60e81b2c"), true),
             (swap("urn:ngsi-ld:BeaconSighting:gw1-000042", " "), true),
+            (swap("gw1-000042", "4d3f9a2e-1b2c-4d5e-8f90-a45e60e81b2c"), true),
             (swap(r#""saltEpoch":"2026-11-28""#, r#""saltEpoch":"2026-13-01""#), true),
             (swap(r#""saltEpoch":"2026-11-28""#, r#""saltEpoch":"2026-11-28T00""#), true),
             (swap(r#""dateObserved""#, r#""TimeInstant""#), true),
@@ -254,7 +381,15 @@ mod tests {
             ("{".to_string(), false),
         ];
         let options = DecodeOptions::default();
-        for (payload, fast) in &cases {
+        for (payload, _) in &macs {
+            let refused = decode(Stream::Beacons, Some(payload.as_bytes()), None, &options);
+            assert_eq!(
+                refused.unwrap_err().reason,
+                Reason::RawIdentifier,
+                "{payload}"
+            );
+        }
+        for (payload, fast) in macs.iter().chain(&cases) {
             let bytes = payload.as_bytes();
             for kafka in [None, Some(1_764_320_000_000)] {
                 assert_eq!(

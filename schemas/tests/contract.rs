@@ -273,6 +273,124 @@ fn dead_letters_of_beacons_never_hold_a_token_or_a_mac() {
 }
 
 #[test]
+fn a_mac_in_any_string_of_any_sensor_event_is_refused() {
+    // The issue's example: a sighting whose id embeds the MAC it saw.
+    let id = SIGHTING.replace("gw1-000042", "a4:5e:60:e8:1b:2c");
+    assert_eq!(
+        refused(Stream::Beacons, id.as_bytes()),
+        Reason::RawIdentifier
+    );
+    let cases = [
+        (
+            Stream::WasteContainers,
+            BIN.replace(r#""status":"ok","#, r#""status":"ok","gateway":{"seen":["A45E.60E8.1B2C"]},"#),
+        ),
+        (
+            Stream::WasteContainers,
+            BIN.replace("gignac-0001", r"gignac-\u0061\u0034\u002d5e-60-e8-1b-2c"),
+        ),
+        (Stream::WasteContainers, BIN.replace("Gignac", "a45e60e81b2c")),
+        (
+            Stream::Tourism,
+            r#"{"id":"v1","type":"SiteVisit","dateObserved":"2026-07-14T10:00:00+02:00","site":"s","locationCode":"34261","source":"beacon","count":1,"arPoint":"a4:5e:60:e8:1b:2c"}"#.to_string(),
+        ),
+        (
+            Stream::Vineyards,
+            r#"{"id":"w1","type":"WeatherObserved","dateObserved":"2026-04-10T05:00:00Z","refParcels":["p1","a4-5e-60-e8-1b-2c"]}"#.to_string(),
+        ),
+        // On the wrong topic, it is still refused as an identifier first.
+        (Stream::Tourism, id.clone()),
+    ];
+    for (stream, payload) in cases {
+        assert_eq!(
+            refused(stream, payload.as_bytes()),
+            Reason::RawIdentifier,
+            "{payload}"
+        );
+    }
+}
+
+#[test]
+fn legitimate_ids_and_tokens_are_not_taken_for_macs() {
+    let uuid = SIGHTING.replace("gw1-000042", "4d3f9a2e-1b2c-4d5e-8f90-a45e60e81b2c");
+    ok(Stream::Beacons, &uuid);
+    for token in ["9f86d081884c7d65", &"ab".repeat(32)] {
+        ok(
+            Stream::Beacons,
+            &SIGHTING.replace("9f86d081884c7d659a2feaa0c55ad015", token),
+        );
+    }
+    // Citizens' texts are people's words, replayed by the API with its own parser.
+    let mut e = vallee_schemas::citizen::CitizenEvent::new(
+        "anonymous",
+        vallee_schemas::citizen::CitizenChange::IdeaCommented {
+            idea_id: "i-1".into(),
+            comment_id: "c-1".into(),
+            body: "the hotspot a4:5e:60:e8:1b:2c is down".into(),
+            author: "p".into(),
+        },
+    );
+    e.date_observed = "2026-11-28T12:00:00Z".parse().unwrap();
+    ok(
+        Stream::CitizenIdeas,
+        &String::from_utf8(e.to_json()).unwrap(),
+    );
+}
+
+#[test]
+fn dead_letters_never_keep_a_mac_whatever_the_encoding() {
+    let source = |stream| Source {
+        stream,
+        topic: "t",
+        partition: 0,
+        offset: 0,
+    };
+    let letter = |stream, key: Option<&[u8]>, payload: &[u8]| {
+        let rejection =
+            decode(stream, Some(payload), KAFKA_TS, &DecodeOptions::default()).unwrap_err();
+        DeadLetterRecord::new(&rejection, source(stream), key, Some(payload), Utc::now())
+    };
+    // Not UTF-8, a MAC as the token: still base64, without the MAC.
+    let mut binary = b"\xff".to_vec();
+    binary.extend(
+        SIGHTING
+            .replace("9f86d081884c7d659a2feaa0c55ad015", "a4:5e:60:e8:1b:2c")
+            .as_bytes(),
+    );
+    let dl = letter(Stream::Beacons, None, &binary);
+    assert_eq!(dl.reason, Reason::BadJson);
+    assert!(dl.raw_base64);
+    let stored = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        dl.raw.as_deref().unwrap(),
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&stored);
+    assert!(!text.contains("a4:5e:60:e8:1b:2c"), "{text}");
+    assert!(text.contains("za-la-tour"), "the rest is kept: {text}");
+    // Spelled with JSON escapes, in a bin reading, and as the key.
+    let escaped = BIN.replace("gignac-0001", r"\u0061\u0034:5e:60:e8:1b:2c");
+    let dl = letter(
+        Stream::WasteContainers,
+        Some(b"a45e60e81b2c"),
+        escaped.as_bytes(),
+    );
+    assert_eq!(dl.reason, Reason::RawIdentifier);
+    let raw = dl.raw.as_deref().unwrap();
+    assert!(
+        raw.contains(r#""id":"urn:ngsi-ld:WasteContainer:[redacted]""#),
+        "{raw}"
+    );
+    assert_eq!(dl.key.as_deref(), Some("[redacted]"));
+    for column in [raw, dl.key.as_deref().unwrap(), &dl.message] {
+        assert!(
+            !vallee_schemas::privacy::raw_contains_mac(column.as_bytes()),
+            "{column}"
+        );
+    }
+}
+
+#[test]
 fn binary_payloads_are_kept_as_base64() {
     let payload = [0xff, 0x00, 0x10];
     let rejection = decode(

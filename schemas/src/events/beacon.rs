@@ -12,12 +12,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Envelope, Observation, check_range, closing_fields, observation_fields, schema_of};
-use crate::privacy::{is_device_token, is_mac_like};
+use crate::privacy::is_device_token;
 use crate::rejection::Rejection;
 use crate::time::days;
 use chrono::format::{Item, Parsed, StrftimeItems};
 
-/// A sighting as it arrives on `vallee.beacons`.
+/// A sighting as it arrives on `vallee.beacons`. A MAC-like string anywhere in it is
+/// refused by [`crate::decode`] before this is read, as for every sensor event.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[schemars(
     title = "BeaconSighting",
@@ -105,18 +106,8 @@ pub struct BeaconSighting {
     pub device_token: String,
 }
 
-fn find_mac(value: &Value) -> bool {
-    match value {
-        Value::String(s) => is_mac_like(s),
-        Value::Array(items) => items.iter().any(find_mac),
-        Value::Object(map) => map.values().any(find_mac),
-        _ => false,
-    }
-}
-
 impl BeaconSightingInput {
     pub fn validate(self, kafka_timestamp_ms: Option<i64>) -> Result<BeaconSighting, Rejection> {
-        let extra_has_mac = || self.extra.values().any(find_mac);
         Sighting {
             id: &self.envelope.id,
             date_observed: self.envelope.date_observed.as_deref(),
@@ -126,12 +117,26 @@ impl BeaconSightingInput {
             salt_epoch: &self.salt_epoch,
             rssi: self.rssi,
         }
-        .validate(extra_has_mac, kafka_timestamp_ms)
+        .validate(kafka_timestamp_ms)
     }
 }
 
-impl BeaconSightingWire<'_> {
-    /// No unknown attribute got this far: nothing else to scan for a MAC.
+impl<'a> BeaconSightingWire<'a> {
+    /// Every string of the sighting with its attribute name, for the MAC check decoding
+    /// runs on every sensor event (no unknown attribute got this far, and `rssi` is a
+    /// number).
+    pub(crate) fn strings(&self) -> [(&'static str, Option<&'a str>); 7] {
+        [
+            ("id", Some(self.id)),
+            ("type", Some(self.kind)),
+            ("dateObserved", self.date_observed),
+            ("TimeInstant", self.time_instant),
+            ("zone", Some(self.zone)),
+            ("deviceToken", Some(self.device_token)),
+            ("saltEpoch", Some(self.salt_epoch)),
+        ]
+    }
+
     pub(crate) fn validate(
         self,
         kafka_timestamp_ms: Option<i64>,
@@ -145,26 +150,12 @@ impl BeaconSightingWire<'_> {
             salt_epoch: self.salt_epoch,
             rssi: self.rssi,
         }
-        .validate(|| false, kafka_timestamp_ms)
+        .validate(kafka_timestamp_ms)
     }
 }
 
 impl Sighting<'_> {
-    fn validate(
-        self,
-        extra_has_mac: impl FnOnce() -> bool,
-        kafka_timestamp_ms: Option<i64>,
-    ) -> Result<BeaconSighting, Rejection> {
-        if is_mac_like(self.device_token) {
-            return Err(Rejection::raw_identifier(
-                "deviceToken looks like a MAC address: gateways must send a salted pseudonym",
-            ));
-        }
-        if is_mac_like(self.id) || extra_has_mac() {
-            return Err(Rejection::raw_identifier(
-                "the sighting carries a MAC-like identifier: gateways must send only a salted pseudonym",
-            ));
-        }
+    fn validate(self, kafka_timestamp_ms: Option<i64>) -> Result<BeaconSighting, Rejection> {
         if !is_device_token(self.device_token) {
             return Err(Rejection::schema(format!(
                 "deviceToken must be 16 to 64 hex digits, got {} characters",
