@@ -106,6 +106,9 @@ mod max_message_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DecodeOptions, D::Error> {
         Ok(DecodeOptions {
             max_message_bytes: usize::deserialize(d)?,
+            // Not in the file: the stream stage decodes with the defaults, and both must
+            // refuse the same events.
+            ..DecodeOptions::default()
         })
     }
 }
@@ -133,6 +136,7 @@ mod tests {
             IngestOptions {
                 decode: DecodeOptions {
                     max_message_bytes: 0,
+                    ..DecodeOptions::default()
                 },
                 ..Default::default()
             },

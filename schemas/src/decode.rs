@@ -4,9 +4,12 @@
 //! huge message costs nothing), then JSON syntax, then raw identifiers (a MAC-like string
 //! anywhere in a sensor event, see [`crate::privacy`]: first, so that no later message
 //! quotes one), then the `type` routing, then the attributes' presence and JSON types
-//! (serde), then ranges and identifiers.
+//! (serde), then ranges and identifiers, and last the event time against the record's
+//! own clock (`future`).
 
-use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 use crate::privacy::contains_mac;
@@ -24,18 +27,28 @@ use crate::time::utc_day;
 
 pub use crate::rejection::{Reason, Rejection};
 
-/// Decoding options (part of ingest's options).
+/// Decoding options (part of ingest's options; the stream stage decodes with the same
+/// defaults, so both refuse the same messages).
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
     /// Largest accepted payload in bytes; larger ones are dead-lettered as `too_large`
     /// without being parsed. Default 256 KiB.
     pub max_message_bytes: usize,
+    /// How far an event time may be ahead of its Kafka record's timestamp (the producer's
+    /// clock when it sent the record). Further ahead, the event is refused as `future`: one
+    /// reading dated 2099 would otherwise move its stream's watermark decades ahead and
+    /// make every live device look silent. Default 1 hour: gateways batch and their clocks
+    /// drift by seconds, not hours. Records without a timestamp are not checked; a producer
+    /// replaying or simulating another time (the simulator) stamps records with their event
+    /// time.
+    pub max_future: Duration,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
             max_message_bytes: 256 * 1024,
+            max_future: Duration::from_secs(3600),
         }
     }
 }
@@ -137,10 +150,43 @@ pub fn decode(
             ),
         ));
     }
-    if let Some(done) = decode_fast(stream, payload, kafka_timestamp_ms) {
-        return done;
+    let decoded = match decode_fast(stream, payload, kafka_timestamp_ms) {
+        Some(done) => done?,
+        None => decode_general(stream, payload, kafka_timestamp_ms)?,
+    };
+    refuse_future(&decoded, kafka_timestamp_ms, options.max_future)?;
+    Ok(decoded)
+}
+
+/// Refuses an event dated further ahead of its record's timestamp than `max_future`.
+fn refuse_future(
+    decoded: &Decoded,
+    kafka_timestamp_ms: Option<i64>,
+    max_future: Duration,
+) -> Result<(), Rejection> {
+    let Some(sent) = kafka_timestamp_ms.and_then(DateTime::<Utc>::from_timestamp_millis) else {
+        return Ok(());
+    };
+    let bound = TimeDelta::from_std(max_future).unwrap_or(TimeDelta::MAX);
+    let Some(limit) = sent.checked_add_signed(bound) else {
+        return Ok(());
+    };
+    let event_time = decoded.event_time();
+    if event_time <= limit {
+        return Ok(());
     }
-    decode_general(stream, payload, kafka_timestamp_ms)
+    let ahead = event_time - sent;
+    Err(Rejection::new(
+        Reason::Future,
+        format!(
+            "event time {} is {} min ahead of the record's timestamp {} (at most {} min allowed): \
+             a device or gateway clock is wrong",
+            event_time.to_rfc3339(),
+            ahead.num_minutes(),
+            sent.to_rfc3339(),
+            bound.num_minutes()
+        ),
+    ))
 }
 
 /// The fast path of the busiest stream: a beacon sighting with exactly its contract's
@@ -287,6 +333,9 @@ fn decode_general(
 mod tests {
     use super::*;
 
+    /// 2026-11-28T12:00:00Z, when [`SIGHTING`] was sent.
+    const SENT: i64 = 1_795_867_200_000;
+
     const SIGHTING: &str = r#"{"id":"urn:ngsi-ld:BeaconSighting:gw1-000042","type":"BeaconSighting","dateObserved":"2026-11-28T12:00:00Z","zone":"za-la-tour","deviceToken":"9F86D081884C7D659A2FEAA0C55AD015","saltEpoch":"2026-11-28","rssi":-71}"#;
 
     #[test]
@@ -389,22 +438,64 @@ mod tests {
                 "{payload}"
             );
         }
-        for (payload, fast) in macs.iter().chain(&cases) {
+        for (payload, fast_path) in macs.iter().chain(&cases) {
             let bytes = payload.as_bytes();
-            for kafka in [None, Some(1_764_320_000_000)] {
-                assert_eq!(
-                    decode_fast(Stream::Beacons, bytes, kafka).is_some(),
-                    *fast,
-                    "{payload}"
-                );
-                assert_eq!(
-                    decode(Stream::Beacons, Some(bytes), kafka, &options),
-                    decode_general(Stream::Beacons, bytes, kafka),
-                    "{payload}"
-                );
+            // Within the bound of the record's timestamp, and two hours behind the event.
+            for kafka in [None, Some(SENT), Some(SENT - 2 * 3_600_000)] {
+                let fast = decode_fast(Stream::Beacons, bytes, kafka);
+                assert_eq!(fast.is_some(), *fast_path, "{payload}");
+                let general = decode_general(Stream::Beacons, bytes, kafka);
+                if let Some(fast) = fast {
+                    assert_eq!(fast, general, "{payload}");
+                }
             }
         }
         // The other streams never take it.
         assert!(decode_fast(Stream::Tourism, SIGHTING.as_bytes(), None).is_none());
+    }
+
+    #[test]
+    fn an_event_too_far_ahead_of_its_record_is_refused_on_both_paths() {
+        let options = DecodeOptions::default();
+        let general = SIGHTING.replace(r#""rssi":-71"#, r#""rssi":-71,"floor":2"#);
+        for payload in [SIGHTING, &general] {
+            let at = |sent| decode(Stream::Beacons, Some(payload.as_bytes()), sent, &options);
+            assert!(at(None).is_ok());
+            assert!(at(Some(SENT)).is_ok());
+            // An hour ahead is within the bound; a minute more is not.
+            assert!(at(Some(SENT - 3_600_000)).is_ok());
+            let refused = at(Some(SENT - 3_660_000)).unwrap_err();
+            assert_eq!(refused.reason, Reason::Future, "{refused}");
+            assert!(refused.message.contains("61 min ahead"), "{refused}");
+            // Dated 2099 and sent today.
+            let far = payload.replace("2026-11-28T12", "2099-11-28T12");
+            let refused = decode(Stream::Beacons, Some(far.as_bytes()), Some(SENT), &options);
+            assert_eq!(refused.unwrap_err().reason, Reason::Future);
+        }
+        // The bound is an option; an absurd record time or bound checks nothing.
+        let tight = DecodeOptions {
+            max_future: Duration::from_secs(60),
+            ..DecodeOptions::default()
+        };
+        let sent = Some(SENT - 120_000);
+        let refused = decode(Stream::Beacons, Some(SIGHTING.as_bytes()), sent, &tight);
+        assert_eq!(refused.unwrap_err().reason, Reason::Future);
+        let lax = DecodeOptions {
+            max_future: Duration::MAX,
+            ..DecodeOptions::default()
+        };
+        assert!(decode(Stream::Beacons, Some(SIGHTING.as_bytes()), Some(0), &lax).is_ok());
+        assert!(
+            decode(
+                Stream::Beacons,
+                Some(SIGHTING.as_bytes()),
+                Some(i64::MAX),
+                &options
+            )
+            .is_ok()
+        );
+        // Without a time of its own, an event takes the record's: never ahead.
+        let bare = SIGHTING.replace(r#""dateObserved":"2026-11-28T12:00:00Z","#, "");
+        assert!(decode(Stream::Beacons, Some(bare.as_bytes()), Some(SENT), &options).is_ok());
     }
 }

@@ -27,11 +27,15 @@ pub enum Reason {
     Empty,
     /// The payload exceeds the size limit (checked before parsing).
     TooLarge,
+    /// The event time is further ahead of the Kafka record's timestamp (when the producer
+    /// sent it) than the configured bound: a broken device or gateway clock, which must not
+    /// move watermarks.
+    Future,
 }
 
 impl Reason {
     /// Every reason, in a stable order (metrics are exported for each, from start).
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::BadJson,
         Reason::Schema,
         Reason::Range,
@@ -39,6 +43,7 @@ impl Reason {
         Reason::RawIdentifier,
         Reason::Empty,
         Reason::TooLarge,
+        Reason::Future,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +55,7 @@ impl Reason {
             Reason::RawIdentifier => "raw_identifier",
             Reason::Empty => "empty",
             Reason::TooLarge => "too_large",
+            Reason::Future => "future",
         }
     }
 }

@@ -9,7 +9,8 @@ use vallee_schemas::contract::{Stream, Table};
 use vallee_schemas::dead_letter::{DeadLetterRecord, Source};
 use vallee_schemas::decode::{DecodeOptions, Decoded, Reason, decode};
 
-const KAFKA_TS: Option<i64> = Some(1_764_320_000_000);
+/// 2026-11-28T12:00:00Z: the record timestamp of every message here, after their event times.
+const KAFKA_TS: Option<i64> = Some(1_795_867_200_000);
 
 fn ok(stream: Stream, payload: &str) -> Decoded {
     decode(
@@ -88,15 +89,25 @@ fn event_time_falls_back_to_time_instant_then_to_kafka() {
     let bare = r#"{"id":"b","type":"WasteContainer","fillingLevel":0.1,"location":{"type":"Point","coordinates":[3.55,43.65]}}"#;
     let d = ok(Stream::WasteContainers, bare);
     assert_eq!(d.event_time().timestamp_millis(), KAFKA_TS.unwrap());
-    // Old and future dates are the stream stage's business, not a refusal.
+    // Old dates are the stream stage's business (lateness), not a refusal.
     ok(
         Stream::WasteContainers,
         &BIN.replace("2026-11-28", "1999-01-01"),
     );
-    ok(
-        Stream::WasteContainers,
-        &BIN.replace("2026-11-28", "2090-01-01"),
+    // An event dated 2090 by a broken clock, sent in 2026, would move the watermark.
+    let future = BIN.replace("2026-11-28", "2090-01-01");
+    assert_eq!(
+        refused(Stream::WasteContainers, future.as_bytes()),
+        Reason::Future
     );
+    // Without a record timestamp there is no clock to compare with.
+    let decoded = decode(
+        Stream::WasteContainers,
+        Some(future.as_bytes()),
+        None,
+        &DecodeOptions::default(),
+    );
+    assert!(decoded.is_ok(), "{decoded:?}");
 }
 
 #[test]
@@ -157,6 +168,7 @@ fn every_refusal_class_has_its_reason() {
     assert_eq!(refused(s, too_big.as_bytes()), TooLarge);
     let small_limit = DecodeOptions {
         max_message_bytes: 100,
+        ..DecodeOptions::default()
     };
     assert_eq!(
         decode(s, Some(BIN.as_bytes()), KAFKA_TS, &small_limit)
