@@ -437,6 +437,21 @@ fn site_visits_parcels_and_weather_land_in_their_tables() {
         ),
         Reason::Range
     );
+    // A count no counter reads, which sums downstream could overflow on: refused.
+    let at_bound = visit.replace("\"count\":3", "\"count\":100000");
+    ok(Stream::Tourism, &at_bound);
+    for absurd in ["100001", "9223372036854775807", "-9223372036854775808"] {
+        assert_eq!(
+            refused(
+                Stream::Tourism,
+                visit
+                    .replace("\"count\":3", &format!("\"count\":{absurd}"))
+                    .as_bytes()
+            ),
+            Reason::Range,
+            "{absurd}"
+        );
+    }
     assert_eq!(
         refused(
             Stream::Tourism,

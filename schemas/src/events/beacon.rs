@@ -180,6 +180,9 @@ impl Sighting<'_> {
                     self.salt_epoch
                 ))
             })?;
+        // dBm: Bluetooth receivers hear nothing below about -105 dBm (their sensitivity;
+        // -130 leaves room for any other radio), and no transmitter may radiate more than
+        // +20 dBm in Europe's 2.4 GHz band.
         let rssi = check_range("rssi", self.rssi, -130.0, 20.0)?;
         Ok(BeaconSighting {
             record: BeaconSightingRecord {

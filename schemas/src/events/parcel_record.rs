@@ -33,6 +33,7 @@ pub struct ParcelRecordInput {
     pub soil_moisture_vwc: Option<f64>,
     /// Soil temperature, °C.
     #[serde(rename = "soilTemperature", default)]
+    #[schemars(range(min = -30.0, max = 70.0))]
     pub soil_temperature: Option<f64>,
     /// Leaf wetness, a fraction 0..1.
     #[serde(rename = "leafWetness", default)]
@@ -85,6 +86,8 @@ impl ParcelRecordInput {
             observation,
             has_agri_parcel: self.has_agri_parcel,
             soil_moisture_vwc: check_opt_fraction("soilMoistureVwc", self.soil_moisture_vwc)?,
+            // °C: the soil a probe is buried in, in a Mediterranean vineyard, stays far
+            // inside these; beyond, the probe is broken or out of the ground.
             soil_temperature: check_opt_range(
                 "soilTemperature",
                 self.soil_temperature,

@@ -16,6 +16,14 @@ use crate::rejection::Rejection;
 /// Where a visit count comes from.
 pub const SOURCES: [&str; 3] = ["counter", "ar-trail", "beacon"];
 
+/// Most visitors one event may count. The valley's busiest site (the Pont du Diable and
+/// its beach) sees some hundreds of thousands of visitors in a whole year, and a counter
+/// reports every few minutes: a reading above this is a broken counter. The bound also
+/// keeps every sum of counts downstream (presence and visit windows, the stream stage's
+/// tallies, SQL `sum`s over `site_visits`) far from `i64` overflow: it would take 92
+/// trillion events at the bound.
+pub const MAX_COUNT: i64 = 100_000;
+
 /// A visit as it arrives on `vallee.tourism`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[schemars(
@@ -34,8 +42,8 @@ pub struct SiteVisitInput {
     pub location_code: String,
     /// counter, ar-trail or beacon.
     pub source: String,
-    /// Number of visitors (at least 1).
-    #[schemars(range(min = 1))]
+    /// Number of visitors (at least 1, at most 100 000).
+    #[schemars(range(min = 1, max = 100_000))]
     pub count: i64,
     /// Point of the AR trail checked in at.
     #[serde(rename = "arPoint", default)]
@@ -95,9 +103,9 @@ impl SiteVisitInput {
                 self.source
             )));
         }
-        if self.count < 1 {
+        if !(1..=MAX_COUNT).contains(&self.count) {
             return Err(Rejection::range(format!(
-                "count = {} must be at least 1",
+                "count = {} is outside [1, {MAX_COUNT}]",
                 self.count
             )));
         }

@@ -39,7 +39,7 @@ pub struct VehicleInput {
     pub category: Option<OneOrMany>,
     /// km/h; -1 when unknown.
     #[serde(default)]
-    #[schemars(range(min = -1.0))]
+    #[schemars(range(min = -1.0, max = 300.0))]
     pub speed: Option<f64>,
     /// Degrees from north, [0, 360); -1 when stationary.
     #[serde(default)]
@@ -47,7 +47,7 @@ pub struct VehicleInput {
     pub heading: Option<f64>,
     /// kg carried.
     #[serde(rename = "cargoWeight", default)]
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = 100_000.0))]
     pub cargo_weight: Option<f64>,
     /// Any other attribute: accepted and kept in the `extra` column.
     #[serde(flatten)]
@@ -92,8 +92,13 @@ impl VehicleInput {
         if self.vehicle_type.trim().is_empty() {
             return Err(Rejection::schema("vehicleType must be a non-empty string"));
         }
+        // -1 is the model's "unknown"; no road vehicle of a collection fleet reaches
+        // 300 km/h (a lorry is limited to 90): more is a GPS glitch.
         let speed = check_opt_range("speed", self.speed, -1.0, 300.0)?;
+        // Degrees from north; -1 when stationary.
         let heading = check_opt_range("heading", self.heading, -1.0, 360.0)?;
+        // kg: the heaviest lorry allowed on French roads weighs 44 t loaded; 100 t leaves room
+        // for exceptional convoys and nothing for a sensor reading in grams.
         let cargo_weight = check_opt_range("cargoWeight", self.cargo_weight, 0.0, 100_000.0)?;
         let (point, commune_code) = locate(&self.location)?;
         Ok(VehicleRecord {

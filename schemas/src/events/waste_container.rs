@@ -48,6 +48,7 @@ pub struct WasteContainerInput {
     pub bin_fullness_threshold: Option<f64>,
     /// Inside temperature, °C.
     #[serde(default)]
+    #[schemars(range(min = -60.0, max = 1500.0))]
     pub temperature: Option<f64>,
     /// Kind of waste (organic, glass, plastic, paper…); one value or a list.
     #[serde(rename = "storedWasteKind", default)]

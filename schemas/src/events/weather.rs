@@ -25,10 +25,11 @@ pub struct WeatherObservedInput {
     pub envelope: Envelope,
     /// Air temperature, °C.
     #[serde(default)]
+    #[schemars(range(min = -60.0, max = 60.0))]
     pub temperature: Option<f64>,
     /// Rain since the previous reading, mm (l/m²).
     #[serde(default)]
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = 500.0))]
     pub precipitation: Option<f64>,
     /// Relative humidity, a fraction 0..1.
     #[serde(rename = "relativeHumidity", default)]
@@ -36,10 +37,11 @@ pub struct WeatherObservedInput {
     pub relative_humidity: Option<f64>,
     /// Wind speed, m/s.
     #[serde(rename = "windSpeed", default)]
-    #[schemars(range(min = 0.0))]
+    #[schemars(range(min = 0.0, max = 120.0))]
     pub wind_speed: Option<f64>,
     /// Dew point, °C.
     #[serde(rename = "dewPoint", default)]
+    #[schemars(range(min = -80.0, max = 60.0))]
     pub dew_point: Option<f64>,
     /// Parcels this station covers (frost alerts go to them).
     #[serde(rename = "refParcels", default)]
@@ -80,10 +82,16 @@ impl WeatherObservedInput {
         let (longitude, latitude, commune_code) = locate_opt(self.location.as_ref())?;
         Ok(WeatherRecord {
             observation,
+            // °C: the Earth's records are about -89 and +57; France's highest, 46.0, was measured
+            // in the Hérault (Vérargues, June 2019).
             temperature: check_opt_range("temperature", self.temperature, -60.0, 60.0)?,
+            // mm since the previous reading: the Cévennes episodes, the valley's worst, bring
+            // a few hundred mm in a day; a station reports far more often than daily.
             precipitation: check_opt_range("precipitation", self.precipitation, 0.0, 500.0)?,
             relative_humidity: check_opt_fraction("relativeHumidity", self.relative_humidity)?,
+            // m/s: the strongest gust ever measured is 113 m/s (a tropical cyclone).
             wind_speed: check_opt_range("windSpeed", self.wind_speed, 0.0, 120.0)?,
+            // °C: a dew point is never above the air temperature.
             dew_point: check_opt_range("dewPoint", self.dew_point, -80.0, 60.0)?,
             ref_parcels: self.ref_parcels.map(OneOrMany::into_vec),
             longitude,
