@@ -129,22 +129,28 @@ struct View {
 
 impl View {
     fn new(bytes: &[u8], json_escapes: bool) -> View {
+        // NULs go first: in UTF-16 text an escape's own characters are padded with them.
+        let (kept, at): (Vec<u8>, Vec<usize>) = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b != 0)
+            .map(|(i, b)| (*b, i))
+            .unzip();
         let mut view = View {
-            text: Vec::with_capacity(bytes.len()),
-            starts: Vec::with_capacity(bytes.len()),
-            ends: Vec::with_capacity(bytes.len()),
+            text: Vec::with_capacity(kept.len()),
+            starts: Vec::with_capacity(kept.len()),
+            ends: Vec::with_capacity(kept.len()),
         };
         let mut i = 0;
-        while i < bytes.len() {
-            let (byte, len) = match bytes[i] {
-                0 => (None, 1),
-                b'\\' if json_escapes => escape(&bytes[i..]),
+        while i < kept.len() {
+            let (byte, len) = match kept[i] {
+                b'\\' if json_escapes => escape(&kept[i..]),
                 b => (Some(b), 1),
             };
             if let Some(b) = byte {
                 view.text.push(b);
-                view.starts.push(i);
-                view.ends.push(i + len);
+                view.starts.push(at[i]);
+                view.ends.push(at[i + len - 1] + 1);
             }
             i += len;
         }
@@ -367,6 +373,13 @@ mod tests {
         let red = redact_macs(&utf16);
         assert!(!raw_contains_mac(&red));
         assert!(red.ends_with(b"]\0!\0"), "{red:?}");
+        // Escapes in UTF-16 text: their own characters are padded too.
+        let escaped: Vec<u8> = r#"{"id":"\u0061\u0034:5e:60:e8:1b:2c"}"#
+            .encode_utf16()
+            .flat_map(u16::to_be_bytes)
+            .collect();
+        assert!(raw_contains_mac(&escaped));
+        assert!(!raw_contains_mac(&redact_macs(&escaped)));
         assert!(matches!(redact_macs(b"no identifier"), Cow::Borrowed(_)));
         // Several, next to each other.
         assert_eq!(

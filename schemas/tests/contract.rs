@@ -1,5 +1,8 @@
 //! The input contract, case by case: what is accepted, and every refusal class with its
-//! reason code.
+//! reason code; and the property test of every decoder ([`fuzz`]), in the same test binary
+//! to keep link time down.
+
+mod fuzz;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int64Type};
