@@ -220,6 +220,135 @@ async fn every_stream_and_every_refusal_lands_once_in_its_table() {
     python_reads_the_lake(&world, &counts);
 }
 
+/// Issue 14: a MAC in a sighting's id, a MAC in a payload that is not UTF-8, and a reading
+/// dated 2099 by a broken clock all end in dead letters, and no column of theirs keeps the MAC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn macs_and_far_future_readings_are_dead_lettered_without_a_trace_of_the_mac() {
+    const MAC: &str = "a4:5e:60:e8:1b:2c";
+    let world = World::new(1).await;
+    let sighting = format!(
+        r#"{{"id":"urn:ngsi-ld:BeaconSighting:{MAC}","type":"BeaconSighting","dateObserved":"2026-11-28T12:00:00Z","zone":"z","deviceToken":"{TOKEN}","saltEpoch":"2026-11-28","rssi":-70}}"#
+    );
+    let mut mac_in_id = event(Stream::Beacons, sighting.clone());
+    mac_in_id.key = MAC.to_string();
+    // Sent now (`event` stamps the record with the present time), dated 2099.
+    let bin_2099 = r#"{"id":"urn:ngsi-ld:WasteContainer:gignac-0001","type":"WasteContainer","dateObserved":"2099-11-28T10:15:00+01:00","fillingLevel":0.83,"location":{"type":"Point","coordinates":[3.5512,43.6521]}}"#;
+    assert_eq!(
+        world
+            .produce(&[mac_in_id, event(Stream::WasteContainers, bin_2099.into())])
+            .await,
+        2
+    );
+    // A Latin-1 gateway: not UTF-8, and the MAC it saw as the token.
+    let mut latin1 = b"\xe9".to_vec();
+    latin1.extend(
+        sighting
+            .replace(&format!("BeaconSighting:{MAC}"), "BeaconSighting:gw1-7")
+            .replace(TOKEN, "A4-5E-60-E8-1B-2C")
+            .as_bytes(),
+    );
+    let producer = vallee::simulator::producer(&world.brokers()).unwrap();
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&world.topics[&Stream::Beacons])
+                .key("gw1")
+                .payload(&latin1)
+                .timestamp(Utc::now().timestamp_millis()),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+
+    let lake = Arc::new(world.lake().await);
+    let stats = Arc::new(IngestStats::default());
+    let shutdown = CancellationToken::new();
+    let ingest = tokio::spawn(vallee_ingest::run(
+        world.ingest_options(),
+        lake.clone(),
+        stats.clone(),
+        shutdown.clone(),
+    ));
+    eventually(Duration::from_secs(60), "three dead letters", || async {
+        lake.count(Table::DeadLetters).await.unwrap() >= 3
+    })
+    .await;
+    shutdown.cancel();
+    ingest.await.unwrap().unwrap();
+
+    let counts = counts(&lake).await;
+    assert_eq!(counts[&Table::DeadLetters], 3, "{counts:?}");
+    assert_eq!(counts[&Table::BeaconSightings], 0, "{counts:?}");
+    assert_eq!(counts[&Table::WasteContainers], 0, "{counts:?}");
+    for reason in [Reason::RawIdentifier, Reason::BadJson, Reason::Future] {
+        assert_eq!(stats.dead_letters(reason), 1, "{reason}");
+    }
+    // Every stored column, the payloads kept as base64 decoded back to their bytes.
+    let strings = |batches: &[arrow::array::RecordBatch], column: usize| -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for b in batches {
+            let c = arrow::compute::cast(b.column(column), &arrow::datatypes::DataType::Binary)
+                .unwrap();
+            let c = c.as_binary::<i32>();
+            // A null slot reads as empty.
+            out.extend((0..c.len()).map(|r| c.value(r).to_vec()));
+        }
+        out
+    };
+    let sql = |q: &'static str| {
+        let lake = lake.clone();
+        async move { lake.sql(q).await.unwrap() }
+    };
+    let texts = sql(
+        "SELECT CASE WHEN raw_base64 THEN NULL ELSE raw END, key, message, topic FROM dead_letters",
+    )
+    .await;
+    let mut stored: Vec<Vec<u8>> = (0..4).flat_map(|c| strings(&texts, c)).collect();
+    let decoded = strings(
+        &sql("SELECT decode(raw, 'base64') FROM dead_letters WHERE raw_base64").await,
+        0,
+    );
+    assert_eq!(
+        decoded.len(),
+        1,
+        "the payload that is not UTF-8 is kept, as base64"
+    );
+    stored.extend(decoded);
+    for column in &stored {
+        let shown = String::from_utf8_lossy(column);
+        assert!(
+            !vallee_schemas::privacy::raw_contains_mac(column),
+            "a MAC in a dead letter: {shown:?}"
+        );
+        let lower = shown.to_lowercase();
+        assert!(
+            !lower.contains("5e:60") && !lower.contains("5e-60"),
+            "{shown:?}"
+        );
+        assert!(!shown.contains(TOKEN), "{shown:?}");
+    }
+    assert!(
+        stored
+            .iter()
+            .any(|c| String::from_utf8_lossy(c).contains("gw1-7")),
+        "the rest of the Latin-1 payload is kept"
+    );
+    let letters = sql("SELECT reason, message FROM dead_letters ORDER BY reason").await;
+    let (reasons, messages) = (strings(&letters, 0), strings(&letters, 1));
+    let rows: Vec<(String, String)> = reasons
+        .iter()
+        .zip(&messages)
+        .map(|(r, m)| {
+            (
+                String::from_utf8_lossy(r).into(),
+                String::from_utf8_lossy(m).into(),
+            )
+        })
+        .collect();
+    let reasons: Vec<&str> = rows.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(reasons, ["bad_json", "future", "raw_identifier"]);
+    assert!(rows[1].1.contains("2099-11-28"), "{rows:?}");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
