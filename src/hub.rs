@@ -1,13 +1,22 @@
-//! `vallee up` and `vallee ingest`: building the stages and running them under one
-//! shutdown tree.
+//! `vallee up` and `vallee ingest | stream | serve`: building the stages and running them
+//! under one shutdown tree.
 //!
 //! ```text
 //!  root token (SIGINT / SIGTERM, or a stage failing)
-//!   ├─ simulator        stops producing
-//!   ├─ ingest           drains: final commit of what was read, then leaves the group
-//!   └─ http             stops accepting, finishes in-flight requests
-//!  then the embedded broker stops (it must outlive ingest's last commit)
+//!   ├─ stages (a failure stops the hub)
+//!   │   ├─ simulator        stops producing
+//!   │   ├─ ingest           drains: final commit of what was read, then leaves its group
+//!   │   ├─ stream stage     final commit of its outputs, then leaves its group
+//!   │   └─ http             stops accepting, finishes in-flight requests
+//!   └─ background (restarted or logged on failure)
+//!       ├─ API              citizens' view replay, alerts feed, contact retention, publisher
+//!       ├─ metrics sampler, lake upkeep, simulated citizens
+//!  every task is awaited (background ones for at most 30 s, naming what did not stop);
+//!  then the embedded broker stops (it must outlive the stages' last commits)
 //! ```
+//!
+//! An unreachable broker at start is waited for, with a back-off, rather than a reason to
+//! exit: a hub restarted by its supervisor before the broker is back comes up by itself.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -92,12 +101,12 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
         kafka: kafka.clone(),
         ..config.ingest.clone()
     };
-    vallee_kafka::ensure_topics(
-        &kafka,
-        &vallee_kafka::hub_topics(&kafka.topics),
-        config.partitions,
-    )
-    .await?;
+    if !ensure_topics_when_reachable(&kafka, config.partitions, &shutdown).await {
+        if let Some(b) = broker {
+            b.stop();
+        }
+        return Ok(());
+    }
     let lake = Arc::new(
         Lake::open(config.lake.clone())
             .await
@@ -109,6 +118,7 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     let stats = Arc::new(IngestStats::default());
     let live = SharedLiveView::default();
     let mut stages = JoinSet::new();
+    let mut background = JoinSet::new();
     if config.ingest_stage {
         let (lake, stats, token) = (lake.clone(), stats.clone(), shutdown.child_token());
         stages.spawn(async move {
@@ -139,11 +149,11 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
         Arc::new(status),
         &kafka.topics,
     ));
-    tokio::spawn(ops.clone().run_sampler(shutdown.child_token()));
+    background.spawn(ops.clone().run_sampler(shutdown.child_token()));
     let router = match config.api.clone() {
         Some(mut api) => {
             api.kafka = kafka.clone();
-            vallee_graphql::Api::start(api, lake.clone(), &shutdown)
+            vallee_graphql::Api::start(api, lake.clone(), &shutdown, &mut background)
                 .await
                 .context("starting the API")?
                 .router(ops)
@@ -163,7 +173,7 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
         if config.api.is_some() {
             // Citizens through the API; a refused or failed write is not a hub failure.
             let (speed, seed, token) = (sim.speed, sim.shape.seed, shutdown.child_token());
-            tokio::spawn(async move {
+            background.spawn(async move {
                 if let Err(e) = crate::simulator::citizens::run(http_addr, speed, seed, token).await
                 {
                     tracing::warn!(error = format!("{e:#}"), "simulated citizens stopped");
@@ -182,7 +192,7 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
         // Lake upkeep where ingest writes: hourly compaction and checkpoints, daily vacuum.
         let (lake, token) = (lake.clone(), shutdown.child_token());
         let published = crate::upkeep::published_lakes(&config.data_dir)?;
-        tokio::spawn(async move {
+        background.spawn(async move {
             let every = std::time::Duration::from_secs(3600);
             crate::upkeep::schedule(&lake, &published, every, token).await;
         });
@@ -199,6 +209,7 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
         }
         shutdown.cancel();
     }
+    join_background(background).await;
     if let Some(b) = broker {
         b.stop();
     }
@@ -206,6 +217,54 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     match first_error {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Creates the hub's topics, waiting for the broker with a back-off (1 s doubling to 30 s)
+/// while it is unreachable. `false`: shutdown came first.
+async fn ensure_topics_when_reachable(
+    kafka: &KafkaOptions,
+    partitions: i32,
+    shutdown: &CancellationToken,
+) -> bool {
+    let topics = vallee_kafka::hub_topics(&kafka.topics);
+    let mut backoff = std::time::Duration::from_secs(1);
+    loop {
+        match vallee_kafka::ensure_topics(kafka, &topics, partitions).await {
+            Ok(()) => return true,
+            Err(e) => tracing::warn!(
+                brokers = kafka.brokers,
+                error = %e,
+                retry_in = ?backoff,
+                "cannot create the topics (broker unreachable?); waiting for it"
+            ),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+    }
+}
+
+/// Awaits the background tasks once the stages stopped: they all watch the shutdown
+/// token; one still running after 30 s is named and left behind.
+async fn join_background(mut background: JoinSet<()>) {
+    let deadline = tokio::time::sleep(std::time::Duration::from_secs(30));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            joined = background.join_next() => match joined {
+                None => return,
+                Some(Err(e)) if e.is_panic() => tracing::error!(error = %e, "a background task panicked"),
+                Some(_) => {}
+            },
+            _ = &mut deadline => {
+                tracing::warn!(left = background.len(), "background tasks still running 30 s after shutdown; leaving them");
+                background.abort_all();
+                return;
+            }
+        }
     }
 }
 

@@ -15,6 +15,8 @@
 //! # Layout
 //! - [`options`] — [`ApiOptions`] (limits, staff, CORS…).
 //! - [`auth`] — citizen and staff tokens.
+//! - [`background`] — the API's background tasks (view replay, alerts feed, contact
+//!   retention, publisher), restarted with back-off after a failure, awaited at shutdown.
 //! - [`commands`] — the command layer: every write of citizens and staff (reports, ideas,
 //!   places, reporter data, tokens) with its rules, for every door.
 //! - [`citizen`] — the event sink, the view and its reads, the contact store.
@@ -32,6 +34,7 @@
 
 pub mod alerts_feed;
 pub mod auth;
+pub mod background;
 pub mod citizen;
 pub mod commands;
 pub mod dashboard;
@@ -54,7 +57,6 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use vallee_lake::Lake;
 use vallee_opendata::sharing::Audience;
-use vallee_schemas::contract::ALERTS_TOPIC;
 
 pub use options::{ApiOptions, Limits, Researcher, StaffMember};
 
@@ -145,11 +147,14 @@ pub struct Api {
 }
 
 impl Api {
-    /// Builds the API and starts its readers (citizens' replay, alerts) under `shutdown`.
+    /// Builds the API and starts its background tasks (citizens' replay, alerts feed,
+    /// contact retention, open-data publisher) in `tasks`, each stopping at `shutdown`:
+    /// the caller awaits them.
     pub async fn start(
         options: ApiOptions,
         lake: Arc<Lake>,
         shutdown: &CancellationToken,
+        tasks: &mut tokio::task::JoinSet<()>,
     ) -> Result<Self> {
         let secret = token_secret(&options)?;
         let citizens = citizen::CitizenHub::new(options.clone())?;
@@ -196,81 +201,7 @@ impl Api {
             alerts_ready: Default::default(),
             options,
         });
-        let token = shutdown.child_token();
-        tokio::spawn(async move {
-            if let Err(e) = citizens.replay(token.clone()).await {
-                tracing::error!(error = %e, "citizen view replay stopped");
-            }
-        });
-        let (brokers, token) = (state.options.kafka.brokers.clone(), shutdown.child_token());
-        let ready = state.alerts_ready.clone();
-        tokio::spawn(async move {
-            if let Err(e) =
-                alerts_feed::run(brokers, ALERTS_TOPIC.into(), alerts, ready, token).await
-            {
-                tracing::error!(error = %e, "alerts feed stopped");
-            }
-        });
-        // The privacy rule of private/: contacts go once their retention is over.
-        let (retention_state, token) = (state.clone(), shutdown.child_token());
-        tokio::spawn(async move {
-            loop {
-                let s = retention_state.clone();
-                if s.citizens.is_ready() {
-                    let done = tokio::task::spawn_blocking(move || {
-                        citizen::retention::enforce(
-                            &s.contacts,
-                            &s.citizens.view,
-                            chrono::Utc::now(),
-                            s.options.contact_retention,
-                        )
-                    })
-                    .await;
-                    match done {
-                        Ok(Ok(0)) => {}
-                        Ok(Ok(n)) => {
-                            tracing::info!(erased = n, "contacts past their retention erased")
-                        }
-                        Ok(Err(e)) => tracing::warn!(error = %e, "contact retention failed"),
-                        Err(e) => tracing::warn!(error = %e, "contact retention task failed"),
-                    }
-                }
-                let wait = if retention_state.citizens.is_ready() {
-                    3600
-                } else {
-                    5
-                };
-                tokio::select! {
-                    _ = token.cancelled() => return,
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}
-                }
-            }
-        });
-        let (publishers, every, token) = (
-            [state.public.clone(), state.research.clone()],
-            state.options.publish_interval,
-            shutdown.child_token(),
-        );
-        tokio::spawn(async move {
-            loop {
-                for publisher in &publishers {
-                    let audience = publisher.audience();
-                    match publisher.publish().await {
-                        Ok(done) if !done.is_empty() => {
-                            tracing::info!(?done, ?audience, "published tables updated")
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(error = %e, ?audience, "publishing tables failed")
-                        }
-                    }
-                }
-                tokio::select! {
-                    _ = token.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {}
-                }
-            }
-        });
+        background::start(&state, citizens, alerts, shutdown, tasks);
         Ok(Api { state })
     }
 

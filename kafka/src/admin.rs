@@ -53,7 +53,9 @@ pub async fn ensure_topics(
             }
         })
         .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &opts).await? {
         match result {
             Ok(topic) => tracing::info!(topic, partitions, "created topic"),

@@ -1,0 +1,175 @@
+//! The API's background tasks: the citizens' view replay, the alerts feed, contact
+//! retention and the open-data publisher.
+//!
+//! Each runs in the caller's `JoinSet`, stops when the shutdown token is cancelled, and is
+//! awaited by the binary (one shutdown tree). A task that fails (the broker unreachable at
+//! start, a lost connection) starts again after a back-off that doubles up to 30 s, instead
+//! of leaving the replica without a view or a feed until the next restart; readiness says
+//! "not ready" meanwhile, since the view or the feed is not marked ready.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use vallee_schemas::contract::ALERTS_TOPIC;
+
+use crate::schema::sensors::Alert;
+use crate::{ApiState, Result, alerts_feed, citizen};
+
+/// The first wait after a failure, doubled up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Starts every background task of the API in `tasks`.
+pub fn start(
+    state: &Arc<ApiState>,
+    citizens: Arc<citizen::CitizenHub>,
+    alerts: broadcast::Sender<Alert>,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) {
+    tasks.spawn(retrying(
+        "citizen view replay",
+        shutdown.child_token(),
+        move |token| citizens.clone().replay(token),
+    ));
+    let (brokers, ready) = (
+        state.options.kafka.brokers.clone(),
+        state.alerts_ready.clone(),
+    );
+    tasks.spawn(retrying(
+        "alerts feed",
+        shutdown.child_token(),
+        move |token| {
+            alerts_feed::run(
+                brokers.clone(),
+                ALERTS_TOPIC.into(),
+                alerts.clone(),
+                ready.clone(),
+                token,
+            )
+        },
+    ));
+    tasks.spawn(contact_retention(state.clone(), shutdown.child_token()));
+    tasks.spawn(publisher(state.clone(), shutdown.child_token()));
+}
+
+/// Runs `task` until it returns `Ok` (it stopped at shutdown) or shutdown; after an error,
+/// waits a back-off and runs it again.
+async fn retrying<F, Fut>(name: &'static str, shutdown: CancellationToken, mut task: F)
+where
+    F: FnMut(CancellationToken) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let mut backoff = FIRST_BACKOFF;
+    while !shutdown.is_cancelled() {
+        match task(shutdown.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(task = name, error = %e, retry_in = ?backoff, "background task failed; starting it again");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// The privacy rule of `private/`: contacts go once their retention is over (hourly once
+/// the view is rebuilt, every 5 s until then).
+async fn contact_retention(state: Arc<ApiState>, shutdown: CancellationToken) {
+    loop {
+        let s = state.clone();
+        if s.citizens.is_ready() {
+            let done = tokio::task::spawn_blocking(move || {
+                citizen::retention::enforce(
+                    &s.contacts,
+                    &s.citizens.view,
+                    chrono::Utc::now(),
+                    s.options.contact_retention,
+                )
+            })
+            .await;
+            match done {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(erased = n, "contacts past their retention erased"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "contact retention failed"),
+                Err(e) => tracing::warn!(error = %e, "contact retention task failed"),
+            }
+        }
+        let wait = if state.citizens.is_ready() { 3600 } else { 5 };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+        }
+    }
+}
+
+/// Rewrites the public and research tables whose sources moved, every publish interval.
+async fn publisher(state: Arc<ApiState>, shutdown: CancellationToken) {
+    let publishers = [state.public.clone(), state.research.clone()];
+    loop {
+        for publisher in &publishers {
+            let audience = publisher.audience();
+            match publisher.publish().await {
+                Ok(done) if !done.is_empty() => {
+                    tracing::info!(?done, ?audience, "published tables updated")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, ?audience, "publishing tables failed"),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(state.options.publish_interval) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_task_starts_again_after_a_doubling_wait_until_it_succeeds() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let counted = calls.clone();
+        let started = tokio::time::Instant::now();
+        retrying("test", CancellationToken::new(), move |_| {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 3 {
+                    Err(crate::Error::Internal("broker unreachable".into()))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        // 1 s + 2 s + 4 s of back-off, in paused time.
+        assert_eq!(started.elapsed(), Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_stops_the_retries() {
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        let calls = Arc::new(AtomicU32::new(0));
+        let counted = calls.clone();
+        let task = tokio::spawn(retrying("test", token, move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Err(crate::Error::Internal("down".into())) }
+        }));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "at 0 s and 1 s");
+    }
+}
