@@ -9,6 +9,7 @@ mod broker_loss;
 mod cli;
 mod contract;
 mod dashboard;
+mod faults;
 mod graceful_stop;
 mod kill_restart;
 mod open_data;
