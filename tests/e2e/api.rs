@@ -2,141 +2,15 @@
 //! lake: reports (GraphQL and Open311), the idea box, permissions, limits, GDPR, restart,
 //! and a subscription receiving a fill alert raised by sensor events.
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use vallee_graphql::auth::sha256_hex;
 use vallee_schemas::communes;
 use vallee_schemas::contract::{Stream, Table};
 
 use crate::helpers::*;
-
-const GIGNAC: &str = "34114";
-const GIGNAC_STAFF: &str = "token-of-the-gignac-town-hall";
-const CCVH_STAFF: &str = "token-of-the-intercommunality";
-pub const RESEARCHER: &str = "token-of-a-researcher";
-const TOKEN_MUTATION_LIMIT: usize = 15;
-/// The token of the vineyard partner owning the parcels `pins-1` (private), `pins-2`
-/// (shared with the public) and `pins-3` (shared with researchers).
-pub const PARTNER: &str = "token-of-domaine-des-pins";
-
-/// A running hub (`vallee up` on the world's broker, no simulator) and an HTTP client.
-pub struct Hub {
-    pub child: Child,
-    pub http: SocketAddr,
-    pub client: reqwest::Client,
-}
-
-fn write_config(world: &World) -> std::path::PathBuf {
-    let base = std::fs::read_to_string(world.config_file()).unwrap();
-    let text = format!(
-        "{base}\n[stream]\nidle_timeout_ms = 2000\nflush_interval_ms = 500\n\n[api]\nmutations_per_minute_per_token = {TOKEN_MUTATION_LIMIT}\ncors_origins = [\"https://tableau.example.fr\"]\ntoken_secret = \"shared-by-the-replicas\"\npublish_interval_s = 1\nsql_max_rows = 2\npublisher_siret = \"24340069400010\"\n\n\
-         [[api.staff]]\nname = \"mairie-gignac\"\ntoken_sha256 = \"{}\"\ncommune = \"{GIGNAC}\"\n\n\
-         [[api.staff]]\nname = \"ccvh\"\ntoken_sha256 = \"{}\"\n\n\
-         [[api.researchers]]\nname = \"inrae-montpellier\"\ntoken_sha256 = \"{}\"\n\n\
-         [[api.partners]]\nname = \"domaine-des-pins\"\ntoken_sha256 = \"{}\"\nparcels = [\"urn:ngsi-ld:AgriParcel:pins-1\", \"urn:ngsi-ld:AgriParcel:pins-2\", \"urn:ngsi-ld:AgriParcel:pins-3\"]\n\
-         share_public = [\"urn:ngsi-ld:AgriParcel:pins-2\"]\nshare_researchers = [\"urn:ngsi-ld:AgriParcel:pins-3\"]\n",
-        sha256_hex(GIGNAC_STAFF),
-        sha256_hex(CCVH_STAFF),
-        sha256_hex(RESEARCHER),
-        sha256_hex(PARTNER),
-    );
-    let path = world.dir.path().join("api.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-impl Hub {
-    /// `vallee up` (ingest, stream stage, API) on the world's broker and data dir.
-    pub async fn start(world: &World, name: &str) -> Hub {
-        Hub::spawn(world, name, &["up", "--no-simulate"], &world.data_dir()).await
-    }
-
-    /// `vallee <args…>` on the world's broker, with its own data dir.
-    pub async fn spawn(world: &World, name: &str, args: &[&str], data_dir: &Path) -> Hub {
-        let http = free_addr();
-        let log = std::fs::File::create(world.dir.path().join(format!("{name}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_vallee"))
-            .args(["--config", path_str(&write_config(world))])
-            .args(args)
-            .args(["--kafka-brokers", &world.brokers()])
-            .args(["--data-dir", path_str(data_dir)])
-            .args(["--http-addr", &http.to_string()])
-            .env("RUST_LOG", "info,buoyant_kernel=warn,deltalake_core=warn")
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let hub = Hub {
-            child,
-            http,
-            client: reqwest::Client::new(),
-        };
-        eventually(Duration::from_secs(90), "the API is ready", || async {
-            matches!(http_get(http, "/readyz"), Ok((200, _)))
-        })
-        .await;
-        hub
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http)
-    }
-
-    /// Posts a GraphQL request; the whole JSON answer.
-    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut request = self
-            .client
-            .post(self.url("/graphql"))
-            .json(&json!({"query": query, "variables": variables}));
-        if let Some(t) = token {
-            request = request.bearer_auth(t);
-        }
-        request.send().await.unwrap().json().await.unwrap()
-    }
-
-    /// Posts a GraphQL request that must succeed; its `data`.
-    pub async fn ok(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let answer = self.gql(token, query, variables).await;
-        assert!(answer.get("errors").is_none(), "{query}: {answer}");
-        answer["data"].clone()
-    }
-
-    pub async fn token(&self) -> String {
-        let data = self
-            .ok(None, "mutation { issueCitizenToken { token } }", json!({}))
-            .await;
-        data["issueCitizenToken"]["token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    pub async fn stop(mut self) {
-        terminate(&self.child);
-        let status = wait_exit(&mut self.child, Duration::from_secs(60)).await;
-        assert!(status.success(), "vallee up exited with {status}");
-    }
-}
-
-/// A test that fails before `stop` must not leave its hub running.
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `extensions.code` of the first error.
-pub fn code(answer: &Value) -> &str {
-    answer["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code in {answer}"))
-}
+use crate::hub::*;
 
 const SUBMIT: &str = "mutation($input: SubmitReportInput!) { submitReport(input: $input) {
     report { id status communeCode agencyResponsible expectedDatetime requestedDatetime serviceName }
@@ -851,72 +725,6 @@ async fn a_subscription_receives_a_fill_alert_raised_by_sensor_events() {
     )
     .await;
     hub.stop().await;
-}
-
-/// Subscribes over graphql-transport-ws; the socket, acknowledged and subscribed.
-async fn subscribe(
-    http: SocketAddr,
-    query: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    subscribe_with(http, json!({}), query).await
-}
-
-/// A graphql-transport-ws subscription, `payload` in its `connection_init`.
-pub async fn subscribe_with(
-    http: SocketAddr,
-    payload: Value,
-    query: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = format!("ws://{http}/graphql/ws")
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    ws.send(Message::Text(
-        json!({"type": "connection_init", "payload": payload})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    let ack = ws.next().await.unwrap().unwrap();
-    assert!(ack.to_text().unwrap().contains("connection_ack"), "{ack}");
-    ws.send(Message::Text(
-        json!({"id": "1", "type": "subscribe", "payload": {"query": query}})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .unwrap();
-    // The server answers nothing until the first event: give it a moment to register.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    ws
-}
-
-/// The next `next` message's `payload.data`, within `timeout`.
-pub async fn next_data(
-    ws: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    timeout: Duration,
-) -> Value {
-    tokio::time::timeout(timeout, async {
-        loop {
-            let m = ws.next().await.unwrap().unwrap();
-            let Ok(text) = m.to_text() else { continue };
-            let v: Value = serde_json::from_str(text).unwrap_or_default();
-            if v["type"] == "next" {
-                return v["payload"]["data"].clone();
-            }
-        }
-    })
-    .await
-    .expect("a subscription message in time")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 //! scenario kills or stops it. One test binary, a module per scenario (link time).
 
 mod helpers;
+mod hub;
 
 mod api;
 mod broker_loss;

@@ -10,8 +10,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use vallee_schemas::contract::{Stream, Table};
 
-use crate::api::Hub;
 use crate::helpers::*;
+use crate::hub::Hub;
 
 async fn produce(world: &World, stream: Stream, events: &[Value]) {
     let producer: FutureProducer = rdkafka::ClientConfig::new()
@@ -203,20 +203,20 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
             json!({"input": {"kind": "COWORKING", "name": "Ailleurs", "communeCode": "34010"}}),
         )
         .await;
-    assert_eq!(crate::api::code(&answer), "FORBIDDEN", "{answer}");
+    assert_eq!(crate::hub::code(&answer), "FORBIDDEN", "{answer}");
     const VACANCIES: &str = "mutation($id: ID!, $n: Int!) { updateChildcareVacancies(id: $id, vacancies: $n) { place { vacancies } } }";
     let answer = hub
         .gql(gignac_staff, VACANCIES, json!({"id": creche, "n": 13}))
         .await;
     assert_eq!(
-        crate::api::code(&answer),
+        crate::hub::code(&answer),
         "BAD_USER_INPUT",
         "more than the capacity"
     );
     let answer = hub
         .gql(None, VACANCIES, json!({"id": creche, "n": 2}))
         .await;
-    assert_eq!(crate::api::code(&answer), "UNAUTHENTICATED");
+    assert_eq!(crate::hub::code(&answer), "UNAUTHENTICATED");
     let data = hub
         .ok(gignac_staff, VACANCIES, json!({"id": creche, "n": 2}))
         .await;
@@ -564,7 +564,7 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
     let missing = hub
         .gql(None, "{ dataset(id: \"nope\") { id } }", json!({}))
         .await;
-    assert_eq!(crate::api::code(&missing), "NOT_FOUND");
+    assert_eq!(crate::hub::code(&missing), "NOT_FOUND");
 
     // The public lake: every dataset with data is a Delta table under public/, same rows
     // as the download, recording the source version. The hub's own Delta reader checks it
@@ -635,7 +635,7 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
         401,
         "staff are not researchers"
     );
-    let r = crate::api::RESEARCHER;
+    let r = crate::hub::RESEARCHER;
     let answer: Value = sql(
         Some(r),
         "SELECT \"communeCode\", sum(mesures) AS n FROM remplissage_conteneurs_quotidien GROUP BY \"communeCode\"",
@@ -857,7 +857,7 @@ async fn a_vineyard_partner_follows_its_own_parcels_from_a_cursor() {
             cursor[0]["cursor"].as_str().unwrap().to_string(),
         )
     };
-    let partner = Some(crate::api::PARTNER);
+    let partner = Some(crate::hub::PARTNER);
     let (rows, cursor) = read(feed(None, partner).await).await;
     let kinds = |rows: &[Value], feed: &str| rows.iter().filter(|r| r["feed"] == feed).count();
     assert_eq!(kinds(&rows, "parcelRecord"), 2, "{rows:?}");
@@ -875,7 +875,7 @@ async fn a_vineyard_partner_follows_its_own_parcels_from_a_cursor() {
     // token gets no feed.
     let feed_query =
         format!("subscription {{ partnerFeed(since: \"{cursor}\") {{ feed row cursor }} }}");
-    let mut anonymous = crate::api::subscribe_with(hub.http, json!({}), &feed_query).await;
+    let mut anonymous = crate::hub::subscribe_with(hub.http, json!({}), &feed_query).await;
     let refused = tokio::time::timeout(Duration::from_secs(10), anonymous.next())
         .await
         .expect("an answer")
@@ -886,7 +886,7 @@ async fn a_vineyard_partner_follows_its_own_parcels_from_a_cursor() {
         "{refused}"
     );
     let mut live =
-        crate::api::subscribe_with(hub.http, json!({"token": crate::api::PARTNER}), &feed_query)
+        crate::hub::subscribe_with(hub.http, json!({"token": crate::hub::PARTNER}), &feed_query)
             .await;
 
     // New readings: the cursor serves exactly them, then (as the stage catches up) the
@@ -910,7 +910,7 @@ async fn a_vineyard_partner_follows_its_own_parcels_from_a_cursor() {
     // The stage may push the frost alert first: items come until the new reading does,
     // every one of them about my parcel.
     let pushed = loop {
-        let item = crate::api::next_data(&mut live, Duration::from_secs(30)).await;
+        let item = crate::hub::next_data(&mut live, Duration::from_secs(30)).await;
         assert!(!item.to_string().contains(theirs), "{item}");
         if item["partnerFeed"]["feed"] == "parcelRecord" {
             break item;
@@ -1048,7 +1048,7 @@ async fn a_partner_shares_a_parcel_with_the_public_or_with_researchers_only() {
         let answer: Value = hub
             .client
             .post(hub.url("/sql"))
-            .bearer_auth(crate::api::RESEARCHER)
+            .bearer_auth(crate::hub::RESEARCHER)
             .json(&json!({"sql": "SELECT parcelle, partage, mesures FROM parcelles_partagees ORDER BY parcelle"}))
             .send()
             .await
