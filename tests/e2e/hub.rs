@@ -206,3 +206,11 @@ pub async fn next_data(
     .await
     .expect("a subscription message in time")
 }
+
+/// A new world (three partitions a topic) and a hub on it. Bound as
+/// `let (world, hub) = …`, the hub is dropped (killed) before its world is removed.
+pub async fn world_and_hub() -> (World, Hub) {
+    let world = World::new(3).await;
+    let hub = Hub::start(&world, "hub-1").await;
+    (world, hub)
+}

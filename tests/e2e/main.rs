@@ -16,5 +16,6 @@ mod kill_restart;
 mod open_data;
 mod rebalance;
 mod recovery;
+mod reports;
 mod simulator;
 mod stream;
