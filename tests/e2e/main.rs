@@ -12,6 +12,7 @@ mod contract;
 mod dashboard;
 mod faults;
 mod graceful_stop;
+mod ideas;
 mod kill_restart;
 mod open_data;
 mod rebalance;
