@@ -1,6 +1,7 @@
 //! End-to-end scenarios against the real thing: an embedded Tansu broker speaking the Kafka
 //! protocol, real Delta tables on disk, the real `vallee` binary as a child process where a
-//! scenario kills or stops it. One test binary, a module per scenario (link time).
+//! scenario kills or stops it. One test binary (link time), a module per area, a test per
+//! scenario on its own world.
 
 mod helpers;
 mod hub;
@@ -15,8 +16,10 @@ mod graceful_stop;
 mod ideas;
 mod kill_restart;
 mod open_data;
+mod places;
 mod rebalance;
 mod recovery;
 mod reports;
+mod research;
 mod simulator;
 mod stream;

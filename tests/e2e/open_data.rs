@@ -1,6 +1,7 @@
 //! Open data against a running hub: the catalogues, Table Schemas, downloads in every
-//! format with filters and time travel, and the privacy rules proven on crafted data
-//! (small counts suppressed, no token, no contact, no citizen text or pseudonym).
+//! format with filters and time travel, the public lake, and the privacy rules proven on
+//! crafted data (small counts suppressed, no token, no contact, no citizen text or
+//! pseudonym). Each scenario crafts what it needs on its own world and hub.
 
 use std::time::Duration;
 
@@ -11,9 +12,9 @@ use serde_json::{Value, json};
 use vallee_schemas::contract::{Stream, Table};
 
 use crate::helpers::*;
-use crate::hub::Hub;
+use crate::hub::*;
 
-async fn produce(world: &World, stream: Stream, events: &[Value]) {
+pub async fn produce(world: &World, stream: Stream, events: &[Value]) {
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", world.brokers())
         .create()
@@ -42,40 +43,45 @@ fn sighting(zone: &str, who: usize, at: DateTime<Utc>) -> Value {
         "deviceToken": token(who), "saltEpoch": at.date_naive().to_string(), "rssi": -70.0})
 }
 
-async fn get(hub: &Hub, path: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+pub async fn get(hub: &Hub, path: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
     let r = hub.client.get(hub.url(path)).send().await.unwrap();
     let (status, headers) = (r.status().as_u16(), r.headers().clone());
     (status, headers, r.bytes().await.unwrap().to_vec())
 }
 
-fn text(b: &[u8]) -> String {
+pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn catalogues_downloads_time_travel_and_privacy_rules() {
-    let world = World::new(3).await;
-    let hub = Hub::start(&world, "hub").await;
-    let t0: DateTime<Utc> = "2026-06-03T08:00:00Z".parse().unwrap();
+/// The rows of an NDJSON download.
+pub async fn ndjson(hub: &Hub, path: &str) -> Vec<Value> {
+    text(&get(hub, path).await.2)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
 
-    // A dataset with nothing yet answers its header only; an unknown one is 404.
-    let (status, headers, body) = get(&hub, "/opendata/indicateurs-vigne.csv").await;
-    assert_eq!(status, 200);
-    // The stage created the table empty (version 0), or nothing exists yet.
-    let v = headers["x-dataset-version"].to_str().unwrap();
-    assert!(v == "none" || v.parse::<i64>().is_ok(), "{v}");
-    assert_eq!(
-        text(&body).lines().count(),
-        1,
-        "just the header: {}",
-        text(&body)
-    );
-    assert!(text(&body).starts_with("station,day,"));
-    assert_eq!(get(&hub, "/opendata/no-such-dataset.csv").await.0, 404);
-    assert_eq!(get(&hub, "/opendata/signalements.xlsx").await.0, 404);
+/// The lines of a download.
+async fn lines(hub: &Hub, path: &str) -> usize {
+    text(&get(hub, path).await.2).lines().count()
+}
 
-    // Crafted footfall: 3 people in one sector (suppressed), 7 in the other; then a late
-    // sighting that moves the watermark past both hours.
+/// The version a download was served at (`none` when nothing is published yet).
+fn version(headers: &reqwest::header::HeaderMap) -> String {
+    headers["x-dataset-version"].to_str().unwrap().to_string()
+}
+
+const DAILY_FILL: &str = "/opendata/remplissage-conteneurs-quotidien.csv";
+
+/// The first day of the crafted data.
+fn t0() -> DateTime<Utc> {
+    "2026-06-03T08:00:00Z".parse().unwrap()
+}
+
+/// Footfall: 3 people in one sector (to be suppressed), 7 in the other; then a late
+/// sighting that moves the watermark past both hours.
+async fn craft_footfall(world: &World) {
+    let t0 = t0();
     let mut sightings = Vec::new();
     for who in 0..3 {
         sightings.push(sighting(
@@ -96,8 +102,13 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
         99,
         t0 + chrono::Duration::hours(3),
     ));
-    produce(&world, Stream::Beacons, &sightings).await;
-    // Site presence: 3 visitors at one site (suppressed), 12 at another.
+    produce(world, Stream::Beacons, &sightings).await;
+}
+
+/// Site presence: 3 visitors at one site (to be suppressed), 12 at another, and a late
+/// visit elsewhere.
+async fn craft_site_visits(world: &World) {
+    let t0 = t0();
     let visits: Vec<Value> = [("argileum", "34267", 3), ("abbaye-de-gellone", "34261", 12)]
         .iter()
         .map(|(site, code, n)| {
@@ -111,8 +122,25 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
             "site": "pont-du-diable", "locationCode": "34010", "source": "counter", "count": 40}),
         ))
         .collect();
-    produce(&world, Stream::Tourism, &visits).await;
-    // Bins in Gignac.
+    produce(world, Stream::Tourism, &visits).await;
+}
+
+/// Waits until the footfall and site downloads have both their crafted rows.
+async fn wait_for_footfall_downloads(hub: &Hub) {
+    eventually(
+        Duration::from_secs(90),
+        "the crafted footfall and site visits downloadable",
+        || async {
+            lines(hub, "/opendata/frequentation-zone-activites.csv").await >= 3
+                && lines(hub, "/opendata/frequentation-sites-touristiques.csv").await >= 3
+        },
+    )
+    .await;
+}
+
+/// Four bins in Gignac on 3 June, filling 0.2 to 0.8.
+async fn craft_bins(world: &World) {
+    let t0 = t0();
     let bins: Vec<Value> = (0..4)
         .map(|i| {
             json!({"id": format!("urn:ngsi-ld:WasteContainer:gignac-od-{i}"), "type": "WasteContainer",
@@ -120,22 +148,58 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
                 "fillingLevel": 0.2 * (i + 1) as f64, "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}})
         })
         .collect();
-    produce(&world, Stream::WasteContainers, &bins).await;
-    // A report with contact details and a name in its text.
-    let email = "jeanne.martin@example.fr";
-    let report = hub
-        .ok(
-            None,
-            "mutation($input: SubmitReportInput!) { submitReport(input: $input) { report { id } } }",
-            json!({"input": {"serviceCode": "graffiti", "description": "Tag insultant visant Jeanne Martin",
-                "lat": 43.652149, "long": 3.551234, "contact": {"email": email}}}),
-        )
-        .await["submitReport"]["report"]["id"]
+    produce(world, Stream::WasteContainers, &bins).await;
+}
+
+/// Waits until the lake holds `n` rows of `table`.
+async fn wait_for_rows(world: &World, table: Table, n: u64) {
+    let lake = world.lake().await;
+    eventually(
+        Duration::from_secs(90),
+        &format!("{n} rows of {table} in the lake"),
+        || async { lake.count(table).await.unwrap_or(0) == n },
+    )
+    .await;
+}
+
+/// The crafted bins of 3 June, then three more a day later: the daily fill download (and
+/// its version) before the second day.
+pub async fn bins_over_two_days(world: &World, hub: &Hub) -> (String, Vec<u8>) {
+    craft_bins(world).await;
+    wait_for_rows(world, Table::WasteContainers, 4).await;
+    let (_, headers, before) = get(hub, DAILY_FILL).await;
+    let more: Vec<Value> = (10..13)
+        .map(|i| {
+            json!({"id": format!("urn:ngsi-ld:WasteContainer:gignac-od-{i}"), "type": "WasteContainer",
+                "dateObserved": (t0() + chrono::Duration::days(1)).to_rfc3339(),
+                "fillingLevel": 0.9, "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}})
+        })
+        .collect();
+    produce(world, Stream::WasteContainers, &more).await;
+    wait_for_rows(world, Table::WasteContainers, 7).await;
+    (version(&headers), before)
+}
+
+/// An email that must stay private.
+const EMAIL: &str = "jeanne.martin@example.fr";
+
+/// A report with contact details and a name in its text; its id.
+async fn craft_report(hub: &Hub) -> String {
+    hub.ok(
+        None,
+        "mutation($input: SubmitReportInput!) { submitReport(input: $input) { report { id } } }",
+        json!({"input": {"serviceCode": "graffiti", "description": "Tag insultant visant Jeanne Martin",
+            "lat": 43.652149, "long": 3.551234, "contact": {"email": EMAIL}}}),
+    )
+    .await["submitReport"]["report"]["id"]
         .as_str()
         .unwrap()
-        .to_string();
+        .to_string()
+}
 
-    // Ideas: one supported by two citizens, its body naming a person; one hidden by flags.
+/// Ideas: one supported by two citizens, its body naming a person; one hidden by flags
+/// (7 events). Their ids.
+async fn craft_ideas(hub: &Hub) -> Vec<String> {
     let submit = "mutation($input: SubmitIdeaInput!) { submitIdea(input: $input) { idea { id } } }";
     let author = hub.token().await;
     let mut ideas = Vec::new();
@@ -173,83 +237,18 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
         )
         .await;
     }
+    ideas
+}
 
-    // Reference places, kept by staff: a childcare facility and its vacancies, a coworking
-    // space; the town hall of Gignac may not publish for Aniane.
-    let gignac_staff = Some("token-of-the-gignac-town-hall");
-    const UPDATE_PLACE: &str = "mutation($input: UpdatePlaceInput!) { updatePlace(input: $input) { place { id kind vacancies } } }";
-    let creche = hub
-        .ok(
-            gignac_staff,
-            UPDATE_PLACE,
-            json!({"input": {"kind": "CHILDCARE", "name": "Crèche « Les Petits Pas »", "communeCode": "34114",
-                "address": "2 rue de la Croix, 34150 Gignac", "latitude": 43.6521, "longitude": 3.5512,
-                "contact": "creche@example.fr", "capacity": 12, "ageMinMonths": 3, "ageMaxMonths": 36}}),
-        )
-        .await["updatePlace"]["place"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    hub.ok(
-        gignac_staff,
-        UPDATE_PLACE,
-        json!({"input": {"kind": "COWORKING", "name": "La Fabrique", "communeCode": "34114"}}),
-    )
-    .await;
-    let answer = hub
-        .gql(
-            gignac_staff,
-            UPDATE_PLACE,
-            json!({"input": {"kind": "COWORKING", "name": "Ailleurs", "communeCode": "34010"}}),
-        )
-        .await;
-    assert_eq!(crate::hub::code(&answer), "FORBIDDEN", "{answer}");
-    const VACANCIES: &str = "mutation($id: ID!, $n: Int!) { updateChildcareVacancies(id: $id, vacancies: $n) { place { vacancies } } }";
-    let answer = hub
-        .gql(gignac_staff, VACANCIES, json!({"id": creche, "n": 13}))
-        .await;
-    assert_eq!(
-        crate::hub::code(&answer),
-        "BAD_USER_INPUT",
-        "more than the capacity"
-    );
-    let answer = hub
-        .gql(None, VACANCIES, json!({"id": creche, "n": 2}))
-        .await;
-    assert_eq!(crate::hub::code(&answer), "UNAUTHENTICATED");
-    let data = hub
-        .ok(gignac_staff, VACANCIES, json!({"id": creche, "n": 2}))
-        .await;
-    assert_eq!(data["updateChildcareVacancies"]["place"]["vacancies"], 2);
-    // The early-childhood one-stop shop: by commune, age and vacancies.
-    let search = |age: i64| {
-        let hub = &hub;
-        async move {
-            hub.ok(
-                None,
-                "query($age: Int) { childcareFacilities(communeCode: \"34114\", ageMonths: $age, withVacancies: true) { name vacancies } }",
-                json!({"age": age}),
-            )
-            .await["childcareFacilities"]
-                .as_array()
-                .unwrap()
-                .len()
-        }
-    };
-    assert_eq!(search(10).await, 1);
-    assert_eq!(search(40).await, 0, "older than the facility takes");
-    let places = hub
-        .ok(
-            None,
-            "{ places(kind: COWORKING) { name communeCode } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        places["places"],
-        json!([{"name": "La Fabrique", "communeCode": "34114"}])
-    );
-
+/// Every kind of crafted data, in the lake and (footfall) in the downloads: the
+/// report's id.
+async fn craft_everything(world: &World, hub: &Hub) -> String {
+    craft_footfall(world).await;
+    craft_site_visits(world).await;
+    craft_bins(world).await;
+    let report = craft_report(hub).await;
+    craft_ideas(hub).await;
+    crate::places::craft_places(hub).await;
     let lake = world.lake().await;
     eventually(
         Duration::from_secs(90),
@@ -259,27 +258,50 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
                 && lake.count(Table::CitizenIdeas).await.unwrap_or(0) >= 7
                 && lake.count(Table::CitizenReports).await.unwrap_or(0) == 1
                 && lake.count(Table::WasteContainers).await.unwrap_or(0) == 4
-                && text(
-                    &get(&hub, "/opendata/frequentation-zone-activites.csv")
-                        .await
-                        .2,
-                )
-                .lines()
-                .count()
-                    >= 3
-                && text(
-                    &get(&hub, "/opendata/frequentation-sites-touristiques.csv")
-                        .await
-                        .2,
-                )
-                .lines()
-                .count()
-                    >= 3
         },
     )
     .await;
+    wait_for_footfall_downloads(hub).await;
+    report
+}
 
-    // k = 5: the sector with 3 people and the site with 3 visitors are suppressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_without_data_yet_serves_its_header_only() {
+    let (_world, hub) = world_and_hub().await;
+    let (status, headers, body) = get(&hub, "/opendata/indicateurs-vigne.csv").await;
+    assert_eq!(status, 200);
+    // The stage created the table empty (version 0), or nothing exists yet.
+    let v = version(&headers);
+    assert!(v == "none" || v.parse::<i64>().is_ok(), "{v}");
+    assert_eq!(
+        text(&body).lines().count(),
+        1,
+        "just the header: {}",
+        text(&body)
+    );
+    assert!(text(&body).starts_with("station,day,"));
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_dataset_or_format_is_not_found() {
+    let (_world, hub) = world_and_hub().await;
+    assert_eq!(get(&hub, "/opendata/no-such-dataset.csv").await.0, 404);
+    assert_eq!(get(&hub, "/opendata/signalements.xlsx").await.0, 404);
+    let missing = hub
+        .gql(None, "{ dataset(id: \"nope\") { id } }", json!({}))
+        .await;
+    assert_eq!(code(&missing), "NOT_FOUND");
+    hub.stop().await;
+}
+
+/// k = 5: the sector with 3 people and the site with 3 visitors are suppressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn footfall_and_site_counts_under_five_are_published_as_statistical_secrets() {
+    let (world, hub) = world_and_hub().await;
+    craft_footfall(&world).await;
+    craft_site_visits(&world).await;
+    wait_for_footfall_downloads(&hub).await;
     let zone = text(
         &get(&hub, "/opendata/frequentation-zone-activites.ndjson")
             .await
@@ -312,28 +334,40 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
         .unwrap();
     assert!(argileum.get("visitorCount").is_none_or(Value::is_null));
     assert!(sites.contains("\"visitorCount\":12"), "{sites}");
+    hub.stop().await;
+}
 
-    // Reports: no contact, no citizen text, no pseudonym; positions rounded; GeoJSON.
+/// Reports: no contact, no citizen text, no pseudonym; positions rounded; GeoJSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_report_has_its_service_status_and_a_rounded_position_only() {
+    let (world, hub) = world_and_hub().await;
+    let report = craft_report(&hub).await;
+    wait_for_rows(&world, Table::CitizenReports, 1).await;
     let (status, headers, geo) = get(&hub, "/opendata/signalements.geojson").await;
     assert_eq!(status, 200);
     let geo: Value = serde_json::from_slice(&geo).unwrap();
     assert_eq!(geo["type"], "FeatureCollection");
-    assert_eq!(
-        geo["metadata"]["version"],
-        headers["x-dataset-version"].to_str().unwrap()
-    );
+    assert_eq!(geo["metadata"]["version"], version(&headers));
     let feature = &geo["features"][0];
     assert_eq!(feature["properties"]["identifiant"], report.as_str());
     assert_eq!(feature["geometry"]["coordinates"], json!([3.551, 43.652]));
     assert_eq!(feature["properties"]["codeService"], "graffiti");
     assert_eq!(feature["properties"]["statut"], "open");
+    let body = text(&get(&hub, "/opendata/signalements.ndjson").await.2);
+    for secret in [EMAIL, "Jeanne Martin", "citizen:"] {
+        assert!(!body.contains(secret), "{secret} in {body}");
+    }
+    hub.stop().await;
+}
 
-    // Ideas: the visible one with its supports and title (quotes unescaped), not its body;
-    // the one hidden by three flags is not published.
-    let published: Vec<Value> = text(&get(&hub, "/opendata/idees.ndjson").await.2)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+/// Ideas: the visible one with its supports and title (quotes unescaped), not its body;
+/// the one hidden by three flags is not published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_visible_ideas_are_published_with_their_title_and_supports() {
+    let (world, hub) = world_and_hub().await;
+    let ideas = craft_ideas(&hub).await;
+    wait_for_rows(&world, Table::CitizenIdeas, 7).await;
+    let published = ndjson(&hub, "/opendata/idees.ndjson").await;
     assert_eq!(published.len(), 1, "{published:?}");
     assert_eq!(published[0]["identifiant"], ideas[0].as_str());
     assert_eq!(
@@ -343,43 +377,22 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
     assert_eq!(published[0]["soutiens"], 2);
     assert_eq!(published[0]["etat"], "not_answered");
     assert_eq!(published[0]["communeCode"], "34114");
+    hub.stop().await;
+}
 
-    // Reference places in open data: the facility with its vacancies, as GeoJSON too.
-    let creches: Vec<Value> = text(
-        &get(&hub, "/opendata/etablissements-petite-enfance.ndjson")
-            .await
-            .2,
-    )
-    .lines()
-    .map(|l| serde_json::from_str(l).unwrap())
-    .collect();
-    assert_eq!(creches.len(), 1, "{creches:?}");
-    assert_eq!(creches[0]["nom"], "Crèche « Les Petits Pas »");
-    assert_eq!(
-        (
-            creches[0]["capacite"].clone(),
-            creches[0]["placesDisponibles"].clone()
-        ),
-        (json!(12), json!(2))
-    );
-    let (_, _, geo) = get(&hub, "/opendata/etablissements-petite-enfance.geojson").await;
-    let geo: Value = serde_json::from_slice(&geo).unwrap();
-    assert_eq!(
-        geo["features"][0]["geometry"]["coordinates"],
-        json!([3.5512, 43.6521])
-    );
-    let coworking = text(&get(&hub, "/opendata/espaces-coworking.csv").await.2);
-    assert_eq!(coworking.lines().count(), 2, "{coworking}");
-    assert!(coworking.contains("La Fabrique"));
-
-    // Every download of every dataset, in every format: none leaks a token, the email,
-    // the citizen's words or a pseudonym.
+/// Every download of every dataset, in every format: none leaks a token, the email, the
+/// citizen's words or a pseudonym.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_download_in_any_format_leaks_a_device_token_a_contact_a_citizens_words_or_a_pseudonym()
+{
+    let (world, hub) = world_and_hub().await;
+    craft_everything(&world, &hub).await;
     for ds in vallee_opendata::DATASETS {
         for (ext, _) in vallee_opendata::metadata::formats(ds) {
             let (status, _, body) = get(&hub, &format!("/opendata/{}.{ext}", ds.id)).await;
             assert_eq!(status, 200, "{}.{ext}", ds.id);
             let body = text(&body);
-            for secret in [email, "Jeanne Martin", "citizen:", &token(0), &token(12)] {
+            for secret in [EMAIL, "Jeanne Martin", "citizen:", &token(0), &token(12)] {
                 assert!(!body.contains(secret), "{secret} in {}.{ext}", ds.id);
             }
             if ext == "parquet" {
@@ -391,49 +404,26 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
             }
         }
     }
+    hub.stop().await;
+}
 
-    // Filters: commune and time.
-    let gignac = text(
-        &get(
-            &hub,
-            "/opendata/remplissage-conteneurs-quotidien.csv?commune=34114",
-        )
-        .await
-        .2,
-    );
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_are_filtered_by_commune_and_date_and_a_bad_filter_is_refused() {
+    let (world, hub) = world_and_hub().await;
+    craft_bins(&world).await;
+    wait_for_rows(&world, Table::WasteContainers, 4).await;
+    let gignac = text(&get(&hub, &format!("{DAILY_FILL}?commune=34114")).await.2);
     let lines: Vec<&str> = gignac.lines().collect();
     assert_eq!(lines.len(), 2, "{gignac}");
     assert!(
         lines[1].starts_with("2026-06-03,34114,4,4,0.5,0.8,1"),
         "{gignac}"
     );
-    let elsewhere = text(
-        &get(
-            &hub,
-            "/opendata/remplissage-conteneurs-quotidien.csv?commune=34010",
-        )
-        .await
-        .2,
-    );
+    let elsewhere = text(&get(&hub, &format!("{DAILY_FILL}?commune=34010")).await.2);
     assert_eq!(elsewhere.lines().count(), 1);
-    let later = text(
-        &get(
-            &hub,
-            "/opendata/remplissage-conteneurs-quotidien.csv?from=2026-06-04",
-        )
-        .await
-        .2,
-    );
+    let later = text(&get(&hub, &format!("{DAILY_FILL}?from=2026-06-04")).await.2);
     assert_eq!(later.lines().count(), 1);
-    assert_eq!(
-        get(
-            &hub,
-            "/opendata/remplissage-conteneurs-quotidien.csv?from=soon"
-        )
-        .await
-        .0,
-        400
-    );
+    assert_eq!(get(&hub, &format!("{DAILY_FILL}?from=soon")).await.0, 400);
     assert_eq!(
         get(
             &hub,
@@ -443,35 +433,29 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
         .0,
         400
     );
+    hub.stop().await;
+}
 
-    // Time travel: the version served is named, and asking for it again later gives the
-    // same bytes although the table moved on.
-    let (_, headers, before) = get(&hub, "/opendata/remplissage-conteneurs-quotidien.csv").await;
-    let version = headers["x-dataset-version"].to_str().unwrap().to_string();
-    let more: Vec<Value> = (10..13)
-        .map(|i| {
-            json!({"id": format!("urn:ngsi-ld:WasteContainer:gignac-od-{i}"), "type": "WasteContainer",
-                "dateObserved": (t0 + chrono::Duration::days(1)).to_rfc3339(),
-                "fillingLevel": 0.9, "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}})
-        })
-        .collect();
-    produce(&world, Stream::WasteContainers, &more).await;
-    eventually(Duration::from_secs(60), "the new readings", || async {
-        lake.count(Table::WasteContainers).await.unwrap_or(0) == 7
-    })
-    .await;
-    let (_, now_headers, now) = get(&hub, "/opendata/remplissage-conteneurs-quotidien.csv").await;
-    assert_ne!(now_headers["x-dataset-version"].to_str().unwrap(), version);
+/// Time travel: the version served is named, and asking for it again later gives the
+/// same bytes although the table moved on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_at_a_named_version_gives_the_same_bytes_after_the_table_moved_on() {
+    let (world, hub) = world_and_hub().await;
+    let (version_before, before) = bins_over_two_days(&world, &hub).await;
+    let (_, now_headers, now) = get(&hub, DAILY_FILL).await;
+    assert_ne!(version(&now_headers), version_before);
     assert_ne!(now, before);
-    let (_, old_headers, old) = get(
-        &hub,
-        &format!("/opendata/remplissage-conteneurs-quotidien.csv?asOf={version}"),
-    )
-    .await;
-    assert_eq!(old_headers["x-dataset-version"].to_str().unwrap(), version);
+    let (_, old_headers, old) = get(&hub, &format!("{DAILY_FILL}?asOf={version_before}")).await;
+    assert_eq!(version(&old_headers), version_before);
     assert_eq!(old, before);
+    hub.stop().await;
+}
 
-    // Catalogues and schemas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dcat_catalogue_describes_every_dataset_with_its_licence_and_coverage() {
+    let (world, hub) = world_and_hub().await;
+    craft_bins(&world).await;
+    wait_for_rows(&world, Table::WasteContainers, 4).await;
     let (status, _, dcat) = get(&hub, "/opendata/catalog.jsonld").await;
     assert_eq!(status, 200);
     let dcat: Value = serde_json::from_slice(&dcat).unwrap();
@@ -501,6 +485,12 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
             .unwrap()
             .starts_with("Communauté de communes Vallée de l'Hérault — données mises à jour le ")
     );
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scdl_catalogue_lists_every_dataset_under_the_publishers_siret() {
+    let (_world, hub) = world_and_hub().await;
     let (_, _, scdl) = get(&hub, "/opendata/catalog.csv").await;
     let scdl = text(&scdl);
     assert!(scdl.starts_with("COLL_NOM,COLL_SIRET,ID,TITRE,"));
@@ -509,6 +499,12 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
         "the configured SIRET: {scdl}"
     );
     assert_eq!(scdl.lines().count(), 1 + vallee_opendata::DATASETS.len());
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_dataset_publishes_its_table_schema() {
+    let (_world, hub) = world_and_hub().await;
     let (status, _, schema) = get(&hub, "/opendata/frequentation-zone-activites/schema.json").await;
     assert_eq!(status, 200);
     let schema: Value = serde_json::from_slice(&schema).unwrap();
@@ -520,8 +516,12 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
         .unwrap();
     assert_eq!(people["type"], "integer");
     assert_eq!(schema["licenses"][0]["name"], "etalab-2.0");
+    hub.stop().await;
+}
 
-    // The same datasets in GraphQL: metadata, and rows paged, filtered and at a version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_datasets_are_listed_over_graphql_with_their_licence() {
+    let (_world, hub) = world_and_hub().await;
     let listed = hub
         .ok(
             None,
@@ -534,6 +534,14 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
         vallee_opendata::DATASETS.len()
     );
     assert_eq!(listed["datasets"][0]["license"], "etalab-2.0");
+    hub.stop().await;
+}
+
+/// The same rows as the downloads in GraphQL, paged, filtered and at a version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_datasets_rows_are_served_over_graphql_paged_filtered_and_at_a_version() {
+    let (world, hub) = world_and_hub().await;
+    let (version, _) = bins_over_two_days(&world, &hub).await;
     let page = hub
         .ok(
             None,
@@ -561,28 +569,52 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
         now_rows["dataset"]["rows"]["pageInfo"]["hasNextPage"], true,
         "two days now"
     );
-    let missing = hub
-        .gql(None, "{ dataset(id: \"nope\") { id } }", json!({}))
-        .await;
-    assert_eq!(crate::hub::code(&missing), "NOT_FOUND");
+    hub.stop().await;
+}
 
-    // The public lake: every dataset with data is a Delta table under public/, same rows
-    // as the download, recording the source version. The hub's own Delta reader checks it
-    // (no Python needed); Python deltalake, what researchers use, then reads it as it is.
-    let public = PublicLake::open(&world);
+/// Waits until the public lake records the daily fill dataset at its current version.
+pub async fn wait_for_public_daily_fill(world: &World, hub: &Hub) {
+    let public = PublicLake::open(world);
     eventually(
         Duration::from_secs(60),
         "public tables up to date",
         || async {
-            let (_, headers, _) = get(&hub, "/opendata/remplissage-conteneurs-quotidien.csv").await;
-            let version: i64 = headers["x-dataset-version"]
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap();
+            let (_, headers, _) = get(hub, DAILY_FILL).await;
+            let current: i64 = version(&headers).parse().unwrap();
             public
-                .records("remplissage-conteneurs-quotidien", version)
+                .records("remplissage-conteneurs-quotidien", current)
                 .await
+        },
+    )
+    .await;
+}
+
+/// The public lake: every dataset with data is a Delta table under public/, same rows as
+/// the download, recording the source version. The hub's own Delta reader checks it (no
+/// Python needed); Python deltalake, what researchers use, then reads it as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_lake_holds_every_published_dataset_with_the_rows_of_its_download() {
+    let (world, hub) = world_and_hub().await;
+    craft_everything(&world, &hub).await;
+    wait_for_public_daily_fill(&world, &hub).await;
+    let public = PublicLake::open(&world);
+    // Datasets are published one after the other: wait for the pass that follows the data.
+    eventually(
+        Duration::from_secs(60),
+        "every dataset with data published",
+        || async {
+            for ds in vallee_opendata::DATASETS {
+                let (_, headers, csv) = get(&hub, &format!("/opendata/{}.csv", ds.id)).await;
+                let rows = text(&csv).lines().count() as u64 - 1;
+                let published = match public.rows(ds.id).await {
+                    Some(n) => n == rows,
+                    None => version(&headers) == "none",
+                };
+                if !published {
+                    return false;
+                }
+            }
+            true
         },
     )
     .await;
@@ -609,107 +641,6 @@ async fn catalogues_downloads_time_travel_and_privacy_rules() {
             "no pseudonym column in public/"
         );
     }
-
-    // POST /sql: researchers only (checked first), public tables only, SELECT only.
-    let sql = |token: Option<&'static str>, query: &str, accept: &'static str| {
-        let mut r = hub
-            .client
-            .post(hub.url("/sql"))
-            .header("Accept", accept)
-            .json(&json!({"sql": query}));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        r.send()
-    };
-    let json_type = "application/json";
-    assert_eq!(
-        sql(None, "SELECT 1", json_type).await.unwrap().status(),
-        401
-    );
-    assert_eq!(
-        sql(Some("token-of-the-intercommunality"), "SELECT 1", json_type)
-            .await
-            .unwrap()
-            .status(),
-        401,
-        "staff are not researchers"
-    );
-    let r = crate::hub::RESEARCHER;
-    let answer: Value = sql(
-        Some(r),
-        "SELECT \"communeCode\", sum(mesures) AS n FROM remplissage_conteneurs_quotidien GROUP BY \"communeCode\"",
-        json_type,
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    assert_eq!(
-        answer["rows"],
-        json!([{"communeCode": "34114", "n": 7}]),
-        "{answer}"
-    );
-    assert_eq!(answer["truncated"], false);
-    for refused in [
-        "SELECT * FROM footfall",
-        "SELECT * FROM waste_containers",
-        "DROP TABLE signalements",
-        "INSERT INTO signalements VALUES (1)",
-        "CREATE TABLE x AS SELECT 1",
-        "COPY signalements TO '/tmp/x.csv'",
-        "not sql at all",
-    ] {
-        let status = sql(Some(r), refused, json_type).await.unwrap().status();
-        assert_eq!(status, 400, "{refused}");
-    }
-    // At most sql_max_rows (2 here) rows, said in the answer.
-    let many = sql(
-        Some(r),
-        "SELECT * FROM (VALUES (1), (2), (3)) AS t(x)",
-        "text/csv",
-    )
-    .await
-    .unwrap();
-    assert_eq!(many.headers()["x-truncated"], "true");
-    assert_eq!(
-        many.text().await.unwrap().lines().count(),
-        3,
-        "a header and 2 rows"
-    );
-    let arrow = sql(
-        Some(r),
-        "SELECT 1 AS one",
-        "application/vnd.apache.arrow.stream",
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        arrow.headers()["content-type"],
-        "application/vnd.apache.arrow.stream"
-    );
-    let bytes = arrow.bytes().await.unwrap();
-    let batches: Vec<_> =
-        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-    assert_eq!(batches[0].num_rows(), 1);
-    // The stage's domain formulas are functions researchers can call.
-    let formulas = sql(
-        Some(r),
-        "SELECT vallee_gdd(0.5, 24.0) AS gdd, round(vallee_huglin_day(20.0, 26.0, 45.0), 3) AS h",
-        "text/csv",
-    )
-    .await
-    .unwrap();
-    assert_eq!(formulas.status(), 200);
-    assert_eq!(
-        formulas.text().await.unwrap().lines().nth(1),
-        Some("2.25,13.52"),
-        "GDD (24 + 0.5) / 2 - 10; Huglin ((20 - 10) + (26 - 10)) / 2 × 1.04 at 45° N"
-    );
     hub.stop().await;
 }
 
