@@ -16,6 +16,7 @@ mod graceful_stop;
 mod ideas;
 mod kill_restart;
 mod open_data;
+mod partners;
 mod places;
 mod rebalance;
 mod recovery;
