@@ -1,6 +1,8 @@
-//! The stream stage against the real broker and lake: footfall equals a plain DataFusion
-//! batch GROUP BY over the same sightings, hourly site presence, a fill alert opening and
-//! clearing (in Delta and on the alerts topic), and a restart that adds nothing.
+//! The stream stage against the real broker and lake, one scenario's events through a stage
+//! of each test's own: footfall equals a plain DataFusion batch GROUP BY over the same
+//! sightings, the hour's lineage and dwell, site presence, fill and frost alerts opening and
+//! clearing (in Delta and on the alerts topic), vine days, bin forecasts, a restart that
+//! replays and adds nothing, and a kill -9 of the stage.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -225,41 +227,56 @@ impl RunningStage {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
-    let world = World::new(3).await;
+/// The five-minute windows of the scenario that close, by the batch query: every one up to
+/// 11:05 (the 11:10 window stays open: nothing after it).
+async fn closed_windows(sightings: &[(DateTime<Utc>, String)]) -> Vec<(i64, i64)> {
+    batch_footfall(sightings)
+        .await
+        .into_iter()
+        .filter(|(w, _)| *w < at("11:10:00").timestamp_micros())
+        .collect()
+}
+
+/// Produces the scenario and runs a stage of its own over it until every output the
+/// scenario gives is in the lake, then stops the stage (a final commit). The lake, and the
+/// five-minute windows a batch GROUP BY closes.
+async fn run_scenario(world: &World) -> (Arc<vallee_lake::Lake>, Vec<(i64, i64)>) {
     let (events, sightings) = scenario();
     world.produce(&events).await;
     let lake = Arc::new(world.lake().await);
     for t in OutputTable::ALL {
         lake.ensure(t).await.unwrap();
     }
-    let expected_5m = batch_footfall(&sightings).await;
-
-    let footfall_5m = "SELECT CAST(\"dateObservedFrom\" AS BIGINT), \"peopleCount\", revision FROM footfall \
-                       WHERE \"window\" = 'PT5M' AND final ORDER BY 1";
-    // Every five-minute window up to 11:05 closes (the 11:10 window stays open: nothing after it).
-    let closed_5m: Vec<(i64, i64)> = expected_5m
-        .iter()
-        .copied()
-        .filter(|(w, _)| *w < at("11:10:00").timestamp_micros())
-        .collect();
-    let stage = start_stage(&world, &lake);
+    let closed_5m = closed_windows(&sightings).await;
+    let stage = start_stage(world, &lake);
     eventually(
         Duration::from_secs(90),
-        "footfall windows and alerts",
+        "footfall windows, dwell, presence, alerts, vine days and forecasts",
         || async {
-            let rows = lake
+            let windows = lake
                 .sql("SELECT count(*) FROM footfall WHERE \"window\" = 'PT5M'")
                 .await
                 .unwrap();
-            let alerts = lake.sql("SELECT count(*) FROM fill_alerts").await.unwrap();
-            i64s(&rows, 0)[0] as usize >= closed_5m.len() && i64s(&alerts, 0)[0] >= 2
+            i64s(&windows, 0)[0] as usize >= closed_5m.len()
+                && total_rows(&lake, "fill_alerts").await >= 2
+                && total_rows(&lake, "footfall_dwell").await >= 1
+                && total_rows(&lake, "site_presence").await >= 1
+                && total_rows(&lake, "vine_indicators").await >= 1
+                && total_rows(&lake, "vine_alerts").await >= 4
+                && total_rows(&lake, "bin_forecast").await >= 2
         },
     )
     .await;
     stage.stop().await;
+    (lake, closed_5m)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_minute_footfall_equals_a_batch_group_by_over_the_same_sightings() {
+    let world = World::new(3).await;
+    let (lake, closed_5m) = run_scenario(&world).await;
+    let footfall_5m = "SELECT CAST(\"dateObservedFrom\" AS BIGINT), \"peopleCount\", revision FROM footfall \
+                       WHERE \"window\" = 'PT5M' AND final ORDER BY 1";
     let rows = lake.sql(footfall_5m).await.unwrap();
     let got: Vec<(i64, i64)> = i64s(&rows, 0).into_iter().zip(i64s(&rows, 1)).collect();
     assert_eq!(got, closed_5m, "stream vs DataFusion batch GROUP BY");
@@ -267,7 +284,12 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         i64s(&rows, 2).iter().all(|r| *r == 0),
         "in-order enough: no corrections"
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hours_footfall_counts_each_device_once_and_names_the_kafka_records_behind_it() {
+    let world = World::new(3).await;
+    let (lake, _) = run_scenario(&world).await;
     let hour_sql = format!(
         "SELECT \"peopleCount\" FROM footfall WHERE \"window\" = 'PT1H' AND CAST(\"dateObservedFrom\" AS BIGINT) = {}",
         at("10:00:00").timestamp_micros()
@@ -302,7 +324,13 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         (28..=30).contains(&covered),
         "the ranges cover the hour's 28 sightings (and at most the 2 later ones in between): {covered}"
     );
-    // Dwell: every device seen twice a minute apart → 14 visits of one minute.
+}
+
+/// Every device is seen twice a minute apart: 14 visits of one minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_seen_a_minute_apart_give_visits_of_a_minute_in_the_hours_dwell() {
+    let world = World::new(3).await;
+    let (lake, _) = run_scenario(&world).await;
     let dwell = lake
         .sql(&format!(
             "SELECT visits, \"dwellUnder5Min\", \"totalDwellSeconds\", \"medianDwellMinutes\", \"sessionGap\" \
@@ -317,7 +345,12 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         "visits, under 5 min, total seconds, median minutes"
     );
     assert_eq!(strs(&dwell, 4), vec!["PT10M".to_string()]);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_presence_counts_counter_visitors_and_ar_checkins_by_point() {
+    let world = World::new(3).await;
+    let (lake, _) = run_scenario(&world).await;
     let presence = lake.sql("SELECT \"visitorCount\", \"arCheckins\", \"locationCode\" FROM site_presence WHERE site = 'abbaye-de-gellone'").await.unwrap();
     assert_eq!(
         (i64s(&presence, 0), i64s(&presence, 1), strs(&presence, 2)),
@@ -332,7 +365,44 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         (vec!["cloitre".to_string()], vec![1]),
         "the AR check-in at the cloister; counter visits are no check-ins"
     );
+}
 
+/// The alerts on the `vallee.alerts` topic, as (key, category, sub-category, state), read
+/// until `enough` holds or 30 s pass.
+fn alerts_on_topic(
+    world: &World,
+    enough: impl Fn(&[(String, String, String, String)]) -> bool,
+) -> Vec<(String, String, String, String)> {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", world.brokers())
+        .set("group.id", format!("{}-alerts", world.group))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["vallee.alerts"]).unwrap();
+    let mut alerts = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !enough(&alerts) && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            let field = |name: &str| v[name].as_str().unwrap_or_default().to_string();
+            alerts.push((
+                String::from_utf8_lossy(m.key().unwrap()).into_owned(),
+                field("category"),
+                field("subCategory"),
+                field("state"),
+            ));
+        }
+    }
+    alerts
+}
+
+/// bin-x goes over its threshold, then is emptied; the truck's stream moves event time past
+/// the drop, so the clear is decided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_alert_opens_and_clears_as_one_episode_in_delta_and_on_the_alerts_topic() {
+    let world = World::new(3).await;
+    let (lake, _) = run_scenario(&world).await;
     let alerts = lake
         .sql("SELECT state, \"clearReason\", \"alertId\" FROM fill_alerts ORDER BY state DESC")
         .await
@@ -342,7 +412,75 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
     let ids = strs(&alerts, 2);
     assert_eq!(ids[0], ids[1], "one episode, one id");
 
-    // The local day 28 November at the station: Tmin 0.5, Tmax 24, mean 11.3, 6 mm of rain.
+    // The alerts reached the topic too, keyed by their stable id.
+    let bin_alerts = |all: &[(String, String, String, String)]| {
+        all.iter()
+            .filter(|(_, category, _, _)| category != "agriculture")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let on_topic = bin_alerts(&alerts_on_topic(&world, |all| bin_alerts(all).len() >= 2));
+    let mut states = Vec::new();
+    for (key, _, _, state) in on_topic {
+        assert_eq!(key, ids[0]);
+        states.push(state);
+    }
+    states.sort();
+    assert_eq!(states, vec!["cleared".to_string(), "open".to_string()]);
+}
+
+/// A vineyard station covering two parcels falls to 0.5 °C before dawn, then a mild day
+/// follows: frost alerts open and clear for both parcels, in Delta and on the topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frost_dip_opens_and_a_mild_day_clears_a_frost_alert_on_every_covered_parcel() {
+    let world = World::new(3).await;
+    let (lake, _) = run_scenario(&world).await;
+    let frost = lake
+        .sql("SELECT \"entityId\", state FROM vine_alerts ORDER BY \"entityId\", state DESC")
+        .await
+        .unwrap();
+    let frost_rows: Vec<(String, String)> =
+        strs(&frost, 0).into_iter().zip(strs(&frost, 1)).collect();
+    let expected_frost: Vec<(String, String)> = [
+        ("p1", "open"),
+        ("p1", "cleared"),
+        ("p2", "open"),
+        ("p2", "cleared"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(
+        frost_rows, expected_frost,
+        "frost opened on the dip and cleared by the day, for both parcels"
+    );
+    let vineyard_alerts = |all: &[(String, String, String, String)]| {
+        all.iter()
+            .filter(|(_, category, _, _)| category == "agriculture")
+            .map(|(_, _, kind, state)| (kind.clone(), state.clone()))
+            .collect::<Vec<_>>()
+    };
+    let mut vineyard = vineyard_alerts(&alerts_on_topic(&world, |all| {
+        vineyard_alerts(all).len() >= 4
+    }));
+    vineyard.sort();
+    assert_eq!(
+        vineyard,
+        [
+            ("frost", "cleared"),
+            ("frost", "cleared"),
+            ("frost", "open"),
+            ("frost", "open")
+        ]
+        .map(|(k, s)| (k.to_string(), s.to_string()))
+    );
+}
+
+/// The local day 28 November at the station: Tmin 0.5, Tmax 24, mean 11.3, 6 mm of rain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_vine_day_gives_its_degree_days_and_rain() {
+    let world = World::new(3).await;
+    let (lake, _) = run_scenario(&world).await;
     let vine = lake
         .sql("SELECT \"growingDegreeDays\", \"oosporeDegreeDays\", \"rainMm\", \"winklerIndex\" FROM vine_indicators WHERE station LIKE '%st-1'")
         .await
@@ -369,27 +507,13 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         (6.0, 0.0),
         "rain, and no Winkler in November"
     );
-    let frost = lake
-        .sql("SELECT \"entityId\", state FROM vine_alerts ORDER BY \"entityId\", state DESC")
-        .await
-        .unwrap();
-    let frost_rows: Vec<(String, String)> =
-        strs(&frost, 0).into_iter().zip(strs(&frost, 1)).collect();
-    let expected_frost: Vec<(String, String)> = [
-        ("p1", "open"),
-        ("p1", "cleared"),
-        ("p2", "open"),
-        ("p2", "cleared"),
-    ]
-    .iter()
-    .map(|(a, b)| (a.to_string(), b.to_string()))
-    .collect();
-    assert_eq!(
-        frost_rows, expected_frost,
-        "frost opened on the dip and cleared by the day, for both parcels"
-    );
+}
 
-    // Time to full: bin-y fills 0.1 per hour, full at 16:00; bin-x was emptied (trend reset).
+/// Time to full: bin-y fills 0.1 per hour, full at 16:00; bin-x was emptied (trend reset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bin_filling_steadily_is_forecast_full_when_its_trend_reaches_the_threshold() {
+    let world = World::new(3).await;
+    let (lake, _) = run_scenario(&world).await;
     let forecast = lake
         .sql("SELECT \"entityId\", \"fillRatePerHour\", CAST(\"fullAt\" AS BIGINT) FROM bin_forecast ORDER BY \"dateObserved\"")
         .await
@@ -407,45 +531,13 @@ async fn windows_alerts_and_a_restart_against_the_real_broker_and_lake() {
         .as_primitive::<arrow::datatypes::Float64Type>()
         .value(0);
     assert!((rate - 0.1).abs() < 1e-9, "{rate}");
+}
 
-    // The alerts reached the topic too, keyed by their stable id.
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", world.brokers())
-        .set("group.id", format!("{}-alerts", world.group))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["vallee.alerts"]).unwrap();
-    // The bin's episode, and the vineyard's frost alerts (open and cleared, two parcels).
-    let (mut on_topic, mut vineyard) = (Vec::new(), Vec::new());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while (on_topic.len() < 2 || vineyard.len() < 4) && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-            let state = v["state"].as_str().unwrap().to_string();
-            if v["category"] == "agriculture" {
-                vineyard.push((v["subCategory"].as_str().unwrap().to_string(), state));
-                continue;
-            }
-            assert_eq!(m.key().unwrap(), ids[0].as_bytes());
-            on_topic.push(state);
-        }
-    }
-    on_topic.sort();
-    assert_eq!(on_topic, vec!["cleared".to_string(), "open".to_string()]);
-    vineyard.sort();
-    assert_eq!(
-        vineyard,
-        [
-            ("frost", "cleared"),
-            ("frost", "cleared"),
-            ("frost", "open"),
-            ("frost", "open")
-        ]
-        .map(|(k, s)| (k.to_string(), s.to_string()))
-    );
-
-    // A restart replays what open windows need, and writes nothing twice.
+/// A restart replays what open windows need, and writes nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_replays_what_open_windows_need_and_writes_nothing_twice() {
+    let world = World::new(3).await;
+    let (lake, _) = run_scenario(&world).await;
     let before = (
         total_rows(&lake, "footfall").await,
         total_rows(&lake, "site_presence").await,
