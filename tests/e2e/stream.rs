@@ -192,6 +192,8 @@ fn strs(batches: &[RecordBatch], col: usize) -> Vec<String> {
 struct RunningStage {
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<vallee_stream::Result<()>>,
+    /// The stage's live view: what it consumed and committed so far.
+    live: SharedLiveView,
 }
 
 fn start_stage(world: &World, lake: &Arc<vallee_lake::Lake>) -> RunningStage {
@@ -211,13 +213,18 @@ fn start_stage_idling_after(
         ..Default::default()
     };
     let shutdown = CancellationToken::new();
+    let live = SharedLiveView::default();
     let task = tokio::spawn(vallee_stream::stage::run(
         options,
         lake.clone(),
-        SharedLiveView::default(),
+        live.clone(),
         shutdown.clone(),
     ));
-    RunningStage { shutdown, task }
+    RunningStage {
+        shutdown,
+        task,
+        live,
+    }
 }
 
 impl RunningStage {
@@ -533,30 +540,78 @@ async fn a_bin_filling_steadily_is_forecast_full_when_its_trend_reaches_the_thre
     assert!((rate - 0.1).abs() < 1e-9, "{rate}");
 }
 
-/// A restart replays what open windows need, and writes nothing twice.
+/// Messages a restarted stage must read: from the smallest replay offset its outputs
+/// recorded for each partition of their source topics (the beginning where none did), to
+/// the end. The rebalance of the stage positions its consumer the same way.
+async fn replay_range(world: &World, lake: &vallee_lake::Lake) -> i64 {
+    let writer = StreamOptions::default().writer_id;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", world.brokers())
+        .create()
+        .unwrap();
+    let mut streams: Vec<Stream> = OutputTable::ALL
+        .iter()
+        .flat_map(|o| o.sources().iter().copied())
+        .collect();
+    streams.sort();
+    streams.dedup();
+    let mut range = 0;
+    for stream in streams {
+        let topic = &world.topics[&stream];
+        for partition in 0..3 {
+            let mut start = None::<i64>;
+            for output in OutputTable::ALL
+                .into_iter()
+                .filter(|o| o.sources().contains(&stream))
+            {
+                let stored = lake
+                    .committed_offsets(output, &writer, topic, &[partition])
+                    .await
+                    .unwrap()[&partition];
+                start = match (start, stored) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            let (low, high) = consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .unwrap();
+            range += high - start.unwrap_or(low);
+        }
+    }
+    range
+}
+
+/// The same consumer group resumes at the replay offsets its outputs recorded and replays
+/// what open windows need: once it has read all of that, nothing was written twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_replays_what_open_windows_need_and_writes_nothing_twice() {
     let world = World::new(3).await;
     let (lake, _) = run_scenario(&world).await;
-    let before = (
-        total_rows(&lake, "footfall").await,
-        total_rows(&lake, "site_presence").await,
-        total_rows(&lake, "fill_alerts").await,
-        total_rows(&lake, "vine_indicators").await + total_rows(&lake, "vine_alerts").await,
-        total_rows(&lake, "bin_forecast").await,
-    );
+    let tables = || async {
+        (
+            total_rows(&lake, "footfall").await,
+            total_rows(&lake, "site_presence").await,
+            total_rows(&lake, "fill_alerts").await,
+            total_rows(&lake, "vine_indicators").await + total_rows(&lake, "vine_alerts").await,
+            total_rows(&lake, "bin_forecast").await,
+            total_rows(&lake, "footfall_dwell").await,
+        )
+    };
+    let before = tables().await;
+    let replayed = replay_range(&world, &lake).await;
+    assert!(replayed > 0, "open windows leave something to replay");
     let stage = start_stage(&world, &lake);
-    // The same consumer group: it resumes at the recorded replay offsets and replays.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    let live = stage.live.clone();
+    // The live view counts what the stage read once its results are committed.
+    eventually(
+        Duration::from_secs(90),
+        &format!("the restarted stage reading the {replayed} replayed messages"),
+        || async { live.read().unwrap().consumed >= replayed as u64 },
+    )
+    .await;
     stage.stop().await;
-    let after = (
-        total_rows(&lake, "footfall").await,
-        total_rows(&lake, "site_presence").await,
-        total_rows(&lake, "fill_alerts").await,
-        total_rows(&lake, "vine_indicators").await + total_rows(&lake, "vine_alerts").await,
-        total_rows(&lake, "bin_forecast").await,
-    );
-    assert_eq!(after, before);
+    assert_eq!(tables().await, before);
 }
 
 /// Beacons keyed by zone leave a partition empty when no zone hashes to it. The consumer
