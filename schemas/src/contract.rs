@@ -18,96 +18,10 @@
 
 use std::fmt;
 
-use crate::tables::Order;
+pub use crate::streams::{ALERTS_TOPIC, Stream};
 
-/// Topic of the alerts the stream stage publishes for partner feeds.
-pub const ALERTS_TOPIC: &str = "vallee.alerts";
-
-/// A sensor input stream: one Kafka topic carrying one family of events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Stream {
-    /// Fill-level readings of connected waste bins.
-    WasteContainers,
-    /// Positions and status of collection trucks.
-    WasteVehicles,
-    /// Pseudonymous sightings from the activity zone's beacons.
-    Beacons,
-    /// Site presence counts and AR-trail check-ins.
-    Tourism,
-    /// Parcel sensors and weather stations of the vineyards.
-    Vineyards,
-    /// Citizens' reports and their status changes (written by the API).
-    CitizenReports,
-    /// The idea box: ideas, supports, comments, flags, answers (written by the API).
-    CitizenIdeas,
-    /// Every staff action (written by the API).
-    StaffAudit,
-    /// Reference places staff keep up to date: digital gallery, coworking, training
-    /// sessions, childcare and its vacancies (written by the API).
-    ReferencePlaces,
-}
-
+/// What each stream carries and where it lands (the stream itself is [`crate::streams`]).
 impl Stream {
-    /// Every input stream, in a stable order.
-    pub const ALL: [Stream; 9] = [
-        Stream::WasteContainers,
-        Stream::WasteVehicles,
-        Stream::Beacons,
-        Stream::Tourism,
-        Stream::Vineyards,
-        Stream::CitizenReports,
-        Stream::CitizenIdeas,
-        Stream::StaffAudit,
-        Stream::ReferencePlaces,
-    ];
-
-    /// The sensor streams (what devices send; the stream stage's inputs).
-    pub const SENSORS: [Stream; 5] = [
-        Stream::WasteContainers,
-        Stream::WasteVehicles,
-        Stream::Beacons,
-        Stream::Tourism,
-        Stream::Vineyards,
-    ];
-
-    /// The streams the API writes; kept forever (the API's view is rebuilt from them).
-    pub const CITIZEN: [Stream; 4] = [
-        Stream::CitizenReports,
-        Stream::CitizenIdeas,
-        Stream::StaffAudit,
-        Stream::ReferencePlaces,
-    ];
-
-    /// The topic name used when the configuration does not override it.
-    pub fn default_topic(self) -> &'static str {
-        match self {
-            Stream::WasteContainers => "vallee.waste.containers",
-            Stream::WasteVehicles => "vallee.waste.vehicles",
-            Stream::Beacons => "vallee.beacons",
-            Stream::Tourism => "vallee.tourism",
-            Stream::Vineyards => "vallee.vineyards",
-            Stream::CitizenReports => "vallee.citizen.reports",
-            Stream::CitizenIdeas => "vallee.citizen.ideas",
-            Stream::StaffAudit => "vallee.staff.audit",
-            Stream::ReferencePlaces => "vallee.reference.places",
-        }
-    }
-
-    /// Short stable name (configuration keys, metrics labels).
-    pub fn name(self) -> &'static str {
-        match self {
-            Stream::WasteContainers => "waste_containers",
-            Stream::WasteVehicles => "waste_vehicles",
-            Stream::Beacons => "beacons",
-            Stream::Tourism => "tourism",
-            Stream::Vineyards => "vineyards",
-            Stream::CitizenReports => "citizen_reports",
-            Stream::CitizenIdeas => "citizen_ideas",
-            Stream::StaffAudit => "staff_audit",
-            Stream::ReferencePlaces => "reference_places",
-        }
-    }
-
     /// The `type` values this stream accepts, with the table each one lands in.
     pub fn routes(self) -> &'static [(&'static str, Table)] {
         match self {
@@ -153,9 +67,22 @@ impl Stream {
     }
 }
 
-impl fmt::Display for Stream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+/// One column of a table's "latest" order (see [`crate::tables::LakeTable::latest_order`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Asc(&'static str),
+    Desc(&'static str),
+}
+
+impl Order {
+    pub fn column(self) -> &'static str {
+        match self {
+            Order::Asc(c) | Order::Desc(c) => c,
+        }
+    }
+
+    pub fn is_descending(self) -> bool {
+        matches!(self, Order::Desc(_))
     }
 }
 

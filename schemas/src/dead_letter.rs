@@ -12,9 +12,9 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::contract::Stream;
 use crate::privacy::{redact_identifiers, redact_macs};
 use crate::rejection::{Reason, Rejection};
+use crate::streams::Stream;
 use crate::time::{micros, utc_day};
 
 /// One row of `dead_letters`.

@@ -9,7 +9,8 @@
 //! the API and the simulator alike.
 //!
 //! # Layout
-//! - [`contract`] — input streams (topics), raw lake tables and which stream feeds which table.
+//! - [`streams`] — the input streams and their topics (a leaf: every module may name one).
+//! - [`contract`] — what each stream carries, the raw lake tables and which stream feeds which.
 //! - [`tables`] — the contract every lake table answers ([`tables::LakeTable`]), the derived
 //!   tables ([`tables::OutputTable`]) with their rows to and from Arrow, and the typed column
 //!   readers every reader of the lake uses.
@@ -54,6 +55,7 @@ pub mod geo;
 pub mod json_schema;
 pub mod privacy;
 pub mod rejection;
+pub mod streams;
 pub mod tables;
 pub mod time;
 pub mod units;

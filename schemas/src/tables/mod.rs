@@ -55,6 +55,7 @@ pub use vine::VineRow;
 
 use crate::Result;
 use crate::batch::RowBuffer;
+pub use crate::contract::Order;
 use crate::contract::{Stream, Table};
 
 /// A table the lake can hold: the raw tables of the contract ([`Table`]) and the tables
@@ -74,25 +75,6 @@ pub trait LakeTable: Copy + Send + Sync + std::fmt::Debug + 'static {
     fn keys(&self) -> &'static [&'static str];
     /// Which row of a key is the latest: the first in this order.
     fn latest_order(&self) -> &'static [Order];
-}
-
-/// One column of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    Asc(&'static str),
-    Desc(&'static str),
-}
-
-impl Order {
-    pub fn column(self) -> &'static str {
-        match self {
-            Order::Asc(c) | Order::Desc(c) => c,
-        }
-    }
-
-    pub fn is_descending(self) -> bool {
-        matches!(self, Order::Desc(_))
-    }
 }
 
 impl LakeTable for Table {
