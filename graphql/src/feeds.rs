@@ -26,25 +26,13 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use vallee_opendata::sharing::Audience;
 use vallee_schemas::contract::Table;
 use vallee_schemas::tables::OutputTable;
 
 use crate::ApiState;
 use crate::auth::{bearer, sha256_hex};
+pub use crate::options::Partner;
 use crate::sensors::lit;
-
-/// A partner of the vineyard feeds.
-#[derive(Debug, Clone)]
-pub struct Partner {
-    pub name: String,
-    pub token_sha256: String,
-    /// The parcels it owns (`hasAgriParcel` of its sensors, `refParcels` of the stations).
-    pub parcels: Vec<String>,
-    /// Those it chose to share (daily aggregates, dataset `parcelles-partagees`), and
-    /// with whom; the others stay private.
-    pub shared: Vec<(String, Audience)>,
-}
 
 /// The partner of a WebSocket connection (from its `connection_init` payload).
 #[derive(Debug, Clone)]

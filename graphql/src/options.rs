@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use vallee_kafka::KafkaOptions;
+use vallee_opendata::sharing::Audience;
 use vallee_schemas::contract::Stream;
 use vallee_schemas::units;
 
@@ -34,6 +35,18 @@ pub struct Researcher {
     pub name: String,
     #[serde(deserialize_with = "token_hash")]
     pub token_sha256: String,
+}
+
+/// A partner of the vineyard feeds (`[[api.partners]]`).
+#[derive(Debug, Clone)]
+pub struct Partner {
+    pub name: String,
+    pub token_sha256: String,
+    /// The parcels it owns (`hasAgriParcel` of its sensors, `refParcels` of the stations).
+    pub parcels: Vec<String>,
+    /// Those it chose to share (daily aggregates, dataset `parcelles-partagees`), and
+    /// with whom; the others stay private.
+    pub shared: Vec<(String, Audience)>,
 }
 
 /// Request limits. The defaults are generous enough for a town hall's shared connection.
@@ -126,7 +139,7 @@ pub struct ApiOptions {
     /// Vineyard partners of `GET /feeds/vineyard`, with their parcels and what they share.
     /// Default: none.
     #[serde(with = "partners")]
-    pub partners: Vec<crate::feeds::Partner>,
+    pub partners: Vec<Partner>,
     /// Longest research query. Default 10 s.
     #[serde(rename = "sql_timeout_s", with = "units::seconds")]
     pub sql_timeout: Duration,
@@ -270,7 +283,7 @@ mod partners {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use vallee_opendata::sharing::Audience;
 
-    use crate::feeds::Partner;
+    use super::Partner;
 
     #[derive(Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]
