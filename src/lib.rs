@@ -19,6 +19,8 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod hub;
+#[cfg(test)]
+mod layering;
 pub mod repair;
 pub mod simulator;
 pub mod upkeep;
