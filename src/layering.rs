@@ -90,7 +90,12 @@ fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     sources(src, &mut files);
     let texts: BTreeMap<String, String> = files
         .iter()
-        .map(|f| (module_of(src, f), code(&std::fs::read_to_string(f).unwrap())))
+        .map(|f| {
+            (
+                module_of(src, f),
+                code(&std::fs::read_to_string(f).unwrap()),
+            )
+        })
         .collect();
     let modules: BTreeSet<String> = texts.keys().cloned().collect();
     let mut graph = BTreeMap::new();
@@ -169,7 +174,10 @@ fn the_loop_detector_finds_a_loop() {
     .collect();
     assert_eq!(cycle(&g).map(|c| c.len()), Some(3));
     let groups = named_after("use crate::{contract::Table, events::x};", "crate::");
-    assert!(groups.contains(&"::contract::Table".to_string()), "{groups:?}");
+    assert!(
+        groups.contains(&"::contract::Table".to_string()),
+        "{groups:?}"
+    );
 }
 
 #[test]
