@@ -34,6 +34,11 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Bytes of a citizen token's tag (144 bits, the left of an HMAC-SHA256): every token
+/// ever issued has exactly this many, and a tag of any other length is refused. Accepting
+/// a shorter prefix would let a forger win one time in 256 with a one-byte tag.
+const TAG_BYTES: usize = 18;
+
 /// The caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
@@ -111,7 +116,7 @@ impl Authenticator {
         format!(
             "vc1.{}.{}",
             URL_SAFE_NO_PAD.encode(random),
-            URL_SAFE_NO_PAD.encode(&tag[..18])
+            URL_SAFE_NO_PAD.encode(&tag[..TAG_BYTES])
         )
     }
 
@@ -125,6 +130,9 @@ impl Authenticator {
             let (random, tag) = rest.split_once('.').ok_or(BadToken)?;
             let random = URL_SAFE_NO_PAD.decode(random).map_err(|_| BadToken)?;
             let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| BadToken)?;
+            if tag.len() != TAG_BYTES {
+                return Err(BadToken);
+            }
             let mut mac = HmacSha256::new_from_slice(&self.secret).expect("HMAC takes any key");
             mac.update(b"token");
             mac.update(&random);
@@ -189,6 +197,25 @@ mod tests {
             Err(BadToken)
         );
         assert_eq!(auth().caller(Some("Basic abc")), Err(BadToken));
+    }
+
+    #[test]
+    fn only_full_length_tags_are_accepted() {
+        let a = auth();
+        let token = a.issue_citizen_token();
+        let (random, tag) = token["vc1.".len()..].split_once('.').unwrap();
+        let tag = URL_SAFE_NO_PAD.decode(tag).unwrap();
+        // Every one-byte tag: with prefixes accepted, one of these 256 got in.
+        for byte in 0..=255u8 {
+            let forged = format!("Bearer vc1.{random}.{}", URL_SAFE_NO_PAD.encode([byte]));
+            assert_eq!(a.caller(Some(&forged)), Err(BadToken), "tag {byte}");
+        }
+        // The genuine tag cut short, or with a byte added, is no longer a token.
+        for wrong in [&tag[..TAG_BYTES - 1], &[&tag[..], &[0][..]].concat()[..]] {
+            let forged = format!("Bearer vc1.{random}.{}", URL_SAFE_NO_PAD.encode(wrong));
+            assert_eq!(a.caller(Some(&forged)), Err(BadToken));
+        }
+        assert!(a.caller(Some(&format!("Bearer {token}"))).is_ok());
     }
 
     #[test]
