@@ -37,7 +37,10 @@ fn sim_options(args: &SimArgs, config: &Config, brokers: &str) -> Result<Simulat
 
 fn hub_config(common: &CommonArgs, config: &Config) -> Result<HubConfig> {
     let brokers = common.kafka_brokers.clone().unwrap_or_default();
-    let placed = config.clone().placed(&common.data_dir, &brokers);
+    let mut placed = config.clone().placed(&common.data_dir, &brokers);
+    // Ingest lands the API's events only when they carry the replicas' signature.
+    let secret = vallee_graphql::replicas_secret(&placed.api).context("the replicas' secret")?;
+    placed.ingest.decode.event_key = Some(vallee_schemas::signing::EventKey::derive(&secret));
     Ok(HubConfig {
         data_dir: common.data_dir.clone(),
         kafka_brokers: common.kafka_brokers.clone(),

@@ -110,22 +110,31 @@ pub struct ApiState {
     pub research: vallee_opendata::publish::PublicLake,
 }
 
-/// The token secret: configured, else kept in `private/token-secret` (created once).
-fn token_secret(options: &ApiOptions) -> Result<Vec<u8>> {
+/// The replicas' shared secret: configured (`[api] token_secret`), else kept in
+/// `private/token-secret`, created once by whichever process needs it first. Citizens'
+/// tokens are MACed with it, and the events the API writes to Kafka are signed with a key
+/// derived from it ([`vallee_schemas::signing::EventKey`]), which ingest checks: every
+/// process of one hub must read the same secret.
+pub fn replicas_secret(options: &ApiOptions) -> Result<Vec<u8>> {
     if let Some(s) = &options.token_secret {
         return Ok(s.as_bytes().to_vec());
     }
     let path = options.private_dir.join("token-secret");
-    match std::fs::read(&path) {
-        Ok(s) if !s.is_empty() => return Ok(s),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
+    let existing = || -> Result<Option<Vec<u8>>> {
+        match std::fs::read(&path) {
+            Ok(s) if !s.is_empty() => Ok(Some(s)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    };
+    if let Some(secret) = existing()? {
+        return Ok(secret);
     }
     std::fs::create_dir_all(&options.private_dir)?;
     let secret: [u8; 32] = rand::random();
     let secret = hex::encode(secret).into_bytes();
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     {
         use std::io::Write;
         let mut o = std::fs::OpenOptions::new();
@@ -136,8 +145,17 @@ fn token_secret(options: &ApiOptions) -> Result<Vec<u8>> {
         f.write_all(&secret)?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, &path)?;
-    Ok(secret)
+    // A link never replaces: when two processes start at once, the first one's secret
+    // wins and the other reads it (a rename would let each keep its own).
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(secret),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            existing()?.ok_or_else(|| Error::Internal("private/token-secret is empty".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The API, started: its state and background readers.
@@ -156,8 +174,9 @@ impl Api {
         shutdown: &CancellationToken,
         tasks: &mut tokio::task::JoinSet<()>,
     ) -> Result<Self> {
-        let secret = token_secret(&options)?;
-        let citizens = citizen::CitizenHub::new(options.clone())?;
+        let secret = replicas_secret(&options)?;
+        let event_key = vallee_schemas::signing::EventKey::derive(&secret);
+        let citizens = citizen::CitizenHub::new(options.clone(), event_key)?;
         let (alerts, _) = broadcast::channel(1024);
         let sharing = Arc::new(vallee_opendata::sharing::Sharing::new(
             options

@@ -16,7 +16,8 @@ use vallee_lake::Lake;
 use vallee_schemas::batch::{Lineage, TableBuffer};
 use vallee_schemas::contract::Table;
 use vallee_schemas::dead_letter::{DeadLetterRecord, Source};
-use vallee_schemas::decode::decode;
+use vallee_schemas::decode::decode_signed;
+use vallee_schemas::signing::SIGNATURE_HEADER;
 
 use crate::consumer::{IngestContext, RebalanceEvent, assign_owned, create};
 use crate::pending::{PartitionState, ProgressPolicy, TableCommit, plan};
@@ -345,7 +346,14 @@ impl State {
         let state = &mut self.partitions[index];
         let stream = state.stream;
         let kafka_ts = message.timestamp().to_millis();
-        let decoded = decode(stream, message.payload(), kafka_ts, &self.options.decode);
+        let signature = signature_of(message);
+        let decoded = decode_signed(
+            stream,
+            message.payload(),
+            signature,
+            kafka_ts,
+            &self.options.decode,
+        );
         let table = decoded.as_ref().map_or(Table::DeadLetters, |d| d.table());
         self.stats.messages.fetch_add(1, Ordering::Relaxed);
         state.last_seen = Some(offset);
@@ -631,4 +639,14 @@ impl State {
             tracing::debug!(error = %e, "group offset commit failed (informational only)");
         }
     }
+}
+
+/// The value of the message's signature header, if it has one (the API's events do).
+fn signature_of<'a>(message: &'a BorrowedMessage<'_>) -> Option<&'a [u8]> {
+    use rdkafka::message::Headers;
+    message
+        .headers()?
+        .iter()
+        .find(|h| h.key == SIGNATURE_HEADER)?
+        .value
 }

@@ -5,7 +5,9 @@
 //! anywhere in a sensor event, see [`crate::privacy`]: first, so that no later message
 //! quotes one), then the `type` routing, then the attributes' presence and JSON types
 //! (serde), then ranges and identifiers, and last the event time against the record's
-//! own clock (`future`).
+//! own clock (`future`). The streams only the API writes (citizens, staff, places) check
+//! their signature right after the size, before any parsing (`signature`, see
+//! [`crate::signing`]), so a forged event costs nothing and never reaches a reader.
 
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 use crate::privacy::contains_mac;
+use crate::signing::EventKey;
 
 use crate::batch::{Lineage, TableBuffer};
 use crate::citizen::CitizenEvent;
@@ -42,6 +45,11 @@ pub struct DecodeOptions {
     /// replaying or simulating another time (the simulator) stamps records with their event
     /// time.
     pub max_future: Duration,
+    /// The key the API signs its events with (derived from the replicas' secret). With
+    /// it, every event of a [`Stream::CITIZEN`] stream must carry a valid signature;
+    /// without it (unit tests and benchmarks only: the hub always sets it) they are not
+    /// checked. Never in the configuration file: it comes from the secret.
+    pub event_key: Option<EventKey>,
 }
 
 impl Default for DecodeOptions {
@@ -49,6 +57,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             max_message_bytes: 256 * 1024,
             max_future: Duration::from_secs(3600),
+            event_key: None,
         }
     }
 }
@@ -129,10 +138,23 @@ fn from_value<T: serde::de::DeserializeOwned>(kind: &str, value: Value) -> Resul
     serde_json::from_value(value).map_err(|e| Rejection::schema(format!("{kind}: {e}")))
 }
 
-/// Decodes and validates one message of `stream`.
+/// Decodes and validates one message of `stream` that has no signature header (every
+/// sensor stream; an API stream's event is then refused when a key is set).
 pub fn decode(
     stream: Stream,
     payload: Option<&[u8]>,
+    kafka_timestamp_ms: Option<i64>,
+    options: &DecodeOptions,
+) -> Result<Decoded, Rejection> {
+    decode_signed(stream, payload, None, kafka_timestamp_ms, options)
+}
+
+/// Decodes and validates one message of `stream`, with its [`crate::signing::SIGNATURE_HEADER`]
+/// value if it has one.
+pub fn decode_signed(
+    stream: Stream,
+    payload: Option<&[u8]>,
+    signature: Option<&[u8]>,
     kafka_timestamp_ms: Option<i64>,
     options: &DecodeOptions,
 ) -> Result<Decoded, Rejection> {
@@ -149,6 +171,11 @@ pub fn decode(
                 options.max_message_bytes
             ),
         ));
+    }
+    if let Some(key) = &options.event_key
+        && Stream::CITIZEN.contains(&stream)
+    {
+        key.verify(stream, payload, signature)?;
     }
     let decoded = match decode_fast(stream, payload, kafka_timestamp_ms) {
         Some(done) => done?,
@@ -497,5 +524,51 @@ mod tests {
         // Without a time of its own, an event takes the record's: never ahead.
         let bare = SIGHTING.replace(r#""dateObserved":"2026-11-28T12:00:00Z","#, "");
         assert!(decode(Stream::Beacons, Some(bare.as_bytes()), Some(SENT), &options).is_ok());
+    }
+
+    #[test]
+    fn the_api_streams_take_only_events_the_replicas_signed() {
+        use crate::citizen::{CitizenChange, CitizenEvent, ReportStatus};
+        use crate::signing::EventKey;
+        let key = EventKey::derive(b"secret");
+        let options = DecodeOptions {
+            event_key: Some(key.clone()),
+            ..DecodeOptions::default()
+        };
+        let event = CitizenEvent::new(
+            "staff:agent-gignac",
+            CitizenChange::ReportStatusChanged {
+                report_id: "r1".into(),
+                status: ReportStatus::Closed,
+                substatus: None,
+                status_notes: None,
+            },
+        )
+        .to_json();
+        let stream = Stream::CitizenReports;
+        let signed = key.sign(stream, &event);
+        let decoded = decode_signed(
+            stream,
+            Some(&event),
+            Some(signed.as_bytes()),
+            None,
+            &options,
+        );
+        assert!(matches!(decoded, Ok(Decoded::Citizen(..))), "{decoded:?}");
+        for unsigned in [
+            decode(stream, Some(&event), None, &options),
+            decode_signed(stream, Some(&event), Some(b"00"), None, &options),
+            decode_signed(
+                Stream::StaffAudit,
+                Some(&event),
+                Some(signed.as_bytes()),
+                None,
+                &options,
+            ),
+        ] {
+            assert_eq!(unsigned.unwrap_err().reason, Reason::Signature);
+        }
+        // Devices do not sign: the sensor streams are not checked.
+        assert!(decode(Stream::Beacons, Some(SIGHTING.as_bytes()), None, &options).is_ok());
     }
 }

@@ -20,6 +20,7 @@
 //! - [`citizen`] — citizens' reports, ideas and staff actions as events (written by the API).
 //! - [`decode`] — bytes of one Kafka message → a validated event or a [`decode::Rejection`]
 //!   with a reason code; the only entry point ingest needs.
+//! - [`signing`] — the signature of the events only the API writes, checked by every reader.
 //! - [`dead_letter`] — the dead-letter row, with identifiers redacted from the raw bytes.
 //! - [`time`] — event-time resolution (`dateObserved`, else `TimeInstant`, else Kafka time).
 //! - [`communes`] — the reference data, and placing a point in a commune.
@@ -55,6 +56,7 @@ pub mod geo;
 pub mod json_schema;
 pub mod privacy;
 pub mod rejection;
+pub mod signing;
 pub mod streams;
 pub mod tables;
 pub mod time;

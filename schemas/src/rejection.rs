@@ -31,11 +31,15 @@ pub enum Reason {
     /// sent it) than the configured bound: a broken device or gateway clock, which must not
     /// move watermarks.
     Future,
+    /// An event of a stream only the API writes (citizens, staff, places) without a valid
+    /// signature of the replicas (see [`crate::signing`]): forged, altered, or written by
+    /// something else than the API.
+    Signature,
 }
 
 impl Reason {
     /// Every reason, in a stable order (metrics are exported for each, from start).
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::BadJson,
         Reason::Schema,
         Reason::Range,
@@ -44,6 +48,7 @@ impl Reason {
         Reason::Empty,
         Reason::TooLarge,
         Reason::Future,
+        Reason::Signature,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +61,7 @@ impl Reason {
             Reason::Empty => "empty",
             Reason::TooLarge => "too_large",
             Reason::Future => "future",
+            Reason::Signature => "signature",
         }
     }
 }

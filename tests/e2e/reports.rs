@@ -633,3 +633,81 @@ async fn a_restart_rebuilds_the_reports_from_the_topics_with_nothing_lost_or_dou
     assert_eq!(all["reports"]["edges"].as_array().unwrap().len(), 3);
     hub.stop().await;
 }
+
+/// Anyone who can reach the broker can produce to `vallee.citizen.reports`. A staff status
+/// change closing a report, unsigned or signed under a guessed secret, is a dead letter
+/// (`signature`) in the lake and changes nothing on any replica, even one rebuilding its
+/// view from the topics; the API's own events land as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_staff_event_on_the_broker_is_a_dead_letter_and_changes_nothing() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::FutureRecord;
+    use vallee_schemas::citizen::{CitizenChange, CitizenEvent, ReportStatus, Substatus};
+    use vallee_schemas::signing::{EventKey, SIGNATURE_HEADER};
+
+    let (world, hub) = world_and_hub().await;
+    let id = submit_id(&hub, pothole()).await;
+    let forged = CitizenEvent::new(
+        "staff:ccvh",
+        CitizenChange::ReportStatusChanged {
+            report_id: id.clone(),
+            status: ReportStatus::Closed,
+            substatus: Some(Substatus::Fixed),
+            status_notes: Some("Fermé par un inconnu".into()),
+        },
+    )
+    .to_json();
+    let guessed =
+        EventKey::derive(b"a guess at the replicas' secret").sign(Stream::CitizenReports, &forged);
+    let producer = vallee::simulator::producer(&world.brokers()).unwrap();
+    let topic = &world.topics[&Stream::CitizenReports];
+    for signature in [None, Some(guessed.as_str())] {
+        let mut record = FutureRecord::to(topic).key(&id).payload(&forged);
+        if let Some(value) = signature {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: SIGNATURE_HEADER,
+                value: Some(value),
+            }));
+        }
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    let lake = world.lake().await;
+    eventually(
+        Duration::from_secs(60),
+        "the forged events in dead_letters",
+        || async { lake.count(Table::DeadLetters).await.unwrap_or(0) >= 2 },
+    )
+    .await;
+    let reasons = lake
+        .sql("SELECT reason, count(*) AS n FROM dead_letters GROUP BY reason")
+        .await
+        .unwrap();
+    let reasons = arrow::util::pretty::pretty_format_batches(&reasons)
+        .unwrap()
+        .to_string();
+    assert!(
+        reasons.contains("| signature | 2 "),
+        "both forgeries refused as `signature`:\n{reasons}"
+    );
+    assert_eq!(
+        lake.count(Table::CitizenReports).await.unwrap(),
+        1,
+        "only the genuine submission landed"
+    );
+    // A replica rebuilding its view from the topics, and the one that took the write.
+    let replica = Hub::spawn(&world, "replica", &["serve"], &world.dir.path().join("r")).await;
+    for on in [&replica, &hub] {
+        let report = on.ok(None, REPORT, json!({"id": id})).await;
+        assert_eq!(report["report"]["status"], "OPEN", "{report}");
+        assert_eq!(
+            report["report"]["history"].as_array().map(Vec::len),
+            Some(1),
+            "{report}"
+        );
+    }
+    replica.stop().await;
+    hub.stop().await;
+}

@@ -25,12 +25,13 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use vallee_schemas::citizen::CitizenEvent;
 use vallee_schemas::contract::Stream;
+use vallee_schemas::signing::{EventKey, SIGNATURE_HEADER};
 
 use crate::options::ApiOptions;
 use crate::{Error, Result};
@@ -43,6 +44,9 @@ pub struct CitizenHub {
     pub changes: broadcast::Sender<Changed>,
     sink: Arc<dyn EventSink>,
     options: ApiOptions,
+    /// Checks the replayed events' signatures (`None`: the unit tests' in-memory hub,
+    /// which replays nothing).
+    event_key: Option<EventKey>,
     ready: AtomicBool,
 }
 
@@ -55,21 +59,33 @@ impl std::fmt::Debug for CitizenHub {
 }
 
 impl CitizenHub {
-    /// Writes to the broker of `options`.
-    pub fn new(options: ApiOptions) -> Result<Arc<Self>> {
-        let sink = KafkaSink::new(&options.kafka.brokers, options.write_timeout)?;
-        Ok(Self::with_sink(options, Arc::new(sink)))
+    /// Writes to the broker of `options`, signing with `event_key`; replays only what
+    /// `event_key` signed.
+    pub fn new(options: ApiOptions, event_key: EventKey) -> Result<Arc<Self>> {
+        let sink = KafkaSink::new(
+            &options.kafka.brokers,
+            options.write_timeout,
+            event_key.clone(),
+        )?;
+        let mut hub = Self::hub(options, Arc::new(sink));
+        hub.event_key = Some(event_key);
+        Ok(Arc::new(hub))
     }
 
-    /// Writes to `sink` (the command layer's unit tests give an in-memory one).
-    pub fn with_sink(options: ApiOptions, sink: Arc<dyn EventSink>) -> Arc<Self> {
-        Arc::new(CitizenHub {
+    fn hub(options: ApiOptions, sink: Arc<dyn EventSink>) -> Self {
+        CitizenHub {
             view: RwLock::new(CitizenView::default()),
             changes: broadcast::channel(1024).0,
             sink,
             options,
+            event_key: None,
             ready: AtomicBool::new(false),
-        })
+        }
+    }
+
+    /// Writes to `sink` (the command layer's unit tests give an in-memory one).
+    pub fn with_sink(options: ApiOptions, sink: Arc<dyn EventSink>) -> Arc<Self> {
+        Arc::new(Self::hub(options, sink))
     }
 
     /// Whether the view was rebuilt up to the end of the topics seen at start.
@@ -85,9 +101,29 @@ impl CitizenHub {
             .validate()
             .map_err(|r| Error::Internal(format!("refusing to write an invalid event: {r}")))?;
         let topic = self.options.topic(stream);
-        self.sink.send(&topic, event).await?;
+        self.sink.send(stream, &topic, event).await?;
         self.apply(event);
         Ok(())
+    }
+
+    /// Whether a replayed message carries the replicas' signature: a forged status change
+    /// or answer must not reach the view (ingest dead-letters it with reason `signature`).
+    fn check_signature(&self, message: &impl Message) -> std::result::Result<(), String> {
+        let Some(key) = &self.event_key else {
+            return Ok(());
+        };
+        let stream = Stream::CITIZEN
+            .into_iter()
+            .find(|s| self.options.topic(*s) == message.topic())
+            .ok_or_else(|| format!("topic {} is not an API stream", message.topic()))?;
+        let signature = message.headers().and_then(|headers| {
+            headers
+                .iter()
+                .find(|h| h.key == SIGNATURE_HEADER)
+                .and_then(|h| h.value)
+        });
+        key.verify(stream, message.payload().unwrap_or_default(), signature)
+            .map_err(|r| r.to_string())
     }
 
     fn apply(&self, event: &CitizenEvent) {
@@ -136,9 +172,9 @@ impl CitizenHub {
                     continue;
                 }
             };
-            let parsed = message
-                .payload()
-                .ok_or_else(|| "empty payload".to_string())
+            let parsed = self
+                .check_signature(&message)
+                .and_then(|()| message.payload().ok_or_else(|| "empty payload".to_string()))
                 .and_then(|p| serde_json::from_slice(p).map_err(|e| e.to_string()))
                 .and_then(|v| CitizenEvent::parse(v).map_err(|r| r.to_string()));
             match parsed {

@@ -1,34 +1,45 @@
 //! Where citizens' events are written: a write counts once its sink acknowledged it.
 //!
 //! In production the sink is the broker ([`KafkaSink`], `acks=all`): an answered write
-//! survives any crash. The command layer's unit tests use an in-memory sink instead, which
+//! survives any crash, and every event carries the replicas' signature (see
+//! [`vallee_schemas::signing`]) that ingest and the other replicas check. The command layer's unit tests use an in-memory sink instead, which
 //! keeps what it was sent, in order, and can refuse a topic to play a broker failure.
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use rdkafka::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use vallee_schemas::citizen::CitizenEvent;
+use vallee_schemas::contract::Stream;
+use vallee_schemas::signing::{EventKey, SIGNATURE_HEADER};
 
 use crate::{Error, Result};
 
 /// Sends one event and waits for its acknowledgement.
 pub trait EventSink: Send + Sync {
-    /// Sends `event` to `topic`, keyed by the entity it names (one entity's events keep
-    /// their order on one partition); resolves once the event is acknowledged.
-    fn send<'a>(&'a self, topic: &'a str, event: &'a CitizenEvent) -> BoxFuture<'a, Result<()>>;
+    /// Sends `event` of `stream` to `topic`, keyed by the entity it names (one entity's
+    /// events keep their order on one partition); resolves once the event is acknowledged.
+    fn send<'a>(
+        &'a self,
+        stream: Stream,
+        topic: &'a str,
+        event: &'a CitizenEvent,
+    ) -> BoxFuture<'a, Result<()>>;
 }
 
 /// The broker: every write waits for all in-sync replicas (`acks=all`).
 pub struct KafkaSink {
     producer: FutureProducer,
     timeout: Duration,
+    key: EventKey,
 }
 
 impl KafkaSink {
-    /// A producer on `brokers`; a write not acknowledged within `timeout` fails.
-    pub fn new(brokers: &str, timeout: Duration) -> Result<Self> {
+    /// A producer on `brokers` signing with `key`; a write not acknowledged within
+    /// `timeout` fails.
+    pub fn new(brokers: &str, timeout: Duration, key: EventKey) -> Result<Self> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("acks", "all")
@@ -36,17 +47,31 @@ impl KafkaSink {
             .set("message.timeout.ms", timeout.as_millis().to_string())
             .set("linger.ms", "0")
             .create()?;
-        Ok(KafkaSink { producer, timeout })
+        Ok(KafkaSink {
+            producer,
+            timeout,
+            key,
+        })
     }
 }
 
 impl EventSink for KafkaSink {
-    fn send<'a>(&'a self, topic: &'a str, event: &'a CitizenEvent) -> BoxFuture<'a, Result<()>> {
+    fn send<'a>(
+        &'a self,
+        stream: Stream,
+        topic: &'a str,
+        event: &'a CitizenEvent,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let payload = event.to_json();
+            let signature = self.key.sign(stream, &payload);
             let record = FutureRecord::to(topic)
                 .key(event.change.entity_id())
-                .payload(&payload);
+                .payload(&payload)
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: SIGNATURE_HEADER,
+                    value: Some(signature.as_bytes()),
+                }));
             self.producer
                 .send(record, self.timeout)
                 .await
@@ -79,7 +104,12 @@ impl MemorySink {
 
 #[cfg(test)]
 impl EventSink for MemorySink {
-    fn send<'a>(&'a self, topic: &'a str, event: &'a CitizenEvent) -> BoxFuture<'a, Result<()>> {
+    fn send<'a>(
+        &'a self,
+        _stream: Stream,
+        topic: &'a str,
+        event: &'a CitizenEvent,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             if self.refused.lock().unwrap().as_deref() == Some(topic) {
                 return Err(Error::Internal(format!("{topic} is unreachable")));
