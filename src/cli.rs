@@ -151,6 +151,10 @@ pub struct UpArgs {
     /// Where the embedded broker listens (an IP literal; port 0 picks a free one).
     #[arg(long, env = "VALLEE_BROKER_LISTEN", default_value = "127.0.0.1:9092")]
     pub broker_listen: SocketAddr,
+    /// Let the embedded broker listen on an address other machines reach. It
+    /// authenticates nobody: whoever reaches it reads every topic and produces to any.
+    #[arg(long, env = "VALLEE_EXPOSE_BROKER")]
+    pub expose_broker: bool,
     /// Do not run the built-in simulator.
     #[arg(long, env = "VALLEE_NO_SIMULATE")]
     pub no_simulate: bool,

@@ -80,6 +80,29 @@ pub fn cancel_on_signals(token: CancellationToken) {
     });
 }
 
+/// The embedded broker's address: loopback, unless `--expose-broker` says otherwise.
+pub fn exposed_only_if_asked(
+    listen: std::net::SocketAddr,
+    expose: bool,
+) -> Result<std::net::SocketAddr> {
+    if listen.ip().is_loopback() {
+        return Ok(listen);
+    }
+    anyhow::ensure!(
+        expose,
+        "--broker-listen {listen} is not a loopback address: the embedded broker \
+         authenticates nobody, so whoever reaches it could read every topic (beacon \
+         pseudonyms included) and produce sensor readings. Put an authenticating Kafka \
+         cluster in front (--kafka-brokers), or pass --expose-broker on a network you trust."
+    );
+    eprintln!(
+        "WARNING: the embedded broker listens on {listen} (--expose-broker). It authenticates \
+         nobody: whoever reaches it reads every topic and produces to any. The API's own \
+         events are signed (forgeries become dead letters); sensor streams are not."
+    );
+    Ok(listen)
+}
+
 /// Runs the hub until `shutdown`.
 pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     let broker = match &config.kafka_brokers {
@@ -394,4 +417,23 @@ fn print_banner(
     println!(
         "\nSmart Vallée hub is up\n  broker     {broker}\n  lake       {lake}\n  stages     {stages}\n{api}  metrics    http://{http}/metrics\n  health     http://{http}/healthz, http://{http}/readyz\n  simulator  {sim}\nCtrl-C stops it after a final commit of what was read.\n"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_broker_stays_on_loopback_unless_exposed_on_purpose() {
+        for local in ["127.0.0.1:9092", "[::1]:9092"] {
+            assert!(exposed_only_if_asked(local.parse().unwrap(), false).is_ok());
+        }
+        let everywhere = "0.0.0.0:9092".parse().unwrap();
+        let refused = exposed_only_if_asked(everywhere, false).unwrap_err();
+        assert!(
+            refused.to_string().contains("authenticates nobody"),
+            "{refused}"
+        );
+        assert_eq!(exposed_only_if_asked(everywhere, true).unwrap(), everywhere);
+    }
 }

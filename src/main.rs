@@ -138,7 +138,8 @@ async fn main() -> Result<()> {
             // The whole hub in one process: each stage is its group's only member and
             // takes its partitions itself (no coordinator to strand one, no join wait).
             config.ingest.membership = config.ingest.membership.or(Membership::Sole);
-            config.broker_listen = args.broker_listen;
+            config.broker_listen =
+                hub::exposed_only_if_asked(args.broker_listen, args.expose_broker)?;
             if !args.no_simulate {
                 config.simulator = Some(sim_options(&args.sim, &file, "")?);
             }
