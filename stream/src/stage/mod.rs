@@ -2,18 +2,30 @@
 //! Delta outputs committed with the offsets a restart must replay from, alerts to
 //! `vallee.alerts`, and a live view.
 //!
+//! # Layout
+//! - [`consumer`] — the consumer's settings and the hook positioning each partition at
+//!   the offset its outputs need replayed.
+//! - `worker` — the poll loop; [`decoding`] — decoding beside processing.
+//! - [`processor`] — the computation, free of I/O; `restore` — what it resumes from.
+//! - `commit` — the output commit with the replay offsets; `publish` — alerts to
+//!   `vallee.alerts`.
+//! - [`empty_partitions`], [`live`], [`options`].
+//!
 //! Why its own consumer group rather than sharing ingest's: the stage must *replay* recent
 //! history on start (window state and device tokens are never on disk), which would make
 //! ingest re-read too; and the two scale and fail independently. The cost is a second read
 //! of the topics.
 
+mod commit;
+pub mod consumer;
 pub mod decoding;
 pub mod empty_partitions;
 pub mod live;
 pub mod options;
 pub mod processor;
+mod publish;
 mod restore;
-pub mod worker;
+mod worker;
 
 use std::sync::Arc;
 

@@ -9,12 +9,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
+use arrow::array::RecordBatch;
 use chrono::{DateTime, Duration, Utc};
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::Decoded;
 use vallee_schemas::geo::GeoPoint;
 use vallee_schemas::tables::{
-    AlertRow, DwellRow, FootfallRow, ForecastRow, PointCheckins, PresenceRow, VineRow,
+    AlertRow, DwellRow, FootfallRow, ForecastRow, OutputTable, PointCheckins, PresenceRow,
+    TableRow, VineRow,
 };
 use vallee_schemas::time::utc_day;
 
@@ -903,12 +905,39 @@ impl Processor {
         }
     }
 
+    /// The rows produced since the last call, as one batch per output table that has any.
+    pub fn drain_rows(&mut self) -> Result<BTreeMap<OutputTable, RecordBatch>> {
+        let mut out = BTreeMap::new();
+        let p = &mut self.pending;
+        drain(&mut out, OutputTable::Footfall, &mut p.footfall)?;
+        drain(&mut out, OutputTable::FootfallDwell, &mut p.dwell)?;
+        drain(&mut out, OutputTable::SitePresence, &mut p.presence)?;
+        drain(&mut out, OutputTable::FillAlerts, &mut p.alerts)?;
+        drain(&mut out, OutputTable::VineIndicators, &mut p.vine)?;
+        drain(&mut out, OutputTable::VineAlerts, &mut p.vine_alerts)?;
+        drain(&mut out, OutputTable::BinForecast, &mut p.forecasts)?;
+        Ok(out)
+    }
+
     /// Current values of open windows (early results for the live view).
     pub fn early_footfall(&self) -> Vec<(String, String, Window, i64)> {
         let mut out = self.footfall.early();
         out.extend(self.footfall_sketch.early());
         out
     }
+}
+
+/// `rows` as a batch of `table` into `out` (none when empty); `rows` is emptied.
+fn drain<R: TableRow>(
+    out: &mut BTreeMap<OutputTable, RecordBatch>,
+    table: OutputTable,
+    rows: &mut Vec<R>,
+) -> Result<()> {
+    if let Some(batch) = R::to_batch(table, rows)? {
+        out.insert(table, batch);
+    }
+    rows.clear();
+    Ok(())
 }
 
 /// The footfall windows (PT5M and PT1H tumbling) of one way of counting people.

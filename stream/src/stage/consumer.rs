@@ -1,0 +1,256 @@
+//! The stage's Kafka consumer: its settings, and the hook that positions every partition it
+//! is given where its outputs need the replay to start.
+//!
+//! Window state and device tokens are never on disk, so a partition is not resumed where
+//! the last process stopped but where the oldest event its outputs still need was read:
+//! each output commit records that offset per source partition (Delta `txn`), and on
+//! assignment the partition starts at the smallest of them over the outputs it feeds (the
+//! beginning when none recorded anything). The worker is told of every assignment (the
+//! partition then holds its stream's watermark until it delivers) and of the partitions
+//! the client's statistics found empty ([`super::empty_partitions`]).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use tokio::runtime::Handle;
+use vallee_kafka::{ConsumerSettings, TopicMap};
+use vallee_lake::{Lake, LakeTable};
+use vallee_schemas::contract::Stream;
+use vallee_schemas::tables::OutputTable;
+
+use super::StreamOptions;
+use super::empty_partitions::{STATISTICS_INTERVAL, empty_partitions};
+use crate::Result;
+
+/// The streams the stage computes from.
+pub const INPUTS: [Stream; 5] = [
+    Stream::Beacons,
+    Stream::Tourism,
+    Stream::WasteContainers,
+    Stream::WasteVehicles,
+    Stream::Vineyards,
+];
+
+/// A partition taken over, with the replay offset each output it feeds recorded.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub stream: Stream,
+    pub topic: String,
+    pub partition: i32,
+    /// Per output table fed by the partition, its recorded replay offset (`None`: none).
+    pub stored: BTreeMap<OutputTable, Option<i64>>,
+    /// Where reading starts (`None`: the beginning of the partition).
+    pub start: Option<i64>,
+}
+
+/// rdkafka context of the stage's consumer: the rebalance hook and the statistics.
+pub struct StageContext {
+    lake: Arc<Lake>,
+    handle: Handle,
+    writer_id: String,
+    topics: TopicMap,
+    /// Assignments not yet seen by the worker.
+    assigned: Mutex<Vec<Assignment>>,
+    /// Partitions owned right now (0 between a revocation and the next assignment).
+    owned: AtomicUsize,
+    /// Partitions the latest client statistics found empty from where they started.
+    empty: Mutex<Vec<(String, i32)>>,
+}
+
+impl StageContext {
+    pub fn new(lake: Arc<Lake>, handle: Handle, options: &StreamOptions) -> Self {
+        StageContext {
+            lake,
+            handle,
+            writer_id: options.writer_id.clone(),
+            topics: options.kafka.topics.clone(),
+            assigned: Mutex::default(),
+            owned: AtomicUsize::default(),
+            empty: Mutex::default(),
+        }
+    }
+
+    pub fn stream_of(&self, topic: &str) -> Option<Stream> {
+        self.topics.stream_of(topic)
+    }
+
+    /// Whether the consumer owns any partition.
+    pub fn owns_partitions(&self) -> bool {
+        self.owned.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether assignments wait for the worker (a rebalance happened during a poll).
+    pub fn has_assignments(&self) -> bool {
+        !self
+            .assigned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// The assignments made since the last call.
+    pub fn take_assignments(&self) -> Vec<Assignment> {
+        std::mem::take(&mut *self.assigned.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The partitions the latest statistics found empty (each told once).
+    pub fn take_empty(&self) -> Vec<(String, i32)> {
+        std::mem::take(&mut *self.empty.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The replay offset every output fed by `topic[partition]` recorded.
+    async fn assignment(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> vallee_lake::Result<Option<Assignment>> {
+        let Some(stream) = self.stream_of(topic) else {
+            return Ok(None);
+        };
+        let mut stored = BTreeMap::new();
+        for output in OutputTable::ALL
+            .into_iter()
+            .filter(|o| o.sources().contains(&stream))
+        {
+            let offsets = self
+                .lake
+                .committed_offsets(output, &self.writer_id, topic, &[partition])
+                .await?;
+            stored.insert(output, offsets[&partition]);
+        }
+        let start = stored.values().filter_map(|o| *o).min();
+        Ok(Some(Assignment {
+            stream,
+            topic: topic.to_string(),
+            partition,
+            stored,
+            start,
+        }))
+    }
+}
+
+impl ClientContext for StageContext {
+    /// Served on the worker's own poll, every [`STATISTICS_INTERVAL`].
+    fn stats_raw(&self, statistics: &[u8]) {
+        match empty_partitions(statistics) {
+            Ok(empty) => *self.empty.lock().unwrap_or_else(|p| p.into_inner()) = empty,
+            Err(e) => tracing::warn!(error = %e, "unreadable Kafka client statistics"),
+        }
+    }
+}
+
+impl ConsumerContext for StageContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            self.owned.store(0, Ordering::Relaxed);
+            let _ = consumer.unassign();
+            return;
+        }
+        self.owned.store(tpl.count(), Ordering::Relaxed);
+        let partitions: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let mut assigned = Vec::new();
+        for (topic, partition) in partitions {
+            match self.handle.block_on(self.assignment(&topic, partition)) {
+                Ok(Some(a)) => {
+                    let offset = a.start.map_or(Offset::Beginning, Offset::Offset);
+                    let _ = tpl.set_partition_offset(&topic, partition, offset);
+                    tracing::info!(topic, partition, replay_from = ?a.start, "stream stage partition assigned");
+                    assigned.push(a);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(topic, partition, error = %e, "cannot read the stage's offsets")
+                }
+            }
+        }
+        if let Err(e) = consumer.assign(tpl) {
+            tracing::error!(error = %e, "assign failed");
+        }
+        self.assigned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(assigned);
+    }
+}
+
+/// The stage's consumer: the shared base, statistics for [`empty_partitions`], and a short
+/// fetch wait (the floor of alert latency when traffic is sparse).
+pub fn consumer_config(options: &StreamOptions) -> ClientConfig {
+    let settings = [
+        (
+            "statistics.interval.ms",
+            STATISTICS_INTERVAL.as_millis().to_string(),
+        ),
+        (
+            "fetch.wait.max.ms",
+            options.fetch_wait.as_millis().to_string(),
+        ),
+    ];
+    options.kafka.consumer_config(ConsumerSettings {
+        group_id: &options.group_id,
+        client_id: &options.writer_id,
+        settings: &settings,
+        overrides: &options.consumer_overrides,
+    })
+}
+
+/// A consumer of the stage's input topics in its own group, positioned by [`StageContext`].
+pub fn subscribe(
+    options: &StreamOptions,
+    lake: &Arc<Lake>,
+    handle: &Handle,
+) -> Result<BaseConsumer<StageContext>> {
+    let context = StageContext::new(lake.clone(), handle.clone(), options);
+    let topics = options.kafka.topics.topics_of(&INPUTS);
+    Ok(vallee_kafka::subscribe(
+        &consumer_config(options),
+        context,
+        &topics,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings the stage ran with before they were layered over the shared base.
+    #[test]
+    fn the_consumer_keeps_its_settings() {
+        let config = consumer_config(&StreamOptions::default());
+        for (key, value) in [
+            ("bootstrap.servers", "127.0.0.1:9092"),
+            ("group.id", "vallee-stream"),
+            ("client.id", "vallee-stream"),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("partition.assignment.strategy", "range"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "1000"),
+            ("statistics.interval.ms", "1000"),
+            ("fetch.wait.max.ms", "20"),
+        ] {
+            assert_eq!(config.get(key), Some(value), "{key}");
+        }
+        // Ingest's fetch queues are ingest's: the stage keeps librdkafka's defaults.
+        for key in [
+            "queued.min.messages",
+            "fetch.max.bytes",
+            "enable.auto.offset.store",
+        ] {
+            assert_eq!(config.get(key), None, "{key}");
+        }
+    }
+}
