@@ -33,7 +33,7 @@ use vallee_schemas::decode::{DecodeOptions, Decoded, Rejection, decode};
 use vallee_schemas::tables::OutputTable;
 use vallee_stream::microbatch::BATCH_ROWS;
 use vallee_stream::stage::decoding::{self, Encoded};
-use vallee_stream::stage::processor::{Emitted, Processor};
+use vallee_stream::stage::processor::Processor;
 use vallee_stream::stage::{SharedLiveView, StreamOptions};
 
 use super::{percentile, raw_consume, valley_events};
@@ -321,11 +321,7 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
     let decode_options = DecodeOptions::default();
     let started = Instant::now();
     // Its per-batch DataFusion plans run on the benchmark's runtime.
-    let mut processor = Processor::new(
-        options,
-        Emitted::default(),
-        tokio::runtime::Handle::current(),
-    );
+    let mut processor = Processor::new(options, tokio::runtime::Handle::current());
     let now = Instant::now();
     // As the worker does: chunks of messages decoded on the other cores while the chunk
     // before is processed, in order; the windows advance once per chunk of a batch (the
@@ -418,6 +414,7 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
     // Latest revision per window.
     let mut footfall: HashMap<(String, i64), i64> = HashMap::new();
     for r in processor
+        .footfall
         .pending
         .footfall
         .iter()

@@ -36,6 +36,7 @@
 pub mod aggregate;
 pub mod dwell;
 mod error;
+pub mod families;
 pub mod lineage;
 pub mod microbatch;
 pub mod operator;

@@ -49,38 +49,26 @@ impl Committer {
 
     /// Commits every output's pending rows and moved replay offsets, table by table.
     pub async fn commit(&mut self, lake: &Lake, processor: &mut Processor) -> Result<()> {
-        let now = Instant::now();
         let mut batches = processor.drain_rows()?;
+        let positions = processor.replay_positions(Instant::now());
         for output in OutputTable::ALL {
             let mut progress = Vec::new();
-            for stream in output.sources() {
-                let Some(topic) = self.topics.get(stream) else {
+            for p in positions
+                .iter()
+                .filter(|p| output.sources().contains(&p.stream))
+            {
+                let Some(topic) = self.topics.get(&p.stream) else {
                     continue;
                 };
-                let keep_from = processor
-                    .watermark(*stream, now)
-                    .map(|w| w - processor.retention(*stream));
-                for (t, partition) in processor
-                    .replay
-                    .partitions()
-                    .into_iter()
-                    .filter(|(t, _)| t == topic)
-                {
-                    let Some(keep_from) = keep_from else { continue };
-                    let Some(replay_from) = processor.replay.replay_from(&t, partition, keep_from)
-                    else {
-                        continue;
-                    };
-                    let key = (output, t.clone(), partition);
-                    let before = self.recorded.get(&key).copied().flatten();
-                    if before != Some(replay_from) {
-                        progress.push(Progress {
-                            topic: t,
-                            partition,
-                            previous: before,
-                            last: replay_from,
-                        });
-                    }
+                let key = (output, topic.clone(), p.partition);
+                let before = self.recorded.get(&key).copied().flatten();
+                if before != Some(p.offset) {
+                    progress.push(Progress {
+                        topic: topic.clone(),
+                        partition: p.partition,
+                        previous: before,
+                        last: p.offset,
+                    });
                 }
             }
             let batch = batches.remove(&output);

@@ -9,30 +9,31 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
 use chrono::{DateTime, Duration, Utc};
+use vallee_lake::Lake;
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::Decoded;
 use vallee_schemas::geo::GeoPoint;
 use vallee_schemas::tables::{
-    AlertRow, DwellRow, FootfallRow, ForecastRow, OutputTable, PointCheckins, PresenceRow,
-    TableRow, VineRow,
+    AlertRow, ForecastRow, OutputTable, PointCheckins, PresenceRow, VineRow,
 };
 use vallee_schemas::time::utc_day;
 
 use super::StreamOptions;
 use crate::Result;
-use crate::aggregate::{Aggregate, DistinctCount, SketchCount};
-use crate::dwell::{DwellEmission, DwellOperator, DwellSummary};
+use crate::aggregate::Aggregate;
+use crate::families::footfall::Footfall;
+use crate::families::{
+    EventClock, Family, Read, ReplayFrom, ReplayTracker, Rows, StageWatermarks, drain, revision,
+};
 use crate::lineage::{Lineage, Source, Topics};
-use crate::microbatch::{BatchEngine, SightingPartial};
+use crate::microbatch::BatchEngine;
 use crate::operator::{Emission, WindowOperator};
 use crate::rules::fill::{AlertChange, AlertKind, FillAlerts, FillRules};
 use crate::rules::forecast::FillTrend;
 use crate::rules::vine::{
     DOWNY_MILDEW, FrostWatch, POWDERY_MILDEW, RiskLevel, Season, summarize_day,
 };
-use crate::watermark::{WatermarkOptions, Watermarks};
 use crate::window::{Window, WindowKind};
 
 /// Visitors and AR check-ins (in total and per AR-trail point) of a site over a window.
@@ -103,9 +104,6 @@ impl Aggregate for Presence {
 /// What the output tables already hold (latest revision and value per window; alert states).
 #[derive(Debug, Default, Clone)]
 pub struct Emitted {
-    pub footfall: HashMap<(String, String, i64), (i32, i64)>,
-    /// (zone, hour in µs) → latest revision and distribution.
-    pub dwell: HashMap<(String, i64), (i32, DwellSummary)>,
     /// (site, hour in µs) → latest revision and (visitors, AR check-ins, points digest).
     pub presence: HashMap<(String, i64), (i32, PresenceDigest)>,
     pub alerts: HashSet<(String, &'static str)>,
@@ -116,28 +114,9 @@ pub struct Emitted {
     pub forecasts: HashSet<(String, i64)>,
 }
 
-impl Emitted {
-    /// The revision to write for a window value, or `None` when the table has it already.
-    fn revision<K: std::hash::Hash + Eq, V: PartialEq + Copy>(
-        map: &mut HashMap<K, (i32, V)>,
-        key: K,
-        value: V,
-    ) -> Option<i32> {
-        let revision = match map.get(&key) {
-            Some((_, v)) if *v == value => return None,
-            Some((r, _)) => r + 1,
-            None => 0,
-        };
-        map.insert(key, (revision, value));
-        Some(revision)
-    }
-}
-
 /// Rows produced since the last commit.
 #[derive(Debug, Default)]
 pub struct Pending {
-    pub footfall: Vec<FootfallRow>,
-    pub dwell: Vec<DwellRow>,
     pub presence: Vec<PresenceRow>,
     pub alerts: Vec<AlertRow>,
     pub vine: Vec<VineRow>,
@@ -145,75 +124,13 @@ pub struct Pending {
     pub forecasts: Vec<ForecastRow>,
 }
 
-/// Per source partition, the smallest offset still needed to rebuild state on a restart.
-#[derive(Debug, Default, Clone)]
-pub struct ReplayTracker {
-    /// topic → partition → where replay must start.
-    topics: BTreeMap<String, BTreeMap<i32, PartitionReplay>>,
-}
-
-#[derive(Debug, Default, Clone)]
-struct PartitionReplay {
-    /// Minute of event time → smallest offset seen in that minute.
-    minutes: BTreeMap<i64, i64>,
-    /// The offset after the last one seen.
-    next: i64,
-    /// The minute of the last row and the smallest offset recorded for it: rows of a
-    /// partition come in offset order, mostly within the same minute (the hot path).
-    hot: Option<(i64, i64)>,
-}
-
-impl ReplayTracker {
-    /// Records a row (the topic is allocated once, not per event: this is the hot path).
-    pub fn observe(&mut self, topic: &str, partition: i32, t: DateTime<Utc>, offset: i64) {
-        let partitions = match self.topics.get_mut(topic) {
-            Some(p) => p,
-            None => self.topics.entry(topic.to_string()).or_default(),
-        };
-        let p = partitions.entry(partition).or_default();
-        let minute = t.timestamp().div_euclid(60);
-        p.next = p.next.max(offset + 1);
-        if p.hot
-            .is_some_and(|(m, smallest)| m == minute && offset >= smallest)
-        {
-            return;
-        }
-        let slot = p.minutes.entry(minute).or_insert(offset);
-        *slot = (*slot).min(offset);
-        p.hot = Some((minute, *slot));
-    }
-
-    /// Where to replay from so that every row with event time ≥ `keep_from` is read again.
-    pub fn replay_from(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        keep_from: DateTime<Utc>,
-    ) -> Option<i64> {
-        let p = self.topics.get_mut(topic)?.get_mut(&partition)?;
-        let cutoff = keep_from.timestamp().div_euclid(60);
-        p.minutes.retain(|m, _| *m >= cutoff);
-        p.hot = None;
-        Some(p.minutes.values().copied().min().unwrap_or(p.next))
-    }
-
-    pub fn partitions(&self) -> Vec<(String, i32)> {
-        self.topics
-            .iter()
-            .flat_map(|(t, ps)| ps.keys().map(move |p| (t.clone(), *p)))
-            .collect()
-    }
-}
-
 /// The stage's state.
 pub struct Processor {
     options: StreamOptions,
-    watermarks: BTreeMap<Stream, Watermarks>,
-    /// People per zone, counted exactly, and in sketches for the zones configured as large.
-    footfall: FootfallWindows<DistinctCount>,
-    footfall_sketch: FootfallWindows<SketchCount>,
-    dwell: DwellOperator,
-    /// Sightings and visits waiting for their DataFusion plan.
+    /// One watermark per input stream, shared by the families.
+    watermarks: StageWatermarks,
+    pub footfall: Footfall,
+    /// Visits waiting for their DataFusion plan.
     batches: BatchEngine,
     presence: WindowOperator<String, Presence>,
     site_codes: BTreeMap<String, String>,
@@ -267,29 +184,11 @@ const VALLEY_LATITUDE: f64 = 43.65;
 
 impl Processor {
     /// A processor whose per-batch plans run on `handle` (from a thread that may block).
-    pub fn new(options: StreamOptions, emitted: Emitted, handle: tokio::runtime::Handle) -> Self {
-        let watermarks = Stream::SENSORS
-            .iter()
-            .map(|s| {
-                let allowed_lateness = options
-                    .lateness
-                    .get(s)
-                    .copied()
-                    .unwrap_or(Duration::minutes(1));
-                (
-                    *s,
-                    Watermarks::new(WatermarkOptions {
-                        allowed_lateness,
-                        idle_timeout: options.idle_timeout,
-                    }),
-                )
-            })
-            .collect();
+    pub fn new(options: StreamOptions, handle: tokio::runtime::Handle) -> Self {
         let horizon = options.correction_horizon;
         Processor {
-            footfall: FootfallWindows::new(horizon),
-            footfall_sketch: FootfallWindows::new(horizon),
-            dwell: DwellOperator::new(options.dwell_gap, horizon),
+            watermarks: StageWatermarks::new(&options),
+            footfall: Footfall::new(&options, handle.clone()),
             batches: BatchEngine::new(handle),
             presence: WindowOperator::new(
                 WindowKind::Tumbling {
@@ -299,8 +198,7 @@ impl Processor {
             ),
             site_codes: BTreeMap::new(),
             alerts: FillAlerts::new(FillRules::default()),
-            watermarks,
-            emitted,
+            emitted: Emitted::default(),
             pending: Pending::default(),
             replay: ReplayTracker::default(),
             fresh_alerts: Vec::new(),
@@ -318,7 +216,7 @@ impl Processor {
     }
 
     /// How far back (event time, behind the watermark) a stream's rows are still needed.
-    pub fn retention(&self, stream: Stream) -> Duration {
+    fn retention(&self, stream: Stream) -> Duration {
         let lateness = self
             .options
             .lateness
@@ -345,23 +243,42 @@ impl Processor {
         }
     }
 
+    /// Reads what the output tables hold and the state a restart resumes from.
+    pub async fn restore(&mut self, lake: &Lake) -> Result<()> {
+        self.footfall.restore(lake).await?;
+        let restored = super::restore::load_emitted(lake).await?;
+        self.emitted = restored.emitted;
+        self.seasons = restored.seasons;
+        self.mildew = restored.mildew;
+        for (entity, kind, id, at) in restored.open {
+            self.restore_open_alert(&entity, kind, &id, at);
+        }
+        Ok(())
+    }
+
     /// A partition of `stream` was assigned: it holds the watermark until it delivers.
     pub fn partition_assigned(&mut self, stream: Stream, partition: i32, now: Instant) {
-        if let Some(w) = self.watermarks.get_mut(&stream) {
-            w.assigned(partition, now);
-        }
+        self.watermarks.assigned(stream, partition, now);
     }
 
     /// A partition of `stream` the consumer found empty from where it started: it stops
     /// holding the watermark until it delivers.
     pub fn partition_found_empty(&mut self, stream: Stream, partition: i32) {
-        if let Some(w) = self.watermarks.get_mut(&stream) {
-            w.found_empty(partition);
-        }
+        self.watermarks.found_empty(stream, partition);
     }
 
     pub fn watermark(&self, stream: Stream, now: Instant) -> Option<DateTime<Utc>> {
-        self.watermarks[&stream].watermark(now)
+        self.watermarks.watermark(stream, now)
+    }
+
+    /// Per source partition, where a restart must replay from.
+    pub fn replay_positions(&mut self, now: Instant) -> Vec<ReplayFrom> {
+        let clock = self.watermarks.clock(now);
+        let mut positions = self.footfall.replay_from(&clock);
+        let mut replay = std::mem::take(&mut self.replay);
+        positions.extend(replay.positions(&clock, |s| self.retention(s)));
+        self.replay = replay;
+        positions
     }
 
     /// One decoded event of `stream`, read at `topic[partition]@offset`.
@@ -375,27 +292,20 @@ impl Processor {
         now: Instant,
     ) -> Result<()> {
         let t = event.event_time();
-        if let Some(w) = self.watermarks.get_mut(&stream) {
-            w.observe(partition, t, now);
+        self.watermarks.observe(stream, partition, t, now);
+        if stream == Stream::Beacons {
+            let read = Read {
+                stream,
+                topic,
+                partition,
+                offset,
+                time: t,
+            };
+            return self.footfall.on_event(event, read);
         }
-        self.replay.observe(topic, partition, t, offset);
+        self.replay.observe(stream, partition, t, offset);
         let source = self.topics.source(topic, partition, offset);
         match event {
-            Decoded::Beacon(b) => {
-                // Footfall and dwell time both come from the plan's partials (one per device
-                // and 5-minute bin): nothing per sighting but buffering it.
-                let zone = &b.record.zone;
-                let token = b.device_token.as_str();
-                if self.batches.topic_changes(true, topic) {
-                    self.fold_sightings()?;
-                }
-                if self
-                    .batches
-                    .sighting(&source.topic, zone, t, token, partition, offset)
-                {
-                    self.fold_sightings()?;
-                }
-            }
             Decoded::SiteVisit(v) => {
                 if self.batches.topic_changes(false, topic) {
                     self.fold_visits()?;
@@ -427,35 +337,7 @@ impl Processor {
             }
             Decoded::Vehicle(v) => self.alerts.on_vehicle(v),
             Decoded::Weather(w) => self.on_weather(w, t, &source),
-            Decoded::ParcelRecord(_) | Decoded::Citizen(..) => {}
-        }
-        Ok(())
-    }
-
-    /// Runs the sightings' plan and folds its partials into the footfall windows.
-    fn fold_sightings(&mut self) -> Result<()> {
-        let mut corrections = Vec::new();
-        for partial in self.batches.take_sightings()? {
-            if !self.dwell.insert(
-                &partial.zone,
-                partial.token,
-                partial.time,
-                partial.last,
-                Some(&partial.lineage),
-            ) {
-                tracing::warn!(zone = partial.zone, time = %partial.time, "sightings older than the correction horizon: no dwell time");
-            }
-            let too_late = if self.options.sketch_zones.contains(&partial.zone) {
-                self.footfall_sketch.insert(&partial, &mut corrections)
-            } else {
-                self.footfall.insert(&partial, &mut corrections)
-            };
-            if too_late {
-                tracing::warn!(zone = partial.zone, time = %partial.time, "sighting older than the correction horizon: counted nowhere");
-            }
-        }
-        for (kind, e) in corrections {
-            self.emit_footfall(kind, e);
+            Decoded::Beacon(_) | Decoded::ParcelRecord(_) | Decoded::Citizen(..) => {}
         }
         Ok(())
     }
@@ -713,18 +595,9 @@ impl Processor {
     /// Event time moved on: runs the buffered plans, closes windows, resolves pending
     /// alert decisions.
     pub fn tick(&mut self, now: Instant) -> Result<()> {
-        self.fold_sightings()?;
+        let clock: EventClock = self.watermarks.clock(now);
+        self.footfall.advance(&clock)?;
         self.fold_visits()?;
-        if let Some(w) = self.watermark(Stream::Beacons, now) {
-            let mut closed = self.footfall.advance(w);
-            closed.extend(self.footfall_sketch.advance(w));
-            for (kind, e) in closed {
-                self.emit_footfall(kind, e);
-            }
-            for e in self.dwell.advance(w) {
-                self.emit_dwell(e);
-            }
-        }
         if let Some(w) = self.watermark(Stream::Tourism, now) {
             for e in self.presence.advance(w) {
                 self.emit_presence(e);
@@ -741,72 +614,9 @@ impl Processor {
         Ok(())
     }
 
-    fn emit_footfall(&mut self, kind: WindowKind, e: Emission<String, i64>) {
-        let window = kind.iso_size();
-        let key = (
-            e.key.clone(),
-            window.clone(),
-            e.window.start.timestamp_micros(),
-        );
-        let Some(revision) = Emitted::revision(&mut self.emitted.footfall, key, e.value) else {
-            return;
-        };
-        let capacity = self
-            .options
-            .zone_capacity
-            .get(&e.key)
-            .copied()
-            .unwrap_or(self.options.default_zone_capacity);
-        self.pending.footfall.push(FootfallRow {
-            approximate: self.options.sketch_zones.contains(&e.key),
-            congested: e.value >= capacity,
-            zone: e.key,
-            window,
-            from: e.window.start,
-            to: e.window.end,
-            people_count: e.value,
-            revision,
-            is_final: e.is_final,
-            day: utc_day(&e.window.start),
-            lineage: e.lineage,
-            computed_at: Utc::now(),
-        });
-    }
-
-    fn emit_dwell(&mut self, e: DwellEmission) {
-        let key = (e.zone.clone(), e.hour.timestamp_micros());
-        let Some(revision) = Emitted::revision(&mut self.emitted.dwell, key, e.summary) else {
-            return;
-        };
-        let s = e.summary;
-        self.pending.dwell.push(DwellRow {
-            zone: e.zone,
-            hour: e.hour,
-            to: e.hour + Duration::hours(1),
-            session_gap: crate::window::iso_duration(self.dwell.gap()),
-            visits: s.sessions,
-            under_5_min: s.under_5_min,
-            from_5_to_15_min: s.from_5_to_15_min,
-            from_15_to_30_min: s.from_15_to_30_min,
-            from_30_to_60_min: s.from_30_to_60_min,
-            mean_seconds: if s.sessions > 0 {
-                s.total_seconds as f64 / s.sessions as f64
-            } else {
-                0.0
-            },
-            median_minutes: s.median_minutes,
-            total_seconds: s.total_seconds,
-            revision,
-            day: utc_day(&e.hour),
-            lineage: e.lineage,
-            computed_at: Utc::now(),
-        });
-    }
-
     fn emit_presence(&mut self, e: Emission<String, PresenceValue>) {
         let key = (e.key.clone(), e.window.start.timestamp_micros());
-        let Some(revision) = Emitted::revision(&mut self.emitted.presence, key, e.value.digest())
-        else {
+        let Some(revision) = revision(&mut self.emitted.presence, key, e.value.digest()) else {
             return;
         };
         self.pending.presence.push(PresenceRow {
@@ -906,11 +716,10 @@ impl Processor {
     }
 
     /// The rows produced since the last call, as one batch per output table that has any.
-    pub fn drain_rows(&mut self) -> Result<BTreeMap<OutputTable, RecordBatch>> {
-        let mut out = BTreeMap::new();
+    pub fn drain_rows(&mut self) -> Result<Rows> {
+        let mut out = Rows::new();
+        self.footfall.drain_rows(&mut out)?;
         let p = &mut self.pending;
-        drain(&mut out, OutputTable::Footfall, &mut p.footfall)?;
-        drain(&mut out, OutputTable::FootfallDwell, &mut p.dwell)?;
         drain(&mut out, OutputTable::SitePresence, &mut p.presence)?;
         drain(&mut out, OutputTable::FillAlerts, &mut p.alerts)?;
         drain(&mut out, OutputTable::VineIndicators, &mut p.vine)?;
@@ -921,78 +730,7 @@ impl Processor {
 
     /// Current values of open windows (early results for the live view).
     pub fn early_footfall(&self) -> Vec<(String, String, Window, i64)> {
-        let mut out = self.footfall.early();
-        out.extend(self.footfall_sketch.early());
-        out
-    }
-}
-
-/// `rows` as a batch of `table` into `out` (none when empty); `rows` is emptied.
-fn drain<R: TableRow>(
-    out: &mut BTreeMap<OutputTable, RecordBatch>,
-    table: OutputTable,
-    rows: &mut Vec<R>,
-) -> Result<()> {
-    if let Some(batch) = R::to_batch(table, rows)? {
-        out.insert(table, batch);
-    }
-    rows.clear();
-    Ok(())
-}
-
-/// The footfall windows (PT5M and PT1H tumbling) of one way of counting people.
-struct FootfallWindows<A>(Vec<WindowOperator<String, A>>);
-
-impl<A: Aggregate<Input = u64, Output = i64>> FootfallWindows<A> {
-    fn new(horizon: Duration) -> Self {
-        FootfallWindows(
-            [Duration::minutes(5), Duration::hours(1)]
-                .into_iter()
-                .map(|size| WindowOperator::new(WindowKind::Tumbling { size }, horizon))
-                .collect(),
-        )
-    }
-
-    /// Folds a partial in; returns whether it came too late for some window.
-    fn insert(
-        &mut self,
-        partial: &SightingPartial,
-        corrections: &mut Vec<(WindowKind, Emission<String, i64>)>,
-    ) -> bool {
-        let mut too_late = false;
-        for op in &mut self.0 {
-            let kind = op.kind();
-            let inserted = op.insert(
-                &partial.zone,
-                partial.time,
-                &partial.token,
-                Some(&partial.lineage),
-            );
-            corrections.extend(inserted.corrections.into_iter().map(|e| (kind, e)));
-            too_late |= inserted.too_late;
-        }
-        too_late
-    }
-
-    fn advance(&mut self, watermark: DateTime<Utc>) -> Vec<(WindowKind, Emission<String, i64>)> {
-        let mut closed = Vec::new();
-        for op in &mut self.0 {
-            let kind = op.kind();
-            closed.extend(op.advance(watermark).into_iter().map(|e| (kind, e)));
-        }
-        closed
-    }
-
-    fn early(&self) -> Vec<(String, String, Window, i64)> {
-        self.0
-            .iter()
-            .flat_map(|op| {
-                let size = op.kind().iso_size();
-                op.early_results()
-                    .into_iter()
-                    .map(move |e| (e.key, size.clone(), e.window, e.value))
-            })
-            .collect()
+        self.footfall.early()
     }
 }
 
@@ -1015,134 +753,12 @@ mod tests {
     use super::*;
     use vallee_schemas::decode::{DecodeOptions, decode};
 
-    fn sighting(time: &str, zone: &str, token: &str) -> Decoded {
-        let p = format!(
-            r#"{{"id":"s","type":"BeaconSighting","dateObserved":"2026-11-28T{time}Z","zone":"{zone}","deviceToken":"{token}","saltEpoch":"2026-11-28","rssi":-60}}"#
-        );
-        decode(
-            Stream::Beacons,
-            Some(p.as_bytes()),
-            None,
-            &DecodeOptions::default(),
-        )
-        .unwrap()
-    }
-
     /// A runtime for the per-batch plans (the test thread blocks on it).
     fn plans_runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()
             .unwrap()
-    }
-
-    fn token(i: u32) -> String {
-        format!("{i:032x}")
-    }
-
-    #[test]
-    fn replay_starts_at_the_smallest_offset_of_the_minutes_still_needed() {
-        let mut r = ReplayTracker::default();
-        let at = |m: u32| {
-            DateTime::parse_from_rfc3339(&format!("2026-11-28T10:{m:02}:00Z"))
-                .unwrap()
-                .with_timezone(&Utc)
-        };
-        // Offsets 10 to 15 of partition 0, in minutes 0, 0, 1, 0 (a late row), 2, 2.
-        for (offset, minute) in [(10, 0), (11, 0), (12, 1), (13, 0), (14, 2), (15, 2)] {
-            r.observe("beacons", 0, at(minute), offset);
-        }
-        assert_eq!(r.replay_from("beacons", 0, at(0)), Some(10));
-        assert_eq!(r.replay_from("beacons", 0, at(1)), Some(12));
-        assert_eq!(r.replay_from("beacons", 0, at(2)), Some(14));
-        // Read again from an earlier offset (a rebalance): the minute starts there now.
-        r.observe("beacons", 0, at(2), 9);
-        assert_eq!(r.replay_from("beacons", 0, at(2)), Some(9));
-        // No minute needed any more: after the last offset seen.
-        assert_eq!(r.replay_from("beacons", 0, at(3)), Some(16));
-        assert_eq!(r.replay_from("beacons", 1, at(0)), None);
-    }
-
-    #[test]
-    fn footfall_rows_close_on_the_watermark_and_a_replay_adds_nothing() {
-        let runtime = plans_runtime();
-        let handle = runtime.handle().clone();
-        let now = Instant::now();
-        let run = |emitted: Emitted| {
-            let mut p = Processor::new(StreamOptions::default(), emitted, handle.clone());
-            for (i, time) in ["10:00:05", "10:01:00", "10:03:00", "10:04:30", "10:06:00"]
-                .iter()
-                .enumerate()
-            {
-                p.process(
-                    Stream::Beacons,
-                    "b",
-                    0,
-                    i as i64,
-                    &sighting(time, "za", &token(i as u32 % 3)),
-                    now,
-                )
-                .unwrap();
-            }
-            p.tick(now).unwrap();
-            p
-        };
-        let first = run(Emitted::default());
-        // Watermark 10:05:30: the 10:00 five-minute window closed with 3 distinct devices.
-        let rows: Vec<(String, i64, i32)> = first
-            .pending
-            .footfall
-            .iter()
-            .map(|r| (r.window.clone(), r.people_count, r.revision))
-            .collect();
-        assert_eq!(rows, vec![("PT5M".to_string(), 3, 0)]);
-        assert_eq!(
-            first.replay.clone().replay_from(
-                "b",
-                0,
-                DateTime::parse_from_rfc3339("2026-11-28T10:03:00Z")
-                    .unwrap()
-                    .into()
-            ),
-            Some(2)
-        );
-        // A restart replays the same rows with the index loaded from the table: nothing new.
-        let again = run(first.emitted.clone());
-        assert!(again.pending.footfall.is_empty());
-        // A different value for the same window is a correction.
-        let mut changed = first.emitted.clone();
-        changed.footfall.values_mut().for_each(|v| v.1 = 2);
-        let corrected = run(changed);
-        assert_eq!(corrected.pending.footfall[0].revision, 1);
-    }
-
-    #[test]
-    fn a_zone_configured_as_large_is_counted_with_a_sketch_and_says_so() {
-        let runtime = plans_runtime();
-        let now = Instant::now();
-        let options = StreamOptions {
-            sketch_zones: ["za".to_string()].into(),
-            ..StreamOptions::default()
-        };
-        let mut p = Processor::new(options, Emitted::default(), runtime.handle().clone());
-        for (i, time) in ["10:00:05", "10:01:00", "10:03:00", "10:04:30", "10:06:00"]
-            .iter()
-            .enumerate()
-        {
-            let zone = if i == 1 { "zb" } else { "za" };
-            let event = sighting(time, zone, &token(i as u32));
-            p.process(Stream::Beacons, "b", 0, i as i64, &event, now)
-                .unwrap();
-        }
-        p.tick(now).unwrap();
-        let mut rows: Vec<(&str, i64, bool)> = p
-            .pending
-            .footfall
-            .iter()
-            .map(|r| (r.zone.as_str(), r.people_count, r.approximate))
-            .collect();
-        rows.sort();
-        assert_eq!(rows, vec![("za", 3, true), ("zb", 1, false)]);
     }
 
     fn weather(at: DateTime<Utc>, temperature: f64, rain: f64) -> Decoded {
@@ -1163,11 +779,7 @@ mod tests {
     fn downy_mildew_risk_opens_on_the_3_10_rule_and_clears_when_the_rain_is_48_hours_old() {
         let runtime = plans_runtime();
         let now = Instant::now();
-        let mut p = Processor::new(
-            StreamOptions::default(),
-            Emitted::default(),
-            runtime.handle().clone(),
-        );
+        let mut p = Processor::new(StreamOptions::default(), runtime.handle().clone());
         // 10 May (local day: 22:00 UTC the day before): 24 mm at 15 °C; 11 and 12 May dry.
         let start: DateTime<Utc> = "2026-05-09T22:00:00Z".parse().unwrap();
         for h in 0..74 {
@@ -1228,11 +840,8 @@ mod tests {
             vec![("v", 0, 24, 47)]
         );
         // A restart that restores the state from the tables adds nothing.
-        let mut again = Processor::new(
-            StreamOptions::default(),
-            p.emitted.clone(),
-            runtime.handle().clone(),
-        );
+        let mut again = Processor::new(StreamOptions::default(), runtime.handle().clone());
+        again.emitted = p.emitted.clone();
         again.mildew = p.mildew.clone();
         again.seasons = p.seasons.clone();
         for h in 0..74 {

@@ -12,13 +12,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use vallee_lake::{Lake, Latest};
 use vallee_schemas::tables::columns::Columns;
-use vallee_schemas::tables::{
-    AlertRow, AlertState, DwellRow, FootfallRow, OutputTable, PresenceRow, VineRow,
-};
+use vallee_schemas::tables::{AlertRow, AlertState, OutputTable, PresenceRow, VineRow};
 
 use super::processor::{Emitted, points_digest};
 use crate::Result;
-use crate::dwell::DwellSummary;
+use crate::families::without_lineage;
 use crate::rules::fill::AlertKind;
 use crate::rules::vine::{DOWNY_MILDEW, POWDERY_MILDEW, RiskLevel, Season};
 
@@ -43,40 +41,12 @@ pub(super) struct Restored {
     pub mildew: MildewState,
 }
 
-/// The rows of `from` (a table or a query) without their lineage.
-fn without_lineage(from: impl std::fmt::Display) -> String {
-    format!("SELECT * EXCLUDE (lineage) FROM ({from})")
-}
-
 pub(super) async fn load_emitted(lake: &Lake) -> Result<Restored> {
     for t in OutputTable::ALL {
         lake.ensure(t).await?;
     }
     let mut emitted = Emitted::default();
     let latest = |t| without_lineage(Latest::of(t));
-    for r in lake
-        .rows::<FootfallRow>(&latest(OutputTable::Footfall))
-        .await?
-    {
-        let key = (r.zone, r.window, r.from.timestamp_micros());
-        emitted.footfall.insert(key, (r.revision, r.people_count));
-    }
-    for r in lake
-        .rows::<DwellRow>(&latest(OutputTable::FootfallDwell))
-        .await?
-    {
-        let summary = DwellSummary {
-            sessions: r.visits,
-            under_5_min: r.under_5_min,
-            from_5_to_15_min: r.from_5_to_15_min,
-            from_15_to_30_min: r.from_15_to_30_min,
-            from_30_to_60_min: r.from_30_to_60_min,
-            total_seconds: r.total_seconds,
-            median_minutes: r.median_minutes,
-        };
-        let key = (r.zone, r.hour.timestamp_micros());
-        emitted.dwell.insert(key, (r.revision, summary));
-    }
     for r in lake
         .rows::<PresenceRow>(&latest(OutputTable::SitePresence))
         .await?
@@ -273,26 +243,6 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let window = FootfallRow {
-            zone: "za".into(),
-            window: "PT5M".into(),
-            from: at("2026-11-28T10:00:00Z"),
-            to: at("2026-11-28T10:05:00Z"),
-            people_count: 7,
-            approximate: false,
-            congested: false,
-            revision: 0,
-            is_final: true,
-            day: 20_785,
-            lineage: Lineage::default(),
-            computed_at: at("2026-11-28T10:06:00Z"),
-        };
-        let correction = FootfallRow {
-            people_count: 9,
-            revision: 1,
-            ..window.clone()
-        };
-        write(&lake, OutputTable::Footfall, &[window, correction]).await;
         let (open, cleared) = (AlertState::Open, AlertState::Cleared);
         let fill = [
             alert("bin-1:fill:1", Kind::Fill, open, "2026-11-28T10:00:00Z"),
@@ -316,9 +266,6 @@ mod tests {
         .await;
 
         let restored = load_emitted(&lake).await.unwrap();
-        let start = at("2026-11-28T10:00:00Z").timestamp_micros();
-        let key = ("za".to_string(), "PT5M".to_string(), start);
-        assert_eq!(restored.emitted.footfall.get(&key), Some(&(1, 9)));
         assert_eq!(restored.emitted.alerts.len(), 3);
         assert_eq!(
             restored.open,

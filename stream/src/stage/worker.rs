@@ -28,7 +28,6 @@ use super::decoding::{Encoded, Pipeline};
 use super::live::{LiveFootfall, SharedLiveView};
 use super::processor::Processor;
 use super::publish::AlertPublisher;
-use super::restore::load_emitted;
 use crate::Result;
 use crate::rules::fill::AlertKind;
 
@@ -43,13 +42,8 @@ pub fn run_blocking(
     handle: Handle,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let restored = handle.block_on(load_emitted(&lake))?;
-    let mut processor = Processor::new(options.clone(), restored.emitted, handle.clone());
-    processor.seasons = restored.seasons;
-    processor.mildew = restored.mildew;
-    for (entity, kind, id, at) in restored.open {
-        processor.restore_open_alert(&entity, kind, &id, at);
-    }
+    let mut processor = Processor::new(options.clone(), handle.clone());
+    handle.block_on(processor.restore(&lake))?;
     let consumer = subscribe(&options, &lake, &handle)?;
     let mut worker = Worker {
         publisher: AlertPublisher::new(&options, handle.clone())?,

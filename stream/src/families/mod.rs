@@ -1,0 +1,133 @@
+//! The stage's computations, one family of derived tables per folder, each driven through
+//! one lifecycle ([`Family`]), in the spirit of Arroyo's operators: the dispatcher
+//! (`crate::stage::processor`) routes each decoded event by stream to the family reading
+//! it, advances event time, and collects what each family hands back.
+//!
+//! | family | reads | writes |
+//! |---|---|---|
+//! | [`footfall`] | beacons | `footfall`, `footfall_dwell` |
+//!
+//! ```text
+//!  restore(lake) ─► ( on_event(event, read) | advance(event clock) )* ─┬─ drain_alerts ─► vallee.alerts, at once
+//!   its own query over       per event (no          per tick            └─ drain_rows + replay_from ─► each commit
+//!   its contract rows        allocation, static call)
+//! ```
+//!
+//! Each family owns its emitted-rows index (what its tables already hold, loaded by its
+//! restore: a replayed emission equal to the stored one is not written again), its state
+//! and its pending rows. It also tracks the replay position each of its source partitions
+//! still needs ([`ReplayTracker`]): a stream feeds exactly one family, and how far back its
+//! events are needed (window size, lateness, correction horizon; a day and more for bins
+//! and vineyards) is that family's business.
+//!
+//! # Layout
+//! - [`clock`] — one watermark per input stream, shared, and the [`EventClock`] a tick
+//!   hands every family.
+//! - [`replay`] — the smallest offset per source partition still needed.
+//! - [`footfall`] — distinct devices per zone (PT5M, PT1H) and dwell time per zone-hour.
+
+pub mod clock;
+pub mod footfall;
+pub mod replay;
+#[cfg(test)]
+pub(crate) mod testing;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+
+use arrow::array::RecordBatch;
+use chrono::{DateTime, Utc};
+use vallee_lake::Lake;
+use vallee_schemas::contract::Stream;
+use vallee_schemas::decode::Decoded;
+use vallee_schemas::tables::{AlertRow, OutputTable, TableRow};
+
+pub use clock::{EventClock, StageWatermarks};
+pub use replay::{ReplayFrom, ReplayTracker};
+
+use crate::Result;
+
+/// Where an event was read, and its event time.
+#[derive(Debug, Clone, Copy)]
+pub struct Read<'a> {
+    pub stream: Stream,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub time: DateTime<Utc>,
+}
+
+/// Rows ready to commit: one batch per output table.
+pub type Rows = BTreeMap<OutputTable, RecordBatch>;
+
+/// One family of derived tables: how the dispatcher drives it, from the restore on start
+/// to the rows of each commit. Every call comes from the stage's thread, in order.
+pub trait Family {
+    /// The streams whose events it takes (each input stream feeds one family).
+    const INPUTS: &'static [Stream];
+    /// The tables it writes (each output table is written by one family).
+    const OUTPUTS: &'static [OutputTable];
+
+    /// Reads what its tables already hold (its emitted-rows index, so that a replay writes
+    /// only real corrections) and the state a restart resumes from.
+    fn restore(&mut self, lake: &Lake) -> impl Future<Output = Result<()>>;
+
+    /// One decoded event of one of its streams, in the order of its partition.
+    fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<()>;
+
+    /// Event time moved on: closes what the watermarks passed and resolves what waited.
+    fn advance(&mut self, clock: &EventClock) -> Result<()>;
+
+    /// Alerts decided since the last call (published at once, before any commit).
+    fn drain_alerts(&mut self, _alerts: &mut Vec<AlertRow>) {}
+
+    /// Rows produced since the last call, a batch per table.
+    fn drain_rows(&mut self, rows: &mut Rows) -> Result<()>;
+
+    /// Per source partition, the offset a restart must replay from to rebuild what the
+    /// family still needs, given the watermarks.
+    fn replay_from(&mut self, clock: &EventClock) -> Vec<ReplayFrom>;
+}
+
+/// `pending` as a batch of `table` into `rows` (none when empty); `pending` is emptied.
+pub(crate) fn drain<R: TableRow>(
+    rows: &mut Rows,
+    table: OutputTable,
+    pending: &mut Vec<R>,
+) -> Result<()> {
+    if let Some(batch) = R::to_batch(table, pending)? {
+        rows.insert(table, batch);
+    }
+    pending.clear();
+    Ok(())
+}
+
+/// The revision to write for a window's value, or `None` when its table has that value
+/// already (the index then holds it as the latest).
+pub(crate) fn revision<K: std::hash::Hash + Eq, V: PartialEq + Copy>(
+    index: &mut HashMap<K, (i32, V)>,
+    key: K,
+    value: V,
+) -> Option<i32> {
+    let revision = match index.get(&key) {
+        Some((_, v)) if *v == value => return None,
+        Some((r, _)) => r + 1,
+        None => 0,
+    };
+    index.insert(key, (revision, value));
+    Some(revision)
+}
+
+/// The rows of `from` (a table or a query) without their lineage: a restore never needs
+/// it, and it is the heaviest column.
+pub(crate) fn without_lineage(from: impl std::fmt::Display) -> String {
+    format!("SELECT * EXCLUDE (lineage) FROM ({from})")
+}
+
+/// Makes sure the family's tables exist (a restore reads them).
+pub(crate) async fn ensure_outputs<F: Family>(lake: &Lake) -> Result<()> {
+    for table in F::OUTPUTS {
+        lake.ensure(*table).await?;
+    }
+    Ok(())
+}
