@@ -424,8 +424,8 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
     }
     let mut presence: HashMap<(String, i64), i64> = HashMap::new();
     for r in processor
-        .pending
         .presence
+        .pending
         .iter()
         .filter(|r| r.site != SENTINEL)
     {

@@ -6,6 +6,7 @@
 //! | family | reads | writes |
 //! |---|---|---|
 //! | [`footfall`] | beacons | `footfall`, `footfall_dwell` |
+//! | [`presence`] | tourism | `site_presence` |
 //!
 //! ```text
 //!  restore(lake) ─► ( on_event(event, read) | advance(event clock) )* ─┬─ drain_alerts ─► vallee.alerts, at once
@@ -25,9 +26,11 @@
 //!   hands every family.
 //! - [`replay`] — the smallest offset per source partition still needed.
 //! - [`footfall`] — distinct devices per zone (PT5M, PT1H) and dwell time per zone-hour.
+//! - [`presence`] — visitors and AR check-ins per site and hour.
 
 pub mod clock;
 pub mod footfall;
+pub mod presence;
 pub mod replay;
 #[cfg(test)]
 pub(crate) mod testing;

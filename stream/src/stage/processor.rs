@@ -14,98 +14,27 @@ use vallee_lake::Lake;
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::Decoded;
 use vallee_schemas::geo::GeoPoint;
-use vallee_schemas::tables::{
-    AlertRow, ForecastRow, OutputTable, PointCheckins, PresenceRow, VineRow,
-};
+use vallee_schemas::tables::{AlertRow, ForecastRow, OutputTable, VineRow};
 use vallee_schemas::time::utc_day;
 
 use super::StreamOptions;
 use crate::Result;
-use crate::aggregate::Aggregate;
 use crate::families::footfall::Footfall;
+use crate::families::presence::Presence;
 use crate::families::{
-    EventClock, Family, Read, ReplayFrom, ReplayTracker, Rows, StageWatermarks, drain, revision,
+    EventClock, Family, Read, ReplayFrom, ReplayTracker, Rows, StageWatermarks, drain,
 };
 use crate::lineage::{Lineage, Source, Topics};
-use crate::microbatch::BatchEngine;
-use crate::operator::{Emission, WindowOperator};
 use crate::rules::fill::{AlertChange, AlertKind, FillAlerts, FillRules};
 use crate::rules::forecast::FillTrend;
 use crate::rules::vine::{
     DOWNY_MILDEW, FrostWatch, POWDERY_MILDEW, RiskLevel, Season, summarize_day,
 };
-use crate::window::{Window, WindowKind};
-
-/// Visitors and AR check-ins (in total and per AR-trail point) of a site over a window.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Presence {
-    pub visitors: i64,
-    pub ar_checkins: i64,
-    pub ar_points: BTreeMap<String, i64>,
-}
-
-/// What a site's hour amounts to: visitors, AR check-ins, check-ins per point.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PresenceValue {
-    pub visitors: i64,
-    pub ar_checkins: i64,
-    pub ar_points: Vec<(String, i64)>,
-}
-
-/// Visitors, AR check-ins and a digest of the check-ins per point.
-pub type PresenceDigest = (i64, i64, u64);
-
-impl PresenceValue {
-    /// What the emitted-rows index compares: the counts and a digest of the points.
-    pub fn digest(&self) -> PresenceDigest {
-        (
-            self.visitors,
-            self.ar_checkins,
-            points_digest(&self.ar_points),
-        )
-    }
-}
-
-/// FNV-1a of `point=count;…`, the same in every process (unlike the std hasher).
-pub fn points_digest(points: &[(String, i64)]) -> u64 {
-    let mut h = vallee_schemas::digest::Fnv1a::default();
-    for (point, count) in points {
-        h.write(format!("{point}={count};").as_bytes());
-    }
-    h.finish()
-}
-
-impl Aggregate for Presence {
-    /// (AR-trail point for a check-in, count)
-    type Input = (Option<String>, i64);
-    type Output = PresenceValue;
-    fn add(&mut self, (point, count): &(Option<String>, i64)) {
-        match point {
-            Some(p) => {
-                self.ar_checkins += count;
-                *self.ar_points.entry(p.clone()).or_default() += count;
-            }
-            None => self.visitors += count,
-        }
-    }
-    fn output(&self) -> PresenceValue {
-        PresenceValue {
-            visitors: self.visitors,
-            ar_checkins: self.ar_checkins,
-            ar_points: self
-                .ar_points
-                .iter()
-                .map(|(p, n)| (p.clone(), *n))
-                .collect(),
-        }
-    }
-}
+use crate::window::Window;
 
 /// What the output tables already hold (latest revision and value per window; alert states).
 #[derive(Debug, Default, Clone)]
 pub struct Emitted {
-    /// (site, hour in µs) → latest revision and (visitors, AR check-ins, points digest).
-    pub presence: HashMap<(String, i64), (i32, PresenceDigest)>,
     pub alerts: HashSet<(String, &'static str)>,
     pub vine_days: HashSet<(String, chrono::NaiveDate)>,
     /// (alert id, state, time in µs): a mildew episode has several `open` rows (levels).
@@ -117,7 +46,6 @@ pub struct Emitted {
 /// Rows produced since the last commit.
 #[derive(Debug, Default)]
 pub struct Pending {
-    pub presence: Vec<PresenceRow>,
     pub alerts: Vec<AlertRow>,
     pub vine: Vec<VineRow>,
     pub vine_alerts: Vec<AlertRow>,
@@ -130,10 +58,7 @@ pub struct Processor {
     /// One watermark per input stream, shared by the families.
     watermarks: StageWatermarks,
     pub footfall: Footfall,
-    /// Visits waiting for their DataFusion plan.
-    batches: BatchEngine,
-    presence: WindowOperator<String, Presence>,
-    site_codes: BTreeMap<String, String>,
+    pub presence: Presence,
     pub alerts: FillAlerts,
     pub emitted: Emitted,
     pub pending: Pending,
@@ -185,18 +110,10 @@ const VALLEY_LATITUDE: f64 = 43.65;
 impl Processor {
     /// A processor whose per-batch plans run on `handle` (from a thread that may block).
     pub fn new(options: StreamOptions, handle: tokio::runtime::Handle) -> Self {
-        let horizon = options.correction_horizon;
         Processor {
             watermarks: StageWatermarks::new(&options),
             footfall: Footfall::new(&options, handle.clone()),
-            batches: BatchEngine::new(handle),
-            presence: WindowOperator::new(
-                WindowKind::Tumbling {
-                    size: Duration::hours(1),
-                },
-                horizon,
-            ),
-            site_codes: BTreeMap::new(),
+            presence: Presence::new(&options, handle),
             alerts: FillAlerts::new(FillRules::default()),
             emitted: Emitted::default(),
             pending: Pending::default(),
@@ -246,6 +163,7 @@ impl Processor {
     /// Reads what the output tables hold and the state a restart resumes from.
     pub async fn restore(&mut self, lake: &Lake) -> Result<()> {
         self.footfall.restore(lake).await?;
+        self.presence.restore(lake).await?;
         let restored = super::restore::load_emitted(lake).await?;
         self.emitted = restored.emitted;
         self.seasons = restored.seasons;
@@ -275,6 +193,7 @@ impl Processor {
     pub fn replay_positions(&mut self, now: Instant) -> Vec<ReplayFrom> {
         let clock = self.watermarks.clock(now);
         let mut positions = self.footfall.replay_from(&clock);
+        positions.extend(self.presence.replay_from(&clock));
         let mut replay = std::mem::take(&mut self.replay);
         positions.extend(replay.positions(&clock, |s| self.retention(s)));
         self.replay = replay;
@@ -293,39 +212,21 @@ impl Processor {
     ) -> Result<()> {
         let t = event.event_time();
         self.watermarks.observe(stream, partition, t, now);
-        if stream == Stream::Beacons {
-            let read = Read {
-                stream,
-                topic,
-                partition,
-                offset,
-                time: t,
-            };
-            return self.footfall.on_event(event, read);
+        let read = Read {
+            stream,
+            topic,
+            partition,
+            offset,
+            time: t,
+        };
+        match stream {
+            Stream::Beacons => return self.footfall.on_event(event, read),
+            Stream::Tourism => return self.presence.on_event(event, read),
+            _ => {}
         }
         self.replay.observe(stream, partition, t, offset);
         let source = self.topics.source(topic, partition, offset);
         match event {
-            Decoded::SiteVisit(v) => {
-                if self.batches.topic_changes(false, topic) {
-                    self.fold_visits()?;
-                }
-                // An AR-trail check-in without a point still counts, under "".
-                let ar_point =
-                    (v.source == "ar-trail").then(|| v.ar_point.as_deref().unwrap_or(""));
-                if self.batches.visit(
-                    &source.topic,
-                    &v.site,
-                    &v.location_code,
-                    t,
-                    ar_point,
-                    v.count,
-                    partition,
-                    offset,
-                ) {
-                    self.fold_visits()?;
-                }
-            }
             Decoded::WasteContainer(r) => {
                 self.bin_lineage
                     .entry(r.observation.id.clone())
@@ -337,33 +238,10 @@ impl Processor {
             }
             Decoded::Vehicle(v) => self.alerts.on_vehicle(v),
             Decoded::Weather(w) => self.on_weather(w, t, &source),
-            Decoded::Beacon(_) | Decoded::ParcelRecord(_) | Decoded::Citizen(..) => {}
-        }
-        Ok(())
-    }
-
-    /// Runs the visits' plan and folds its partials into the presence windows.
-    fn fold_visits(&mut self) -> Result<()> {
-        for partial in self.batches.take_visits()? {
-            self.site_codes
-                .insert(partial.site.clone(), partial.location_code.clone());
-            let inserted = self.presence.insert(
-                &partial.site,
-                partial.time,
-                &(
-                    partial
-                        .ar
-                        .then(|| partial.ar_point.clone().unwrap_or_default()),
-                    partial.count,
-                ),
-                Some(&partial.lineage),
-            );
-            if inserted.too_late {
-                tracing::warn!(site = partial.site, time = %partial.time, "visit older than the correction horizon: counted nowhere");
-            }
-            for e in inserted.corrections {
-                self.emit_presence(e);
-            }
+            Decoded::Beacon(_)
+            | Decoded::SiteVisit(_)
+            | Decoded::ParcelRecord(_)
+            | Decoded::Citizen(..) => {}
         }
         Ok(())
     }
@@ -597,12 +475,7 @@ impl Processor {
     pub fn tick(&mut self, now: Instant) -> Result<()> {
         let clock: EventClock = self.watermarks.clock(now);
         self.footfall.advance(&clock)?;
-        self.fold_visits()?;
-        if let Some(w) = self.watermark(Stream::Tourism, now) {
-            for e in self.presence.advance(w) {
-                self.emit_presence(e);
-            }
-        }
+        self.presence.advance(&clock)?;
         let changes = self.alerts.advance(
             self.watermark(Stream::WasteContainers, now),
             self.watermark(Stream::WasteVehicles, now),
@@ -612,33 +485,6 @@ impl Processor {
             self.close_vine_days(w);
         }
         Ok(())
-    }
-
-    fn emit_presence(&mut self, e: Emission<String, PresenceValue>) {
-        let key = (e.key.clone(), e.window.start.timestamp_micros());
-        let Some(revision) = revision(&mut self.emitted.presence, key, e.value.digest()) else {
-            return;
-        };
-        self.pending.presence.push(PresenceRow {
-            location_code: self.site_codes.get(&e.key).cloned().unwrap_or_default(),
-            site: e.key,
-            hour: e.window.start,
-            to: e.window.end,
-            visitor_count: e.value.visitors,
-            ar_checkins: e.value.ar_checkins,
-            ar_checkins_by_point: e
-                .value
-                .ar_points
-                .into_iter()
-                .map(|(point, checkins)| PointCheckins { point, checkins })
-                .collect(),
-            aggregation_type: "hourly_sum",
-            revision,
-            is_final: e.is_final,
-            day: utc_day(&e.window.start),
-            lineage: e.lineage,
-            computed_at: Utc::now(),
-        });
     }
 
     /// An alert open in the table at start: its episode continues.
@@ -719,8 +565,8 @@ impl Processor {
     pub fn drain_rows(&mut self) -> Result<Rows> {
         let mut out = Rows::new();
         self.footfall.drain_rows(&mut out)?;
+        self.presence.drain_rows(&mut out)?;
         let p = &mut self.pending;
-        drain(&mut out, OutputTable::SitePresence, &mut p.presence)?;
         drain(&mut out, OutputTable::FillAlerts, &mut p.alerts)?;
         drain(&mut out, OutputTable::VineIndicators, &mut p.vine)?;
         drain(&mut out, OutputTable::VineAlerts, &mut p.vine_alerts)?;

@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use vallee_lake::{Lake, Latest};
+use vallee_lake::Lake;
 use vallee_schemas::tables::columns::Columns;
-use vallee_schemas::tables::{AlertRow, AlertState, OutputTable, PresenceRow, VineRow};
+use vallee_schemas::tables::{AlertRow, AlertState, OutputTable, VineRow};
 
-use super::processor::{Emitted, points_digest};
+use super::processor::Emitted;
 use crate::Result;
 use crate::families::without_lineage;
 use crate::rules::fill::AlertKind;
@@ -46,20 +46,6 @@ pub(super) async fn load_emitted(lake: &Lake) -> Result<Restored> {
         lake.ensure(t).await?;
     }
     let mut emitted = Emitted::default();
-    let latest = |t| without_lineage(Latest::of(t));
-    for r in lake
-        .rows::<PresenceRow>(&latest(OutputTable::SitePresence))
-        .await?
-    {
-        let points: Vec<(String, i64)> = r
-            .ar_checkins_by_point
-            .into_iter()
-            .map(|p| (p.point, p.checkins))
-            .collect();
-        let value = (r.visitor_count, r.ar_checkins, points_digest(&points));
-        let key = (r.site, r.hour.timestamp_micros());
-        emitted.presence.insert(key, (r.revision, value));
-    }
     let open = fill_alerts(lake, &mut emitted).await?;
     // Forecasts are the largest derived table (a row per bin reading) and only their key
     // matters here: two columns, read with the contract's column readers.
