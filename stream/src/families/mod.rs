@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | [`footfall`] | beacons | `footfall`, `footfall_dwell` |
 //! | [`presence`] | tourism | `site_presence` |
+//! | [`bins`] | waste containers, waste vehicles | `fill_alerts`, `bin_forecast` |
 //!
 //! ```text
 //!  restore(lake) ─► ( on_event(event, read) | advance(event clock) )* ─┬─ drain_alerts ─► vallee.alerts, at once
@@ -27,7 +28,10 @@
 //! - [`replay`] — the smallest offset per source partition still needed.
 //! - [`footfall`] — distinct devices per zone (PT5M, PT1H) and dwell time per zone-hour.
 //! - [`presence`] — visitors and AR check-ins per site and hour.
+//! - [`bins`] — fill alerts (full, fire, status, silence, proof of collection) and fill
+//!   forecasts.
 
+pub mod bins;
 pub mod clock;
 pub mod footfall;
 pub mod presence;

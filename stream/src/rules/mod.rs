@@ -1,5 +1,3 @@
 //! Domain rules of the stream stage, as plain state machines fed in event time.
 
-pub mod fill;
-pub mod forecast;
 pub mod vine;

@@ -6,27 +6,25 @@
 //! rebuild window state, device tokens never being on disk) therefore adds nothing but real
 //! corrections.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use vallee_lake::Lake;
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::Decoded;
-use vallee_schemas::geo::GeoPoint;
-use vallee_schemas::tables::{AlertRow, ForecastRow, OutputTable, VineRow};
+use vallee_schemas::tables::{AlertRow, OutputTable, VineRow};
 use vallee_schemas::time::utc_day;
 
 use super::StreamOptions;
 use crate::Result;
+use crate::families::bins::Bins;
 use crate::families::footfall::Footfall;
 use crate::families::presence::Presence;
 use crate::families::{
     EventClock, Family, Read, ReplayFrom, ReplayTracker, Rows, StageWatermarks, drain,
 };
 use crate::lineage::{Lineage, Source, Topics};
-use crate::rules::fill::{AlertChange, AlertKind, FillAlerts, FillRules};
-use crate::rules::forecast::FillTrend;
 use crate::rules::vine::{
     DOWNY_MILDEW, FrostWatch, POWDERY_MILDEW, RiskLevel, Season, summarize_day,
 };
@@ -35,21 +33,16 @@ use crate::window::Window;
 /// What the output tables already hold (latest revision and value per window; alert states).
 #[derive(Debug, Default, Clone)]
 pub struct Emitted {
-    pub alerts: HashSet<(String, &'static str)>,
     pub vine_days: HashSet<(String, chrono::NaiveDate)>,
     /// (alert id, state, time in µs): a mildew episode has several `open` rows (levels).
     pub vine_alerts: HashSet<(String, &'static str, i64)>,
-    /// (bin, reading time in µs) already forecast.
-    pub forecasts: HashSet<(String, i64)>,
 }
 
 /// Rows produced since the last commit.
 #[derive(Debug, Default)]
 pub struct Pending {
-    pub alerts: Vec<AlertRow>,
     pub vine: Vec<VineRow>,
     pub vine_alerts: Vec<AlertRow>,
-    pub forecasts: Vec<ForecastRow>,
 }
 
 /// The stage's state.
@@ -59,27 +52,21 @@ pub struct Processor {
     watermarks: StageWatermarks,
     pub footfall: Footfall,
     pub presence: Presence,
-    pub alerts: FillAlerts,
+    pub bins: Bins,
     pub emitted: Emitted,
     pub pending: Pending,
     pub replay: ReplayTracker,
-    /// Alert rows (bins and vineyards) not yet handed to the alerts topic.
-    pub fresh_alerts: Vec<AlertRow>,
-    /// Alerts open now, by id (the live view).
-    open_rows: BTreeMap<String, AlertRow>,
+    /// Vineyard alert rows not yet handed to the alerts topic.
+    fresh_alerts: Vec<AlertRow>,
     /// Station readings `(time, °C, mm)` per station and local day, until the day closes.
     vine_days: BTreeMap<(String, chrono::NaiveDate), (Vec<StationReading>, Lineage)>,
     stations: BTreeMap<String, StationInfo>,
     /// Mildew risk per (parcel or station, alert kind): level and the open episode's id.
     pub mildew: BTreeMap<(String, &'static str), (RiskLevel, Option<String>)>,
-    /// Readings of each bin since its last alert change (the lineage of the next one).
-    bin_lineage: HashMap<String, Lineage>,
     topics: Topics,
     /// Season accumulators per station (restored from `vine_indicators` on start).
     pub seasons: BTreeMap<String, Season>,
     frost: BTreeMap<String, FrostWatch>,
-    /// Fill trend of each bin since its last emptying.
-    trends: BTreeMap<String, FillTrend>,
 }
 
 /// A station reading: time, air temperature (°C), precipitation (mm).
@@ -114,20 +101,17 @@ impl Processor {
             watermarks: StageWatermarks::new(&options),
             footfall: Footfall::new(&options, handle.clone()),
             presence: Presence::new(&options, handle),
-            alerts: FillAlerts::new(FillRules::default()),
+            bins: Bins::new(&options),
             emitted: Emitted::default(),
             pending: Pending::default(),
             replay: ReplayTracker::default(),
             fresh_alerts: Vec::new(),
-            open_rows: BTreeMap::new(),
             vine_days: BTreeMap::new(),
             stations: BTreeMap::new(),
             seasons: BTreeMap::new(),
             frost: BTreeMap::new(),
             mildew: BTreeMap::new(),
-            bin_lineage: HashMap::new(),
             topics: Topics::default(),
-            trends: BTreeMap::new(),
             options,
         }
     }
@@ -164,13 +148,11 @@ impl Processor {
     pub async fn restore(&mut self, lake: &Lake) -> Result<()> {
         self.footfall.restore(lake).await?;
         self.presence.restore(lake).await?;
+        self.bins.restore(lake).await?;
         let restored = super::restore::load_emitted(lake).await?;
         self.emitted = restored.emitted;
         self.seasons = restored.seasons;
         self.mildew = restored.mildew;
-        for (entity, kind, id, at) in restored.open {
-            self.restore_open_alert(&entity, kind, &id, at);
-        }
         Ok(())
     }
 
@@ -194,6 +176,7 @@ impl Processor {
         let clock = self.watermarks.clock(now);
         let mut positions = self.footfall.replay_from(&clock);
         positions.extend(self.presence.replay_from(&clock));
+        positions.extend(self.bins.replay_from(&clock));
         let mut replay = std::mem::take(&mut self.replay);
         positions.extend(replay.positions(&clock, |s| self.retention(s)));
         self.replay = replay;
@@ -222,62 +205,17 @@ impl Processor {
         match stream {
             Stream::Beacons => return self.footfall.on_event(event, read),
             Stream::Tourism => return self.presence.on_event(event, read),
+            Stream::WasteContainers | Stream::WasteVehicles => {
+                return self.bins.on_event(event, read);
+            }
             _ => {}
         }
         self.replay.observe(stream, partition, t, offset);
         let source = self.topics.source(topic, partition, offset);
-        match event {
-            Decoded::WasteContainer(r) => {
-                self.bin_lineage
-                    .entry(r.observation.id.clone())
-                    .or_default()
-                    .add(&source);
-                let changes = self.alerts.on_reading(r);
-                self.emit_alerts(changes);
-                self.forecast(r, &source);
-            }
-            Decoded::Vehicle(v) => self.alerts.on_vehicle(v),
-            Decoded::Weather(w) => self.on_weather(w, t, &source),
-            Decoded::Beacon(_)
-            | Decoded::SiteVisit(_)
-            | Decoded::ParcelRecord(_)
-            | Decoded::Citizen(..) => {}
+        if let Decoded::Weather(w) = event {
+            self.on_weather(w, t, &source);
         }
         Ok(())
-    }
-
-    fn forecast(
-        &mut self,
-        r: &vallee_schemas::events::waste_container::WasteContainerRecord,
-        source: &Source,
-    ) {
-        let threshold = self.alerts.threshold(r);
-        let at = r.observation.date_observed;
-        let trend = self.trends.entry(r.observation.id.clone()).or_default();
-        let Some(f) = trend.on_reading(at, r.filling_level, threshold) else {
-            return;
-        };
-        if !self
-            .emitted
-            .forecasts
-            .insert((r.observation.id.clone(), at.timestamp_micros()))
-        {
-            return;
-        }
-        self.pending.forecasts.push(ForecastRow {
-            entity_id: r.observation.id.clone(),
-            date_observed: at,
-            filling_level: r.filling_level,
-            threshold,
-            rate_per_hour: f.rate_per_hour,
-            full_at: f.full_at,
-            readings: f.readings as i32,
-            stored_waste_kind: r.stored_waste_kind.as_ref().map(|k| k.join(",")),
-            commune_code: r.commune_code.clone(),
-            day: utc_day(&at),
-            lineage: Lineage::of(source),
-            computed_at: Utc::now(),
-        });
     }
 
     fn on_weather(
@@ -476,89 +414,24 @@ impl Processor {
         let clock: EventClock = self.watermarks.clock(now);
         self.footfall.advance(&clock)?;
         self.presence.advance(&clock)?;
-        let changes = self.alerts.advance(
-            self.watermark(Stream::WasteContainers, now),
-            self.watermark(Stream::WasteVehicles, now),
-        );
-        self.emit_alerts(changes);
+        self.bins.advance(&clock)?;
         if let Some(w) = self.watermark(Stream::Vineyards, now) {
             self.close_vine_days(w);
         }
         Ok(())
     }
 
-    /// An alert open in the table at start: its episode continues.
-    pub fn restore_open_alert(
-        &mut self,
-        entity: &str,
-        kind: AlertKind,
-        alert_id: &str,
-        at: DateTime<Utc>,
-    ) {
-        self.alerts
-            .restore_open(entity, kind, alert_id, at, GeoPoint::new(0.0, 0.0), None);
-        self.open_rows.insert(
-            alert_id.to_string(),
-            AlertRow {
-                alert_id: alert_id.to_string(),
-                kind: kind.as_str(),
-                entity_id: entity.to_string(),
-                state: "open",
-                date_observed: at,
-                clear_reason: None,
-                filling_level: None,
-                commune_code: None,
-                risk_level: None,
-                day: utc_day(&at),
-                lineage: Lineage::default(),
-                computed_at: Utc::now(),
-            },
-        );
+    /// Alerts decided since the last call, for the alerts topic and the live view.
+    pub fn drain_alerts(&mut self) -> Vec<AlertRow> {
+        let mut alerts = Vec::new();
+        self.bins.drain_alerts(&mut alerts);
+        alerts.append(&mut self.fresh_alerts);
+        alerts
     }
 
-    /// Alerts open now.
+    /// Bin alerts open now.
     pub fn open_alert_rows(&self) -> BTreeMap<String, AlertRow> {
-        self.open_rows.clone()
-    }
-
-    fn emit_alerts(&mut self, changes: Vec<AlertChange>) {
-        let decided: Vec<String> = changes.iter().map(|c| c.entity_id.clone()).collect();
-        for c in changes {
-            let state = if c.open { "open" } else { "cleared" };
-            // The bin's readings since its previous change decided this one.
-            let lineage = self
-                .bin_lineage
-                .get(&c.entity_id)
-                .cloned()
-                .unwrap_or_default();
-            let row = AlertRow {
-                alert_id: c.alert_id.clone(),
-                kind: c.kind.as_str(),
-                entity_id: c.entity_id.clone(),
-                state,
-                date_observed: c.date_observed,
-                clear_reason: c.clear_reason.map(|r| r.as_str()),
-                filling_level: c.filling_level,
-                commune_code: c.commune_code.clone(),
-                risk_level: None,
-                day: utc_day(&c.date_observed),
-                lineage,
-                computed_at: Utc::now(),
-            };
-            if c.open {
-                self.open_rows.insert(c.alert_id.clone(), row.clone());
-            } else {
-                self.open_rows.remove(&c.alert_id);
-            }
-            if !self.emitted.alerts.insert((c.alert_id.clone(), state)) {
-                continue; // already in the table (a replay)
-            }
-            self.fresh_alerts.push(row.clone());
-            self.pending.alerts.push(row);
-        }
-        for entity in decided {
-            self.bin_lineage.remove(&entity);
-        }
+        self.bins.open_alert_rows()
     }
 
     /// The rows produced since the last call, as one batch per output table that has any.
@@ -566,11 +439,10 @@ impl Processor {
         let mut out = Rows::new();
         self.footfall.drain_rows(&mut out)?;
         self.presence.drain_rows(&mut out)?;
+        self.bins.drain_rows(&mut out)?;
         let p = &mut self.pending;
-        drain(&mut out, OutputTable::FillAlerts, &mut p.alerts)?;
         drain(&mut out, OutputTable::VineIndicators, &mut p.vine)?;
         drain(&mut out, OutputTable::VineAlerts, &mut p.vine_alerts)?;
-        drain(&mut out, OutputTable::BinForecast, &mut p.forecasts)?;
         Ok(out)
     }
 

@@ -12,7 +12,7 @@ use vallee_schemas::tables::AlertRow;
 
 use super::StreamOptions;
 use crate::Result;
-use crate::rules::fill::AlertKind;
+use crate::families::bins::fill::AlertKind;
 
 /// The stage's producer of alert messages.
 pub struct AlertPublisher {

@@ -9,15 +9,13 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use vallee_lake::Lake;
-use vallee_schemas::tables::columns::Columns;
 use vallee_schemas::tables::{AlertRow, AlertState, OutputTable, VineRow};
 
 use super::processor::Emitted;
 use crate::Result;
 use crate::families::without_lineage;
-use crate::rules::fill::AlertKind;
 use crate::rules::vine::{DOWNY_MILDEW, POWDERY_MILDEW, RiskLevel, Season};
 
 /// The alert kinds of `vine_alerts` that follow a risk level.
@@ -26,17 +24,12 @@ const MILDEW_KINDS: [&str; 2] = [DOWNY_MILDEW, POWDERY_MILDEW];
 /// A mildew risk level and its open episode.
 type MildewLevel = (RiskLevel, Option<String>);
 
-/// An alert still open in `fill_alerts`: entity, kind, id, opening time.
-type OpenAlert = (String, AlertKind, String, DateTime<Utc>);
-
 /// Mildew risk per (entity, kind): level and open episode.
 type MildewState = BTreeMap<(String, &'static str), MildewLevel>;
 
 /// What the output tables hold and the state a restart resumes from.
 pub(super) struct Restored {
     pub emitted: Emitted,
-    /// Alerts still open in `fill_alerts`.
-    pub open: Vec<OpenAlert>,
     pub seasons: BTreeMap<String, Season>,
     pub mildew: MildewState,
 }
@@ -46,55 +39,13 @@ pub(super) async fn load_emitted(lake: &Lake) -> Result<Restored> {
         lake.ensure(t).await?;
     }
     let mut emitted = Emitted::default();
-    let open = fill_alerts(lake, &mut emitted).await?;
-    // Forecasts are the largest derived table (a row per bin reading) and only their key
-    // matters here: two columns, read with the contract's column readers.
-    let sql = "SELECT \"entityId\", \"dateObserved\" FROM bin_forecast";
-    for batch in lake.sql(sql).await? {
-        let c = Columns::of_batch("bin_forecast", &batch);
-        let (mut id, mut at) = (c.strings("entityId")?, c.timestamps("dateObserved")?);
-        for i in 0..c.len() {
-            let key = (id.need(i)?, at.need(i)?.timestamp_micros());
-            emitted.forecasts.insert(key);
-        }
-    }
     let mildew = vine_alerts(lake, &mut emitted).await?;
     let seasons = seasons(lake, &mut emitted).await?;
     Ok(Restored {
         emitted,
-        open,
         seasons,
         mildew,
     })
-}
-
-/// Every `(alert, state)` written, and the alerts whose episode is still open.
-async fn fill_alerts(lake: &Lake, emitted: &mut Emitted) -> Result<Vec<OpenAlert>> {
-    // Per alert: its first row read, cleared once any of its rows is.
-    let mut states: BTreeMap<String, AlertRow> = BTreeMap::new();
-    for r in lake
-        .rows::<AlertRow>(&without_lineage("fill_alerts"))
-        .await?
-    {
-        emitted.alerts.insert((r.alert_id.clone(), r.state));
-        let cleared = r.state == AlertState::Cleared.as_str();
-        let entry = states.entry(r.alert_id.clone()).or_insert(r);
-        if cleared {
-            entry.state = AlertState::Cleared.as_str();
-        }
-    }
-    Ok(states
-        .into_values()
-        .filter(|r| r.state == AlertState::Open.as_str())
-        .filter_map(|r| {
-            Some((
-                r.entity_id,
-                AlertKind::parse(r.kind)?,
-                r.alert_id,
-                r.date_observed,
-            ))
-        })
-        .collect())
 }
 
 /// Every `(alert, state, time)` written, and the mildew level of each (parcel, kind): its
@@ -170,6 +121,8 @@ mod tests {
     use vallee_lake::LakeOptions;
     use vallee_schemas::tables::{AlertKind as Kind, Lineage, TableRow};
 
+    use chrono::{DateTime, Utc};
+
     use super::*;
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -229,13 +182,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let (open, cleared) = (AlertState::Open, AlertState::Cleared);
-        let fill = [
-            alert("bin-1:fill:1", Kind::Fill, open, "2026-11-28T10:00:00Z"),
-            alert("bin-2:fire:1", Kind::Fire, open, "2026-11-28T09:00:00Z"),
-            alert("bin-2:fire:1", Kind::Fire, cleared, "2026-11-28T09:30:00Z"),
-        ];
-        write(&lake, OutputTable::FillAlerts, &fill).await;
+        let open = AlertState::Open;
         let mut high = alert(
             "p1:downy:1",
             Kind::DownyMildew,
@@ -252,16 +199,6 @@ mod tests {
         .await;
 
         let restored = load_emitted(&lake).await.unwrap();
-        assert_eq!(restored.emitted.alerts.len(), 3);
-        assert_eq!(
-            restored.open,
-            vec![(
-                "bin-1".to_string(),
-                AlertKind::Fill,
-                "bin-1:fill:1".to_string(),
-                at("2026-11-28T10:00:00Z")
-            )]
-        );
         assert_eq!(
             restored.mildew.get(&("p1".to_string(), DOWNY_MILDEW)),
             Some(&(RiskLevel::High, Some("p1:downy:1".to_string())))

@@ -29,7 +29,7 @@ use super::live::{LiveFootfall, SharedLiveView};
 use super::processor::Processor;
 use super::publish::AlertPublisher;
 use crate::Result;
-use crate::rules::fill::AlertKind;
+use crate::families::bins::fill::AlertKind;
 
 /// Where a message was read: its stream, partition and offset.
 type Meta = (Stream, i32, i64);
@@ -187,10 +187,10 @@ impl Worker {
 
     /// Alerts reach the live view and the topic on arrival, not at the commit.
     fn publish_alerts(&mut self) {
-        if self.processor.fresh_alerts.is_empty() {
+        let alerts = self.processor.drain_alerts();
+        if alerts.is_empty() {
             return;
         }
-        let alerts = std::mem::take(&mut self.processor.fresh_alerts);
         let mut view = self.live.write().unwrap_or_else(|p| p.into_inner());
         for row in alerts.iter().filter(|r| AlertKind::parse(r.kind).is_some()) {
             if row.state == "open" {

@@ -1,0 +1,65 @@
+//! What `fill_alerts` and `bin_forecast` already hold, and the alerts whose episode a
+//! restart continues.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use vallee_lake::Lake;
+use vallee_schemas::tables::columns::Columns;
+use vallee_schemas::tables::{AlertRow, AlertState};
+
+use super::fill::AlertKind;
+use crate::Result;
+use crate::families::without_lineage;
+
+/// An alert still open in `fill_alerts`: entity, kind, id, opening time.
+pub(super) type OpenAlert = (String, AlertKind, String, DateTime<Utc>);
+
+/// Every `(alert, state)` written, and the alerts whose episode is still open.
+pub(super) async fn fill_alerts(
+    lake: &Lake,
+) -> Result<(HashSet<(String, &'static str)>, Vec<OpenAlert>)> {
+    let mut written = HashSet::new();
+    // Per alert: its first row read, cleared once any of its rows is.
+    let mut states: BTreeMap<String, AlertRow> = BTreeMap::new();
+    for r in lake
+        .rows::<AlertRow>(&without_lineage("fill_alerts"))
+        .await?
+    {
+        written.insert((r.alert_id.clone(), r.state));
+        let cleared = r.state == AlertState::Cleared.as_str();
+        let entry = states.entry(r.alert_id.clone()).or_insert(r);
+        if cleared {
+            entry.state = AlertState::Cleared.as_str();
+        }
+    }
+    let open = states
+        .into_values()
+        .filter(|r| r.state == AlertState::Open.as_str())
+        .filter_map(|r| {
+            Some((
+                r.entity_id,
+                AlertKind::parse(r.kind)?,
+                r.alert_id,
+                r.date_observed,
+            ))
+        })
+        .collect();
+    Ok((written, open))
+}
+
+/// Every (bin, reading time in µs) already forecast. Forecasts are the largest derived
+/// table (a row per bin reading) and only their key matters here: two columns, read with
+/// the contract's column readers.
+pub(super) async fn forecasts(lake: &Lake) -> Result<HashSet<(String, i64)>> {
+    let mut forecast = HashSet::new();
+    let sql = "SELECT \"entityId\", \"dateObserved\" FROM bin_forecast";
+    for batch in lake.sql(sql).await? {
+        let c = Columns::of_batch("bin_forecast", &batch);
+        let (mut id, mut at) = (c.strings("entityId")?, c.timestamps("dateObserved")?);
+        for i in 0..c.len() {
+            forecast.insert((id.need(i)?, at.need(i)?.timestamp_micros()));
+        }
+    }
+    Ok(forecast)
+}
