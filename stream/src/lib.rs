@@ -40,7 +40,6 @@ pub mod families;
 pub mod lineage;
 pub mod microbatch;
 pub mod operator;
-pub mod rules;
 pub mod session;
 pub mod stage;
 pub mod udf;

@@ -8,6 +8,7 @@
 //! | [`footfall`] | beacons | `footfall`, `footfall_dwell` |
 //! | [`presence`] | tourism | `site_presence` |
 //! | [`bins`] | waste containers, waste vehicles | `fill_alerts`, `bin_forecast` |
+//! | [`vine`] | vineyards | `vine_indicators`, `vine_alerts` |
 //!
 //! ```text
 //!  restore(lake) ─► ( on_event(event, read) | advance(event clock) )* ─┬─ drain_alerts ─► vallee.alerts, at once
@@ -30,6 +31,7 @@
 //! - [`presence`] — visitors and AR check-ins per site and hour.
 //! - [`bins`] — fill alerts (full, fire, status, silence, proof of collection) and fill
 //!   forecasts.
+//! - [`vine`] — vineyard indicators per station and day, seasons, frost and mildew alerts.
 
 pub mod bins;
 pub mod clock;
@@ -38,6 +40,7 @@ pub mod presence;
 pub mod replay;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod vine;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

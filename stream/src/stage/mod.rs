@@ -6,7 +6,7 @@
 //! - [`consumer`] — the consumer's settings and the hook positioning each partition at
 //!   the offset its outputs need replayed.
 //! - `worker` — the poll loop; [`decoding`] — decoding beside processing.
-//! - [`processor`] — the computation, free of I/O; `restore` — what it resumes from.
+//! - [`processor`] — the computation, free of I/O: the families of [`crate::families`].
 //! - `commit` — the output commit with the replay offsets; `publish` — alerts to
 //!   `vallee.alerts`.
 //! - [`empty_partitions`], [`live`], [`options`].
@@ -24,7 +24,6 @@ pub mod live;
 pub mod options;
 pub mod processor;
 mod publish;
-mod restore;
 mod worker;
 
 use std::sync::Arc;

@@ -1,43 +1,31 @@
-//! The stage's restore on start: what the output tables already hold (so a replay adds
-//! only real corrections) and the state a restart resumes from (open alerts, vineyard
-//! seasons, mildew risk levels).
-//!
-//! Everything is read as the tables' contract rows (`vallee_schemas::tables`): windows
-//! through the lake's latest-revision view, the alert and vineyard tables whole (every row
-//! counts: an episode's opening and clearing, a season's days). The `lineage` column is
-//! left out: the restore never needs it, and it is the heaviest column.
+//! What `vine_indicators` and `vine_alerts` already hold, and the state a restart resumes
+//! from: each station's season (its accumulators ride on its last stored day: a season
+//! outlives the topics' retention, so it is never rebuilt from Kafka) and each parcel's
+//! mildew risk levels. Every row counts here (an episode's levels, a season's days), so
+//! the tables are read whole, without their lineage.
 
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use vallee_lake::Lake;
-use vallee_schemas::tables::{AlertRow, AlertState, OutputTable, VineRow};
+use vallee_schemas::tables::{AlertRow, AlertState, VineRow};
 
-use super::processor::Emitted;
+use super::indicators::{DOWNY_MILDEW, POWDERY_MILDEW, RiskLevel, Season};
+use super::{Emitted, MildewState};
 use crate::Result;
 use crate::families::without_lineage;
-use crate::rules::vine::{DOWNY_MILDEW, POWDERY_MILDEW, RiskLevel, Season};
 
 /// The alert kinds of `vine_alerts` that follow a risk level.
 const MILDEW_KINDS: [&str; 2] = [DOWNY_MILDEW, POWDERY_MILDEW];
 
-/// A mildew risk level and its open episode.
-type MildewLevel = (RiskLevel, Option<String>);
-
-/// Mildew risk per (entity, kind): level and open episode.
-type MildewState = BTreeMap<(String, &'static str), MildewLevel>;
-
-/// What the output tables hold and the state a restart resumes from.
+/// What the tables hold and the state a restart resumes from.
 pub(super) struct Restored {
     pub emitted: Emitted,
     pub seasons: BTreeMap<String, Season>,
     pub mildew: MildewState,
 }
 
-pub(super) async fn load_emitted(lake: &Lake) -> Result<Restored> {
-    for t in OutputTable::ALL {
-        lake.ensure(t).await?;
-    }
+pub(super) async fn restored(lake: &Lake) -> Result<Restored> {
     let mut emitted = Emitted::default();
     let mildew = vine_alerts(lake, &mut emitted).await?;
     let seasons = seasons(lake, &mut emitted).await?;
@@ -51,14 +39,14 @@ pub(super) async fn load_emitted(lake: &Lake) -> Result<Restored> {
 /// Every `(alert, state, time)` written, and the mildew level of each (parcel, kind): its
 /// latest row's.
 async fn vine_alerts(lake: &Lake, emitted: &mut Emitted) -> Result<MildewState> {
-    let mut latest: BTreeMap<(String, &'static str), (i64, MildewLevel)> = BTreeMap::new();
+    let mut latest: BTreeMap<(String, &'static str), (i64, super::MildewLevel)> = BTreeMap::new();
     for r in lake
         .rows::<AlertRow>(&without_lineage("vine_alerts"))
         .await?
     {
         let t = r.date_observed.timestamp_micros();
         let open = r.state == AlertState::Open.as_str();
-        emitted.vine_alerts.insert((r.alert_id.clone(), r.state, t));
+        emitted.alerts.insert((r.alert_id.clone(), r.state, t));
         let Some(kind) = MILDEW_KINDS.into_iter().find(|k| *k == r.kind) else {
             continue;
         };
@@ -84,7 +72,7 @@ async fn seasons(lake: &Lake, emitted: &mut Emitted) -> Result<BTreeMap<String, 
         .rows::<VineRow>(&without_lineage("vine_indicators"))
         .await?
     {
-        emitted.vine_days.insert((r.station.clone(), r.day));
+        emitted.days.insert((r.station.clone(), r.day));
         days.entry(r.station.clone()).or_default().push(r);
     }
     Ok(days
@@ -118,12 +106,14 @@ async fn seasons(lake: &Lake, emitted: &mut Emitted) -> Result<BTreeMap<String, 
 mod tests {
     use std::sync::Arc;
 
-    use vallee_lake::LakeOptions;
-    use vallee_schemas::tables::{AlertKind as Kind, Lineage, TableRow};
-
     use chrono::{DateTime, Utc};
+    use vallee_lake::LakeOptions;
+    use vallee_schemas::tables::{AlertKind as Kind, Lineage, OutputTable, TableRow};
 
     use super::*;
+    use crate::families::Family;
+    use crate::families::vine::Vine;
+    use crate::stage::StreamOptions;
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
@@ -198,12 +188,13 @@ mod tests {
         )
         .await;
 
-        let restored = load_emitted(&lake).await.unwrap();
+        let mut restored = Vine::new(&StreamOptions::default());
+        restored.restore(&lake).await.unwrap();
         assert_eq!(
             restored.mildew.get(&("p1".to_string(), DOWNY_MILDEW)),
             Some(&(RiskLevel::High, Some("p1:downy:1".to_string())))
         );
-        assert_eq!(restored.emitted.vine_days.len(), 3);
+        assert_eq!(restored.emitted.days.len(), 3);
         let day = |d| NaiveDate::from_ymd_opt(2026, 6, d).unwrap();
         let expected = Season::restore(
             43.7,
