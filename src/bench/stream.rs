@@ -33,7 +33,7 @@ use vallee_schemas::decode::{DecodeOptions, Decoded, Rejection, decode};
 use vallee_schemas::tables::OutputTable;
 use vallee_stream::microbatch::BATCH_ROWS;
 use vallee_stream::stage::decoding::{self, Encoded};
-use vallee_stream::stage::processor::Processor;
+use vallee_stream::stage::dispatcher::Dispatcher;
 use vallee_stream::stage::{SharedLiveView, StreamOptions};
 
 use super::{percentile, raw_consume, valley_events};
@@ -321,7 +321,7 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
     let decode_options = DecodeOptions::default();
     let started = Instant::now();
     // Its per-batch DataFusion plans run on the benchmark's runtime.
-    let mut processor = Processor::new(options, tokio::runtime::Handle::current());
+    let mut dispatcher = Dispatcher::new(options, tokio::runtime::Handle::current());
     let now = Instant::now();
     // As the worker does: chunks of messages decoded on the other cores while the chunk
     // before is processed, in order; the windows advance once per chunk of a batch (the
@@ -371,18 +371,18 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
             let mut process = |offset: i64, event: Result<Decoded, Rejection>| {
                 let event =
                     event.map_err(|e| anyhow::anyhow!("{}:{offset}: {e}", path.display()))?;
-                processor.process(*stream, topic, 0, offset, &event, now)?;
+                dispatcher.process(*stream, topic, 0, offset, &event, now)?;
                 anyhow::Ok(())
             };
             pipeline.feed(metas, &encoded, &mut process)?;
-            processor.tick(now)?;
+            dispatcher.tick(now)?;
         }
         reading
             .join()
             .map_err(|_| anyhow::anyhow!("the reading thread panicked"))??;
         pipeline.flush(|offset, event| {
             let event = event.map_err(|e| anyhow::anyhow!("{}:{offset}: {e}", path.display()))?;
-            processor.process(*stream, topic, 0, offset, &event, now)?;
+            dispatcher.process(*stream, topic, 0, offset, &event, now)?;
             anyhow::Ok(())
         })?;
     }
@@ -407,13 +407,13 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
     for (stream, payload) in sentinels {
         let event = decode(stream, Some(payload.as_bytes()), None, &decode_options)
             .map_err(|e| anyhow::anyhow!("the sentinel: {e}"))?;
-        processor.process(stream, stream.name(), 0, i64::MAX - 1, &event, now)?;
+        dispatcher.process(stream, stream.name(), 0, i64::MAX - 1, &event, now)?;
     }
-    processor.tick(now)?;
+    dispatcher.tick(now)?;
     let secs = started.elapsed().as_secs_f64();
     // Latest revision per window.
     let mut footfall: HashMap<(String, i64), i64> = HashMap::new();
-    for r in processor
+    for r in dispatcher
         .footfall
         .pending
         .footfall
@@ -423,7 +423,7 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
         footfall.insert((r.zone.clone(), r.from.timestamp_micros()), r.people_count);
     }
     let mut presence: HashMap<(String, i64), i64> = HashMap::new();
-    for r in processor
+    for r in dispatcher
         .presence
         .pending
         .iter()

@@ -14,8 +14,8 @@
 //!                               late row, closed window ──► corrected row (revision n+1)
 //! ```
 //!
-//! The stage ([`stage`]) runs it on its own Kafka consumer group: decoded events go through
-//! the operators and the domain rules; rows land in Delta with the offsets a restart must
+//! The stage ([`stage`]) runs it on its own Kafka consumer group: decoded events go to the
+//! family of their stream ([`families`]); rows land in Delta with the offsets a restart must
 //! replay from; alerts reach `vallee.alerts` and the live view on arrival.
 //!
 //! # Layout
@@ -28,10 +28,12 @@
 //!   the tables' contract, `vallee_schemas::tables`).
 //! - [`microbatch`] — the per-batch DataFusion plans of the windowed streams;
 //!   [`udf`] — the functions they call (the domain formulas, the device-token hash).
-//! - [`stage`] — the stage as a service: consumer, processor, restore, outputs to Delta.
-//! - [`rules`] — domain state machines: fill alerts (hysteresis, proof of collection, fire,
-//!   status, silence); vineyard indicators (GDD, Winkler, Huglin, 3-10, Gubler-Thomas,
-//!   oospore degree days) and frost alerts; fill-rate forecasts (time to full).
+//! - [`families`] — the stage's computations, one family of derived tables per folder,
+//!   each with its domain rules, its restore and its emitted-rows index: footfall and
+//!   dwell; site presence; bins (fill alerts with hysteresis, proof of collection, fire,
+//!   status, silence; fill-rate forecasts); vineyards (GDD, Winkler, Huglin, 3-10,
+//!   Gubler-Thomas, oospore degree days; frost and mildew alerts).
+//! - [`stage`] — the stage as a service: consumer, dispatcher, commit, alerts, live view.
 
 pub mod aggregate;
 pub mod dwell;

@@ -1,6 +1,6 @@
 //! The stage's computations, one family of derived tables per folder, each driven through
 //! one lifecycle ([`Family`]), in the spirit of Arroyo's operators: the dispatcher
-//! (`crate::stage::processor`) routes each decoded event by stream to the family reading
+//! ([`crate::stage::dispatcher`]) routes each decoded event by stream to the family reading
 //! it, advances event time, and collects what each family hands back.
 //!
 //! | family | reads | writes |

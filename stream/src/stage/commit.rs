@@ -15,7 +15,7 @@ use vallee_schemas::tables::OutputTable;
 
 use super::StreamOptions;
 use super::consumer::Assignment;
-use super::processor::Processor;
+use super::dispatcher::Dispatcher;
 use crate::Result;
 
 /// An output table's recorded replay offset of one source partition.
@@ -48,9 +48,9 @@ impl Committer {
     }
 
     /// Commits every output's pending rows and moved replay offsets, table by table.
-    pub async fn commit(&mut self, lake: &Lake, processor: &mut Processor) -> Result<()> {
-        let mut batches = processor.drain_rows()?;
-        let positions = processor.replay_positions(Instant::now());
+    pub async fn commit(&mut self, lake: &Lake, dispatcher: &mut Dispatcher) -> Result<()> {
+        let mut batches = dispatcher.drain_rows()?;
+        let positions = dispatcher.replay_positions(Instant::now());
         for output in OutputTable::ALL {
             let mut progress = Vec::new();
             for p in positions

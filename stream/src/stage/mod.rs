@@ -1,4 +1,4 @@
-//! The stream stage as a running service: its own Kafka consumer group, the processor,
+//! The stream stage as a running service: its own Kafka consumer group, the dispatcher,
 //! Delta outputs committed with the offsets a restart must replay from, alerts to
 //! `vallee.alerts`, and a live view.
 //!
@@ -6,7 +6,8 @@
 //! - [`consumer`] — the consumer's settings and the hook positioning each partition at
 //!   the offset its outputs need replayed.
 //! - `worker` — the poll loop; [`decoding`] — decoding beside processing.
-//! - [`processor`] — the computation, free of I/O: the families of [`crate::families`].
+//! - [`dispatcher`] — the computation, free of I/O: the families of [`crate::families`],
+//!   an event routed by its stream, one watermark per stream.
 //! - `commit` — the output commit with the replay offsets; `publish` — alerts to
 //!   `vallee.alerts`.
 //! - [`empty_partitions`], [`live`], [`options`].
@@ -19,10 +20,10 @@
 mod commit;
 pub mod consumer;
 pub mod decoding;
+pub mod dispatcher;
 pub mod empty_partitions;
 pub mod live;
 pub mod options;
-pub mod processor;
 mod publish;
 mod worker;
 

@@ -2,7 +2,7 @@
 //! publish alerts at once, and every flush interval advance event time and commit.
 //!
 //! ```text
-//!  poll ─► chunk (≤ 8 192 messages, cut at a rebalance) ─► decoding pipeline ─► processor
+//!  poll ─► chunk (≤ 8 192 messages, cut at a rebalance) ─► decoding pipeline ─► dispatcher
 //!   │                                                    fresh alerts ─► live view, vallee.alerts
 //!   └─ every flush_interval: pipeline drained ─► tick (windows, days, pending decisions)
 //!                            ─► alerts ─► output commit (commit.rs) ─► live view
@@ -25,8 +25,8 @@ use super::StreamOptions;
 use super::commit::Committer;
 use super::consumer::{INPUTS, StageContext, subscribe};
 use super::decoding::{Encoded, Pipeline};
+use super::dispatcher::Dispatcher;
 use super::live::{LiveFootfall, SharedLiveView};
-use super::processor::Processor;
 use super::publish::AlertPublisher;
 use crate::Result;
 use crate::families::bins::fill::AlertKind;
@@ -42,8 +42,8 @@ pub fn run_blocking(
     handle: Handle,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let mut processor = Processor::new(options.clone(), handle.clone());
-    handle.block_on(processor.restore(&lake))?;
+    let mut dispatcher = Dispatcher::new(options.clone(), handle.clone());
+    handle.block_on(dispatcher.restore(&lake))?;
     let consumer = subscribe(&options, &lake, &handle)?;
     let mut worker = Worker {
         publisher: AlertPublisher::new(&options, handle.clone())?,
@@ -58,7 +58,7 @@ pub fn run_blocking(
         handle,
         shutdown,
         consumer,
-        processor,
+        dispatcher,
     };
     worker.run()
 }
@@ -71,7 +71,7 @@ struct Worker {
     handle: Handle,
     shutdown: CancellationToken,
     consumer: BaseConsumer<StageContext>,
-    processor: Processor,
+    dispatcher: Dispatcher,
     pipeline: Pipeline<Meta>,
     publisher: AlertPublisher,
     committer: Committer,
@@ -109,10 +109,10 @@ impl Worker {
             if stopping || last_flush.elapsed() >= self.options.flush_interval {
                 self.drain_pipeline()?;
                 last_flush = Instant::now();
-                self.processor.tick(Instant::now())?;
+                self.dispatcher.tick(Instant::now())?;
                 self.publish_alerts();
                 self.handle
-                    .block_on(self.committer.commit(&self.lake, &mut self.processor))?;
+                    .block_on(self.committer.commit(&self.lake, &mut self.dispatcher))?;
                 self.update_live();
             }
             if stopping {
@@ -158,15 +158,16 @@ impl Worker {
                 });
             }
         }
-        let processor = &mut self.processor;
+        let dispatcher = &mut self.dispatcher;
         self.pipeline
-            .feed(metas, &encoded, |m, e| process(processor, topics, m, e))
+            .feed(metas, &encoded, |m, e| process(dispatcher, topics, m, e))
     }
 
     /// Processes the decoded messages waiting in the pipeline.
     fn drain_pipeline(&mut self) -> Result<()> {
-        let (processor, topics) = (&mut self.processor, &self.options.kafka.topics);
-        self.pipeline.flush(|m, e| process(processor, topics, m, e))
+        let (dispatcher, topics) = (&mut self.dispatcher, &self.options.kafka.topics);
+        self.pipeline
+            .flush(|m, e| process(dispatcher, topics, m, e))
     }
 
     /// Partitions assigned (they hold their stream's watermark until they deliver) and
@@ -174,20 +175,20 @@ impl Worker {
     fn apply_assignments(&mut self) {
         let context = self.consumer.context();
         for a in context.take_assignments() {
-            self.processor
+            self.dispatcher
                 .partition_assigned(a.stream, a.partition, Instant::now());
             self.committer.assigned(&a);
         }
         for (topic, partition) in context.take_empty() {
             if let Some(stream) = context.stream_of(&topic) {
-                self.processor.partition_found_empty(stream, partition);
+                self.dispatcher.partition_found_empty(stream, partition);
             }
         }
     }
 
     /// Alerts reach the live view and the topic on arrival, not at the commit.
     fn publish_alerts(&mut self) {
-        let alerts = self.processor.drain_alerts();
+        let alerts = self.dispatcher.drain_alerts();
         if alerts.is_empty() {
             return;
         }
@@ -205,10 +206,10 @@ impl Worker {
 
     fn update_live(&self) {
         let now = Instant::now();
-        let processor = &self.processor;
+        let dispatcher = &self.dispatcher;
         let mut view = self.live.write().unwrap_or_else(|p| p.into_inner());
         view.consumed = self.consumed;
-        view.footfall = processor
+        view.footfall = dispatcher
             .early_footfall()
             .into_iter()
             .map(|(zone, window, w, people_count)| LiveFootfall {
@@ -219,10 +220,10 @@ impl Worker {
                 people_count,
             })
             .collect();
-        view.open_alerts = processor.open_alert_rows();
+        view.open_alerts = dispatcher.open_alert_rows();
         view.watermarks = INPUTS
             .iter()
-            .map(|s| (*s, processor.watermark(*s, now)))
+            .map(|s| (*s, dispatcher.watermark(*s, now)))
             .collect();
         view.updated_at = Some(Utc::now());
     }
@@ -231,7 +232,7 @@ impl Worker {
 /// One decoded message. Refused messages are ingest's business (dead letters): the stage
 /// skips them.
 fn process(
-    processor: &mut Processor,
+    dispatcher: &mut Dispatcher,
     topics: &vallee_kafka::TopicMap,
     (stream, partition, offset): Meta,
     event: std::result::Result<Decoded, Rejection>,
@@ -239,7 +240,7 @@ fn process(
     match event {
         Ok(event) => {
             let topic = topics.get(&stream).map_or("", String::as_str);
-            processor.process(stream, topic, partition, offset, &event, Instant::now())
+            dispatcher.process(stream, topic, partition, offset, &event, Instant::now())
         }
         Err(_) => Ok(()),
     }

@@ -1,9 +1,17 @@
 //! The stage's computation, free of I/O: decoded events in, output rows out.
 //!
-//! It holds one watermark per input stream and the four families
-//! ([`crate::families`]); each event goes to the family of its stream, each tick
-//! advances every family on the watermarks, and each commit collects their rows and
-//! replay positions.
+//! The dispatcher holds one watermark per input stream and the four families
+//! ([`crate::families`]). Each event goes to the family of its stream (a `match` on the
+//! stream: a static call, nothing allocated), each tick advances every family on the
+//! watermarks, and each commit collects their rows and replay positions.
+//!
+//! ```text
+//!  beacons ─────────────────► footfall ─► footfall, footfall_dwell
+//!  tourism ─────────────────► presence ─► site_presence
+//!  waste containers, vehicles ► bins ────► fill_alerts, bin_forecast   (+ vallee.alerts)
+//!  vineyards ───────────────► vine ─────► vine_indicators, vine_alerts (+ vallee.alerts)
+//!  every event ─► its stream's watermark ─► EventClock at each tick ─► every family
+//! ```
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -23,8 +31,8 @@ use crate::families::vine::Vine;
 use crate::families::{Family, Read, ReplayFrom, Rows, StageWatermarks};
 use crate::window::Window;
 
-/// The stage's state.
-pub struct Processor {
+/// The stage's state: the watermarks and the families.
+pub struct Dispatcher {
     /// One watermark per input stream, shared by the families.
     watermarks: StageWatermarks,
     pub footfall: Footfall,
@@ -33,10 +41,10 @@ pub struct Processor {
     pub vine: Vine,
 }
 
-impl Processor {
-    /// A processor whose per-batch plans run on `handle` (from a thread that may block).
+impl Dispatcher {
+    /// A dispatcher whose per-batch plans run on `handle` (from a thread that may block).
     pub fn new(options: StreamOptions, handle: tokio::runtime::Handle) -> Self {
-        Processor {
+        Dispatcher {
             watermarks: StageWatermarks::new(&options),
             footfall: Footfall::new(&options, handle.clone()),
             presence: Presence::new(&options, handle),
@@ -146,5 +154,46 @@ impl Processor {
     /// Current values of open windows (early results for the live view).
     pub fn early_footfall(&self) -> Vec<(String, String, Window, i64)> {
         self.footfall.early()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vallee_schemas::tables::OutputTable;
+
+    use super::*;
+    use crate::stage::consumer::INPUTS;
+
+    /// The streams and tables of every family, in dispatch order.
+    fn families() -> [(&'static [Stream], &'static [OutputTable]); 4] {
+        [
+            (Footfall::INPUTS, Footfall::OUTPUTS),
+            (Presence::INPUTS, Presence::OUTPUTS),
+            (Bins::INPUTS, Bins::OUTPUTS),
+            (Vine::INPUTS, Vine::OUTPUTS),
+        ]
+    }
+
+    #[test]
+    fn every_input_feeds_one_family_and_every_output_has_one_writer_fed_by_its_sources() {
+        for stream in INPUTS {
+            let readers = families()
+                .iter()
+                .filter(|(inputs, _)| inputs.contains(&stream))
+                .count();
+            assert_eq!(readers, 1, "{stream}");
+        }
+        for table in OutputTable::ALL {
+            let writers: Vec<_> = families()
+                .into_iter()
+                .filter(|(_, outputs)| outputs.contains(&table))
+                .collect();
+            assert_eq!(writers.len(), 1, "{table}");
+            let (inputs, _) = writers[0];
+            assert!(
+                table.sources().iter().all(|s| inputs.contains(s)),
+                "{table} is fed by streams its family does not read"
+            );
+        }
     }
 }
