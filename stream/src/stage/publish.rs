@@ -12,7 +12,9 @@ use vallee_schemas::tables::AlertRow;
 
 use super::StreamOptions;
 use crate::Result;
-use crate::families::bins::fill::AlertKind;
+use vallee_schemas::tables::AlertKind;
+
+use crate::families::bins::fill::is_bin_alert;
 
 /// The stage's producer of alert messages.
 pub struct AlertPublisher {
@@ -58,7 +60,7 @@ impl AlertPublisher {
 
 /// An alert row as a FIWARE `Alert` message of `vallee.alerts`.
 pub fn alert_json(r: &AlertRow) -> String {
-    let category = if AlertKind::parse(r.kind).is_some() {
+    let category = if is_bin_alert(AlertKind::parse(r.kind)) {
         "waste"
     } else {
         "agriculture"

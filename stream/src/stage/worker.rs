@@ -20,6 +20,7 @@ use vallee_kafka::RejoinPolicy;
 use vallee_lake::Lake;
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::{DecodeOptions, Decoded, Rejection};
+use vallee_schemas::tables::{AlertKind, AlertState};
 
 use super::StreamOptions;
 use super::commit::Committer;
@@ -29,7 +30,7 @@ use super::dispatcher::Dispatcher;
 use super::live::{LiveFootfall, SharedLiveView};
 use super::publish::AlertPublisher;
 use crate::Result;
-use crate::families::bins::fill::AlertKind;
+use crate::families::bins::fill::is_bin_alert;
 
 /// Where a message was read: its stream, partition and offset.
 type Meta = (Stream, i32, i64);
@@ -193,8 +194,11 @@ impl Worker {
             return;
         }
         let mut view = self.live.write().unwrap_or_else(|p| p.into_inner());
-        for row in alerts.iter().filter(|r| AlertKind::parse(r.kind).is_some()) {
-            if row.state == "open" {
+        for row in alerts
+            .iter()
+            .filter(|r| is_bin_alert(AlertKind::parse(r.kind)))
+        {
+            if AlertState::parse(row.state) == AlertState::Open {
                 view.open_alerts.insert(row.alert_id.clone(), row.clone());
             } else {
                 view.open_alerts.remove(&row.alert_id);

@@ -5,6 +5,8 @@
 //! depend on *other* data wait for event time: "was a truck there in the 15 minutes before
 //! the drop?" waits until the vehicles' watermark has passed the drop, and "silent" waits
 //! for the bins' watermark to pass the last reading + 24 h.
+//!
+//! Kinds and clear reasons are the tables' contract's ([`AlertKind`], [`ClearReason`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -13,55 +15,19 @@ use vallee_schemas::events::vehicle::VehicleRecord;
 use vallee_schemas::events::waste_container::WasteContainerRecord;
 use vallee_schemas::geo::GeoPoint;
 
-/// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AlertKind {
-    Fill,
-    Fire,
-    Status,
-    Silent,
-}
+pub use vallee_schemas::tables::{AlertKind, ClearReason};
 
-impl AlertKind {
-    pub fn parse(s: &str) -> Option<AlertKind> {
-        [
-            AlertKind::Fill,
-            AlertKind::Fire,
-            AlertKind::Status,
-            AlertKind::Silent,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
+/// The kinds of a bin's alerts (`fill_alerts`); the others are the vineyards'.
+pub const BIN_KINDS: [AlertKind; 4] = [
+    AlertKind::Fill,
+    AlertKind::Fire,
+    AlertKind::Status,
+    AlertKind::Silent,
+];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::Fill => "fill",
-            AlertKind::Fire => "fire",
-            AlertKind::Status => "status",
-            AlertKind::Silent => "silent",
-        }
-    }
-}
-
-/// Why an alert cleared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClearReason {
-    LevelDrop,
-    Collection,
-    StatusOk,
-    ReportingAgain,
-}
-
-impl ClearReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClearReason::LevelDrop => "level_drop",
-            ClearReason::Collection => "collection",
-            ClearReason::StatusOk => "status_ok",
-            ClearReason::ReportingAgain => "reporting_again",
-        }
-    }
+/// Whether an alert of this kind is a bin's.
+pub fn is_bin_alert(kind: AlertKind) -> bool {
+    BIN_KINDS.contains(&kind)
 }
 
 /// One row of `fill_alerts`: an alert opening or clearing.

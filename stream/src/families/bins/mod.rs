@@ -20,7 +20,7 @@ use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::Decoded;
 use vallee_schemas::events::waste_container::WasteContainerRecord;
 use vallee_schemas::geo::GeoPoint;
-use vallee_schemas::tables::{AlertRow, ForecastRow, OutputTable};
+use vallee_schemas::tables::{AlertRow, AlertState, ForecastRow, OutputTable};
 use vallee_schemas::time::utc_day;
 
 use self::fill::{AlertChange, AlertKind, FillAlerts, FillRules};
@@ -34,7 +34,7 @@ use crate::stage::StreamOptions;
 #[derive(Debug, Default, Clone)]
 pub struct Emitted {
     /// (alert id, state) written.
-    pub alerts: HashSet<(String, &'static str)>,
+    pub alerts: HashSet<(String, AlertState)>,
     /// (bin, reading time in µs) already forecast.
     pub forecasts: HashSet<(String, i64)>,
 }
@@ -114,7 +114,7 @@ impl Bins {
                 alert_id: alert_id.to_string(),
                 kind: kind.as_str(),
                 entity_id: entity.to_string(),
-                state: "open",
+                state: AlertState::Open.as_str(),
                 date_observed: at,
                 clear_reason: None,
                 filling_level: None,
@@ -170,14 +170,18 @@ impl Bins {
     fn emit_alerts(&mut self, changes: Vec<AlertChange>) {
         let decided: Vec<String> = changes.iter().map(|c| c.entity_id.clone()).collect();
         for c in changes {
-            let state = if c.open { "open" } else { "cleared" };
+            let state = if c.open {
+                AlertState::Open
+            } else {
+                AlertState::Cleared
+            };
             // The bin's readings since its previous change decided this one.
             let lineage = self.lineage.get(&c.entity_id).cloned().unwrap_or_default();
             let row = AlertRow {
                 alert_id: c.alert_id.clone(),
                 kind: c.kind.as_str(),
                 entity_id: c.entity_id.clone(),
-                state,
+                state: state.as_str(),
                 date_observed: c.date_observed,
                 clear_reason: c.clear_reason.map(|r| r.as_str()),
                 filling_level: c.filling_level,

@@ -8,7 +8,7 @@ use vallee_lake::Lake;
 use vallee_schemas::tables::columns::Columns;
 use vallee_schemas::tables::{AlertRow, AlertState};
 
-use super::fill::AlertKind;
+use super::fill::{AlertKind, is_bin_alert};
 use crate::Result;
 use crate::families::without_lineage;
 
@@ -18,31 +18,31 @@ pub(super) type OpenAlert = (String, AlertKind, String, DateTime<Utc>);
 /// Every `(alert, state)` written, and the alerts whose episode is still open.
 pub(super) async fn fill_alerts(
     lake: &Lake,
-) -> Result<(HashSet<(String, &'static str)>, Vec<OpenAlert>)> {
+) -> Result<(HashSet<(String, AlertState)>, Vec<OpenAlert>)> {
     let mut written = HashSet::new();
-    // Per alert: its first row read, cleared once any of its rows is.
-    let mut states: BTreeMap<String, AlertRow> = BTreeMap::new();
+    // Per alert: its first row read, and its state (cleared once any of its rows is).
+    let mut states: BTreeMap<String, (AlertRow, AlertState)> = BTreeMap::new();
     for r in lake
         .rows::<AlertRow>(&without_lineage("fill_alerts"))
         .await?
     {
-        written.insert((r.alert_id.clone(), r.state));
-        let cleared = r.state == AlertState::Cleared.as_str();
-        let entry = states.entry(r.alert_id.clone()).or_insert(r);
-        if cleared {
-            entry.state = AlertState::Cleared.as_str();
+        let state = AlertState::parse(r.state);
+        written.insert((r.alert_id.clone(), state));
+        let entry = states.entry(r.alert_id.clone()).or_insert((r, state));
+        if state == AlertState::Cleared {
+            entry.1 = AlertState::Cleared;
         }
     }
     let open = states
         .into_values()
-        .filter(|r| r.state == AlertState::Open.as_str())
-        .filter_map(|r| {
-            Some((
+        .filter(|(r, state)| *state == AlertState::Open && is_bin_alert(AlertKind::parse(r.kind)))
+        .map(|(r, _)| {
+            (
                 r.entity_id,
-                AlertKind::parse(r.kind)?,
+                AlertKind::parse(r.kind),
                 r.alert_id,
                 r.date_observed,
-            ))
+            )
         })
         .collect();
     Ok((written, open))

@@ -1,10 +1,10 @@
 //! A station's local day closing: its indicators, its season, its mildew risk levels.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use vallee_schemas::tables::{AlertRow, VineRow};
+use vallee_schemas::tables::{AlertKind, AlertRow, AlertState, ClearReason, VineRow};
 use vallee_schemas::time::utc_day;
 
-use super::indicators::{DOWNY_MILDEW, POWDERY_MILDEW, RiskLevel, Season, summarize_day};
+use super::indicators::{RiskLevel, Season, summarize_day};
 use super::{VALLEY_LATITUDE, Vine};
 use crate::lineage::Lineage;
 
@@ -38,8 +38,11 @@ impl Vine {
             let i = season.add_day(&summary);
             let gt_index = season.gt_index;
             let risks = [
-                (DOWNY_MILDEW, RiskLevel::downy(i.downy_mildew_3_10)),
-                (POWDERY_MILDEW, RiskLevel::powdery(gt_index)),
+                (
+                    AlertKind::DownyMildew,
+                    RiskLevel::downy(i.downy_mildew_3_10),
+                ),
+                (AlertKind::PowderyMildew, RiskLevel::powdery(gt_index)),
             ];
             self.mildew_risks(&station, day, &risks, &lineage);
             self.pending.days.push(VineRow {
@@ -71,7 +74,7 @@ impl Vine {
         &mut self,
         station: &str,
         day: NaiveDate,
-        risks: &[(&'static str, RiskLevel)],
+        risks: &[(AlertKind, RiskLevel)],
         lineage: &Lineage,
     ) {
         let Some(info) = self.stations.get(station) else {
@@ -91,24 +94,27 @@ impl Vine {
                     continue;
                 }
                 let (alert_id, state) = match (&episode, level) {
-                    (Some(id), RiskLevel::Low) => (id.clone(), "cleared"),
+                    (Some(id), RiskLevel::Low) => (id.clone(), AlertState::Cleared),
                     (None, RiskLevel::Low) => {
                         self.mildew.insert(key, (*level, None));
                         continue;
                     }
-                    (Some(id), _) => (id.clone(), "open"),
-                    (None, _) => (format!("{entity}:{kind}:{day}"), "open"),
+                    (Some(id), _) => (id.clone(), AlertState::Open),
+                    (None, _) => (
+                        format!("{entity}:{}:{day}", kind.as_str()),
+                        AlertState::Open,
+                    ),
                 };
-                let open = state == "open";
+                let open = state == AlertState::Open;
                 self.mildew
                     .insert(key, (*level, open.then(|| alert_id.clone())));
                 self.push_alert(AlertRow {
                     alert_id,
-                    kind,
+                    kind: kind.as_str(),
                     entity_id: entity.clone(),
-                    state,
+                    state: state.as_str(),
                     date_observed: at,
-                    clear_reason: (!open).then_some("risk_low"),
+                    clear_reason: (!open).then_some(ClearReason::RiskLow.as_str()),
                     filling_level: None,
                     commune_code: commune_code.clone(),
                     risk_level: Some(level.as_str()),

@@ -13,7 +13,6 @@ use std::collections::VecDeque;
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use chrono_tz::Europe::Paris;
-use vallee_schemas::tables::AlertKind;
 
 // The formulas and the risk levels are shared with SQL and the API: the tables' contract.
 pub use vallee_schemas::formulas::{degree_days, huglin_day, huglin_k};
@@ -238,11 +237,6 @@ impl FrostWatch {
         }
     }
 }
-
-/// The alert kind of downy-mildew risk changes (`vine_alerts`).
-pub const DOWNY_MILDEW: &str = AlertKind::DownyMildew.as_str();
-/// The alert kind of powdery-mildew risk changes (`vine_alerts`).
-pub const POWDERY_MILDEW: &str = AlertKind::PowderyMildew.as_str();
 
 #[cfg(test)]
 mod tests {

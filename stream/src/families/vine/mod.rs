@@ -19,7 +19,7 @@ use vallee_lake::Lake;
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::Decoded;
 use vallee_schemas::events::weather::WeatherRecord;
-use vallee_schemas::tables::{AlertRow, OutputTable, VineRow};
+use vallee_schemas::tables::{AlertKind, AlertRow, AlertState, ClearReason, OutputTable, VineRow};
 use vallee_schemas::time::utc_day;
 
 use self::indicators::{FrostWatch, RiskLevel, Season};
@@ -34,7 +34,7 @@ pub struct Emitted {
     /// (station, local day) written.
     pub days: HashSet<(String, NaiveDate)>,
     /// (alert id, state, time in µs): a mildew episode has several `open` rows (levels).
-    pub alerts: HashSet<(String, &'static str, i64)>,
+    pub alerts: HashSet<(String, AlertState, i64)>,
 }
 
 /// Rows produced since the last commit.
@@ -48,7 +48,7 @@ pub struct Pending {
 type MildewLevel = (RiskLevel, Option<String>);
 
 /// Mildew risk per (parcel or station, alert kind): level and the open episode's id.
-type MildewState = BTreeMap<(String, &'static str), MildewLevel>;
+type MildewState = BTreeMap<(String, AlertKind), MildewLevel>;
 
 /// A station reading: time, air temperature (°C), precipitation (mm).
 type StationReading = (DateTime<Utc>, f64, f64);
@@ -162,14 +162,18 @@ impl Vine {
             };
             for entity in self.stations[&station].alert_entities(&station) {
                 let alert_id = format!("{entity}:frost:{}", opened.timestamp_micros());
-                let state = if open { "open" } else { "cleared" };
+                let state = if open {
+                    AlertState::Open
+                } else {
+                    AlertState::Cleared
+                };
                 self.push_alert(AlertRow {
                     alert_id,
-                    kind: "frost",
+                    kind: AlertKind::Frost.as_str(),
                     entity_id: entity,
-                    state,
+                    state: state.as_str(),
                     date_observed: at,
-                    clear_reason: (!open).then_some("temperature_rise"),
+                    clear_reason: (!open).then_some(ClearReason::TemperatureRise.as_str()),
                     filling_level: None,
                     commune_code: w.commune_code.clone(),
                     risk_level: None,
@@ -185,7 +189,7 @@ impl Vine {
     fn push_alert(&mut self, row: AlertRow) {
         let key = (
             row.alert_id.clone(),
-            row.state,
+            AlertState::parse(row.state),
             row.date_observed.timestamp_micros(),
         );
         if !self.emitted.alerts.insert(key) {

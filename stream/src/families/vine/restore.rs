@@ -8,15 +8,15 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use vallee_lake::Lake;
-use vallee_schemas::tables::{AlertRow, AlertState, VineRow};
+use vallee_schemas::tables::{AlertKind, AlertRow, AlertState, VineRow};
 
-use super::indicators::{DOWNY_MILDEW, POWDERY_MILDEW, RiskLevel, Season};
+use super::indicators::{RiskLevel, Season};
 use super::{Emitted, MildewState};
 use crate::Result;
 use crate::families::without_lineage;
 
 /// The alert kinds of `vine_alerts` that follow a risk level.
-const MILDEW_KINDS: [&str; 2] = [DOWNY_MILDEW, POWDERY_MILDEW];
+const MILDEW_KINDS: [AlertKind; 2] = [AlertKind::DownyMildew, AlertKind::PowderyMildew];
 
 /// What the tables hold and the state a restart resumes from.
 pub(super) struct Restored {
@@ -39,17 +39,19 @@ pub(super) async fn restored(lake: &Lake) -> Result<Restored> {
 /// Every `(alert, state, time)` written, and the mildew level of each (parcel, kind): its
 /// latest row's.
 async fn vine_alerts(lake: &Lake, emitted: &mut Emitted) -> Result<MildewState> {
-    let mut latest: BTreeMap<(String, &'static str), (i64, super::MildewLevel)> = BTreeMap::new();
+    let mut latest: BTreeMap<(String, AlertKind), (i64, super::MildewLevel)> = BTreeMap::new();
     for r in lake
         .rows::<AlertRow>(&without_lineage("vine_alerts"))
         .await?
     {
         let t = r.date_observed.timestamp_micros();
-        let open = r.state == AlertState::Open.as_str();
-        emitted.alerts.insert((r.alert_id.clone(), r.state, t));
-        let Some(kind) = MILDEW_KINDS.into_iter().find(|k| *k == r.kind) else {
+        let state = AlertState::parse(r.state);
+        let open = state == AlertState::Open;
+        emitted.alerts.insert((r.alert_id.clone(), state, t));
+        let kind = AlertKind::parse(r.kind);
+        if !MILDEW_KINDS.contains(&kind) {
             continue;
-        };
+        }
         let state = match r.risk_level.and_then(RiskLevel::parse) {
             Some(l) if open => (l, Some(r.alert_id)),
             _ => (RiskLevel::Low, None),
@@ -191,7 +193,9 @@ mod tests {
         let mut restored = Vine::new(&StreamOptions::default());
         restored.restore(&lake).await.unwrap();
         assert_eq!(
-            restored.mildew.get(&("p1".to_string(), DOWNY_MILDEW)),
+            restored
+                .mildew
+                .get(&("p1".to_string(), AlertKind::DownyMildew)),
             Some(&(RiskLevel::High, Some("p1:downy:1".to_string())))
         );
         assert_eq!(restored.emitted.days.len(), 3);
