@@ -310,7 +310,7 @@ pub async fn stage_only(config: HubConfig, shutdown: CancellationToken) -> Resul
 }
 
 /// What the metrics read from the stages this process runs: ingest's counters and writer
-/// id, the stream stage's live view.
+/// id, the stream stage's live view (its watermarks, and its partitions' health).
 #[derive(Debug)]
 struct HubStatus {
     ingest: Option<(Arc<IngestStats>, String)>,
@@ -343,15 +343,25 @@ impl StageStatus for HubStatus {
 
     fn partitions(&self) -> Vec<StagePartitions> {
         use std::sync::atomic::Ordering::Relaxed;
-        self.ingest
-            .iter()
-            .map(|(stats, _)| StagePartitions {
-                stage: "ingest",
-                health: vallee_kafka::probe::read(&stats.health),
+        let ingest = self.ingest.iter().map(|(stats, _)| StagePartitions {
+            stage: "ingest",
+            health: vallee_kafka::probe::read(&stats.health),
+            stall_after: self.stall_after,
+            recoveries: stats.recoveries.load(Relaxed),
+        });
+        let stream = self.live.iter().map(|live| {
+            let (health, recoveries) = {
+                let view = live.read().unwrap_or_else(|p| p.into_inner());
+                (view.health.clone(), view.recoveries)
+            };
+            StagePartitions {
+                stage: "stream",
+                health: vallee_kafka::probe::read(&health),
                 stall_after: self.stall_after,
-                recoveries: stats.recoveries.load(Relaxed),
-            })
-            .collect()
+                recoveries,
+            }
+        });
+        ingest.chain(stream).collect()
     }
 
     fn watermarks(&self) -> BTreeMap<Stream, Option<chrono::DateTime<chrono::Utc>>> {

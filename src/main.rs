@@ -138,6 +138,9 @@ async fn main() -> Result<()> {
             // The whole hub in one process: each stage is its group's only member and
             // takes its partitions itself (no coordinator to strand one, no join wait).
             config.ingest.membership = config.ingest.membership.or(Membership::Sole);
+            if let Some(stream) = config.stream.as_mut() {
+                stream.membership = stream.membership.or(Membership::Sole);
+            }
             config.broker_listen =
                 hub::exposed_only_if_asked(args.broker_listen, args.expose_broker)?;
             if !args.no_simulate {
@@ -158,11 +161,17 @@ async fn main() -> Result<()> {
             hub::stage_only(config, shutdown).await
         }
         Command::Stream(args) => {
-            let config = HubConfig {
+            let mut config = HubConfig {
                 ingest_stage: false,
                 api: None,
                 ..hub_config(&args.common, &file)?
             };
+            if let Some(stream) = config.stream.as_mut() {
+                stream.membership = args
+                    .membership
+                    .unwrap_or(stream.membership)
+                    .or(Membership::Group);
+            }
             hub::stage_only(config, shutdown).await
         }
         Command::Serve(args) => {

@@ -8,10 +8,15 @@
 //! beginning when none recorded anything). The worker is told of every assignment (the
 //! partition then holds its stream's watermark until it delivers) and of the partitions
 //! the client's statistics found empty ([`super::empty_partitions`]).
+//!
+//! Partitions come from the group coordinator (the rebalance hook), or, under a
+//! self-assigned membership (`sole`, `static:i/n`: see `vallee_kafka::membership`), from
+//! the topics' metadata ([`assign_owned`]). Both go through [`StageContext::take_over`]:
+//! the same positioning, the same notification to the worker.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
@@ -55,8 +60,8 @@ pub struct StageContext {
     topics: TopicMap,
     /// Assignments not yet seen by the worker.
     assigned: Mutex<Vec<Assignment>>,
-    /// Partitions owned right now (0 between a revocation and the next assignment).
-    owned: AtomicUsize,
+    /// Partitions owned right now (none between a revocation and the next assignment).
+    owned: Mutex<Vec<(String, i32)>>,
     /// Partitions the latest client statistics found empty from where they started.
     empty: Mutex<Vec<(String, i32)>>,
 }
@@ -69,7 +74,7 @@ impl StageContext {
             writer_id: options.writer_id.clone(),
             topics: options.kafka.topics.clone(),
             assigned: Mutex::default(),
-            owned: AtomicUsize::default(),
+            owned: Mutex::default(),
             empty: Mutex::default(),
         }
     }
@@ -80,7 +85,12 @@ impl StageContext {
 
     /// Whether the consumer owns any partition.
     pub fn owns_partitions(&self) -> bool {
-        self.owned.load(Ordering::Relaxed) > 0
+        !self.owned().is_empty()
+    }
+
+    /// The partitions the consumer owns.
+    pub fn owned(&self) -> Vec<(String, i32)> {
+        self.owned.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Whether assignments wait for the worker (a rebalance happened during a poll).
@@ -143,6 +153,63 @@ impl ClientContext for StageContext {
     }
 }
 
+impl StageContext {
+    /// Positions `tpl`'s partitions where their outputs need the replay to start and
+    /// assigns them: all at once (`incremental` false: a rebalance's whole assignment) or
+    /// in addition to those owned (a self-assigned membership taking partitions). The
+    /// worker is told of each.
+    pub fn take_over(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        tpl: &mut TopicPartitionList,
+        incremental: bool,
+    ) {
+        let partitions: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        let mut assigned = Vec::new();
+        for (topic, partition) in &partitions {
+            let (topic, partition) = (topic.as_str(), *partition);
+            match self.handle.block_on(self.assignment(topic, partition)) {
+                Ok(Some(a)) => {
+                    let offset = a.start.map_or(Offset::Beginning, Offset::Offset);
+                    let _ = tpl.set_partition_offset(topic, partition, offset);
+                    tracing::info!(topic, partition, replay_from = ?a.start, "stream stage partition assigned");
+                    assigned.push(a);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // From the beginning, as before the stage committed group offsets: those
+                    // are for monitoring, never a position (the replay must cover the state).
+                    let _ = tpl.set_partition_offset(topic, partition, Offset::Beginning);
+                    tracing::error!(topic, partition, error = %e, "cannot read the stage's offsets")
+                }
+            }
+        }
+        let result = if incremental {
+            consumer.incremental_assign(tpl)
+        } else {
+            consumer.assign(tpl)
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "assign failed");
+        }
+        {
+            let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+            if !incremental {
+                owned.clear();
+            }
+            owned.extend(partitions);
+        }
+        self.assigned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(assigned);
+    }
+}
+
 impl ConsumerContext for StageContext {
     fn rebalance(
         &self,
@@ -150,39 +217,12 @@ impl ConsumerContext for StageContext {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
-            self.owned.store(0, Ordering::Relaxed);
-            let _ = consumer.unassign();
+        if err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            self.take_over(consumer, tpl, false);
             return;
         }
-        self.owned.store(tpl.count(), Ordering::Relaxed);
-        let partitions: Vec<(String, i32)> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
-        let mut assigned = Vec::new();
-        for (topic, partition) in partitions {
-            match self.handle.block_on(self.assignment(&topic, partition)) {
-                Ok(Some(a)) => {
-                    let offset = a.start.map_or(Offset::Beginning, Offset::Offset);
-                    let _ = tpl.set_partition_offset(&topic, partition, offset);
-                    tracing::info!(topic, partition, replay_from = ?a.start, "stream stage partition assigned");
-                    assigned.push(a);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(topic, partition, error = %e, "cannot read the stage's offsets")
-                }
-            }
-        }
-        if let Err(e) = consumer.assign(tpl) {
-            tracing::error!(error = %e, "assign failed");
-        }
-        self.assigned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(assigned);
+        self.owned.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let _ = consumer.unassign();
     }
 }
 
@@ -207,19 +247,47 @@ pub fn consumer_config(options: &StreamOptions) -> ClientConfig {
     })
 }
 
-/// A consumer of the stage's input topics in its own group, positioned by [`StageContext`].
-pub fn subscribe(
+/// A consumer of the stage's input topics, positioned by [`StageContext`]: subscribed in
+/// its group, or with no subscription when it assigns its partitions itself
+/// ([`assign_owned`]).
+pub fn create(
     options: &StreamOptions,
     lake: &Arc<Lake>,
     handle: &Handle,
 ) -> Result<BaseConsumer<StageContext>> {
     let context = StageContext::new(lake.clone(), handle.clone(), options);
+    let config = consumer_config(options);
+    if options.membership.assigns_itself() {
+        return Ok(config.create_with_context(context)?);
+    }
     let topics = options.kafka.topics.topics_of(&INPUTS);
-    Ok(vallee_kafka::subscribe(
-        &consumer_config(options),
-        context,
+    Ok(vallee_kafka::subscribe(&config, context, &topics)?)
+}
+
+/// Under a self-assigned membership, takes over the member's partitions it does not own
+/// yet (all of them at start; then partitions added to a topic), read from the topics'
+/// metadata. Returns how many.
+pub fn assign_owned(
+    options: &StreamOptions,
+    consumer: &BaseConsumer<StageContext>,
+) -> Result<usize> {
+    let topics = options.kafka.topics.topics_of(&INPUTS);
+    let all = vallee_kafka::owned_partitions(
+        consumer,
         &topics,
-    )?)
+        options.membership,
+        Duration::from_secs(5),
+    )?;
+    let owned = consumer.context().owned();
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition) in all.iter().filter(|p| !owned.contains(p)) {
+        tpl.add_partition(topic, *partition);
+    }
+    let n = tpl.count();
+    if n > 0 {
+        consumer.context().take_over(consumer, &mut tpl, true);
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! The live view: what the stage knows right now, before anything is committed (open
-//! alerts, early results of open windows, watermarks). The API reads it.
+//! alerts, early results of open windows, watermarks), and how its partitions flow (the
+//! probe's health, the fresh consumers it started). The API and the metrics read it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
+use vallee_kafka::SharedHealth;
 use vallee_schemas::contract::Stream;
 use vallee_schemas::tables::AlertRow;
 
@@ -31,6 +33,12 @@ pub struct LiveView {
     pub consumed: u64,
     /// When the stage first owned partitions (the benchmark's clock starts there).
     pub assigned_at: Option<std::time::Instant>,
+    /// Each input partition's lag and stall, sampled every few seconds by the stage's
+    /// probe (shared: the probe writes it, readiness and metrics read it).
+    pub health: SharedHealth,
+    /// Fresh consumers started because partitions stopped flowing (a stall, or no
+    /// partition at all from the group).
+    pub recoveries: u64,
 }
 
 /// The live view shared between the stage (writer) and the API (readers).

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use vallee_kafka::KafkaOptions;
+use vallee_kafka::{KafkaOptions, Membership};
 use vallee_schemas::contract::Stream;
 use vallee_schemas::units;
 
@@ -24,6 +24,11 @@ pub struct StreamOptions {
     /// Prefix of the application-transaction ids of its output commits, and its Kafka
     /// client id. Default `vallee-stream`.
     pub writer_id: String,
+    /// How this process gets its partitions: `"auto"` (default: `sole` under `vallee up`,
+    /// `group` for `vallee stream`), `"group"` (the coordinator assigns them), `"sole"`
+    /// (the only stream process takes every partition itself) or `"static:<i>/<n>"`
+    /// (member i of n, partitions p with p mod n = i). See `vallee_kafka::membership`.
+    pub membership: Membership,
     /// Allowed lateness per sensor stream (beacons 30 s, tourism 5 min, vineyards 15 min,
     /// bins 2 h). In the file, `[stream.lateness_s]` names the streams it changes.
     #[serde(rename = "lateness_s", with = "lateness")]
@@ -71,6 +76,7 @@ impl Default for StreamOptions {
             kafka: KafkaOptions::default(),
             group_id: "vallee-stream".into(),
             writer_id: "vallee-stream".into(),
+            membership: Membership::Auto,
             lateness: lateness::defaults(),
             idle_timeout: Duration::from_secs(30),
             correction_horizon: chrono::Duration::hours(1),
@@ -87,7 +93,8 @@ impl Default for StreamOptions {
 }
 
 impl StreamOptions {
-    /// Names are set, capacities positive, the dwell gap and the commit interval non-zero.
+    /// Names are set, capacities positive, the dwell gap and the commit interval non-zero,
+    /// a static membership's index below its count.
     pub fn validate(&self) -> Result<()> {
         let invalid = |m: String| Err(Error::Options(m));
         if self.group_id.trim().is_empty() {
@@ -95,6 +102,9 @@ impl StreamOptions {
         }
         if self.writer_id.trim().is_empty() {
             return invalid("writer_id is empty".into());
+        }
+        if let Err(e) = self.membership.validate() {
+            return invalid(e.to_string());
         }
         if self.default_zone_capacity < 1 {
             return invalid("default_zone_capacity must be at least 1".into());
@@ -181,9 +191,12 @@ mod tests {
             "lateness_s": {"beacons": 60, "tourism": "10min"},
             "sketch_zones": ["za-camalce-nord"],
             "dwell_gap_s": 300,
-            "idle_timeout_ms": 2000
+            "idle_timeout_ms": 2000,
+            "membership": "static:1/2"
         }))
         .unwrap();
+        assert_eq!(o.membership, Membership::Static { index: 1, count: 2 });
+        assert_eq!(StreamOptions::default().membership, Membership::Auto);
         assert_eq!(o.lateness[&Stream::Beacons], chrono::Duration::seconds(60));
         assert_eq!(o.lateness[&Stream::Tourism], chrono::Duration::minutes(10));
         assert_eq!(

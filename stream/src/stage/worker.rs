@@ -4,9 +4,15 @@
 //! ```text
 //!  poll ─► chunk (≤ 8 192 messages, cut at a rebalance) ─► decoding pipeline ─► dispatcher
 //!   │                                                    fresh alerts ─► live view, vallee.alerts
-//!   └─ every flush_interval: pipeline drained ─► tick (windows, days, pending decisions)
-//!                            ─► alerts ─► output commit (commit.rs) ─► live view
+//!   ├─ every flush_interval: pipeline drained ─► tick (windows, days, pending decisions)
+//!   │                        ─► alerts ─► output commit (commit.rs) ─► group offsets ─► live view
+//!   └─ every second: partitions flowing? (the probe's health; a member with none)
+//!                    no ─► commit, then a fresh consumer and families restored from the lake
 //! ```
+//!
+//! A fresh consumer starts as a restarted stage would: what was read is committed first,
+//! then the families are restored from the lake and the partitions replayed from the
+//! offsets the outputs recorded (state carried over would count the replayed events twice).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +22,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
-use vallee_kafka::RejoinPolicy;
+use vallee_kafka::probe::{ProbeTiming, spawn_probe};
+use vallee_kafka::{KafkaOptions, RejoinPolicy, SharedHealth};
 use vallee_lake::Lake;
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::{DecodeOptions, Decoded, Rejection};
@@ -24,13 +31,21 @@ use vallee_schemas::tables::{AlertKind, AlertState};
 
 use super::StreamOptions;
 use super::commit::Committer;
-use super::consumer::{INPUTS, StageContext, subscribe};
+use super::consumer::{INPUTS, StageContext, assign_owned, create};
 use super::decoding::{Encoded, Pipeline};
 use super::dispatcher::Dispatcher;
 use super::live::{LiveFootfall, SharedLiveView};
 use super::publish::AlertPublisher;
 use crate::Result;
 use crate::families::bins::fill::is_bin_alert;
+
+/// How often the loop looks at its health (stalls, a member with no partition) and, when
+/// it assigns its partitions itself and owns none yet, for partitions.
+const HEALTH_CHECK: Duration = Duration::from_secs(1);
+/// How often a self-assigned stage looks for partitions added to its topics.
+const NEW_PARTITIONS_CHECK: Duration = Duration::from_secs(30);
+/// A probe sample older than this decides nothing (the broker unreachable).
+const MAX_SAMPLE_AGE: Duration = Duration::from_secs(15);
 
 /// Where a message was read: its stream, partition and offset.
 type Meta = (Stream, i32, i64);
@@ -43,19 +58,28 @@ pub fn run_blocking(
     handle: Handle,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let mut dispatcher = Dispatcher::new(options.clone(), handle.clone());
-    handle.block_on(dispatcher.restore(&lake))?;
-    let consumer = subscribe(&options, &lake, &handle)?;
+    let dispatcher = restored(&options, &lake, &handle)?;
+    let consumer = create(&options, &lake, &handle)?;
+    let health = live
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .health
+        .clone();
+    let now = Instant::now();
     let mut worker = Worker {
         publisher: AlertPublisher::new(&options, handle.clone())?,
         pipeline: Pipeline::new(DecodeOptions::default(), super::decoding::threads()),
         committer: Committer::new(&options),
-        rejoin: RejoinPolicy::new(Instant::now()),
+        rejoin: RejoinPolicy::new(now),
         consumed: 0,
         assigned_once: false,
+        last_flush: now,
+        last_health_check: now,
+        last_partitions_check: now,
         options,
         lake,
         live,
+        health,
         handle,
         shutdown,
         consumer,
@@ -64,11 +88,28 @@ pub fn run_blocking(
     worker.run()
 }
 
+/// The families as the lake has them.
+fn restored(options: &StreamOptions, lake: &Lake, handle: &Handle) -> Result<Dispatcher> {
+    let mut dispatcher = Dispatcher::new(options.clone(), handle.clone());
+    handle.block_on(dispatcher.restore(lake))?;
+    Ok(dispatcher)
+}
+
+/// Why the loop stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Shutdown,
+    /// No partition from the group, or stalled partitions: a fresh consumer is due.
+    NotFlowing,
+}
+
 /// The loop's state: the consumer and what it feeds.
 struct Worker {
     options: StreamOptions,
     lake: Arc<Lake>,
     live: SharedLiveView,
+    /// What the probe last saw of the input partitions.
+    health: SharedHealth,
     handle: Handle,
     shutdown: CancellationToken,
     consumer: BaseConsumer<StageContext>,
@@ -80,15 +121,76 @@ struct Worker {
     /// Messages read (refused ones included).
     consumed: u64,
     assigned_once: bool,
+    last_flush: Instant,
+    last_health_check: Instant,
+    last_partitions_check: Instant,
 }
 
 impl Worker {
     fn run(&mut self) -> Result<()> {
-        let mut last_flush = Instant::now();
-        tracing::info!(group = self.options.group_id, "stream stage started");
+        tracing::info!(
+            group = self.options.group_id,
+            membership = %self.options.membership,
+            "stream stage started"
+        );
+        let probe_stop = self.shutdown.child_token();
+        let probe = spawn_probe(
+            &self.input_topics(),
+            &self.options.group_id,
+            "vallee-stream-probe",
+            ProbeTiming::default(),
+            self.health.clone(),
+            probe_stop.clone(),
+        )?;
+        let result = self.consume_until_shutdown();
+        probe_stop.cancel();
+        let _ = probe.join();
+        result
+    }
+
+    /// The Kafka options with the stage's input topics only: the probe watches what the
+    /// stage reads, not the citizens' topics it never reads.
+    fn input_topics(&self) -> KafkaOptions {
+        let topics = &self.options.kafka.topics;
+        KafkaOptions {
+            topics: INPUTS
+                .iter()
+                .filter_map(|s| Some((*s, topics.get(s)?.clone())))
+                .collect(),
+            ..self.options.kafka.clone()
+        }
+    }
+
+    fn consume_until_shutdown(&mut self) -> Result<()> {
+        self.take_own_partitions();
+        while self.consume()? == Outcome::NotFlowing {
+            // A member the group left with nothing, or with partitions that stopped
+            // flowing, starts afresh (see `vallee_kafka::rejoin`).
+            self.live
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .recoveries += 1;
+            self.fresh_consumer()?;
+        }
+        if !self.options.membership.assigns_itself() {
+            self.consumer.unsubscribe();
+        }
+        tracing::info!("stream stage stopped after a final commit");
+        Ok(())
+    }
+
+    /// Polls, processes and commits until shutdown (after a final commit), or until
+    /// partitions have not been flowing for too long.
+    fn consume(&mut self) -> Result<Outcome> {
         loop {
             let stopping = self.shutdown.is_cancelled();
             let owned = self.consumer.context().owns_partitions();
+            if !stopping
+                && (self.last_partitions_check.elapsed() >= NEW_PARTITIONS_CHECK
+                    || (!owned && self.last_partitions_check.elapsed() >= HEALTH_CHECK))
+            {
+                self.take_own_partitions();
+            }
             if owned && !self.assigned_once {
                 self.assigned_once = true;
                 self.live
@@ -96,9 +198,15 @@ impl Worker {
                     .unwrap_or_else(|p| p.into_inner())
                     .assigned_at = Some(Instant::now());
             }
-            if self.rejoin.should_rejoin(owned, Instant::now()) {
-                // A member the group left with nothing joins again (see `vallee_kafka::rejoin`).
-                self.consumer = subscribe(&self.options, &self.lake, &self.handle)?;
+            if !stopping && self.last_health_check.elapsed() >= HEALTH_CHECK {
+                self.last_health_check = Instant::now();
+                let now = Instant::now();
+                let owns = self.options.membership.assigns_itself() || owned;
+                if self.rejoin.should_rejoin(owns, now)
+                    || self.rejoin.should_rejoin_stalled(self.stalled(), now)
+                {
+                    return Ok(Outcome::NotFlowing);
+                }
             }
             if !stopping {
                 self.poll()?;
@@ -107,21 +215,64 @@ impl Worker {
             }
             self.apply_assignments();
             self.publish_alerts();
-            if stopping || last_flush.elapsed() >= self.options.flush_interval {
-                self.drain_pipeline()?;
-                last_flush = Instant::now();
-                self.dispatcher.tick(Instant::now())?;
-                self.publish_alerts();
-                self.handle
-                    .block_on(self.committer.commit(&self.lake, &mut self.dispatcher))?;
-                self.update_live();
+            if stopping || self.last_flush.elapsed() >= self.options.flush_interval {
+                self.flush()?;
             }
             if stopping {
-                break;
+                return Ok(Outcome::Shutdown);
             }
         }
-        self.consumer.unsubscribe();
-        tracing::info!("stream stage stopped after a final commit");
+    }
+
+    /// Under a self-assigned membership, assigns the partitions not owned yet (the broker
+    /// may be down at start: the loop comes back here every second until it owns some).
+    fn take_own_partitions(&mut self) {
+        if !self.options.membership.assigns_itself() {
+            return;
+        }
+        self.last_partitions_check = Instant::now();
+        match assign_owned(&self.options, &self.consumer) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(partitions = n, membership = %self.options.membership, "partitions taken without a coordinator");
+                self.apply_assignments();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the topics' partitions yet; retrying")
+            }
+        }
+    }
+
+    /// Whether a partition this member should read is stalled. In a group every partition
+    /// is one it might have to read: one stalled under another member (a dead one the
+    /// coordinator kept) is a reason to join again. A sample older than a few intervals
+    /// (the broker unreachable) decides nothing: a fresh consumer would not reach it either.
+    fn stalled(&self) -> bool {
+        let membership = self.options.membership;
+        let health = vallee_kafka::probe::read(&self.health);
+        if health.is_stale(MAX_SAMPLE_AGE, Instant::now()) {
+            return false;
+        }
+        let stuck: Vec<String> = health
+            .stalled(self.options.kafka.stall_after)
+            .iter()
+            .filter(|h| membership.owns(h.partition))
+            .map(|h| format!("{}[{}] (lag {})", h.topic, h.partition, h.lag))
+            .collect();
+        if !stuck.is_empty() {
+            tracing::warn!(partitions = ?stuck, stall_after = ?self.options.kafka.stall_after, "partitions not flowing");
+        }
+        !stuck.is_empty()
+    }
+
+    /// Commits what was read, then starts over as a restarted stage would: the families
+    /// restored from the lake, a new consumer replaying from the recorded offsets.
+    fn fresh_consumer(&mut self) -> Result<()> {
+        self.flush()?;
+        self.dispatcher = restored(&self.options, &self.lake, &self.handle)?;
+        self.committer = Committer::new(&self.options);
+        self.consumer = create(&self.options, &self.lake, &self.handle)?;
+        self.take_own_partitions();
         Ok(())
     }
 
@@ -147,6 +298,7 @@ impl Worker {
             }
         }
         self.consumed += polled.len() as u64;
+        self.committer.read(&polled);
         let topics = &self.options.kafka.topics;
         let (mut metas, mut encoded) = (Vec::new(), Vec::new());
         for m in &polled {
@@ -169,6 +321,20 @@ impl Worker {
         let (dispatcher, topics) = (&mut self.dispatcher, &self.options.kafka.topics);
         self.pipeline
             .flush(|m, e| process(dispatcher, topics, m, e))
+    }
+
+    /// Advances event time and commits what every family produced; then tells the group
+    /// where the committed results end, and the live view what is open.
+    fn flush(&mut self) -> Result<()> {
+        self.drain_pipeline()?;
+        self.last_flush = Instant::now();
+        self.dispatcher.tick(Instant::now())?;
+        self.publish_alerts();
+        self.handle
+            .block_on(self.committer.commit(&self.lake, &mut self.dispatcher))?;
+        self.committer.commit_group_offsets(&self.consumer);
+        self.update_live();
+        Ok(())
     }
 
     /// Partitions assigned (they hold their stream's watermark until they deliver) and
