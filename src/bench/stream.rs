@@ -321,7 +321,7 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
     let decode_options = DecodeOptions::default();
     let started = Instant::now();
     // Its per-batch DataFusion plans run on the benchmark's runtime.
-    let mut dispatcher = Dispatcher::new(options, tokio::runtime::Handle::current());
+    let mut dispatcher = Dispatcher::new(&options, tokio::runtime::Handle::current());
     let now = Instant::now();
     // As the worker does: chunks of messages decoded on the other cores while the chunk
     // before is processed, in order; the windows advance once per chunk of a batch (the

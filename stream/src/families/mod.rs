@@ -11,9 +11,12 @@
 //! | [`vine`] | vineyards | `vine_indicators`, `vine_alerts` |
 //!
 //! ```text
-//!  restore(lake) ─► ( on_event(event, read) | advance(event clock) )* ─┬─ drain_alerts ─► vallee.alerts, at once
-//!   its own query over       per event (no          per tick            └─ drain_rows + replay_from ─► each commit
-//!   its contract rows        allocation, static call)
+//!  restore(lake)           its own query over its tables' contract rows, on start
+//!   └─► on_event(event)    per event of its streams: a static call, nothing allocated
+//!       advance(clock)     per tick: close what the watermarks passed
+//!       drain_alerts()     after each chunk: alerts to vallee.alerts, at once
+//!       drain_rows()       at each commit: a batch per table …
+//!       replay_from(clock) … with, per source partition, where a restart reads again
 //! ```
 //!
 //! Each family owns its emitted-rows index (what its tables already hold, loaded by its

@@ -43,13 +43,13 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher whose per-batch plans run on `handle` (from a thread that may block).
-    pub fn new(options: StreamOptions, handle: tokio::runtime::Handle) -> Self {
+    pub fn new(options: &StreamOptions, handle: tokio::runtime::Handle) -> Self {
         Dispatcher {
-            watermarks: StageWatermarks::new(&options),
-            footfall: Footfall::new(&options, handle.clone()),
-            presence: Presence::new(&options, handle),
-            bins: Bins::new(&options),
-            vine: Vine::new(&options),
+            watermarks: StageWatermarks::new(options),
+            footfall: Footfall::new(options, handle.clone()),
+            presence: Presence::new(options, handle),
+            bins: Bins::new(options),
+            vine: Vine::new(options),
         }
     }
 

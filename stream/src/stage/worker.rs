@@ -90,7 +90,7 @@ pub fn run_blocking(
 
 /// The families as the lake has them.
 fn restored(options: &StreamOptions, lake: &Lake, handle: &Handle) -> Result<Dispatcher> {
-    let mut dispatcher = Dispatcher::new(options.clone(), handle.clone());
+    let mut dispatcher = Dispatcher::new(options, handle.clone());
     handle.block_on(dispatcher.restore(lake))?;
     Ok(dispatcher)
 }
