@@ -30,8 +30,9 @@ use vallee_schemas::batch::{Lineage, TableBuffer};
 use vallee_schemas::citizen::{CitizenChange, CitizenEvent};
 use vallee_schemas::contract::{Stream, Table};
 use vallee_schemas::dead_letter::{DeadLetterRecord, Source};
-use vallee_schemas::decode::{DecodeOptions, Decoded, Reason, decode};
+use vallee_schemas::decode::{DecodeOptions, Decoded, Reason, decode_signed};
 use vallee_schemas::privacy::{contains_mac, raw_contains_mac};
+use vallee_schemas::signing::EventKey;
 
 /// 2026-11-28T12:00:00Z: after every seed's event time.
 const SENT: i64 = 1_795_867_200_000;
@@ -535,7 +536,13 @@ fn fuzz_every_decoder_accounts_for_every_input_and_stores_no_mac() {
         .unwrap_or(14);
     let mut rng = StdRng::seed_from_u64(seed);
     let seeds = seeds();
-    let options = DecodeOptions::default();
+    // The API's streams are checked as the hub checks them: most events signed, some not,
+    // some signed for another stream or with garbage.
+    let event_key = EventKey::derive(b"the replicas' secret");
+    let options = DecodeOptions {
+        event_key: Some(event_key.clone()),
+        ..DecodeOptions::default()
+    };
     let mut tally = Tally::default();
     let started = std::time::Instant::now();
     for case in 0..cases {
@@ -564,6 +571,16 @@ fn fuzz_every_decoder_accounts_for_every_input_and_stores_no_mac() {
             8 => Some((0..rng.random_range(0..40)).map(|_| rng.random()).collect()),
             _ => Some(mac(&mut rng, false).into_bytes()),
         };
+        let signature: Option<Vec<u8>> = match rng.random_range(0..20) {
+            0 => None,
+            1 => Some((0..rng.random_range(0..80)).map(|_| rng.random()).collect()),
+            2 => Some(
+                event_key
+                    .sign(*Stream::ALL.choose(&mut rng).unwrap(), &payload)
+                    .into_bytes(),
+            ),
+            _ => Some(event_key.sign(stream, &payload).into_bytes()),
+        };
         let shown = || {
             format!(
                 "case {case} (VALLEE_FUZZ_SEED={seed}), {stream}, sent {sent:?}: {}",
@@ -571,7 +588,7 @@ fn fuzz_every_decoder_accounts_for_every_input_and_stores_no_mac() {
             )
         };
         let decoded = catch_unwind(AssertUnwindSafe(|| {
-            decode(stream, Some(&payload), sent, &options)
+            decode_signed(stream, Some(&payload), signature.as_deref(), sent, &options)
         }))
         .unwrap_or_else(|_| panic!("decode panicked on {}", shown()));
         match decoded {
