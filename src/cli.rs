@@ -125,6 +125,9 @@ pub enum BenchCommand {
     /// The stream stage: engine vs a DataFusion batch query, end to end vs raw consume,
     /// alert latency vs the broker's, peak RSS, files per minute.
     Stream(BenchStreamArgs),
+    /// The whole hub SIGKILLed at random moments under a steady producer: every
+    /// acknowledged message landed once, every partition flowing, restart times.
+    Chaos(BenchChaosArgs),
 }
 
 /// Options every long-running command shares.
@@ -276,6 +279,31 @@ pub struct BenchStreamArgs {
     /// Only the engine-only comparison (no broker), e.g. under a profiler.
     #[arg(long)]
     pub engine_only: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchChaosArgs {
+    /// SIGKILLs of the whole hub (every fourth during its start-up).
+    #[arg(long, default_value_t = 20)]
+    pub kills: usize,
+    /// SIGTERMs (graceful stops), spread over the run.
+    #[arg(long, default_value_t = 3)]
+    pub terms: usize,
+    /// Bin readings produced per second, steadily, through every restart.
+    #[arg(long, default_value_t = 300)]
+    pub rate: u32,
+    /// Distinct bins (message keys) the readings come from.
+    #[arg(long, default_value_t = 200)]
+    pub bins: u32,
+    /// Partitions of the hub's topics.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
+    /// Seed of the kill moments.
+    #[arg(long, default_value_t = 15)]
+    pub seed: u64,
+    /// Keep the data dir and the hub's logs (printed at the end).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[cfg(test)]

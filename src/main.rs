@@ -216,5 +216,8 @@ async fn main() -> Result<()> {
         Command::Bench {
             command: BenchCommand::Stream(args),
         } => vallee::bench::stream(args).await,
+        Command::Bench {
+            command: BenchCommand::Chaos(args),
+        } => vallee::bench::chaos(args).await,
     }
 }

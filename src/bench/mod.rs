@@ -1,7 +1,9 @@
 //! `vallee bench ingest` and `vallee bench stream`: rates measured against a reference
 //! taken in the same run (the raw consume rate of the same topics, a plain DataFusion batch
-//! query over the same file), never against a fixed number.
+//! query over the same file), never against a fixed number. `vallee bench chaos`: the whole
+//! hub killed again and again under load, then exact accounting and restart times.
 
+mod chaos;
 mod ingest;
 mod stream;
 
@@ -13,6 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use vallee_ingest::IngestOptions;
 
+pub use chaos::chaos;
 pub use ingest::ingest;
 pub use stream::stream;
 
