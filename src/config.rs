@@ -4,6 +4,7 @@
 //! ```text
 //!  [kafka]      KafkaOptions      (vallee-kafka)   client overrides for every stage
 //!  [topics]     TopicMap          (vallee-kafka)   topic of each stream
+//!  [decode]     DecodeOptions     (vallee-schemas)  given to ingest and the stream stage
 //!  [ingest]     IngestOptions     (vallee-ingest)
 //!  [stream]     StreamOptions     (vallee-stream)
 //!  [lake]       LakeOptions       (vallee-lake)
@@ -24,6 +25,7 @@ use vallee_graphql::ApiOptions;
 use vallee_ingest::IngestOptions;
 use vallee_kafka::{KafkaOptions, TopicMap};
 use vallee_lake::LakeOptions;
+use vallee_schemas::decode::DecodeOptions;
 use vallee_stream::stage::StreamOptions;
 
 use crate::simulator::SimulatorOptions;
@@ -35,6 +37,8 @@ pub struct Config {
     pub kafka: KafkaOptions,
     /// The topic of each stream, by stream name (the file's `[topics]`).
     pub topics: TopicMap,
+    /// Limits every reader of the topics applies alike (ingest and the stream stage).
+    pub decode: DecodeOptions,
     pub ingest: IngestOptions,
     pub stream: StreamOptions,
     pub lake: LakeOptions,
@@ -64,6 +68,10 @@ impl Config {
     /// Every section's own checks, each error naming its section.
     pub fn validate(&self) -> Result<()> {
         self.kafka.validate().context("[kafka] and [topics]")?;
+        self.decode
+            .validate()
+            .map_err(anyhow::Error::msg)
+            .context("[decode]")?;
         self.ingest.validate().context("[ingest]")?;
         self.stream.validate().context("[stream]")?;
         self.lake.validate().context("[lake]")?;
@@ -78,6 +86,8 @@ impl Config {
         self.kafka.brokers = brokers.to_string();
         self.kafka.topics = self.topics.clone();
         self.ingest.kafka = self.kafka.clone();
+        self.ingest.decode = self.decode.clone();
+        self.stream.decode = self.decode.clone();
         self.stream.kafka = self.kafka.clone();
         self.api.kafka = self.kafka.clone();
         self.simulator.kafka = self.kafka.clone();

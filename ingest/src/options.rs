@@ -43,8 +43,9 @@ pub struct IngestOptions {
     pub progress_interval: Duration,
     /// Attempts of a failing lake commit before ingest stops (with back-off). Default 5.
     pub commit_attempts: u32,
-    /// Decoding limits (in the file: `max_message_bytes`, default 256 KiB).
-    #[serde(rename = "max_message_bytes", with = "max_message_bytes")]
+    /// Decoding limits and the key of signed events: the file's `[decode]` section and
+    /// the replicas' secret, set by the binary (the stream stage gets the same).
+    #[serde(skip)]
     pub decode: DecodeOptions,
     /// librdkafka settings of ingest's consumer only (`key=value`), applied after
     /// [`KafkaOptions::overrides`]. In the file: `[ingest.kafka]`. Default: none.
@@ -83,33 +84,14 @@ impl IngestOptions {
             "progress_max_lag must be at least 1"
         } else if self.commit_attempts == 0 {
             "commit_attempts must be at least 1"
-        } else if self.decode.max_message_bytes == 0 {
-            "max_message_bytes must be at least 1"
+        } else if let Err(e) = self.decode.validate() {
+            return Err(Error::Options(e));
         } else if let Err(e) = self.membership.validate() {
             return Err(Error::Options(e.to_string()));
         } else {
             return Ok(());
         };
         Err(Error::Options(problem.into()))
-    }
-}
-
-/// [`DecodeOptions`] as its one setting, the largest accepted payload.
-mod max_message_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use vallee_schemas::decode::DecodeOptions;
-
-    pub fn serialize<S: Serializer>(o: &DecodeOptions, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(o.max_message_bytes as u64)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DecodeOptions, D::Error> {
-        Ok(DecodeOptions {
-            max_message_bytes: usize::deserialize(d)?,
-            // Not in the file: the stream stage decodes with the defaults, and both must
-            // refuse the same events.
-            ..DecodeOptions::default()
-        })
     }
 }
 
@@ -151,13 +133,11 @@ mod tests {
         let o: IngestOptions = serde_json::from_value(serde_json::json!({
             "flush_interval_ms": 250,
             "progress_interval_s": "2min",
-            "max_message_bytes": 1024,
             "kafka": {"fetch.wait.max.ms": "10"}
         }))
         .unwrap();
         assert_eq!(o.flush_interval, Duration::from_millis(250));
         assert_eq!(o.progress_interval, Duration::from_secs(120));
-        assert_eq!(o.decode.max_message_bytes, 1024);
         assert_eq!(o.consumer_overrides["fetch.wait.max.ms"], "10");
         assert_eq!(o.group_id, "vallee-ingest", "defaults for the rest");
         let typo =

@@ -30,9 +30,10 @@ use crate::time::utc_day;
 
 pub use crate::rejection::{Reason, Rejection};
 
-/// Decoding options (part of ingest's options; the stream stage decodes with the same
-/// defaults, so both refuse the same messages).
-#[derive(Debug, Clone)]
+/// Decoding options: the file's `[decode]` section, given to ingest and to the stream
+/// stage alike, so both refuse the same messages.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DecodeOptions {
     /// Largest accepted payload in bytes; larger ones are dead-lettered as `too_large`
     /// without being parsed. Default 256 KiB.
@@ -43,12 +44,14 @@ pub struct DecodeOptions {
     /// make every live device look silent. Default 1 hour: gateways batch and their clocks
     /// drift by seconds, not hours. Records without a timestamp are not checked; a producer
     /// replaying or simulating another time (the simulator) stamps records with their event
-    /// time.
+    /// time. In the file: `max_future_s`.
+    #[serde(rename = "max_future_s", with = "crate::units::seconds")]
     pub max_future: Duration,
     /// The key the API signs its events with (derived from the replicas' secret). With
     /// it, every event of a [`Stream::CITIZEN`] stream must carry a valid signature;
     /// without it (unit tests and benchmarks only: the hub always sets it) they are not
     /// checked. Never in the configuration file: it comes from the secret.
+    #[serde(skip)]
     pub event_key: Option<EventKey>,
 }
 
@@ -59,6 +62,23 @@ impl Default for DecodeOptions {
             max_future: Duration::from_secs(3600),
             event_key: None,
         }
+    }
+}
+
+impl DecodeOptions {
+    /// The size limit lets something through and the bound is at least a second.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_message_bytes == 0 {
+            return Err("max_message_bytes must be at least 1".into());
+        }
+        if self.max_future < Duration::from_secs(1) {
+            return Err(
+                "max_future_s must be at least 1 s (the clocks of a gateway and \
+                        a broker never agree to the millisecond)"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 }
 

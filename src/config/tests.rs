@@ -33,7 +33,7 @@ fn the_file_overrides_defaults_and_keeps_today_s_keys() {
          [topics]\nbeacons = \"zone.beacons\"\n[lake]\ncheckpoint_interval = 7\n\
          [stream]\nidle_timeout_ms = 2000\n[stream.lateness_s]\nbeacons = 60\n\
          [api]\npublish_interval_s = 1\nmutations_per_minute_per_token = 5\n\
-         [simulator]\nspeed = 600.0\nbins = 20\n",
+         [simulator]\nspeed = 600.0\nbins = 20\n[decode]\nmax_future_s = \"10min\"\n",
     )
     .unwrap();
     assert_eq!(config.ingest.flush_interval, Duration::from_millis(250));
@@ -60,6 +60,11 @@ fn the_file_overrides_defaults_and_keeps_today_s_keys() {
         assert_eq!(kafka.topics[&Stream::Beacons], "zone.beacons");
         assert_eq!(kafka.topics[&Stream::Tourism], "vallee.tourism");
     }
+    // Ingest dead-letters exactly what the stream stage skips.
+    for decode in [&placed.ingest.decode, &placed.stream.decode] {
+        assert_eq!(decode.max_future, Duration::from_secs(600));
+        assert_eq!(decode.max_message_bytes, 256 * 1024, "default kept");
+    }
     assert_eq!(placed.lake.root, Path::new("d/lake"));
     assert_eq!(placed.api.private_dir, Path::new("d/private"));
     assert_eq!(placed.api.research_dir, Path::new("d/research"));
@@ -71,6 +76,7 @@ fn each_section_s_own_checks_run_and_name_the_section() {
         ("[api]\npublisher_siret = \"24340069400011\"\n", "[api]"),
         ("[lake]\ncheckpoint_interval = 0\n", "[lake]"),
         ("[ingest]\ncommit_attempts = 0\n", "[ingest]"),
+        ("[decode]\nmax_message_bytes = 0\n", "[decode]"),
         ("[stream]\ndefault_zone_capacity = 0\n", "[stream]"),
         ("[simulator]\nfault_ratio = 2.0\n", "[simulator]"),
         (

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use vallee_kafka::{KafkaOptions, Membership};
 use vallee_schemas::contract::Stream;
+use vallee_schemas::decode::DecodeOptions;
 use vallee_schemas::units;
 
 use crate::{Error, Result};
@@ -68,6 +69,10 @@ pub struct StreamOptions {
     /// [`KafkaOptions::overrides`]. In the file: `[stream.kafka]`. Default: none.
     #[serde(rename = "kafka")]
     pub consumer_overrides: BTreeMap<String, String>,
+    /// Decoding limits: the file's `[decode]` section, the same as ingest's (set by the
+    /// binary), so the stage skips exactly what ingest dead-letters.
+    #[serde(skip)]
+    pub decode: DecodeOptions,
 }
 
 impl Default for StreamOptions {
@@ -88,6 +93,7 @@ impl Default for StreamOptions {
             dwell_gap: chrono::Duration::minutes(10),
             frost_critical: 1.0,
             consumer_overrides: BTreeMap::new(),
+            decode: DecodeOptions::default(),
         }
     }
 }

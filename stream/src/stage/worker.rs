@@ -26,7 +26,7 @@ use vallee_kafka::probe::{ProbeTiming, spawn_probe};
 use vallee_kafka::{KafkaOptions, RejoinPolicy, SharedHealth};
 use vallee_lake::Lake;
 use vallee_schemas::contract::Stream;
-use vallee_schemas::decode::{DecodeOptions, Decoded, Rejection};
+use vallee_schemas::decode::{Decoded, Rejection};
 use vallee_schemas::tables::{AlertKind, AlertState};
 
 use super::StreamOptions;
@@ -68,7 +68,7 @@ pub fn run_blocking(
     let now = Instant::now();
     let mut worker = Worker {
         publisher: AlertPublisher::new(&options, handle.clone())?,
-        pipeline: Pipeline::new(DecodeOptions::default(), super::decoding::threads()),
+        pipeline: Pipeline::new(options.decode.clone(), super::decoding::threads()),
         committer: Committer::new(&options),
         rejoin: RejoinPolicy::new(now),
         consumed: 0,
