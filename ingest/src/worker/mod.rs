@@ -1,4 +1,6 @@
-//! The ingest loop: poll, check offsets, decode, buffer, flush.
+//! The ingest loop: poll, check offsets ([`offsets`]), decode, buffer, flush.
+
+mod offsets;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,10 +25,6 @@ use crate::consumer::{IngestContext, RebalanceEvent, assign_owned, create};
 use crate::pending::{PartitionState, ProgressPolicy, TableCommit, plan};
 use crate::{Error, IngestOptions, IngestStats, Result};
 
-/// How long to wait for the broker to honour a seek before seeking again.
-const SEEK_PATIENCE: Duration = Duration::from_secs(5);
-/// Seeks after a gap before ingest gives up and stops.
-const MAX_SEEKS: u32 = 3;
 /// How often the loop looks at its health (stalls) and, when it assigns its partitions
 /// itself, for partitions added to its topics.
 const HEALTH_CHECK: Duration = Duration::from_secs(1);
@@ -219,45 +217,9 @@ enum Outcome {
     NotFlowing,
 }
 
-type IngestConsumer = BaseConsumer<IngestContext>;
+pub(crate) type IngestConsumer = BaseConsumer<IngestContext>;
 
 impl State {
-    /// Stops ingest when a partition's log, sampled after the partition was assigned, ends
-    /// before the offset consumption started from: the lake holds records the broker no
-    /// longer has (its storage wiped or rolled back). Without this check the broker's new
-    /// records would look like replays of landed ones and be skipped until their offsets
-    /// passed the lake's: a silent loss.
-    fn check_log_ends(&self) -> Result<()> {
-        let health = vallee_kafka::probe::read(&self.stats.health);
-        let Some(sampled_at) = health.sampled_at else {
-            return Ok(());
-        };
-        for p in &self.partitions {
-            let (Some(start), assigned_at) = p.assigned else {
-                continue;
-            };
-            if sampled_at <= assigned_at || p.next_expected != Some(start) {
-                continue; // a sample from before the assignment, or records read since
-            }
-            let end = health
-                .partitions
-                .iter()
-                .find(|h| h.topic == p.topic && h.partition == p.partition)
-                .map(|h| h.end);
-            if let Some(end) = end
-                && end < start
-            {
-                return Err(Error::BrokerLostData {
-                    topic: p.topic.clone(),
-                    partition: p.partition,
-                    log_end: end,
-                    lake_offset: start - 1,
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Whether a partition this member should read is stalled. In a group every
     /// partition is one it might have to read: one stalled under another member (a dead
     /// one the coordinator kept) is a reason to join again. A sample older than a few
@@ -408,71 +370,6 @@ impl State {
         Ok(())
     }
 
-    /// Checks that `offset` is the one expected on partition `index`; seeks back on a gap.
-    /// Returns whether the message is to be processed.
-    fn check_offset(
-        &mut self,
-        consumer: &IngestConsumer,
-        index: usize,
-        offset: i64,
-    ) -> Result<bool> {
-        let state = &mut self.partitions[index];
-        if let Some((target, deadline, attempts)) = state.pending_seek {
-            if offset == target {
-                state.pending_seek = None;
-            } else if Instant::now() < deadline {
-                return Ok(false); // still draining what was fetched before the seek
-            } else if attempts >= MAX_SEEKS {
-                return Err(Error::OffsetGap {
-                    topic: state.topic.clone(),
-                    partition: state.partition,
-                    expected: target,
-                    served: offset,
-                    attempts,
-                });
-            } else {
-                self.seek(consumer, index, target, attempts + 1)?;
-                return Ok(false);
-            }
-        }
-        let state = &mut self.partitions[index];
-        match state.next_expected {
-            Some(expected) if offset < expected => return Ok(false), // re-delivery of a processed offset
-            Some(expected) if offset > expected => {
-                tracing::warn!(
-                    topic = state.topic,
-                    partition = state.partition,
-                    expected,
-                    served = offset,
-                    "offset gap: seeking back"
-                );
-                self.seek(consumer, index, expected, 1)?;
-                return Ok(false);
-            }
-            _ => {}
-        }
-        self.partitions[index].next_expected = Some(offset + 1);
-        Ok(true)
-    }
-
-    fn seek(
-        &mut self,
-        consumer: &IngestConsumer,
-        index: usize,
-        target: i64,
-        attempts: u32,
-    ) -> Result<()> {
-        let state = &mut self.partitions[index];
-        state.pending_seek = Some((target, Instant::now() + SEEK_PATIENCE, attempts));
-        consumer.seek(
-            &state.topic,
-            state.partition,
-            Offset::Offset(target),
-            Duration::from_secs(10),
-        )?;
-        Ok(())
-    }
-
     /// Commits what is buffered (and due progress); `force` records every pending progress.
     fn flush(&mut self, consumer: &IngestConsumer, force: bool) -> Result<()> {
         self.last_flush = Instant::now();
@@ -586,38 +483,6 @@ impl State {
                 }
             }
         }
-    }
-
-    /// Another writer committed this partition: forget our uncommitted work, re-read the
-    /// stored offsets and seek there.
-    fn reset_partition(&mut self, consumer: &IngestConsumer, index: usize) -> Result<()> {
-        let (topic, partition) = (
-            self.partitions[index].topic.clone(),
-            self.partitions[index].partition,
-        );
-        let fresh = self
-            .handle
-            .block_on(
-                consumer
-                    .context()
-                    .assignments(&[(topic.clone(), partition)]),
-            )?
-            .pop()
-            .ok_or_else(|| {
-                Error::Fatal(format!(
-                    "{topic}[{partition}] is no longer an input partition"
-                ))
-            })?;
-        let state = &mut self.partitions[index];
-        state.drop_uncommitted();
-        state.committed = fresh.committed;
-        let restart = state.restart_offset();
-        state.next_expected = restart;
-        let target = restart.map_or(Offset::Beginning, Offset::Offset);
-        consumer.seek(&topic, partition, target, Duration::from_secs(10))?;
-        self.recount_buffered();
-        tracing::info!(topic, partition, restart = ?restart, "partition re-read from the lake's offsets");
-        Ok(())
     }
 
     /// Consumer-group offsets, for monitoring only (lag dashboards, and the probe that
