@@ -120,7 +120,11 @@ impl State {
 
     /// Another writer committed this partition: forget our uncommitted work, re-read the
     /// stored offsets and seek there.
-    pub(super) fn reset_partition(&mut self, consumer: &IngestConsumer, index: usize) -> Result<()> {
+    pub(super) fn reset_partition(
+        &mut self,
+        consumer: &IngestConsumer,
+        index: usize,
+    ) -> Result<()> {
         let (topic, partition) = (
             self.partitions[index].topic.clone(),
             self.partitions[index].partition,
