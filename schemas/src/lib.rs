@@ -28,6 +28,9 @@
 //! - [`batch`] — rows → Arrow record batches.
 //! - [`json_schema`] — the JSON Schemas of the input contract (`vallee schemas export`).
 //! - [`units`] — durations in the configuration file, in the unit their key names.
+//! - [`public_view`] — what the public may see, the one set of rules every public door
+//!   applies: k = 5 suppression of people counts (differencing included), private parcels,
+//!   contacts masked in free text, rounded report positions.
 //!
 //! # Example
 //! ```
@@ -55,6 +58,7 @@ pub mod formulas;
 pub mod geo;
 pub mod json_schema;
 pub mod privacy;
+pub mod public_view;
 pub mod rejection;
 pub mod signing;
 pub mod streams;
