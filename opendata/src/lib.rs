@@ -186,6 +186,7 @@ impl OpenData {
             datasets::Source::Derived(t) => self.lake.session_as_of(t, as_of).await?,
         };
         self.sharing.register(&ctx, self.audience)?;
+        datasets::rules::register(&ctx);
         Ok((ctx, version))
     }
 

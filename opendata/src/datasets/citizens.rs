@@ -26,8 +26,8 @@ pub(super) const REPORTS: Dataset = Dataset {
         format!(
             r#"SELECT s."entityId" AS identifiant, s."dateObserved" AS "dateSignalement", s."communeCode",
                    regexp_match(s.payload, '"serviceCode":"([^"]*)"')[1] AS "codeService",
-                   round(CAST(regexp_match(s.payload, '"lat":(-?[0-9.eE+-]+)')[1] AS DOUBLE), 3) AS latitude,
-                   round(CAST(regexp_match(s.payload, '"long":(-?[0-9.eE+-]+)')[1] AS DOUBLE), 3) AS longitude,
+                   vallee_round_coordinate(CAST(regexp_match(s.payload, '"lat":(-?[0-9.eE+-]+)')[1] AS DOUBLE)) AS latitude,
+                   vallee_round_coordinate(CAST(regexp_match(s.payload, '"long":(-?[0-9.eE+-]+)')[1] AS DOUBLE)) AS longitude,
                    regexp_match(s.payload, '"agencyResponsible":"([^"]*)"')[1] AS "serviceResponsable",
                    coalesce(st.status, 'open') AS statut, st.substatus AS "sousStatut", st.at AS "dateMiseAJour"
             FROM citizen_reports s
@@ -94,10 +94,10 @@ pub(super) const IDEAS: Dataset = Dataset {
         format!(
             r#"SELECT s."entityId" AS identifiant, s."dateObserved" AS "dateDepot", s."communeCode",
                    regexp_match(s.payload, '"theme":"([^"]*)"')[1] AS theme,
-                   replace(replace(regexp_match(s.payload, '"title":"((?:[^"\\]|\\.)*)"')[1], '\"', '"'), '\\', '\') AS titre,
+                   vallee_mask_contacts(replace(replace(regexp_match(s.payload, '"title":"((?:[^"\\]|\\.)*)"')[1], '\"', '"'), '\\', '\')) AS titre,
                    coalesce(sup.n, 0) AS soutiens, coalesce(com.n, 0) AS commentaires,
                    coalesce(ans.state, 'not_answered') AS etat,
-                   replace(replace(ans.answer, '\"', '"'), '\\', '\') AS reponse, ans.at AS "dateReponse"
+                   vallee_mask_contacts(replace(replace(ans.answer, '\"', '"'), '\\', '\')) AS reponse, ans.at AS "dateReponse"
             FROM citizen_ideas s
             LEFT JOIN (SELECT "entityId" AS id, count(*) AS n
                        FROM ({supports}) v
@@ -130,14 +130,20 @@ pub(super) const IDEAS: Dataset = Dataset {
             "Code INSEE de la commune concernée (vide : toute l'intercommunalité)",
         ),
         ("theme", "Thème choisi par l'auteur"),
-        ("titre", "Titre de l'idée"),
+        (
+            "titre",
+            "Titre de l'idée (adresses électroniques et numéros de téléphone masqués)",
+        ),
         (
             "soutiens",
             "Nombre d'habitants qui soutiennent l'idée (un soutien par personne)",
         ),
         ("commentaires", "Nombre de commentaires"),
         ("etat", "not_answered, evaluating, accepted ou rejected"),
-        ("reponse", "Réponse de la collectivité"),
+        (
+            "reponse",
+            "Réponse de la collectivité (adresses électroniques et numéros de téléphone masqués)",
+        ),
         ("dateReponse", "Date et heure de la dernière réponse (UTC)"),
     ],
 };

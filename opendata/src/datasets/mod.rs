@@ -3,13 +3,20 @@
 //! bypass them):
 //!
 //! - counts of people (footfall, site presence) from 1 to 4 are suppressed (k = 5), and
-//!   flagged in `secretStatistique`;
+//!   flagged in `secretStatistique`; a total shown beside its parts elsewhere (an hour
+//!   beside its 5-minute windows in the API, the check-ins beside each point's) is
+//!   suppressed too when a suppressed part could be recomputed from it;
 //! - no device token exists in the lake to begin with; no reporter contact either (they
 //!   stay under `private/`); citizens' pseudonyms (`actor`) and free text written by
 //!   citizens (a description can name a person) are not published, except the titles of
 //!   ideas, which the idea box shows publicly and moderators can hide (hidden ideas are
-//!   left out, as in the idea box: by a moderator, or by 3 distinct flags until one decides);
+//!   left out, as in the idea box: by a moderator, or by 3 distinct flags until one decides),
+//!   with e-mail addresses and phone numbers masked;
 //! - report positions are rounded to 3 decimals (about 100 m).
+//!
+//! Each rule is a function of `vallee_schemas::public_view`, the one the API applies too,
+//! called from the SQL through the functions of [`rules`] (`vallee_is_small`,
+//! `vallee_total_shown`, `vallee_round_coordinate`, `vallee_mask_contacts`).
 //!
 //! A view that wants the current state of something (the latest revision of a window, the
 //! latest version of a place, a report's latest status) reads it through the lake's one
@@ -19,9 +26,11 @@
 //! - `sensors.rs` — bins, footfall, tourist sites, vine indicators, shared parcels.
 //! - `citizens.rs` — reports and the idea box.
 //! - `places.rs` — the reference places staff keep up to date.
+//! - `rules.rs` — the public-view rules as SQL functions, in every dataset session.
 
 mod citizens;
 mod places;
+pub mod rules;
 mod sensors;
 
 use vallee_lake::LakeTable;
@@ -29,7 +38,7 @@ use vallee_schemas::contract::Table;
 use vallee_schemas::tables::OutputTable;
 
 /// Smallest count of people published (smaller ones are suppressed).
-pub const K_ANONYMITY: i64 = 5;
+pub const K_ANONYMITY: i64 = vallee_schemas::public_view::K;
 
 /// The lake table a dataset reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -92,11 +92,24 @@ pub(super) const FOOTFALL: Dataset = Dataset {
     source: Source::Derived(OutputTable::Footfall),
     view: || {
         format!(
+            // An hour is shown beside its twelve 5-minute windows (the API shows both):
+            // the windows' counts go to `vallee_total_shown`, so none that is withheld can
+            // be recomputed from the hour. Saturation says "at least the capacity": it is
+            // withheld with the count.
             r#"SELECT zone, "dateObservedFrom", "dateObservedTo",
-                   CASE WHEN "peopleCount" BETWEEN 1 AND 4 THEN NULL ELSE "peopleCount" END AS "peopleCount",
-                   "peopleCount" BETWEEN 1 AND 4 AS "secretStatistique", congested AS "saturee", "final" AS definitif
-            FROM ({}) f"#,
-            Latest::of(OutputTable::Footfall).filter(r#""window" = 'PT1H'"#)
+                   CASE WHEN shown THEN "peopleCount" END AS "peopleCount",
+                   NOT shown AS "secretStatistique", CASE WHEN shown THEN congested END AS "saturee",
+                   "final" AS definitif
+            FROM (SELECT h.zone, h."dateObservedFrom", h."dateObservedTo", h."peopleCount", h.congested, h."final",
+                         vallee_total_shown(h."peopleCount", w.parts) AS shown
+                  FROM ({hours}) h
+                  LEFT JOIN (SELECT zone AS w_zone, date_trunc('hour', "dateObservedFrom") AS w_hour,
+                                    array_agg("peopleCount") AS parts
+                             FROM ({windows}) w0
+                             GROUP BY zone, date_trunc('hour', "dateObservedFrom")) w
+                         ON w.w_zone = h.zone AND w.w_hour = h."dateObservedFrom") f"#,
+            hours = Latest::of(OutputTable::Footfall).filter(r#""window" = 'PT1H'"#),
+            windows = Latest::of(OutputTable::Footfall).filter(r#""window" = 'PT5M'"#),
         )
     },
     commune_column: None,
@@ -110,10 +123,13 @@ pub(super) const FOOTFALL: Dataset = Dataset {
         ("dateObservedTo", "Fin de l'heure (UTC)"),
         (
             "peopleCount",
-            "Personnes distinctes (vide si 1 à 4 : secret statistique)",
+            "Personnes distinctes (vide si 1 à 4, ou si l'heure permettrait de retrouver une fenêtre de 5 minutes masquée : secret statistique)",
         ),
         ("secretStatistique", "Vrai quand l'effectif est masqué"),
-        ("saturee", "Capacité du secteur atteinte"),
+        (
+            "saturee",
+            "Capacité du secteur atteinte (vide quand l'effectif est masqué)",
+        ),
         (
             "definitif",
             "Vrai quand plus aucune donnée tardive ne peut modifier la valeur",
@@ -132,12 +148,15 @@ pub(super) const SITE_VISITORS: Dataset = Dataset {
     source: Source::Derived(OutputTable::SitePresence),
     view: || {
         format!(
+            // The check-ins' total is shown beside each point's (the API shows them).
             r#"SELECT site, "locationCode" AS "communeCode", hour,
-                   CASE WHEN "visitorCount" BETWEEN 1 AND 4 THEN NULL ELSE "visitorCount" END AS "visitorCount",
-                   CASE WHEN "arCheckins" BETWEEN 1 AND 4 THEN NULL ELSE "arCheckins" END AS "arCheckins",
-                   ("visitorCount" BETWEEN 1 AND 4) OR ("arCheckins" BETWEEN 1 AND 4) AS "secretStatistique",
+                   CASE WHEN vallee_is_small("visitorCount") THEN NULL ELSE "visitorCount" END AS "visitorCount",
+                   CASE WHEN ar_shown THEN "arCheckins" END AS "arCheckins",
+                   vallee_is_small("visitorCount") OR NOT ar_shown AS "secretStatistique",
                    "final" AS definitif
-            FROM ({}) p"#,
+            FROM (SELECT site, "locationCode", hour, "visitorCount", "arCheckins", "final",
+                         vallee_total_shown("arCheckins", "arCheckinsByPoint") AS ar_shown
+                  FROM ({}) p0) p"#,
             Latest::of(OutputTable::SitePresence)
         )
     },
@@ -154,7 +173,10 @@ pub(super) const SITE_VISITORS: Dataset = Dataset {
             "visitorCount",
             "Visiteurs (vide si 1 à 4 : secret statistique)",
         ),
-        ("arCheckins", "Validations du parcours AR (vide si 1 à 4)"),
+        (
+            "arCheckins",
+            "Validations du parcours AR (vide si 1 à 4, ou si le total permettrait de retrouver celles d'un point)",
+        ),
         ("secretStatistique", "Vrai quand une valeur est masquée"),
         (
             "definitif",
