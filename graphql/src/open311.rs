@@ -8,14 +8,16 @@
 //!
 //! A POST sends the same [`Command::SubmitReport`] as GraphQL's `submitReport`, and the
 //! GETs read the view through the same [`reads`](crate::citizen::reads) as GraphQL's
-//! `reports` and `report`: both doors share one set of rules.
+//! `reports` and `report`: both doors share one set of rules, the public projection
+//! included (positions rounded, contacts masked in free text, no typed address) unless
+//! the GET carries the token of staff whose scope covers the report.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -26,7 +28,7 @@ use vallee_schemas::citizen;
 use crate::ApiState;
 use crate::auth::Caller;
 use crate::citizen::contacts::Contact;
-use crate::citizen::reads::ReportQuery;
+use crate::citizen::reads::{self, ReportQuery};
 use crate::citizen::view::Report;
 use crate::commands::{Applied, Command, CommandError, SubmitReport};
 
@@ -59,24 +61,36 @@ fn status_str(s: citizen::ReportStatus) -> &'static str {
     }
 }
 
-fn as_open311(r: &Report) -> Value {
+/// A report as `caller` sees it (see the module docs).
+fn as_open311(r: &Report, caller: &Caller) -> Value {
     let s = &r.submitted;
+    let as_filed = r.as_filed_for(caller);
+    let (lat, long) = r.position_for(caller);
     json!({
         "service_request_id": s.report_id,
         "status": status_str(r.status),
-        "status_notes": r.status_notes,
+        "status_notes": r.status_notes.as_deref().map(|n| reads::text(as_filed, n)),
         "service_code": s.service_code,
         "service_name": citizen::service(&s.service_code).map(|x| x.name),
-        "description": s.description,
+        "description": reads::text(as_filed, &s.description),
         "agency_responsible": s.agency_responsible,
         "requested_datetime": r.requested.to_rfc3339(),
         "updated_datetime": r.updated.to_rfc3339(),
         "expected_datetime": s.expected_datetime.to_rfc3339(),
-        "address": s.address_string,
-        "lat": s.lat,
-        "long": s.long,
+        "address": r.address_for(caller),
+        "lat": lat,
+        "long": long,
         "media_url": s.media_url,
     })
+}
+
+/// The caller of a GET: anonymous, or who its bearer token names (an unknown token is
+/// refused, as on `/graphql`).
+fn reader(s: &Open311, headers: &HeaderMap) -> Result<Caller, crate::auth::BadToken> {
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    s.state.auth.caller(authorization)
 }
 
 async fn services() -> Json<Value> {
@@ -98,7 +112,15 @@ async fn services() -> Json<Value> {
     ))
 }
 
-async fn requests(State(s): State<Open311>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn requests(
+    State(s): State<Open311>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let caller = match reader(&s, &headers) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::UNAUTHORIZED, 401, &e.to_string()),
+    };
     let parse_time = |k: &str| -> Result<Option<DateTime<Utc>>, String> {
         q.get(k)
             .map(|v| {
@@ -144,10 +166,19 @@ async fn requests(State(s): State<Open311>, Query(q): Query<HashMap<String, Stri
         list.retain(|r| r.requested >= since);
     }
     list.truncate(1000);
-    Json(Value::Array(list.iter().map(as_open311).collect())).into_response()
+    let list = list.iter().map(|r| as_open311(r, &caller)).collect();
+    Json(Value::Array(list)).into_response()
 }
 
-async fn request(State(s): State<Open311>, Path(file): Path<String>) -> Response {
+async fn request(
+    State(s): State<Open311>,
+    headers: HeaderMap,
+    Path(file): Path<String>,
+) -> Response {
+    let caller = match reader(&s, &headers) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::UNAUTHORIZED, 401, &e.to_string()),
+    };
     let Some(id) = file.strip_suffix(".json") else {
         return error(
             StatusCode::NOT_FOUND,
@@ -157,7 +188,7 @@ async fn request(State(s): State<Open311>, Path(file): Path<String>) -> Response
     };
     let report = s.state.citizens.view.read().expect("view lock").report(id);
     match report {
-        Some(r) => Json(json!([as_open311(&r)])).into_response(),
+        Some(r) => Json(json!([as_open311(&r, &caller)])).into_response(),
         None => error(
             StatusCode::NOT_FOUND,
             404,

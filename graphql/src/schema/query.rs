@@ -96,6 +96,7 @@ impl Query {
             service_codes: f.service_code.map(|c| vec![c]),
             since: f.since,
             bbox,
+            viewer: Some(caller(ctx).clone()),
             ..Default::default()
         };
         let reports: Vec<Report> = state(ctx)

@@ -344,3 +344,59 @@ fn pages_are_bounded_and_cursors_resume_where_they_stopped() {
     assert!(paginate(items.clone(), Some(101), None).is_err());
     assert!(paginate(items, Some(5), Some("garbage".into())).is_err());
 }
+
+/// One report, several readers: staff of its commune read it as filed; everyone else (its
+/// own submitter included, in the mutation's answer) the rounded position, contacts
+/// masked in the text and no typed address.
+#[tokio::test]
+async fn the_public_reads_a_report_rounded_and_masked_its_staff_as_filed() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = build(api(dir.path(), Limits::default()), true);
+    let description = "Trou : écrire à prenom.nom@example.fr ou au 06 12 34 56 78";
+    let fields = "lat long description addressString";
+    let submit = format!(
+        "mutation($input: SubmitReportInput!) {{ submitReport(input: $input) {{ report {{ id {fields} }} }} }}"
+    );
+    let submitted = ok(
+        &schema,
+        Caller::Anonymous,
+        &submit,
+        json!({"input": {"serviceCode": "pothole", "description": description,
+            "lat": 43.652149, "long": 3.551234, "addressString": "2 rue de la Croix, Gignac"}}),
+    )
+    .await["submitReport"]["report"]
+        .clone();
+    let id = submitted["id"].as_str().unwrap().to_string();
+    let public = json!({"lat": 43.652, "long": 3.551, "addressString": null,
+        "description": "Trou : écrire à [courriel masqué] ou au [téléphone masqué]"});
+    let mut answered = submitted.clone();
+    answered.as_object_mut().unwrap().remove("id");
+    assert_eq!(answered, public);
+    let read = format!("query($id: ID!) {{ report(id: $id) {{ {fields} }} }}");
+    let elsewhere = Caller::Staff(StaffMember {
+        name: "mairie-aniane".into(),
+        token_sha256: String::new(),
+        commune: Some("34010".into()),
+    });
+    for caller in [Caller::Anonymous, citizen("a"), elsewhere] {
+        let seen = ok(&schema, caller, &read, json!({"id": id})).await;
+        assert_eq!(seen["report"], public);
+    }
+    let staff = ok(&schema, gignac_staff(), &read, json!({"id": id})).await;
+    assert_eq!(
+        staff["report"],
+        json!({"lat": 43.652149, "long": 3.551234, "description": description,
+            "addressString": "2 rue de la Croix, Gignac"})
+    );
+    // A box around the exact position finds it for its staff only.
+    let boxed = "{ reports(filter: {bbox: [3.55123, 43.65214, 3.55124, 43.65215]}) { edges { node { id } } } }";
+    let found = |data: Value| data["reports"]["edges"].as_array().unwrap().len();
+    assert_eq!(
+        found(ok(&schema, gignac_staff(), boxed, json!({})).await),
+        1
+    );
+    assert_eq!(
+        found(ok(&schema, Caller::Anonymous, boxed, json!({})).await),
+        0
+    );
+}

@@ -7,7 +7,7 @@ use vallee_schemas::citizen;
 use vallee_schemas::communes;
 
 use super::{Code, caller, error, state};
-use crate::citizen::view;
+use crate::citizen::{reads, view};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(remote = "vallee_schemas::citizen::Competence")]
@@ -270,17 +270,25 @@ impl Report {
     async fn service_name(&self) -> Option<&str> {
         citizen::service(&self.0.submitted.service_code).map(|s| s.name)
     }
-    async fn description(&self) -> &str {
-        &self.0.submitted.description
+    /// As typed for staff of the report's scope; for everyone else with e-mail addresses
+    /// and phone numbers masked.
+    async fn description(&self, ctx: &Context<'_>) -> String {
+        let as_filed = self.0.as_filed_for(caller(ctx));
+        reads::text(as_filed, &self.0.submitted.description).into_owned()
     }
-    async fn lat(&self) -> f64 {
-        self.0.submitted.lat
+    /// As filed for staff of the report's scope; for everyone else rounded to 3 decimals
+    /// (about 100 m), as in the open data.
+    async fn lat(&self, ctx: &Context<'_>) -> f64 {
+        self.0.position_for(caller(ctx)).0
     }
-    async fn long(&self) -> f64 {
-        self.0.submitted.long
+    /// As `lat`.
+    async fn long(&self, ctx: &Context<'_>) -> f64 {
+        self.0.position_for(caller(ctx)).1
     }
-    async fn address_string(&self) -> Option<&str> {
-        self.0.submitted.address_string.as_deref()
+    /// The address typed by the reporter: staff of the report's scope only (null for
+    /// everyone else: it is the exact position in words).
+    async fn address_string(&self, ctx: &Context<'_>) -> Option<&str> {
+        self.0.address_for(caller(ctx))
     }
     async fn media_url(&self) -> Option<&str> {
         self.0.submitted.media_url.as_deref()
@@ -291,8 +299,10 @@ impl Report {
     async fn substatus(&self) -> Option<Substatus> {
         self.0.substatus.map(Into::into)
     }
-    async fn status_notes(&self) -> Option<&str> {
-        self.0.status_notes.as_deref()
+    /// As `description`.
+    async fn status_notes(&self, ctx: &Context<'_>) -> Option<String> {
+        let as_filed = self.0.as_filed_for(caller(ctx));
+        (self.0.status_notes.as_deref()).map(|n| reads::text(as_filed, n).into_owned())
     }
     /// INSEE code of the commune the report is located in.
     async fn commune_code(&self) -> &str {
@@ -321,14 +331,17 @@ impl Report {
             _ => false,
         }
     }
-    async fn history(&self) -> Vec<HistoryEntry> {
+    /// Its status changes; notes as `description`.
+    async fn history(&self, ctx: &Context<'_>) -> Vec<HistoryEntry> {
+        let as_filed = self.0.as_filed_for(caller(ctx));
         self.0
             .history
             .iter()
             .map(|h| HistoryEntry {
                 status: h.status.into(),
                 substatus: h.substatus.map(Into::into),
-                status_notes: h.status_notes.clone(),
+                status_notes: (h.status_notes.as_deref())
+                    .map(|n| reads::text(as_filed, n).into_owned()),
                 at: h.at,
             })
             .collect()
@@ -398,11 +411,16 @@ impl Idea {
     async fn id(&self) -> ID {
         ID(self.0.submitted.idea_id.clone())
     }
-    async fn title(&self) -> &str {
-        &self.0.submitted.title
+    /// As written for staff of the idea's scope; for everyone else with e-mail addresses
+    /// and phone numbers masked.
+    async fn title(&self, ctx: &Context<'_>) -> String {
+        let as_filed = self.0.as_filed_for(caller(ctx));
+        reads::text(as_filed, &self.0.submitted.title).into_owned()
     }
-    async fn body(&self) -> &str {
-        &self.0.submitted.body
+    /// As `title`.
+    async fn body(&self, ctx: &Context<'_>) -> String {
+        let as_filed = self.0.as_filed_for(caller(ctx));
+        reads::text(as_filed, &self.0.submitted.body).into_owned()
     }
     async fn theme(&self) -> IdeaTheme {
         self.0.submitted.theme.into()
@@ -413,9 +431,10 @@ impl Idea {
     async fn state(&self) -> IdeaState {
         self.0.state.into()
     }
-    /// The official answer.
-    async fn answer(&self) -> Option<&str> {
-        self.0.answer.as_deref()
+    /// The official answer (as `title`).
+    async fn answer(&self, ctx: &Context<'_>) -> Option<String> {
+        let as_filed = self.0.as_filed_for(caller(ctx));
+        (self.0.answer.as_deref()).map(|a| reads::text(as_filed, a).into_owned())
     }
     async fn supports(&self) -> i32 {
         self.0.supporters.len() as i32
@@ -444,8 +463,14 @@ impl Idea {
     async fn mine(&self, ctx: &Context<'_>) -> bool {
         matches!(caller(ctx), crate::auth::Caller::Citizen { pseudonym } if *pseudonym == self.0.submitted.author)
     }
-    async fn comments(&self) -> Vec<Comment> {
-        self.0.comments.iter().map(Comment::from).collect()
+    /// Comments, bodies as `title`.
+    async fn comments(&self, ctx: &Context<'_>) -> Vec<Comment> {
+        let as_filed = self.0.as_filed_for(caller(ctx));
+        let shown = |c: &view::Comment| Comment {
+            body: reads::text(as_filed, &c.body).into_owned(),
+            ..Comment::from(c)
+        };
+        self.0.comments.iter().map(shown).collect()
     }
     /// Distinct citizens who flagged it.
     async fn flags(&self) -> i32 {
