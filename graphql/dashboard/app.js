@@ -14,6 +14,9 @@ const RISK = { LOW: 'faible', MODERATE: 'modéré', HIGH: 'élevé' };
 const BIN_KINDS = new Set(['FILL', 'FIRE', 'STATUS', 'SILENT']);
 const STATUS = { OPEN: 'ouvert', CLOSED: 'clos' };
 const IDEA_STATE = { NOT_ANSWERED: 'sans réponse', EVALUATING: "à l'étude", ACCEPTED: 'retenue', REJECTED: 'non retenue', WITHDRAWN: 'retirée' };
+// The public API withholds counts of 1 to 4 people (statistical confidentiality, k = 5), and
+// totals from which one could be recomputed: shown as such, never as a number.
+const SECRET = 'secret statistique : moins de 5 personnes, ou valeur qui permettrait de retrouver un effectif masqué';
 
 let communes = [];
 let openAlerts = new Map();
@@ -43,6 +46,19 @@ function svg(tag, attrs = {}, text) {
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
   if (text !== undefined) e.textContent = text;
   return e;
+}
+
+// A count for a table cell or a sentence: the number, or a withheld count as "< 5" (a count
+// of 1 to 4) or "masqué" (a total withheld with its parts), with its explanation for
+// assistive technologies and on hover.
+function count(value, small = true) {
+  if (value != null) return String(value);
+  return el('abbr', { class: 'secret', title: SECRET, 'aria-label': small ? 'moins de 5 (secret statistique)' : 'masqué (secret statistique)' }, small ? '< 5' : 'masqué');
+}
+
+function countText(value, small = true) {
+  if (value != null) return String(value);
+  return small ? 'moins de 5' : 'masqué';
 }
 
 function communeName(code) {
@@ -123,7 +139,9 @@ function drawFootfall(rows) {
   const zones = [...new Set(rows.map((r) => r.zone))].sort();
   const times = rows.map((r) => Date.parse(r.dateObservedFrom));
   const [t0, t1] = [Math.min(...times), Math.max(...times)];
-  const max = Math.max(1, ...rows.map((r) => r.peopleCount));
+  // Withheld windows are gaps in the curves (their count is not known here).
+  const shown = rows.filter((r) => r.peopleCount != null);
+  const max = Math.max(1, ...shown.map((r) => r.peopleCount));
   const x = (t) => 40 + (t1 > t0 ? (t - t0) / (t1 - t0) : 0) * 520;
   const y = (v) => 200 - (v / max) * 180;
   chart.append(svg('line', { x1: 40, y1: 200, x2: 560, y2: 200, stroke: '#4a5560' }));
@@ -131,29 +149,39 @@ function drawFootfall(rows) {
   chart.append(svg('text', { x: 4, y: 200, 'font-size': 11, fill: '#4a5560' }, '0'));
   const dashes = ['', '6 3', '2 3', '8 3 2 3'];
   zones.forEach((zone, i) => {
-    const zr = rows.filter((r) => r.zone === zone).sort((a, b) => a.dateObservedFrom.localeCompare(b.dateObservedFrom));
+    const zr = shown.filter((r) => r.zone === zone).sort((a, b) => a.dateObservedFrom.localeCompare(b.dateObservedFrom));
+    if (!zr.length) return;
     const points = zr.map((r) => `${x(Date.parse(r.dateObservedFrom)).toFixed(1)},${y(r.peopleCount).toFixed(1)}`).join(' ');
     chart.append(svg('polyline', { points, fill: 'none', stroke: '#005a8c', 'stroke-width': 2, 'stroke-dasharray': dashes[i % dashes.length] }));
     const last = zr[zr.length - 1];
     chart.append(svg('text', { x: 566, y: y(last.peopleCount) + 4, 'font-size': 10, fill: '#1b1f24' }, zone.replace(/^za-[a-z]+-/, '')));
   });
   for (const r of [...rows].sort((a, b) => b.dateObservedFrom.localeCompare(a.dateObservedFrom)).slice(0, 24)) {
-    tbody.append(el('tr', {}, el('td', {}, r.zone), el('td', {}, fmtTime(r.dateObservedFrom)), el('td', { class: 'num' }, r.peopleCount), el('td', {}, r.congested ? 'oui' : 'non')));
+    const congested = r.congested == null ? count(null, false) : r.congested ? 'oui' : 'non';
+    tbody.append(el('tr', {}, el('td', {}, r.zone), el('td', {}, fmtTime(r.dateObservedFrom)), el('td', { class: 'num' }, count(r.peopleCount)), el('td', {}, congested)));
   }
   const latest = rows.filter((r) => Date.parse(r.dateObservedFrom) === t1);
+  const withheld = rows.filter((r) => r.suppressed).length;
   $('resume-frequentation').textContent = `Dernière fenêtre (${fmtTime(new Date(t1).toISOString())}) : ` +
-    latest.map((r) => `${r.zone} ${r.peopleCount} personnes`).join(', ') + '.';
+    latest.map((r) => `${r.zone} ${countText(r.peopleCount)} personnes`).join(', ') + '.' +
+    (withheld ? ` ${withheld} fenêtres de moins de 5 personnes sont masquées (secret statistique).` : '');
 }
 
 // ---- Sites, vineyards, reports, ideas ------------------------------------------------
+// Sums over the hours shown; hours withheld are counted apart (their values are unknown).
 function drawSites(rows) {
   const per = new Map();
   for (const r of rows) {
-    const s = per.get(r.site) || { visitors: 0, ar: 0, code: r.locationCode };
-    s.visitors += r.visitorCount; s.ar += r.arCheckins; per.set(r.site, s);
+    const s = per.get(r.site) || { visitors: 0, ar: 0, hiddenVisitors: 0, hiddenAr: 0, code: r.locationCode };
+    if (r.visitorCount == null) s.hiddenVisitors += 1; else s.visitors += r.visitorCount;
+    if (r.arCheckins == null) s.hiddenAr += 1; else s.ar += r.arCheckins;
+    per.set(r.site, s);
   }
+  const sum = (n, hidden) => hidden
+    ? el('span', {}, String(n), ' + ', el('abbr', { class: 'secret', title: SECRET }, `${hidden} h masquée${hidden > 1 ? 's' : ''}`))
+    : String(n);
   const body = [...per.entries()].sort((a, b) => b[1].visitors - a[1].visitors)
-    .map(([site, s]) => el('tr', { 'data-site': site }, el('th', { scope: 'row' }, `${site} (${communeName(s.code)})`), el('td', { class: 'num' }, s.visitors), el('td', { class: 'num' }, s.ar)));
+    .map(([site, s]) => el('tr', { 'data-site': site }, el('th', { scope: 'row' }, `${site} (${communeName(s.code)})`), el('td', { class: 'num' }, sum(s.visitors, s.hiddenVisitors)), el('td', { class: 'num' }, sum(s.ar, s.hiddenAr))));
   $('sites').querySelector('tbody').replaceChildren(...(body.length ? body : [el('tr', {}, el('td', { colspan: 3 }, 'Pas encore de visite.'))]));
 }
 
@@ -185,8 +213,8 @@ function drawIdeas(edges) {
 const QUERY = `{
   bins { id communeCode fillingLevel threshold latitude longitude }
   fillAlerts(open: true) { alertId kind entityId state dateObserved fillingLevel communeCode }
-  footfall(window: "PT5M") { zone dateObservedFrom peopleCount congested }
-  sitePresence { site locationCode hour visitorCount arCheckins }
+  footfall(window: "PT5M") { zone dateObservedFrom peopleCount congested suppressed }
+  sitePresence { site locationCode hour visitorCount arCheckins suppressed }
   vineIndicators { station day growingDegreeDays huglinIndex downyMildew310 gublerThomasIndex }
   vineAlerts(open: true) { alertId kind entityId dateObserved riskLevel }
   reports(first: 8) { edges { node { id serviceName communeCode description status requestedDatetime } } }

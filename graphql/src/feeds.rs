@@ -30,13 +30,12 @@ use vallee_schemas::contract::Table;
 use vallee_schemas::tables::OutputTable;
 
 use crate::ApiState;
-use crate::auth::{bearer, sha256_hex};
+// Who a partner is belongs to the audience layer, which every door (this feed included)
+// asks; re-exported where the feed's callers look for it.
+pub use crate::audience::{FeedPartner, partner_of_token};
+use crate::auth::bearer;
 pub use crate::options::Partner;
 use crate::sensors::lit;
-
-/// The partner of a WebSocket connection (from its `connection_init` payload).
-#[derive(Debug, Clone)]
-pub struct FeedPartner(pub Partner);
 
 /// Where a partner's feed stopped.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,16 +74,6 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 /// The partner named by the bearer token.
 fn partner<'a>(state: &'a ApiState, headers: &HeaderMap) -> Option<&'a Partner> {
     partner_of_token(state, bearer(headers)?)
-}
-
-/// The partner whose token this is.
-pub fn partner_of_token<'a>(state: &'a ApiState, token: &str) -> Option<&'a Partner> {
-    let hash = sha256_hex(token.trim());
-    state
-        .options
-        .partners
-        .iter()
-        .find(|p| p.token_sha256.eq_ignore_ascii_case(&hash))
 }
 
 /// `col IN (…)`, false for an empty list.

@@ -17,7 +17,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::ApiState;
-use crate::auth::Caller;
 use crate::ops::Ops;
 use crate::schema::{self, ApiSchema, ClientAddr, Code};
 
@@ -219,8 +218,8 @@ async fn graphql(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let caller: Caller = match schemas.state.auth.caller(authorization) {
-        Ok(c) => c,
+    let (caller, partner) = match crate::audience::identify(&schemas.state, authorization) {
+        Ok(identified) => identified,
         Err(e) => {
             return error_response(
                 StatusCode::UNAUTHORIZED,
@@ -229,10 +228,13 @@ async fn graphql(
             );
         }
     };
-    let request = request
+    let mut request = request
         .into_inner()
         .data(caller)
         .data(ClientAddr(addr.ip()));
+    if let Some(partner) = partner {
+        request = request.data(partner);
+    }
     let (introspection, kind) = classify(&request.query);
     let schema = if introspection {
         &schemas.introspection

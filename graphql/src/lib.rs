@@ -15,6 +15,7 @@
 //! # Layout
 //! - [`options`] — [`ApiOptions`] (limits, staff, CORS…).
 //! - [`auth`] — citizen and staff tokens.
+//! - [`audience`] — who reads sensor results (public, partner, staff) and what they see.
 //! - [`background`] — the API's background tasks (view replay, alerts feed, contact
 //!   retention, publisher), restarted with back-off after a failure, awaited at shutdown.
 //! - [`commands`] — the command layer: every write of citizens and staff (reports, ideas,
@@ -33,6 +34,7 @@
 //! - [`dashboard`] — the live dashboard at `/` (static files, GraphQL from the browser).
 
 pub mod alerts_feed;
+pub mod audience;
 pub mod auth;
 pub mod background;
 pub mod citizen;

@@ -5,20 +5,28 @@
 //! ([`vallee_lake::Latest`], by the keys and order of each table's contract), so
 //! corrections replace what they correct, and rows come back as the tables' contract rows
 //! (`vallee_schemas::tables`), read straight from Arrow.
+//!
+//! Every read that can show people counts or a parcel takes the request's
+//! [`Reader`](crate::audience::Reader) and answers what that reader may see: counts
+//! exact or as the public sees them (`vallee_schemas::public_view::counts`), vineyard
+//! alerts of the parcels it may see. No sensor read bypasses it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 use tokio::sync::OnceCell;
 use vallee_lake::{Lake, Latest};
 use vallee_schemas::contract::Table;
+use vallee_schemas::public_view::counts;
 use vallee_schemas::tables::columns::Columns;
 use vallee_schemas::tables::{
-    AlertRow, DwellRow, FootfallRow, ForecastRow, OutputTable, PresenceRow, TableRow, VineRow,
+    AlertKind, AlertRow, DwellRow, FootfallRow, ForecastRow, OutputTable, PresenceRow, TableRow,
+    VineRow,
 };
 
+use crate::audience::Reader;
 use crate::{Error, Result};
 
 /// Reads sensor results from the lake.
@@ -74,13 +82,38 @@ impl BinRow {
     }
 }
 
+/// A footfall window, and its people count as the reader sees it (`None`: withheld).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FootfallSeen {
+    pub row: FootfallRow,
+    pub people: Option<i64>,
+}
+
+/// A zone-hour's dwell times, and what the reader sees of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DwellSeen {
+    pub row: DwellRow,
+    pub shown: counts::Dwell,
+}
+
+impl DwellSeen {
+    fn new(reader: &Reader, row: DwellRow) -> Self {
+        let shown = match reader.exact_counts() {
+            true => counts::Dwell::exact(&row),
+            false => counts::dwell(&row),
+        };
+        DwellSeen { row, shown }
+    }
+}
+
 /// Visitors of a site in an hour (latest revision), with the dwell times of the zone of
 /// the same id in that hour (latest revision), for a site whose beacons publish sightings
-/// under its id as zone.
+/// under its id as zone; and what the reader sees of their counts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SiteHour {
     pub presence: PresenceRow,
-    pub dwell: Option<DwellRow>,
+    pub shown: counts::Presence,
+    pub dwell: Option<DwellSeen>,
 }
 
 /// A SQL string literal.
@@ -104,6 +137,18 @@ fn time_range(
     match range {
         Some((from, to)) => format!("{column} >= {} AND {column} < {}", ts(from), ts(to)),
         None => format!("{column} >= ({newest}) - INTERVAL '{span}'"),
+    }
+}
+
+/// The hour `t` is in, and the first hour starting at or after `t`.
+fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(Duration::hours(1)).unwrap_or(t)
+}
+
+fn ceil_hour(t: DateTime<Utc>) -> DateTime<Utc> {
+    match floor_hour(t) {
+        h if h == t => h,
+        h => h + Duration::hours(1),
     }
 }
 
@@ -191,9 +236,24 @@ impl SensorReader {
         Ok(rows)
     }
 
-    /// The latest state of every alert episode of `table` (fill_alerts or vine_alerts).
+    /// The newest value a scalar query (`SELECT max(…) AS newest …`) returns.
+    async fn newest(&self, sql: &str) -> Result<Option<DateTime<Utc>>> {
+        let batches = self.batches(sql).await?;
+        let Some(batch) = batches.first() else {
+            return Ok(None);
+        };
+        let newest = Columns::of_batch("newest", batch)
+            .timestamps("newest")
+            .map_err(|e| lake_error(e.into()))?
+            .take(0);
+        Ok(newest)
+    }
+
+    /// The latest state of every alert episode of `table` (fill_alerts or vine_alerts)
+    /// that `reader` may see.
     pub async fn alerts(
         &self,
+        reader: &Reader,
         table: OutputTable,
         open: Option<bool>,
         commune: Option<&str>,
@@ -208,8 +268,11 @@ impl SensorReader {
             filter += &format!(" AND \"communeCode\" = {}", lit(c));
         }
         let order = "\"dateObserved\" DESC";
-        self.rows(&latest_rows(Latest::of(table), &filter, order))
-            .await
+        let mut rows: Vec<AlertRow> = self
+            .rows(&latest_rows(Latest::of(table), &filter, order))
+            .await?;
+        rows.retain(|r| reader.sees_alert(AlertKind::parse(r.kind), &r.entity_id));
+        Ok(rows)
     }
 
     /// Bins predicted to reach their threshold before `before` (or already full).
@@ -234,37 +297,59 @@ impl SensorReader {
         self.rows(&latest_rows(latest, &filter, order)).await
     }
 
-    /// Footfall windows of a zone (latest revision of each).
+    /// Footfall windows (`window`: PT5M or PT1H) of a zone, or of every zone, starting in
+    /// `range` (without one, the 6 hours before the newest window), latest revision of
+    /// each, with their counts as `reader` sees them.
     pub async fn footfall(
         &self,
+        reader: &Reader,
         zone: Option<&str>,
         range: Option<(DateTime<Utc>, DateTime<Utc>)>,
         window: &str,
-    ) -> Result<Vec<FootfallRow>> {
+    ) -> Result<Vec<FootfallSeen>> {
+        let (from, to) = match range {
+            Some(r) => r,
+            None => {
+                let newest = "SELECT max(\"dateObservedFrom\") AS newest FROM footfall";
+                match self.newest(newest).await? {
+                    Some(n) => (n - Duration::hours(6), n + Duration::hours(1)),
+                    None => return Ok(Vec::new()),
+                }
+            }
+        };
+        // An hour's count is decided beside its twelve 5-minute windows: read whole hours
+        // of both windows, decide, then keep what was asked.
         let mut filter = format!(
-            "\"window\" = {} AND {}",
-            lit(window),
-            time_range(
-                "\"dateObservedFrom\"",
-                range,
-                "SELECT max(\"dateObservedFrom\") FROM footfall",
-                "6 hours"
-            )
+            "\"dateObservedFrom\" >= {} AND \"dateObservedFrom\" < {}",
+            ts(floor_hour(from)),
+            ts(ceil_hour(to))
         );
         if let Some(z) = zone {
             filter += &format!(" AND zone = {}", lit(z));
         }
         let latest = Latest::of(OutputTable::Footfall);
         let order = "zone, \"dateObservedFrom\"";
-        self.rows(&latest_rows(latest, &filter, order)).await
+        let rows: Vec<FootfallRow> = self.rows(&latest_rows(latest, &filter, order)).await?;
+        let shown = match reader.exact_counts() {
+            true => rows.iter().map(|r| Some(r.people_count)).collect(),
+            false => counts::footfall(&rows),
+        };
+        Ok(rows
+            .into_iter()
+            .zip(shown)
+            .filter(|(r, _)| r.window == window && from <= r.from && r.from < to)
+            .map(|(row, people)| FootfallSeen { row, people })
+            .collect())
     }
 
-    /// Dwell-time distributions per zone and hour (latest revision of each).
+    /// Dwell-time distributions per zone and hour (latest revision of each), as `reader`
+    /// sees them.
     pub async fn footfall_dwell(
         &self,
+        reader: &Reader,
         zone: Option<&str>,
         range: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    ) -> Result<Vec<DwellRow>> {
+    ) -> Result<Vec<DwellSeen>> {
         let mut filter = time_range(
             "hour",
             range,
@@ -275,12 +360,19 @@ impl SensorReader {
             filter += &format!(" AND zone = {}", lit(z));
         }
         let latest = Latest::of(OutputTable::FootfallDwell);
-        self.rows(&latest_rows(latest, &filter, "zone, hour")).await
+        let rows: Vec<DwellRow> = self
+            .rows(&latest_rows(latest, &filter, "zone, hour"))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| DwellSeen::new(reader, r))
+            .collect())
     }
 
-    /// Hourly visitors of a site (latest revision of each hour).
+    /// Hourly visitors of a site (latest revision of each hour), as `reader` sees them.
     pub async fn site_presence(
         &self,
+        reader: &Reader,
         site: Option<&str>,
         range: Option<(DateTime<Utc>, DateTime<Utc>)>,
     ) -> Result<Vec<SiteHour>> {
@@ -311,7 +403,11 @@ impl SensorReader {
         Ok(presence
             .into_iter()
             .map(|p| SiteHour {
-                dwell: dwell.remove(&(p.site.clone(), p.hour)),
+                dwell: (dwell.remove(&(p.site.clone(), p.hour))).map(|d| DwellSeen::new(reader, d)),
+                shown: match reader.exact_counts() {
+                    true => counts::Presence::exact(&p),
+                    false => counts::presence(&p),
+                },
                 presence: p,
             })
             .collect())
@@ -445,19 +541,43 @@ mod tests {
         write(&lake, OutputTable::FillAlerts, &alerts).await;
 
         let reader = SensorReader::new(lake);
-        let hours = reader.site_presence(Some("gellone"), None).await.unwrap();
+        let staff = Reader::exact();
+        let hours = (reader.site_presence(&staff, Some("gellone"), None))
+            .await
+            .unwrap();
+        let gellone = hour("gellone", 4, 1);
         assert_eq!(
             hours,
             vec![SiteHour {
-                presence,
-                dwell: Some(hour("gellone", 4, 1)),
+                shown: counts::Presence::exact(&presence),
+                presence: presence.clone(),
+                dwell: Some(DwellSeen {
+                    shown: counts::Dwell::exact(&gellone),
+                    row: gellone,
+                }),
             }]
         );
-        let dwell = reader.footfall_dwell(None, None).await.unwrap();
-        let seen: Vec<(&str, i64)> = dwell.iter().map(|d| (d.zone.as_str(), d.visits)).collect();
-        assert_eq!(seen, [("gellone", 4), ("za", 9)]);
+        let dwell = reader.footfall_dwell(&staff, None, None).await.unwrap();
+        let seen: Vec<(&str, Option<i64>)> = (dwell.iter())
+            .map(|d| (d.row.zone.as_str(), d.shown.visits))
+            .collect();
+        assert_eq!(seen, [("gellone", Some(4)), ("za", Some(9))]);
+        // The public: 40 visitors shown, 2 check-ins and 4 visits withheld.
+        let public = Reader::default();
+        let hours = (reader.site_presence(&public, Some("gellone"), None))
+            .await
+            .unwrap();
+        let shown = &hours[0].shown;
+        assert_eq!((shown.visitors, shown.ar_checkins), (Some(40), None));
+        assert_eq!(shown.ar_checkins_by_point, [None]);
+        assert_eq!(hours[0].dwell.as_ref().unwrap().shown.visits, None);
+        let dwell = reader.footfall_dwell(&public, None, None).await.unwrap();
+        let seen: Vec<Option<i64>> = dwell.iter().map(|d| d.shown.visits).collect();
+        assert_eq!(seen, [None, Some(9)]);
+        let reader = &reader;
+        let staff = &staff;
         let latest = reader
-            .alerts(OutputTable::FillAlerts, None, Some("34114"))
+            .alerts(staff, OutputTable::FillAlerts, None, Some("34114"))
             .await
             .unwrap();
         let states: Vec<(&str, &str)> = latest
@@ -465,7 +585,7 @@ mod tests {
             .map(|a| (a.alert_id.as_str(), a.state))
             .collect();
         assert_eq!(states, [("b", "cleared"), ("a", "cleared")]);
-        let open = reader.alerts(OutputTable::FillAlerts, Some(true), None);
+        let open = reader.alerts(staff, OutputTable::FillAlerts, Some(true), None);
         assert!(open.await.unwrap().is_empty());
     }
 }

@@ -9,6 +9,7 @@ use vallee_schemas::{citizen, communes};
 use super::sensors::*;
 use super::types::*;
 use super::{Code, caller, error, paginate, state};
+use crate::audience::Reader;
 use crate::citizen::reads::{ReportQuery, SeenBy};
 
 /// The root of queries.
@@ -279,9 +280,15 @@ impl Query {
         open: Option<bool>,
         commune_code: Option<String>,
     ) -> async_graphql::Result<Vec<Alert>> {
+        let reader = Reader::of(ctx);
         let rows = state(ctx)
             .sensors
-            .alerts(OutputTable::FillAlerts, open, commune_code.as_deref())
+            .alerts(
+                &reader,
+                OutputTable::FillAlerts,
+                open,
+                commune_code.as_deref(),
+            )
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
@@ -302,7 +309,8 @@ impl Query {
     }
 
     /// People counted per zone and window (`PT5M` or `PT1H`), windows starting in
-    /// `[from, to)`; without `from` and `to`, the 6 hours before the newest window.
+    /// `[from, to)`; without `from` and `to`, the 6 hours before the newest window. Counts
+    /// of 1 to 4 are withheld except for staff (see `Footfall`).
     async fn footfall(
         &self,
         ctx: &Context<'_>,
@@ -313,9 +321,10 @@ impl Query {
     ) -> async_graphql::Result<Vec<Footfall>> {
         let range = check_range(from, to)?;
         let window = window_of(window)?;
+        let reader = Reader::of(ctx);
         let rows = state(ctx)
             .sensors
-            .footfall(zone.as_deref(), range, &window)
+            .footfall(&reader, zone.as_deref(), range, &window)
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
@@ -330,9 +339,10 @@ impl Query {
         to: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<Vec<FootfallDwell>> {
         let range = check_range(from, to)?;
+        let reader = Reader::of(ctx);
         let rows = state(ctx)
             .sensors
-            .footfall_dwell(zone.as_deref(), range)
+            .footfall_dwell(&reader, zone.as_deref(), range)
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
@@ -347,9 +357,10 @@ impl Query {
         to: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<Vec<SitePresence>> {
         let range = check_range(from, to)?;
+        let reader = Reader::of(ctx);
         let rows = state(ctx)
             .sensors
-            .site_presence(site.as_deref(), range)
+            .site_presence(&reader, site.as_deref(), range)
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
@@ -383,15 +394,18 @@ impl Query {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// Vine alerts (frost): the latest state of each episode.
+    /// Vine alerts (frost, mildew): the latest state of each episode, for the parcels the
+    /// caller may see (a partner its own, everyone the parcels shared with the public) and
+    /// the stations' own.
     async fn vine_alerts(
         &self,
         ctx: &Context<'_>,
         open: Option<bool>,
     ) -> async_graphql::Result<Vec<Alert>> {
+        let reader = Reader::of(ctx);
         let rows = state(ctx)
             .sensors
-            .alerts(OutputTable::VineAlerts, open, None)
+            .alerts(&reader, OutputTable::VineAlerts, open, None)
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }

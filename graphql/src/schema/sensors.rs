@@ -4,7 +4,7 @@
 
 use async_graphql::{ComplexObject, Context, Enum, ID, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
-use vallee_schemas::tables::{self as contract, AlertRow, DwellRow, FootfallRow, ForecastRow};
+use vallee_schemas::tables::{self as contract, AlertRow, ForecastRow};
 
 use super::{Code, error};
 use crate::sensors;
@@ -225,7 +225,9 @@ impl From<ForecastRow> for BinToCollect {
     }
 }
 
-/// People counted in a zone over a window (CrowdFlowObserved).
+/// People counted in a zone over a window (CrowdFlowObserved). For anyone but staff, a
+/// count of 1 to 4 people is withheld (null, `suppressed`), and so is an hour whose count
+/// would let a withheld 5-minute window of it be recomputed.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct Footfall {
     pub zone: String,
@@ -233,23 +235,28 @@ pub struct Footfall {
     pub window: String,
     pub date_observed_from: DateTime<Utc>,
     pub date_observed_to: DateTime<Utc>,
-    pub people_count: i64,
-    pub congested: bool,
+    /// Null when withheld (`suppressed`).
+    pub people_count: Option<i64>,
+    /// The zone's capacity was reached (null when the count is withheld: it bounds it).
+    pub congested: Option<bool>,
+    /// The count is withheld (statistical confidentiality, k = 5).
+    pub suppressed: bool,
     pub revision: i32,
     /// True once the watermark passed the window's end.
     #[graphql(name = "final")]
     pub is_final: bool,
 }
 
-impl From<FootfallRow> for Footfall {
-    fn from(r: FootfallRow) -> Self {
+impl From<sensors::FootfallSeen> for Footfall {
+    fn from(sensors::FootfallSeen { row: r, people }: sensors::FootfallSeen) -> Self {
         Footfall {
             zone: r.zone,
             window: r.window,
             date_observed_from: r.from,
             date_observed_to: r.to,
-            people_count: r.people_count,
-            congested: r.congested,
+            people_count: people,
+            congested: people.is_some().then_some(r.congested),
+            suppressed: people.is_none(),
             revision: r.revision,
             is_final: r.is_final,
         }
@@ -257,52 +264,62 @@ impl From<FootfallRow> for Footfall {
 }
 
 /// How long visits lasted in a zone during an hour (a visit: a device's sightings with no
-/// gap longer than `sessionGap`; visits are cut at hour boundaries).
+/// gap longer than `sessionGap`; visits are cut at hour boundaries). For anyone but staff,
+/// counts of 1 to 4 are withheld (null, `suppressed`), the visits too when a withheld
+/// bucket could be recomputed from them, and the mean and median with any bucket.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct FootfallDwell {
     pub zone: String,
     pub hour: DateTime<Utc>,
     /// ISO 8601 duration, e.g. PT10M.
     pub session_gap: String,
-    pub visits: i64,
-    pub dwell_under_5_min: i64,
-    pub dwell_5_to_15_min: i64,
-    pub dwell_15_to_30_min: i64,
-    pub dwell_30_to_60_min: i64,
-    pub mean_dwell_seconds: f64,
-    pub median_dwell_minutes: i64,
+    pub visits: Option<i64>,
+    pub dwell_under_5_min: Option<i64>,
+    pub dwell_5_to_15_min: Option<i64>,
+    pub dwell_15_to_30_min: Option<i64>,
+    pub dwell_30_to_60_min: Option<i64>,
+    pub mean_dwell_seconds: Option<f64>,
+    pub median_dwell_minutes: Option<i64>,
+    /// Something is withheld (statistical confidentiality, k = 5).
+    pub suppressed: bool,
     pub revision: i32,
 }
 
-impl From<DwellRow> for FootfallDwell {
-    fn from(r: DwellRow) -> Self {
+impl From<sensors::DwellSeen> for FootfallDwell {
+    fn from(sensors::DwellSeen { row: r, shown }: sensors::DwellSeen) -> Self {
+        let [under_5, from_5, from_15, from_30] = shown.buckets;
         FootfallDwell {
             zone: r.zone,
             hour: r.hour,
             session_gap: r.session_gap,
-            visits: r.visits,
-            dwell_under_5_min: r.under_5_min,
-            dwell_5_to_15_min: r.from_5_to_15_min,
-            dwell_15_to_30_min: r.from_15_to_30_min,
-            dwell_30_to_60_min: r.from_30_to_60_min,
-            mean_dwell_seconds: r.mean_seconds,
-            median_dwell_minutes: r.median_minutes,
+            visits: shown.visits,
+            dwell_under_5_min: under_5,
+            dwell_5_to_15_min: from_5,
+            dwell_15_to_30_min: from_15,
+            dwell_30_to_60_min: from_30,
+            mean_dwell_seconds: shown.mean_seconds,
+            median_dwell_minutes: shown.median_minutes,
+            suppressed: shown.suppressed(),
             revision: r.revision,
         }
     }
 }
 
-/// Visitors of a site in an hour (TourismPresenceObserved).
+/// Visitors of a site in an hour (TourismPresenceObserved). For anyone but staff, counts
+/// of 1 to 4 are withheld (null, `suppressed`), and the check-ins' total too when a
+/// point's withheld check-ins could be recomputed from it.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct SitePresence {
     pub site: String,
     /// INSEE code of the site's commune.
     pub location_code: String,
     pub hour: DateTime<Utc>,
-    pub visitor_count: i64,
-    pub ar_checkins: i64,
+    pub visitor_count: Option<i64>,
+    pub ar_checkins: Option<i64>,
     /// AR-trail check-ins per point of the trail.
     pub ar_checkins_by_point: Vec<PointCheckins>,
+    /// A count of this hour is withheld (statistical confidentiality, k = 5).
+    pub suppressed: bool,
     pub revision: i32,
     #[graphql(name = "final")]
     pub is_final: bool,
@@ -316,23 +333,31 @@ pub struct SitePresence {
 #[derive(SimpleObject, Debug, Clone)]
 pub struct PointCheckins {
     pub point: String,
-    pub checkins: i64,
+    /// Null when withheld (`suppressed`).
+    pub checkins: Option<i64>,
+    pub suppressed: bool,
 }
 
 impl From<sensors::SiteHour> for SitePresence {
-    fn from(sensors::SiteHour { presence: r, dwell }: sensors::SiteHour) -> Self {
+    fn from(hour: sensors::SiteHour) -> Self {
+        let sensors::SiteHour {
+            presence: r,
+            shown,
+            dwell,
+        } = hour;
         SitePresence {
+            suppressed: shown.suppressed(),
             site: r.site,
             location_code: r.location_code,
             hour: r.hour,
-            visitor_count: r.visitor_count,
-            ar_checkins: r.ar_checkins,
-            ar_checkins_by_point: r
-                .ar_checkins_by_point
-                .into_iter()
-                .map(|p| PointCheckins {
+            visitor_count: shown.visitors,
+            ar_checkins: shown.ar_checkins,
+            ar_checkins_by_point: (r.ar_checkins_by_point.into_iter())
+                .zip(shown.ar_checkins_by_point)
+                .map(|(p, checkins)| PointCheckins {
                     point: p.point,
-                    checkins: p.checkins,
+                    checkins,
+                    suppressed: checkins.is_none(),
                 })
                 .collect(),
             revision: r.revision,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::sensors::{Alert, AlertKind};
 use super::types::{PartnerFeedItem, Report};
 use super::{Code, error, state};
+use crate::audience::Reader;
 use crate::citizen::view::Changed;
 use crate::feeds::{self, Cursor, FeedPartner};
 
@@ -36,16 +37,20 @@ fn receive<T: Clone + Send + 'static>(rx: broadcast::Receiver<T>) -> impl Stream
 #[SubscriptionDerive]
 impl Subscription {
     /// Alerts as they open or clear, from the stage's alerts topic (at least once: dedupe
-    /// on `alertId` + `state`).
+    /// on `alertId` + `state`): bins' alerts, and vineyard alerts of the parcels the
+    /// connection may see (a partner's token in `connection_init`: its own; everyone the
+    /// parcels shared with the public) and of the stations.
     async fn alerts(
         &self,
         ctx: &Context<'_>,
         kinds: Option<Vec<AlertKind>>,
         commune_code: Option<String>,
     ) -> impl Stream<Item = Alert> + use<> {
+        let reader = Reader::of(ctx);
         let rx = state(ctx).alerts.subscribe();
         receive(rx).filter(move |a: &Alert| {
-            let keep = kinds.as_ref().is_none_or(|k| k.contains(&a.kind))
+            let keep = reader.sees_alert(a.kind.into(), &a.entity_id)
+                && kinds.as_ref().is_none_or(|k| k.contains(&a.kind))
                 && commune_code
                     .as_ref()
                     .is_none_or(|c| a.commune_code.as_ref() == Some(c));
