@@ -20,7 +20,8 @@
 //! # Layout
 //! - [`options`] — [`KafkaOptions`] and the layered librdkafka settings of every client.
 //! - [`topics`] — [`TopicMap`]: the topic of each stream and back.
-//! - [`admin`] — creating the hub's topics.
+//! - [`admin`] — creating the hub's topics, each with its [`Retention`].
+//! - [`topic_config`] — setting an existing topic's configuration (IncrementalAlterConfigs).
 //! - [`rejoin`] — [`RejoinPolicy`]: when a consumer with no partition joins again.
 //! - [`host`] — the stage thread, subscribing a consumer, the partitions a member owns.
 //! - [`membership`] — [`Membership`]: partitions from the group coordinator, or taken by
@@ -53,10 +54,11 @@ pub mod membership;
 pub mod options;
 pub mod probe;
 pub mod rejoin;
+pub mod topic_config;
 pub mod topics;
 pub mod watch;
 
-pub use admin::{ensure_topics, hub_topics};
+pub use admin::{Retention, ensure_topics, hub_topics};
 pub use error::{Error, Result};
 pub use host::{owned_partitions, run_on_thread, subscribe};
 pub use membership::Membership;

@@ -43,9 +43,13 @@ async fn a_wiped_topic_stops_ingest_by_name_until_the_loss_is_accepted() {
         .delete_topics(&[bins_topic.as_str()], &options)
         .await
         .unwrap();
-    vallee_kafka::ensure_topics(&world.kafka_options(), &[(bins_topic.clone(), None)], 3)
-        .await
-        .unwrap();
+    vallee_kafka::ensure_topics(
+        &world.kafka_options(),
+        &[(bins_topic.clone(), vallee_kafka::Retention::Default)],
+        3,
+    )
+    .await
+    .unwrap();
     let after = world.produce(&bins(valley_events(600, 37))).await;
     assert!(after > 0 && after < before);
 
