@@ -6,6 +6,12 @@
 //! directory (we pass `sqlite:////abs/path`, whose path component `//abs/path` survives the
 //! join as an absolute path), and its `header` table lacks the index that keeps consumption
 //! fast, which we create through libsql once the schema exists.
+//!
+//! Retention is Tansu's maintenance task, which deletes from topics whose `cleanup.policy`
+//! says `delete` records older than their `retention.ms` (by the records' timestamps). It
+//! runs when the broker starts, then every 10 minutes by default; the hub runs it every
+//! [`RETENTION_CHECK`] (the storage URL's `maintenance_interval`), so a beacon sighting
+//! does not outlive its 24 h by more than a minute.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -45,6 +51,18 @@ pub fn sqlite_url(db_path: &Path) -> Result<Url> {
     Ok(url)
 }
 
+/// How often the embedded broker applies its topics' retention.
+pub const RETENTION_CHECK: Duration = Duration::from_secs(60);
+
+/// The storage URL of the broker: its SQLite file, and how often it applies retention.
+pub fn storage_url(db_path: &Path, retention_check: Duration) -> Result<Url> {
+    let mut url = sqlite_url(db_path)?;
+    let every = format!("{}ms", retention_check.as_millis().max(1));
+    url.query_pairs_mut()
+        .append_pair("maintenance_interval", &every);
+    Ok(url)
+}
+
 /// A free port on 127.0.0.1 (Tansu does not report the port it bound).
 pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -54,6 +72,16 @@ impl EmbeddedBroker {
     /// Starts a broker listening on `listen` (port 0: a free port) with its storage in
     /// `dir`, and waits until it accepts connections.
     pub async fn start(listen: SocketAddr, dir: &Path) -> Result<EmbeddedBroker> {
+        Self::start_with(listen, dir, RETENTION_CHECK).await
+    }
+
+    /// [`EmbeddedBroker::start`], applying retention every `retention_check` (the first
+    /// time at once).
+    pub async fn start_with(
+        listen: SocketAddr,
+        dir: &Path,
+        retention_check: Duration,
+    ) -> Result<EmbeddedBroker> {
         let addr = if listen.port() == 0 {
             SocketAddr::new(listen.ip(), free_port()?)
         } else {
@@ -78,7 +106,7 @@ impl EmbeddedBroker {
             .cluster_id("vallee")
             .incarnation_id(uuid::Uuid::new_v4())
             .advertised_listener(listener.clone())
-            .storage(sqlite_url(&db_path)?)
+            .storage(storage_url(&db_path, retention_check)?)
             .listener(listener)
             .silent(true)
             .build()
@@ -167,5 +195,15 @@ mod tests {
         assert!(path.starts_with("/tmp"), "{path:?}");
         assert_eq!(path, std::path::Path::new("/tmp/xy/broker/tansu.db"));
         assert!(super::sqlite_url(std::path::Path::new("/tmp/x y/tansu.db")).is_err());
+    }
+
+    #[test]
+    fn the_storage_url_asks_for_retention_every_minute() {
+        let db = std::path::Path::new("/tmp/xy/broker/tansu.db");
+        let url = super::storage_url(db, super::RETENTION_CHECK).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "sqlite:////tmp/xy/broker/tansu.db?maintenance_interval=60000ms"
+        );
     }
 }

@@ -50,7 +50,10 @@ async fn sigterm_commits_what_was_read_and_a_restart_finishes() {
         .iter()
         .map(|s| (*s, s.default_topic().to_string()))
         .collect();
-    let events = valley_events(20_000, 17);
+    // Recent events: the embedded broker deletes beacon sightings older than 24 h (by
+    // their timestamps), at its start too, and the restart below must find them.
+    let start = chrono::Utc::now() - chrono::Duration::hours(2);
+    let events = valley_events_from(20_000, 17, start);
     let producer = vallee::simulator::producer(&broker.to_string()).unwrap();
     let produced = vallee::simulator::produce(&producer, &topics, &events)
         .await

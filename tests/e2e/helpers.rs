@@ -35,10 +35,16 @@ impl World {
             dir.disable_cleanup(true);
             eprintln!("test data kept in {}", dir.path().display());
         }
-        let broker =
-            EmbeddedBroker::start("127.0.0.1:0".parse().unwrap(), &dir.path().join("broker"))
-                .await
-                .unwrap();
+        // Test data carries historical timestamps (June 2026): checking retention every
+        // minute, the broker would delete beacon sightings produced a minute ago. Checked
+        // once, at start, on an empty broker. (`privacy.rs` tests retention itself.)
+        let broker = EmbeddedBroker::start_with(
+            "127.0.0.1:0".parse().unwrap(),
+            &dir.path().join("broker"),
+            Duration::from_secs(365 * 24 * 3600),
+        )
+        .await
+        .unwrap();
         let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_string();
         let topics: BTreeMap<Stream, String> = Stream::ALL
             .iter()
@@ -191,10 +197,16 @@ pub fn spawn_up(
 
 /// Valley traffic: `n` events of every stream, seeded.
 pub fn valley_events(n: usize, seed: u64) -> Vec<Event> {
-    use vallee::simulator::{Valley, ValleyShape};
     let start = chrono::DateTime::parse_from_rfc3339("2026-06-03T08:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
+    valley_events_from(n, seed, start)
+}
+
+/// Valley traffic from `start`: to a broker that applies retention (`vallee up`'s), beacon
+/// sightings older than 24 h by their timestamps do not last.
+pub fn valley_events_from(n: usize, seed: u64, start: chrono::DateTime<chrono::Utc>) -> Vec<Event> {
+    use vallee::simulator::{Valley, ValleyShape};
     let mut valley = Valley::new(
         ValleyShape {
             seed,
