@@ -18,6 +18,7 @@ mod kill_restart;
 mod open_data;
 mod partners;
 mod places;
+mod privacy;
 mod rebalance;
 mod recovery;
 mod reports;
