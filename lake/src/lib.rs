@@ -21,8 +21,9 @@
 //! - [`tables`] — [`Lake`], opening and creating the tables.
 //! - [`offsets`] — application-transaction ids and the source progress a commit carries.
 //! - [`append`] — the exactly-once append.
-//! - [`query`] — a DataFusion session over the tables (tests, benchmarks, researchers), and
-//!   rows of a query read back as the contract's rows ([`Lake::rows`]).
+//! - [`query`] — a DataFusion session over the tables (tests, benchmarks, researchers),
+//!   rows of a query read back as the contract's rows ([`Lake::rows`]), and read-only
+//!   copies refreshed apart from the writers ([`ReadOnlyTables`], what the API reads).
 //! - [`latest`] — [`Latest`], the latest row per key of a table: the one view readers use.
 //! - [`replace`] — whole-table rewrites (the published lakes).
 //! - [`upkeep`] — compaction, vacuum, checkpoints.
@@ -45,6 +46,6 @@ pub use error::{Error, Result};
 pub use latest::Latest;
 pub use offsets::{Progress, app_id};
 pub use options::LakeOptions;
-pub use query::AsOf;
+pub use query::{AsOf, ReadOnlyTables, TablesAt};
 pub use tables::Lake;
 pub use vallee_schemas::tables::LakeTable;

@@ -1,7 +1,16 @@
-//! A DataFusion session with every lake table registered under its name.
+//! DataFusion sessions over the lake: every opened table ([`Lake::session`]), one table at
+//! a point of its history ([`Lake::session_as_of`]), and read-only copies refreshed apart
+//! from the writers ([`ReadOnlyTables`], what the API reads).
+
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use datafusion::prelude::SessionContext;
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use deltalake::DeltaTable;
+use url::Url;
 use vallee_schemas::tables::TableRow;
 use vallee_schemas::tables::columns::Columns;
 
@@ -126,5 +135,210 @@ impl Lake {
             ctx.register_table(sql_name.as_str(), delta.table_provider().await?)?;
         }
         Ok(())
+    }
+}
+
+/// Read-only copies of some tables of a lake, opened apart from the handles writers commit
+/// through ([`Lake::append`] locks those): refreshing or reading the copies never waits
+/// for a commit, and never delays one. Each [`ReadOnlyTables::refresh`] brings every copy
+/// to its table's latest version (reading only the new log entries) and returns the
+/// tables as they then are, which any number of queries can read at once.
+pub struct ReadOnlyTables {
+    root: Url,
+    runtime: Arc<RuntimeEnv>,
+    config: SessionConfig,
+    tables: Vec<ReadOnlyTable>,
+}
+
+struct ReadOnlyTable {
+    name: &'static str,
+    schema: SchemaRef,
+    /// `None` until the table exists.
+    delta: Option<DeltaTable>,
+}
+
+impl std::fmt::Debug for ReadOnlyTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.tables.iter().map(|t| t.name).collect();
+        f.debug_struct("ReadOnlyTables")
+            .field("root", &self.root.as_str())
+            .field("tables", &names)
+            .finish()
+    }
+}
+
+/// The tables as one refresh saw them: cheap to clone, a fresh session per query.
+#[derive(Clone)]
+pub struct TablesAt {
+    runtime: Arc<RuntimeEnv>,
+    config: SessionConfig,
+    providers: Arc<Vec<(&'static str, Arc<dyn TableProvider>)>>,
+}
+
+impl std::fmt::Debug for TablesAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.providers.iter().map(|(n, _)| *n).collect();
+        f.debug_struct("TablesAt").field("tables", &names).finish()
+    }
+}
+
+impl Lake {
+    /// Read-only copies of no table yet: add them with [`ReadOnlyTables::with`].
+    pub fn read_only(&self) -> ReadOnlyTables {
+        ReadOnlyTables {
+            root: self.root().clone(),
+            runtime: Arc::new(RuntimeEnv::default()),
+            config: SessionConfig::new(),
+            tables: Vec::new(),
+        }
+    }
+}
+
+impl ReadOnlyTables {
+    /// Adds a table (registered empty, with its schema, until it exists).
+    pub fn with(mut self, table: impl LakeTable) -> Self {
+        self.tables.push(ReadOnlyTable {
+            name: table.name(),
+            schema: table.schema(),
+            delta: None,
+        });
+        self
+    }
+
+    /// The runtime (memory pool, object stores) and configuration of the sessions.
+    pub fn with_runtime(self, runtime: Arc<RuntimeEnv>, config: SessionConfig) -> Self {
+        ReadOnlyTables {
+            runtime,
+            config,
+            ..self
+        }
+    }
+
+    /// Brings every copy to its table's latest version; the tables as they now are.
+    pub async fn refresh(&mut self) -> Result<TablesAt> {
+        // Object stores are registered in the runtime every session shares.
+        let probe = SessionContext::new_with_config_rt(self.config.clone(), self.runtime.clone());
+        let mut providers = Vec::with_capacity(self.tables.len());
+        for t in &mut self.tables {
+            let name = t.name;
+            match &mut t.delta {
+                Some(delta) => delta.update_state().await.map_err(Error::delta(name))?,
+                None if crate::tables::exists_at(&self.root, name) => {
+                    let url = crate::tables::table_url(&self.root, name);
+                    let delta = deltalake::open_table(url)
+                        .await
+                        .map_err(Error::delta(name))?;
+                    t.delta = Some(delta);
+                }
+                None => {}
+            }
+            let provider: Arc<dyn TableProvider> = match &t.delta {
+                Some(delta) => {
+                    delta
+                        .update_datafusion_session(&probe.state())
+                        .map_err(Error::delta(name))?;
+                    delta.table_provider().await?
+                }
+                None => Arc::new(datafusion::datasource::MemTable::try_new(
+                    t.schema.clone(),
+                    vec![vec![]],
+                )?),
+            };
+            providers.push((name, provider));
+        }
+        Ok(TablesAt {
+            runtime: self.runtime.clone(),
+            config: self.config.clone(),
+            providers: Arc::new(providers),
+        })
+    }
+}
+
+impl TablesAt {
+    /// A session with every table registered under its name.
+    pub fn session(&self) -> Result<SessionContext> {
+        let ctx = SessionContext::new_with_config_rt(self.config.clone(), self.runtime.clone());
+        for (name, provider) in self.providers.iter() {
+            ctx.register_table(*name, provider.clone())?;
+        }
+        Ok(ctx)
+    }
+
+    /// Runs one SQL query over the tables and collects the result.
+    pub async fn sql(&self, query: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.session()?.sql(query).await?.collect().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use arrow::array::{Array, Int64Array};
+    use vallee_schemas::tables::{FootfallRow, Lineage, OutputTable};
+
+    use super::*;
+
+    fn row(people: i64) -> RecordBatch {
+        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let row = FootfallRow {
+            zone: "za".into(),
+            window: "PT5M".into(),
+            from: at("2026-11-28T10:00:00Z"),
+            to: at("2026-11-28T10:05:00Z"),
+            people_count: people,
+            approximate: false,
+            congested: false,
+            revision: 0,
+            is_final: true,
+            day: 20_785,
+            lineage: Lineage::default(),
+            computed_at: at("2026-11-28T10:06:00Z"),
+        };
+        FootfallRow::to_batch(OutputTable::Footfall, &[row])
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn count(tables: &TablesAt) -> i64 {
+        let batches = tables.sql("SELECT count(*) FROM footfall").await.unwrap();
+        let n = batches[0].column(0).as_any().downcast_ref::<Int64Array>();
+        n.unwrap().value(0)
+    }
+
+    #[tokio::test]
+    async fn read_only_copies_follow_their_tables_without_waiting_for_the_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open_bare(crate::LakeOptions {
+            root: dir.path().to_path_buf(),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut copies = lake.read_only().with(OutputTable::Footfall);
+        let before = copies.refresh().await.unwrap();
+        assert_eq!(count(&before).await, 0, "not created yet: empty");
+        lake.append(OutputTable::Footfall, "test", vec![row(3)], &[])
+            .await
+            .unwrap();
+        let first = copies.refresh().await.unwrap();
+        assert_eq!(count(&first).await, 1);
+        lake.append(OutputTable::Footfall, "test", vec![row(4)], &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            count(&first).await,
+            1,
+            "a refresh's tables stay as they were"
+        );
+        // A writer holding the table (a commit under way) holds neither a refresh nor a
+        // read back.
+        let handle = lake.table(OutputTable::Footfall).await.unwrap();
+        let writing = handle.lock().await;
+        let second = tokio::time::timeout(Duration::from_secs(10), copies.refresh())
+            .await
+            .expect("a refresh does not wait for the writer")
+            .unwrap();
+        assert_eq!(count(&second).await, 2);
+        drop(writing);
     }
 }

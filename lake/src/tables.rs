@@ -61,9 +61,7 @@ impl Lake {
 
     /// Whether a table exists under this lake's root (object stores: assumed).
     pub fn exists(&self, name: &str) -> bool {
-        self.root()
-            .to_file_path()
-            .map_or(true, |root| root.join(name).join("_delta_log").is_dir())
+        exists_at(&self.root, name)
     }
 
     /// The lake's root URL.
@@ -171,6 +169,12 @@ pub(crate) async fn stored_offset(
         .transaction_version(delta.log_store().as_ref(), app_id)
         .await
         .map_err(Error::delta(table))
+}
+
+/// Whether the table `name` exists under `root` (object stores: assumed).
+pub(crate) fn exists_at(root: &Url, name: &str) -> bool {
+    root.to_file_path()
+        .map_or(true, |root| root.join(name).join("_delta_log").is_dir())
 }
 
 pub(crate) fn table_url(root: &Url, name: &str) -> Url {
