@@ -128,12 +128,8 @@ async fn rows(
     cursor: &mut Cursor,
     out: &mut Vec<FeedRow>,
 ) -> Result<(), String> {
-    let batches: Vec<RecordBatch> = state
-        .open_data
-        .lake()
-        .sql(sql)
-        .await
-        .map_err(|e| e.to_string())?;
+    // Through the API's lake snapshot and gate, as every lake read of the API.
+    let batches: Vec<RecordBatch> = state.sensors.sql(sql).await.map_err(|e| e.to_string())?;
     for batch in &batches {
         for mut row in vallee_opendata::export::json_rows(batch).map_err(|e| e.to_string())? {
             let position = row.remove("_feed_position").and_then(|p| p.as_i64());

@@ -1,12 +1,12 @@
-//! Routes: GraphQL over HTTP and WebSocket, GraphiQL with its assets, Open311, health.
+//! Routes: GraphQL over HTTP and WebSocket (one schema, the same limits), GraphiQL with its
+//! assets, Open311, open data, research, feeds, health.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use async_graphql::ServerError;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql::parser::types::{OperationType, Selection};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql::parser::types::OperationType;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -17,42 +17,87 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::ApiState;
+use crate::limits::Guards;
+use crate::limits::ws::{self, Refused, WsSession};
 use crate::ops::Ops;
 use crate::schema::{self, ApiSchema, ClientAddr, Code};
 
-/// Both schemas: with limits (every ordinary request) and without (introspection only).
+/// The one schema, and what its routes share.
 #[derive(Clone)]
 pub struct Schemas {
     state: Arc<ApiState>,
     ops: Arc<Ops>,
-    limited: ApiSchema,
-    introspection: ApiSchema,
+    schema: ApiSchema,
+    guards: Arc<Guards>,
 }
 
-/// graphql-transport-ws. A `{"token": …}` in the `connection_init` payload names a vineyard
-/// partner (for `partnerFeed`; an unknown token is refused); the other subscriptions are
-/// public and need none.
+/// graphql-transport-ws, within the WebSocket limits ([`crate::limits::ws`]). The
+/// connection's session holds its client's address and caller, so mutations sent over it
+/// count against the same limits as over HTTP: the caller is named by the upgrade's
+/// `Authorization` header or, as browsers cannot set one, by `Authorization` in the
+/// `connection_init` payload. A `{"token": …}` in that payload names a vineyard partner
+/// (for `partnerFeed`); an unknown token is refused.
 async fn websocket(
     State(schemas): State<Schemas>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let schema = schemas.limited.clone();
+    let limits = &schemas.guards.limits;
+    let client = addr.ip();
+    let slot = match schemas.guards.connections.open(
+        client,
+        limits.max_ws_connections_per_address,
+        limits.max_ws_connections,
+    ) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            let (status, message) = match refused {
+                Refused::Address => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many WebSocket connections from this address",
+                ),
+                Refused::Total => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the hub has as many WebSocket connections as it serves",
+                ),
+            };
+            return error_response(status, Code::RateLimited, message);
+        }
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let state = schemas.state.clone();
+    let mut data = async_graphql::Data::default();
+    data.insert(ClientAddr(client));
+    data.insert(WsSession::new(limits.max_subscriptions_per_connection));
+    let on_init = move |payload: serde_json::Value| async move {
+        let mut data = async_graphql::Data::default();
+        let from_payload = ["Authorization", "authorization"]
+            .iter()
+            .find_map(|k| payload.get(*k).and_then(|v| v.as_str()));
+        let caller = state
+            .auth
+            .caller(from_payload.or(authorization.as_deref()))
+            .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+        data.insert(caller);
+        if let Some(token) = payload.get("token").and_then(|t| t.as_str()) {
+            let partner = crate::feeds::partner_of_token(&state, token)
+                .ok_or_else(|| async_graphql::Error::new("unknown token"))?;
+            data.insert(crate::feeds::FeedPartner(partner.clone()));
+        }
+        Ok::<_, async_graphql::Error>(data)
+    };
+    let (schema, init_timeout) = (schemas.schema.clone(), limits.ws_init_timeout);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |stream| {
-            GraphQLWebSocket::new(stream, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    let mut data = async_graphql::Data::default();
-                    if let Some(token) = payload.get("token").and_then(|t| t.as_str()) {
-                        let partner = crate::feeds::partner_of_token(&state, token)
-                            .ok_or_else(|| async_graphql::Error::new("unknown token"))?;
-                        data.insert(crate::feeds::FeedPartner(partner.clone()));
-                    }
-                    Ok(data)
-                })
-                .serve()
+        .max_message_size(limits.max_body_bytes)
+        .max_frame_size(limits.max_body_bytes)
+        .on_upgrade(move |socket| {
+            ws::serve(socket, schema, protocol, data, on_init, init_timeout, slot)
         })
         .into_response()
 }
@@ -99,13 +144,18 @@ fn readiness(
         .into_response()
 }
 
-/// The hub's routes with the API: GraphQL, GraphiQL, Open311, the dashboard, operations.
+/// The hub's routes with the API: GraphQL, GraphiQL, Open311, the dashboard, operations;
+/// every one behind the limits' middleware ([`crate::limits::http`]) and the body limit.
 pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
+    let guards = Arc::new(Guards::new(
+        &state.options.limits,
+        state.sensors.gate().clone(),
+    ));
     let schemas = Schemas {
-        limited: schema::build(state.clone(), true),
-        introspection: schema::build(state.clone(), false),
+        schema: schema::build_with(state.clone(), guards.clone()),
         state: state.clone(),
         ops: ops.clone(),
+        guards: guards.clone(),
     };
     let api = Router::new()
         .route("/graphql", get(graphiql).post(graphql))
@@ -131,6 +181,10 @@ pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
         .route("/metrics", get(metrics).with_state(ops))
         .layer(RequestBodyLimitLayer::new(
             state.options.limits.max_body_bytes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            guards,
+            crate::limits::http::guard,
         ));
     match cors(&state.options.cors_origins) {
         Some(layer) => api.layer(layer),
@@ -155,46 +209,15 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// Whether a query only asks for the schema (`__schema`, `__type`), which GraphiQL sends
-/// and which is exempt from the complexity and depth limits; and its operation kind.
-fn classify(query: &str) -> (bool, &'static str) {
+/// The kind of a request's operation, for the metrics.
+fn kind(query: &str) -> &'static str {
     let Ok(doc) = async_graphql::parser::parse_query(query) else {
-        return (false, "query");
+        return "query";
     };
-    let kind = match doc.operations.iter().next().map(|(_, op)| op.node.ty) {
+    match doc.operations.iter().next().map(|(_, op)| op.node.ty) {
         Some(OperationType::Mutation) => "mutation",
         Some(OperationType::Subscription) => "subscription",
         _ => "query",
-    };
-    let introspection = doc.operations.iter().all(|(_, op)| {
-        op.node.ty == OperationType::Query
-            && op.node.selection_set.node.items.iter().all(
-                |s| matches!(&s.node, Selection::Field(f) if f.node.name.node.starts_with("__")),
-            )
-    });
-    (introspection, kind)
-}
-
-/// Every error answered carries `extensions.code`: request-level errors (syntax,
-/// validation, limits) are the client's; field errors without a code are ours.
-fn add_codes(errors: &mut [ServerError]) {
-    for e in errors {
-        let has_code = e
-            .extensions
-            .as_ref()
-            .is_some_and(|x| x.get("code").is_some());
-        if has_code {
-            continue;
-        }
-        let code = if e.path.is_empty() {
-            Code::BadUserInput
-        } else {
-            tracing::error!(error = %e.message, path = ?e.path, "request failed");
-            Code::Internal
-        };
-        e.extensions
-            .get_or_insert_with(Default::default)
-            .set("code", code.as_str());
     }
 }
 
@@ -235,19 +258,14 @@ async fn graphql(
     if let Some(partner) = partner {
         request = request.data(partner);
     }
-    let (introspection, kind) = classify(&request.query);
-    let schema = if introspection {
-        &schemas.introspection
-    } else {
-        &schemas.limited
-    };
+    let kind = kind(&request.query);
     let started = std::time::Instant::now();
-    let mut response = schema.execute(request).await;
+    // Limits, answer size and error codes: the schema's extension, as over WebSocket.
+    let response = schemas.schema.execute(request).await;
     schemas
         .ops
         .graphql
         .record(kind, response.errors.is_empty(), started.elapsed());
-    add_codes(&mut response.errors);
     GraphQLResponse::from(response).into_response()
 }
 
@@ -338,21 +356,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_schema_queries_are_introspection() {
-        let introspection = |q: &str| classify(q).0;
-        assert!(introspection("{ __schema { types { name } } }"));
-        assert!(introspection(
-            "query IntrospectionQuery { __schema { queryType { name } } }"
-        ));
-        assert!(!introspection(
-            "{ __schema { types { name } } services { serviceCode } }"
-        ));
-        assert!(!introspection("{ services { serviceCode } }"));
-        assert!(!introspection("mutation { issueCitizenToken { token } }"));
-        assert!(!introspection("not graphql"));
-        assert_eq!(
-            classify("mutation { issueCitizenToken { token } }").1,
-            "mutation"
-        );
+    fn the_operation_kind_is_read_from_the_query() {
+        assert_eq!(kind("mutation { issueCitizenToken { token } }"), "mutation");
+        assert_eq!(kind("subscription { alerts { alertId } }"), "subscription");
+        assert_eq!(kind("{ services { serviceCode } }"), "query");
+        assert_eq!(kind("not graphql"), "query");
     }
 }

@@ -26,7 +26,9 @@
 //! - [`sensors`] — lake reads: the latest rows of each table, as the tables' contract rows.
 //! - [`http`] — routes, GraphiQL, error codes, readiness.
 //! - [`open311`] — the GeoReport v2 REST API over the same reports and commands.
-//! - [`rate_limit`] — the fixed-window limiter the command layer counts with.
+//! - [`limits`] — the request limits every door passes through (client address, rates,
+//!   operation shape, WebSocket connections, lake snapshot and gate).
+//! - [`rate_limit`] — the bounded fixed-window limiter the limits count with.
 //! - [`ops`] — `/metrics`, readiness checks; the stages' status comes in as an
 //!   [`ops::StageStatus`] (this crate depends on no stage).
 //! - [`open_data`] — the open-data catalogue and downloads (datasets in `vallee-opendata`).
@@ -42,6 +44,7 @@ pub mod commands;
 pub mod dashboard;
 pub mod feeds;
 pub mod http;
+pub mod limits;
 pub mod open311;
 pub mod open_data;
 pub mod ops;
@@ -86,6 +89,9 @@ pub enum Error {
     Options(String),
     #[error("{0}")]
     Internal(String),
+    /// Too much work at once: refused rather than queued (`RATE_LIMITED`, HTTP 503).
+    #[error("the hub is busy: {0}")]
+    Busy(&'static str),
 }
 
 /// Result alias of the HTTP crate.
@@ -212,7 +218,7 @@ impl Api {
             ),
             auth,
             contacts,
-            sensors: sensors::SensorReader::new(lake.clone()),
+            sensors: sensors::SensorReader::new(lake.clone(), &options.limits),
             open_data: vallee_opendata::OpenData::new(lake)
                 .with_sharing(sharing.clone(), Audience::Public),
             public,

@@ -49,23 +49,62 @@ pub struct Partner {
     pub shared: Vec<(String, Audience)>,
 }
 
-/// Request limits. The defaults are generous enough for a town hall's shared connection.
-/// In the file they are keys of `[api]` itself.
+/// Request limits: every door passes through them (see [`crate::limits`]). The defaults
+/// are generous enough for a town hall's shared connection. In the file they are keys of
+/// `[api]` itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Limits {
     /// `issueCitizenToken` calls per minute and client address. Default 60.
     pub tokens_per_minute_per_address: u32,
-    /// Mutations per minute and client address. Default 300.
+    /// Mutations per minute and client address, whatever the door. Default 300.
     pub mutations_per_minute_per_address: u32,
-    /// Mutations per minute and citizen token. Default 60.
+    /// Mutations per minute and citizen token, whatever the door. Default 60.
     pub mutations_per_minute_per_token: u32,
-    /// Largest request body in bytes. Default 64 KiB.
+    /// HTTP requests per minute and client address (every route but `/healthz`, `/readyz`
+    /// and `/metrics`), GraphQL operations sent over a WebSocket included. Default 600.
+    pub requests_per_minute_per_address: u32,
+    /// Distinct clients (address groups, tokens) each limiter counts in a minute; past it a
+    /// new client is refused until the minute ends. Default 100 000.
+    pub max_rate_limit_keys: usize,
+    /// Peers allowed to name the client in `X-Forwarded-For` or `Forwarded` (CIDR blocks,
+    /// `"10.0.0.0/8"`, `"2001:db8::/32"`, or single addresses). Default: none (the client
+    /// is the peer).
+    pub trusted_proxies: Vec<String>,
+    /// Largest request body, and largest WebSocket message, in bytes. Default 64 KiB.
     pub max_body_bytes: usize,
-    /// Deepest accepted query. Default 10.
+    /// Deepest accepted operation, introspection included (GraphiQL's query is 13 deep).
+    /// Default 13.
     pub max_depth: usize,
-    /// Highest accepted query complexity (introspection is exempt). Default 2 000.
+    /// Highest accepted complexity of an operation, introspection included: a field costs
+    /// 1, a field reading the lake [`crate::limits::LAKE_QUERY_COST`]. Default 2 000.
     pub max_complexity: usize,
+    /// Most aliased fields in an operation, fragments expanded. Default 30.
+    pub max_aliases: usize,
+    /// Largest GraphQL answer, in JSON bytes: a larger one is replaced by an error.
+    /// Default 4 MiB.
+    pub max_response_bytes: usize,
+    /// WebSocket connections open at once, all clients together. Default 1 000.
+    pub max_ws_connections: usize,
+    /// WebSocket connections open at once from one client address. Default 20.
+    pub max_ws_connections_per_address: usize,
+    /// Operations (subscriptions, queries, mutations) running at once on one WebSocket
+    /// connection. Default 10.
+    pub max_subscriptions_per_connection: usize,
+    /// How long a WebSocket may stay open without its `connection_init`. Default 10 s.
+    #[serde(rename = "ws_init_timeout_s", with = "units::seconds")]
+    pub ws_init_timeout: Duration,
+    /// Lake queries running at once (GraphQL sensor fields and datasets, partner feeds,
+    /// open-data downloads). Default 4.
+    pub max_concurrent_lake_queries: usize,
+    /// How long a lake query waits for its turn before it is refused (`RATE_LIMITED`,
+    /// HTTP 503). Default 2 s.
+    #[serde(rename = "lake_queue_ms", with = "units::millis")]
+    pub lake_queue: Duration,
+    /// How often the API's snapshot of the lake is refreshed: its reads lag the lake by at
+    /// most this, and never wait for (nor delay) a commit. Default 1 s.
+    #[serde(rename = "lake_refresh_ms", with = "units::millis")]
+    pub lake_refresh: Duration,
 }
 
 impl Default for Limits {
@@ -74,9 +113,21 @@ impl Default for Limits {
             tokens_per_minute_per_address: 60,
             mutations_per_minute_per_address: 300,
             mutations_per_minute_per_token: 60,
+            requests_per_minute_per_address: 600,
+            max_rate_limit_keys: crate::rate_limit::DEFAULT_MAX_KEYS,
+            trusted_proxies: Vec::new(),
             max_body_bytes: 64 * 1024,
-            max_depth: 10,
+            max_depth: 13,
             max_complexity: 2_000,
+            max_aliases: 30,
+            max_response_bytes: 4 * 1024 * 1024,
+            max_ws_connections: 1_000,
+            max_ws_connections_per_address: 20,
+            max_subscriptions_per_connection: 10,
+            ws_init_timeout: Duration::from_secs(10),
+            max_concurrent_lake_queries: 4,
+            lake_queue: Duration::from_secs(2),
+            lake_refresh: Duration::from_secs(1),
         }
     }
 }
@@ -244,8 +295,45 @@ impl ApiOptions {
         if self.sql_timeout < Duration::from_secs(1) {
             return invalid("sql_timeout_s must be at least 1".into());
         }
+        self.limits.validate()?;
         if !(self.supports_per_inhabitant.is_finite() && self.supports_per_inhabitant >= 0.0) {
             return invalid("supports_per_inhabitant must be a share, 0 or more".into());
+        }
+        Ok(())
+    }
+}
+
+impl Limits {
+    /// Every limit admits something, and the trusted proxies are CIDR blocks.
+    pub fn validate(&self) -> Result<()> {
+        crate::limits::client::TrustedProxies::parse(&self.trusted_proxies)?;
+        let counts = [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_depth", self.max_depth),
+            ("max_complexity", self.max_complexity),
+            ("max_response_bytes", self.max_response_bytes),
+            ("max_rate_limit_keys", self.max_rate_limit_keys),
+            ("max_ws_connections", self.max_ws_connections),
+            (
+                "max_ws_connections_per_address",
+                self.max_ws_connections_per_address,
+            ),
+            (
+                "max_subscriptions_per_connection",
+                self.max_subscriptions_per_connection,
+            ),
+            (
+                "max_concurrent_lake_queries",
+                self.max_concurrent_lake_queries,
+            ),
+        ];
+        if let Some((key, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(Error::Options(format!("{key} must be at least 1")));
+        }
+        if self.ws_init_timeout.is_zero() || self.lake_refresh.is_zero() {
+            return Err(Error::Options(
+                "ws_init_timeout_s and lake_refresh_ms must be more than 0".into(),
+            ));
         }
         Ok(())
     }

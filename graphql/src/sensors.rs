@@ -10,6 +10,9 @@
 //! [`Reader`](crate::audience::Reader) and answers what that reader may see: counts
 //! exact or as the public sees them (`vallee_schemas::public_view::counts`), vineyard
 //! alerts of the parcels it may see. No sensor read bypasses it.
+//!
+//! Reads go to the API's snapshot of the lake, refreshed apart from the writers, one turn
+//! of the lake gate each ([`crate::limits::lake`]); partner feeds read through here too.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +30,8 @@ use vallee_schemas::tables::{
 };
 
 use crate::audience::Reader;
+use crate::limits::lake::{LakeGate, LakeReads};
+use crate::options::Limits;
 use crate::{Error, Result};
 
 /// Reads sensor results from the lake.
@@ -34,6 +39,7 @@ use crate::{Error, Result};
 pub struct SensorReader {
     lake: Arc<Lake>,
     ensured: OnceCell<()>,
+    reads: LakeReads,
 }
 
 /// Latest reading of a bin: the columns of `waste_containers` the API shows.
@@ -159,11 +165,33 @@ fn latest_rows(latest: Latest, filter: &str, order: &str) -> String {
 }
 
 impl SensorReader {
-    pub fn new(lake: Arc<Lake>) -> Self {
+    /// Reads of `lake` under `limits` (concurrent lake queries, snapshot refresh).
+    pub fn new(lake: Arc<Lake>, limits: &Limits) -> Self {
+        let copies = [
+            Table::WasteContainers,
+            Table::ParcelRecords,
+            Table::WeatherObserved,
+        ]
+        .into_iter()
+        .fold(lake.read_only(), |c, t| c.with(t));
+        let copies = OutputTable::ALL.into_iter().fold(copies, |c, t| c.with(t));
+        let gate = LakeGate::new(limits.max_concurrent_lake_queries, limits.lake_queue);
         SensorReader {
             lake,
             ensured: OnceCell::new(),
+            reads: LakeReads::new(copies, Arc::new(gate), limits.lake_refresh),
         }
+    }
+
+    /// The gate every lake read of the API takes a turn at.
+    pub fn gate(&self) -> &Arc<LakeGate> {
+        self.reads.gate()
+    }
+
+    /// Runs one query over the snapshot (the sensor tables, `parcel_records` and
+    /// `weather_observed`) and collects its batches.
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        self.batches(sql).await
     }
 
     /// Runs a query (once the tables it may read exist) and collects its batches.
@@ -178,7 +206,7 @@ impl SensorReader {
             })
             .await
             .map_err(lake_error)?;
-        self.lake.sql(sql).await.map_err(lake_error)
+        self.reads.sql(sql).await
     }
 
     /// Runs a query and reads its rows as a derived table's contract rows.
@@ -540,7 +568,7 @@ mod tests {
         ];
         write(&lake, OutputTable::FillAlerts, &alerts).await;
 
-        let reader = SensorReader::new(lake);
+        let reader = SensorReader::new(lake, &Limits::default());
         let staff = Reader::exact();
         let hours = (reader.site_presence(&staff, Some("gellone"), None))
             .await

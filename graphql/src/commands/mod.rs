@@ -63,7 +63,7 @@ use crate::citizen::contacts::{Contact, ContactStore};
 use crate::citizen::reads::SeenBy;
 use crate::citizen::view::{Comment, Idea, Place, Report};
 use crate::options::{ApiOptions, Limits};
-use crate::rate_limit::RateLimiter;
+use crate::rate_limit::{RateLimiter, address_key};
 use access::{citizen, staff};
 
 /// A write a citizen or a staff member asks for.
@@ -301,7 +301,7 @@ impl Commands {
             citizens,
             contacts,
             auth,
-            limiter: RateLimiter::default(),
+            limiter: RateLimiter::with_max_keys(options.limits.max_rate_limit_keys),
             limits: options.limits.clone(),
             pre_moderation: options.pre_moderation,
             flags_to_hide: options.flags_to_hide,
@@ -309,7 +309,8 @@ impl Commands {
     }
 
     /// Carries out `command` for `caller`, who sent it from `address` (when the door knows
-    /// it: the per-address limits count it).
+    /// it: the per-address limits count it, an IPv6 address by its /64). Every door passes
+    /// both: GraphQL over HTTP and over a WebSocket (from the connection's session), Open311.
     pub async fn execute(
         &self,
         caller: &Caller,
@@ -381,7 +382,7 @@ impl Commands {
         if let Command::IssueCitizenToken = command {
             if let Some(ip) = address {
                 check(
-                    format!("tok/{ip}"),
+                    address_key("tok", ip),
                     self.limits.tokens_per_minute_per_address,
                 )?;
             }
@@ -389,7 +390,7 @@ impl Commands {
         }
         if let Some(ip) = address {
             check(
-                format!("m/{ip}"),
+                address_key("m", ip),
                 self.limits.mutations_per_minute_per_address,
             )?;
         }

@@ -9,6 +9,7 @@
 //! Mutations hold no rules of their own: each builds a [`crate::commands::Command`] and
 //! maps what it applied (or why it was refused) to its payload (or error code).
 
+pub mod codes;
 mod mutation;
 pub mod open_data;
 mod query;
@@ -16,7 +17,6 @@ pub mod sensors;
 mod subscription;
 pub mod types;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge};
@@ -27,6 +27,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::ApiState;
 use crate::auth::Caller;
 use crate::commands::CommandError;
+pub use codes::{ClientAddr, Code};
 pub use mutation::Mutation;
 pub use query::Query;
 pub use subscription::Subscription;
@@ -34,56 +35,33 @@ pub use subscription::Subscription;
 /// The hub's schema type.
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 
-/// The client's address, for per-address limits.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub IpAddr);
-
-/// `extensions.code` of an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    BadUserInput,
-    Unauthenticated,
-    Forbidden,
-    NotFound,
-    RateLimited,
-    Internal,
-}
-
-impl Code {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::BadUserInput => "BAD_USER_INPUT",
-            Code::Unauthenticated => "UNAUTHENTICATED",
-            Code::Forbidden => "FORBIDDEN",
-            Code::NotFound => "NOT_FOUND",
-            Code::RateLimited => "RATE_LIMITED",
-            Code::Internal => "INTERNAL_SERVER_ERROR",
-        }
-    }
-}
-
 /// An error with its code.
 pub fn error(code: Code, message: impl Into<String>) -> async_graphql::Error {
     async_graphql::Error::new(message.into()).extend_with(|_, e| e.set("code", code.as_str()))
 }
 
-/// Builds the schema. `limited`: with the depth and complexity limits (ordinary
-/// requests); without them it serves introspection only (GraphiQL's query is deep).
-pub fn build(state: Arc<ApiState>, limited: bool) -> ApiSchema {
+/// Builds the schema with its own limits' state (tests; the router shares its
+/// [`crate::limits::Guards`] with the other doors through [`build_with`]).
+pub fn build(state: Arc<ApiState>) -> ApiSchema {
+    let gate = state.sensors.gate().clone();
+    let guards = crate::limits::Guards::new(&state.options.limits, gate);
+    build_with(state, Arc::new(guards))
+}
+
+/// Builds the one schema every GraphQL door serves: the same depth, complexity and shape
+/// limits for every operation, introspection included ([`crate::limits::graphql`]).
+pub fn build_with(state: Arc<ApiState>, guards: Arc<crate::limits::Guards>) -> ApiSchema {
     let limits = state.options.limits.clone();
     let loader =
         async_graphql::dataloader::DataLoader::new(sensors::BinLoader(state.clone()), tokio::spawn);
-    let builder = Schema::build(Query, Mutation, Subscription)
+    Schema::build(Query, Mutation, Subscription)
         .data(state)
-        .data(loader);
-    if limited {
-        builder
-            .limit_depth(limits.max_depth)
-            .limit_complexity(limits.max_complexity)
-            .finish()
-    } else {
-        builder.finish()
-    }
+        .data(loader)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_directives(8)
+        .extension(crate::limits::graphql::Shape(guards))
+        .finish()
 }
 
 /// The SDL of the schema (committed as `graphql/schema.graphql`).

@@ -89,6 +89,7 @@ impl Dataset {
     }
     /// Rows, in the order of the dataset's time column; `asOf`: a Delta version or an
     /// RFC 3339 time.
+    #[graphql(complexity = "crate::limits::LAKE_QUERY_COST + child_complexity")]
     async fn rows(
         &self,
         ctx: &Context<'_>,

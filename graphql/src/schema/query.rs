@@ -11,6 +11,8 @@ use super::types::*;
 use super::{Code, caller, error, paginate, state};
 use crate::audience::Reader;
 use crate::citizen::reads::{ReportQuery, SeenBy};
+// What a field reading the lake costs in the complexity limit.
+use crate::limits::LAKE_QUERY_COST;
 
 /// The root of queries.
 #[derive(Debug, Default)]
@@ -243,6 +245,9 @@ impl Query {
     }
 
     /// The open datasets (Licence Ouverte 2.0), with their metadata.
+    #[graphql(
+        complexity = "vallee_opendata::DATASETS.len() * (LAKE_QUERY_COST + child_complexity)"
+    )]
     async fn datasets(
         &self,
         ctx: &Context<'_>,
@@ -251,6 +256,7 @@ impl Query {
     }
 
     /// One open dataset: metadata and rows.
+    #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
     async fn dataset(
         &self,
         ctx: &Context<'_>,
@@ -260,6 +266,7 @@ impl Query {
     }
 
     /// The latest reading of every bin.
+    #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
     async fn bins(
         &self,
         ctx: &Context<'_>,
@@ -274,6 +281,7 @@ impl Query {
     }
 
     /// Bin alerts (fill, fire, status, silent): the latest state of each episode.
+    #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
     async fn fill_alerts(
         &self,
         ctx: &Context<'_>,
@@ -294,6 +302,7 @@ impl Query {
     }
 
     /// Bins to collect before a time: full already, or predicted full by then.
+    #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
     async fn bins_to_collect(
         &self,
         ctx: &Context<'_>,
@@ -311,6 +320,7 @@ impl Query {
     /// People counted per zone and window (`PT5M` or `PT1H`), windows starting in
     /// `[from, to)`; without `from` and `to`, the 6 hours before the newest window. Counts
     /// of 1 to 4 are withheld except for staff (see `Footfall`).
+    #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
     async fn footfall(
         &self,
         ctx: &Context<'_>,
@@ -331,6 +341,7 @@ impl Query {
 
     /// How long visits lasted per zone and hour, hours in `[from, to)`; without `from` and
     /// `to`, the 24 hours before the newest.
+    #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
     async fn footfall_dwell(
         &self,
         ctx: &Context<'_>,
@@ -349,6 +360,7 @@ impl Query {
 
     /// Visitors per site and hour, hours in `[from, to)`; without `from` and `to`, the 24
     /// hours before the newest.
+    #[graphql(complexity = "2 * LAKE_QUERY_COST + child_complexity")]
     async fn site_presence(
         &self,
         ctx: &Context<'_>,
@@ -367,6 +379,7 @@ impl Query {
 
     /// Daily vine indicators per station, `from` and `to` included; without them, the 7
     /// days up to the newest.
+    #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
     async fn vine_indicators(
         &self,
         ctx: &Context<'_>,
@@ -397,6 +410,7 @@ impl Query {
     /// Vine alerts (frost, mildew): the latest state of each episode, for the parcels the
     /// caller may see (a partner its own, everyone the parcels shared with the public) and
     /// the stations' own.
+    #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
     async fn vine_alerts(
         &self,
         ctx: &Context<'_>,

@@ -116,7 +116,7 @@ pub struct BinLoader(pub std::sync::Arc<crate::ApiState>);
 
 impl async_graphql::dataloader::Loader<String> for BinLoader {
     type Value = Bin;
-    type Error = std::sync::Arc<String>;
+    type Error = std::sync::Arc<crate::Error>;
 
     async fn load(
         &self,
@@ -127,7 +127,7 @@ impl async_graphql::dataloader::Loader<String> for BinLoader {
             .sensors
             .bins_by_id(keys)
             .await
-            .map_err(|e| std::sync::Arc::new(e.to_string()))?;
+            .map_err(std::sync::Arc::new)?;
         Ok(rows
             .into_iter()
             .map(|r| (r.id.clone(), Bin::from(r)))
@@ -138,10 +138,10 @@ impl async_graphql::dataloader::Loader<String> for BinLoader {
 /// The bin of an entity id, through the batching loader.
 async fn bin_of(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Option<Bin>> {
     let loader = ctx.data_unchecked::<async_graphql::dataloader::DataLoader<BinLoader>>();
-    loader
-        .load_one(id.to_string())
-        .await
-        .map_err(|e| error(Code::Internal, e.as_str()))
+    loader.load_one(id.to_string()).await.map_err(|e| match *e {
+        crate::Error::Busy(_) => super::rate_limited(1),
+        _ => error(Code::Internal, e.to_string()),
+    })
 }
 
 /// An alert episode's latest state (fill alerts and vine alerts share it).
@@ -166,6 +166,7 @@ pub struct Alert {
 #[ComplexObject]
 impl Alert {
     /// The bin's latest reading (fill alerts; batched across the answer).
+    #[graphql(complexity = "crate::limits::LAKE_QUERY_COST + child_complexity")]
     async fn bin(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Bin>> {
         bin_of(ctx, &self.entity_id).await
     }
@@ -205,6 +206,7 @@ pub struct BinToCollect {
 #[ComplexObject]
 impl BinToCollect {
     /// The bin's latest reading (batched across the answer).
+    #[graphql(complexity = "crate::limits::LAKE_QUERY_COST + child_complexity")]
     async fn bin(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Bin>> {
         bin_of(ctx, &self.entity_id).await
     }

@@ -48,7 +48,7 @@ fn api(dir: &std::path::Path, limits: Limits) -> Arc<ApiState> {
         auth,
         contacts,
         citizens,
-        sensors: SensorReader::new(internal.clone()),
+        sensors: SensorReader::new(internal.clone(), &options.limits),
         alerts: broadcast::channel(16).0,
         alerts_ready: Default::default(),
         open_data: OpenData::new(internal.clone()),
@@ -114,7 +114,7 @@ const SUBMIT: &str = "mutation($input: SubmitReportInput!) { submitReport(input:
 #[tokio::test]
 async fn a_report_submitted_through_the_schema_is_read_back_by_the_queries() {
     let dir = tempfile::tempdir().unwrap();
-    let schema = build(api(dir.path(), Limits::default()), true);
+    let schema = build(api(dir.path(), Limits::default()));
     let submitted = ok(
         &schema,
         Caller::Anonymous,
@@ -185,7 +185,7 @@ async fn a_report_submitted_through_the_schema_is_read_back_by_the_queries() {
 #[tokio::test]
 async fn refused_mutations_and_queries_carry_the_codes_clients_know() {
     let dir = tempfile::tempdir().unwrap();
-    let schema = build(api(dir.path(), Limits::default()), true);
+    let schema = build(api(dir.path(), Limits::default()));
     let outside = json!({"input": {"serviceCode": "pothole", "description": "Paris",
         "lat": 48.8566, "long": 2.3522}});
     assert_eq!(
@@ -231,7 +231,7 @@ async fn a_rate_limited_mutation_says_when_to_retry() {
         tokens_per_minute_per_address: 1,
         ..Default::default()
     };
-    let schema = build(api(dir.path(), limits), true);
+    let schema = build(api(dir.path(), limits));
     let issue = "mutation { issueCitizenToken { token } }";
     let token = ok(&schema, Caller::Anonymous, issue, json!({})).await;
     assert!(
@@ -258,7 +258,7 @@ async fn a_rate_limited_mutation_says_when_to_retry() {
 #[tokio::test]
 async fn the_idea_box_through_the_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let schema = build(api(dir.path(), Limits::default()), true);
+    let schema = build(api(dir.path(), Limits::default()));
     let submit = "mutation { submitIdea(input: {title: \"Un tiers-lieu\", body: \"À la gare\",
         theme: DIGITAL_FOR_ALL, communeCode: \"34114\"}) { idea { id state mine supports } } }";
     let idea =
@@ -351,7 +351,7 @@ fn pages_are_bounded_and_cursors_resume_where_they_stopped() {
 #[tokio::test]
 async fn the_public_reads_a_report_rounded_and_masked_its_staff_as_filed() {
     let dir = tempfile::tempdir().unwrap();
-    let schema = build(api(dir.path(), Limits::default()), true);
+    let schema = build(api(dir.path(), Limits::default()));
     let description = "Trou : écrire à prenom.nom@example.fr ou au 06 12 34 56 78";
     let fields = "lat long description addressString";
     let submit = format!(

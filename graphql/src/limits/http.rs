@@ -1,0 +1,88 @@
+//! The middleware every HTTP route of the API passes through: it resolves the client's
+//! address once (the peer, or what its trusted proxies say: [`super::client`]) and puts it
+//! where every handler reads it (`ConnectInfo`, [`ClientAddr`]), counts the request against
+//! its address (`requests_per_minute_per_address`; the probes and `/metrics` are exempt),
+//! and makes open-data requests, which read the lake, wait their turn at the lake gate.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::Guards;
+use crate::rate_limit::address_key;
+use crate::schema::codes::{ClientAddr, Code};
+
+/// Routes no limit applies to: the orchestrator's probes and the metrics scrape.
+const EXEMPT: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Routes whose handlers read the lake themselves (the others read it through the sensor
+/// reader, which takes its own turn).
+const LAKE_PREFIXES: [&str; 1] = ["/opendata/"];
+
+/// The guard of every request (`axum::middleware::from_fn_with_state`).
+pub async fn guard(
+    State(guards): State<Arc<Guards>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_string();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    if let Some(peer) = peer {
+        let client = guards.proxies.client(peer.ip(), request.headers());
+        let extensions = request.extensions_mut();
+        extensions.insert(ConnectInfo(SocketAddr::new(client, peer.port())));
+        extensions.insert(ClientAddr(client));
+        if !EXEMPT.contains(&path.as_str()) {
+            let limit = guards.limits.requests_per_minute_per_address;
+            if let Err(wait) = guards.requests.check(&address_key("r", client), limit) {
+                return refuse(
+                    &path,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some(wait),
+                    &format!("too many requests: retry in {wait} s"),
+                );
+            }
+        }
+    }
+    if LAKE_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        let Ok(_turn) = guards.lake.enter().await else {
+            return refuse(
+                &path,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(1),
+                "the hub is busy (too many lake queries at once): retry in 1 s",
+            );
+        };
+        return next.run(request).await;
+    }
+    next.run(request).await
+}
+
+/// A refusal in the shape the route's clients read: GraphQL errors on `/graphql…`,
+/// `{"error": …}` elsewhere; with `Retry-After` when there is a time to wait.
+fn refuse(path: &str, status: StatusCode, retry_after: Option<u64>, message: &str) -> Response {
+    let body = if path.starts_with("/graphql") {
+        let mut extensions = json!({"code": Code::RateLimited.as_str()});
+        if let Some(wait) = retry_after {
+            extensions["retryAfter"] = json!(wait);
+        }
+        json!({"errors": [{"message": message, "extensions": extensions}]})
+    } else {
+        json!({"error": message})
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(wait) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    }
+    response
+}
