@@ -171,7 +171,10 @@ pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
         ))
         .route(
             "/sql",
-            axum::routing::post(crate::research::sql).with_state(state.clone()),
+            axum::routing::post(crate::research::sql).with_state(crate::research::ResearchDoor {
+                state: state.clone(),
+                research: Arc::new(crate::research::Research::new(&state.options)),
+            }),
         )
         .route(
             "/feeds/vineyard",

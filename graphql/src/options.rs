@@ -197,6 +197,14 @@ pub struct ApiOptions {
     /// Most rows a research query returns (more: truncated, said in `X-Truncated`).
     /// Default 100 000.
     pub sql_max_rows: usize,
+    /// Memory all research queries together may hold (DataFusion's pool: joins, sorts,
+    /// aggregates, the result); a query that needs more fails with a clear error.
+    /// Default 256 MiB.
+    pub sql_memory_bytes: usize,
+    /// Research queries running at once, all researchers together. Default 4.
+    pub sql_max_concurrent: usize,
+    /// Research queries running at once for one researcher. Default 2.
+    pub sql_max_concurrent_per_researcher: usize,
 }
 
 impl Default for ApiOptions {
@@ -222,6 +230,9 @@ impl Default for ApiOptions {
             partners: Vec::new(),
             sql_timeout: Duration::from_secs(10),
             sql_max_rows: 100_000,
+            sql_memory_bytes: 256 * 1024 * 1024,
+            sql_max_concurrent: 4,
+            sql_max_concurrent_per_researcher: 2,
         }
     }
 }
@@ -296,6 +307,18 @@ impl ApiOptions {
             return invalid("sql_timeout_s must be at least 1".into());
         }
         self.limits.validate()?;
+        for (key, n) in [
+            ("sql_memory_bytes", self.sql_memory_bytes),
+            ("sql_max_concurrent", self.sql_max_concurrent),
+            (
+                "sql_max_concurrent_per_researcher",
+                self.sql_max_concurrent_per_researcher,
+            ),
+        ] {
+            if n == 0 {
+                return invalid(format!("{key} must be at least 1"));
+            }
+        }
         if !(self.supports_per_inhabitant.is_finite() && self.supports_per_inhabitant >= 0.0) {
             return invalid("supports_per_inhabitant must be a share, 0 or more".into());
         }
