@@ -13,6 +13,7 @@ mod contract;
 mod dashboard;
 mod faults;
 mod graceful_stop;
+mod hostile;
 mod ideas;
 mod kill_restart;
 mod open_data;
