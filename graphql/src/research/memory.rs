@@ -65,7 +65,11 @@ pub fn session(
             DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
         )
         .build_arc()?;
-    let mut config = SessionConfig::new().with_batch_size(BATCH_ROWS);
+    // A fresh configuration would create the default catalog anew when the state is built,
+    // over `public`'s: every public table would be gone from the session.
+    let mut config = SessionConfig::new()
+        .with_batch_size(BATCH_ROWS)
+        .with_create_default_catalog_and_schema(false);
     config.options_mut().execution.enable_recursive_ctes = false;
     let state = SessionStateBuilder::new_from_existing(state)
         .with_config(config)
@@ -270,6 +274,22 @@ mod tests {
     async fn run(ctx: &SessionContext, sql: &str) -> DfResult<usize> {
         let batches = ctx.sql(sql).await?.collect().await?;
         Ok(batches.iter().map(|b| b.num_rows()).sum())
+    }
+
+    #[tokio::test]
+    async fn the_session_reads_the_public_tables() {
+        let public = SessionContext::new();
+        let batch = arrow::array::RecordBatch::try_from_iter([(
+            "n",
+            Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+        )])
+        .unwrap();
+        let table = datafusion::datasource::MemTable::try_new(batch.schema(), vec![vec![batch]]);
+        public
+            .register_table("jeu_public", Arc::new(table.unwrap()))
+            .unwrap();
+        let (ctx, _) = session(&public, &pool(64 * 1024 * 1024)).unwrap();
+        assert_eq!(run(&ctx, "SELECT n FROM jeu_public").await.unwrap(), 3);
     }
 
     #[tokio::test]
