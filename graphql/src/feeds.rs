@@ -7,6 +7,9 @@
 //! (`parcelRecord`, `weather`, `indicators`, `alert`), closed by a line
 //! `{"feed":"cursor","cursor":"…"}` (also in the `X-Feed-Cursor` header). Asking again with
 //! that cursor in `since` serves exactly the rows that landed since: no gap, no duplicate.
+//! "Landed" as the API's snapshot of the lake sees it ([`crate::limits::lake`]), which lags
+//! the lake by up to `lake_refresh_ms` (1 s): a row committed within that lag is not
+//! skipped, it comes with a later ask (the cursor only moves past rows served).
 //! Without `since`, the whole history (the partner's download of its own data).
 //!
 //! Why the cursor is exact. Ingest lands each partition's records once and in offset order,

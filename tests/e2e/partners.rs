@@ -205,7 +205,25 @@ async fn a_partner_follows_its_parcels_from_a_cursor_without_gap_or_duplicate() 
     let (rows, cursor) = read(&hub, None).await;
     new_readings(&world).await;
     let mut all = rows.clone();
-    let (more, mut cursor) = read(&hub, Some(&cursor)).await;
+    // The API reads a snapshot of the lake up to `lake_refresh_ms` (1 s) old: the feed
+    // serves the new reading once the snapshot holds it. Every row served meanwhile is
+    // kept, and each read resumes from the cursor of the one before.
+    let progress = std::cell::RefCell::new((Vec::<Value>::new(), cursor));
+    let (progress_ref, hub_ref) = (&progress, &hub);
+    eventually(
+        Duration::from_secs(30),
+        "the new reading in the partner's feed",
+        move || async move {
+            let since = progress_ref.borrow().1.clone();
+            let (rows, next) = read(hub_ref, Some(&since)).await;
+            let mut p = progress_ref.borrow_mut();
+            p.0.extend(rows);
+            p.1 = next;
+            kinds(&p.0, "parcelRecord") > 0
+        },
+    )
+    .await;
+    let (more, mut cursor) = progress.into_inner();
     assert_eq!(
         kinds(&more, "parcelRecord"),
         1,
