@@ -71,6 +71,7 @@ async fn websocket(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let state = schemas.state.clone();
+    let guards = schemas.guards.clone();
     let mut data = async_graphql::Data::default();
     data.insert(ClientAddr(client));
     data.insert(WsSession::new(limits.max_subscriptions_per_connection));
@@ -82,11 +83,16 @@ async fn websocket(
         let caller = state
             .auth
             .caller(from_payload.or(authorization.as_deref()))
-            .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+            .map_err(|e| {
+                crate::limits::http::failed_authentication(&guards, client);
+                async_graphql::Error::new(e.to_string())
+            })?;
         data.insert(caller);
         if let Some(token) = payload.get("token").and_then(|t| t.as_str()) {
-            let partner = crate::feeds::partner_of_token(&state, token)
-                .ok_or_else(|| async_graphql::Error::new("unknown token"))?;
+            let partner = crate::feeds::partner_of_token(&state, token).ok_or_else(|| {
+                crate::limits::http::failed_authentication(&guards, client);
+                async_graphql::Error::new("unknown token")
+            })?;
             data.insert(crate::feeds::FeedPartner(partner.clone()));
         }
         Ok::<_, async_graphql::Error>(data)

@@ -64,6 +64,10 @@ pub struct Limits {
     /// HTTP requests per minute and client address (every route but `/healthz`, `/readyz`
     /// and `/metrics`), GraphQL operations sent over a WebSocket included. Default 600.
     pub requests_per_minute_per_address: u32,
+    /// Failed authentications (an answer 401 at any door, a WebSocket whose token is
+    /// refused) per minute and client address; past it every request from that address is
+    /// refused (429) until the minute ends, so guessing tokens goes this slowly. Default 10.
+    pub failed_auth_per_minute_per_address: u32,
     /// Distinct clients (address groups, tokens) each limiter counts in a minute; past it a
     /// new client is refused until the minute ends. Default 100 000.
     pub max_rate_limit_keys: usize,
@@ -114,6 +118,7 @@ impl Default for Limits {
             mutations_per_minute_per_address: 300,
             mutations_per_minute_per_token: 60,
             requests_per_minute_per_address: 600,
+            failed_auth_per_minute_per_address: 10,
             max_rate_limit_keys: crate::rate_limit::DEFAULT_MAX_KEYS,
             trusted_proxies: Vec::new(),
             max_body_bytes: 64 * 1024,

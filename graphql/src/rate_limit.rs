@@ -106,6 +106,25 @@ impl RateLimiter {
         result
     }
 
+    /// `Some(seconds to wait)` when `key` has already been counted `limit` times this
+    /// minute; counts nothing (a limit on failures asks before, and counts after).
+    pub fn exhausted(&self, key: &str, limit: u32) -> Option<u64> {
+        let elapsed = self.started.elapsed();
+        let window = elapsed.as_secs() / WINDOW.as_secs();
+        let wait = (window + 1) * WINDOW.as_secs() - elapsed.as_secs();
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        let shard = self.shards[hasher.finish() as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let count = if shard.window == window {
+            shard.counts.get(key).copied().unwrap_or(0)
+        } else {
+            0
+        };
+        (count >= limit).then_some(wait.max(1))
+    }
+
     /// Keys counted in the current windows (tests, metrics).
     pub fn keys(&self) -> usize {
         (self.shards.iter())
@@ -134,6 +153,22 @@ pub fn address_key(scope: &str, ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exhausted_reads_a_count_without_adding_to_it() {
+        let l = RateLimiter::default();
+        assert_eq!(l.exhausted("a", 2), None);
+        for _ in 0..2 {
+            l.check("a", u32::MAX).unwrap();
+        }
+        assert!(
+            l.exhausted("a", 2)
+                .is_some_and(|wait| (1..=60).contains(&wait))
+        );
+        assert!(l.exhausted("a", 2).is_some(), "asking counts nothing");
+        assert_eq!(l.exhausted("a", 3), None);
+        assert_eq!(l.exhausted("b", 1), None);
+    }
 
     #[test]
     fn a_key_is_refused_past_its_limit_and_others_are_not() {

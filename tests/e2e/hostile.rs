@@ -510,6 +510,62 @@ async fn forwarded_headers_from_an_untrusted_peer_do_not_change_the_bucket() {
     hub.still_serves(4).await;
 }
 
+/// Guessing tokens goes no faster than the limit: after `failed_auth_per_minute_per_address`
+/// refused credentials, at any door, the address gets 429 for the rest of the minute (even
+/// with a good token, even over WebSocket); another address is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_tokens_is_slowed_per_address_at_every_door() {
+    let hub = Hub::start("failed_auth_per_minute_per_address = 4").await;
+    let bearer = |t: &str| format!("Bearer {t}");
+    // Four wrong guesses, at three doors: GraphQL, /sql and Open311.
+    for (i, guess) in ["vc1.AAAA.BBBB", "guess-1", "guess-2", "guess-3"]
+        .into_iter()
+        .enumerate()
+    {
+        let request = match i {
+            0 | 1 => client(5)
+                .post(hub.url("/graphql"))
+                .json(&json!({"query": "{ services { serviceCode } }"})),
+            2 => client(5)
+                .post(hub.url("/sql"))
+                .json(&json!({"sql": "SELECT 1"})),
+            _ => client(5).get(hub.url("/open311/v2/requests.json")),
+        };
+        let status = request
+            .header("Authorization", bearer(guess))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 401, "guess {i} is refused as such");
+    }
+    // The fifth attempt is not even looked at, a good token included.
+    let refused = client(5)
+        .post(hub.url("/sql"))
+        .header("Authorization", bearer(RESEARCHER))
+        .json(&json!({"sql": "SELECT 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(
+        ws_open(&hub, 5).await.err(),
+        Some(429),
+        "nor over WebSocket"
+    );
+    // Another address, with the same good token, is served.
+    let served = client(6)
+        .post(hub.url("/sql"))
+        .header("Authorization", bearer(RESEARCHER))
+        .json(&json!({"sql": "SELECT 1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    hub.still_serves(7).await;
+}
+
 /// Posts a research query; status and JSON body.
 async fn sql(hub: &Hub, query: &str) -> (u16, Value) {
     let r = client(2)

@@ -2,7 +2,9 @@
 //! address once (the peer, or what its trusted proxies say: [`super::client`]) and puts it
 //! where every handler reads it (`ConnectInfo`, [`ClientAddr`]), counts the request against
 //! its address (`requests_per_minute_per_address`; the probes and `/metrics` are exempt),
-//! and makes open-data requests, which read the lake, wait their turn at the lake gate.
+//! refuses an address that failed to authenticate too often this minute (any door's 401
+//! counts: a new door that refuses a bad token is covered without a line of its own), and
+//! makes open-data requests, which read the lake, wait their turn at the lake gate.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +43,20 @@ pub async fn guard(
         extensions.insert(ConnectInfo(SocketAddr::new(client, peer.port())));
         extensions.insert(ClientAddr(client));
         if !EXEMPT.contains(&path.as_str()) {
+            let failures = guards.limits.failed_auth_per_minute_per_address;
+            if let Some(wait) = guards
+                .failed_auth
+                .exhausted(&address_key("auth", client), failures)
+            {
+                return refuse(
+                    &path,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some(wait),
+                    &format!(
+                        "too many failed authentications from this address: retry in {wait} s"
+                    ),
+                );
+            }
             let limit = guards.limits.requests_per_minute_per_address;
             if let Err(wait) = guards.requests.check(&address_key("r", client), limit) {
                 return refuse(
@@ -61,9 +77,32 @@ pub async fn guard(
                 "the hub is busy (too many lake queries at once): retry in 1 s",
             );
         };
-        return next.run(request).await;
+        return counted(&guards, client_of(&request), next.run(request).await);
     }
-    next.run(request).await
+    let client = client_of(&request);
+    counted(&guards, client, next.run(request).await)
+}
+
+fn client_of(request: &Request) -> Option<std::net::IpAddr> {
+    request.extensions().get::<ClientAddr>().map(|c| c.0)
+}
+
+/// Counts a refused credential against its address.
+fn counted(guards: &Guards, client: Option<std::net::IpAddr>, response: Response) -> Response {
+    if response.status() == StatusCode::UNAUTHORIZED
+        && let Some(client) = client
+    {
+        failed_authentication(guards, client);
+    }
+    response
+}
+
+/// Records one failed authentication of `client` (also called by the WebSocket's init).
+pub fn failed_authentication(guards: &Guards, client: std::net::IpAddr) {
+    let _ = guards
+        .failed_auth
+        .check(&address_key("auth", client), u32::MAX);
+    tracing::info!(%client, "failed authentication");
 }
 
 /// A refusal in the shape the route's clients read: GraphQL errors on `/graphql…`,

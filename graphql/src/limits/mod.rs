@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!  every HTTP request ──► http::guard ── client address (trusted proxies), per-address
-//!   (GraphQL, WebSocket       │           request rate, lake turn for /opendata
+//!   (GraphQL, WebSocket       │           request rate and failed authentications (any
+//!                             │           401), lake turn for /opendata
 //!    upgrade, Open311,        ▼           (body size: the router's RequestBodyLimitLayer)
 //!    downloads, feeds,     handler
 //!    /sql, dashboard)         │
@@ -53,6 +54,8 @@ pub struct Guards {
     pub proxies: client::TrustedProxies,
     /// Requests per client address (HTTP requests, WebSocket operations).
     pub requests: RateLimiter,
+    /// Failed authentications per client address.
+    pub failed_auth: RateLimiter,
     pub connections: Arc<ws::Connections>,
     /// The turn of lake reads (shared with the sensor reader).
     pub lake: Arc<lake::LakeGate>,
@@ -70,6 +73,7 @@ impl Guards {
         Guards {
             proxies,
             requests: RateLimiter::with_max_keys(limits.max_rate_limit_keys),
+            failed_auth: RateLimiter::with_max_keys(limits.max_rate_limit_keys),
             connections: Arc::new(ws::Connections::default()),
             lake,
             limits: limits.clone(),
