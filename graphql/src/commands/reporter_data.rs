@@ -1,7 +1,11 @@
-//! Reporters' data (GDPR articles 15 and 17): staff export or erase the contact details a
-//! reporter left, by report or by email, within their scope. The reports stay: they hold
-//! no personal data. Both are audited before they happen; the audit names the reports
-//! covered, never the email asked for (the audit is in the lake).
+//! Reporters' data (GDPR articles 15 and 17): staff read, export or erase the contact
+//! details a reporter left, by report or by email, within their scope. The reports stay:
+//! they hold no personal data. Each is audited before it happens, a single read included;
+//! the audit names the reports covered, never the email asked for (the audit is in the
+//! lake).
+
+use crate::auth::Caller;
+use crate::citizen::contacts::Contact;
 
 use super::access::Staff;
 use super::writes::Writes;
@@ -42,6 +46,28 @@ impl Commands {
             }
         }
         Ok(Applied::ReporterData(records))
+    }
+
+    /// Staff of the report's scope: its contact details, if the reporter left some. The
+    /// read is audited first (`readContact`), so who looked at whose contact, and when,
+    /// is in the lake whichever door asked.
+    pub async fn read_contact(&self, caller: &Caller, report_id: &str) -> Result<Option<Contact>> {
+        let staff = super::access::staff(caller)?;
+        let ids = self.reports_of(
+            staff,
+            &ReporterOf {
+                report_id: Some(report_id.into()),
+                email: None,
+            },
+        )?;
+        self.write(Writes::audited(
+            staff,
+            "readContact",
+            &audit_target(&ids),
+            None,
+        ))
+        .await?;
+        Ok(self.contacts.get(report_id)?)
     }
 
     /// Staff: erases a reporter's contact details; answers the reports that had some.

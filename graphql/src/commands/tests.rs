@@ -443,6 +443,51 @@ async fn a_staff_action_is_audited_before_its_event() {
 }
 
 #[tokio::test]
+async fn every_read_of_a_contact_is_audited_and_only_within_scope() {
+    let desk = Desk::new();
+    let with_contact = SubmitReport {
+        contact: Some(Contact {
+            email: Some("marie@example.fr".into()),
+            ..Default::default()
+        }),
+        ..in_aniane()
+    };
+    let id = desk
+        .report("graffiti", with_contact)
+        .await
+        .submitted
+        .report_id;
+    // A citizen, and the staff of another commune, read nothing and leave no audit.
+    for (caller, refused) in [
+        (citizen("p"), "forbidden"),
+        (staff_of(Some(GIGNAC)), "forbidden"),
+    ] {
+        let err = desk.commands.read_contact(&caller, &id).await.unwrap_err();
+        assert_eq!(refusal(Err(err)).0, refused);
+    }
+    assert_eq!(desk.topics(), [REPORTS]);
+    // The intercommunality reads it, twice: two audit records naming the report.
+    for _ in 0..2 {
+        let contact = desk.commands.read_contact(&staff_of(None), &id).await;
+        assert_eq!(
+            contact.unwrap().unwrap().email.as_deref(),
+            Some("marie@example.fr")
+        );
+    }
+    let sent = desk.sink.sent();
+    assert_eq!(desk.topics(), [REPORTS, AUDIT, AUDIT]);
+    assert_eq!(
+        sent[1].1.change,
+        CitizenChange::StaffAction {
+            action: "readContact".into(),
+            target: id.clone(),
+            scope: "intercommunality".into(),
+            detail: None,
+        }
+    );
+}
+
+#[tokio::test]
 async fn an_action_whose_event_fails_is_still_audited_as_attempted() {
     let desk = Desk::new();
     let id = desk

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use vallee_schemas::citizen;
 use vallee_schemas::communes;
 
-use super::{Code, caller, error, state};
+use super::{caller, state};
 use crate::citizen::{reads, view};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -346,25 +346,15 @@ impl Report {
             })
             .collect()
     }
-    /// The reporter's contact details: staff of the competent scope only.
+    /// The reporter's contact details: staff of the competent scope only; every read is
+    /// audited (`readContact` on the staff audit).
     async fn contact(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ContactDetails>> {
-        let Some(staff) = caller(ctx).staff() else {
-            return Err(error(Code::Forbidden, "contact details are for staff only"));
-        };
-        if staff
-            .commune
-            .as_deref()
-            .is_some_and(|c| c != self.0.submitted.commune_code)
-        {
-            return Err(error(
-                Code::Forbidden,
-                "this report is in another commune than yours",
-            ));
-        }
-        Ok(state(ctx)
-            .contacts
-            .get(&self.0.submitted.report_id)?
-            .map(Into::into))
+        let contact = state(ctx)
+            .commands
+            .read_contact(caller(ctx), &self.0.submitted.report_id)
+            .await
+            .map_err(super::command_error)?;
+        Ok(contact.map(Into::into))
     }
 }
 
