@@ -248,16 +248,7 @@ pub fn assign_owned(
     owned: &[(String, i32)],
 ) -> Result<usize> {
     let topics: Vec<&str> = options.kafka.topics.values().map(String::as_str).collect();
-    let all = vallee_kafka::owned_partitions(
-        consumer,
-        &topics,
-        options.membership,
-        std::time::Duration::from_secs(5),
-    )?;
-    let mut tpl = TopicPartitionList::new();
-    for (topic, partition) in all.iter().filter(|p| !owned.contains(p)) {
-        tpl.add_partition(topic, *partition);
-    }
+    let mut tpl = vallee_kafka::partitions_to_take(consumer, &topics, options.membership, owned)?;
     let n = tpl.count();
     if n > 0 {
         consumer.context().take_over(consumer, &mut tpl, true);

@@ -65,6 +65,28 @@ pub fn owned_partitions<C: ConsumerContext>(
     Ok(owned)
 }
 
+/// The partitions of `topics` this member owns under `membership` and does not read yet
+/// (`reading`): what a member assigning its partitions itself takes over, at start and
+/// when partitions are added to its topics.
+pub fn partitions_to_take<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topics: &[&str],
+    membership: crate::Membership,
+    reading: &[(String, i32)],
+) -> KafkaResult<rdkafka::TopicPartitionList> {
+    let all = owned_partitions(
+        consumer,
+        topics,
+        membership,
+        std::time::Duration::from_secs(5),
+    )?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for (topic, partition) in all.iter().filter(|p| !reading.contains(p)) {
+        tpl.add_partition(topic, *partition);
+    }
+    Ok(tpl)
+}
+
 /// A consumer built from `config` with `context` (the stage's rebalance hook), subscribed
 /// to `topics`. Joining again after a [`crate::RejoinPolicy`] verdict is calling this anew.
 pub fn subscribe<C: ConsumerContext>(

@@ -16,7 +16,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
@@ -272,17 +271,8 @@ pub fn assign_owned(
     consumer: &BaseConsumer<StageContext>,
 ) -> Result<usize> {
     let topics = options.kafka.topics.topics_of(&INPUTS);
-    let all = vallee_kafka::owned_partitions(
-        consumer,
-        &topics,
-        options.membership,
-        Duration::from_secs(5),
-    )?;
     let owned = consumer.context().owned();
-    let mut tpl = TopicPartitionList::new();
-    for (topic, partition) in all.iter().filter(|p| !owned.contains(p)) {
-        tpl.add_partition(topic, *partition);
-    }
+    let mut tpl = vallee_kafka::partitions_to_take(consumer, &topics, options.membership, &owned)?;
     let n = tpl.count();
     if n > 0 {
         consumer.context().take_over(consumer, &mut tpl, true);
