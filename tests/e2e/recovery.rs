@@ -42,23 +42,7 @@ async fn a_sole_member_killed_twice_in_quick_succession_owns_and_drains_every_pa
     let lake = world.lake().await;
     let producer = steady_producer(&world, valley_events(12_000, 21));
     let sole = ["--membership", "sole"];
-    let mut first = world.spawn_stage_with("ingest", "ingest-0", &sole, STALL_AFTER);
-    eventually(Duration::from_secs(120), "ingest under way", || async {
-        total(&lake).await > 0
-    })
-    .await;
-    first.kill().unwrap();
-    first.wait().unwrap();
-    // Killed again as soon as it has taken its partitions, before its first commit.
-    let mut second = world.spawn_stage_with("ingest", "ingest-1", &sole, STALL_AFTER);
-    eventually(Duration::from_secs(60), "partitions taken", || async {
-        world
-            .log("ingest-1")
-            .contains("partitions taken without a coordinator")
-    })
-    .await;
-    second.kill().unwrap();
-    second.wait().unwrap();
+    killed_twice(&world, "ingest", || async { total(&lake).await > 0 }).await;
     let partitions = world.topics.len() * 3;
     let restarted = Instant::now();
     let mut last = world.spawn_stage_with("ingest", "ingest-2", &sole, STALL_AFTER);
@@ -327,23 +311,7 @@ async fn a_sole_stream_stage_killed_twice_owns_every_partition_and_writes_what_a
     ));
     let producer = steady_producer(&world, valley_events(12_000, 31));
     let sole = ["--membership", "sole"];
-    let mut first = world.spawn_stage_with("stream", "stream-0", &sole, STALL_AFTER);
-    eventually(Duration::from_secs(120), "the first outputs", || async {
-        derived_rows(&lake).await > 0
-    })
-    .await;
-    first.kill().unwrap();
-    first.wait().unwrap();
-    // Killed again as soon as it has taken its partitions, before its first commit.
-    let mut second = world.spawn_stage_with("stream", "stream-1", &sole, STALL_AFTER);
-    eventually(Duration::from_secs(60), "partitions taken", || async {
-        world
-            .log("stream-1")
-            .contains("partitions taken without a coordinator")
-    })
-    .await;
-    second.kill().unwrap();
-    second.wait().unwrap();
+    killed_twice(&world, "stream", || async { derived_rows(&lake).await > 0 }).await;
     let partitions = INPUTS.len() * 3;
     let restarted = Instant::now();
     let mut last = world.spawn_stage_with("stream", "stream-2", &sole, STALL_AFTER);
@@ -467,4 +435,29 @@ async fn a_stream_partition_nobody_reads_fails_readiness_by_name_until_its_membe
         let taken = log.matches("stream stage partition assigned").count();
         assert_eq!(taken, inputs.len() * share, "{name}:\n{log}");
     }
+}
+
+/// `vallee <stage> --membership sole` SIGKILLed once it is under way (`under_way` holds,
+/// logging to `<stage>-0`), then again as soon as it has taken its partitions, before its
+/// first commit (`<stage>-1`).
+async fn killed_twice<F, Fut>(world: &World, stage: &str, under_way: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let sole = ["--membership", "sole"];
+    let mut first = world.spawn_stage_with(stage, &format!("{stage}-0"), &sole, STALL_AFTER);
+    eventually(Duration::from_secs(120), "the stage under way", under_way).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let name = format!("{stage}-1");
+    let mut second = world.spawn_stage_with(stage, &name, &sole, STALL_AFTER);
+    eventually(Duration::from_secs(60), "partitions taken", || async {
+        world
+            .log(&name)
+            .contains("partitions taken without a coordinator")
+    })
+    .await;
+    second.kill().unwrap();
+    second.wait().unwrap();
 }
