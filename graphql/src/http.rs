@@ -129,13 +129,14 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
 }
 
 async fn ops_readyz(State(ops): State<Arc<Ops>>) -> Response {
-    readiness(ops.checks(), ops.stalled())
+    readiness(ops.checks(), ops.stalled(), ops.lake_refusing())
 }
 
 /// 200 when every check holds, else 503; the partitions that do not flow are named.
 fn readiness(
     checks: std::collections::BTreeMap<&'static str, bool>,
     stalled: Vec<serde_json::Value>,
+    lake_refusing: Vec<serde_json::Value>,
 ) -> Response {
     let ready = checks.values().all(|ok| *ok);
     let status = if ready {
@@ -145,7 +146,12 @@ fn readiness(
     };
     (
         status,
-        Json(serde_json::json!({"ready": ready, "checks": checks, "stalled": stalled})),
+        Json(serde_json::json!({
+            "ready": ready,
+            "checks": checks,
+            "stalled": stalled,
+            "lakeRefusing": lake_refusing,
+        })),
     )
         .into_response()
 }
@@ -291,7 +297,7 @@ async fn readyz(State(schemas): State<Schemas>) -> Response {
             .alerts_ready
             .load(std::sync::atomic::Ordering::Acquire),
     );
-    readiness(checks, schemas.ops.stalled())
+    readiness(checks, schemas.ops.stalled(), schemas.ops.lake_refusing())
 }
 
 /// `GET /graphql`: GraphiQL, with its assets served by the hub (works offline).

@@ -293,7 +293,11 @@ impl Ops {
             })
             // Object stores are checked by the commits themselves.
             .unwrap_or(true);
-        let mut checks = BTreeMap::from([("broker", broker), ("lakeWritable", lake)]);
+        let mut checks = BTreeMap::from([
+            ("broker", broker),
+            ("lakeWritable", lake),
+            ("lakeCommits", self.lake.commit_failures().is_empty()),
+        ]);
         if self.stages.ingest_writer().is_some() {
             checks.insert(
                 "ingestLag",
@@ -309,6 +313,24 @@ impl Ops {
             checks.insert(name, stage.flowing());
         }
         checks
+    }
+
+    /// What `/readyz` says of the tables whose commits the lake refuses (a full disk, the
+    /// storage unreachable): each with how long, how many tries and the last error. The
+    /// stages keep the rows and try again until the lake accepts.
+    pub fn lake_refusing(&self) -> Vec<serde_json::Value> {
+        self.lake
+            .commit_failures()
+            .into_iter()
+            .map(|f| {
+                serde_json::json!({
+                    "table": f.table,
+                    "failingSeconds": f.since.elapsed().as_secs(),
+                    "attempts": f.attempts,
+                    "error": f.error,
+                })
+            })
+            .collect()
     }
 
     /// What `/readyz` says of the partitions that do not flow: each stalled one with its
@@ -424,6 +446,24 @@ impl Ops {
         );
         for (t, n) in self.files.read().expect("ops lock").iter() {
             let _ = writeln!(out, "vallee_lake_files{{table=\"{t}\"}} {n}");
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP vallee_lake_commit_failing_seconds How long the lake has refused each table's commits (0: it accepts them).\n# TYPE vallee_lake_commit_failing_seconds gauge"
+        );
+        let failing: BTreeMap<&str, f64> = self
+            .lake
+            .commit_failures()
+            .iter()
+            .map(|f| (f.table, f.since.elapsed().as_secs_f64()))
+            .collect();
+        for t in lake_table_names() {
+            let seconds = failing.get(t).copied().unwrap_or(0.0);
+            let _ = writeln!(
+                out,
+                "vallee_lake_commit_failing_seconds{{table=\"{t}\"}} {seconds:.1}"
+            );
         }
 
         let _ = writeln!(

@@ -41,8 +41,6 @@ pub struct IngestOptions {
     /// …or when its last progress is older than this. Default 60 s.
     #[serde(rename = "progress_interval_s", with = "units::seconds")]
     pub progress_interval: Duration,
-    /// Attempts of a failing lake commit before ingest stops (with back-off). Default 5.
-    pub commit_attempts: u32,
     /// Decoding limits and the key of signed events: the file's `[decode]` section and
     /// the replicas' secret, set by the binary (the stream stage gets the same).
     #[serde(skip)]
@@ -64,7 +62,6 @@ impl Default for IngestOptions {
             flush_interval: Duration::from_secs(1),
             progress_max_lag: 50_000,
             progress_interval: Duration::from_secs(60),
-            commit_attempts: 5,
             decode: DecodeOptions::default(),
             consumer_overrides: BTreeMap::new(),
         }
@@ -82,8 +79,6 @@ impl IngestOptions {
             "flush_max_messages must be at least 1"
         } else if self.progress_max_lag < 1 {
             "progress_max_lag must be at least 1"
-        } else if self.commit_attempts == 0 {
-            "commit_attempts must be at least 1"
         } else if let Err(e) = self.decode.validate() {
             return Err(Error::Options(e));
         } else if let Err(e) = self.membership.validate() {
@@ -109,10 +104,6 @@ mod tests {
             },
             IngestOptions {
                 flush_max_messages: 0,
-                ..Default::default()
-            },
-            IngestOptions {
-                commit_attempts: 0,
                 ..Default::default()
             },
             IngestOptions {

@@ -72,3 +72,15 @@ impl Error {
 
 /// Result alias of the lake crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A table whose commits the lake refuses, since when and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitFailure {
+    pub table: &'static str,
+    /// The first refused commit since the table last committed.
+    pub since: std::time::Instant,
+    /// Refused commits since then.
+    pub attempts: u64,
+    /// The last refusal.
+    pub error: String,
+}

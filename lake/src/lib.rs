@@ -42,7 +42,7 @@ pub mod tables;
 pub mod udf;
 pub mod upkeep;
 
-pub use error::{Error, Result};
+pub use error::{CommitFailure, Error, Result};
 pub use latest::Latest;
 pub use offsets::{Progress, app_id};
 pub use options::LakeOptions;

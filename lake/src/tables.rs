@@ -21,6 +21,8 @@ pub struct Lake {
     pub(crate) options: LakeOptions,
     root: Url,
     tables: Mutex<BTreeMap<&'static str, Handle>>,
+    /// Tables whose last commit was refused ([`crate::CommitFailure`]).
+    pub(crate) failures: std::sync::Mutex<BTreeMap<&'static str, crate::CommitFailure>>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -56,6 +58,7 @@ impl Lake {
             options,
             root,
             tables: Mutex::new(BTreeMap::new()),
+            failures: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
 

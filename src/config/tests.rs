@@ -75,7 +75,7 @@ fn each_section_s_own_checks_run_and_name_the_section() {
     for (text, section) in [
         ("[api]\npublisher_siret = \"24340069400011\"\n", "[api]"),
         ("[lake]\ncheckpoint_interval = 0\n", "[lake]"),
-        ("[ingest]\ncommit_attempts = 0\n", "[ingest]"),
+        ("[ingest]\nflush_max_messages = 0\n", "[ingest]"),
         ("[decode]\nmax_message_bytes = 0\n", "[decode]"),
         ("[stream]\ndefault_zone_capacity = 0\n", "[stream]"),
         ("[simulator]\nfault_ratio = 2.0\n", "[simulator]"),

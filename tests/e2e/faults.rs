@@ -1,5 +1,5 @@
 //! Faults beyond kills: a broker that is not there yet when the hub starts, a broker that
-//! goes away while ingest and the API keep running.
+//! goes away while ingest and the API keep running, a disk that fills up under the lake.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -138,6 +138,124 @@ async fn ingest_and_the_api_ride_out_a_broker_outage() {
         .await
         .unwrap();
     let second = produce_to(broker_addr, 2_000, 47).await;
+    eventually(
+        Duration::from_secs(120),
+        "everything landed and ready again",
+        || async { total(&lake).await >= first + second && ready(http) },
+    )
+    .await;
+    terminate(&hub.0);
+    assert!(
+        wait_exit(&mut hub.0, Duration::from_secs(60))
+            .await
+            .success()
+    );
+    assert_exactly_once(&lake, first + second).await;
+    broker.stop();
+}
+
+/// A small tmpfs mounted for the test's life (unmounted on drop).
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    /// `None` where mounting is not allowed (neither root nor `CAP_SYS_ADMIN`).
+    fn tmpfs(at: &Path, size: &str) -> Option<Mounted> {
+        std::fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                path_str(at),
+            ])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| Mounted(at.to_path_buf()))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", path_str(&self.0)])
+            .status();
+    }
+}
+
+/// Fills the file system under `path` with one file; returns its path.
+fn fill(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let filler = dir.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 256 * 1024];
+    while file.write_all(&chunk).is_ok() {}
+    let _ = file.sync_all();
+    filler
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_the_lake_holds_the_rows_says_why_and_resumes_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, broker_addr, http) = (dir.path().join("data"), free_addr(), free_addr());
+    let Some(_mounted) = Mounted::tmpfs(&data.join("lake"), "96m") else {
+        eprintln!("cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): scenario not run");
+        return;
+    };
+    let broker = EmbeddedBroker::start_with(
+        broker_addr,
+        &dir.path().join("broker"),
+        Duration::from_secs(365 * 24 * 3600),
+    )
+    .await
+    .unwrap();
+    let log = dir.path().join("up.log");
+    let mut hub = spawn_hub(&data, broker_addr, http, &log);
+    eventually(Duration::from_secs(120), "the hub ready", || async {
+        ready(http)
+    })
+    .await;
+    let lake = lake_of(&data).await;
+    let first = produce_to(broker_addr, 1_000, 53).await;
+    eventually(
+        Duration::from_secs(120),
+        "the first messages landed",
+        || async { total(&lake).await >= first },
+    )
+    .await;
+
+    // The disk fills up: nothing more lands, the hub keeps running and says why.
+    let filler = fill(&data.join("lake"));
+    let second = produce_to(broker_addr, 1_000, 59).await;
+    let mut refused = String::new();
+    eventually(
+        Duration::from_secs(90),
+        "readiness naming the refused commits",
+        || {
+            let (status, body) = http_get(http, "/readyz").unwrap_or_default();
+            refused = body.clone();
+            async move {
+                status == 503
+                    && body.contains(r#""lakeCommits":false"#)
+                    && body.contains("No space left on device")
+            }
+        },
+    )
+    .await;
+    assert!(hub.0.try_wait().unwrap().is_none(), "the hub kept running");
+    assert!(total(&lake).await < first + second, "{refused}");
+    let (_, metrics) = http_get(http, "/metrics").unwrap();
+    let failing = metrics
+        .lines()
+        .filter(|l| l.starts_with("vallee_lake_commit_failing_seconds{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, f64::max);
+    assert!(failing > 0.0, "the metric shows the refusal: {metrics}");
+
+    // Space returns: every held row lands once, and readiness comes back.
+    std::fs::remove_file(filler).unwrap();
     eventually(
         Duration::from_secs(120),
         "everything landed and ready again",

@@ -444,45 +444,32 @@ impl State {
         Ok(())
     }
 
-    /// One table's commit, retried with back-off on transient lake errors.
+    /// One table's commit, tried again until the lake accepts it (a full disk, a lake
+    /// unreachable: the rows wait here, uncommitted, and `/readyz` says why), the writer is
+    /// fenced, or the stage stops.
     async fn append(&self, commit: &TableCommit) -> vallee_lake::Result<()> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let started = Instant::now();
-            match self
-                .lake
-                .append(
-                    commit.table,
-                    &self.options.writer_id,
-                    commit.batches.clone(),
-                    &commit.progress,
-                )
-                .await
-            {
-                Ok(c) => {
-                    self.stats.commits.fetch_add(1, Ordering::Relaxed);
-                    self.stats
-                        .commit_micros
-                        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                    tracing::debug!(
-                        table = commit.table.name(),
-                        version = c.version,
-                        rows = c.rows,
-                        "lake commit"
-                    );
-                    return Ok(());
-                }
-                Err(e) if e.is_fenced() || attempt >= self.options.commit_attempts => {
-                    return Err(e);
-                }
-                Err(e) => {
-                    let backoff = Duration::from_millis(200 * (1 << attempt.min(6)));
-                    tracing::warn!(table = commit.table.name(), attempt, error = %e, ?backoff, "lake commit failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                }
-            }
-        }
+        let started = Instant::now();
+        let c = self
+            .lake
+            .append_retrying(
+                commit.table,
+                &self.options.writer_id,
+                &commit.batches,
+                &commit.progress,
+                &self.shutdown,
+            )
+            .await?;
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .commit_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        tracing::debug!(
+            table = commit.table.name(),
+            version = c.version,
+            rows = c.rows,
+            "lake commit"
+        );
+        Ok(())
     }
 
     /// Consumer-group offsets, for monitoring only (lag dashboards, and the probe that

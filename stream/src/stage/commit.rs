@@ -17,6 +17,7 @@ use std::time::Instant;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
 use vallee_kafka::TopicMap;
 use vallee_lake::{Lake, Progress};
 use vallee_schemas::tables::OutputTable;
@@ -123,8 +124,14 @@ impl Committer {
         }
     }
 
-    /// Commits every output's pending rows and moved replay offsets, table by table.
-    pub async fn commit(&mut self, lake: &Lake, dispatcher: &mut Dispatcher) -> Result<()> {
+    /// Commits every output's pending rows and moved replay offsets, table by table; a
+    /// commit the lake refuses is tried again until it accepts or `stop` is cancelled.
+    pub async fn commit(
+        &mut self,
+        lake: &Lake,
+        dispatcher: &mut Dispatcher,
+        stop: &CancellationToken,
+    ) -> Result<()> {
         let mut batches = dispatcher.drain_rows()?;
         let positions = dispatcher.replay_positions(Instant::now());
         for output in OutputTable::ALL {
@@ -151,13 +158,9 @@ impl Committer {
             if batch.is_none() && progress.is_empty() {
                 continue;
             }
-            lake.append(
-                output,
-                &self.writer_id,
-                batch.into_iter().collect(),
-                &progress,
-            )
-            .await?;
+            let batches: Vec<_> = batch.into_iter().collect();
+            lake.append_retrying(output, &self.writer_id, &batches, &progress, stop)
+                .await?;
             for p in progress {
                 self.recorded
                     .insert((output, p.topic, p.partition), Some(p.last));

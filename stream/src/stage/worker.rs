@@ -330,8 +330,11 @@ impl Worker {
         self.last_flush = Instant::now();
         self.dispatcher.tick(Instant::now())?;
         self.publish_alerts();
-        self.handle
-            .block_on(self.committer.commit(&self.lake, &mut self.dispatcher))?;
+        self.handle.block_on(self.committer.commit(
+            &self.lake,
+            &mut self.dispatcher,
+            &self.shutdown,
+        ))?;
         self.committer.commit_group_offsets(&self.consumer);
         self.update_live();
         Ok(())
