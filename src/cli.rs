@@ -86,6 +86,13 @@ pub enum LakeCommand {
     },
     /// Writes a checkpoint of every table's latest version.
     Checkpoint(LakeArgs),
+    /// Reads every data file of the tables whole and names the damaged ones (truncated,
+    /// corrupt or missing) with what the log says they held; exits with 1 when any is.
+    Check(LakeArgs),
+    /// Moves the damaged files to `<data-dir>/quarantine/<table>/` and removes them from
+    /// their tables in one commit each, so every reader works again. Rows in other files
+    /// are unchanged; what the removed files held is printed (see the README, Operations).
+    Repair(LakeArgs),
     /// After the broker lost records the lake had landed (ingest stopped saying so):
     /// records that nothing of the partitions' new logs landed yet, so ingest reads them
     /// from their start. Rows already in the tables stay. Run it with ingest stopped.

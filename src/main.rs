@@ -75,6 +75,8 @@ async fn lake_command(command: LakeCommand, file: &Config) -> Result<()> {
             topic,
             partitions,
         } => return accept_loss(&data_dir, &topic, &partitions, file).await,
+        LakeCommand::Check(args) => return lake_check(&args, file, false).await,
+        LakeCommand::Repair(args) => return lake_check(&args, file, true).await,
     };
     lake_upkeep(task, &args, file).await
 }
@@ -97,6 +99,47 @@ async fn accept_loss(
     }
     println!("{} positions reset", reset.len());
     Ok(())
+}
+
+/// `vallee lake check` (`repair` false) and `vallee lake repair`.
+async fn lake_check(args: &LakeArgs, file: &Config, repair: bool) -> Result<()> {
+    let options = vallee_lake::LakeOptions {
+        root: args.data_dir.join("lake"),
+        ..file.lake.clone()
+    };
+    let lake = vallee_lake::Lake::open_bare(options)?;
+    if repair {
+        let quarantine = args.data_dir.join("quarantine");
+        let repaired = vallee::repair::repair(&lake, &args.tables, &quarantine).await?;
+        for (d, copy) in &repaired {
+            println!(
+                "{}: removed {} ({}); it held {}; kept as {}",
+                d.table,
+                d.path,
+                d.error,
+                d.held,
+                copy.display()
+            );
+        }
+        println!("{} damaged files set aside", repaired.len());
+        return Ok(());
+    }
+    let damaged = vallee::repair::check(&lake, &args.tables).await?;
+    for d in &damaged {
+        println!(
+            "{}: {} is damaged: {}; it held {}",
+            d.table, d.path, d.error, d.held
+        );
+    }
+    if damaged.is_empty() {
+        println!("every data file reads whole");
+        return Ok(());
+    }
+    eprintln!(
+        "{} damaged files: `vallee lake repair` sets them aside (see the README, Operations)",
+        damaged.len()
+    );
+    std::process::exit(1)
 }
 
 async fn lake_upkeep(task: vallee::upkeep::Task, args: &LakeArgs, config: &Config) -> Result<()> {

@@ -27,11 +27,13 @@
 //! - [`latest`] — [`Latest`], the latest row per key of a table: the one view readers use.
 //! - [`replace`] — whole-table rewrites (the published lakes).
 //! - [`upkeep`] — compaction, vacuum, checkpoints.
+//! - [`check`] — finding damaged data files and setting them aside.
 //! - [`udf`] — the domain formulas as DataFusion functions (`vallee_gdd`, …).
 //!
 //! The tables' contract (names, schemas, keys, [`LakeTable`]) is `vallee_schemas::tables`.
 
 pub mod append;
+pub mod check;
 mod error;
 pub mod latest;
 pub mod offsets;

@@ -16,6 +16,7 @@ mod graceful_stop;
 mod hostile;
 mod ideas;
 mod kill_restart;
+mod lake_repair;
 mod open_data;
 mod partners;
 mod places;
