@@ -52,10 +52,12 @@ static TOKEN_PAIR: LazyLock<Regex> = LazyLock::new(|| {
 /// identifier (see the module docs).
 pub fn contains_mac(text: &str) -> bool {
     let bytes = text.as_bytes();
-    if !bytes.contains(&0) {
+    match hex_run_or_nul(bytes) {
         // Every spelling is one run of hex digits and separators holding twelve digits:
         // without such a run (dates, times, names: the common case), no scan at all.
-        return has_hex_run(bytes) && first_mac(bytes, 0).is_some();
+        Some(false) => return false,
+        Some(true) => return first_mac(bytes, 0).is_some(),
+        None => {}
     }
     let view = View::new(bytes, false);
     first_mac(&view.text, 0).is_some()
@@ -190,20 +192,41 @@ fn escape(bytes: &[u8]) -> (Option<u8>, usize) {
 }
 
 /// Whether `text` has a run of hex digits and separators (`:-.`) with twelve digits or
-/// more: what every MAC spelling of [`SHAPES`] is made of, so a text without one holds none.
-fn has_hex_run(text: &[u8]) -> bool {
-    let mut digits = 0;
-    for &b in text {
-        if b.is_ascii_hexdigit() {
-            digits += 1;
-            if digits == 12 {
-                return true;
-            }
-        } else if !is_sep(b) {
-            digits = 0;
+/// more, what every MAC spelling of [`SHAPES`] is made of (so a text without one holds
+/// none); `None` when it holds a NUL byte (then only a [`View`] can tell). One pass, on
+/// every string of every sensor event: a table, no branch per kind of byte.
+fn hex_run_or_nul(text: &[u8]) -> Option<bool> {
+    const fn classes() -> [u8; 256] {
+        // 0: breaks a run, 1: a separator, 2: a hex digit, 3: NUL.
+        let mut table = [0u8; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            table[b] = if c == 0 {
+                3
+            } else if c.is_ascii_hexdigit() {
+                2
+            } else if matches!(c, b':' | b'-' | b'.') {
+                1
+            } else {
+                0
+            };
+            b += 1;
         }
+        table
     }
-    false
+    static CLASS: [u8; 256] = classes();
+    let (mut digits, mut longest, mut nul) = (0u32, 0u32, false);
+    for &b in text {
+        match CLASS[b as usize] {
+            2 => digits += 1,
+            1 => {}
+            3 => nul = true,
+            _ => digits = 0,
+        }
+        longest = longest.max(digits);
+    }
+    (!nul).then_some(longest >= 12)
 }
 
 fn is_word(b: u8) -> bool {

@@ -122,17 +122,19 @@ impl BeaconSightingInput {
 }
 
 impl<'a> BeaconSightingWire<'a> {
-    /// Every string of the sighting with its attribute name, for the MAC check decoding
-    /// runs on every sensor event (no unknown attribute got this far, and `rssi` is a
-    /// number).
-    pub(crate) fn strings(&self) -> [(&'static str, Option<&'a str>); 7] {
+    /// Every string of the sighting that may hold a MAC, with its attribute name, for the
+    /// check decoding runs on every sensor event. Left out, as they cannot: `type` (the
+    /// fast path took only `BeaconSighting`), `rssi` (a number), no unknown attribute (the
+    /// fast path took none), and a `deviceToken` of 16 to 64 hex digits (a MAC stands
+    /// alone, and nothing stands alone inside one run of hex digits).
+    pub(crate) fn strings(&self) -> [(&'static str, Option<&'a str>); 6] {
+        let token = (!is_device_token(self.device_token)).then_some(self.device_token);
         [
             ("id", Some(self.id)),
-            ("type", Some(self.kind)),
             ("dateObserved", self.date_observed),
             ("TimeInstant", self.time_instant),
             ("zone", Some(self.zone)),
-            ("deviceToken", Some(self.device_token)),
+            ("deviceToken", token),
             ("saltEpoch", Some(self.salt_epoch)),
         ]
     }
