@@ -204,30 +204,10 @@ fn held(stats: Option<&str>, partition: Vec<(String, String)>) -> Held {
 
 #[cfg(test)]
 mod tests {
-    use vallee_schemas::tables::{FootfallRow, Lineage, OutputTable, TableRow};
+    use vallee_schemas::tables::OutputTable;
 
     use super::*;
-
-    fn rows(zone: &str) -> arrow::array::RecordBatch {
-        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
-        let row = FootfallRow {
-            zone: zone.into(),
-            window: "PT5M".into(),
-            from: at("2026-11-28T10:00:00Z"),
-            to: at("2026-11-28T10:05:00Z"),
-            people_count: 7,
-            approximate: false,
-            congested: false,
-            revision: 0,
-            is_final: true,
-            day: 20_785,
-            lineage: Lineage::default(),
-            computed_at: at("2026-11-28T10:06:00Z"),
-        };
-        FootfallRow::to_batch(OutputTable::Footfall, &[row])
-            .unwrap()
-            .unwrap()
-    }
+    use crate::testing::footfall_batch;
 
     #[tokio::test]
     async fn a_truncated_file_is_found_set_aside_and_the_table_reads_again() {
@@ -238,9 +218,14 @@ mod tests {
         })
         .unwrap();
         for zone in ["za", "zb"] {
-            lake.append(OutputTable::Footfall, "test", vec![rows(zone)], &[])
-                .await
-                .unwrap();
+            lake.append(
+                OutputTable::Footfall,
+                "test",
+                vec![footfall_batch(zone, 7)],
+                &[],
+            )
+            .await
+            .unwrap();
         }
         assert!(lake.check(OutputTable::Footfall).await.unwrap().is_empty());
         let table = dir.path().join("lake").join("footfall");

@@ -201,18 +201,9 @@ mod tests {
         .unwrap();
         let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
         let first = FootfallRow {
-            zone: "za".into(),
-            window: "PT5M".into(),
-            from: at("2026-11-28T10:00:00Z"),
-            to: at("2026-11-28T10:05:00Z"),
-            people_count: 7,
-            approximate: false,
-            congested: false,
-            revision: 0,
-            is_final: true,
-            day: 20_785,
             lineage: Lineage::range(&Arc::from("vallee.beacons"), 2, 40, 52),
             computed_at: at("2026-11-28T10:06:00.000123Z"),
+            ..crate::testing::footfall_row("za", 7)
         };
         let correction = FootfallRow {
             people_count: 8,

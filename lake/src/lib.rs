@@ -41,6 +41,8 @@ pub mod options;
 pub mod query;
 pub mod replace;
 pub mod tables;
+#[cfg(test)]
+mod testing;
 pub mod udf;
 pub mod upkeep;
 

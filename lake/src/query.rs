@@ -275,30 +275,10 @@ mod tests {
     use std::time::Duration;
 
     use arrow::array::{Array, Int64Array};
-    use vallee_schemas::tables::{FootfallRow, Lineage, OutputTable};
+    use vallee_schemas::tables::OutputTable;
 
     use super::*;
-
-    fn row(people: i64) -> RecordBatch {
-        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
-        let row = FootfallRow {
-            zone: "za".into(),
-            window: "PT5M".into(),
-            from: at("2026-11-28T10:00:00Z"),
-            to: at("2026-11-28T10:05:00Z"),
-            people_count: people,
-            approximate: false,
-            congested: false,
-            revision: 0,
-            is_final: true,
-            day: 20_785,
-            lineage: Lineage::default(),
-            computed_at: at("2026-11-28T10:06:00Z"),
-        };
-        FootfallRow::to_batch(OutputTable::Footfall, &[row])
-            .unwrap()
-            .unwrap()
-    }
+    use crate::testing::footfall_batch;
 
     async fn count(tables: &TablesAt) -> i64 {
         let batches = tables.sql("SELECT count(*) FROM footfall").await.unwrap();
@@ -317,14 +297,24 @@ mod tests {
         let mut copies = lake.read_only().with(OutputTable::Footfall);
         let before = copies.refresh().await.unwrap();
         assert_eq!(count(&before).await, 0, "not created yet: empty");
-        lake.append(OutputTable::Footfall, "test", vec![row(3)], &[])
-            .await
-            .unwrap();
+        lake.append(
+            OutputTable::Footfall,
+            "test",
+            vec![footfall_batch("za", 3)],
+            &[],
+        )
+        .await
+        .unwrap();
         let first = copies.refresh().await.unwrap();
         assert_eq!(count(&first).await, 1);
-        lake.append(OutputTable::Footfall, "test", vec![row(4)], &[])
-            .await
-            .unwrap();
+        lake.append(
+            OutputTable::Footfall,
+            "test",
+            vec![footfall_batch("za", 4)],
+            &[],
+        )
+        .await
+        .unwrap();
         assert_eq!(
             count(&first).await,
             1,

@@ -51,6 +51,43 @@ async fn lake_of(data: &Path) -> Lake {
     .unwrap()
 }
 
+/// A hub on `broker` with its data under `dir`, ready, and `n` messages (seeded) landed:
+/// the hub, its lake, how many.
+async fn hub_with_first_messages(
+    dir: &Path,
+    broker: SocketAddr,
+    http: SocketAddr,
+    n: usize,
+    seed: u64,
+) -> (KillOnDrop, Lake, u64) {
+    let data = dir.join("data");
+    let hub = spawn_hub(&data, broker, http, &dir.join("up.log"));
+    eventually(Duration::from_secs(120), "the hub ready", || async {
+        ready(http)
+    })
+    .await;
+    let lake = lake_of(&data).await;
+    let first = produce_to(broker, n, seed).await;
+    eventually(
+        Duration::from_secs(120),
+        "the first messages landed",
+        || async { total(&lake).await >= first },
+    )
+    .await;
+    (hub, lake, first)
+}
+
+/// Stops the hub (it exits cleanly) and checks every one of `produced` landed once.
+async fn stop_and_check(hub: &mut KillOnDrop, lake: &Lake, produced: u64) {
+    terminate(&hub.0);
+    assert!(
+        wait_exit(&mut hub.0, Duration::from_secs(60))
+            .await
+            .success()
+    );
+    assert_exactly_once(lake, produced).await;
+}
+
 fn ready(http: SocketAddr) -> bool {
     http_get(http, "/readyz").is_ok_and(|(status, _)| status == 200)
 }
@@ -95,25 +132,13 @@ async fn a_hub_started_before_its_broker_waits_for_it_then_flows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_and_the_api_ride_out_a_broker_outage() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, broker_addr, http) = (dir.path().join("data"), free_addr(), free_addr());
+    let (broker_addr, http) = (free_addr(), free_addr());
     let broker_dir = dir.path().join("broker");
     let broker = EmbeddedBroker::start(broker_addr, &broker_dir)
         .await
         .unwrap();
-    let log = dir.path().join("up.log");
-    let mut hub = spawn_hub(&data, broker_addr, http, &log);
-    eventually(Duration::from_secs(120), "the hub ready", || async {
-        ready(http)
-    })
-    .await;
-    let lake = lake_of(&data).await;
-    let first = produce_to(broker_addr, 2_000, 43).await;
-    eventually(
-        Duration::from_secs(120),
-        "the first messages landed",
-        || async { total(&lake).await >= first },
-    )
-    .await;
+    let (mut hub, lake, first) =
+        hub_with_first_messages(dir.path(), broker_addr, http, 2_000, 43).await;
 
     // The broker goes away: the hub stays up and says it is not ready.
     broker.stop();
@@ -144,13 +169,7 @@ async fn ingest_and_the_api_ride_out_a_broker_outage() {
         || async { total(&lake).await >= first + second && ready(http) },
     )
     .await;
-    terminate(&hub.0);
-    assert!(
-        wait_exit(&mut hub.0, Duration::from_secs(60))
-            .await
-            .success()
-    );
-    assert_exactly_once(&lake, first + second).await;
+    stop_and_check(&mut hub, &lake, first + second).await;
     broker.stop();
 }
 
@@ -211,20 +230,8 @@ async fn a_full_disk_under_the_lake_holds_the_rows_says_why_and_resumes_when_spa
     )
     .await
     .unwrap();
-    let log = dir.path().join("up.log");
-    let mut hub = spawn_hub(&data, broker_addr, http, &log);
-    eventually(Duration::from_secs(120), "the hub ready", || async {
-        ready(http)
-    })
-    .await;
-    let lake = lake_of(&data).await;
-    let first = produce_to(broker_addr, 1_000, 53).await;
-    eventually(
-        Duration::from_secs(120),
-        "the first messages landed",
-        || async { total(&lake).await >= first },
-    )
-    .await;
+    let (mut hub, lake, first) =
+        hub_with_first_messages(dir.path(), broker_addr, http, 1_000, 53).await;
 
     // The disk fills up: nothing more lands, the hub keeps running and says why.
     let filler = fill(&data.join("lake"));
@@ -262,12 +269,6 @@ async fn a_full_disk_under_the_lake_holds_the_rows_says_why_and_resumes_when_spa
         || async { total(&lake).await >= first + second && ready(http) },
     )
     .await;
-    terminate(&hub.0);
-    assert!(
-        wait_exit(&mut hub.0, Duration::from_secs(60))
-            .await
-            .success()
-    );
-    assert_exactly_once(&lake, first + second).await;
+    stop_and_check(&mut hub, &lake, first + second).await;
     broker.stop();
 }

@@ -37,14 +37,11 @@ fn parquet_files(table: &Path) -> Vec<PathBuf> {
     found
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_truncated_parquet_file_is_named_then_set_aside_and_everything_works_again() {
-    let world = World::new(2).await;
-    let lake = world.lake().await;
-    let produced = world.produce(&valley_events(3_000, 61)).await;
-    let mut ingest = world.spawn_ingest("ingest-1");
-    eventually(Duration::from_secs(120), "every message landed", || async {
-        total(&lake).await >= produced
+/// Runs `vallee ingest` until the lake holds `rows`, then stops it (a clean exit).
+async fn ingest_until(world: &World, name: &str, lake: &vallee_lake::Lake, rows: u64) {
+    let mut ingest = world.spawn_ingest(name);
+    eventually(Duration::from_secs(120), "the messages landed", || async {
+        total(lake).await >= rows
     })
     .await;
     terminate(&ingest);
@@ -53,6 +50,14 @@ async fn a_truncated_parquet_file_is_named_then_set_aside_and_everything_works_a
             .await
             .success()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_parquet_file_is_named_then_set_aside_and_everything_works_again() {
+    let world = World::new(2).await;
+    let lake = world.lake().await;
+    let produced = world.produce(&valley_events(3_000, 61)).await;
+    ingest_until(&world, "ingest-1", &lake, produced).await;
     let out = lake_command(&world, &["check"]);
     assert!(out.status.success(), "a sound lake checks clean: {out:?}");
 
@@ -108,16 +113,6 @@ async fn a_truncated_parquet_file_is_named_then_set_aside_and_everything_works_a
     // Readers work again, every other row intact, nothing twice; ingest goes on writing.
     assert_exactly_once(&lake, produced - held).await;
     let more = world.produce(&valley_events(1_000, 67)).await;
-    let mut ingest = world.spawn_ingest("ingest-2");
-    eventually(Duration::from_secs(120), "new messages landed", || async {
-        total(&lake).await >= produced - held + more
-    })
-    .await;
-    terminate(&ingest);
-    assert!(
-        wait_exit(&mut ingest, Duration::from_secs(30))
-            .await
-            .success()
-    );
+    ingest_until(&world, "ingest-2", &lake, produced - held + more).await;
     assert_exactly_once(&lake, produced - held + more).await;
 }
