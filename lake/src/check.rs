@@ -92,8 +92,11 @@ impl Lake {
         for file in files {
             let path = file.object_store_path();
             let read = match store.get(&path).await {
+                // Decoding a whole file is CPU work: off the async runtime.
                 Ok(got) => match got.bytes().await {
-                    Ok(bytes) => read_whole(bytes),
+                    Ok(bytes) => tokio::task::spawn_blocking(move || read_whole(bytes))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("the reading task failed: {e}"))),
                     Err(e) => Err(e.to_string()),
                 },
                 Err(e) => Err(e.to_string()),
@@ -134,31 +137,21 @@ impl Lake {
             location: path.display().to_string(),
             message: e.to_string(),
         };
+        let stored = |e: deltalake::ObjectStoreError| Error::delta(name)(e.into());
         let mut moved = Vec::new();
         for file in damaged.iter().filter(|d| d.table == name) {
             let path = deltalake::Path::from(file.path.as_str());
             let bytes = match store.get(&path).await {
-                Ok(got) => got.bytes().await.map_err(|e| Error::Delta {
-                    table: name.to_string(),
-                    source: e.into(),
-                })?,
+                Ok(got) => got.bytes().await.map_err(stored)?,
                 Err(deltalake::ObjectStoreError::NotFound { .. }) => continue,
-                Err(e) => {
-                    return Err(Error::Delta {
-                        table: name.to_string(),
-                        source: e.into(),
-                    });
-                }
+                Err(e) => return Err(stored(e)),
             };
             let copy = quarantine.join(name).join(&file.path);
             if let Some(dir) = copy.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
             }
             std::fs::write(&copy, &bytes).map_err(|e| io(&copy, e))?;
-            store.delete(&path).await.map_err(|e| Error::Delta {
-                table: name.to_string(),
-                source: e.into(),
-            })?;
+            store.delete(&path).await.map_err(stored)?;
             moved.push((file.clone(), copy));
         }
         // delta-rs's file-system check removes, in one commit, every active file missing
