@@ -52,12 +52,15 @@ static TOKEN_PAIR: LazyLock<Regex> = LazyLock::new(|| {
 /// identifier (see the module docs).
 pub fn contains_mac(text: &str) -> bool {
     let bytes = text.as_bytes();
-    match hex_run_or_nul(bytes) {
+    // Twelve hex digits take twelve bytes, NUL padding or not: short texts (zones,
+    // dates) need no scan at all.
+    if bytes.len() < 12 {
+        return false;
+    }
+    if !bytes.contains(&0) {
         // Every spelling is one run of hex digits and separators holding twelve digits:
         // without such a run (dates, times, names: the common case), no scan at all.
-        Some(false) => return false,
-        Some(true) => return first_mac(bytes, 0).is_some(),
-        None => {}
+        return has_hex_run(bytes) && first_mac(bytes, 0).is_some();
     }
     let view = View::new(bytes, false);
     first_mac(&view.text, 0).is_some()
@@ -72,8 +75,16 @@ pub fn raw_contains_mac(bytes: &[u8]) -> bool {
 
 /// Whether `s` has the form of a pseudonymous device token: 16 to 64 hex digits.
 pub fn is_device_token(s: &str) -> bool {
-    (16..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+    // No early exit: the whole token is read either way, and this form vectorises.
+    (16..=64).contains(&s.len()) && s.bytes().fold(true, |hex, b| hex & b.is_ascii_hexdigit())
 }
+
+/// The longest valid RFC 3339 time (as [`crate::time::parse_rfc3339`] reads it) that can
+/// hold no MAC-like identifier, so a time that parsed and is no longer needs no scan. Its
+/// longest run of hex digits and separators is the time of day with its fraction and a
+/// `-hh:mm` offset, which reaches twelve digits only from 27 bytes
+/// (`2026-11-28T12:00:00.123456Z`) or 28 (`2026-11-28T12:00:00.12-01:00`).
+pub(crate) const SHORT_TIME_MAX_BYTES: usize = 26;
 
 /// Replaces MAC-like identifiers in bytes about to be stored (the dead letters of every
 /// stream). Everything else is kept byte for byte, escapes and invalid UTF-8 included;
@@ -191,42 +202,38 @@ fn escape(bytes: &[u8]) -> (Option<u8>, usize) {
     }
 }
 
-/// Whether `text` has a run of hex digits and separators (`:-.`) with twelve digits or
-/// more, what every MAC spelling of [`SHAPES`] is made of (so a text without one holds
-/// none); `None` when it holds a NUL byte (then only a [`View`] can tell). One pass, on
-/// every string of every sensor event: a table, no branch per kind of byte.
-fn hex_run_or_nul(text: &[u8]) -> Option<bool> {
-    const fn classes() -> [u8; 256] {
-        // 0: breaks a run, 1: a separator, 2: a hex digit, 3: NUL.
-        let mut table = [0u8; 256];
+/// Whether `text` (with no NUL byte: those take a [`View`]) has a run of hex digits and
+/// separators (`:-.`) with twelve digits or more, what every MAC spelling of [`SHAPES`]
+/// is made of (so a text without one holds none). It runs on most strings of every
+/// sensor event: two table lookups and no branch per byte.
+fn has_hex_run(text: &[u8]) -> bool {
+    /// Per byte, what it does to the count of hex digits in the current run: a hex digit
+    /// adds one, a separator keeps the count, anything else starts it again.
+    const fn tables() -> ([u8; 256], [u8; 256]) {
+        let (mut keep, mut add) = ([0u8; 256], [0u8; 256]);
         let mut b = 0;
         while b < 256 {
             let c = b as u8;
-            table[b] = if c == 0 {
-                3
-            } else if c.is_ascii_hexdigit() {
-                2
+            if c.is_ascii_hexdigit() {
+                (keep[b], add[b]) = (0xff, 1);
             } else if matches!(c, b':' | b'-' | b'.') {
-                1
-            } else {
-                0
-            };
+                keep[b] = 0xff;
+            }
             b += 1;
         }
-        table
+        (keep, add)
     }
-    static CLASS: [u8; 256] = classes();
-    let (mut digits, mut longest, mut nul) = (0u32, 0u32, false);
+    static TABLES: ([u8; 256], [u8; 256]) = tables();
+    let (keep, add) = &TABLES;
+    let mut digits = 0u8;
     for &b in text {
-        match CLASS[b as usize] {
-            2 => digits += 1,
-            1 => {}
-            3 => nul = true,
-            _ => digits = 0,
+        // At most eleven before this byte: the count never overflows.
+        digits = (digits & keep[b as usize]) + add[b as usize];
+        if digits == 12 {
+            return true;
         }
-        longest = longest.max(digits);
     }
-    (!nul).then_some(longest >= 12)
+    false
 }
 
 fn is_word(b: u8) -> bool {
@@ -446,6 +453,38 @@ mod tests {
         assert!(
             found > 100,
             "the texts exercise both answers ({found} MACs)"
+        );
+    }
+
+    /// Every valid time up to [`SHORT_TIME_MAX_BYTES`] is free of the run a MAC needs, and
+    /// the bound is tight: one byte more and a valid time has one.
+    #[test]
+    fn short_valid_times_have_no_run_a_mac_needs() {
+        let mut longest_without = 0;
+        let mut shortest_with = usize::MAX;
+        for date in ["2026-11-28", "1999-12-31"] {
+            for sep in ["T", "t", " "] {
+                for fraction in 0..=9 {
+                    for offset in ["Z", "z", "+01:00", "-01:00", "-00:00", "+14:00"] {
+                        let digits = &"000000000"[..fraction];
+                        let dot = if fraction > 0 { "." } else { "" };
+                        let time = format!("{date}{sep}23:59:59{dot}{digits}{offset}");
+                        if crate::time::parse_rfc3339(&time).is_err() {
+                            continue;
+                        }
+                        if has_hex_run(time.as_bytes()) {
+                            shortest_with = shortest_with.min(time.len());
+                        } else {
+                            longest_without = longest_without.max(time.len());
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(shortest_with, SHORT_TIME_MAX_BYTES + 1);
+        assert!(
+            longest_without > SHORT_TIME_MAX_BYTES,
+            "longer times may pass too"
         );
     }
 

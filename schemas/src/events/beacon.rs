@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Envelope, Observation, check_range, closing_fields, observation_fields, schema_of};
-use crate::privacy::is_device_token;
+use crate::privacy::{SHORT_TIME_MAX_BYTES, contains_mac, is_device_token};
 use crate::rejection::Rejection;
 use crate::time::days;
 use chrono::format::{Item, Parsed, StrftimeItems};
@@ -52,7 +52,7 @@ pub struct BeaconSightingInput {
 /// attribute, a repeated one, a string with escapes or a wrong JSON type make it fail, and
 /// the message then takes the general path ([`BeaconSightingInput`]), which words every
 /// error as usual. Both end in the same checks ([`Sighting::validate`]).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BeaconSightingWire<'a> {
     id: &'a str,
@@ -121,28 +121,32 @@ impl BeaconSightingInput {
     }
 }
 
-impl<'a> BeaconSightingWire<'a> {
-    /// Every string of the sighting that may hold a MAC, with its attribute name, for the
-    /// check decoding runs on every sensor event. Left out, as they cannot: `type` (the
-    /// fast path took only `BeaconSighting`), `rssi` (a number), no unknown attribute (the
-    /// fast path took none), and a `deviceToken` of 16 to 64 hex digits (a MAC stands
-    /// alone, and nothing stands alone inside one run of hex digits).
-    pub(crate) fn strings(&self) -> [(&'static str, Option<&'a str>); 6] {
-        let token = (!is_device_token(self.device_token)).then_some(self.device_token);
-        [
-            ("id", Some(self.id)),
-            ("dateObserved", self.date_observed),
-            ("TimeInstant", self.time_instant),
-            ("zone", Some(self.zone)),
-            ("deviceToken", token),
-            ("saltEpoch", Some(self.salt_epoch)),
-        ]
+impl BeaconSightingWire<'_> {
+    /// The sighting, when it is valid and holds no MAC-like string: decoding's fast path
+    /// takes only those (`None`: the general path decides, and words the refusal). Its
+    /// strings are checked for MACs as everywhere else, except those that cannot hold one
+    /// once the sighting is valid: `type` (the fast path takes only `BeaconSighting`),
+    /// the `deviceToken` (16 to 64 hex digits: a MAC stands alone, and nothing stands
+    /// alone inside one run of hex digits), and the time read as the event time when it
+    /// is short enough ([`SHORT_TIME_MAX_BYTES`]). The others have no string.
+    pub(crate) fn validate_clean(self, kafka_timestamp_ms: Option<i64>) -> Option<BeaconSighting> {
+        let sighting = self.validate(kafka_timestamp_ms).ok()?;
+        // `dateObserved` is the event time when present; `TimeInstant` is then not read.
+        let (read, unread) = match self.date_observed {
+            Some(date) => (Some(date), self.time_instant),
+            None => (self.time_instant, None),
+        };
+        let scanned = [
+            Some(self.id),
+            Some(self.zone),
+            Some(self.salt_epoch),
+            unread,
+            read.filter(|time| time.len() > SHORT_TIME_MAX_BYTES),
+        ];
+        (!scanned.into_iter().flatten().any(contains_mac)).then_some(sighting)
     }
 
-    pub(crate) fn validate(
-        self,
-        kafka_timestamp_ms: Option<i64>,
-    ) -> Result<BeaconSighting, Rejection> {
+    fn validate(self, kafka_timestamp_ms: Option<i64>) -> Result<BeaconSighting, Rejection> {
         Sighting {
             id: self.id,
             date_observed: self.date_observed,
