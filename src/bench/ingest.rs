@@ -15,7 +15,7 @@ use vallee_kafka::KafkaOptions;
 use vallee_lake::{Lake, LakeOptions};
 use vallee_schemas::contract::Stream;
 
-use super::{percentile, raw_consume, valley_events};
+use super::{percentile, raw_consume, valley_events, valley_events_before};
 use crate::broker::EmbeddedBroker;
 use crate::cli::BenchIngestArgs;
 use crate::simulator;
@@ -110,8 +110,16 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     );
     stats.record_freshness.store(true, Ordering::Relaxed);
     let before = stats.total_rows();
+    let dead_letters = |stats: &IngestStats| -> u64 {
+        stats
+            .dead_letters
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
+    };
+    let dead_before = dead_letters(&stats);
     let live_total = (args.live_rate as u64 * args.live_seconds) as usize;
-    let mut live = valley_events(live_total, Utc::now(), 0.001);
+    let mut live = valley_events_before(live_total, Utc::now(), 0.001);
     let tick = Duration::from_millis(100);
     let per_tick = (args.live_rate as usize / 10).max(1);
     let live_started = Instant::now();
@@ -129,6 +137,7 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     while stats.total_rows() < before + sent && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let live_dead = dead_letters(&stats) - dead_before;
     shutdown.cancel();
     task.await??;
     let mut fresh =
@@ -158,7 +167,7 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     );
     println!("  ratio ingest / raw     {:>10.2}", ingest_rate / raw_rate);
     println!(
-        "  freshness at {} msg/s   p50 {} ms, p99 {} ms, max {} ms  ({} rows)",
+        "  freshness at {} msg/s   p50 {} ms, p99 {} ms, max {} ms  ({} rows, {live_dead} dead letters)",
         args.live_rate,
         percentile(&fresh, 0.5),
         percentile(&fresh, 0.99),

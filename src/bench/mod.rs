@@ -40,6 +40,22 @@ pub fn valley_events(n: usize, start: DateTime<Utc>, fault_ratio: f64) -> Vec<Ev
     events
 }
 
+/// [`valley_events`] all dated before `end`: traffic sent live, stamped with the moment of
+/// sending, must not be dated ahead of it (decoding refuses events more than an hour
+/// ahead of their record). The valley's rate depends on the hour, so the start moves back
+/// until the last event falls before `end`.
+pub fn valley_events_before(n: usize, end: DateTime<Utc>, fault_ratio: f64) -> Vec<Event> {
+    let mut start = end - chrono::Duration::hours(1);
+    loop {
+        let events = valley_events(n, start, fault_ratio);
+        let last = events.iter().map(|e| e.time).max().unwrap_or(start);
+        if last <= end {
+            return events;
+        }
+        start -= last - end + chrono::Duration::minutes(10);
+    }
+}
+
 fn percentile(sorted: &[u32], p: f64) -> u32 {
     if sorted.is_empty() {
         return 0;
