@@ -234,7 +234,7 @@ mod tests {
     fn keys_and_order_come_from_the_contract_or_the_caller() {
         assert_eq!(
             Latest::of(OutputTable::FillAlerts).sql(),
-            "SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY \"alertId\" ORDER BY \"dateObserved\" DESC, \"state\" ASC) AS _rn FROM fill_alerts) WHERE _rn = 1"
+            "SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER (PARTITION BY \"alertId\" ORDER BY \"dateObserved\" DESC, \"state\" ASC, \"_computed_at\" DESC) AS _rn FROM fill_alerts) WHERE _rn = 1"
         );
         assert_eq!(
             Latest::of(Table::WasteContainers).filter("id = 'b'").sql(),

@@ -53,10 +53,10 @@ pub(super) const BIN_ALERTS: Dataset = Dataset {
     source: Source::Derived(OutputTable::FillAlerts),
     view: || {
         r#"SELECT day, "communeCode", kind AS "typeAlerte",
-                   sum(CASE WHEN state = 'open' THEN 1 ELSE 0 END) AS ouvertures,
-                   sum(CASE WHEN state = 'cleared' THEN 1 ELSE 0 END) AS levees,
-                   sum(CASE WHEN "clearReason" = 'collection' THEN 1 ELSE 0 END) AS "leveesParCollecte"
-            FROM (SELECT DISTINCT "alertId", state, kind, "clearReason", "communeCode", day FROM fill_alerts) a
+                   count(DISTINCT CASE WHEN state = 'open' THEN "alertId" END) AS ouvertures,
+                   count(DISTINCT CASE WHEN state = 'cleared' THEN "alertId" END) AS levees,
+                   count(DISTINCT CASE WHEN "clearReason" = 'collection' THEN "alertId" END) AS "leveesParCollecte"
+            FROM fill_alerts a
             WHERE "communeCode" IS NOT NULL
             GROUP BY day, "communeCode", kind"#.into()
     },

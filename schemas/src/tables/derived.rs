@@ -117,16 +117,19 @@ impl OutputTable {
 
     /// Which row of a key is its latest: the first in this order. Windows and days: the
     /// highest revision. An episode: its newest row, a clearing before an opening of the
-    /// same time. A bin: its newest forecast.
+    /// same time, and of two clearings (a level drop later proved a collection) the one
+    /// decided last. A bin: its newest forecast.
     pub fn latest_order(self) -> &'static [Order] {
         match self {
             OutputTable::Footfall
             | OutputTable::FootfallDwell
             | OutputTable::SitePresence
             | OutputTable::VineIndicators => BY_REVISION,
-            OutputTable::FillAlerts | OutputTable::VineAlerts => {
-                &[Order::Desc("dateObserved"), Order::Asc("state")]
-            }
+            OutputTable::FillAlerts | OutputTable::VineAlerts => &[
+                Order::Desc("dateObserved"),
+                Order::Asc("state"),
+                Order::Desc("_computed_at"),
+            ],
             OutputTable::BinForecast => &[Order::Desc("dateObserved")],
         }
     }

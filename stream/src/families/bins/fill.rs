@@ -1,10 +1,13 @@
 //! Fill alerts of connected bins: full (with hysteresis), fire, status, silence; proof of
 //! collection when a garbage truck stood by the bin before its level dropped.
 //!
-//! Alerts fire on the reading itself (no waiting for a window); only the decisions that
+//! Alerts open and clear on the reading itself (no waiting for a window): a bin emptied is
+//! off the list at once, its fill alert cleared as a `level_drop`. Only the decisions that
 //! depend on *other* data wait for event time: "was a truck there in the 15 minutes before
-//! the drop?" waits until the vehicles' watermark has passed the drop, and "silent" waits
-//! for the bins' watermark to pass the last reading + 24 h.
+//! the drop?" waits until the vehicles' watermark has passed the drop (trucks report late
+//! and stop after the day's last round), then a correction row of the same alert upgrades
+//! its reason to `collection`; "silent" waits for the bins' watermark to pass the last
+//! reading + 24 h.
 //!
 //! Kinds and clear reasons are the tables' contract's ([`AlertKind`], [`ClearReason`]).
 
@@ -87,9 +90,11 @@ struct Bin {
     open: BTreeMap<AlertKind, OpenAlert>,
 }
 
-/// A fill alert whose clear reason waits for the trucks' event time to catch up.
+/// A fill alert cleared by a level drop before the trucks' positions up to the drop were
+/// known: a truck by the bin then proves a collection.
 #[derive(Debug, Clone)]
-struct PendingClear {
+struct PendingProof {
+    alert_id: String,
     entity_id: String,
     at: DateTime<Utc>,
     level: f64,
@@ -102,7 +107,7 @@ pub struct FillAlerts {
     bins: BTreeMap<String, Bin>,
     /// Recent positions of garbage trucks, oldest first.
     trucks: VecDeque<(DateTime<Utc>, GeoPoint)>,
-    pending: Vec<PendingClear>,
+    pending: Vec<PendingProof>,
     vehicles_watermark: Option<DateTime<Utc>>,
 }
 
@@ -206,24 +211,20 @@ impl FillAlerts {
             _ => {}
         }
         let fill_open = bin.open.contains_key(&AlertKind::Fill);
+        let mut needs_proof = false;
         if !fill_open && r.filling_level >= threshold {
             transitions.push((AlertKind::Fill, true, None));
         } else if fill_open && r.filling_level < threshold - self.rules.hysteresis {
-            // Cleared: the reason depends on the trucks, maybe not all known yet.
-            if self.vehicles_watermark.is_some_and(|w| w >= at) {
-                let reason = if self.collected(&point, at) {
-                    ClearReason::Collection
-                } else {
-                    ClearReason::LevelDrop
-                };
-                transitions.push((AlertKind::Fill, false, Some(reason)));
+            // Cleared at once. A collection needs the trucks' positions up to the drop:
+            // when they are not all known yet, a truck found later corrects the reason.
+            let trucks_known = self.vehicles_watermark.is_some_and(|w| w >= at);
+            let reason = if trucks_known && self.collected(&point, at) {
+                ClearReason::Collection
             } else {
-                self.pending.push(PendingClear {
-                    entity_id: id.clone(),
-                    at,
-                    level: r.filling_level,
-                });
-            }
+                ClearReason::LevelDrop
+            };
+            transitions.push((AlertKind::Fill, false, Some(reason)));
+            needs_proof = !trucks_known;
         }
         let bin = self.bins.get_mut(&id).expect("inserted above");
         for (kind, open, reason) in transitions {
@@ -236,6 +237,14 @@ impl FillAlerts {
                 );
                 out.push(change(kind, true, at, None));
             } else if let Some(a) = bin.open.remove(&kind) {
+                if kind == AlertKind::Fill && needs_proof {
+                    self.pending.push(PendingProof {
+                        alert_id: a.id.clone(),
+                        entity_id: id.clone(),
+                        at,
+                        level: r.filling_level,
+                    });
+                }
                 let mut c = change(kind, false, at, reason);
                 c.alert_id = a.id;
                 out.push(c);
@@ -244,8 +253,9 @@ impl FillAlerts {
         out
     }
 
-    /// Event time moved on: `bins` is the bins' watermark, `vehicles` the trucks'. Resolves
-    /// the clears that waited for trucks and opens `silent` alerts.
+    /// Event time moved on: `bins` is the bins' watermark, `vehicles` the trucks'. Corrects
+    /// to `collection` the level drops a truck turns out to have made, and opens `silent`
+    /// alerts.
     pub fn advance(
         &mut self,
         bins: Option<DateTime<Utc>>,
@@ -255,7 +265,7 @@ impl FillAlerts {
             self.vehicles_watermark = Some(self.vehicles_watermark.map_or(v, |w| w.max(v)));
         }
         let mut out = Vec::new();
-        let ready: Vec<PendingClear>;
+        let ready: Vec<PendingProof>;
         (ready, self.pending) = std::mem::take(&mut self.pending)
             .into_iter()
             .partition(|p| self.vehicles_watermark.is_some_and(|w| w >= p.at));
@@ -263,23 +273,17 @@ impl FillAlerts {
             let Some(bin) = self.bins.get(&p.entity_id) else {
                 continue;
             };
-            let reason = if self.collected(&bin.point, p.at) {
-                ClearReason::Collection
-            } else {
-                ClearReason::LevelDrop
-            };
-            let commune = bin.commune.clone();
-            let bin = self.bins.get_mut(&p.entity_id).expect("exists");
-            if let Some(a) = bin.open.remove(&AlertKind::Fill) {
+            if self.collected(&bin.point, p.at) {
+                // The same alert, cleared at the same time: its reason, corrected.
                 out.push(AlertChange {
-                    alert_id: a.id,
+                    alert_id: p.alert_id,
                     kind: AlertKind::Fill,
-                    entity_id: p.entity_id.clone(),
+                    entity_id: p.entity_id,
                     open: false,
                     date_observed: p.at,
-                    clear_reason: Some(reason),
+                    clear_reason: Some(ClearReason::Collection),
                     filling_level: Some(p.level),
-                    commune_code: commune,
+                    commune_code: bin.commune.clone(),
                 });
             }
         }
@@ -482,12 +486,26 @@ mod tests {
         a.on_reading(&reading("06:00", 0.9, ""));
         // The truck stops 10 m from the bin at 06:50; the bin reports empty at 07:00.
         a.on_vehicle(&truck("06:50", BIN_AT[0] + 0.0001, BIN_AT[1]));
-        // The trucks' stream is behind the drop: the decision waits.
+        // The trucks' stream is behind the drop: cleared at once as a level drop…
         a.advance(None, Some(t("06:55")));
-        assert!(a.on_reading(&reading("07:00", 0.05, "")).is_empty());
-        let cleared = a.advance(None, Some(t("07:01")));
+        let dropped = a.on_reading(&reading("07:00", 0.05, ""));
+        assert_eq!(kinds(&dropped), vec![("fill", false, Some("level_drop"))]);
+        // … corrected once the trucks' positions up to the drop are known.
+        assert!(a.advance(None, Some(t("06:59"))).is_empty());
+        let corrected = a.advance(None, Some(t("07:01")));
+        assert_eq!(kinds(&corrected), vec![("fill", false, Some("collection"))]);
+        assert_eq!(corrected[0].alert_id, dropped[0].alert_id);
+        assert_eq!(corrected[0].date_observed, t("07:00"));
+        assert!(
+            a.advance(None, Some(t("09:00"))).is_empty(),
+            "corrected once"
+        );
+        // Trucks already known at the drop: the reason is right the first time.
+        a.on_reading(&reading("08:00", 0.9, ""));
+        a.on_vehicle(&truck("08:50", BIN_AT[0], BIN_AT[1]));
+        a.advance(None, Some(t("09:05")));
+        let cleared = a.on_reading(&reading("09:00", 0.05, ""));
         assert_eq!(kinds(&cleared), vec![("fill", false, Some("collection"))]);
-        assert_eq!(cleared[0].date_observed, t("07:00"));
     }
 
     #[test]

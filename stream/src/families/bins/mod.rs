@@ -33,11 +33,15 @@ use crate::stage::StreamOptions;
 /// What `fill_alerts` and `bin_forecast` already hold.
 #[derive(Debug, Default, Clone)]
 pub struct Emitted {
-    /// (alert id, state) written.
-    pub alerts: HashSet<(String, AlertState)>,
+    /// (alert id, state, clear reason) written: a clear corrected to `collection` is a
+    /// second row of its state.
+    pub alerts: HashSet<AlertKey>,
     /// (bin, reading time in µs) already forecast.
     pub forecasts: HashSet<(String, i64)>,
 }
+
+/// What tells an alert row from the others of its episode.
+pub type AlertKey = (String, AlertState, Option<&'static str>);
 
 /// Rows produced since the last commit.
 #[derive(Debug, Default)]
@@ -196,7 +200,11 @@ impl Bins {
             } else {
                 self.open.remove(&c.alert_id);
             }
-            if !self.emitted.alerts.insert((c.alert_id.clone(), state)) {
+            if !self
+                .emitted
+                .alerts
+                .insert((c.alert_id.clone(), state, row.clear_reason))
+            {
                 continue; // already in the table (a replay)
             }
             self.fresh.push(row.clone());

@@ -8,6 +8,7 @@ use vallee_lake::Lake;
 use vallee_schemas::tables::columns::Columns;
 use vallee_schemas::tables::{AlertRow, AlertState};
 
+use super::AlertKey;
 use super::fill::{AlertKind, is_bin_alert};
 use crate::Result;
 use crate::families::without_lineage;
@@ -15,10 +16,8 @@ use crate::families::without_lineage;
 /// An alert still open in `fill_alerts`: entity, kind, id, opening time.
 pub(super) type OpenAlert = (String, AlertKind, String, DateTime<Utc>);
 
-/// Every `(alert, state)` written, and the alerts whose episode is still open.
-pub(super) async fn fill_alerts(
-    lake: &Lake,
-) -> Result<(HashSet<(String, AlertState)>, Vec<OpenAlert>)> {
+/// Every `(alert, state, clear reason)` written, and the alerts whose episode is still open.
+pub(super) async fn fill_alerts(lake: &Lake) -> Result<(HashSet<AlertKey>, Vec<OpenAlert>)> {
     let mut written = HashSet::new();
     // Per alert: its first row read, and its state (cleared once any of its rows is).
     let mut states: BTreeMap<String, (AlertRow, AlertState)> = BTreeMap::new();
@@ -27,7 +26,7 @@ pub(super) async fn fill_alerts(
         .await?
     {
         let state = AlertState::parse(r.state);
-        written.insert((r.alert_id.clone(), state));
+        written.insert((r.alert_id.clone(), state, r.clear_reason));
         let entry = states.entry(r.alert_id.clone()).or_insert((r, state));
         if state == AlertState::Cleared {
             entry.1 = AlertState::Cleared;

@@ -15,17 +15,20 @@ fn reading(id: &str, time: &str, level: f64) -> Decoded {
     )
 }
 
-fn truck(time: &str) -> Decoded {
+fn truck(time: &str, lon: f64, lat: f64) -> Decoded {
     decoded(
         Stream::WasteVehicles,
         &format!(
-            r#"{{"id":"benne","type":"Vehicle","dateObserved":"2026-11-28T{time}Z","vehicleType":"lorry","serviceProvided":["garbageCollection"],"serviceStatus":"onRoute","location":{{"type":"Point","coordinates":[3.60,43.70]}}}}"#
+            r#"{{"id":"benne","type":"Vehicle","dateObserved":"2026-11-28T{time}Z","vehicleType":"lorry","serviceProvided":["garbageCollection"],"serviceStatus":"onRoute","location":{{"type":"Point","coordinates":[{lon},{lat}]}}}}"#
         ),
     )
 }
 
+/// Where `reading`'s bins stand.
+const BIN: (f64, f64) = (3.5512, 43.6521);
+
 #[test]
-fn a_full_bin_alerts_at_once_its_clear_waits_for_the_trucks_and_a_replay_adds_nothing() {
+fn an_emptied_bin_clears_at_once_a_truck_later_proves_the_collection_and_a_replay_adds_nothing() {
     let options = StreamOptions::default();
     let run = |emitted: Emitted| {
         let mut family = Bins::new(&options);
@@ -41,6 +44,14 @@ fn a_full_bin_alerts_at_once_its_clear_waits_for_the_trucks_and_a_replay_adds_no
         let mut fresh = Vec::new();
         h.family.drain_alerts(&mut fresh);
         let opened: Vec<_> = fresh.iter().map(|r| (r.kind, r.state)).collect();
+        // A truck stops by the bin, which reports empty: the trucks' stream is far behind.
+        h.event(
+            Stream::WasteVehicles,
+            "v",
+            0,
+            0,
+            &truck("10:25:00", BIN.0, BIN.1),
+        );
         h.event(
             Stream::WasteContainers,
             "b",
@@ -49,34 +60,60 @@ fn a_full_bin_alerts_at_once_its_clear_waits_for_the_trucks_and_a_replay_adds_no
             &reading("bin-x", "10:30:00", 0.1),
         );
         h.tick();
-        let waiting = h.family.pending.alerts.len();
+        let mut fresh = Vec::new();
+        h.family.drain_alerts(&mut fresh);
+        let at_once: Vec<_> = fresh.iter().map(|r| (r.state, r.clear_reason)).collect();
+        let open_after_drop = h.family.open_alert_rows().len();
         // The trucks' stream passes the drop (minus its two hours of lateness).
-        h.event(Stream::WasteVehicles, "v", 0, 0, &truck("12:45:00"));
+        h.event(
+            Stream::WasteVehicles,
+            "v",
+            0,
+            1,
+            &truck("12:45:00", 3.6, 43.7),
+        );
         h.tick();
-        (h.family, opened, waiting)
+        (h.family, opened, at_once, open_after_drop)
     };
-    let (first, opened, waiting) = run(Emitted::default());
+    let (first, opened, at_once, open_after_drop) = run(Emitted::default());
     assert_eq!(opened, vec![("fill", "open")], "on arrival");
-    assert_eq!(waiting, 1, "the clear waits for the trucks' watermark");
+    assert_eq!(
+        at_once,
+        vec![("cleared", Some("level_drop"))],
+        "cleared on the drop, before the trucks are known"
+    );
+    assert_eq!(open_after_drop, 0, "off the live view at once");
     let rows: Vec<_> = first
         .pending
         .alerts
         .iter()
-        .map(|r| (r.state, r.clear_reason, r.lineage.ranges().count()))
+        .map(|r| {
+            (
+                r.alert_id.as_str(),
+                r.state,
+                r.clear_reason,
+                r.date_observed,
+            )
+        })
         .collect();
+    let (id, drop) = (rows[0].0, at("2026-11-28T10:30:00Z"));
     assert_eq!(
         rows,
-        vec![("open", None, 1), ("cleared", Some("level_drop"), 1)]
+        vec![
+            (id, "open", None, at("2026-11-28T10:00:00Z")),
+            (id, "cleared", Some("level_drop"), drop),
+            (id, "cleared", Some("collection"), drop),
+        ],
+        "the same episode, its clear corrected once the truck is known"
     );
-    assert!(first.open_alert_rows().is_empty());
     assert_eq!(
         first.pending.forecasts.len(),
         0,
         "an emptying: no trend yet"
     );
-    let (again, opened, _) = run(first.emitted.clone());
+    let (again, opened, at_once, _) = run(first.emitted.clone());
     assert!(
-        opened.is_empty() && again.pending.alerts.is_empty(),
+        opened.is_empty() && at_once.is_empty() && again.pending.alerts.is_empty(),
         "a replay"
     );
 }
