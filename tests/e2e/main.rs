@@ -27,3 +27,4 @@ mod reports;
 mod research;
 mod simulator;
 mod stream;
+mod waste;

@@ -301,7 +301,8 @@ impl Query {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// Bins to collect before a time: full already, or predicted full by then.
+    /// Bins to collect before a time, with why: an open fire or fill alert, or a current
+    /// forecast full by then; none emptied since. `wasteKind` matches any of a bin's kinds.
     #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
     async fn bins_to_collect(
         &self,

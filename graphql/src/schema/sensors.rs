@@ -4,7 +4,7 @@
 
 use async_graphql::{ComplexObject, Context, Enum, ID, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
-use vallee_schemas::tables::{self as contract, AlertRow, ForecastRow};
+use vallee_schemas::tables::{self as contract, AlertRow};
 
 use super::{Code, error};
 use crate::sensors;
@@ -188,19 +188,50 @@ impl From<AlertRow> for Alert {
     }
 }
 
-/// A bin to collect: full already, or predicted full before the asked time.
+/// Why a bin is on the list to collect.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CollectReason {
+    /// Its fire alert is open.
+    FireAlert,
+    /// Its fill alert is open: full now.
+    FillAlert,
+    /// Its current forecast reaches its threshold before the asked time.
+    Forecast,
+}
+
+impl From<sensors::CollectReason> for CollectReason {
+    fn from(r: sensors::CollectReason) -> Self {
+        match r {
+            sensors::CollectReason::FireAlert => CollectReason::FireAlert,
+            sensors::CollectReason::FillAlert => CollectReason::FillAlert,
+            sensors::CollectReason::Forecast => CollectReason::Forecast,
+        }
+    }
+}
+
+/// A bin to collect: on fire, full, or predicted full before the asked time; never one
+/// emptied since (a level drop or a collection the trucks proved).
 #[derive(SimpleObject, Debug, Clone)]
 #[graphql(complex)]
 pub struct BinToCollect {
     pub entity_id: ID,
     pub commune_code: Option<String>,
+    /// The kinds of waste, comma-separated (see `wasteKinds`).
     pub waste_kind: Option<String>,
+    pub waste_kinds: Vec<String>,
+    /// Its latest reading's level.
     pub filling_level: f64,
-    pub threshold: f64,
-    pub fill_rate_per_hour: f64,
-    /// When it reaches its threshold (null: already past it or not filling).
+    /// The threshold its forecast is made against (null: no current forecast).
+    pub threshold: Option<f64>,
+    /// Fill rate since its last emptying (null: no current forecast, fewer than two
+    /// readings since).
+    pub fill_rate_per_hour: Option<f64>,
+    /// When it reaches its threshold (null: already past it, not filling, or no forecast).
     pub full_at: Option<DateTime<Utc>>,
+    /// Its latest reading's time.
     pub date_observed: DateTime<Utc>,
+    /// Why it is on the list, the most urgent first.
+    pub reasons: Vec<CollectReason>,
 }
 
 #[ComplexObject]
@@ -212,17 +243,20 @@ impl BinToCollect {
     }
 }
 
-impl From<ForecastRow> for BinToCollect {
-    fn from(r: ForecastRow) -> Self {
+impl From<sensors::ToCollect> for BinToCollect {
+    fn from(c: sensors::ToCollect) -> Self {
+        let waste_kinds = c.waste_kinds();
         BinToCollect {
-            entity_id: ID(r.entity_id),
-            commune_code: r.commune_code,
-            waste_kind: r.stored_waste_kind,
-            filling_level: r.filling_level,
-            threshold: r.threshold,
-            fill_rate_per_hour: r.rate_per_hour,
-            full_at: r.full_at,
-            date_observed: r.date_observed,
+            entity_id: ID(c.bin.id),
+            commune_code: c.bin.commune_code,
+            waste_kind: c.bin.waste_kind,
+            waste_kinds,
+            filling_level: c.bin.filling_level,
+            threshold: c.forecast.as_ref().map(|f| f.threshold),
+            fill_rate_per_hour: c.forecast.as_ref().map(|f| f.rate_per_hour),
+            full_at: c.forecast.as_ref().and_then(|f| f.full_at),
+            date_observed: c.bin.date_observed,
+            reasons: c.reasons.into_iter().map(Into::into).collect(),
         }
     }
 }

@@ -15,6 +15,10 @@ use crate::Result;
 use crate::events::timestamp;
 use crate::time::micros;
 
+/// A fall of the fill level larger than this between two readings of a bin is an
+/// emptying: its trend, and the forecast made from it, start over.
+pub const EMPTYING_DROP: f64 = 0.15;
+
 pub(super) fn schema() -> SchemaRef {
     static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Arc::new(Schema::new(vec![

@@ -2,6 +2,7 @@
 //! its threshold at that rate (the basis of "bins to collect before <time>").
 
 use chrono::{DateTime, Duration, Utc};
+use vallee_schemas::tables::forecast::EMPTYING_DROP;
 
 /// A bin's fill forecast.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,9 +19,6 @@ pub struct Forecast {
 pub struct FillTrend {
     points: Vec<(DateTime<Utc>, f64)>,
 }
-
-/// A fall larger than this between two readings is an emptying: the trend starts over.
-const EMPTYING_DROP: f64 = 0.15;
 
 impl FillTrend {
     /// Adds a reading (in time order) and returns the forecast against `threshold`, once

@@ -14,6 +14,8 @@
 //! Reads go to the API's snapshot of the lake, refreshed apart from the writers, one turn
 //! of the lake gate each ([`crate::limits::lake`]); partner feeds read through here too.
 
+mod collect;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -25,10 +27,10 @@ use vallee_schemas::contract::Table;
 use vallee_schemas::public_view::counts;
 use vallee_schemas::tables::columns::Columns;
 use vallee_schemas::tables::{
-    AlertKind, AlertRow, DwellRow, FootfallRow, ForecastRow, OutputTable, PresenceRow, TableRow,
-    VineRow,
+    AlertKind, AlertRow, DwellRow, FootfallRow, OutputTable, PresenceRow, TableRow, VineRow,
 };
 
+pub use self::collect::{CollectReason, ToCollect};
 use crate::audience::Reader;
 use crate::limits::lake::{LakeGate, LakeReads};
 use crate::options::Limits;
@@ -301,28 +303,6 @@ impl SensorReader {
             .await?;
         rows.retain(|r| reader.sees_alert(AlertKind::parse(r.kind), &r.entity_id));
         Ok(rows)
-    }
-
-    /// Bins predicted to reach their threshold before `before` (or already full).
-    pub async fn bins_to_collect(
-        &self,
-        before: DateTime<Utc>,
-        commune: Option<&str>,
-        waste_kind: Option<&str>,
-    ) -> Result<Vec<ForecastRow>> {
-        let mut filter = format!(
-            "(\"fillingLevel\" >= threshold OR (\"fullAt\" IS NOT NULL AND \"fullAt\" <= {}))",
-            ts(before)
-        );
-        if let Some(c) = commune {
-            filter += &format!(" AND \"communeCode\" = {}", lit(c));
-        }
-        if let Some(k) = waste_kind {
-            filter += &format!(" AND \"storedWasteKind\" = {}", lit(k));
-        }
-        let order = "\"fullAt\" ASC NULLS FIRST, \"entityId\"";
-        let latest = Latest::of(OutputTable::BinForecast);
-        self.rows(&latest_rows(latest, &filter, order)).await
     }
 
     /// Footfall windows (`window`: PT5M or PT1H) of a zone, or of every zone, starting in

@@ -1,0 +1,170 @@
+//! Waste collection as a crew planning its rounds sees it: the list of bins to collect, with
+//! why each is on it, its filters, and bins leaving it as soon as they are emptied.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+use vallee_schemas::contract::Stream;
+
+use crate::helpers::*;
+use crate::hub::*;
+
+const FULL: &str = "urn:ngsi-ld:WasteContainer:gignac-full";
+const SOON: &str = "urn:ngsi-ld:WasteContainer:gignac-soon";
+const EMPTIED: &str = "urn:ngsi-ld:WasteContainer:gignac-emptied";
+const SLOW: &str = "urn:ngsi-ld:WasteContainer:gignac-slow";
+
+/// Sends readings of a bin in Gignac: (minutes ago, level).
+async fn readings(
+    world: &World,
+    producer: &FutureProducer,
+    bin: &str,
+    kinds: Value,
+    levels: &[(i64, f64)],
+) {
+    let now = Utc::now();
+    for (minutes, level) in levels {
+        let event = json!({"id": bin, "type": "WasteContainer",
+            "dateObserved": (now - chrono::Duration::minutes(*minutes)).to_rfc3339(),
+            "fillingLevel": level, "storedWasteKind": kinds,
+            "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}})
+        .to_string();
+        producer
+            .send(
+                FutureRecord::to(&world.topics[&Stream::WasteContainers])
+                    .key(bin)
+                    .payload(&event),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// The list as (bin, reasons), for a horizon two hours ahead and optional filters.
+async fn list(hub: &Hub, filters: &str) -> Vec<(String, Vec<String>)> {
+    let before = (Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+    let data = hub
+        .gql(
+            None,
+            &format!(
+                "{{ binsToCollect(before: \"{before}\"{filters}) {{ entityId reasons wasteKinds fullAt }} }}"
+            ),
+            json!({}),
+        )
+        .await;
+    data["data"]["binsToCollect"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{data}"))
+        .iter()
+        .map(|b| {
+            let reasons = b["reasons"].as_array().unwrap();
+            (
+                b["entityId"].as_str().unwrap().to_string(),
+                reasons
+                    .iter()
+                    .map(|r| r.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn entry(bin: &str, reasons: &[&str]) -> (String, Vec<String>) {
+    (
+        bin.to_string(),
+        reasons.iter().map(|r| r.to_string()).collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bins_to_collect_are_the_full_and_soon_full_ones_with_why_and_never_an_emptied_one() {
+    let (world, hub) = world_and_hub().await;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", world.brokers())
+        .create()
+        .unwrap();
+    // Full now: its fill alert opens.
+    readings(
+        &world,
+        &producer,
+        FULL,
+        json!("refuse"),
+        &[(30, 0.6), (20, 0.7), (10, 0.92)],
+    )
+    .await;
+    // 0.3 an hour from 0.3: at its 0.8 threshold in 40 minutes.
+    readings(
+        &world,
+        &producer,
+        SOON,
+        json!(["paper", "glass"]),
+        &[(60, 0.3), (0, 0.6)],
+    )
+    .await;
+    // Full, then emptied; no truck reports (they stopped after the day's last round).
+    readings(
+        &world,
+        &producer,
+        EMPTIED,
+        json!("refuse"),
+        &[(30, 0.7), (20, 0.95), (5, 0.05)],
+    )
+    .await;
+    // Filling slowly: full in days.
+    readings(
+        &world,
+        &producer,
+        SLOW,
+        json!("refuse"),
+        &[(60, 0.1), (0, 0.12)],
+    )
+    .await;
+
+    let expected = vec![
+        entry(FULL, &["FILL_ALERT", "FORECAST"]),
+        entry(SOON, &["FORECAST"]),
+    ];
+    eventually(
+        Duration::from_secs(90),
+        "the list of bins to collect",
+        || async { list(&hub, "").await == expected },
+    )
+    .await;
+
+    // The emptied bin's alert cleared on the drop itself, without waiting for trucks.
+    let alerts = hub
+        .gql(
+            None,
+            "{ fillAlerts(open: false) { entityId state clearReason } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        alerts["data"]["fillAlerts"],
+        json!([{"entityId": EMPTIED, "state": "CLEARED", "clearReason": "level_drop"}]),
+        "{alerts}"
+    );
+
+    // A bin of several kinds matches each; the commune filter keeps its own bins only.
+    assert_eq!(
+        list(&hub, ", wasteKind: \"glass\"").await,
+        vec![entry(SOON, &["FORECAST"])]
+    );
+    assert_eq!(
+        list(&hub, ", wasteKind: \"paper\"").await,
+        vec![entry(SOON, &["FORECAST"])]
+    );
+    assert_eq!(
+        list(&hub, ", wasteKind: \"refuse\"").await,
+        vec![entry(FULL, &["FILL_ALERT", "FORECAST"])]
+    );
+    assert_eq!(
+        list(&hub, &format!(", communeCode: \"{GIGNAC}\"")).await,
+        expected
+    );
+    assert_eq!(list(&hub, ", communeCode: \"34999\"").await, vec![]);
+    hub.stop().await;
+}
