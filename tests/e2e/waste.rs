@@ -15,6 +15,7 @@ const FULL: &str = "urn:ngsi-ld:WasteContainer:gignac-full";
 const SOON: &str = "urn:ngsi-ld:WasteContainer:gignac-soon";
 const EMPTIED: &str = "urn:ngsi-ld:WasteContainer:gignac-emptied";
 const SLOW: &str = "urn:ngsi-ld:WasteContainer:gignac-slow";
+const BURNING: &str = "urn:ngsi-ld:WasteContainer:gignac-burning";
 
 /// Sends readings of a bin in Gignac: (minutes ago, level).
 async fn readings(
@@ -26,11 +27,14 @@ async fn readings(
 ) {
     let now = Utc::now();
     for (minutes, level) in levels {
-        let event = json!({"id": bin, "type": "WasteContainer",
+        let mut event = json!({"id": bin, "type": "WasteContainer",
             "dateObserved": (now - chrono::Duration::minutes(*minutes)).to_rfc3339(),
             "fillingLevel": level, "storedWasteKind": kinds,
-            "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}})
-        .to_string();
+            "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}});
+        if bin == BURNING {
+            event["temperature"] = json!(75.0);
+        }
+        let event = event.to_string();
         producer
             .send(
                 FutureRecord::to(&world.topics[&Stream::WasteContainers])
@@ -113,6 +117,8 @@ async fn the_bins_to_collect_are_the_full_and_soon_full_ones_with_why_and_never_
         &[(30, 0.7), (20, 0.95), (5, 0.05)],
     )
     .await;
+    // On fire, a third full: first on the list.
+    readings(&world, &producer, BURNING, json!("refuse"), &[(0, 0.3)]).await;
     // Filling slowly: full in days.
     readings(
         &world,
@@ -124,6 +130,7 @@ async fn the_bins_to_collect_are_the_full_and_soon_full_ones_with_why_and_never_
     .await;
 
     let expected = vec![
+        entry(BURNING, &["FIRE_ALERT"]),
         entry(FULL, &["FILL_ALERT", "FORECAST"]),
         entry(SOON, &["FORECAST"]),
     ];
@@ -159,7 +166,10 @@ async fn the_bins_to_collect_are_the_full_and_soon_full_ones_with_why_and_never_
     );
     assert_eq!(
         list(&hub, ", wasteKind: \"refuse\"").await,
-        vec![entry(FULL, &["FILL_ALERT", "FORECAST"])]
+        vec![
+            entry(BURNING, &["FIRE_ALERT"]),
+            entry(FULL, &["FILL_ALERT", "FORECAST"])
+        ]
     );
     assert_eq!(
         list(&hub, &format!(", communeCode: \"{GIGNAC}\"")).await,
