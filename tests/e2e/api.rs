@@ -164,8 +164,6 @@ async fn an_address_asking_more_than_sixty_tokens_a_minute_is_rate_limited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_receives_a_fill_alert_raised_by_sensor_events() {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-
     let world = World::new(3).await;
     let hub = Hub::start(&world, "hub").await;
     let mut ws = subscribe(
@@ -174,28 +172,15 @@ async fn a_subscription_receives_a_fill_alert_raised_by_sensor_events() {
     )
     .await;
 
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", world.brokers())
-        .create()
-        .unwrap();
     let bin = "urn:ngsi-ld:WasteContainer:gignac-test-0001";
-    let now = chrono::Utc::now();
-    for (minutes, level) in [(20, 0.55), (10, 0.7), (0, 0.92)] {
-        let event = json!({"id": bin, "type": "WasteContainer",
-            "dateObserved": (now - chrono::Duration::minutes(minutes)).to_rfc3339(),
-            "fillingLevel": level, "storedWasteKind": "refuse",
-            "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}})
-        .to_string();
-        producer
-            .send(
-                FutureRecord::to(&world.topics[&Stream::WasteContainers])
-                    .key(bin)
-                    .payload(&event),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
+    let levels = [(20, 0.55), (10, 0.7), (0, 0.92)];
+    world
+        .produce(&bin_readings(
+            bin,
+            json!({"storedWasteKind": "refuse"}),
+            &levels,
+        ))
+        .await;
     let next = next_data(&mut ws, Duration::from_secs(60)).await;
     let alert = &next["alerts"];
     assert_eq!(alert["entityId"], bin);

@@ -203,6 +203,30 @@ pub fn valley_events(n: usize, seed: u64) -> Vec<Event> {
     valley_events_from(n, seed, start)
 }
 
+/// Readings of a bin in Gignac, `(minutes ago, fill level)` each, with `attributes` (an
+/// object: `storedWasteKind`, `temperature`, …) added to every one.
+pub fn bin_readings(bin: &str, attributes: serde_json::Value, levels: &[(i64, f64)]) -> Vec<Event> {
+    let now = chrono::Utc::now();
+    levels
+        .iter()
+        .map(|&(minutes, level)| {
+            let time = now - chrono::Duration::minutes(minutes);
+            let mut reading = serde_json::json!({"id": bin, "type": "WasteContainer",
+                "dateObserved": time.to_rfc3339(), "fillingLevel": level,
+                "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}});
+            for (name, value) in attributes.as_object().into_iter().flatten() {
+                reading[name] = value.clone();
+            }
+            Event {
+                stream: Stream::WasteContainers,
+                key: bin.to_string(),
+                payload: reading.to_string(),
+                time,
+            }
+        })
+        .collect()
+}
+
 /// Valley traffic from `start`: to a broker that applies retention (`vallee up`'s), beacon
 /// sightings older than 24 h by their timestamps do not last.
 pub fn valley_events_from(n: usize, seed: u64, start: chrono::DateTime<chrono::Utc>) -> Vec<Event> {

@@ -4,9 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde_json::{Value, json};
-use vallee_schemas::contract::Stream;
+use serde_json::json;
 
 use crate::helpers::*;
 use crate::hub::*;
@@ -16,36 +14,6 @@ const SOON: &str = "urn:ngsi-ld:WasteContainer:gignac-soon";
 const EMPTIED: &str = "urn:ngsi-ld:WasteContainer:gignac-emptied";
 const SLOW: &str = "urn:ngsi-ld:WasteContainer:gignac-slow";
 const BURNING: &str = "urn:ngsi-ld:WasteContainer:gignac-burning";
-
-/// Sends readings of a bin in Gignac: (minutes ago, level).
-async fn readings(
-    world: &World,
-    producer: &FutureProducer,
-    bin: &str,
-    kinds: Value,
-    levels: &[(i64, f64)],
-) {
-    let now = Utc::now();
-    for (minutes, level) in levels {
-        let mut event = json!({"id": bin, "type": "WasteContainer",
-            "dateObserved": (now - chrono::Duration::minutes(*minutes)).to_rfc3339(),
-            "fillingLevel": level, "storedWasteKind": kinds,
-            "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}});
-        if bin == BURNING {
-            event["temperature"] = json!(75.0);
-        }
-        let event = event.to_string();
-        producer
-            .send(
-                FutureRecord::to(&world.topics[&Stream::WasteContainers])
-                    .key(bin)
-                    .payload(&event),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
-}
 
 /// The list as (bin, reasons), for a horizon two hours ahead and optional filters.
 async fn list(hub: &Hub, filters: &str) -> Vec<(String, Vec<String>)> {
@@ -86,48 +54,28 @@ fn entry(bin: &str, reasons: &[&str]) -> (String, Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bins_to_collect_are_the_full_and_soon_full_ones_with_why_and_never_an_emptied_one() {
     let (world, hub) = world_and_hub().await;
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", world.brokers())
-        .create()
-        .unwrap();
-    // Full now: its fill alert opens.
-    readings(
-        &world,
-        &producer,
-        FULL,
-        json!("refuse"),
-        &[(30, 0.6), (20, 0.7), (10, 0.92)],
-    )
-    .await;
-    // 0.3 an hour from 0.3: at its 0.8 threshold in 40 minutes.
-    readings(
-        &world,
-        &producer,
-        SOON,
-        json!(["paper", "glass"]),
-        &[(60, 0.3), (0, 0.6)],
-    )
-    .await;
-    // Full, then emptied; no truck reports (they stopped after the day's last round).
-    readings(
-        &world,
-        &producer,
-        EMPTIED,
-        json!("refuse"),
-        &[(30, 0.7), (20, 0.95), (5, 0.05)],
-    )
-    .await;
-    // On fire, a third full: first on the list.
-    readings(&world, &producer, BURNING, json!("refuse"), &[(0, 0.3)]).await;
-    // Filling slowly: full in days.
-    readings(
-        &world,
-        &producer,
-        SLOW,
-        json!("refuse"),
-        &[(60, 0.1), (0, 0.12)],
-    )
-    .await;
+    let refuse = json!({"storedWasteKind": "refuse"});
+    let readings = [
+        // Full now: its fill alert opens.
+        bin_readings(FULL, refuse.clone(), &[(30, 0.6), (20, 0.7), (10, 0.92)]),
+        // 0.3 an hour from 0.3: at its 0.8 threshold in 40 minutes.
+        bin_readings(
+            SOON,
+            json!({"storedWasteKind": ["paper", "glass"]}),
+            &[(60, 0.3), (0, 0.6)],
+        ),
+        // Full, then emptied; no truck reports (they stopped after the day's last round).
+        bin_readings(EMPTIED, refuse.clone(), &[(30, 0.7), (20, 0.95), (5, 0.05)]),
+        // On fire, a third full: first on the list.
+        bin_readings(
+            BURNING,
+            json!({"storedWasteKind": "refuse", "temperature": 75.0}),
+            &[(0, 0.3)],
+        ),
+        // Filling slowly: full in days.
+        bin_readings(SLOW, refuse, &[(60, 0.1), (0, 0.12)]),
+    ];
+    world.produce(&readings.concat()).await;
 
     let expected = vec![
         entry(BURNING, &["FIRE_ALERT"]),

@@ -42,18 +42,16 @@ pub struct ToCollect {
 impl ToCollect {
     /// The kinds of waste of the bin.
     pub fn waste_kinds(&self) -> Vec<String> {
-        kinds(&self.bin)
+        kinds(&self.bin).map(str::to_string).collect()
     }
 }
 
-fn kinds(bin: &BinRow) -> Vec<String> {
+fn kinds(bin: &BinRow) -> impl Iterator<Item = &str> {
     bin.waste_kind
         .as_deref()
         .unwrap_or_default()
         .split(',')
         .filter(|k| !k.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 impl SensorReader {
@@ -113,7 +111,7 @@ pub(crate) fn to_collect(
         .collect();
     let mut list: Vec<ToCollect> = bins
         .into_iter()
-        .filter(|bin| waste_kind.is_none_or(|k| kinds(bin).iter().any(|b| b == k)))
+        .filter(|bin| waste_kind.is_none_or(|k| kinds(bin).any(|b| b == k)))
         .filter_map(|bin| {
             let forecast = forecasts
                 .remove(&bin.id)
@@ -185,15 +183,7 @@ mod tests {
             alert_id: format!("{id}:{}:1", kind.as_str()),
             kind: kind.as_str(),
             entity_id: id.into(),
-            state: AlertState::Open.as_str(),
-            date_observed: at("09:00"),
-            clear_reason: None,
-            filling_level: Some(0.9),
-            commune_code: Some("34114".into()),
-            risk_level: None,
-            day: 20_785,
-            lineage: Lineage::default(),
-            computed_at: at("09:00"),
+            ..super::super::tests::alert("", AlertState::Open, "2026-11-28T09:00:00Z")
         }
     }
 

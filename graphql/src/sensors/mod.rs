@@ -481,7 +481,8 @@ mod tests {
         }
     }
 
-    fn alert(id: &str, state: AlertState, t: &str) -> AlertRow {
+    /// An alert of bin-1 (its fill alert, unless changed).
+    pub(super) fn alert(id: &str, state: AlertState, t: &str) -> AlertRow {
         AlertRow {
             alert_id: id.into(),
             kind: AlertKind::Fill.as_str(),
