@@ -104,6 +104,33 @@ impl Lake {
             .map_err(Error::delta(name))?;
         Ok(handle.version().map_or(-1, |v| v as i64))
     }
+
+    /// Forgets the table's history: a checkpoint of the latest version, then every commit
+    /// before it deleted; returns how many log files went. A vacuum deletes the files of
+    /// earlier versions, but their commits keep the column statistics of those files
+    /// (each column's least and greatest value): text that must leave the table (an
+    /// erased idea's title, a withdrawn share) must leave its log as well. Time travel
+    /// before the checkpoint is gone with them.
+    pub async fn forget_history(&self, table: impl LakeTable) -> Result<usize> {
+        let name = table.name();
+        let handle = self.refreshed(table).await?;
+        let Some(version) = handle.version() else {
+            return Ok(0);
+        };
+        deltalake::checkpoints::create_checkpoint(&handle, None)
+            .await
+            .map_err(Error::delta(name))?;
+        // Every commit before the checkpoint, however recent.
+        let cutoff = chrono::Utc::now().timestamp_millis() + 1_000;
+        deltalake::checkpoints::cleanup_expired_logs_for(
+            version,
+            handle.log_store().as_ref(),
+            cutoff,
+            None,
+        )
+        .await
+        .map_err(Error::delta(name))
+    }
 }
 
 /// A table known by its folder name only, for upkeep of tables that exist already (the

@@ -12,7 +12,8 @@
 //! transaction `vallee-sharing`, its version the fingerprint's bits), so a changed setting
 //! rewrites it even when its source did not move; and since a withdrawn share must not
 //! linger in the table's history either, that rewrite is followed by a vacuum without
-//! retention (the `asOf` downloads recompute from the lake and are not affected).
+//! retention and the log's earlier commits are deleted (their column statistics hold
+//! values too; the `asOf` downloads recompute from the lake and are not affected).
 
 use std::sync::Arc;
 
@@ -120,6 +121,8 @@ impl PublicLake {
                     let deleted = (self.public)
                         .vacuum(ExistingTable(ds.id), chrono::Duration::zero())
                         .await?;
+                    // The earlier commits' column statistics hold values too.
+                    (self.public).forget_history(ExistingTable(ds.id)).await?;
                     tracing::info!(
                         dataset = ds.id,
                         deleted,
