@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  POST /graphql ──► schema ──┬─ citizens' view (replayed from Kafka) ◄── replay consumer
-//!  GET  /graphql  (GraphiQL)  ├─ restricted contact store (private/contacts)
+//!  GET  /graphql  (GraphiQL)  ├─ restricted stores (private/contacts, private/text-keys)
 //!  WS   /graphql/ws           ├─ lake (DataFusion over Delta): bins, alerts, footfall…
 //!  /open311/v2/…  ────────────┘  └─ alerts subscription ◄── vallee.alerts consumer
 //!  GET  /  (dashboard)   /healthz /readyz /metrics
@@ -183,8 +183,10 @@ impl Api {
         tasks: &mut tokio::task::JoinSet<()>,
     ) -> Result<Self> {
         let secret = replicas_secret(&options)?;
-        let event_key = vallee_schemas::signing::EventKey::derive(&secret);
-        let citizens = citizen::CitizenHub::new(options.clone(), event_key)?;
+        let contacts = citizen::contacts::ContactStore::open(&options.private_dir)?;
+        let texts = Arc::new(vallee_lake::TextKeys::open(&options.private_dir)?);
+        let citizens =
+            citizen::CitizenHub::new(options.clone(), &secret, texts.clone(), contacts.clone())?;
         let (alerts, _) = broadcast::channel(1024);
         let sharing = Arc::new(vallee_opendata::sharing::Sharing::new(
             options
@@ -201,14 +203,14 @@ impl Api {
             .map_err(|e| Error::Lake(Box::new(e)))?;
             Ok(vallee_opendata::publish::PublicLake::new(
                 vallee_opendata::OpenData::new(lake_for_views.clone())
-                    .with_sharing(sharing.clone(), audience),
+                    .with_sharing(sharing.clone(), audience)
+                    .with_texts(texts.clone()),
                 Arc::new(lake),
             ))
         };
         let public = published(&options.public_dir, Audience::Public)?;
         let research = published(&options.research_dir, Audience::Researchers)?;
         let auth = auth::Authenticator::new(&secret, options.staff.clone());
-        let contacts = citizen::contacts::ContactStore::open(&options.private_dir)?;
         let state = Arc::new(ApiState {
             commands: commands::Commands::new(
                 citizens.clone(),
@@ -220,7 +222,8 @@ impl Api {
             contacts,
             sensors: sensors::SensorReader::new(lake.clone(), &options.limits),
             open_data: vallee_opendata::OpenData::new(lake)
-                .with_sharing(sharing.clone(), Audience::Public),
+                .with_sharing(sharing.clone(), Audience::Public)
+                .with_texts(texts),
             public,
             research,
             citizens: citizens.clone(),

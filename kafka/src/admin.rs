@@ -15,7 +15,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
-use vallee_schemas::contract::{ALERTS_TOPIC, Stream};
+use vallee_schemas::contract::{ALERTS_TOPIC, Stream, TEXT_KEYS_RETENTION_DAYS, TEXT_KEYS_TOPIC};
 
 use crate::{Error, KafkaOptions, Result, TopicMap};
 
@@ -49,8 +49,13 @@ impl Retention {
     }
 }
 
+/// The keys of sealed texts leave the broker within a month (see
+/// `vallee_schemas::citizen::sealed`): an erased key is gone from every copy by then.
+pub const TEXT_KEYS_RETENTION: Retention =
+    Retention::Delete(Duration::from_secs(TEXT_KEYS_RETENTION_DAYS * 24 * 3600));
+
 /// Every topic the hub uses, with its retention: the input streams (sensors and
-/// citizens), then alerts.
+/// citizens), then alerts and the keys of sealed texts.
 pub fn hub_topics(topics: &TopicMap) -> Vec<(String, Retention)> {
     let mut out: Vec<(String, Retention)> = topics
         .iter()
@@ -64,6 +69,7 @@ pub fn hub_topics(topics: &TopicMap) -> Vec<(String, Retention)> {
         })
         .collect();
     out.push((ALERTS_TOPIC.to_string(), Retention::Default));
+    out.push((TEXT_KEYS_TOPIC.to_string(), TEXT_KEYS_RETENTION));
     out
 }
 
@@ -143,16 +149,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn beacons_expire_citizens_stay_and_alerts_come_last() {
+    fn beacons_and_text_keys_expire_citizens_stay_and_alerts_come_after_streams() {
         let topics = hub_topics(&TopicMap::default());
-        assert_eq!(topics.len(), Stream::ALL.len() + 1);
+        assert_eq!(topics.len(), Stream::ALL.len() + 2);
         let retention = |name: &str| topics.iter().find(|(t, _)| t == name).unwrap().1;
         assert_eq!(retention("vallee.beacons"), BEACON_RETENTION);
         assert_eq!(retention("vallee.citizen.ideas"), Retention::Forever);
         assert_eq!(retention("vallee.waste.containers"), Retention::Default);
         assert_eq!(
-            topics.last().unwrap(),
-            &(ALERTS_TOPIC.to_string(), Retention::Default)
+            topics[Stream::ALL.len()],
+            (ALERTS_TOPIC.to_string(), Retention::Default)
+        );
+        assert_eq!(
+            retention(TEXT_KEYS_TOPIC),
+            Retention::Delete(Duration::from_secs(30 * 24 * 3600))
         );
     }
 
@@ -182,7 +192,8 @@ mod tests {
                 .iter()
                 .any(|(k, v)| *k == "retention.ms" && v == "-1");
             assert!(!(deletes && forever), "{topic} would lose everything");
-            assert_eq!(deletes, *topic == "vallee.beacons", "{topic}");
+            let expires = *topic == "vallee.beacons" || topic == TEXT_KEYS_TOPIC;
+            assert_eq!(deletes, expires, "{topic}");
         }
     }
 }

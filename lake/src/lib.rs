@@ -43,6 +43,7 @@ pub mod replace;
 pub mod tables;
 #[cfg(test)]
 mod testing;
+pub mod text_keys;
 pub mod udf;
 pub mod upkeep;
 
@@ -52,4 +53,5 @@ pub use offsets::{Progress, app_id};
 pub use options::LakeOptions;
 pub use query::{AsOf, ReadOnlyTables, TablesAt};
 pub use tables::Lake;
+pub use text_keys::TextKeys;
 pub use vallee_schemas::tables::LakeTable;

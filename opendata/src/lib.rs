@@ -24,8 +24,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::physical_plan::SendableRecordBatchStream;
 pub use datasets::{DATASETS, Dataset, dataset};
 use sharing::{Audience, Sharing};
-use vallee_lake::Lake;
 pub use vallee_lake::query::AsOf;
+use vallee_lake::{Lake, TextKeys};
 use vallee_schemas::tables::columns::Columns;
 
 /// Errors of open data.
@@ -142,6 +142,8 @@ pub struct OpenData {
     lake: Arc<Lake>,
     sharing: Arc<Sharing>,
     audience: Audience,
+    /// Opens what people wrote (the ideas' titles); erased texts are not published.
+    texts: Arc<TextKeys>,
 }
 
 impl OpenData {
@@ -151,7 +153,19 @@ impl OpenData {
             lake,
             sharing: Arc::default(),
             audience: Audience::Public,
+            texts: Arc::default(),
         }
+    }
+
+    /// The same, opening people's texts with `texts` (without them, sealed texts are
+    /// not published).
+    pub fn with_texts(self, texts: Arc<TextKeys>) -> Self {
+        OpenData { texts, ..self }
+    }
+
+    /// The keys people's texts open with.
+    pub fn texts(&self) -> &Arc<TextKeys> {
+        &self.texts
     }
 
     /// The same lake read for `audience` under the partners' `sharing` settings.
@@ -186,7 +200,7 @@ impl OpenData {
             datasets::Source::Derived(t) => self.lake.session_as_of(t, as_of).await?,
         };
         self.sharing.register(&ctx, self.audience)?;
-        datasets::rules::register(&ctx);
+        datasets::rules::register(&ctx, &self.texts);
         Ok((ctx, version))
     }
 

@@ -13,7 +13,10 @@
 //! rewrites it even when its source did not move; and since a withdrawn share must not
 //! linger in the table's history either, that rewrite is followed by a vacuum without
 //! retention and the log's earlier commits are deleted (their column statistics hold
-//! values too; the `asOf` downloads recompute from the lake and are not affected).
+//! values too; the `asOf` downloads recompute from the lake and are not affected). A table
+//! that publishes what people wrote (ideas' titles) records the number of erased texts
+//! the same way (`vallee-erasures`): an erasure rewrites it and vacuums its history,
+//! while the lake's own copies are sealed and became unreadable with the key.
 
 use std::sync::Arc;
 
@@ -79,6 +82,10 @@ impl PublicLake {
                 i64::from_ne_bytes(fingerprint.to_ne_bytes()),
             ));
         }
+        if ds.opens_texts() {
+            let erased = self.open_data.texts().erased_count();
+            stamps.push(Stamp::Exactly("vallee-erasures".into(), erased as i64));
+        }
         stamps
     }
 
@@ -96,7 +103,9 @@ impl PublicLake {
             if self.public.replaced_with(ds.id, &stamps).await? {
                 continue;
             }
-            let settings_changed = ds.uses_sharing
+            // Sharing settings or erasures moved: what was published must not linger in
+            // the table's history.
+            let settings_changed = stamps.len() > 1
                 && self.public.exists(ds.id)
                 && !self.public.replaced_with(ds.id, &stamps[1..]).await?;
             let schema = crate::export::plain_schema(&stream.schema());
@@ -117,7 +126,7 @@ impl PublicLake {
             {
                 done.push((ds.id, version));
                 if settings_changed {
-                    // A withdrawn share leaves no earlier version behind.
+                    // A withdrawn share or an erased text leaves no earlier version behind.
                     let deleted = (self.public)
                         .vacuum(ExistingTable(ds.id), chrono::Duration::zero())
                         .await?;
@@ -126,7 +135,7 @@ impl PublicLake {
                     tracing::info!(
                         dataset = ds.id,
                         deleted,
-                        "sharing settings changed: history vacuumed"
+                        "sharing settings or erasures changed: history vacuumed"
                     );
                 }
             }

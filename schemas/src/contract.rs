@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-pub use crate::streams::{ALERTS_TOPIC, Stream};
+pub use crate::streams::{ALERTS_TOPIC, Stream, TEXT_KEYS_RETENTION_DAYS, TEXT_KEYS_TOPIC};
 
 /// What each stream carries and where it lands (the stream itself is [`crate::streams`]).
 impl Stream {

@@ -9,6 +9,15 @@ use std::fmt;
 /// Topic of the alerts the stream stage publishes for partner feeds.
 pub const ALERTS_TOPIC: &str = "vallee.alerts";
 
+/// Topic on which an API replica hands the other replicas the keys of the texts it sealed
+/// (wrapped under the replicas' secret; see `citizen::sealed`). Its records expire after
+/// `TEXT_KEYS_RETENTION_DAYS`, so an erased key is gone from the broker by then; ingest
+/// never lands it.
+pub const TEXT_KEYS_TOPIC: &str = "vallee.private.text-keys";
+
+/// How long the keys topic keeps a key: within GDPR's one month to answer an erasure.
+pub const TEXT_KEYS_RETENTION_DAYS: u64 = 30;
+
 /// A sensor input stream: one Kafka topic carrying one family of events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stream {

@@ -90,6 +90,7 @@ fn citizen_changes() -> Vec<(Stream, vallee_schemas::citizen::CitizenChange)> {
                 expected_datetime: chrono::Utc::now(),
                 has_contact: false,
                 author: None,
+                contact_digest: None,
             }),
         ),
         (

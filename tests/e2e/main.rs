@@ -11,6 +11,7 @@ mod broker_loss;
 mod cli;
 mod contract;
 mod dashboard;
+mod erasure;
 mod faults;
 mod graceful_stop;
 mod hostile;

@@ -3,7 +3,6 @@
 //! contact details and GDPR requests, the lake's copy of the events, and a restart.
 //! Each scenario runs on its own world and hub.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -114,28 +113,6 @@ async fn get_json(hub: &Hub, path: &str) -> Value {
         .json()
         .await
         .unwrap()
-}
-
-/// Every file under `dir` that contains `needle` (bytes).
-fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p)
-                && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-            {
-                hits.push(p.display().to_string());
-            }
-        }
-    }
-    hits
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,19 +49,8 @@ impl ContactStore {
 
     /// Keeps the contact of a report, durably (written, synced, then renamed).
     pub fn put(&self, report_id: &str, contact: &Contact) -> std::io::Result<()> {
-        use std::io::Write;
         let name = file_name(report_id).ok_or_else(|| std::io::Error::other("bad report id"))?;
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut f = options.open(&tmp)?;
-            f.write_all(&serde_json::to_vec(contact)?)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(tmp, self.dir.join(name))
+        vallee_lake::text_keys::write_durably(&self.dir, &name, &serde_json::to_vec(contact)?)
     }
 
     /// The contact left with a report, if any.

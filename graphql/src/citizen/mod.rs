@@ -6,6 +6,11 @@
 //!                                  ├─► replay consumer (every replica) ─► view (dedup by id)
 //!                                  └─► ingest ─► Delta (citizen_reports, citizen_ideas, staff_audit)
 //! ```
+//! What a person wrote is sealed before the event leaves (see
+//! `vallee_schemas::citizen::sealed`): its key is kept in `private/text-keys` and handed to
+//! the other replicas on `vallee.private.text-keys`, which the replay reads with the other
+//! topics; an erasure (`TextsErased`) deletes keys and contacts on every replica.
+//!
 //! A command (see [`crate::commands`]) answers only once the broker acknowledged its
 //! event (through the [`sink::EventSink`]), so an answered write survives any crash; the
 //! view is rebuilt from the topics on start (they are kept forever), and `/readyz` says
@@ -29,12 +34,15 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use vallee_schemas::citizen::CitizenEvent;
-use vallee_schemas::contract::Stream;
+use vallee_lake::TextKeys;
+use vallee_schemas::citizen::sealed::TextKey;
+use vallee_schemas::citizen::{CitizenChange, CitizenEvent};
+use vallee_schemas::contract::{Stream, TEXT_KEYS_TOPIC};
 use vallee_schemas::signing::{EventKey, SIGNATURE_HEADER};
 
 use crate::options::ApiOptions;
 use crate::{Error, Result};
+use contacts::ContactStore;
 use sink::{EventSink, KafkaSink};
 use view::{Changed, CitizenView};
 
@@ -47,7 +55,23 @@ pub struct CitizenHub {
     /// Checks the replayed events' signatures (`None`: the unit tests' in-memory hub,
     /// which replays nothing).
     event_key: Option<EventKey>,
+    /// The keys of what people wrote (see `vallee_schemas::citizen::sealed`).
+    texts: Arc<TextKeys>,
+    /// Wraps those keys for the other replicas, on the keys topic.
+    wrapping: TextKey,
+    /// Keys the e-mail digests that find a person's reports.
+    digests: TextKey,
+    /// This replica's contact store, which an erasure read from the topic empties too.
+    contacts: Option<ContactStore>,
     ready: AtomicBool,
+}
+
+/// One record of the keys topic.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct KeyRecord {
+    pub subject: String,
+    /// The subject's key wrapped under the replicas' secret.
+    pub key: String,
 }
 
 impl std::fmt::Debug for CitizenHub {
@@ -59,33 +83,67 @@ impl std::fmt::Debug for CitizenHub {
 }
 
 impl CitizenHub {
-    /// Writes to the broker of `options`, signing with `event_key`; replays only what
-    /// `event_key` signed.
-    pub fn new(options: ApiOptions, event_key: EventKey) -> Result<Arc<Self>> {
+    /// Writes to the broker of `options`, signing with the replicas' `secret`; replays
+    /// only what that secret signed; seals and opens people's texts with `texts`; an
+    /// erasure read from the topic empties `contacts` too.
+    pub fn new(
+        options: ApiOptions,
+        secret: &[u8],
+        texts: Arc<TextKeys>,
+        contacts: ContactStore,
+    ) -> Result<Arc<Self>> {
+        let event_key = EventKey::derive(secret);
         let sink = KafkaSink::new(
             &options.kafka.brokers,
             options.write_timeout,
             event_key.clone(),
         )?;
-        let mut hub = Self::hub(options, Arc::new(sink));
+        let mut hub = Self::hub(options, Arc::new(sink), secret, texts);
         hub.event_key = Some(event_key);
+        hub.contacts = Some(contacts);
         Ok(Arc::new(hub))
     }
 
-    fn hub(options: ApiOptions, sink: Arc<dyn EventSink>) -> Self {
+    fn hub(
+        options: ApiOptions,
+        sink: Arc<dyn EventSink>,
+        secret: &[u8],
+        texts: Arc<TextKeys>,
+    ) -> Self {
         CitizenHub {
-            view: RwLock::new(CitizenView::default()),
+            view: RwLock::new(CitizenView::with_keys(texts.clone())),
             changes: broadcast::channel(1024).0,
             sink,
             options,
             event_key: None,
+            texts,
+            wrapping: TextKey::derive(secret, "text keys"),
+            digests: TextKey::derive(secret, "contact digests"),
+            contacts: None,
             ready: AtomicBool::new(false),
         }
     }
 
-    /// Writes to `sink` (the command layer's unit tests give an in-memory one).
-    pub fn with_sink(options: ApiOptions, sink: Arc<dyn EventSink>) -> Arc<Self> {
-        Arc::new(Self::hub(options, sink))
+    /// Writes to `sink` (the command layer's unit tests give an in-memory one), keys in
+    /// memory; an erasure empties `contacts`, if given.
+    pub fn with_sink(
+        options: ApiOptions,
+        sink: Arc<dyn EventSink>,
+        contacts: Option<ContactStore>,
+    ) -> Arc<Self> {
+        let mut hub = Self::hub(options, sink, b"unit tests", Arc::new(TextKeys::default()));
+        hub.contacts = contacts;
+        Arc::new(hub)
+    }
+
+    /// The keys of what people wrote.
+    pub fn texts(&self) -> &Arc<TextKeys> {
+        &self.texts
+    }
+
+    /// The digest under which a report's e-mail is found (see `ReportSubmitted`).
+    pub fn contact_digest(&self, email: &str) -> String {
+        self.digests.contact_digest(email)
     }
 
     /// Whether the view was rebuilt up to the end of the topics seen at start.
@@ -95,14 +153,37 @@ impl CitizenHub {
 
     /// Sends `event` on `stream`'s topic, waits for the sink's acknowledgement, then
     /// applies it to this replica's view (a write is visible at once where it was taken).
+    ///
+    /// What a person wrote is sealed first, under a new key of its subject: the key is
+    /// kept in `private/` and acknowledged on the keys topic before the event is sent,
+    /// so no replica ever holds a sealed text whose key could be lost.
     pub async fn publish(&self, stream: Stream, event: &CitizenEvent) -> Result<()> {
         // What ingest would refuse must not be written (it would be a dead letter).
-        event
-            .validate()
-            .map_err(|r| Error::Internal(format!("refusing to write an invalid event: {r}")))?;
+        let invalid = |r: vallee_schemas::rejection::Rejection| {
+            Error::Internal(format!("refusing to write an invalid event: {r}"))
+        };
+        event.validate().map_err(invalid)?;
+        let mut event = event.clone();
+        if let Some((subject, texts)) = event.change.personal_texts_mut() {
+            let (store, id) = (self.texts.clone(), subject.clone());
+            let key = tokio::task::spawn_blocking(move || store.create(&id))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+            self.sink
+                .send_key(
+                    TEXT_KEYS_TOPIC,
+                    &subject,
+                    &key.wrap(&self.wrapping, &subject),
+                )
+                .await?;
+            for (field, text) in texts {
+                *text = key.seal(&subject, field, text);
+            }
+            event.validate().map_err(invalid)?;
+        }
         let topic = self.options.topic(stream);
-        self.sink.send(stream, &topic, event).await?;
-        self.apply(event);
+        self.sink.send(stream, &topic, &event).await?;
+        self.apply(&event);
         Ok(())
     }
 
@@ -126,11 +207,52 @@ impl CitizenHub {
             .map_err(|r| r.to_string())
     }
 
-    fn apply(&self, event: &CitizenEvent) {
+    /// Applies an event read from a topic (or just written) to this replica.
+    pub(crate) fn apply(&self, event: &CitizenEvent) {
+        if let CitizenChange::TextsErased { subjects, .. } = &event.change {
+            // Before the view: a text opened from now on finds no key.
+            for subject in subjects {
+                let erased = self
+                    .texts
+                    .erase(subject)
+                    .and_then(|_| match &self.contacts {
+                        Some(c) => c.erase(subject).map(|_| ()),
+                        None => Ok(()),
+                    });
+                if let Err(e) = erased {
+                    tracing::error!(subject, error = %e, "erasure: the key or contact could not be deleted");
+                }
+            }
+        }
         let changed = self.view.write().expect("view lock").apply(event);
         if let Some(c) = changed {
             let _ = self.changes.send(c);
         }
+    }
+
+    /// A record of the keys topic: the key is kept (unless its subject was erased) and
+    /// the texts waiting for it opened. A record that does not unwrap under the replicas'
+    /// secret (forged, or another hub's) is skipped.
+    pub(crate) fn key_record(&self, payload: Option<&[u8]>) -> std::result::Result<(), String> {
+        let record: KeyRecord = serde_json::from_slice(payload.unwrap_or_default())
+            .map_err(|e| format!("key record: {e}"))?;
+        let key = TextKey::unwrap_from(&self.wrapping, &record.subject, &record.key)
+            .map_err(|e| format!("key record of {}: {e}", record.subject))?;
+        if self
+            .texts
+            .put(&record.subject, &key)
+            .map_err(|e| e.to_string())?
+        {
+            let changed = self
+                .view
+                .write()
+                .expect("view lock")
+                .key_arrived(&record.subject);
+            if let Some(c) = changed {
+                let _ = self.changes.send(c);
+            }
+        }
+        Ok(())
     }
 
     /// Replays the reports, ideas and reference-places topics from the start, then follows them, until
@@ -143,6 +265,7 @@ impl CitizenHub {
             .set("enable.partition.eof", "false")
             .create()?;
         let topics = [
+            TEXT_KEYS_TOPIC.to_string(),
             self.options.topic(Stream::CitizenReports),
             self.options.topic(Stream::CitizenIdeas),
             self.options.topic(Stream::ReferencePlaces),
@@ -172,21 +295,25 @@ impl CitizenHub {
                     continue;
                 }
             };
-            let parsed = self
-                .check_signature(&message)
-                .and_then(|()| message.payload().ok_or_else(|| "empty payload".to_string()))
-                .and_then(|p| serde_json::from_slice(p).map_err(|e| e.to_string()))
-                .and_then(|v| CitizenEvent::parse(v).map_err(|r| r.to_string()));
-            match parsed {
-                Ok(event) => self.apply(&event),
-                // Ingest keeps it in dead_letters; the view has nothing to learn from it.
-                Err(e) => tracing::warn!(
+            let applied = if message.topic() == TEXT_KEYS_TOPIC {
+                self.key_record(message.payload())
+            } else {
+                self.check_signature(&message)
+                    .and_then(|()| message.payload().ok_or_else(|| "empty payload".to_string()))
+                    .and_then(|p| serde_json::from_slice(p).map_err(|e| e.to_string()))
+                    .and_then(|v| CitizenEvent::parse(v).map_err(|r| r.to_string()))
+                    .map(|event| self.apply(&event))
+            };
+            // Ingest keeps a bad event in dead_letters; the view has nothing to learn
+            // from it, nor from a key record that does not unwrap.
+            if let Err(e) = applied {
+                tracing::warn!(
                     topic = message.topic(),
                     partition = message.partition(),
                     offset = message.offset(),
                     error = e,
-                    "citizen replay: event skipped"
-                ),
+                    "citizen replay: record skipped"
+                );
             }
             replayed += 1;
             if !remaining.is_empty() {

@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use vallee_schemas::citizen::ReportStatus;
+use vallee_schemas::citizen::{ReportStatus, sealed};
 use vallee_schemas::public_view;
 
 use super::view::{CitizenView, Idea, Place, Report};
@@ -74,8 +74,12 @@ pub fn sees_as_filed(caller: &Caller, commune: Option<&str>) -> bool {
         .is_some_and(|s| s.commune.is_none() || s.commune.as_deref() == commune)
 }
 
-/// Free text as a reader sees it: as typed, or with contacts masked.
+/// Free text as a reader sees it: as typed, or with contacts masked; a text still sealed
+/// (its key never reached this replica) reads as unavailable, to staff too.
 pub fn text(as_filed: bool, text: &str) -> Cow<'_, str> {
+    if sealed::is_sealed(text) {
+        return Cow::Borrowed(sealed::UNAVAILABLE);
+    }
     match as_filed {
         true => Cow::Borrowed(text),
         false => public_view::mask_contacts(text),
@@ -103,7 +107,12 @@ impl Report {
     /// The typed address, for those who read the report as filed only.
     pub fn address_for(&self, caller: &Caller) -> Option<&str> {
         let address = self.submitted.address_string.as_deref();
-        address.filter(|_| self.as_filed_for(caller))
+        address
+            .filter(|_| self.as_filed_for(caller))
+            .map(|a| match sealed::is_sealed(a) {
+                true => sealed::UNAVAILABLE,
+                false => a,
+            })
     }
 }
 
@@ -190,6 +199,7 @@ mod tests {
                 expected_datetime: at,
                 has_contact: false,
                 author: None,
+                contact_digest: None,
             },
             requested: at,
             updated: at,
@@ -198,6 +208,7 @@ mod tests {
             status_notes: None,
             history: Vec::new(),
             followers: BTreeSet::new(),
+            erased: false,
         }
     }
 

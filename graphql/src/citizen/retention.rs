@@ -69,6 +69,7 @@ mod tests {
             expected_datetime: Utc::now(),
             has_contact: true,
             author: None,
+            contact_digest: None,
         })
     }
 

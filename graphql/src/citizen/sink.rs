@@ -27,6 +27,14 @@ pub trait EventSink: Send + Sync {
         topic: &'a str,
         event: &'a CitizenEvent,
     ) -> BoxFuture<'a, Result<()>>;
+
+    /// Sends the wrapped key of `subject` to the keys `topic`; resolves once acknowledged.
+    fn send_key<'a>(
+        &'a self,
+        topic: &'a str,
+        subject: &'a str,
+        wrapped: &'a str,
+    ) -> BoxFuture<'a, Result<()>>;
 }
 
 /// The broker: every write waits for all in-sync replicas (`acks=all`).
@@ -79,6 +87,27 @@ impl EventSink for KafkaSink {
             Ok(())
         })
     }
+
+    fn send_key<'a>(
+        &'a self,
+        topic: &'a str,
+        subject: &'a str,
+        wrapped: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let payload = serde_json::to_vec(&super::KeyRecord {
+                subject: subject.into(),
+                key: wrapped.into(),
+            })
+            .map_err(|e| Error::Internal(e.to_string()))?;
+            let record = FutureRecord::to(topic).key(subject).payload(&payload);
+            self.producer
+                .send(record, self.timeout)
+                .await
+                .map_err(|(e, _)| Error::Kafka(e))?;
+            Ok(())
+        })
+    }
 }
 
 /// Keeps every event it is sent, in order (unit tests only: the e2e tests use the broker).
@@ -86,6 +115,7 @@ impl EventSink for KafkaSink {
 #[derive(Debug, Default)]
 pub(crate) struct MemorySink {
     sent: std::sync::Mutex<Vec<(String, CitizenEvent)>>,
+    keys: std::sync::Mutex<Vec<(String, String)>>,
     refused: std::sync::Mutex<Option<String>>,
 }
 
@@ -94,6 +124,18 @@ impl MemorySink {
     /// What was acknowledged so far: (topic, event), in order.
     pub(crate) fn sent(&self) -> Vec<(String, CitizenEvent)> {
         self.sent.lock().unwrap().clone()
+    }
+
+    /// The keys sent so far: (subject, wrapped key), in order.
+    pub(crate) fn keys(&self) -> Vec<(String, String)> {
+        self.keys.lock().unwrap().clone()
+    }
+
+    fn reachable(&self, topic: &str) -> Result<()> {
+        match self.refused.lock().unwrap().as_deref() == Some(topic) {
+            true => Err(Error::Internal(format!("{topic} is unreachable"))),
+            false => Ok(()),
+        }
     }
 
     /// From now on, writes to `topic` fail as an unreachable broker's would.
@@ -111,13 +153,27 @@ impl EventSink for MemorySink {
         event: &'a CitizenEvent,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            if self.refused.lock().unwrap().as_deref() == Some(topic) {
-                return Err(Error::Internal(format!("{topic} is unreachable")));
-            }
+            self.reachable(topic)?;
             self.sent
                 .lock()
                 .unwrap()
                 .push((topic.to_string(), event.clone()));
+            Ok(())
+        })
+    }
+
+    fn send_key<'a>(
+        &'a self,
+        topic: &'a str,
+        subject: &'a str,
+        wrapped: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.reachable(topic)?;
+            self.keys
+                .lock()
+                .unwrap()
+                .push((subject.to_string(), wrapped.to_string()));
             Ok(())
         })
     }

@@ -6,8 +6,11 @@
 //! many citizens give exact counts on every replica.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use vallee_lake::text_keys::{Opened, TextKeys};
+use vallee_schemas::citizen::sealed::ERASED;
 use vallee_schemas::citizen::{
     CitizenChange, CitizenEvent, FlagReason, IdeaState, IdeaSubmitted, PlaceUpdated, ReportStatus,
     ReportSubmitted, Substatus,
@@ -43,6 +46,8 @@ pub struct Report {
     pub status_notes: Option<String>,
     pub history: Vec<HistoryEntry>,
     pub followers: BTreeSet<String>,
+    /// What the reporter wrote was erased (GDPR): the report stays, its texts do not.
+    pub erased: bool,
 }
 
 /// A comment on an idea.
@@ -68,11 +73,17 @@ pub struct Idea {
     pub answer: Option<String>,
     /// A moderator's decision, which overrides the automatic hiding.
     pub moderated_hidden: Option<bool>,
+    /// What the author wrote was erased (GDPR).
+    pub erased: bool,
 }
 
 impl Idea {
-    /// Whether the public sees it: not pre-moderated, not hidden by flags or a moderator.
+    /// Whether the public sees it: not withdrawn by its author, not erased, not
+    /// pre-moderated, not hidden by flags or a moderator.
     pub fn visible(&self, flags_to_hide: usize) -> bool {
+        if self.erased || self.state == IdeaState::Withdrawn {
+            return false;
+        }
         match self.moderated_hidden {
             Some(hidden) => !hidden,
             None => self.submitted.visible && self.flags.len() < flags_to_hide,
@@ -94,6 +105,12 @@ pub enum Changed {
 }
 
 /// Reports and ideas, in memory.
+///
+/// What people wrote arrives sealed (see `vallee_schemas::citizen::sealed`) and is opened
+/// here with the replica's [`TextKeys`] as it is applied; a text whose key has not arrived
+/// yet stays sealed until [`CitizenView::key_arrived`] (readers show it as unavailable),
+/// and an erased subject's texts are replaced, whichever of the erasure and the text is
+/// read first.
 #[derive(Debug, Default)]
 pub struct CitizenView {
     pub reports: HashMap<String, Report>,
@@ -104,9 +121,75 @@ pub struct CitizenView {
     /// Events that named an entity not seen yet (a follow read before its report, on
     /// another partition); applied once the entity arrives.
     parked: HashMap<String, Vec<CitizenEvent>>,
+    keys: Arc<TextKeys>,
+    /// Comment id → its idea's id (comments are subjects of their own).
+    comment_ideas: HashMap<String, String>,
+    /// Subjects erased (kept even before the subject itself is read).
+    erased: HashSet<String>,
 }
 
 impl CitizenView {
+    /// An empty view opening texts with `keys`.
+    pub fn with_keys(keys: Arc<TextKeys>) -> Self {
+        CitizenView {
+            keys,
+            ..Default::default()
+        }
+    }
+
+    /// The key of `subject` arrived: its texts are opened.
+    pub fn key_arrived(&mut self, subject: &str) -> Option<Changed> {
+        self.open_texts(subject)
+    }
+
+    /// Opens (or erases) the texts of `subject` wherever they are: a report, an idea or
+    /// a comment.
+    fn open_texts(&mut self, subject: &str) -> Option<Changed> {
+        let erased = self.erased.contains(subject);
+        let keys = self.keys.clone();
+        // Whether the text is gone.
+        let open = |field: &str, text: &mut String| -> bool {
+            let opened = match erased {
+                true => Opened::Erased,
+                false => keys.open_text(subject, field, text),
+            };
+            match opened {
+                Opened::Text(t) => *text = t,
+                Opened::Erased => {
+                    *text = ERASED.to_string();
+                    return true;
+                }
+                Opened::Unavailable => {}
+            }
+            false
+        };
+        if let Some(r) = self.reports.get_mut(subject) {
+            let mut gone = false;
+            for (field, text) in r.submitted.personal_texts_mut() {
+                gone |= open(field, text);
+            }
+            if gone {
+                r.erased = true;
+                r.submitted.address_string = None;
+                r.submitted.contact_digest = None;
+            }
+            return Some(Changed::Report(subject.to_string()));
+        }
+        if let Some(i) = self.ideas.get_mut(subject) {
+            let mut gone = false;
+            for (field, text) in i.submitted.personal_texts_mut() {
+                gone |= open(field, text);
+            }
+            i.erased |= gone;
+            return Some(Changed::Idea(subject.to_string()));
+        }
+        let idea = self.comment_ideas.get(subject)?;
+        let i = self.ideas.get_mut(idea)?;
+        let c = i.comments.iter_mut().find(|c| c.id == subject)?;
+        open("body", &mut c.body);
+        Some(Changed::Idea(idea.clone()))
+    }
+
     /// Applies one event; `None` when it was already applied (or parked).
     pub fn apply(&mut self, event: &CitizenEvent) -> Option<Changed> {
         if !self.seen.insert(event.id.clone()) {
@@ -132,8 +215,10 @@ impl CitizenView {
                             actor: event.actor.clone(),
                         }],
                         followers: BTreeSet::new(),
+                        erased: false,
                     });
                 let id = r.report_id.clone();
+                self.open_texts(&id);
                 self.unpark(&id);
                 Changed::Report(id)
             }
@@ -148,12 +233,21 @@ impl CitizenView {
                     state: IdeaState::NotAnswered,
                     answer: None,
                     moderated_hidden: None,
+                    erased: false,
                 });
                 let id = i.idea_id.clone();
+                self.open_texts(&id);
                 self.unpark(&id);
                 Changed::Idea(id)
             }
             CitizenChange::StaffAction { .. } => return None,
+            CitizenChange::TextsErased { subjects, .. } => {
+                for subject in subjects {
+                    self.erased.insert(subject.clone());
+                    self.open_texts(subject);
+                }
+                return None;
+            }
             // Places are keyed by id on their topic: their events arrive in order.
             CitizenChange::PlaceUpdated(p) => {
                 let place = self.places.entry(p.place_id.clone()).or_insert(Place {
@@ -260,6 +354,9 @@ impl CitizenView {
                         at,
                     });
                     i.comments.sort_by_key(|c| c.at);
+                    self.comment_ideas
+                        .insert(comment_id.clone(), idea_id.clone());
+                    self.open_texts(comment_id);
                 }
             }
             CitizenChange::IdeaFlagged {
@@ -290,6 +387,7 @@ impl CitizenView {
             CitizenChange::ReportSubmitted(_)
             | CitizenChange::IdeaSubmitted(_)
             | CitizenChange::StaffAction { .. }
+            | CitizenChange::TextsErased { .. }
             | CitizenChange::PlaceUpdated(_)
             | CitizenChange::PlaceRemoved { .. }
             | CitizenChange::ChildcareVacanciesUpdated { .. } => {}

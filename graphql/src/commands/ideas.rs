@@ -47,10 +47,14 @@ impl Commands {
 
     /// A citizen supports an idea, once (repeating writes nothing); not a withdrawn one.
     pub(super) async fn support_idea(&self, supporter: Citizen<'_>, id: &str) -> Result<Applied> {
-        let current = self.idea(id, self.public())?;
-        if current.state == IdeaState::Withdrawn {
+        // A withdrawn idea left the public's view; its supporters are told why.
+        if self
+            .idea(id, SeenBy::Staff)
+            .is_ok_and(|i| i.state == IdeaState::Withdrawn)
+        {
             return Err(CommandError::bad("this idea was withdrawn"));
         }
+        let current = self.idea(id, self.public())?;
         if !current.supporters.contains_key(supporter.pseudonym()) {
             let support = supporter.event(CitizenChange::IdeaSupported {
                 idea_id: id.to_string(),

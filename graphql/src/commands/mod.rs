@@ -19,7 +19,8 @@
 //! |-------------------------------------------------------|-----------|---------|--------------|
 //! | issue citizen token, submit report                    | yes       | yes     | yes          |
 //! | follow report; submit, support, withdraw support,     | —         | yes     | —            |
-//! | comment, flag idea; withdraw idea (its author only)   |           |         |              |
+//! | comment, flag idea; withdraw idea (its author only);  |           |         |              |
+//! | erase what they wrote                                 |           |         |              |
 //! | update report status, answer and moderate idea,       | —         | —       | in its scope |
 //! | export and erase reporter data, update and remove     |           |         |              |
 //! | place, update childcare vacancies                     |           |         |              |
@@ -81,8 +82,10 @@ pub enum Command {
     UpdateReportStatus(UpdateReportStatus),
     /// Staff (GDPR, right of access): a reporter's contact and reports.
     ExportReporterData(ReporterOf),
-    /// Staff (GDPR, right to erasure): erases a reporter's contact details.
+    /// Staff (GDPR, right to erasure): erases a reporter's texts and contact details.
     EraseReporterData(ReporterOf),
+    /// A citizen (GDPR, right to erasure): erases what they wrote under their token.
+    EraseMyContributions,
     SubmitIdea(SubmitIdea),
     SupportIdea {
         idea_id: String,
@@ -215,8 +218,14 @@ pub enum Applied {
     },
     /// A reporter's data: one record per report with a kept contact.
     ReporterData(Vec<ReporterRecord>),
-    /// The reports whose contact details were erased.
+    /// The reports whose texts and contact details were erased.
     ReporterDataErased(Vec<String>),
+    /// What a citizen's erasure covered.
+    ContributionsErased {
+        reports: Vec<String>,
+        ideas: Vec<String>,
+        comments: Vec<String>,
+    },
 }
 
 /// A reporter's contact and the report it came with.
@@ -333,6 +342,7 @@ impl Commands {
             Command::EraseReporterData(reporter) => {
                 self.erase_reporter_data(staff(caller)?, reporter).await
             }
+            Command::EraseMyContributions => self.erase_my_contributions(citizen(caller)?).await,
             Command::SubmitIdea(idea) => self.submit_idea(citizen(caller)?, idea).await,
             Command::SupportIdea { idea_id } => self.support_idea(citizen(caller)?, &idea_id).await,
             Command::WithdrawSupport { idea_id } => {

@@ -135,6 +135,10 @@ impl Commands {
                 expected_datetime: now + Duration::days(i64::from(service.delay_days)),
                 has_contact: contact.is_some(),
                 author,
+                contact_digest: contact
+                    .as_ref()
+                    .and_then(|c| c.email.as_deref())
+                    .map(|e| self.citizens.contact_digest(e)),
             }),
         );
         event.date_observed = now;

@@ -36,8 +36,8 @@ impl Desk {
     fn with(options: ApiOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let sink = Arc::new(MemorySink::default());
-        let citizens = CitizenHub::with_sink(options.clone(), sink.clone());
         let contacts = ContactStore::open(dir.path()).unwrap();
+        let citizens = CitizenHub::with_sink(options.clone(), sink.clone(), Some(contacts.clone()));
         let auth = Authenticator::new(b"a secret", Vec::new());
         Desk {
             commands: Commands::new(citizens, contacts.clone(), auth, &options),
@@ -756,6 +756,233 @@ async fn reporter_data_is_exported_and_erased_within_scope_and_audited_without_t
     for audit in audits {
         assert!(!String::from_utf8(audit.to_json()).unwrap().contains(email));
     }
+}
+
+/// The key record a replica hands the others for `subject`, as the topic carries it.
+fn key_record(desk: &Desk, subject: &str) -> Vec<u8> {
+    let (_, key) = desk
+        .sink
+        .keys()
+        .into_iter()
+        .find(|(s, _)| s == subject)
+        .expect("a key was sent");
+    serde_json::to_vec(&crate::citizen::KeyRecord {
+        subject: subject.into(),
+        key,
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn what_people_write_travels_sealed_and_an_erasure_reaches_every_replica() {
+    use vallee_schemas::citizen::sealed::{self, ERASED, UNAVAILABLE};
+    let desk = Desk::new();
+    let email = "marie@example.fr";
+    let by_email = || ReporterOf {
+        email: Some(email.into()),
+        ..Default::default()
+    };
+    let report = desk
+        .report(
+            "pothole",
+            SubmitReport {
+                address_string: Some("12 rue du Pont, Gignac".into()),
+                contact: Some(Contact {
+                    email: Some(email.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await;
+    let id = report.submitted.report_id.clone();
+    assert_eq!(
+        report.submitted.description,
+        "Trou profond devant la mairie"
+    );
+    assert_eq!(
+        report.submitted.address_string.as_deref(),
+        Some("12 rue du Pont, Gignac")
+    );
+    // On the wire: the texts sealed, the key sent once, wrapped.
+    let (_, event) = desk.sink.sent()[0].clone();
+    let json = String::from_utf8(event.to_json()).unwrap();
+    for clear in ["Trou profond", "rue du Pont", "marie", "example"] {
+        assert!(!json.contains(clear), "{clear} in {json}");
+    }
+    let CitizenChange::ReportSubmitted(sent) = &event.change else {
+        panic!("{event:?}");
+    };
+    assert!(sealed::is_sealed(&sent.description));
+    assert!(
+        sent.contact_digest
+            .as_deref()
+            .is_some_and(sealed::is_sealed)
+    );
+    assert_eq!(desk.sink.keys().len(), 1);
+    let record = key_record(&desk, &id);
+
+    // Another replica (same secret, its own private store) reads the event before the key:
+    // the text waits, unreadable, and opens when the key arrives.
+    let replica = Desk::new();
+    let hub = &replica.commands.citizens;
+    hub.apply(&event);
+    let description = || {
+        let view = hub.view.read().unwrap();
+        crate::citizen::reads::text(true, &view.reports[&id].submitted.description).into_owned()
+    };
+    assert_eq!(description(), UNAVAILABLE);
+    hub.key_record(Some(&record)).unwrap();
+    assert_eq!(description(), "Trou profond devant la mairie");
+    // A key record forged without the replicas' secret is refused.
+    let forged = serde_json::to_vec(&crate::citizen::KeyRecord {
+        subject: "other".into(),
+        key: sealed::TextKey::generate().wrap(&sealed::TextKey::generate(), "other"),
+    })
+    .unwrap();
+    assert!(hub.key_record(Some(&forged)).is_err());
+    assert!(hub.texts().get("other").is_none());
+
+    // That replica holds no contact, yet finds the report by e-mail (the sealed digest)
+    // and erases it for every replica.
+    let erased = replica
+        .run(&staff_of(None), Command::EraseReporterData(by_email()))
+        .await
+        .unwrap();
+    assert!(matches!(&erased, Applied::ReporterDataErased(ids) if *ids == [id.clone()]));
+    assert_eq!(description(), ERASED);
+    let (topic, erasure) = replica.sink.sent().last().cloned().unwrap();
+    assert_eq!(topic, REPORTS);
+    assert!(
+        matches!(&erasure.change, CitizenChange::TextsErased { subjects, .. } if *subjects == [id.clone()])
+    );
+
+    // The replica that took the report reads the erasure: key and contact gone, texts
+    // replaced; the key's record replayed later brings nothing back.
+    desk.commands.citizens.apply(&erasure);
+    assert!(desk.contacts.get(&id).unwrap().is_none());
+    assert!(desk.commands.citizens.texts().get(&id).is_none());
+    desk.commands.citizens.key_record(Some(&record)).unwrap();
+    assert!(desk.commands.citizens.texts().get(&id).is_none());
+    let read = desk.commands.report(&id).unwrap();
+    assert!(read.erased);
+    assert_eq!(read.submitted.description, ERASED);
+    assert_eq!(read.submitted.address_string, None);
+    assert_eq!(read.submitted.contact_digest, None);
+    // A copy of the event (the topic's, the lake's) no longer opens anywhere.
+    assert!(
+        (desk.commands.citizens.texts()).open_text(&id, "description", &sent.description)
+            != vallee_lake::text_keys::Opened::Text("Trou profond devant la mairie".into())
+    );
+    // Nothing left to find by that e-mail.
+    let again = desk
+        .run(&staff_of(None), Command::EraseReporterData(by_email()))
+        .await
+        .unwrap();
+    assert!(matches!(again, Applied::ReporterDataErased(ids) if ids.is_empty()));
+}
+
+#[tokio::test]
+async fn a_citizen_erases_what_they_wrote_and_their_ideas_leave_the_public_view() {
+    use vallee_schemas::citizen::sealed::ERASED;
+    let desk = Desk::new();
+    let (me, other) = (citizen("moi"), citizen("autre"));
+    let mine = desk.idea(&me, Some(GIGNAC)).await.submitted.idea_id;
+    let theirs = desk.idea(&other, Some(GIGNAC)).await.submitted.idea_id;
+    let withdrawn = desk.idea(&other, None).await.submitted.idea_id;
+    let comment = |idea: &str, body: &str| Command::CommentIdea {
+        idea_id: idea.into(),
+        body: body.into(),
+    };
+    let comment_id = |applied: Applied| match applied {
+        Applied::IdeaCommented { comment, .. } => comment.id,
+        other => panic!("{other:?}"),
+    };
+    let my_comment = comment_id(desk.run(&me, comment(&theirs, "Oui !")).await.unwrap());
+    let their_comment = comment_id(desk.run(&other, comment(&mine, "Bravo")).await.unwrap());
+    let my_report = match desk
+        .run(
+            &me,
+            Command::SubmitReport(SubmitReport {
+                service_code: "pothole".into(),
+                description: "Nid-de-poule".into(),
+                ..in_gignac()
+            }),
+        )
+        .await
+        .unwrap()
+    {
+        Applied::ReportSubmitted { report, .. } => report.submitted.report_id,
+        other => panic!("{other:?}"),
+    };
+    desk.run(
+        &other,
+        Command::WithdrawIdea {
+            idea_id: withdrawn.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let visible = |id: &str| desk.commands.idea(id, desk.commands.public()).is_ok();
+    assert!(visible(&mine) && visible(&theirs));
+    assert!(
+        !visible(&withdrawn),
+        "a withdrawn idea leaves the public's view"
+    );
+
+    assert_eq!(
+        refusal(
+            desk.run(&Caller::Anonymous, Command::EraseMyContributions)
+                .await
+        )
+        .0,
+        "unauthenticated"
+    );
+    let applied = desk.run(&me, Command::EraseMyContributions).await.unwrap();
+    let Applied::ContributionsErased {
+        reports,
+        ideas,
+        comments,
+    } = applied
+    else {
+        panic!("{applied:?}");
+    };
+    assert_eq!(
+        (reports, ideas, comments),
+        (
+            vec![my_report.clone()],
+            vec![mine.clone()],
+            vec![my_comment.clone()]
+        )
+    );
+    let idea = desk.commands.idea(&mine, SeenBy::Staff).unwrap();
+    assert!(idea.erased && !visible(&mine));
+    assert_eq!(
+        (idea.submitted.title.as_str(), idea.submitted.body.as_str()),
+        (ERASED, ERASED)
+    );
+    assert_eq!(idea.comments[0].id, their_comment);
+    assert_eq!(idea.comments[0].body, "Bravo", "another's comment stays");
+    let theirs_now = desk.commands.idea(&theirs, SeenBy::Staff).unwrap();
+    assert!(visible(&theirs));
+    assert_eq!(theirs_now.comments[0].id, my_comment);
+    assert_eq!(theirs_now.comments[0].body, ERASED);
+    assert_eq!(
+        desk.commands
+            .report(&my_report)
+            .unwrap()
+            .submitted
+            .description,
+        ERASED
+    );
+    // Nothing left: a second request erases nothing and writes nothing.
+    let written = desk.sink.sent().len();
+    let again = desk.run(&me, Command::EraseMyContributions).await.unwrap();
+    assert!(
+        matches!(again, Applied::ContributionsErased { reports, ideas, comments }
+        if reports.is_empty() && ideas.is_empty() && comments.is_empty())
+    );
+    assert_eq!(desk.sink.sent().len(), written);
 }
 
 fn childcare(place_id: Option<String>, commune_code: &str) -> UpdatePlace {

@@ -79,14 +79,25 @@ impl Mutation {
         run(ctx, Command::ExportReporterData(input.into())).await
     }
 
-    /// Staff (GDPR, right to erasure): erases a reporter's contact details, by report or
-    /// email. The reports stay (they hold no personal data).
+    /// Staff (GDPR, right to erasure): erases what a reporter wrote (descriptions,
+    /// addresses) and their contact details, by report or email, on every replica and in
+    /// every copy (the texts' keys are deleted). The reports stay, without their texts.
     async fn erase_reporter_data(
         &self,
         ctx: &Context<'_>,
         input: ReporterDataInput,
     ) -> async_graphql::Result<EraseReporterDataPayload> {
         run(ctx, Command::EraseReporterData(input.into())).await
+    }
+
+    /// A citizen (GDPR, right to erasure): erases everything they wrote under their
+    /// token — reports' texts and contacts, ideas (which leave the public's view),
+    /// comments — on every replica and in every copy.
+    async fn erase_my_contributions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<EraseMyContributionsPayload> {
+        run(ctx, Command::EraseMyContributions).await
     }
 
     /// Proposes an idea (needs a citizen token).

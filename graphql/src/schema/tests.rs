@@ -40,7 +40,7 @@ fn api(dir: &std::path::Path, limits: Limits) -> Arc<ApiState> {
         Arc::new(Lake::open_bare(options).unwrap())
     };
     let internal = lake("lake");
-    let citizens = CitizenHub::with_sink(options.clone(), Arc::new(MemorySink::default()));
+    let citizens = CitizenHub::with_sink(options.clone(), Arc::new(MemorySink::default()), None);
     let auth = Authenticator::new(b"a secret", Vec::new());
     let contacts = ContactStore::open(&options.private_dir).unwrap();
     Arc::new(ApiState {

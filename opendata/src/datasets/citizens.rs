@@ -71,7 +71,7 @@ pub(super) const REPORTS: Dataset = Dataset {
 pub(super) const IDEAS: Dataset = Dataset {
     id: "idees",
     title: "Boîte à idées citoyenne : idées, soutiens et réponses",
-    description: "Idées déposées par les habitants dans la boîte à idées collaborative : titre, thème, commune, nombre de soutiens et de commentaires, état et réponse de la collectivité. Sans le texte détaillé, les commentaires ni l'identité des auteurs ; les idées masquées par la modération ou retirées par leur auteur ne sont pas publiées.",
+    description: "Idées déposées par les habitants dans la boîte à idées collaborative : titre, thème, commune, nombre de soutiens et de commentaires, état et réponse de la collectivité. Sans le texte détaillé, les commentaires ni l'identité des auteurs ; les idées masquées par la modération, retirées par leur auteur ou effacées à sa demande ne sont pas publiées.",
     keywords: &["idees", "participation", "citoyens", "budget participatif"],
     theme: "Administration locale",
     dcat_theme: THEME_GOVE,
@@ -94,7 +94,7 @@ pub(super) const IDEAS: Dataset = Dataset {
         format!(
             r#"SELECT s."entityId" AS identifiant, s."dateObserved" AS "dateDepot", s."communeCode",
                    regexp_match(s.payload, '"theme":"([^"]*)"')[1] AS theme,
-                   vallee_mask_contacts(replace(replace(regexp_match(s.payload, '"title":"((?:[^"\\]|\\.)*)"')[1], '\"', '"'), '\\', '\')) AS titre,
+                   vallee_mask_contacts(vallee_open_text(s."entityId", 'title', replace(replace(regexp_match(s.payload, '"title":"((?:[^"\\]|\\.)*)"')[1], '\"', '"'), '\\', '\'))) AS titre,
                    coalesce(sup.n, 0) AS soutiens, coalesce(com.n, 0) AS commentaires,
                    coalesce(ans.state, 'not_answered') AS etat,
                    vallee_mask_contacts(replace(replace(ans.answer, '\"', '"'), '\\', '\')) AS reponse, ans.at AS "dateReponse"
@@ -114,7 +114,8 @@ pub(super) const IDEAS: Dataset = Dataset {
                        FROM ({answered}) a) ans ON ans.id = s."entityId"
             WHERE s.type = 'IdeaSubmitted'
               AND coalesce(NOT md.hidden, regexp_match(s.payload, '"visible":(true|false)')[1] = 'true' AND coalesce(fl.n, 0) < 3)
-              AND coalesce(ans.state, '') <> 'withdrawn'"#
+              AND coalesce(ans.state, '') <> 'withdrawn'
+              AND vallee_open_text(s."entityId", 'title', regexp_match(s.payload, '"title":"((?:[^"\\]|\\.)*)"')[1]) IS NOT NULL"#
         )
     },
     commune_column: Some("communeCode"),

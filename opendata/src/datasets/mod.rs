@@ -117,6 +117,12 @@ pub struct Dataset {
 
 impl Dataset {
     /// The view: SQL over `source`, privacy rules included.
+    /// Whether the dataset publishes what people wrote (opened with the text keys): its
+    /// table is rewritten, and its history vacuumed, when a text is erased.
+    pub fn opens_texts(&self) -> bool {
+        self.sql().contains("vallee_open_text(")
+    }
+
     pub fn sql(&self) -> String {
         (self.view)()
     }

@@ -7,7 +7,10 @@
 //!   (a list of counts, or of structs whose `checkins` field is the count), the
 //!   complementary rule against differencing;
 //! - `vallee_round_coordinate(x)`: a report's latitude or longitude for the public;
-//! - `vallee_mask_contacts(text)`: e-mail addresses and phone numbers masked.
+//! - `vallee_mask_contacts(text)`: e-mail addresses and phone numbers masked;
+//! - `vallee_open_text(subject, field, text)`: what a person wrote, opened with the
+//!   replica's text keys (see `vallee_schemas::citizen::sealed`); null once erased, or
+//!   when the key never reached this replica.
 
 use std::sync::Arc;
 
@@ -18,14 +21,16 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf,
 };
 use datafusion::prelude::SessionContext;
+use vallee_lake::text_keys::{Opened, TextKeys};
 use vallee_schemas::public_view::{self, counts};
 
-/// Registers the rules' functions in `ctx`.
-pub fn register(ctx: &SessionContext) {
+/// Registers the rules' functions in `ctx`, texts opened with `texts`.
+pub fn register(ctx: &SessionContext, texts: &Arc<TextKeys>) {
     ctx.register_udf(is_small());
     ctx.register_udf(round_coordinate());
     ctx.register_udf(ScalarUDF::new_from_impl(TotalShown::default()));
     ctx.register_udf(ScalarUDF::new_from_impl(MaskContacts::default()));
+    ctx.register_udf(ScalarUDF::new_from_impl(OpenText::new(texts.clone())));
 }
 
 fn execution(message: &str) -> DataFusionError {
@@ -184,6 +189,77 @@ impl ScalarUDFImpl for MaskContacts {
     }
 }
 
+/// `vallee_open_text(subject, field, text) -> Utf8`: any string types in.
+#[derive(Debug)]
+struct OpenText {
+    signature: Signature,
+    texts: Arc<TextKeys>,
+}
+
+impl OpenText {
+    fn new(texts: Arc<TextKeys>) -> Self {
+        OpenText {
+            signature: Signature::uniform(
+                3,
+                vec![DataType::Utf8, DataType::Utf8View, DataType::LargeUtf8],
+                Volatility::Volatile,
+            ),
+            texts,
+        }
+    }
+}
+
+impl PartialEq for OpenText {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.texts, &other.texts)
+    }
+}
+
+impl Eq for OpenText {}
+
+impl std::hash::Hash for OpenText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.texts).hash(state);
+    }
+}
+
+impl ScalarUDFImpl for OpenText {
+    fn name(&self) -> &str {
+        "vallee_open_text"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let a = ColumnarValue::values_to_arrays(&args.args)?;
+        let utf8 = |i: usize| arrow::compute::cast(&a[i], &DataType::Utf8);
+        let (subjects, fields, texts) = (utf8(0)?, utf8(1)?, utf8(2)?);
+        let (subjects, fields, texts) = (
+            subjects.as_string::<i32>(),
+            fields.as_string::<i32>(),
+            texts.as_string::<i32>(),
+        );
+        let out: StringArray = (0..texts.len())
+            .map(|i| {
+                if subjects.is_null(i) || fields.is_null(i) || texts.is_null(i) {
+                    return None;
+                }
+                match (self.texts).open_text(subjects.value(i), fields.value(i), texts.value(i)) {
+                    Opened::Text(t) => Some(t),
+                    Opened::Erased | Opened::Unavailable => None,
+                }
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,7 +267,7 @@ mod tests {
     #[tokio::test]
     async fn the_sql_functions_are_the_rules() {
         let ctx = SessionContext::new();
-        register(&ctx);
+        register(&ctx, &Arc::default());
         let batches = ctx
             .sql(
                 "SELECT vallee_is_small(3) AS a, vallee_is_small(0) AS b,
@@ -218,5 +294,34 @@ mod tests {
         let text = |i: usize| b.column(i).as_string::<i32>().value(0).to_string();
         assert_eq!(text(7), "écrire à [courriel masqué]");
         assert_eq!(text(8), "[téléphone masqué]");
+    }
+
+    #[tokio::test]
+    async fn texts_open_with_their_key_and_an_erased_one_is_null() {
+        let texts = Arc::new(TextKeys::default());
+        let key = texts.create("i-1").unwrap();
+        let sealed = key.seal("i-1", "title", "Un jardin partagé");
+        let gone = texts.create("i-2").unwrap().seal("i-2", "title", "Effacé");
+        texts.erase("i-2").unwrap();
+        let ctx = SessionContext::new();
+        register(&ctx, &texts);
+        let sql = format!(
+            "SELECT vallee_open_text(arrow_cast('i-1', 'Utf8View'), 'title', '{sealed}') AS a,
+                    vallee_open_text('i-1', 'body', '{sealed}') AS b,
+                    vallee_open_text('i-2', 'title', '{gone}') AS c,
+                    vallee_open_text('i-3', 'title', arrow_cast('écrit en clair', 'Utf8View')) AS d,
+                    vallee_open_text('i-3', 'title', NULL) AS e"
+        );
+        let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let b = &batches[0];
+        let text = |i: usize| {
+            let column = b.column(i).as_string::<i32>();
+            (!column.is_null(0)).then(|| column.value(0).to_string())
+        };
+        assert_eq!(text(0).as_deref(), Some("Un jardin partagé"));
+        assert_eq!(text(1), None, "sealed for another field");
+        assert_eq!(text(2), None, "erased");
+        assert_eq!(text(3).as_deref(), Some("écrit en clair"));
+        assert_eq!(text(4), None);
     }
 }

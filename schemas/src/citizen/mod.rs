@@ -21,6 +21,7 @@ use crate::events::{Observation, closing_fields, observation_fields, schema_of};
 use crate::rejection::Rejection;
 use crate::time::TimeSource;
 
+pub mod sealed;
 mod services;
 
 pub use services::{Competence, SERVICES, Service, service};
@@ -95,6 +96,24 @@ pub struct ReportSubmitted {
     pub has_contact: bool,
     /// Pseudonym of the citizen's token, if the report was not anonymous.
     pub author: Option<String>,
+    /// A keyed digest of the e-mail left, sealed with the report's texts: how any replica
+    /// finds a person's reports for an erasure request (see [`sealed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_digest: Option<String>,
+}
+
+impl ReportSubmitted {
+    /// What the reporter wrote, by field name (sealed on Kafka and in the lake).
+    pub fn personal_texts_mut(&mut self) -> Vec<(&'static str, &mut String)> {
+        let mut texts = vec![("description", &mut self.description)];
+        if let Some(a) = self.address_string.as_mut() {
+            texts.push(("addressString", a));
+        }
+        if let Some(d) = self.contact_digest.as_mut() {
+            texts.push(("contactDigest", d));
+        }
+        texts
+    }
 }
 
 /// A new idea.
@@ -109,6 +128,13 @@ pub struct IdeaSubmitted {
     pub author: String,
     /// False when pre-moderation is on: hidden until a moderator shows it.
     pub visible: bool,
+}
+
+impl IdeaSubmitted {
+    /// What the author wrote, by field name (sealed on Kafka and in the lake).
+    pub fn personal_texts_mut(&mut self) -> Vec<(&'static str, &mut String)> {
+        vec![("title", &mut self.title), ("body", &mut self.body)]
+    }
 }
 
 /// Reference places and sessions staff keep up to date (pilot actions of the policy).
@@ -234,6 +260,13 @@ pub enum CitizenChange {
         place_id: String,
         vacancies: u32,
     },
+    /// What people wrote under these subjects (reports, ideas, comments) is erased: every
+    /// replica deletes their text keys and contacts (GDPR article 17; see [`sealed`]).
+    #[serde(rename_all = "camelCase")]
+    TextsErased {
+        request_id: String,
+        subjects: Vec<String>,
+    },
     /// A staff action, recorded in the audit table whatever it was.
     #[serde(rename_all = "camelCase")]
     StaffAction {
@@ -247,6 +280,9 @@ pub enum CitizenChange {
 
 /// Longest free text accepted (description, body, notes, answers), in characters.
 pub const MAX_TEXT_CHARS: usize = 5_000;
+
+/// Most subjects one erasure event names (a person's reports, ideas and comments).
+pub const MAX_ERASED_SUBJECTS: usize = 10_000;
 
 impl CitizenChange {
     /// The event's `type`.
@@ -265,6 +301,7 @@ impl CitizenChange {
             CitizenChange::PlaceUpdated(_) => "PlaceUpdated",
             CitizenChange::PlaceRemoved { .. } => "PlaceRemoved",
             CitizenChange::ChildcareVacanciesUpdated { .. } => "ChildcareVacanciesUpdated",
+            CitizenChange::TextsErased { .. } => "TextsErased",
             CitizenChange::StaffAction { .. } => "StaffAction",
         }
     }
@@ -286,6 +323,32 @@ impl CitizenChange {
             CitizenChange::PlaceRemoved { place_id }
             | CitizenChange::ChildcareVacanciesUpdated { place_id, .. } => place_id,
             CitizenChange::StaffAction { target, .. } => target,
+            CitizenChange::TextsErased { request_id, .. } => request_id,
+        }
+    }
+
+    /// The subject whose key seals what a person wrote in this event (a report, an idea
+    /// or a comment), and those texts by field name; `None` for events without any.
+    pub fn personal_texts_mut(&mut self) -> Option<(String, Vec<(&'static str, &mut String)>)> {
+        match self {
+            CitizenChange::ReportSubmitted(r) => {
+                Some((r.report_id.clone(), r.personal_texts_mut()))
+            }
+            CitizenChange::IdeaSubmitted(i) => Some((i.idea_id.clone(), i.personal_texts_mut())),
+            CitizenChange::IdeaCommented {
+                comment_id, body, ..
+            } => Some((comment_id.clone(), vec![("body", body)])),
+            _ => None,
+        }
+    }
+
+    /// The subject of [`Self::personal_texts_mut`].
+    pub fn personal_subject(&self) -> Option<&str> {
+        match self {
+            CitizenChange::ReportSubmitted(r) => Some(&r.report_id),
+            CitizenChange::IdeaSubmitted(i) => Some(&i.idea_id),
+            CitizenChange::IdeaCommented { comment_id, .. } => Some(comment_id),
+            _ => None,
         }
     }
 
@@ -384,11 +447,26 @@ impl CitizenEvent {
                     "the entity id must be a non-empty string",
                 ));
             }
-            if text.chars().count() > MAX_TEXT_CHARS {
+            let too_long = if sealed::is_sealed(text) {
+                text.len() > sealed::max_sealed_len(MAX_TEXT_CHARS)
+            } else {
+                text.chars().count() > MAX_TEXT_CHARS
+            };
+            if too_long {
                 return Err(Rejection::range(format!(
                     "{name} is longer than {MAX_TEXT_CHARS} characters"
                 )));
             }
+        }
+        if let CitizenChange::TextsErased { subjects, .. } = &self.change
+            && (subjects.len() > MAX_ERASED_SUBJECTS
+                || subjects
+                    .iter()
+                    .any(|s| s.trim().is_empty() || s.len() > 200))
+        {
+            return Err(Rejection::range(format!(
+                "an erasure names 0 to {MAX_ERASED_SUBJECTS} subjects of 1 to 200 bytes"
+            )));
         }
         if let CitizenChange::PlaceUpdated(p) = &self.change {
             if p.name.trim().is_empty() {
@@ -510,6 +588,7 @@ mod tests {
                 expected_datetime: Utc::now(),
                 has_contact: true,
                 author: None,
+                contact_digest: None,
             }),
         )
     }

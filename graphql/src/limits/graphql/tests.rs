@@ -41,7 +41,7 @@ fn schema(dir: &std::path::Path, limits: Limits) -> ApiSchema {
         )
     };
     let internal = lake("lake");
-    let citizens = CitizenHub::with_sink(options.clone(), Arc::new(MemorySink::default()));
+    let citizens = CitizenHub::with_sink(options.clone(), Arc::new(MemorySink::default()), None);
     let auth = Authenticator::new(b"a secret", Vec::new());
     let contacts = ContactStore::open(&options.private_dir).unwrap();
     let state = Arc::new(ApiState {

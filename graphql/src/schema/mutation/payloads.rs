@@ -115,8 +115,36 @@ impl FromApplied for ExportReporterDataPayload {
 
 #[derive(SimpleObject, Debug)]
 pub struct EraseReporterDataPayload {
-    /// Reports whose contact details were erased.
+    /// Reports whose texts and contact details were erased.
     pub erased: Vec<ID>,
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct EraseMyContributionsPayload {
+    /// Reports whose texts and contact details were erased.
+    pub reports: Vec<ID>,
+    /// Ideas whose texts were erased (they left the public's view).
+    pub ideas: Vec<ID>,
+    /// Comments whose texts were erased.
+    pub comments: Vec<ID>,
+}
+
+impl FromApplied for EraseMyContributionsPayload {
+    fn from_applied(applied: Applied) -> Option<Self> {
+        let ids = |v: Vec<String>| v.into_iter().map(ID).collect();
+        match applied {
+            Applied::ContributionsErased {
+                reports,
+                ideas,
+                comments,
+            } => Some(EraseMyContributionsPayload {
+                reports: ids(reports),
+                ideas: ids(ideas),
+                comments: ids(comments),
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl FromApplied for EraseReporterDataPayload {
