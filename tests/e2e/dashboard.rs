@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The browser: `VALLEE_CHROMIUM`, else the first of the usual names on `PATH`.
-fn chromium() -> Option<PathBuf> {
+pub fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("VALLEE_CHROMIUM") {
         return Some(PathBuf::from(p));
     }
@@ -27,7 +27,7 @@ fn chromium() -> Option<PathBuf> {
 }
 
 /// The page's DOM after its scripts ran against the hub.
-fn dump_dom(browser: &PathBuf, url: &str) -> String {
+pub fn dump_dom(browser: &PathBuf, url: &str) -> String {
     let out = Command::new(browser)
         .args([
             "--headless",

@@ -1,6 +1,7 @@
 //! Privacy promises at every door, against a child `vallee up` on the real broker and lake:
-//! small counts withheld from the public (GraphQL and open data alike), the differencing
-//! of an hour and its 5-minute windows defeated, staff reading exact values; a private
+//! small counts withheld from the public (GraphQL over HTTP and WebSocket, the dashboard as
+//! Chromium draws it, and the open data alike), the differencing of an hour and its 5-minute
+//! windows defeated, staff reading exact values; a private
 //! parcel's alerts reaching its partner only (query and subscription); reports' positions
 //! rounded and contacts masked over GraphQL and Open311; and the broker really deleting
 //! what a topic's retention says (the beacons' 24 h included), keeping the citizens' topics.
@@ -217,7 +218,76 @@ async fn the_public_gets_no_small_count_and_cannot_difference_an_hour() {
         (&Value::Null, &json!(true))
     );
     assert_eq!(site(&public_sites, "abbaye-de-gellone")["visitorCount"], 12);
+
+    // Over a WebSocket the same: staff (`Authorization` in `connection_init`, as browsers
+    // send it) read exactly, the public reads withheld counts.
+    for (payload, za_a, za_b) in [
+        (
+            json!({"Authorization": format!("Bearer {CCVH_STAFF}")}),
+            [json!(8), json!(1)],
+            json!(2),
+        ),
+        (json!({}), [json!(8), Value::Null], Value::Null),
+    ] {
+        let mut ws = subscribe_with(hub.http, payload, &query("PT5M")).await;
+        let data = next_data(&mut ws, Duration::from_secs(30)).await;
+        assert_eq!(of(&rows(&data), "za-a"), za_a, "{data}");
+        assert_eq!(of(&rows(&data), "za-b"), [za_b], "{data}");
+    }
+
+    // The public dashboard, in a real browser, draws a withheld count as withheld.
+    dashboard_draws_withheld_counts(&hub).await;
     hub.stop().await;
+}
+
+/// The dashboard's footfall table and sites of the scenario above, as Chromium draws
+/// them: every count the public may not read is an `abbr` marked secret, never its value.
+async fn dashboard_draws_withheld_counts(hub: &Hub) {
+    let Some(browser) = crate::dashboard::chromium() else {
+        assert!(
+            std::env::var("VALLEE_REQUIRE_CHROMIUM").is_err(),
+            "VALLEE_REQUIRE_CHROMIUM is set but no chromium was found"
+        );
+        eprintln!("skipped: no chromium on PATH (apt-get install chromium)");
+        return;
+    };
+    let url = hub.url("/");
+    let dom = tokio::task::block_in_place(|| crate::dashboard::dump_dom(&browser, &url));
+    assert!(dom.contains("data-loaded=\"true\""), "{dom}");
+    // Rows of the footfall table: zone, window, count, saturation.
+    let cells = |zone: &str| -> Vec<String> {
+        dom.split(&format!("<tr><td>{zone}</td>"))
+            .skip(1)
+            .map(|row| {
+                let count = row.split("<td class=\"num\">").nth(1).unwrap_or_default();
+                count.split("</td>").next().unwrap_or_default().to_string()
+            })
+            .collect()
+    };
+    let secret = |cell: &String| cell.contains("class=\"secret\"") && cell.contains("&lt; 5");
+    let (a, b, c) = (cells("za-a"), cells("za-b"), cells("za-c"));
+    assert_eq!(a.len(), 2, "{dom}");
+    assert!(
+        a.contains(&"8".to_string()) && a.iter().any(secret),
+        "{a:?}"
+    );
+    assert!(b.len() == 1 && secret(&b[0]), "{b:?}");
+    assert!(
+        c.contains(&"7".to_string()) && c.iter().any(secret),
+        "{c:?}"
+    );
+    assert!(dom.contains("fenêtres de moins de 5 personnes sont masquées"));
+    // The site with 3 visitors: its hour counted apart, its 3 nowhere.
+    let argileum = dom
+        .split("data-site=\"argileum\"")
+        .nth(1)
+        .and_then(|row| row.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no argileum row: {dom}"));
+    assert!(argileum.contains("h masquée"), "{argileum}");
+    assert!(
+        !argileum.contains(">3<") && !argileum.contains(">3 "),
+        "{argileum}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
