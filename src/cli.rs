@@ -93,6 +93,17 @@ pub enum LakeCommand {
     /// their tables in one commit each, so every reader works again. Rows in other files
     /// are unchanged; what the removed files held is printed (see the README, Operations).
     Repair(LakeArgs),
+    /// Brings back from the topics the rows the lake recorded as landed but no longer holds
+    /// (after `repair` set a damaged file aside), decoded as ingest decodes them; counts
+    /// what the topics no longer hold. Without --kafka-brokers it starts the embedded
+    /// broker on `<data-dir>/broker` (stop the hub first). Running it again changes nothing.
+    Refill {
+        #[command(flatten)]
+        args: LakeArgs,
+        /// The broker holding the topics; default: the embedded one of the data dir.
+        #[arg(long, env = "VALLEE_KAFKA_BROKERS")]
+        kafka_brokers: Option<String>,
+    },
     /// After the broker lost records the lake had landed (ingest stopped saying so):
     /// records that nothing of the partitions' new logs landed yet, so ingest reads them
     /// from their start. Rows already in the tables stay. Run it with ingest stopped.

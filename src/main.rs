@@ -77,6 +77,10 @@ async fn lake_command(command: LakeCommand, file: &Config) -> Result<()> {
         } => return accept_loss(&data_dir, &topic, &partitions, file).await,
         LakeCommand::Check(args) => return lake_check(&args, file, false).await,
         LakeCommand::Repair(args) => return lake_check(&args, file, true).await,
+        LakeCommand::Refill {
+            args,
+            kafka_brokers,
+        } => return refill(&args, kafka_brokers, file).await,
     };
     lake_upkeep(task, &args, file).await
 }
@@ -98,6 +102,51 @@ async fn accept_loss(
         println!("{table}: {topic}[{partition}] was at offset {was}; now read from the start");
     }
     println!("{} positions reset", reset.len());
+    Ok(())
+}
+
+/// `vallee lake refill`: on `kafka_brokers`, else on the data dir's embedded broker.
+async fn refill(args: &LakeArgs, kafka_brokers: Option<String>, file: &Config) -> Result<()> {
+    let options = vallee_lake::LakeOptions {
+        root: args.data_dir.join("lake"),
+        ..file.lake.clone()
+    };
+    let lake = vallee_lake::Lake::open_bare(options)?;
+    let embedded = match &kafka_brokers {
+        Some(_) => None,
+        None => Some(
+            vallee::broker::EmbeddedBroker::start(
+                "127.0.0.1:0".parse()?,
+                &args.data_dir.join("broker"),
+            )
+            .await?,
+        ),
+    };
+    let brokers = match (&kafka_brokers, &embedded) {
+        (Some(b), _) => b.clone(),
+        (None, Some(e)) => e.bootstrap(),
+        (None, None) => unreachable!("one broker or the other"),
+    };
+    let kafka = vallee_kafka::KafkaOptions {
+        brokers,
+        topics: file.topics.clone(),
+        ..file.kafka.clone()
+    };
+    let writer = &file.ingest.writer_id;
+    let refilled =
+        vallee::repair::refill(&lake, &kafka, &file.decode, writer, &args.tables).await?;
+    for r in &refilled {
+        println!(
+            "{}[{}]: {} offsets missing from the lake, {} brought back, {} no longer in the topic",
+            r.topic, r.partition, r.missing, r.restored, r.gone
+        );
+    }
+    let restored: u64 = refilled.iter().map(|r| r.restored).sum();
+    let gone: u64 = refilled.iter().map(|r| r.gone).sum();
+    println!("{restored} rows brought back, {gone} lost for good");
+    if let Some(broker) = embedded {
+        broker.stop();
+    }
     Ok(())
 }
 
