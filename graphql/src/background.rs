@@ -1,5 +1,5 @@
 //! The API's background tasks: the citizens' view replay, the alerts feed, contact
-//! retention and the open-data publisher.
+//! retention, the open-data publisher and the closing of emptied bins' reports.
 //!
 //! Each runs in the caller's `JoinSet`, stops when the shutdown token is cancelled, and is
 //! awaited by the binary (one shutdown tree). A task that fails (the broker unreachable at
@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use vallee_schemas::citizen::{BIN_SERVICES, ReportStatus};
 use vallee_schemas::contract::ALERTS_TOPIC;
 
 use crate::schema::sensors::Alert;
@@ -55,6 +56,52 @@ pub fn start(
     ));
     tasks.spawn(contact_retention(state.clone(), shutdown.child_token()));
     tasks.spawn(publisher(state.clone(), shutdown.child_token()));
+    tasks.spawn(emptied_bins(state.clone(), shutdown.child_token()));
+}
+
+/// Closes, every publish interval, the open waste reports whose bin was emptied since
+/// they were filed (its sensor saw the level fall).
+async fn emptied_bins(state: Arc<ApiState>, shutdown: CancellationToken) {
+    loop {
+        if state.citizens.is_ready() {
+            let open: Vec<(String, String, chrono::DateTime<chrono::Utc>)> = {
+                let view = state.citizens.view.read().expect("view lock");
+                view.reports
+                    .values()
+                    .filter(|r| r.status == ReportStatus::Open)
+                    .filter(|r| BIN_SERVICES.contains(&r.submitted.service_code.as_str()))
+                    .filter_map(|r| {
+                        let bin = r.bin.clone()?;
+                        Some((r.submitted.report_id.clone(), bin, r.requested))
+                    })
+                    .collect()
+            };
+            for (report, bin, since) in open {
+                match state.sensors.emptied_since(&bin, since).await {
+                    Ok(Some(at)) => {
+                        match state
+                            .commands
+                            .close_emptied_bin_report(&report, &bin, at)
+                            .await
+                        {
+                            Ok(()) => {
+                                tracing::info!(report, bin, %at, "report closed: its bin was emptied")
+                            }
+                            Err(e) => {
+                                tracing::warn!(report, bin, error = %e, "closing an emptied bin's report failed")
+                            }
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(bin, error = %e, "reading a bin's levels failed"),
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(state.options.publish_interval) => {}
+        }
+    }
 }
 
 /// Runs `task` until it returns `Ok` (it stopped at shutdown) or shutdown; after an error,

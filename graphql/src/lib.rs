@@ -104,7 +104,7 @@ pub struct ApiState {
     pub auth: auth::Authenticator,
     pub citizens: Arc<citizen::CitizenHub>,
     pub contacts: citizen::contacts::ContactStore,
-    pub sensors: sensors::SensorReader,
+    pub sensors: Arc<sensors::SensorReader>,
     pub alerts: broadcast::Sender<schema::sensors::Alert>,
     /// Every write of citizens and staff, whichever door it came through.
     pub commands: commands::Commands,
@@ -211,16 +211,18 @@ impl Api {
         let public = published(&options.public_dir, Audience::Public)?;
         let research = published(&options.research_dir, Audience::Researchers)?;
         let auth = auth::Authenticator::new(&secret, options.staff.clone());
+        let sensors = Arc::new(sensors::SensorReader::new(lake.clone(), &options.limits));
         let state = Arc::new(ApiState {
             commands: commands::Commands::new(
                 citizens.clone(),
                 contacts.clone(),
                 auth.clone(),
                 &options,
-            ),
+            )
+            .with_bins(sensors.clone()),
             auth,
             contacts,
-            sensors: sensors::SensorReader::new(lake.clone(), &options.limits),
+            sensors,
             open_data: vallee_opendata::OpenData::new(lake)
                 .with_sharing(sharing.clone(), Audience::Public)
                 .with_texts(texts),

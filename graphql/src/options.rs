@@ -183,7 +183,8 @@ pub struct ApiOptions {
     /// researchers only (not read from the file).
     #[serde(skip)]
     pub research_dir: PathBuf,
-    /// How often the public tables are brought up to date. Default 60 s.
+    /// How often the public tables are brought up to date, and the waste reports whose
+    /// bin was emptied closed. Default 60 s.
     #[serde(rename = "publish_interval_s", with = "units::seconds")]
     pub publish_interval: Duration,
     /// How long a reporter's contact is kept after the report closed (then erased).

@@ -126,3 +126,69 @@ async fn the_bins_to_collect_are_the_full_and_soon_full_ones_with_why_and_never_
     assert_eq!(list(&hub, ", communeCode: \"34999\"").await, vec![]);
     hub.stop().await;
 }
+
+/// A citizen reports an overflowing bin: the report is tied to the bin 11 m away, the bin
+/// joins the list for it, and when the bin's sensor sees it emptied the hub closes the
+/// report, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_of_an_overflowing_bin_is_tied_to_it_and_closed_when_it_is_emptied() {
+    const REPORTED: &str = "urn:ngsi-ld:WasteContainer:gignac-reported";
+    let (world, hub) = world_and_hub().await;
+    let refuse = json!({"storedWasteKind": ["refuse"]});
+    world
+        .produce(&bin_readings(
+            REPORTED,
+            refuse.clone(),
+            &[(120, 0.5), (60, 0.52)],
+        ))
+        .await;
+    eventually(Duration::from_secs(60), "the bin in the lake", || async {
+        hub.gql(None, "{ bins { id } }", json!({})).await["data"]["bins"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|b| b["id"] == REPORTED))
+    })
+    .await;
+    assert!(
+        list(&hub, "").await.is_empty(),
+        "half full, filling slowly: not due"
+    );
+
+    // 11 m north of the bin (bin_readings places it at 43.6521, 3.5512).
+    let submitted = hub
+        .ok(
+            None,
+            "mutation($input: SubmitReportInput!) { submitReport(input: $input) {
+                report { id bin history { statusNotes } } } }",
+            json!({"input": {"serviceCode": "bin-overflowing", "description": "Sacs par terre",
+                "lat": 43.6522, "long": 3.5512}}),
+        )
+        .await;
+    let report = &submitted["submitReport"]["report"];
+    assert_eq!(report["bin"], REPORTED);
+    assert_eq!(
+        report["history"][1]["statusNotes"],
+        format!("Rattaché au conteneur {REPORTED} (à 11 m)")
+    );
+    let id = report["id"].as_str().unwrap().to_string();
+    assert_eq!(list(&hub, "").await, [entry(REPORTED, &["CITIZEN_REPORT"])]);
+
+    // The truck empties it: the sensor reports 5 %.
+    world
+        .produce(&bin_readings(REPORTED, refuse, &[(0, 0.05)]))
+        .await;
+    let query = "query($id: ID!) { report(id: $id) { status substatus statusNotes } }";
+    eventually(Duration::from_secs(60), "the report closed", || async {
+        hub.ok(None, query, json!({"id": id})).await["report"]["status"] == "CLOSED"
+    })
+    .await;
+    let closed = hub.ok(None, query, json!({"id": id})).await["report"].clone();
+    assert_eq!(closed["substatus"], "FIXED");
+    let notes = closed["statusNotes"].as_str().unwrap();
+    assert!(
+        notes.starts_with(&format!("Conteneur {REPORTED} vidé le "))
+            && notes.ends_with("constaté par son capteur"),
+        "{notes}"
+    );
+    assert!(list(&hub, "").await.is_empty(), "emptied, no open report");
+    hub.stop().await;
+}

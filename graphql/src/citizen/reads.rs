@@ -209,6 +209,7 @@ mod tests {
             history: Vec::new(),
             followers: BTreeSet::new(),
             erased: false,
+            bin: None,
         }
     }
 

@@ -48,6 +48,22 @@ pub struct Report {
     pub followers: BTreeSet<String>,
     /// What the reporter wrote was erased (GDPR): the report stays, its texts do not.
     pub erased: bool,
+    /// The bin a waste report is about (tied by the hub, untied by staff).
+    pub bin: Option<String>,
+}
+
+impl Report {
+    /// An entry of the history that keeps the status and says what happened.
+    fn note(&mut self, note: String, at: DateTime<Utc>, actor: &str) {
+        self.history.push(HistoryEntry {
+            status: self.status,
+            substatus: self.substatus,
+            status_notes: Some(note),
+            at,
+            actor: actor.to_string(),
+        });
+        self.history.sort_by_key(|h| h.at);
+    }
 }
 
 /// A comment on an idea.
@@ -137,6 +153,15 @@ impl CitizenView {
         }
     }
 
+    /// The bins an open report of a citizen is tied to.
+    pub fn reported_bins(&self) -> BTreeSet<String> {
+        self.reports
+            .values()
+            .filter(|r| r.status == ReportStatus::Open)
+            .filter_map(|r| r.bin.clone())
+            .collect()
+    }
+
     /// The key of `subject` arrived: its texts are opened.
     pub fn key_arrived(&mut self, subject: &str) -> Option<Changed> {
         self.open_texts(subject)
@@ -216,6 +241,7 @@ impl CitizenView {
                         }],
                         followers: BTreeSet::new(),
                         erased: false,
+                        bin: None,
                     });
                 let id = r.report_id.clone();
                 self.open_texts(&id);
@@ -328,6 +354,30 @@ impl CitizenView {
                         actor: event.actor.clone(),
                     });
                     r.history.sort_by_key(|h| h.at);
+                }
+            }
+            CitizenChange::ReportLinkedToBin {
+                report_id,
+                bin_id,
+                distance_m,
+            } => {
+                if let Some(r) = self.reports.get_mut(report_id) {
+                    r.bin = Some(bin_id.clone());
+                    r.note(
+                        format!("Rattaché au conteneur {bin_id} (à {distance_m:.0} m)"),
+                        at,
+                        &event.actor,
+                    );
+                }
+            }
+            CitizenChange::ReportUnlinkedFromBin { report_id, bin_id } => {
+                if let Some(r) = self.reports.get_mut(report_id) {
+                    r.bin = None;
+                    r.note(
+                        format!("Rattachement au conteneur {bin_id} retiré"),
+                        at,
+                        &event.actor,
+                    );
                 }
             }
             CitizenChange::IdeaSupported { idea_id, supporter } => {

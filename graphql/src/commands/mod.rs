@@ -112,6 +112,10 @@ pub enum Command {
         state: IdeaState,
         answer: Option<String>,
     },
+    /// Staff: unties a waste report from the bin the hub tied it to (a wrong match).
+    UnlinkReportFromBin {
+        report_id: String,
+    },
     /// Staff: hides or shows an idea.
     ModerateIdea {
         idea_id: String,
@@ -286,6 +290,35 @@ pub struct Commands {
     pre_moderation: bool,
     /// Distinct flags that hide an idea from the public.
     flags_to_hide: usize,
+    /// Where the bins stand, to tie waste reports to them (`None`: reports stay untied).
+    bins: Option<Arc<dyn BinLocator>>,
+}
+
+/// Where the bins stand: the nearest to a place, within a radius (the lake's latest
+/// readings; the unit tests give a fixed list).
+pub trait BinLocator: Send + Sync {
+    /// The nearest bin to `(lat, long)` within `radius_m`: its id and distance in metres.
+    fn nearest(
+        &self,
+        lat: f64,
+        long: f64,
+        radius_m: f64,
+    ) -> futures::future::BoxFuture<'_, std::result::Result<Option<(String, f64)>, String>>;
+}
+
+impl BinLocator for crate::sensors::SensorReader {
+    fn nearest(
+        &self,
+        lat: f64,
+        long: f64,
+        radius_m: f64,
+    ) -> futures::future::BoxFuture<'_, std::result::Result<Option<(String, f64)>, String>> {
+        Box::pin(async move {
+            self.nearest_bin(lat, long, radius_m)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 impl std::fmt::Debug for Commands {
@@ -314,6 +347,15 @@ impl Commands {
             limits: options.limits.clone(),
             pre_moderation: options.pre_moderation,
             flags_to_hide: options.flags_to_hide,
+            bins: None,
+        }
+    }
+
+    /// The same, tying waste reports to the bins `bins` locates.
+    pub fn with_bins(self, bins: Arc<dyn BinLocator>) -> Self {
+        Commands {
+            bins: Some(bins),
+            ..self
         }
     }
 
@@ -363,6 +405,10 @@ impl Commands {
                 answer,
             } => {
                 self.answer_idea(staff(caller)?, &idea_id, state, answer)
+                    .await
+            }
+            Command::UnlinkReportFromBin { report_id } => {
+                self.unlink_report_from_bin(staff(caller)?, &report_id)
                     .await
             }
             Command::ModerateIdea { idea_id, hidden } => {

@@ -1,9 +1,12 @@
 //! Reports: anyone submits one, citizens follow them ("me too"), staff of the report's
-//! scope change their status.
+//! scope change their status. A report of an overflowing bin is tied to the nearest bin
+//! within 30 m (the bin moves up the list of bins to collect), staff may untie it, and the
+//! hub closes it once that bin was emptied.
 
 use chrono::{Duration, Utc};
 use vallee_schemas::citizen::{
-    self, CitizenChange, CitizenEvent, Competence, MAX_TEXT_CHARS, ReportSubmitted,
+    self, BIN_LINK_RADIUS_M, BIN_SERVICES, CitizenChange, CitizenEvent, Competence, MAX_TEXT_CHARS,
+    ReportStatus, ReportSubmitted, Substatus,
 };
 use vallee_schemas::communes::{self, Commune};
 use vallee_schemas::contract::Stream;
@@ -144,6 +147,9 @@ impl Commands {
         event.date_observed = now;
         self.write(Writes::event(Stream::CitizenReports, event))
             .await?;
+        if BIN_SERVICES.contains(&service.code) {
+            self.tie_to_bin(&report_id, point).await;
+        }
         let report = self.report(&report_id)?;
         let possible_duplicates = self.possible_duplicates(&report);
         Ok(Applied::ReportSubmitted {
@@ -217,4 +223,87 @@ impl Commands {
         .await?;
         Ok(Applied::Report(self.report(&id)?))
     }
+
+    /// Ties a waste report to the nearest bin within [`BIN_LINK_RADIUS_M`], if the bins'
+    /// positions are known. The report stands whatever happens here: a failure is logged,
+    /// and staff see an untied report.
+    async fn tie_to_bin(&self, report_id: &str, point: GeoPoint) {
+        let Some(bins) = &self.bins else { return };
+        let tied = match bins.nearest(point.lat, point.lon, BIN_LINK_RADIUS_M).await {
+            Ok(Some((bin_id, distance_m))) => {
+                let link = CitizenEvent::new(
+                    HUB_ACTOR,
+                    CitizenChange::ReportLinkedToBin {
+                        report_id: report_id.to_string(),
+                        bin_id,
+                        distance_m,
+                    },
+                );
+                self.write(Writes::event(Stream::CitizenReports, link))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(error) = tied {
+            tracing::warn!(
+                report_id,
+                error,
+                "a waste report could not be tied to its bin"
+            );
+        }
+    }
+
+    /// Staff of the report's scope: unties it from its bin.
+    pub(super) async fn unlink_report_from_bin(
+        &self,
+        staff: Staff<'_>,
+        id: &str,
+    ) -> Result<Applied> {
+        let current = self.report(id)?;
+        staff.check_scope(Some(&current.submitted.commune_code))?;
+        let bin_id = current
+            .bin
+            .ok_or_else(|| CommandError::bad("this report is tied to no bin"))?;
+        let unlink = staff.event(CitizenChange::ReportUnlinkedFromBin {
+            report_id: id.to_string(),
+            bin_id: bin_id.clone(),
+        });
+        self.write(
+            Writes::audited(staff, "unlinkReportFromBin", id, Some(bin_id))
+                .then(Stream::CitizenReports, unlink),
+        )
+        .await?;
+        Ok(Applied::Report(self.report(id)?))
+    }
+
+    /// The hub: closes a report tied to `bin`, which was emptied at `emptied_at` (its
+    /// sensor saw the level fall). Every replica may find it: the event's id is the
+    /// report's, so it counts once in every view.
+    pub async fn close_emptied_bin_report(
+        &self,
+        report_id: &str,
+        bin: &str,
+        emptied_at: chrono::DateTime<Utc>,
+    ) -> Result<()> {
+        let mut closed = CitizenEvent::new(
+            HUB_ACTOR,
+            CitizenChange::ReportStatusChanged {
+                report_id: report_id.to_string(),
+                status: ReportStatus::Closed,
+                substatus: Some(Substatus::Fixed),
+                status_notes: Some(format!(
+                    "Conteneur {bin} vidé le {} (UTC), constaté par son capteur",
+                    emptied_at.format("%d/%m/%Y à %H:%M")
+                )),
+            },
+        );
+        closed.id = format!("emptied-{report_id}");
+        self.write(Writes::event(Stream::CitizenReports, closed))
+            .await
+    }
 }
+
+/// The actor of what the hub itself writes (ties, closures).
+pub const HUB_ACTOR: &str = "hub";

@@ -758,6 +758,144 @@ async fn reporter_data_is_exported_and_erased_within_scope_and_audited_without_t
     }
 }
 
+/// Bins at fixed places (the lake's latest readings, in production).
+struct FixedBins(Vec<(&'static str, f64, f64)>);
+
+impl BinLocator for FixedBins {
+    fn nearest(
+        &self,
+        lat: f64,
+        long: f64,
+        radius_m: f64,
+    ) -> futures::future::BoxFuture<'_, std::result::Result<Option<(String, f64)>, String>> {
+        use vallee_schemas::geo::GeoPoint;
+        let here = GeoPoint { lat, lon: long };
+        let found = self
+            .0
+            .iter()
+            .map(|(id, lat, lon)| {
+                let d = here.distance_m(&GeoPoint {
+                    lat: *lat,
+                    lon: *lon,
+                });
+                (id.to_string(), d)
+            })
+            .filter(|(_, d)| *d <= radius_m)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+#[tokio::test]
+async fn a_waste_report_is_tied_to_the_nearest_bin_within_30_m_staff_untie_a_wrong_one() {
+    let mut desk = Desk::new();
+    desk.commands = desk.commands.with_bins(Arc::new(FixedBins(vec![
+        // About 11 m and 22 m north of the report, and one 110 m away.
+        ("bin-near", 43.6522, 3.5512),
+        ("bin-next", 43.6523, 3.5512),
+        ("bin-far", 43.6531, 3.5512),
+    ])));
+    let submit = |service: &str, lat: f64| {
+        Command::SubmitReport(SubmitReport {
+            service_code: service.into(),
+            description: "Conteneur qui déborde".into(),
+            lat: Some(lat),
+            long: Some(3.5512),
+            ..Default::default()
+        })
+    };
+    let submitted = |applied: Applied| match applied {
+        Applied::ReportSubmitted { report, .. } => report,
+        other => panic!("{other:?}"),
+    };
+    let tied = submitted(
+        desk.run(&Caller::Anonymous, submit("bin-overflowing", 43.6521))
+            .await
+            .unwrap(),
+    );
+    let id = tied.submitted.report_id.clone();
+    assert_eq!(tied.bin.as_deref(), Some("bin-near"));
+    let note = tied.history.last().unwrap();
+    assert_eq!(note.actor, "hub");
+    assert_eq!(
+        note.status_notes.as_deref(),
+        Some("Rattaché au conteneur bin-near (à 11 m)")
+    );
+    let (_, link) = desk.sink.sent().last().cloned().unwrap();
+    assert!(matches!(
+        link.change,
+        CitizenChange::ReportLinkedToBin { .. }
+    ));
+    // Another service, or no bin within 30 m: nothing tied.
+    let pothole = desk.report("pothole", in_gignac()).await;
+    assert_eq!(pothole.bin, None);
+    let alone = submitted(
+        desk.run(&Caller::Anonymous, submit("bin-overflowing", 43.6500))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(alone.bin, None);
+    let reported = || desk.commands.citizens.view.read().unwrap().reported_bins();
+    assert_eq!(reported(), ["bin-near".to_string()].into());
+
+    // Only staff of the report's commune untie it; the history says so; twice is refused.
+    let unlink = || Command::UnlinkReportFromBin {
+        report_id: id.clone(),
+    };
+    assert_eq!(
+        refusal(desk.run(&staff_of(Some("34004")), unlink()).await).0,
+        "forbidden"
+    );
+    assert_eq!(
+        refusal(desk.run(&citizen("a"), unlink()).await).0,
+        "forbidden"
+    );
+    let untied = report_of(desk.run(&staff_of(Some(GIGNAC)), unlink()).await.unwrap());
+    assert_eq!(untied.bin, None);
+    assert_eq!(
+        untied.history.last().unwrap().status_notes.as_deref(),
+        Some("Rattachement au conteneur bin-near retiré")
+    );
+    assert!(reported().is_empty());
+    assert_eq!(&desk.topics()[desk.topics().len() - 2..], [AUDIT, REPORTS]);
+    assert_eq!(
+        refusal(desk.run(&staff_of(None), unlink()).await),
+        ("bad input", "this report is tied to no bin".into())
+    );
+}
+
+#[tokio::test]
+async fn the_hub_closes_an_emptied_bins_report_once_whichever_replica_sees_it_first() {
+    let desk = Desk::new();
+    let id = desk
+        .report("bin-overflowing", in_gignac())
+        .await
+        .submitted
+        .report_id;
+    let emptied: chrono::DateTime<chrono::Utc> = "2026-12-05T07:42:00Z".parse().unwrap();
+    desk.commands
+        .close_emptied_bin_report(&id, "bin-near", emptied)
+        .await
+        .unwrap();
+    // Another replica found the same emptying: the same event, applied once.
+    let (_, closing) = desk.sink.sent().last().cloned().unwrap();
+    desk.commands
+        .close_emptied_bin_report(&id, "bin-near", emptied)
+        .await
+        .unwrap();
+    desk.commands.citizens.apply(&closing);
+    let closed = desk.commands.report(&id).unwrap();
+    assert_eq!(
+        (closed.status, closed.substatus),
+        (ReportStatus::Closed, Some(Substatus::Fixed))
+    );
+    assert_eq!(closed.history.len(), 2, "opened, then closed once");
+    assert_eq!(
+        closed.status_notes.as_deref(),
+        Some("Conteneur bin-near vidé le 05/12/2026 à 07:42 (UTC), constaté par son capteur")
+    );
+}
+
 /// The key record a replica hands the others for `subject`, as the topic carries it.
 fn key_record(desk: &Desk, subject: &str) -> Vec<u8> {
     let (_, key) = desk

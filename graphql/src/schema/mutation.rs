@@ -70,6 +70,16 @@ impl Mutation {
         run(ctx, Command::UpdateReportStatus(input.into_command(id))).await
     }
 
+    /// Staff of the report's scope: unties a waste report from the bin the hub tied it to
+    /// (a wrong match); the report's history says so.
+    async fn unlink_report_from_bin(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<UnlinkReportFromBinPayload> {
+        run(ctx, Command::UnlinkReportFromBin { report_id: id.0 }).await
+    }
+
     /// Staff (GDPR, right of access): a reporter's data, by report or email.
     async fn export_reporter_data(
         &self,

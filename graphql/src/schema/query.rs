@@ -301,8 +301,9 @@ impl Query {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// Bins to collect before a time, with why: an open fire or fill alert, or a current
-    /// forecast full by then; none emptied since. `wasteKind` matches any of a bin's kinds.
+    /// Bins to collect before a time, with why: an open fire or fill alert, an open report
+    /// of a citizen tied to it, or a current forecast full by then; none emptied since.
+    /// `wasteKind` matches any of a bin's kinds.
     #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
     async fn bins_to_collect(
         &self,
@@ -311,9 +312,20 @@ impl Query {
         commune_code: Option<String>,
         waste_kind: Option<String>,
     ) -> async_graphql::Result<Vec<BinToCollect>> {
+        let reported = state(ctx)
+            .citizens
+            .view
+            .read()
+            .expect("view lock")
+            .reported_bins();
         let rows = state(ctx)
             .sensors
-            .bins_to_collect(before, commune_code.as_deref(), waste_kind.as_deref())
+            .bins_to_collect(
+                before,
+                commune_code.as_deref(),
+                waste_kind.as_deref(),
+                &reported,
+            )
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }

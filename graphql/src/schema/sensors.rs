@@ -195,6 +195,8 @@ pub enum CollectReason {
     FireAlert,
     /// Its fill alert is open: full now.
     FillAlert,
+    /// A citizen reported it overflowing (an open report tied to it).
+    CitizenReport,
     /// Its current forecast reaches its threshold before the asked time.
     Forecast,
 }
@@ -204,6 +206,7 @@ impl From<sensors::CollectReason> for CollectReason {
         match r {
             sensors::CollectReason::FireAlert => CollectReason::FireAlert,
             sensors::CollectReason::FillAlert => CollectReason::FillAlert,
+            sensors::CollectReason::CitizenReport => CollectReason::CitizenReport,
             sensors::CollectReason::Forecast => CollectReason::Forecast,
         }
     }

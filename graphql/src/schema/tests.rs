@@ -48,7 +48,7 @@ fn api(dir: &std::path::Path, limits: Limits) -> Arc<ApiState> {
         auth,
         contacts,
         citizens,
-        sensors: SensorReader::new(internal.clone(), &options.limits),
+        sensors: Arc::new(SensorReader::new(internal.clone(), &options.limits)),
         alerts: broadcast::channel(16).0,
         alerts_ready: Default::default(),
         open_data: OpenData::new(internal.clone()),

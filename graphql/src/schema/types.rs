@@ -293,6 +293,11 @@ impl Report {
     async fn media_url(&self) -> Option<&str> {
         self.0.submitted.media_url.as_deref()
     }
+    /// The bin a waste report is about: the nearest within 30 m when it was filed (staff
+    /// may untie a wrong match). The report closes when that bin is emptied.
+    async fn bin(&self) -> Option<ID> {
+        self.0.bin.clone().map(ID)
+    }
     async fn status(&self) -> ReportStatus {
         self.0.status.into()
     }

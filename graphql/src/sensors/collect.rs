@@ -8,11 +8,18 @@
 //! [`EMPTYING_DROP`] below it; the stage writes the next one after two new readings).
 //!
 //! The bin's kinds come from its latest reading: a bin holding several kinds matches any.
+//! A bin a citizen reported overflowing (an open report tied to it) is on the list too,
+//! after full bins and before forecasts.
+//!
+//! The same readings tell where a bin stands (a waste report is tied to the nearest within
+//! 30 m) and when it was emptied (its level fell more than [`EMPTYING_DROP`] from one
+//! reading to the next), which closes the reports tied to it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use vallee_lake::Latest;
+use vallee_schemas::geo::GeoPoint;
 use vallee_schemas::tables::forecast::EMPTYING_DROP;
 use vallee_schemas::tables::{AlertKind, AlertRow, ForecastRow, OutputTable};
 
@@ -26,6 +33,8 @@ pub enum CollectReason {
     FireAlert,
     /// Its fill alert is open: full now.
     FillAlert,
+    /// A citizen reported it overflowing (an open report tied to it).
+    CitizenReport,
     /// Its current forecast reaches its threshold before the horizon.
     Forecast,
 }
@@ -56,12 +65,14 @@ fn kinds(bin: &BinRow) -> impl Iterator<Item = &str> {
 
 impl SensorReader {
     /// Every bin to collect before `before`, in a commune and of a kind if asked: fire
-    /// first, then full bins, then by the time they will be full.
+    /// first, then full bins, then the bins `reported` overflowing, then by the time they
+    /// will be full.
     pub async fn bins_to_collect(
         &self,
         before: DateTime<Utc>,
         commune: Option<&str>,
         waste_kind: Option<&str>,
+        reported: &BTreeSet<String>,
     ) -> Result<Vec<ToCollect>> {
         let latest = match commune {
             Some(c) => format!("\"communeCode\" = {}", lit(c)),
@@ -83,8 +94,78 @@ impl SensorReader {
                 "\"entityId\"",
             ))
             .await?;
-        Ok(to_collect(bins, &alerts, forecasts, before, waste_kind))
+        Ok(to_collect(
+            bins, &alerts, forecasts, reported, before, waste_kind,
+        ))
     }
+
+    /// The bin nearest to `(lat, long)` within `radius_m`, by its latest reading: its id
+    /// and distance in metres.
+    pub async fn nearest_bin(
+        &self,
+        lat: f64,
+        long: f64,
+        radius_m: f64,
+    ) -> Result<Option<(String, f64)>> {
+        let here = GeoPoint { lat, lon: long };
+        let bins = self.latest_bins(None, "TRUE").await?;
+        Ok(bins
+            .into_iter()
+            .map(|b| {
+                let d = here.distance_m(&GeoPoint {
+                    lat: b.latitude,
+                    lon: b.longitude,
+                });
+                (b.id, d)
+            })
+            .filter(|(_, d)| *d <= radius_m)
+            .min_by(|a, b| a.1.total_cmp(&b.1)))
+    }
+
+    /// When `bin` was first emptied at or after `since`: the first reading from then whose
+    /// level fell more than [`EMPTYING_DROP`] below the reading before it.
+    pub async fn emptied_since(
+        &self,
+        bin: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let readings = self
+            .batches(&format!(
+                "SELECT \"dateObserved\", \"fillingLevel\" FROM waste_containers
+                 WHERE id = {} AND \"dateObserved\" >= {} ORDER BY \"dateObserved\", _offset",
+                lit(bin),
+                super::ts(since - chrono::Duration::days(1)),
+            ))
+            .await?;
+        let mut levels = Vec::new();
+        for batch in &readings {
+            let c = vallee_schemas::tables::columns::Columns::of_batch("waste_containers", batch);
+            let mut times = c
+                .timestamps("dateObserved")
+                .map_err(|e| super::lake_error(e.into()))?;
+            let mut fills = c
+                .floats("fillingLevel")
+                .map_err(|e| super::lake_error(e.into()))?;
+            levels.extend((0..batch.num_rows()).map(|i| (times.take(i), fills.take(i))));
+        }
+        Ok(emptied(&levels, since))
+    }
+}
+
+/// The first time at or after `since` a level fell more than [`EMPTYING_DROP`] from the
+/// reading before, in `(time, level)` readings sorted by time.
+pub(crate) fn emptied(
+    readings: &[(Option<DateTime<Utc>>, Option<f64>)],
+    since: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let known: Vec<(DateTime<Utc>, f64)> = readings
+        .iter()
+        .filter_map(|(t, l)| Some(((*t)?, (*l)?)))
+        .collect();
+    known
+        .windows(2)
+        .find(|w| w[1].0 >= since && w[0].1 - w[1].1 > EMPTYING_DROP)
+        .map(|w| w[1].0)
 }
 
 /// The list, from the latest reading of each bin, the open alerts and the latest forecast
@@ -93,6 +174,7 @@ pub(crate) fn to_collect(
     bins: Vec<BinRow>,
     open_alerts: &[AlertRow],
     forecasts: Vec<ForecastRow>,
+    reported: &BTreeSet<String>,
     before: DateTime<Utc>,
     waste_kind: Option<&str>,
 ) -> Vec<ToCollect> {
@@ -117,6 +199,9 @@ pub(crate) fn to_collect(
                 .remove(&bin.id)
                 .filter(|f| bin.filling_level >= f.filling_level - EMPTYING_DROP);
             let mut reasons = alerts.get(bin.id.as_str()).cloned().unwrap_or_default();
+            if reported.contains(&bin.id) {
+                reasons.insert(CollectReason::CitizenReport);
+            }
             if forecast.as_ref().is_some_and(|f| {
                 f.filling_level >= f.threshold || f.full_at.is_some_and(|t| t <= before)
             }) {
@@ -219,35 +304,85 @@ mod tests {
             // Made before the bin was emptied: full then, not now.
             forecast("emptied", 0.95, None),
         ];
-        let list = to_collect(bins.clone(), &alerts, forecasts.clone(), at("18:00"), None);
+        // A citizen reported a bin overflowing that its forecast has full later.
+        let reported: BTreeSet<String> = ["later".to_string()].into();
+        let none = BTreeSet::new();
+        let list = to_collect(
+            bins.clone(),
+            &alerts,
+            forecasts.clone(),
+            &reported,
+            at("18:00"),
+            None,
+        );
         assert_eq!(
             ids(&list),
             vec![
                 ("burning", vec![FireAlert]),
                 ("full", vec![FillAlert, Forecast]),
                 ("one-reading", vec![FillAlert]),
+                ("later", vec![CitizenReport]),
                 ("soon", vec![Forecast]),
             ]
         );
-        assert_eq!(list[3].waste_kinds(), ["paper", "glass"]);
+        assert_eq!(list[4].waste_kinds(), ["paper", "glass"]);
         assert_eq!(
-            list[3].forecast.as_ref().and_then(|f| f.full_at),
+            list[4].forecast.as_ref().and_then(|f| f.full_at),
             Some(at("14:00"))
         );
         // A later horizon takes the later bin; a bin of several kinds matches each.
-        let later = to_collect(bins.clone(), &alerts, forecasts.clone(), at("23:30"), None);
+        let later = to_collect(
+            bins.clone(),
+            &alerts,
+            forecasts.clone(),
+            &none,
+            at("23:30"),
+            None,
+        );
         assert!(ids(&later).contains(&("later", vec![Forecast])));
         for kind in ["paper", "glass"] {
             let list = to_collect(
                 bins.clone(),
                 &alerts,
                 forecasts.clone(),
+                &none,
                 at("18:00"),
                 Some(kind),
             );
             assert_eq!(ids(&list), vec![("soon", vec![Forecast])], "{kind}");
         }
-        let organic = to_collect(bins, &alerts, forecasts, at("18:00"), Some("organic"));
+        let organic = to_collect(
+            bins,
+            &alerts,
+            forecasts,
+            &none,
+            at("18:00"),
+            Some("organic"),
+        );
         assert_eq!(ids(&organic), vec![("one-reading", vec![FillAlert])]);
+    }
+
+    #[test]
+    fn a_bin_is_emptied_when_its_level_falls_more_than_a_sixth_from_one_reading_to_the_next() {
+        let readings = |levels: &[(&str, f64)]| -> Vec<(Option<DateTime<Utc>>, Option<f64>)> {
+            levels
+                .iter()
+                .map(|(t, l)| (Some(at(t)), Some(*l)))
+                .collect()
+        };
+        let day = readings(&[
+            ("08:00", 0.9),
+            ("09:00", 0.1),
+            ("10:00", 0.5),
+            ("11:00", 0.4),
+            ("12:00", 0.95),
+            ("13:00", 0.05),
+        ]);
+        // The 09:00 emptying came before the report; 11:00 is noise; 13:00 counts.
+        assert_eq!(emptied(&day, at("09:30")), Some(at("13:00")));
+        assert_eq!(emptied(&day, at("09:00")), Some(at("09:00")));
+        assert_eq!(emptied(&day, at("13:30")), None);
+        // A first reading after the report has nothing to fall from.
+        assert_eq!(emptied(&readings(&[("14:00", 0.05)]), at("13:30")), None);
     }
 }

@@ -213,6 +213,20 @@ pub enum CitizenChange {
         substatus: Option<Substatus>,
         status_notes: Option<String>,
     },
+    /// The hub tied a waste report to the bin it is about (the nearest within
+    /// [`BIN_LINK_RADIUS_M`]).
+    #[serde(rename_all = "camelCase")]
+    ReportLinkedToBin {
+        report_id: String,
+        bin_id: String,
+        distance_m: f64,
+    },
+    /// Staff undid a wrong link.
+    #[serde(rename_all = "camelCase")]
+    ReportUnlinkedFromBin {
+        report_id: String,
+        bin_id: String,
+    },
     IdeaSubmitted(IdeaSubmitted),
     #[serde(rename_all = "camelCase")]
     IdeaSupported {
@@ -281,6 +295,13 @@ pub enum CitizenChange {
 /// Longest free text accepted (description, body, notes, answers), in characters.
 pub const MAX_TEXT_CHARS: usize = 5_000;
 
+/// How far from a waste report the bin it is about may stand, in metres.
+pub const BIN_LINK_RADIUS_M: f64 = 30.0;
+
+/// The services whose reports are about one bin: tied to the nearest, and closed when the
+/// bin is emptied.
+pub const BIN_SERVICES: &[&str] = &["bin-overflowing"];
+
 /// Most subjects one erasure event names (a person's reports, ideas and comments).
 pub const MAX_ERASED_SUBJECTS: usize = 10_000;
 
@@ -291,6 +312,8 @@ impl CitizenChange {
             CitizenChange::ReportSubmitted(_) => "ReportSubmitted",
             CitizenChange::ReportFollowed { .. } => "ReportFollowed",
             CitizenChange::ReportStatusChanged { .. } => "ReportStatusChanged",
+            CitizenChange::ReportLinkedToBin { .. } => "ReportLinkedToBin",
+            CitizenChange::ReportUnlinkedFromBin { .. } => "ReportUnlinkedFromBin",
             CitizenChange::IdeaSubmitted(_) => "IdeaSubmitted",
             CitizenChange::IdeaSupported { .. } => "IdeaSupported",
             CitizenChange::IdeaSupportWithdrawn { .. } => "IdeaSupportWithdrawn",
@@ -311,7 +334,9 @@ impl CitizenChange {
         match self {
             CitizenChange::ReportSubmitted(r) => &r.report_id,
             CitizenChange::ReportFollowed { report_id, .. }
-            | CitizenChange::ReportStatusChanged { report_id, .. } => report_id,
+            | CitizenChange::ReportStatusChanged { report_id, .. }
+            | CitizenChange::ReportLinkedToBin { report_id, .. }
+            | CitizenChange::ReportUnlinkedFromBin { report_id, .. } => report_id,
             CitizenChange::IdeaSubmitted(i) => &i.idea_id,
             CitizenChange::IdeaSupported { idea_id, .. }
             | CitizenChange::IdeaSupportWithdrawn { idea_id, .. }

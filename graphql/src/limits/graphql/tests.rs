@@ -49,7 +49,7 @@ fn schema(dir: &std::path::Path, limits: Limits) -> ApiSchema {
         auth,
         contacts,
         citizens,
-        sensors: SensorReader::new(internal.clone(), &options.limits),
+        sensors: Arc::new(SensorReader::new(internal.clone(), &options.limits)),
         alerts: broadcast::channel(16).0,
         alerts_ready: Default::default(),
         open_data: OpenData::new(internal.clone()),
