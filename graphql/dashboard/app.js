@@ -185,6 +185,24 @@ function drawSites(rows) {
   $('sites').querySelector('tbody').replaceChildren(...(body.length ? body : [el('tr', {}, el('td', { colspan: 3 }, 'Pas encore de visite.'))]));
 }
 
+// The latest month of the open dataset of collections per commune (the same figures the
+// valley publishes).
+async function drawCollection() {
+  const r = await fetch('/opendata/collecte-conteneurs-mensuelle.ndjson');
+  if (!r.ok) throw new Error(`collecte : ${r.status}`);
+  const rows = (await r.text()).split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+  const month = rows.reduce((m, x) => (x.mois > m ? x.mois : m), '');
+  const body = rows.filter((x) => x.mois === month)
+    .sort((a, b) => b.vidages - a.vidages || a.communeCode.localeCompare(b.communeCode))
+    .map((x) => el('tr', { 'data-commune': x.communeCode }, el('th', { scope: 'row' }, communeName(x.communeCode)),
+      el('td', { class: 'num' }, x.vidages),
+      el('td', { class: 'num' }, x.remplissageMoyenAuVidage == null ? '—' : `${Math.round(x.remplissageMoyenAuVidage * 100)} %`),
+      el('td', { class: 'num' }, x.heuresAuDessusDuSeuil)));
+  $('collecte').querySelector('tbody').replaceChildren(...(body.length ? body : [el('tr', {}, el('td', { colspan: 4 }, 'Pas encore de mesure.'))]));
+  const name = month ? new Date(month).toLocaleDateString('fr-FR', { month: 'long', year: 'numeric', timeZone: 'UTC' }) : '';
+  $('t-collecte').textContent = `Collecte des conteneurs par commune${name ? ` (${name})` : ''}`;
+}
+
 function drawVine(rows, alerts) {
   const latest = new Map();
   for (const r of rows) if (!latest.has(r.station) || latest.get(r.station).day < r.day) latest.set(r.station, r);
@@ -233,6 +251,7 @@ async function refresh() {
     drawVine(d.vineIndicators, d.vineAlerts);
     drawReports(d.reports.edges);
     drawIdeas(d.ideas.edges);
+    await drawCollection();
     $('maj').textContent = new Date().toLocaleTimeString('fr-FR');
     $('maj').setAttribute('datetime', new Date().toISOString());
     document.body.dataset.loaded = 'true';

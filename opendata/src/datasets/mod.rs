@@ -137,6 +137,7 @@ const THEME_SOCI: &str = "http://publications.europa.eu/resource/authority/data-
 /// Every dataset, in catalogue order.
 pub const DATASETS: &[Dataset] = &[
     sensors::BIN_FILLING,
+    sensors::BIN_MONTHS,
     sensors::BIN_ALERTS,
     sensors::FOOTFALL,
     sensors::SITE_VISITORS,

@@ -42,6 +42,69 @@ pub(super) const BIN_FILLING: Dataset = Dataset {
     ],
 };
 
+/// A gap between two readings counts at most this long above the threshold (a bin that
+/// stopped reporting while full is not full for days).
+const MAX_GAP_ABOVE_THRESHOLD_S: i64 = 6 * 3600;
+
+pub(super) const BIN_MONTHS: Dataset = Dataset {
+    id: "collecte-conteneurs-mensuelle",
+    title: "Collecte des conteneurs connectés par commune et par mois",
+    description: "Pour chaque mois (UTC) et chaque commune : conteneurs connectés ayant émis, vidages constatés par les capteurs (baisse du remplissage de plus de 0,15 d'une mesure à la suivante), remplissage moyen au moment du vidage, et heures passées au-dessus du seuil de remplissage du conteneur (0,8 par défaut ; un intervalle sans mesure compte 6 h au plus).",
+    keywords: &[
+        "dechets",
+        "conteneurs",
+        "collecte",
+        "debordement",
+        "remplissage",
+    ],
+    theme: "Environnement",
+    dcat_theme: THEME_ENVI,
+    frequency: Frequency::Continuous,
+    source: Source::Raw(Table::WasteContainers),
+    view: || {
+        format!(
+            r#"WITH r AS (
+                 SELECT id, "communeCode", "dateObserved", "fillingLevel",
+                        coalesce("binFullnessThreshold", 0.8) AS seuil,
+                        lag("fillingLevel") OVER (PARTITION BY id ORDER BY "dateObserved", _offset) AS avant,
+                        lead("dateObserved") OVER (PARTITION BY id ORDER BY "dateObserved", _offset) AS suivante
+                 FROM waste_containers WHERE "communeCode" IS NOT NULL)
+               SELECT CAST(date_trunc('month', "dateObserved") AS DATE) AS mois, "communeCode",
+                      count(DISTINCT id) AS conteneurs,
+                      sum(CASE WHEN avant - "fillingLevel" > {drop} THEN 1 ELSE 0 END) AS vidages,
+                      round(avg(CASE WHEN avant - "fillingLevel" > {drop} THEN avant END), 3) AS "remplissageMoyenAuVidage",
+                      round(coalesce(sum(CASE WHEN "fillingLevel" >= seuil AND suivante IS NOT NULL
+                          THEN least(date_part('epoch', suivante) - date_part('epoch', "dateObserved"), {gap}) END), 0) / 3600.0, 1)
+                        AS "heuresAuDessusDuSeuil"
+               FROM r GROUP BY 1, "communeCode""#,
+            drop = vallee_schemas::tables::forecast::EMPTYING_DROP,
+            gap = MAX_GAP_ABOVE_THRESHOLD_S,
+        )
+    },
+    commune_column: Some("communeCode"),
+    time_column: "mois",
+    time_is_date: true,
+    point: None,
+    uses_sharing: false,
+    columns: &[
+        ("mois", "Premier jour du mois (UTC)"),
+        ("communeCode", "Code INSEE de la commune"),
+        ("conteneurs", "Conteneurs ayant émis au moins une mesure"),
+        (
+            "vidages",
+            "Vidages constatés par les capteurs (baisse de plus de 0,15 entre deux mesures)",
+        ),
+        (
+            "remplissageMoyenAuVidage",
+            "Remplissage moyen mesuré juste avant les vidages (0 à 1)",
+        ),
+        (
+            "heuresAuDessusDuSeuil",
+            "Heures passées au-dessus du seuil de remplissage, tous conteneurs (6 h au plus par intervalle sans mesure)",
+        ),
+    ],
+};
+
 pub(super) const BIN_ALERTS: Dataset = Dataset {
     id: "alertes-conteneurs",
     title: "Alertes des conteneurs et collectes constatées par commune",

@@ -1,0 +1,99 @@
+//! The monthly waste-collection figures per commune, computed from bin readings in a real
+//! lake: emptyings, the fill they were made at, and hours above the threshold, each in the
+//! month and commune it happened in.
+
+use std::sync::Arc;
+
+use arrow::util::pretty::pretty_format_batches;
+use chrono::Utc;
+use futures::TryStreamExt;
+use vallee_lake::{AsOf, Lake, LakeOptions};
+use vallee_opendata::{Filter, OpenData, dataset};
+use vallee_schemas::batch::{Lineage, TableBuffer};
+use vallee_schemas::communes;
+use vallee_schemas::contract::{Stream, Table};
+use vallee_schemas::decode::{DecodeOptions, decode};
+
+#[tokio::test]
+async fn emptyings_fill_at_emptying_and_hours_above_threshold_per_commune_and_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(LakeOptions {
+        root: dir.path().join("lake"),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let centre = |code: &str| communes::valley().by_code(code).unwrap().centre;
+    let (gignac, aniane) = (centre("34114"), centre("34010"));
+    let readings = [
+        // Gignac: above 0.8 from 22:00 on 30 November to 03:00, emptied then at 0.9.
+        ("gignac-1", &gignac, "2026-11-30T20:00:00Z", 0.5),
+        ("gignac-1", &gignac, "2026-11-30T22:00:00Z", 0.85),
+        ("gignac-1", &gignac, "2026-12-01T01:00:00Z", 0.9),
+        ("gignac-1", &gignac, "2026-12-01T03:00:00Z", 0.1),
+        ("gignac-1", &gignac, "2026-12-01T05:00:00Z", 0.3),
+        // Then silent two days while full: 6 h at most count.
+        ("gignac-1", &gignac, "2026-12-01T06:00:00Z", 0.95),
+        ("gignac-1", &gignac, "2026-12-03T06:00:00Z", 0.96),
+        // Aniane: emptied at 0.7; a small dip is no emptying.
+        ("aniane-1", &aniane, "2026-12-02T08:00:00Z", 0.7),
+        ("aniane-1", &aniane, "2026-12-02T10:00:00Z", 0.2),
+        ("aniane-1", &aniane, "2026-12-02T12:00:00Z", 0.35),
+        ("aniane-1", &aniane, "2026-12-02T14:00:00Z", 0.25),
+    ];
+    let mut buffer = TableBuffer::new(Table::WasteContainers).unwrap();
+    for (offset, (bin, at, time, level)) in readings.iter().enumerate() {
+        let payload = format!(
+            r#"{{"id":"{bin}","type":"WasteContainer","dateObserved":"{time}","fillingLevel":{level},
+                "location":{{"type":"Point","coordinates":[{},{}]}}}}"#,
+            at.lon, at.lat
+        );
+        let decoded = decode(
+            Stream::WasteContainers,
+            Some(payload.as_bytes()),
+            None,
+            &DecodeOptions::default(),
+        )
+        .unwrap();
+        let lineage = Lineage {
+            topic: "bins",
+            partition: 0,
+            offset: offset as i64,
+            ingested_at_micros: Utc::now().timestamp_micros(),
+        };
+        decoded.append_to(&mut buffer, &lineage).unwrap();
+    }
+    lake.append(
+        Table::WasteContainers,
+        "test",
+        vec![buffer.finish().unwrap().unwrap()],
+        &[],
+    )
+    .await
+    .unwrap();
+
+    let open_data = OpenData::new(Arc::new(lake));
+    let ds = dataset("collecte-conteneurs-mensuelle").unwrap();
+    let (_, stream) = open_data
+        .stream(ds, &Filter::default(), AsOf::Latest)
+        .await
+        .unwrap();
+    let batches: Vec<_> = stream.try_collect().await.unwrap();
+    let table = pretty_format_batches(&batches).unwrap().to_string();
+    let mut rows: Vec<String> = table
+        .lines()
+        .filter(|l| l.starts_with("| 2026"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            // month | commune | bins | emptyings | fill at emptying | hours above
+            "| 2026-11-01 | 34114 | 1 | 0 | | 3.0 |",
+            "| 2026-12-01 | 34010 | 1 | 1 | 0.7 | 0.0 |",
+            "| 2026-12-01 | 34114 | 1 | 1 | 0.9 | 8.0 |",
+        ],
+        "{table}"
+    );
+}
