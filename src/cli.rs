@@ -146,6 +146,22 @@ pub enum BenchCommand {
     /// The whole hub SIGKILLed at random moments under a steady producer: every
     /// acknowledged message landed once, every partition flowing, restart times.
     Chaos(BenchChaosArgs),
+    /// Time-to-full on a held-out simulated week: the straight line since the last
+    /// emptying vs the week profile the stage learns (mean absolute error of each).
+    Forecast(BenchForecastArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchForecastArgs {
+    /// Simulated weeks, the last one held out (at least 2).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..=52))]
+    pub weeks: u32,
+    /// Bins of the simulated valley.
+    #[arg(long, default_value_t = 120)]
+    pub bins: usize,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
 /// Options every long-running command shares.

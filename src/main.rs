@@ -311,5 +311,8 @@ async fn main() -> Result<()> {
         Command::Bench {
             command: BenchCommand::Chaos(args),
         } => vallee::bench::chaos(args).await,
+        Command::Bench {
+            command: BenchCommand::Forecast(args),
+        } => vallee::bench::forecast(args).await,
     }
 }

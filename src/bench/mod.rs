@@ -4,6 +4,7 @@
 //! hub killed again and again under load, then exact accounting and restart times.
 
 mod chaos;
+mod forecast;
 mod ingest;
 mod stream;
 
@@ -16,6 +17,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use vallee_ingest::IngestOptions;
 
 pub use chaos::chaos;
+pub use forecast::forecast;
 pub use ingest::ingest;
 pub use stream::stream;
 
