@@ -97,3 +97,93 @@ async fn emptyings_fill_at_emptying_and_hours_above_threshold_per_commune_and_mo
         "{table}"
     );
 }
+
+#[tokio::test]
+async fn trucks_kilometres_and_tonnes_per_commune_and_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(LakeOptions {
+        root: dir.path().join("lake"),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let gignac = communes::valley().by_code("34114").unwrap().centre;
+    // One truck heading north from Gignac's centre, 0.009° of latitude (1.0 km) a report;
+    // then a 20-minute silence and a jump that count for nothing; cargo rising twice.
+    let reports = [
+        ("2026-12-01T06:00:00Z", 0.0, Some(1_000.0)),
+        ("2026-12-01T06:05:00Z", 0.009, Some(1_600.0)),
+        ("2026-12-01T06:10:00Z", 0.018, Some(1_500.0)),
+        ("2026-12-01T06:30:00Z", 0.027, Some(2_400.0)),
+        ("2026-12-01T06:35:00Z", 0.09, None),
+    ];
+    let mut buffer = TableBuffer::new(Table::WasteVehicles).unwrap();
+    for (offset, (time, north, kg)) in reports.iter().enumerate() {
+        let cargo = kg.map_or(String::new(), |kg| format!(r#","cargoWeight":{kg}"#));
+        let payload = format!(
+            r#"{{"id":"benne-01","type":"Vehicle","dateObserved":"{time}","vehicleType":"lorry",
+                "serviceProvided":["garbageCollection"],"serviceStatus":"onRoute"{cargo},
+                "location":{{"type":"Point","coordinates":[{},{}]}}}}"#,
+            gignac.lon,
+            gignac.lat + north
+        );
+        let decoded = decode(
+            Stream::WasteVehicles,
+            Some(payload.as_bytes()),
+            None,
+            &DecodeOptions::default(),
+        )
+        .unwrap();
+        let lineage = Lineage {
+            topic: "trucks",
+            partition: 0,
+            offset: offset as i64,
+            ingested_at_micros: Utc::now().timestamp_micros(),
+        };
+        decoded.append_to(&mut buffer, &lineage).unwrap();
+    }
+    lake.append(
+        Table::WasteVehicles,
+        "test",
+        vec![buffer.finish().unwrap().unwrap()],
+        &[],
+    )
+    .await
+    .unwrap();
+    let open_data = OpenData::new(Arc::new(lake));
+    let ds = dataset("camions-collecte-mensuels").unwrap();
+    let (_, stream) = open_data
+        .stream(ds, &Filter::default(), AsOf::Latest)
+        .await
+        .unwrap();
+    let batches: Vec<_> = stream.try_collect().await.unwrap();
+    let table = pretty_format_batches(&batches).unwrap().to_string();
+    let rows: Vec<String> = table
+        .lines()
+        .filter(|l| l.starts_with("| 2026"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    // Two 1.0 km legs; cargo +0.6 t then +0.9 t (the fall between is a dump, not a load).
+    let communes_crossed: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r.split(" | ").nth(1).unwrap())
+        .collect();
+    let km: f64 = rows
+        .iter()
+        .map(|r| r.split(" | ").nth(3).unwrap().parse::<f64>().unwrap())
+        .sum();
+    let tonnes: f64 = rows
+        .iter()
+        .filter_map(|r| {
+            r.split(" | ")
+                .nth(4)
+                .unwrap()
+                .trim_end_matches(" |")
+                .parse::<f64>()
+                .ok()
+        })
+        .sum();
+    assert!(!communes_crossed.is_empty(), "{table}");
+    assert!((km - 2.0).abs() < 0.05, "{km} km: {table}");
+    assert!((tonnes - 1.5).abs() < 1e-9, "{tonnes} t: {table}");
+}

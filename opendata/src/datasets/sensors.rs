@@ -105,6 +105,68 @@ pub(super) const BIN_MONTHS: Dataset = Dataset {
     ],
 };
 
+/// Between two positions of a truck, a longer silence or a longer jump is not driving
+/// measured (a tracker off, a position fix gone wrong).
+const MAX_TRUCK_GAP_S: i64 = 600;
+const MAX_TRUCK_JUMP_M: f64 = 3_000.0;
+
+pub(super) const TRUCK_MONTHS: Dataset = Dataset {
+    id: "camions-collecte-mensuels",
+    title: "Kilomètres et tonnages des camions de collecte par commune et par mois",
+    description: "Pour chaque mois (UTC) et chaque commune où roulaient les camions de collecte équipés : camions, kilomètres parcourus (entre deux positions successives d'un camion, à vol d'oiseau ; un silence de plus de 10 minutes ou un saut de plus de 3 km ne comptent pas) et tonnes chargées (hausses du poids transporté quand les camions le mesurent).",
+    keywords: &["dechets", "collecte", "camions", "kilometres", "tonnages"],
+    theme: "Environnement",
+    dcat_theme: THEME_ENVI,
+    frequency: Frequency::Continuous,
+    source: Source::Raw(Table::WasteVehicles),
+    view: || {
+        format!(
+            r#"WITH p AS (
+                 SELECT id, "communeCode", "dateObserved", latitude, longitude, "cargoWeight",
+                        lead("dateObserved") OVER w AS t2, lead(latitude) OVER w AS lat2,
+                        lead(longitude) OVER w AS lon2, lead("cargoWeight") OVER w AS kg2
+                 FROM waste_vehicles WHERE "communeCode" IS NOT NULL
+                 WINDOW w AS (PARTITION BY id ORDER BY "dateObserved", _offset)),
+               s AS (
+                 SELECT *, date_part('epoch', t2) - date_part('epoch', "dateObserved") AS secs,
+                        2 * 6371008.8 * asin(sqrt(
+                          power(sin(radians(lat2 - latitude) / 2), 2)
+                          + cos(radians(latitude)) * cos(radians(lat2)) * power(sin(radians(lon2 - longitude) / 2), 2)))
+                          AS metres
+                 FROM p)
+               SELECT CAST(date_trunc('month', "dateObserved") AS DATE) AS mois, "communeCode",
+                      count(DISTINCT id) AS camions,
+                      round(coalesce(sum(CASE WHEN secs <= {gap} AND metres <= {jump} THEN metres END), 0) / 1000.0, 1)
+                        AS kilometres,
+                      round(sum(CASE WHEN kg2 > "cargoWeight" THEN kg2 - "cargoWeight" END) / 1000.0, 2) AS tonnes
+               FROM s GROUP BY 1, "communeCode""#,
+            gap = MAX_TRUCK_GAP_S,
+            jump = MAX_TRUCK_JUMP_M,
+        )
+    },
+    commune_column: Some("communeCode"),
+    time_column: "mois",
+    time_is_date: true,
+    point: None,
+    uses_sharing: false,
+    columns: &[
+        ("mois", "Premier jour du mois (UTC)"),
+        (
+            "communeCode",
+            "Code INSEE de la commune où se trouvait le camion au début du trajet",
+        ),
+        ("camions", "Camions de collecte ayant émis une position"),
+        (
+            "kilometres",
+            "Kilomètres parcourus, à vol d'oiseau entre positions successives",
+        ),
+        (
+            "tonnes",
+            "Tonnes chargées (hausses du poids transporté ; vide quand aucun camion ne le mesure)",
+        ),
+    ],
+};
+
 pub(super) const BIN_ALERTS: Dataset = Dataset {
     id: "alertes-conteneurs",
     title: "Alertes des conteneurs et collectes constatées par commune",
