@@ -90,6 +90,7 @@ impl Config {
         self.stream.decode = self.decode.clone();
         self.stream.kafka = self.kafka.clone();
         self.api.kafka = self.kafka.clone();
+        self.api.decode = self.decode.clone();
         self.simulator.kafka = self.kafka.clone();
         self.lake.root = data_dir.join("lake");
         self.api.private_dir = data_dir.join("private");

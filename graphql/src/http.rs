@@ -192,6 +192,10 @@ pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
             "/feeds/vineyard",
             get(crate::feeds::vineyard).with_state(state.clone()),
         )
+        .route(
+            "/ingest/v1/{stream}",
+            axum::routing::post(crate::field_ingest::post).with_state(state.field_door.clone()),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics).with_state(ops))
         .layer(RequestBodyLimitLayer::new(

@@ -43,6 +43,7 @@ pub mod citizen;
 pub mod commands;
 pub mod dashboard;
 pub mod feeds;
+pub mod field_ingest;
 pub mod http;
 pub mod limits;
 pub mod open311;
@@ -105,6 +106,8 @@ pub struct ApiState {
     pub citizens: Arc<citizen::CitizenHub>,
     pub contacts: citizen::contacts::ContactStore,
     pub sensors: Arc<sensors::SensorReader>,
+    /// The field door (`POST /ingest/v1/{stream}`).
+    pub field_door: Arc<field_ingest::FieldDoor>,
     pub alerts: broadcast::Sender<schema::sensors::Alert>,
     /// Every write of citizens and staff, whichever door it came through.
     pub commands: commands::Commands,
@@ -223,6 +226,7 @@ impl Api {
             auth,
             contacts,
             sensors,
+            field_door: field_ingest::FieldDoor::new(&options)?,
             open_data: vallee_opendata::OpenData::new(lake)
                 .with_sharing(sharing.clone(), Audience::Public)
                 .with_texts(texts),

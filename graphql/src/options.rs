@@ -37,6 +37,28 @@ pub struct Researcher {
     pub token_sha256: String,
 }
 
+/// A field gateway or device allowed to post sensor events (`POST /ingest/v1/{stream}`),
+/// by key hash (`[[api.gateways]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    pub name: String,
+    /// Hex SHA-256 of its key (`printf %s KEY | sha256sum`).
+    #[serde(deserialize_with = "token_hash")]
+    pub key_sha256: String,
+    /// The sensor streams it may post to (their names: `waste_containers`, `beacons`…);
+    /// empty: every sensor stream.
+    #[serde(default)]
+    pub streams: Vec<String>,
+}
+
+impl Gateway {
+    /// Whether it may post to `stream`.
+    pub fn may_post(&self, stream: Stream) -> bool {
+        self.streams.is_empty() || self.streams.iter().any(|s| s == stream.name())
+    }
+}
+
 /// A partner of the vineyard feeds (`[[api.partners]]`).
 #[derive(Debug, Clone)]
 pub struct Partner {
@@ -193,6 +215,13 @@ pub struct ApiOptions {
     pub contact_retention: Duration,
     /// Researchers allowed on `POST /sql`, by token hash. Default: none.
     pub researchers: Vec<Researcher>,
+    /// Field gateways and devices allowed on `POST /ingest/v1/{stream}`, by key hash.
+    /// Default: none (the door refuses every key).
+    pub gateways: Vec<Gateway>,
+    /// How the field door checks events before it sends them (the decoding rules of
+    /// `[decode]`, the same as ingest's; not read from `[api]`).
+    #[serde(skip)]
+    pub decode: vallee_schemas::decode::DecodeOptions,
     /// Vineyard partners of `GET /feeds/vineyard`, with their parcels and what they share.
     /// Default: none.
     #[serde(with = "partners")]
@@ -233,6 +262,8 @@ impl Default for ApiOptions {
             publish_interval: Duration::from_secs(60),
             contact_retention: Duration::from_secs(90 * 86_400),
             researchers: Vec::new(),
+            gateways: Vec::new(),
+            decode: Default::default(),
             partners: Vec::new(),
             sql_timeout: Duration::from_secs(10),
             sql_max_rows: 100_000,
@@ -274,6 +305,27 @@ impl ApiOptions {
         for (who, name, hash) in hashes {
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return invalid(format!("{who} {name}: token_sha256 must be 64 hex digits"));
+            }
+        }
+        for g in &self.gateways {
+            let hash = &g.key_sha256;
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return invalid(format!(
+                    "gateway {}: key_sha256 must be 64 hex digits",
+                    g.name
+                ));
+            }
+            if let Some(unknown) = (g.streams.iter()).find(|s| {
+                !Stream::SENSORS
+                    .iter()
+                    .any(|known| known.name() == s.as_str())
+            }) {
+                let names: Vec<&str> = Stream::SENSORS.iter().map(|s| s.name()).collect();
+                return invalid(format!(
+                    "gateway {}: {unknown} is not a sensor stream ({})",
+                    g.name,
+                    names.join(", ")
+                ));
             }
         }
         for p in &self.partners {

@@ -138,12 +138,13 @@ fn struct_keys() -> BTreeMap<(String, String), Option<Value>> {
     let sample = Config::parse(&format!(
         "[[api.staff]]\nname = \"s\"\ntoken_sha256 = \"{h}\"\ncommune = \"34114\"\n\
          [[api.researchers]]\nname = \"r\"\ntoken_sha256 = \"{h}\"\n\
-         [[api.partners]]\nname = \"p\"\ntoken_sha256 = \"{h}\"\nparcels = [\"a\"]\n",
+         [[api.partners]]\nname = \"p\"\ntoken_sha256 = \"{h}\"\nparcels = [\"a\"]\n\
+         [[api.gateways]]\nname = \"g\"\nkey_sha256 = \"{h}\"\nstreams = [\"beacons\"]\n",
         h = "ab".repeat(32)
     ))
     .unwrap();
     let sample = serde_json::to_value(sample.api).unwrap();
-    for list in ["staff", "researchers", "partners"] {
+    for list in ["staff", "researchers", "partners", "gateways"] {
         for key in sample[list][0].as_object().unwrap().keys() {
             keys.insert((format!("api.{list}"), key.clone()), None);
         }

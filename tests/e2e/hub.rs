@@ -27,6 +27,9 @@ pub const TOKEN_MUTATION_LIMIT: usize = 15;
 /// (shared with the public) and `pins-3` (shared with researchers).
 pub const PARTNER: &str = "token-of-domaine-des-pins";
 
+/// Key of the bins' gateway in Gignac (field door, bin readings only).
+pub const GATEWAY: &str = "key-of-the-gignac-bins-gateway";
+
 /// A running hub (`vallee up` on the world's broker, no simulator) and an HTTP client.
 pub struct Hub {
     pub child: Child,
@@ -42,11 +45,13 @@ fn write_config(world: &World) -> std::path::PathBuf {
          [[api.staff]]\nname = \"ccvh\"\ntoken_sha256 = \"{}\"\n\n\
          [[api.researchers]]\nname = \"inrae-montpellier\"\ntoken_sha256 = \"{}\"\n\n\
          [[api.partners]]\nname = \"domaine-des-pins\"\ntoken_sha256 = \"{}\"\nparcels = [\"urn:ngsi-ld:AgriParcel:pins-1\", \"urn:ngsi-ld:AgriParcel:pins-2\", \"urn:ngsi-ld:AgriParcel:pins-3\"]\n\
-         share_public = [\"urn:ngsi-ld:AgriParcel:pins-2\"]\nshare_researchers = [\"urn:ngsi-ld:AgriParcel:pins-3\"]\n",
+         share_public = [\"urn:ngsi-ld:AgriParcel:pins-2\"]\nshare_researchers = [\"urn:ngsi-ld:AgriParcel:pins-3\"]\n\n\
+         [[api.gateways]]\nname = \"passerelle-gignac\"\nkey_sha256 = \"{}\"\nstreams = [\"waste_containers\"]\n",
         sha256_hex(GIGNAC_STAFF),
         sha256_hex(CCVH_STAFF),
         sha256_hex(RESEARCHER),
         sha256_hex(PARTNER),
+        sha256_hex(GATEWAY),
     );
     let path = world.dir.path().join("api.toml");
     std::fs::write(&path, text).unwrap();

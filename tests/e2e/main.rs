@@ -13,6 +13,7 @@ mod contract;
 mod dashboard;
 mod erasure;
 mod faults;
+mod field_doors;
 mod graceful_stop;
 mod hostile;
 mod ideas;

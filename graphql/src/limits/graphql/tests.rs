@@ -50,6 +50,7 @@ fn schema(dir: &std::path::Path, limits: Limits) -> ApiSchema {
         contacts,
         citizens,
         sensors: Arc::new(SensorReader::new(internal.clone(), &options.limits)),
+        field_door: crate::field_ingest::FieldDoor::new(&options).unwrap(),
         alerts: broadcast::channel(16).0,
         alerts_ready: Default::default(),
         open_data: OpenData::new(internal.clone()),

@@ -1,0 +1,343 @@
+//! The field door: gateways and devices post sensor events over HTTP(S) instead of running
+//! a Kafka producer.
+//!
+//! ```text
+//!  POST /ingest/v1/{stream}   one event, a JSON array, or NDJSON
+//!    key (Authorization: Bearer, or X-Api-Key) ─► [[api.gateways]] by SHA-256, streams allowed
+//!    each item ─► the decoder ingest uses ─► accepted | refused (the dead-letter reason)
+//!    every item not seen before ─► its stream's topic, acks=all ─► answer, item by item
+//! ```
+//! The door sits behind the same layer as every other route (body limit, per-address rate
+//! limit, slowed guessing of keys after a 401). A refused item is sent too: ingest keeps it
+//! in `dead_letters` with the same reason the answer gives, as it would from any producer.
+//! The answer comes once the broker acknowledged every item it names as sent, so a gateway
+//! that got it may forget them; one that did not retries. Retries are idempotent: an item
+//! whose `id` this replica already sent for the gateway is answered as it was then, marked
+//! `duplicate`, and not sent again; a request with an `Idempotency-Key` it already answered
+//! gets the same answer (both remembered in memory, per replica, for the last
+//! [`REMEMBERED`] of each).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::{Value, json};
+use vallee_schemas::contract::Stream;
+use vallee_schemas::decode::decode;
+
+use crate::auth::sha256_hex;
+use crate::options::{ApiOptions, Gateway};
+use crate::{Error, Result};
+
+/// Items one request may carry (the body limit usually comes first).
+pub const MAX_ITEMS: usize = 10_000;
+
+/// Event ids and idempotency keys remembered per gateway.
+pub const REMEMBERED: usize = 100_000;
+
+/// The door's state: its producer and what it remembers.
+pub struct FieldDoor {
+    producer: FutureProducer,
+    options: ApiOptions,
+    memory: Mutex<HashMap<String, Remembered>>,
+}
+
+impl std::fmt::Debug for FieldDoor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FieldDoor").finish_non_exhaustive()
+    }
+}
+
+/// What one gateway sent: event ids (per stream) with the refusal each got, if any, and
+/// answers by idempotency key.
+#[derive(Default)]
+struct Remembered {
+    ids: HashMap<(Stream, String), Option<(String, String)>>,
+    order: VecDeque<(Stream, String)>,
+    answers: HashMap<String, (StatusCode, Value)>,
+    answer_order: VecDeque<String>,
+}
+
+impl Remembered {
+    fn sent(&mut self, stream: Stream, id: String, refusal: Option<(String, String)>) {
+        if self.ids.insert((stream, id.clone()), refusal).is_none() {
+            self.order.push_back((stream, id));
+            if self.order.len() > REMEMBERED
+                && let Some(old) = self.order.pop_front()
+            {
+                self.ids.remove(&old);
+            }
+        }
+    }
+
+    fn answered(&mut self, key: String, answer: (StatusCode, Value)) {
+        if self.answers.insert(key.clone(), answer).is_none() {
+            self.answer_order.push_back(key);
+            if self.answer_order.len() > REMEMBERED
+                && let Some(old) = self.answer_order.pop_front()
+            {
+                self.answers.remove(&old);
+            }
+        }
+    }
+}
+
+/// One item's outcome; `sent_before`: a retry of an item this replica already sent for
+/// the gateway (answered as then, not sent again).
+struct Outcome {
+    refusal: Option<(String, String)>,
+    sent_before: bool,
+}
+
+impl FieldDoor {
+    /// A door writing to the broker of `options` (`acks=all`).
+    pub fn new(options: &ApiOptions) -> Result<Arc<Self>> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &options.kafka.brokers)
+            .set("acks", "all")
+            .set(
+                "message.timeout.ms",
+                options.write_timeout.as_millis().to_string(),
+            )
+            .set("linger.ms", "5")
+            .create()?;
+        Ok(Arc::new(FieldDoor {
+            producer,
+            options: options.clone(),
+            memory: Mutex::default(),
+        }))
+    }
+
+    /// The gateway whose key `headers` carry.
+    fn gateway(&self, headers: &HeaderMap) -> Option<&Gateway> {
+        let key = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| {
+                let value = headers.get("authorization")?.to_str().ok()?;
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })?
+            .trim();
+        let hash = sha256_hex(key);
+        self.options
+            .gateways
+            .iter()
+            .find(|g| g.key_sha256.eq_ignore_ascii_case(&hash))
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"error": message}))).into_response()
+}
+
+/// The items of a body: one JSON value (an array is its elements), else one per line.
+fn items(body: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
+    if let Ok(value) = serde_json::from_slice::<Value>(body) {
+        return Ok(match value {
+            Value::Array(items) => items
+                .iter()
+                .map(|v| serde_json::to_vec(v).expect("a value serializes"))
+                .collect(),
+            _ => vec![body.to_vec()],
+        });
+    }
+    let lines: Vec<Vec<u8>> = body
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
+        .map(<[u8]>::to_vec)
+        .collect();
+    if lines.is_empty() {
+        return Err("the body holds no event".into());
+    }
+    Ok(lines)
+}
+
+/// `POST /ingest/v1/{stream}`.
+pub async fn post(
+    State(door): State<Arc<FieldDoor>>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(stream) = Stream::SENSORS.into_iter().find(|s| s.name() == stream) else {
+        let names: Vec<&str> = Stream::SENSORS.iter().map(|s| s.name()).collect();
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("no sensor stream {stream:?} (one of {})", names.join(", ")),
+        );
+    };
+    let Some(gateway) = door.gateway(&headers) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "a gateway key is needed (Authorization: Bearer KEY, or X-Api-Key)",
+        );
+    };
+    if !gateway.may_post(stream) {
+        return error(
+            StatusCode::FORBIDDEN,
+            &format!("gateway {} may not post to {}", gateway.name, stream.name()),
+        );
+    }
+    let idempotency = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| format!("{}\0{k}", stream.name()));
+    if let Some(key) = &idempotency {
+        let memory = door.memory.lock().expect("field door memory");
+        if let Some((status, answer)) = memory.get(&gateway.name).and_then(|m| m.answers.get(key)) {
+            let mut response = (*status, Json(answer.clone())).into_response();
+            response.headers_mut().insert(
+                "idempotent-replayed",
+                "true".parse().expect("a header value"),
+            );
+            return response;
+        }
+    }
+    let items = match items(&body) {
+        Ok(items) if items.len() > MAX_ITEMS => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("at most {MAX_ITEMS} events a request"),
+            );
+        }
+        Ok(items) => items,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    let (status, answer) = match door.send(gateway, stream, items).await {
+        Ok(answer) => (StatusCode::OK, answer),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": format!("the broker did not acknowledge every event: {e}; send the request again")}),
+        ),
+    };
+    if let Some(key) = idempotency
+        && status == StatusCode::OK
+    {
+        let mut memory = door.memory.lock().expect("field door memory");
+        (memory.entry(gateway.name.clone()).or_default()).answered(key, (status, answer.clone()));
+    }
+    (status, Json(answer)).into_response()
+}
+
+impl FieldDoor {
+    /// Checks every item, sends those not sent before, waits for every acknowledgement;
+    /// the answer item by item.
+    async fn send(&self, gateway: &Gateway, stream: Stream, items: Vec<Vec<u8>>) -> Result<Value> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let topic = self.options.topic(stream);
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut ids = Vec::with_capacity(items.len());
+        {
+            let memory = self.memory.lock().expect("field door memory");
+            let seen = memory.get(&gateway.name);
+            for item in &items {
+                let id = serde_json::from_slice::<Value>(item)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string));
+                let before = id
+                    .as_ref()
+                    .and_then(|id| seen.and_then(|m| m.ids.get(&(stream, id.clone()))));
+                let outcome = match before {
+                    Some(refusal) => Outcome {
+                        refusal: refusal.clone(),
+                        sent_before: true,
+                    },
+                    None => Outcome {
+                        refusal: decode(stream, Some(item), Some(now_ms), &self.options.decode)
+                            .err()
+                            .map(|r| (r.reason.to_string(), r.message)),
+                        sent_before: false,
+                    },
+                };
+                outcomes.push(outcome);
+                ids.push(id);
+            }
+        }
+        // Every item not a duplicate goes to the topic (a refused one too: ingest keeps it
+        // as a dead letter); the answer waits for all of them.
+        let sends = items
+            .iter()
+            .zip(&ids)
+            .zip(&outcomes)
+            .filter(|(_, outcome)| !outcome.sent_before)
+            .map(|((item, id), _)| {
+                let mut record = FutureRecord::to(&topic).payload(item.as_slice());
+                if let Some(id) = id {
+                    record = record.key(id.as_str());
+                }
+                self.producer.send(record, Duration::from_secs(0))
+            });
+        for sent in futures::future::join_all(sends).await {
+            sent.map_err(|(e, _)| Error::Kafka(e))?;
+        }
+        let mut memory = self.memory.lock().expect("field door memory");
+        let remembered = memory.entry(gateway.name.clone()).or_default();
+        let (mut accepted, mut refused, mut duplicates) = (0, 0, 0);
+        let answers: Vec<Value> = outcomes
+            .into_iter()
+            .zip(ids)
+            .enumerate()
+            .map(|(index, (outcome, id))| {
+                if outcome.sent_before {
+                    duplicates += 1;
+                } else if let Some(id) = &id {
+                    remembered.sent(stream, id.clone(), outcome.refusal.clone());
+                }
+                let mut answer = match outcome.refusal {
+                    None => {
+                        accepted += 1;
+                        json!({"index": index, "id": id, "status": "accepted"})
+                    }
+                    Some((reason, message)) => {
+                        refused += 1;
+                        json!({"index": index, "id": id, "status": "refused", "reason": reason, "message": message})
+                    }
+                };
+                if outcome.sent_before {
+                    answer["duplicate"] = json!(true);
+                }
+                answer
+            })
+            .collect();
+        Ok(json!({
+            "stream": stream.name(),
+            "accepted": accepted,
+            "refused": refused,
+            "duplicates": duplicates,
+            "items": answers,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_one_event_an_array_or_lines() {
+        assert_eq!(items(br#"{"id":"a"}"#).unwrap().len(), 1);
+        assert_eq!(
+            items(b"{\n  \"id\": \"a\"\n}").unwrap().len(),
+            1,
+            "pretty JSON"
+        );
+        assert_eq!(items(br#"[{"id":"a"},{"id":"b"}]"#).unwrap().len(), 2);
+        let ndjson = items(b"{\"id\":\"a\"}\r\n\n{\"id\":\"b\"}\nnot json\n").unwrap();
+        assert_eq!(
+            ndjson.len(),
+            3,
+            "an unreadable line is an item, refused later"
+        );
+        assert!(items(b" \n ").is_err());
+    }
+}

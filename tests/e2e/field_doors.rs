@@ -1,0 +1,140 @@
+//! The field door against the real hub: a gateway posts sensor events over HTTP, gets an
+//! answer item by item once the broker acknowledged them, and each lands once (a refused
+//! one as a dead letter with the reason it was told); retries change nothing.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use vallee_schemas::contract::Table;
+
+use crate::helpers::*;
+use crate::hub::*;
+
+/// Posts `body` to the door of `stream`, with `key` and an optional idempotency key: the
+/// status, whether the answer was replayed, and the answer.
+async fn post(
+    hub: &Hub,
+    stream: &str,
+    key: Option<&str>,
+    idempotency: Option<&str>,
+    body: String,
+) -> (u16, bool, Value) {
+    let mut request = hub
+        .client
+        .post(hub.url(&format!("/ingest/v1/{stream}")))
+        .header("content-type", "application/x-ndjson")
+        .body(body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(idempotency) = idempotency {
+        request = request.header("idempotency-key", idempotency);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let replayed = response.headers().contains_key("idempotent-replayed");
+    (status, replayed, response.json().await.unwrap_or_default())
+}
+
+/// A bin reading in Gignac, now.
+fn reading(bin: &str, level: f64) -> String {
+    json!({"id": format!("urn:ngsi-ld:WasteContainer:{bin}"), "type": "WasteContainer",
+        "dateObserved": Utc::now().to_rfc3339(), "fillingLevel": level,
+        "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}})
+    .to_string()
+}
+
+/// Rows of bin readings and dead letters in the lake.
+async fn landed(world: &World) -> (u64, u64) {
+    let lake = world.lake().await;
+    (
+        lake.count(Table::WasteContainers).await.unwrap_or(0),
+        lake.count(Table::DeadLetters).await.unwrap_or(0),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_posts_readings_each_answered_and_landed_once_retries_change_nothing() {
+    let (world, hub) = world_and_hub().await;
+    let batch = [
+        reading("porte-1", 0.4),
+        reading("porte-2", 0.6),
+        // A level of 7 (700 %): a broken sensor.
+        reading("porte-3", 7.0),
+    ]
+    .join("\n");
+
+    // Who may post where.
+    let (status, _, _) = post(&hub, "waste_containers", None, None, batch.clone()).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = post(
+        &hub,
+        "waste_containers",
+        Some("a guess"),
+        None,
+        batch.clone(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _, answer) = post(&hub, "beacons", Some(GATEWAY), None, batch.clone()).await;
+    assert_eq!(status, 403, "{answer}");
+    let (status, _, answer) = post(&hub, "parking", Some(GATEWAY), None, batch.clone()).await;
+    assert_eq!(status, 404, "{answer}");
+
+    // The batch: two accepted, one refused with its reason, answered item by item.
+    let (status, _, answer) =
+        post(&hub, "waste_containers", Some(GATEWAY), None, batch.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["accepted"].clone(), answer["refused"].clone()),
+        (json!(2), json!(1))
+    );
+    let refused = &answer["items"][2];
+    assert_eq!(refused["status"], "refused", "{answer}");
+    let reason = refused["reason"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(60), "the batch in the lake", || async {
+        landed(&world).await == (2, 1)
+    })
+    .await;
+    let lake = world.lake().await;
+    let batches = lake.sql("SELECT reason FROM dead_letters").await.unwrap();
+    let kept = arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    assert!(
+        kept.contains(&reason),
+        "the dead letter keeps the reason told: {kept}"
+    );
+
+    // The same batch again: answered as before, marked duplicate, nothing sent.
+    let (status, _, again) = post(&hub, "waste_containers", Some(GATEWAY), None, batch).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["duplicates"], 3, "{again}");
+    assert_eq!(again["items"][2]["reason"], reason.as_str());
+    // An Idempotency-Key answers a repeated request with its first answer.
+    let next = reading("porte-4", 0.3);
+    let (_, replayed, first) = post(
+        &hub,
+        "waste_containers",
+        Some(GATEWAY),
+        Some("k-1"),
+        next.clone(),
+    )
+    .await;
+    assert!(!replayed);
+    let (status, replayed, second) =
+        post(&hub, "waste_containers", Some(GATEWAY), Some("k-1"), next).await;
+    assert_eq!((status, replayed), (200, true));
+    assert_eq!(first, second);
+    // Only the new reading landed after the retries.
+    eventually(
+        Duration::from_secs(60),
+        "the new reading in the lake",
+        || async { landed(&world).await == (3, 1) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(landed(&world).await, (3, 1));
+    hub.stop().await;
+}
