@@ -288,6 +288,10 @@ pub struct BenchIngestArgs {
     /// Partitions of the benchmark topics.
     #[arg(long, default_value_t = 3)]
     pub partitions: i32,
+    /// Run against this broker (any Kafka-protocol broker; the bench's topics are its
+    /// own) instead of an embedded one.
+    #[arg(long)]
+    pub kafka_brokers: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -313,6 +317,10 @@ pub struct BenchStreamArgs {
     /// Only the engine-only comparison (no broker), e.g. under a profiler.
     #[arg(long)]
     pub engine_only: bool,
+    /// Run against this broker (any Kafka-protocol broker; the bench's topics are its
+    /// own) instead of an embedded one.
+    #[arg(long)]
+    pub kafka_brokers: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -16,15 +16,17 @@ use vallee_lake::{Lake, LakeOptions};
 use vallee_schemas::contract::Stream;
 
 use super::{percentile, raw_consume, valley_events, valley_events_before};
-use crate::broker::EmbeddedBroker;
 use crate::cli::BenchIngestArgs;
 use crate::simulator;
 
 /// Runs the ingest benchmark and prints its report.
 pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let broker = EmbeddedBroker::start("127.0.0.1:0".parse()?, &dir.path().join("broker")).await?;
-    let brokers = broker.bootstrap();
+    let broker =
+        super::BenchBroker::start(args.kafka_brokers.as_deref(), &dir.path().join("broker"))
+            .await?;
+    eprintln!("[0/4] on {}", broker.describe());
+    let brokers = broker.brokers.clone();
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let topics: BTreeMap<Stream, String> = Stream::SENSORS
         .iter()
@@ -154,8 +156,9 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     let raw_rate = produced as f64 / raw_secs;
     let ingest_rate = produced as f64 / ingest_secs;
     println!(
-        "vallee bench ingest — {produced} events, {} partitions × 5 topics, embedded Tansu (sqlite)",
-        args.partitions
+        "vallee bench ingest — {produced} events, {} partitions × 5 topics, on {}",
+        args.partitions,
+        broker.describe()
     );
     println!(
         "  produce                {:>10.0} msg/s  ({produce_secs:.1} s)",

@@ -23,6 +23,47 @@ pub use stream::stream;
 
 use crate::simulator::{Event, Valley, ValleyShape};
 
+/// The broker a bench runs against: `external` if given (any Kafka-protocol broker: the
+/// bench's topics are its own, named per run), else an embedded one under `dir`, stopped
+/// when the bench ends.
+pub(crate) struct BenchBroker {
+    embedded: Option<crate::broker::EmbeddedBroker>,
+    pub brokers: String,
+}
+
+impl BenchBroker {
+    pub(crate) async fn start(external: Option<&str>, dir: &std::path::Path) -> Result<Self> {
+        Ok(match external {
+            Some(brokers) => BenchBroker {
+                embedded: None,
+                brokers: brokers.to_string(),
+            },
+            None => {
+                let broker =
+                    crate::broker::EmbeddedBroker::start("127.0.0.1:0".parse()?, dir).await?;
+                BenchBroker {
+                    brokers: broker.bootstrap(),
+                    embedded: Some(broker),
+                }
+            }
+        })
+    }
+
+    /// What the report calls it.
+    pub(crate) fn describe(&self) -> String {
+        match self.embedded {
+            Some(_) => "the embedded broker (Tansu on SQLite, same process)".into(),
+            None => format!("the broker at {}", self.brokers),
+        }
+    }
+
+    pub(crate) fn stop(self) {
+        if let Some(broker) = self.embedded {
+            broker.stop();
+        }
+    }
+}
+
 /// Simulated traffic: `n` events of the valley model (all five streams), a `fault_ratio`
 /// of them malformed.
 pub fn valley_events(n: usize, start: DateTime<Utc>, fault_ratio: f64) -> Vec<Event> {

@@ -123,9 +123,11 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         args.events, args.partitions
     );
     let broker =
-        crate::broker::EmbeddedBroker::start("127.0.0.1:0".parse()?, &dir.path().join("broker"))
+        super::BenchBroker::start(args.kafka_brokers.as_deref(), &dir.path().join("broker"))
             .await?;
-    let brokers = broker.bootstrap();
+    let on = broker.describe();
+    eprintln!("      on {on}");
+    let brokers = broker.brokers.clone();
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let topic_names: BTreeMap<Stream, String> = Stream::SENSORS
         .iter()
@@ -225,7 +227,7 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
     let raw_rate = produced as f64 / raw_secs;
     let stage_rate = produced as f64 / stage_secs;
     println!(
-        "vallee bench stream — {} valley events; embedded Tansu (sqlite), {} partitions × 5 topics",
+        "vallee bench stream — {} valley events; {} partitions × 5 topics on {on}",
         args.events, args.partitions
     );
     engine_report();
@@ -256,7 +258,7 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         percentile(&alert_ms, 0.99).saturating_sub(percentile(&broker_ms, 0.99))
     );
     println!(
-        "  memory: RSS {:.0} MiB before the stage started, peak {:.0} MiB while it ran (one process: broker, producer and stage)",
+        "  memory: RSS {:.0} MiB before the stage started, peak {:.0} MiB while it ran (one process: producer and stage, and the broker when embedded)",
         rss_before as f64 / 1048576.0,
         peak as f64 / 1048576.0
     );
