@@ -12,7 +12,8 @@
 //! in `dead_letters` with the same reason the answer gives, as it would from any producer.
 //! The answer comes once the broker acknowledged every item it names as sent, so a gateway
 //! that got it may forget them; one that did not retries. Retries are idempotent: an item
-//! whose `id` this replica already sent for the gateway is answered as it was then, marked
+//! this replica already sent for the gateway (the same content: a sensor's `id` names the
+//! sensor, so its next reading is a new item) is answered as it was then, marked
 //! `duplicate`, and not sent again; a request with an `Idempotency-Key` it already answered
 //! gets the same answer (both remembered in memory, per replica, for the last
 //! [`REMEMBERED`] of each).
@@ -55,8 +56,8 @@ impl std::fmt::Debug for FieldDoor {
     }
 }
 
-/// What one gateway sent: event ids (per stream) with the refusal each got, if any, and
-/// answers by idempotency key.
+/// What one gateway sent: item fingerprints (per stream) with the refusal each got, if
+/// any, and answers by idempotency key.
 #[derive(Default)]
 struct Remembered {
     ids: HashMap<(Stream, String), Option<(String, String)>>,
@@ -162,6 +163,37 @@ fn items(body: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
     Ok(lines)
 }
 
+/// What makes an item the same item again: its content (a sensor event's `id` names the
+/// sensor, not the reading), as JSON with its keys in a fixed order, else its bytes.
+fn fingerprint(parsed: Option<&Value>, raw: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = parsed.map_or_else(
+        || raw.to_vec(),
+        |v| serde_json::to_vec(&sorted(v)).expect("a value serializes"),
+    );
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `value` with every object's keys sorted.
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&map[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
 /// `POST /ingest/v1/{stream}`.
 pub async fn post(
     State(door): State<Arc<FieldDoor>>,
@@ -241,12 +273,11 @@ impl FieldDoor {
             let memory = self.memory.lock().expect("field door memory");
             let seen = memory.get(&gateway.name);
             for item in &items {
-                let id = serde_json::from_slice::<Value>(item)
-                    .ok()
+                let parsed = serde_json::from_slice::<Value>(item).ok();
+                let id = (parsed.as_ref())
                     .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string));
-                let before = id
-                    .as_ref()
-                    .and_then(|id| seen.and_then(|m| m.ids.get(&(stream, id.clone()))));
+                let fingerprint = fingerprint(parsed.as_ref(), item);
+                let before = seen.and_then(|m| m.ids.get(&(stream, fingerprint.clone())));
                 let outcome = match before {
                     Some(refusal) => Outcome {
                         refusal: refusal.clone(),
@@ -260,7 +291,7 @@ impl FieldDoor {
                     },
                 };
                 outcomes.push(outcome);
-                ids.push(id);
+                ids.push((id, fingerprint));
             }
         }
         // Every item not a duplicate goes to the topic (a refused one too: ingest keeps it
@@ -270,7 +301,7 @@ impl FieldDoor {
             .zip(&ids)
             .zip(&outcomes)
             .filter(|(_, outcome)| !outcome.sent_before)
-            .map(|((item, id), _)| {
+            .map(|((item, (id, _)), _)| {
                 let mut record = FutureRecord::to(&topic).payload(item.as_slice());
                 if let Some(id) = id {
                     record = record.key(id.as_str());
@@ -287,11 +318,11 @@ impl FieldDoor {
             .into_iter()
             .zip(ids)
             .enumerate()
-            .map(|(index, (outcome, id))| {
+            .map(|(index, (outcome, (id, fingerprint)))| {
                 if outcome.sent_before {
                     duplicates += 1;
-                } else if let Some(id) = &id {
-                    remembered.sent(stream, id.clone(), outcome.refusal.clone());
+                } else {
+                    remembered.sent(stream, fingerprint, outcome.refusal.clone());
                 }
                 let mut answer = match outcome.refusal {
                     None => {
@@ -339,5 +370,18 @@ mod tests {
             "an unreadable line is an item, refused later"
         );
         assert!(items(b" \n ").is_err());
+    }
+
+    #[test]
+    fn the_same_reading_is_the_same_item_the_next_one_is_not() {
+        let print =
+            |text: &str| fingerprint(serde_json::from_str(text).ok().as_ref(), text.as_bytes());
+        let reading = r#"{"id":"bin-1","fillingLevel":0.4,"dateObserved":"2026-12-05T08:00:00Z"}"#;
+        let reordered =
+            r#"{"dateObserved":"2026-12-05T08:00:00Z", "fillingLevel":0.4,"id":"bin-1"}"#;
+        let next = r#"{"id":"bin-1","fillingLevel":0.5,"dateObserved":"2026-12-05T08:30:00Z"}"#;
+        assert_eq!(print(reading), print(reordered));
+        assert_ne!(print(reading), print(next), "same sensor, another reading");
+        assert_ne!(print("not json"), print("not json either"));
     }
 }

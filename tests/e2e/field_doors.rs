@@ -112,8 +112,9 @@ async fn a_gateway_posts_readings_each_answered_and_landed_once_retries_change_n
     assert_eq!(status, 200);
     assert_eq!(again["duplicates"], 3, "{again}");
     assert_eq!(again["items"][2]["reason"], reason.as_str());
-    // An Idempotency-Key answers a repeated request with its first answer.
-    let next = reading("porte-4", 0.3);
+    // An Idempotency-Key answers a repeated request with its first answer; the next
+    // reading of a bin already heard is a new item.
+    let next = reading("porte-1", 0.45);
     let (_, replayed, first) = post(
         &hub,
         "waste_containers",
