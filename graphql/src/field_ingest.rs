@@ -46,7 +46,7 @@ pub const REMEMBERED: usize = 100_000;
 /// The door's state: its producer and what it remembers.
 pub struct FieldDoor {
     producer: FutureProducer,
-    options: ApiOptions,
+    pub(crate) options: ApiOptions,
     memory: Mutex<HashMap<String, Remembered>>,
 }
 
@@ -117,7 +117,7 @@ impl FieldDoor {
     }
 
     /// The gateway whose key `headers` carry.
-    fn gateway(&self, headers: &HeaderMap) -> Option<&Gateway> {
+    pub(crate) fn gateway(&self, headers: &HeaderMap) -> Option<&Gateway> {
         let key = headers
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
@@ -136,7 +136,7 @@ impl FieldDoor {
     }
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
 }
 
@@ -264,7 +264,12 @@ pub async fn post(
 impl FieldDoor {
     /// Checks every item, sends those not sent before, waits for every acknowledgement;
     /// the answer item by item.
-    async fn send(&self, gateway: &Gateway, stream: Stream, items: Vec<Vec<u8>>) -> Result<Value> {
+    pub(crate) async fn send(
+        &self,
+        gateway: &Gateway,
+        stream: Stream,
+        items: Vec<Vec<u8>>,
+    ) -> Result<Value> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let topic = self.options.topic(stream);
         let mut outcomes = Vec::with_capacity(items.len());

@@ -46,6 +46,7 @@ pub mod feeds;
 pub mod field_ingest;
 pub mod http;
 pub mod limits;
+pub mod lorawan;
 pub mod open311;
 pub mod open_data;
 pub mod ops;

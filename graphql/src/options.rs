@@ -59,6 +59,34 @@ impl Gateway {
     }
 }
 
+/// What a LoRaWAN device measures, which says how its payload decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceProfile {
+    /// An ultrasonic fill-level sensor on a bin: the distance to the waste, in mm.
+    UltrasonicFill,
+    /// A weather station: temperature, humidity, rain.
+    WeatherStation,
+}
+
+/// A LoRaWAN device behind a network server (`[[api.devices]]`): what it is in the hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// Its DevEUI, 16 hex digits.
+    pub dev_eui: String,
+    /// The entity its readings are about (`urn:ngsi-ld:WasteContainer:…`,
+    /// `urn:ngsi-ld:WeatherObserved:…`).
+    pub entity_id: String,
+    pub profile: DeviceProfile,
+    /// Ultrasonic sensors: the depth of the bin, sensor to bottom, mm.
+    #[serde(default)]
+    pub depth_mm: Option<f64>,
+    /// Where it stands (WGS 84).
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
 /// A partner of the vineyard feeds (`[[api.partners]]`).
 #[derive(Debug, Clone)]
 pub struct Partner {
@@ -218,6 +246,9 @@ pub struct ApiOptions {
     /// Field gateways and devices allowed on `POST /ingest/v1/{stream}`, by key hash.
     /// Default: none (the door refuses every key).
     pub gateways: Vec<Gateway>,
+    /// LoRaWAN devices whose uplinks network servers post (`POST /ingest/v1/chirpstack`).
+    /// Default: none.
+    pub devices: Vec<Device>,
     /// How the field door checks events before it sends them (the decoding rules of
     /// `[decode]`, the same as ingest's; not read from `[api]`).
     #[serde(skip)]
@@ -263,6 +294,7 @@ impl Default for ApiOptions {
             contact_retention: Duration::from_secs(90 * 86_400),
             researchers: Vec::new(),
             gateways: Vec::new(),
+            devices: Vec::new(),
             decode: Default::default(),
             partners: Vec::new(),
             sql_timeout: Duration::from_secs(10),
@@ -305,6 +337,26 @@ impl ApiOptions {
         for (who, name, hash) in hashes {
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return invalid(format!("{who} {name}: token_sha256 must be 64 hex digits"));
+            }
+        }
+        for d in &self.devices {
+            if d.dev_eui.len() != 16 || !d.dev_eui.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return invalid(format!(
+                    "device {}: dev_eui must be 16 hex digits",
+                    d.entity_id
+                ));
+            }
+            if d.profile == DeviceProfile::UltrasonicFill && d.depth_mm.is_none_or(|x| x <= 0.0) {
+                return invalid(format!(
+                    "device {}: an ultrasonic fill sensor needs depth_mm, the bin's depth",
+                    d.dev_eui
+                ));
+            }
+            if !(-90.0..=90.0).contains(&d.latitude) || !(-180.0..=180.0).contains(&d.longitude) {
+                return invalid(format!(
+                    "device {}: latitude/longitude is not a WGS 84 position",
+                    d.dev_eui
+                ));
             }
         }
         for g in &self.gateways {

@@ -139,12 +139,14 @@ fn struct_keys() -> BTreeMap<(String, String), Option<Value>> {
         "[[api.staff]]\nname = \"s\"\ntoken_sha256 = \"{h}\"\ncommune = \"34114\"\n\
          [[api.researchers]]\nname = \"r\"\ntoken_sha256 = \"{h}\"\n\
          [[api.partners]]\nname = \"p\"\ntoken_sha256 = \"{h}\"\nparcels = [\"a\"]\n\
-         [[api.gateways]]\nname = \"g\"\nkey_sha256 = \"{h}\"\nstreams = [\"beacons\"]\n",
+         [[api.gateways]]\nname = \"g\"\nkey_sha256 = \"{h}\"\nstreams = [\"beacons\"]\n\
+         [[api.devices]]\ndev_eui = \"0101010101010101\"\nentity_id = \"b\"\nprofile = \"ultrasonic_fill\"\n\
+         depth_mm = 1200.0\nlatitude = 43.65\nlongitude = 3.55\n",
         h = "ab".repeat(32)
     ))
     .unwrap();
     let sample = serde_json::to_value(sample.api).unwrap();
-    for list in ["staff", "researchers", "partners", "gateways"] {
+    for list in ["staff", "researchers", "partners", "gateways", "devices"] {
         for key in sample[list][0].as_object().unwrap().keys() {
             keys.insert((format!("api.{list}"), key.clone()), None);
         }

@@ -1,6 +1,7 @@
-//! The field door against the real hub: a gateway posts sensor events over HTTP, gets an
+//! The field doors against the real hub: a gateway posts sensor events over HTTP, gets an
 //! answer item by item once the broker acknowledged them, and each lands once (a refused
-//! one as a dead letter with the reason it was told); retries change nothing.
+//! one as a dead letter with the reason it was told); retries change nothing. A ChirpStack
+//! network server posts a bin sensor's uplink, which lands as the bin's reading.
 
 use std::time::Duration;
 
@@ -137,5 +138,65 @@ async fn a_gateway_posts_readings_each_answered_and_landed_once_retries_change_n
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(landed(&world).await, (3, 1));
+    hub.stop().await;
+}
+
+/// ChirpStack's documented uplink (tests/fixtures/chirpstack), as its HTTP integration
+/// posts it, for the configured device 0101010101010101 (a 1.2 m deep bin).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chirpstack_uplink_lands_once_as_its_bins_reading() {
+    const BIN: &str = "urn:ngsi-ld:WasteContainer:gignac-lora-1";
+    let (world, hub) = world_and_hub().await;
+    let documented: Value =
+        serde_json::from_str(include_str!("../fixtures/chirpstack/uplink.json")).unwrap();
+    let post = |event: &str, body: &Value| {
+        hub.client
+            .post(hub.url(&format!("/ingest/v1/chirpstack?event={event}")))
+            .header("x-api-key", GATEWAY)
+            .json(body)
+            .send()
+    };
+    // Now, frame 42: 300 mm to the waste (0x012c), battery 87 %.
+    let mut uplink = documented.clone();
+    uplink["time"] = json!(Utc::now().to_rfc3339());
+    uplink["fCnt"] = json!(42);
+    uplink["data"] = json!("ASxX");
+    let answer = post("up", &uplink).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    // Posted again (a network server's retry): the same uplink, not sent again.
+    let again: Value = post("up", &uplink).await.unwrap().json().await.unwrap();
+    assert_eq!(again["duplicates"], 1, "{again}");
+    // Other events are acknowledged and not kept; an unknown device is refused.
+    assert_eq!(post("status", &documented).await.unwrap().status(), 204);
+    let mut stranger = uplink.clone();
+    stranger["deviceInfo"]["devEui"] = json!("ffffffffffffffff");
+    assert_eq!(post("up", &stranger).await.unwrap().status(), 422);
+    // The documented example itself carries one byte: no reading, kept as a dead letter.
+    let refused: Value = post("up", &documented).await.unwrap().json().await.unwrap();
+    assert_eq!(refused["refused"], 1, "{refused}");
+
+    eventually(
+        Duration::from_secs(60),
+        "the uplink in the lake",
+        || async { landed(&world).await == (1, 1) },
+    )
+    .await;
+    let lake = world.lake().await;
+    let batches = lake
+        .sql(&format!(
+            "SELECT \"fillingLevel\", extra FROM waste_containers WHERE id = '{BIN}'"
+        ))
+        .await
+        .unwrap();
+    let row = arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    assert!(row.contains("0.75"), "{row}");
+    assert!(
+        row.contains("rssi") && row.contains("frameCounter"),
+        "{row}"
+    );
     hub.stop().await;
 }
