@@ -193,6 +193,10 @@ pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
             get(crate::feeds::vineyard).with_state(state.clone()),
         )
         .route(
+            "/ingest/v1/ttn",
+            axum::routing::post(crate::lorawan::ttn).with_state(state.field_door.clone()),
+        )
+        .route(
             "/ingest/v1/chirpstack",
             axum::routing::post(crate::lorawan::chirpstack).with_state(state.field_door.clone()),
         )

@@ -1,23 +1,25 @@
 //! LoRaWAN network servers' webhooks: ChirpStack v4's HTTP integration posts each uplink
-//! (`POST /ingest/v1/chirpstack?event=up`, its JSON marshaler) with a key in a header it
-//! is configured to send; the hub turns it into its own event and passes it through the
-//! field door ([`crate::field_ingest`]): the same decoder, acknowledgements, memory of
-//! retries and limits.
+//! (`POST /ingest/v1/chirpstack?event=up`, its JSON marshaler), The Things Stack v3's
+//! webhook its uplink messages (`POST /ingest/v1/ttn`), each with a key in a header it is
+//! configured to send; the hub reads both into one [`Uplink`], turns it into its own event
+//! and passes it through the field door ([`crate::field_ingest`]): the same decoder,
+//! acknowledgements, memory of retries and limits.
 //!
 //! ```text
-//!  uplink ─► deviceInfo.devEui ─► [[api.devices]] (entity, profile, depth, position)
-//!        ─► the network server's decoded `object` if any, else `data` by profile
+//!  uplink ─► Uplink ─► DevEUI ─► [[api.devices]] (entity, profile, depth, position)
+//!        ─► the network server's decoded object if any, else the payload by profile
 //!        ─► WasteContainer / WeatherObserved event (+ rssi, snr, gateways, battery)
 //!        ─► field door ─► topic
 //! ```
 //! Built-in payload decoders: an ultrasonic fill sensor sends the distance to the waste in
 //! mm (u16, big-endian), then optionally its battery in % (u8); a weather station sends the
 //! temperature in tenths of °C (i16), the relative humidity in % (u8) and the rain since
-//! the last uplink in tenths of mm (u16). ChirpStack itself keeps one event per uplink
-//! heard by several gateways; an uplink posted again is the same content, hence a
-//! `duplicate` for the door. An uplink that does not decode is sent as it came, so ingest
-//! keeps it in `dead_letters`. Other events (`status`, `join`, `log`…) are acknowledged
-//! and not kept yet (sensor health is not built).
+//! the last uplink in tenths of mm (u16). A network server keeps one event per uplink heard
+//! by several gateways; an uplink posted again is the same content, hence a `duplicate` for
+//! the door. An uplink that does not decode is sent as it came, so ingest keeps it in
+//! `dead_letters`. Other events (`status`, `join`, `log`…; The Things Stack's messages
+//! without an `uplink_message`) are acknowledged and not kept yet (sensor health is not
+//! built).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +37,79 @@ use vallee_schemas::contract::Stream;
 use crate::field_ingest::{FieldDoor, error};
 use crate::options::{Device, DeviceProfile};
 
+/// An uplink as both network servers describe it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Uplink {
+    pub dev_eui: String,
+    /// When the network server received it (RFC 3339).
+    pub time: String,
+    pub f_cnt: u64,
+    /// The frame payload.
+    pub data: Vec<u8>,
+    /// The network server's own decoding of it, if its codec made one.
+    pub object: Option<Value>,
+    /// (RSSI, SNR) at each gateway that heard it.
+    pub radio: Vec<(Option<f64>, Option<f64>)>,
+}
+
+impl Uplink {
+    /// A ChirpStack v4 `up` event (JSON marshaler).
+    pub fn chirpstack(event: &Value) -> Result<Self, String> {
+        Ok(Uplink {
+            dev_eui: (event["deviceInfo"]["devEui"].as_str())
+                .unwrap_or_default()
+                .to_string(),
+            time: (event["time"].as_str())
+                .ok_or("the uplink has no time")?
+                .to_string(),
+            f_cnt: event["fCnt"].as_u64().unwrap_or(0),
+            data: base64(&event["data"])?,
+            object: event.get("object").filter(|o| o.is_object()).cloned(),
+            radio: radio(&event["rxInfo"]),
+        })
+    }
+
+    /// A The Things Stack v3 uplink message (`None`: another message, e.g. a join).
+    pub fn ttn(message: &Value) -> Option<Result<Self, String>> {
+        let up = message.get("uplink_message")?;
+        let uplink = || -> Result<Self, String> {
+            let time = (up["received_at"].as_str())
+                .or_else(|| message["received_at"].as_str())
+                .ok_or("the uplink has no received_at")?;
+            Ok(Uplink {
+                dev_eui: (message["end_device_ids"]["dev_eui"].as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                time: time.to_string(),
+                f_cnt: up["f_cnt"].as_u64().unwrap_or(0),
+                data: base64(&up["frm_payload"])?,
+                object: (up.get("decoded_payload"))
+                    .filter(|o| o.is_object())
+                    .cloned(),
+                radio: radio(&up["rx_metadata"]),
+            })
+        };
+        Some(uplink())
+    }
+}
+
+/// The bytes of a base64 field (none when absent).
+fn base64(data: &Value) -> Result<Vec<u8>, String> {
+    match data.as_str() {
+        Some(d) => STANDARD
+            .decode(d)
+            .map_err(|e| format!("the payload is not base64: {e}")),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// (RSSI, SNR) of each gateway in a list of reception metadata.
+fn radio(list: &Value) -> Vec<(Option<f64>, Option<f64>)> {
+    (list.as_array().into_iter().flatten())
+        .map(|r| (r["rssi"].as_f64(), r["snr"].as_f64()))
+        .collect()
+}
+
 /// `POST /ingest/v1/chirpstack?event=…`.
 pub async fn chirpstack(
     State(door): State<Arc<FieldDoor>>,
@@ -42,24 +117,41 @@ pub async fn chirpstack(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(gateway) = door.gateway(&headers) else {
+    let other_event = params.get("event").is_some_and(|e| e != "up");
+    receive(&door, &headers, body, |event| {
+        (!other_event).then(|| Uplink::chirpstack(event))
+    })
+    .await
+}
+
+/// `POST /ingest/v1/ttn`.
+pub async fn ttn(State(door): State<Arc<FieldDoor>>, headers: HeaderMap, body: Bytes) -> Response {
+    receive(&door, &headers, body, Uplink::ttn).await
+}
+
+/// What both webhooks do once they know how to read their server's JSON: the key, the
+/// device, the reading, the door.
+async fn receive(
+    door: &FieldDoor,
+    headers: &HeaderMap,
+    body: Bytes,
+    parse: impl Fn(&Value) -> Option<Result<Uplink, String>>,
+) -> Response {
+    let Some(gateway) = door.gateway(headers) else {
         return error(
             StatusCode::UNAUTHORIZED,
             "a gateway key is needed (Authorization: Bearer KEY, or X-Api-Key)",
         );
     };
-    if params.get("event").is_some_and(|e| e != "up") {
-        return StatusCode::NO_CONTENT.into_response();
-    }
-    let Ok(uplink) = serde_json::from_slice::<Value>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "the body is not a ChirpStack JSON event",
-        );
+    let Ok(message) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "the body is not JSON");
     };
-    let dev_eui = uplink["deviceInfo"]["devEui"].as_str().unwrap_or_default();
+    let Some(uplink) = parse(&message) else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    let dev_eui = uplink.as_ref().map_or(String::new(), |u| u.dev_eui.clone());
     let Some(device) =
-        (door.options.devices.iter()).find(|d| d.dev_eui.eq_ignore_ascii_case(dev_eui))
+        (door.options.devices.iter()).find(|d| d.dev_eui.eq_ignore_ascii_case(&dev_eui))
     else {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -74,7 +166,7 @@ pub async fn chirpstack(
         );
     }
     // An uplink that does not decode goes as it came: ingest keeps it as a dead letter.
-    let item = match reading(device, &uplink) {
+    let item = match uplink.and_then(|u| reading(device, &u)) {
         Ok(event) => serde_json::to_vec(&event).expect("a value serializes"),
         Err(reason) => {
             tracing::warn!(dev_eui, reason, "an uplink did not decode");
@@ -99,15 +191,9 @@ fn stream_of(profile: DeviceProfile) -> Stream {
 }
 
 /// The hub's event for `uplink` of `device`.
-pub fn reading(device: &Device, uplink: &Value) -> Result<Value, String> {
-    let time = uplink["time"].as_str().ok_or("the uplink has no time")?;
-    let object = uplink.get("object").filter(|o| o.is_object());
-    let bytes = match uplink["data"].as_str() {
-        Some(data) => STANDARD
-            .decode(data)
-            .map_err(|e| format!("data is not base64: {e}"))?,
-        None => Vec::new(),
-    };
+pub fn reading(device: &Device, uplink: &Uplink) -> Result<Value, String> {
+    let object = uplink.object.as_ref();
+    let bytes = &uplink.data;
     let mut event = match device.profile {
         DeviceProfile::UltrasonicFill => {
             let depth = device.depth_mm.ok_or("the device has no depth_mm")?;
@@ -164,23 +250,18 @@ pub fn reading(device: &Device, uplink: &Value) -> Result<Value, String> {
         }
     };
     event["id"] = json!(device.entity_id);
-    event["dateObserved"] = json!(time);
+    event["dateObserved"] = json!(uplink.time);
     event["location"] =
         json!({"type": "Point", "coordinates": [device.longitude, device.latitude]});
     // Radio metadata, kept with the reading (the `extra` column) for sensor health.
-    let rx = uplink["rxInfo"].as_array().cloned().unwrap_or_default();
-    event["gatewayCount"] = json!(rx.len());
-    if let Some(rssi) = rx
-        .iter()
-        .filter_map(|r| r["rssi"].as_f64())
-        .reduce(f64::max)
-    {
+    event["gatewayCount"] = json!(uplink.radio.len());
+    if let Some(rssi) = uplink.radio.iter().filter_map(|r| r.0).reduce(f64::max) {
         event["rssi"] = json!(rssi);
     }
-    if let Some(snr) = rx.iter().filter_map(|r| r["snr"].as_f64()).reduce(f64::max) {
+    if let Some(snr) = uplink.radio.iter().filter_map(|r| r.1).reduce(f64::max) {
         event["snr"] = json!(snr);
     }
-    event["frameCounter"] = json!(uplink["fCnt"].as_u64().unwrap_or(0));
+    event["frameCounter"] = json!(uplink.f_cnt);
     Ok(event)
 }
 
@@ -188,12 +269,14 @@ pub fn reading(device: &Device, uplink: &Value) -> Result<Value, String> {
 mod tests {
     use super::*;
 
+    const CHIRPSTACK: &str = include_str!("../../tests/fixtures/chirpstack/uplink.json");
+    const TTN: &str = include_str!("../../tests/fixtures/ttn/uplink.json");
+
     /// ChirpStack's documented uplink (tests/fixtures/chirpstack), with `data` set.
-    fn uplink(data: &[u8]) -> Value {
-        let text = include_str!("../../tests/fixtures/chirpstack/uplink.json");
-        let mut uplink: Value = serde_json::from_str(text).unwrap();
-        uplink["data"] = json!(STANDARD.encode(data));
-        uplink
+    fn uplink(data: &[u8]) -> Uplink {
+        let mut event: Value = serde_json::from_str(CHIRPSTACK).unwrap();
+        event["data"] = json!(STANDARD.encode(data));
+        Uplink::chirpstack(&event).unwrap()
     }
 
     fn device(profile: DeviceProfile) -> Device {
@@ -226,13 +309,11 @@ mod tests {
         assert_eq!(e["gatewayCount"], 1);
         // The network server's decoded object wins over the bytes.
         let mut decoded = uplink(&[0xff, 0xff]);
-        decoded["object"] = json!({"distance": 1200.0});
+        decoded.object = Some(json!({"distance": 1200.0}));
         let e = reading(&device(DeviceProfile::UltrasonicFill), &decoded).unwrap();
         assert_eq!(e["fillingLevel"], 0.0);
         // The documented example's single byte is no reading.
-        let one_byte: Value =
-            serde_json::from_str(include_str!("../../tests/fixtures/chirpstack/uplink.json"))
-                .unwrap();
+        let one_byte = Uplink::chirpstack(&serde_json::from_str(CHIRPSTACK).unwrap()).unwrap();
         assert!(reading(&device(DeviceProfile::UltrasonicFill), &one_byte).is_err());
     }
 
@@ -254,5 +335,35 @@ mod tests {
             (Some(-2.5), Some(0.93), Some(1.2))
         );
         assert!(reading(&device(DeviceProfile::WeatherStation), &uplink(&[1, 2])).is_err());
+    }
+
+    #[test]
+    fn both_servers_documented_uplinks_read_the_same() {
+        let ttn = Uplink::ttn(&serde_json::from_str(TTN).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(ttn.dev_eui, "0004A30B001C0530");
+        assert_eq!(ttn.time, "2020-02-12T15:15:45.789585559Z");
+        assert_eq!(ttn.f_cnt, 1);
+        assert_eq!(ttn.data, STANDARD.decode("gkHe").unwrap());
+        assert_eq!(
+            ttn.object,
+            Some(json!({"temperature": 1.0, "luminosity": 0.64}))
+        );
+        assert_eq!(ttn.radio, [(Some(-35.0), Some(5.0))]);
+        let cs = Uplink::chirpstack(&serde_json::from_str(CHIRPSTACK).unwrap()).unwrap();
+        assert_eq!(
+            (cs.dev_eui.as_str(), cs.f_cnt, cs.radio.as_slice()),
+            (
+                "0101010101010101",
+                0,
+                [(Some(-36.0), Some(10.5))].as_slice()
+            )
+        );
+        // A weather station behind The Things Stack: its formatter's temperature is used.
+        let e = reading(&device(DeviceProfile::WeatherStation), &ttn).unwrap();
+        assert_eq!(e["temperature"], 1.0);
+        // A message without an uplink (a join) is none of ours.
+        assert!(Uplink::ttn(&json!({"join_accept": {}})).is_none());
     }
 }

@@ -141,10 +141,10 @@ async fn a_gateway_posts_readings_each_answered_and_landed_once_retries_change_n
     hub.stop().await;
 }
 
-/// ChirpStack's documented uplink (tests/fixtures/chirpstack), as its HTTP integration
-/// posts it, for the configured device 0101010101010101 (a 1.2 m deep bin).
+/// ChirpStack's and The Things Stack's documented uplinks (tests/fixtures), as their
+/// webhooks post them, for the configured device 0101010101010101 (a 1.2 m deep bin).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chirpstack_uplink_lands_once_as_its_bins_reading() {
+async fn network_servers_uplinks_land_once_as_the_bins_readings() {
     const BIN: &str = "urn:ngsi-ld:WasteContainer:gignac-lora-1";
     let (world, hub) = world_and_hub().await;
     let documented: Value =
@@ -176,11 +176,33 @@ async fn a_chirpstack_uplink_lands_once_as_its_bins_reading() {
     // The documented example itself carries one byte: no reading, kept as a dead letter.
     let refused: Value = post("up", &documented).await.unwrap().json().await.unwrap();
     assert_eq!(refused["refused"], 1, "{refused}");
+    // The same sensor moved behind The Things Stack: its documented uplink message, for
+    // this DevEUI, a minute later, 360 mm (0x0168): 0.7.
+    let mut ttn: Value = serde_json::from_str(include_str!("../fixtures/ttn/uplink.json")).unwrap();
+    ttn["end_device_ids"]["dev_eui"] = json!("0101010101010101");
+    ttn["uplink_message"]["received_at"] =
+        json!((Utc::now() + chrono::Duration::minutes(1)).to_rfc3339());
+    ttn["uplink_message"]["frm_payload"] = json!("AWg=");
+    ttn["uplink_message"]
+        .as_object_mut()
+        .unwrap()
+        .remove("decoded_payload");
+    let answer = hub
+        .client
+        .post(hub.url("/ingest/v1/ttn"))
+        .bearer_auth(GATEWAY)
+        .json(&ttn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["accepted"], 1, "{answer}");
 
     eventually(
         Duration::from_secs(60),
-        "the uplink in the lake",
-        || async { landed(&world).await == (1, 1) },
+        "the uplinks in the lake",
+        || async { landed(&world).await == (2, 1) },
     )
     .await;
     let lake = world.lake().await;
@@ -193,7 +215,7 @@ async fn a_chirpstack_uplink_lands_once_as_its_bins_reading() {
     let row = arrow::util::pretty::pretty_format_batches(&batches)
         .unwrap()
         .to_string();
-    assert!(row.contains("0.75"), "{row}");
+    assert!(row.contains("0.75") && row.contains("0.7 "), "{row}");
     assert!(
         row.contains("rssi") && row.contains("frameCounter"),
         "{row}"
