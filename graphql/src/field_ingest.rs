@@ -62,7 +62,7 @@ impl std::fmt::Debug for FieldDoor {
 struct Remembered {
     ids: HashMap<(Stream, String), Option<(String, String)>>,
     order: VecDeque<(Stream, String)>,
-    answers: HashMap<String, (StatusCode, Value)>,
+    answers: HashMap<String, Value>,
     answer_order: VecDeque<String>,
 }
 
@@ -78,7 +78,7 @@ impl Remembered {
         }
     }
 
-    fn answered(&mut self, key: String, answer: (StatusCode, Value)) {
+    fn answered(&mut self, key: String, answer: Value) {
         if self.answers.insert(key.clone(), answer).is_none() {
             self.answer_order.push_back(key);
             if self.answer_order.len() > REMEMBERED
@@ -140,22 +140,45 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
 }
 
+/// One item of a request: the bytes sent to the topic, and their JSON when they parse
+/// (read once, for the answer's `id` and the retry fingerprint).
+pub(crate) struct Item {
+    pub bytes: Vec<u8>,
+    pub value: Option<Value>,
+}
+
+impl Item {
+    pub(crate) fn of_value(value: Value) -> Self {
+        Item {
+            bytes: serde_json::to_vec(&value).expect("a value serializes"),
+            value: Some(value),
+        }
+    }
+
+    fn of_bytes(bytes: &[u8]) -> Self {
+        Item {
+            value: serde_json::from_slice(bytes).ok(),
+            bytes: bytes.to_vec(),
+        }
+    }
+}
+
 /// The items of a body: one JSON value (an array is its elements), else one per line.
-fn items(body: &[u8]) -> std::result::Result<Vec<Vec<u8>>, String> {
+fn items(body: &[u8]) -> std::result::Result<Vec<Item>, String> {
     if let Ok(value) = serde_json::from_slice::<Value>(body) {
         return Ok(match value {
-            Value::Array(items) => items
-                .iter()
-                .map(|v| serde_json::to_vec(v).expect("a value serializes"))
-                .collect(),
-            _ => vec![body.to_vec()],
+            Value::Array(items) => items.into_iter().map(Item::of_value).collect(),
+            value => vec![Item {
+                bytes: body.to_vec(),
+                value: Some(value),
+            }],
         });
     }
-    let lines: Vec<Vec<u8>> = body
+    let lines: Vec<Item> = body
         .split(|b| *b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
-        .map(<[u8]>::to_vec)
+        .map(Item::of_bytes)
         .collect();
     if lines.is_empty() {
         return Err("the body holds no event".into());
@@ -226,8 +249,8 @@ pub async fn post(
         .map(|k| format!("{}\0{k}", stream.name()));
     if let Some(key) = &idempotency {
         let memory = door.memory.lock().expect("field door memory");
-        if let Some((status, answer)) = memory.get(&gateway.name).and_then(|m| m.answers.get(key)) {
-            let mut response = (*status, Json(answer.clone())).into_response();
+        if let Some(answer) = memory.get(&gateway.name).and_then(|m| m.answers.get(key)) {
+            let mut response = Json(answer.clone()).into_response();
             response.headers_mut().insert(
                 "idempotent-replayed",
                 "true".parse().expect("a header value"),
@@ -256,7 +279,7 @@ pub async fn post(
         && status == StatusCode::OK
     {
         let mut memory = door.memory.lock().expect("field door memory");
-        (memory.entry(gateway.name.clone()).or_default()).answered(key, (status, answer.clone()));
+        (memory.entry(gateway.name.clone()).or_default()).answered(key, answer.clone());
     }
     (status, Json(answer)).into_response()
 }
@@ -268,7 +291,7 @@ impl FieldDoor {
         &self,
         gateway: &Gateway,
         stream: Stream,
-        items: Vec<Vec<u8>>,
+        items: Vec<Item>,
     ) -> Result<Value> {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let topic = self.options.topic(stream);
@@ -278,10 +301,9 @@ impl FieldDoor {
             let memory = self.memory.lock().expect("field door memory");
             let seen = memory.get(&gateway.name);
             for item in &items {
-                let parsed = serde_json::from_slice::<Value>(item).ok();
-                let id = (parsed.as_ref())
+                let id = (item.value.as_ref())
                     .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string));
-                let fingerprint = fingerprint(parsed.as_ref(), item);
+                let fingerprint = fingerprint(item.value.as_ref(), &item.bytes);
                 let before = seen.and_then(|m| m.ids.get(&(stream, fingerprint.clone())));
                 let outcome = match before {
                     Some(refusal) => Outcome {
@@ -289,9 +311,14 @@ impl FieldDoor {
                         sent_before: true,
                     },
                     None => Outcome {
-                        refusal: decode(stream, Some(item), Some(now_ms), &self.options.decode)
-                            .err()
-                            .map(|r| (r.reason.to_string(), r.message)),
+                        refusal: decode(
+                            stream,
+                            Some(&item.bytes),
+                            Some(now_ms),
+                            &self.options.decode,
+                        )
+                        .err()
+                        .map(|r| (r.reason.to_string(), r.message)),
                         sent_before: false,
                     },
                 };
@@ -307,7 +334,7 @@ impl FieldDoor {
             .zip(&outcomes)
             .filter(|(_, outcome)| !outcome.sent_before)
             .map(|((item, (id, _)), _)| {
-                let mut record = FutureRecord::to(&topic).payload(item.as_slice());
+                let mut record = FutureRecord::to(&topic).payload(item.bytes.as_slice());
                 if let Some(id) = id {
                     record = record.key(id.as_str());
                 }

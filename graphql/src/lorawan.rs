@@ -34,7 +34,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use vallee_schemas::contract::Stream;
 
-use crate::field_ingest::{FieldDoor, error};
+use crate::field_ingest::{FieldDoor, Item, error};
 use crate::options::{Device, DeviceProfile};
 
 /// An uplink as both network servers describe it.
@@ -167,10 +167,10 @@ async fn receive(
     }
     // An uplink that does not decode goes as it came: ingest keeps it as a dead letter.
     let item = match uplink.and_then(|u| reading(device, &u)) {
-        Ok(event) => serde_json::to_vec(&event).expect("a value serializes"),
+        Ok(event) => Item::of_value(event),
         Err(reason) => {
             tracing::warn!(dev_eui, reason, "an uplink did not decode");
-            body.to_vec()
+            Item::of_value(message)
         }
     };
     match door.send(gateway, stream, vec![item]).await {

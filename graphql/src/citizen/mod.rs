@@ -295,14 +295,29 @@ impl CitizenHub {
                     continue;
                 }
             };
+            // A key record or an erasure writes and syncs files under `private/`: done off
+            // the async workers.
             let applied = if message.topic() == TEXT_KEYS_TOPIC {
-                self.key_record(message.payload())
+                let (hub, payload) = (self.clone(), message.payload().map(<[u8]>::to_vec));
+                tokio::task::spawn_blocking(move || hub.key_record(payload.as_deref()))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r)
             } else {
-                self.check_signature(&message)
+                match self
+                    .check_signature(&message)
                     .and_then(|()| message.payload().ok_or_else(|| "empty payload".to_string()))
                     .and_then(|p| serde_json::from_slice(p).map_err(|e| e.to_string()))
                     .and_then(|v| CitizenEvent::parse(v).map_err(|r| r.to_string()))
-                    .map(|event| self.apply(&event))
+                {
+                    Ok(event) if matches!(event.change, CitizenChange::TextsErased { .. }) => {
+                        let hub = self.clone();
+                        tokio::task::spawn_blocking(move || hub.apply(&event))
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
+                    other => other.map(|event| self.apply(&event)),
+                }
             };
             // Ingest keeps a bad event in dead_letters; the view has nothing to learn
             // from it, nor from a key record that does not unwrap.
