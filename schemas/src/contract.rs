@@ -9,7 +9,7 @@
 //!  vallee.tourism          ──► SiteVisit ──────────────────────► site_visits
 //!  vallee.vineyards        ──► AgriParcelRecord ───────────────► parcel_records
 //!                          └─► WeatherObserved ────────────────► weather_observed
-//!  vallee.citizen.reports ──► Report* (API writes) ───────────► citizen_reports
+//!  vallee.citizen.reports ──► Report*, TextsErased (API) ──────► citizen_reports
 //!  vallee.citizen.ideas   ──► Idea* (API writes) ─────────────► citizen_ideas
 //!  vallee.staff.audit     ──► StaffAction ─────────────────────► staff_audit
 //!  vallee.reference.places ─► Place* (API writes) ────────────► reference_places
@@ -37,6 +37,9 @@ impl Stream {
                 ("ReportSubmitted", Table::CitizenReports),
                 ("ReportFollowed", Table::CitizenReports),
                 ("ReportStatusChanged", Table::CitizenReports),
+                ("ReportLinkedToBin", Table::CitizenReports),
+                ("ReportUnlinkedFromBin", Table::CitizenReports),
+                ("TextsErased", Table::CitizenReports),
             ],
             Stream::CitizenIdeas => &[
                 ("IdeaSubmitted", Table::CitizenIdeas),
@@ -169,7 +172,7 @@ impl Table {
             Table::ParcelRecords => "AgriParcelRecord readings of vineyard parcel sensors",
             Table::WeatherObserved => "WeatherObserved readings of vineyard weather stations",
             Table::CitizenReports => {
-                "Citizens' reports and their status changes, one row per event (no contact details)"
+                "Citizens' reports, their status changes, links to bins and erasures, one row per event (no contact details)"
             }
             Table::CitizenIdeas => {
                 "The idea box: ideas, supports, comments, flags, answers, one row per event"

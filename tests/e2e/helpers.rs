@@ -287,6 +287,20 @@ fn scalar(batches: &[arrow::array::RecordBatch]) -> i64 {
         .map_or(0, |a| if a.is_null(0) { 0 } else { a.value(0) })
 }
 
+/// The values of a text column of a query's batches, in order (null as "").
+pub fn strings(batches: &[arrow::array::RecordBatch], column: &str) -> Vec<String> {
+    use arrow::array::AsArray;
+    let mut out = Vec::new();
+    for b in batches {
+        if let Some(c) = b.column_by_name(column) {
+            let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).expect("as text");
+            let c = c.as_string::<i32>();
+            out.extend((0..c.len()).map(|i| c.value(i).to_string()));
+        }
+    }
+    out
+}
+
 /// Rows of a data table whose (topic, partition, offset) appears more than once.
 pub async fn duplicates(lake: &Lake, table: Table) -> i64 {
     let (t, p, o) = if table == Table::DeadLetters {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
+use vallee_schemas::contract::Table;
 
 use crate::helpers::*;
 use crate::hub::*;
@@ -190,5 +191,25 @@ async fn a_report_of_an_overflowing_bin_is_tied_to_it_and_closed_when_it_is_empt
         "{notes}"
     );
     assert!(list(&hub, "").await.is_empty(), "emptied, no open report");
+
+    // The report's whole story reached the lake, the link included: nothing set aside.
+    eventually(Duration::from_secs(60), "the link in the lake", || async {
+        let types = world
+            .lake()
+            .await
+            .sql("SELECT type FROM citizen_reports ORDER BY \"dateObserved\", _offset")
+            .await
+            .map(|b| strings(&b, "type"))
+            .unwrap_or_default();
+        types
+            == [
+                "ReportSubmitted",
+                "ReportLinkedToBin",
+                "ReportStatusChanged",
+            ]
+    })
+    .await;
+    let lake = world.lake().await;
+    assert_eq!(lake.count(Table::DeadLetters).await.unwrap_or(0), 0);
     hub.stop().await;
 }

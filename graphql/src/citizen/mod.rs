@@ -151,13 +151,14 @@ impl CitizenHub {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Sends `event` on `stream`'s topic, waits for the sink's acknowledgement, then
+    /// Sends `event` on its stream's topic, waits for the sink's acknowledgement, then
     /// applies it to this replica's view (a write is visible at once where it was taken).
     ///
     /// What a person wrote is sealed first, under a new key of its subject: the key is
     /// kept in `private/` and acknowledged on the keys topic before the event is sent,
     /// so no replica ever holds a sealed text whose key could be lost.
-    pub async fn publish(&self, stream: Stream, event: &CitizenEvent) -> Result<()> {
+    pub async fn publish(&self, event: &CitizenEvent) -> Result<()> {
+        let stream = event.change.stream();
         // What ingest would refuse must not be written (it would be a dead letter).
         let invalid = |r: vallee_schemas::rejection::Rejection| {
             Error::Internal(format!("refusing to write an invalid event: {r}"))

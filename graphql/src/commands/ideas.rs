@@ -6,7 +6,6 @@ use vallee_schemas::citizen::{
     self, CitizenChange, FlagReason, IdeaState, IdeaSubmitted, MAX_TEXT_CHARS,
 };
 use vallee_schemas::communes;
-use vallee_schemas::contract::Stream;
 
 use super::access::{Citizen, Staff};
 use super::validate::{opt_text, text};
@@ -40,8 +39,7 @@ impl Commands {
             author: author.pseudonym().to_string(),
             visible: !self.pre_moderation,
         }));
-        self.write(Writes::event(Stream::CitizenIdeas, submitted))
-            .await?;
+        self.write(Writes::event(submitted)).await?;
         Ok(Applied::Idea(self.idea(&idea_id, SeenBy::Staff)?))
     }
 
@@ -60,8 +58,7 @@ impl Commands {
                 idea_id: id.to_string(),
                 supporter: supporter.pseudonym().to_string(),
             });
-            self.write(Writes::event(Stream::CitizenIdeas, support))
-                .await?;
+            self.write(Writes::event(support)).await?;
         }
         Ok(Applied::Idea(self.idea(id, self.public())?))
     }
@@ -78,8 +75,7 @@ impl Commands {
                 idea_id: id.to_string(),
                 supporter: supporter.pseudonym().to_string(),
             });
-            self.write(Writes::event(Stream::CitizenIdeas, withdrawal))
-                .await?;
+            self.write(Writes::event(withdrawal)).await?;
         }
         Ok(Applied::Idea(self.idea(id, self.public())?))
     }
@@ -100,8 +96,7 @@ impl Commands {
             body,
             author: author.pseudonym().to_string(),
         });
-        self.write(Writes::event(Stream::CitizenIdeas, comment))
-            .await?;
+        self.write(Writes::event(comment)).await?;
         let idea = self.idea(id, SeenBy::Staff)?;
         let comment = idea
             .comments
@@ -127,8 +122,7 @@ impl Commands {
                 flagger: flagger.pseudonym().to_string(),
                 reason,
             });
-            self.write(Writes::event(Stream::CitizenIdeas, flag))
-                .await?;
+            self.write(Writes::event(flag)).await?;
         }
         Ok(Applied::Idea(self.idea(id, SeenBy::Staff)?))
     }
@@ -146,8 +140,7 @@ impl Commands {
             state: IdeaState::Withdrawn,
             answer: None,
         });
-        self.write(Writes::event(Stream::CitizenIdeas, withdrawal))
-            .await?;
+        self.write(Writes::event(withdrawal)).await?;
         Ok(Applied::Idea(self.idea(id, SeenBy::Staff)?))
     }
 
@@ -169,8 +162,7 @@ impl Commands {
             answer,
         });
         self.write(
-            Writes::audited(staff, "answerIdea", id, Some(format!("{state:?}")))
-                .then(Stream::CitizenIdeas, answered),
+            Writes::audited(staff, "answerIdea", id, Some(format!("{state:?}"))).then(answered),
         )
         .await?;
         Ok(Applied::Idea(self.idea(id, SeenBy::Staff)?))
@@ -191,7 +183,7 @@ impl Commands {
         });
         self.write(
             Writes::audited(staff, "moderateIdea", id, Some(format!("hidden={hidden}")))
-                .then(Stream::CitizenIdeas, moderated),
+                .then(moderated),
         )
         .await?;
         Ok(Applied::Idea(self.idea(id, SeenBy::Staff)?))

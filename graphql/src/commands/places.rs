@@ -4,7 +4,6 @@
 
 use vallee_schemas::citizen::{self, CitizenChange, MAX_TEXT_CHARS, PlaceKind, PlaceUpdated};
 use vallee_schemas::communes;
-use vallee_schemas::contract::Stream;
 
 use super::access::Staff;
 use super::validate::{opt_text, text};
@@ -58,11 +57,8 @@ impl Commands {
         event
             .validate()
             .map_err(|r| CommandError::bad(r.to_string()))?;
-        self.write(
-            Writes::audited(staff, "updatePlace", &id, Some(place.name))
-                .then(Stream::ReferencePlaces, event),
-        )
-        .await?;
+        self.write(Writes::audited(staff, "updatePlace", &id, Some(place.name)).then(event))
+            .await?;
         Ok(Applied::Place(self.place(&id)?))
     }
 
@@ -73,10 +69,8 @@ impl Commands {
         let removal = staff.event(CitizenChange::PlaceRemoved {
             place_id: id.to_string(),
         });
-        self.write(
-            Writes::audited(staff, "removePlace", id, None).then(Stream::ReferencePlaces, removal),
-        )
-        .await?;
+        self.write(Writes::audited(staff, "removePlace", id, None).then(removal))
+            .await?;
         Ok(Applied::PlaceRemoved {
             place_id: id.to_string(),
         })
@@ -110,7 +104,7 @@ impl Commands {
                 id,
                 Some(vacancies.to_string()),
             )
-            .then(Stream::ReferencePlaces, update),
+            .then(update),
         )
         .await?;
         Ok(Applied::Place(self.place(id)?))

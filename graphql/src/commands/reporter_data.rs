@@ -13,7 +13,6 @@
 
 use vallee_schemas::citizen::sealed::ERASED;
 use vallee_schemas::citizen::{CitizenChange, MAX_ERASED_SUBJECTS, uuid_v4};
-use vallee_schemas::contract::Stream;
 
 use crate::auth::Caller;
 use crate::citizen::contacts::Contact;
@@ -99,7 +98,7 @@ impl Commands {
         let ids = self.reports_of(staff, &reporter)?;
         let mut writes = Writes::audited(staff, "eraseReporterData", &audit_target(&ids), None);
         for subjects in ids.chunks(MAX_ERASED_SUBJECTS) {
-            writes = writes.then(Stream::CitizenReports, staff.event(erasure(subjects)));
+            writes = writes.then(staff.event(erasure(subjects)));
         }
         self.write(writes).await?;
         Ok(Applied::ReporterDataErased(ids))
@@ -137,11 +136,8 @@ impl Commands {
             .cloned()
             .collect();
         for chunk in subjects.chunks(MAX_ERASED_SUBJECTS) {
-            self.write(Writes::event(
-                Stream::CitizenReports,
-                citizen.event(erasure(chunk)),
-            ))
-            .await?;
+            self.write(Writes::event(citizen.event(erasure(chunk))))
+                .await?;
         }
         Ok(Applied::ContributionsErased {
             reports,

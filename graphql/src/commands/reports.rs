@@ -9,7 +9,6 @@ use vallee_schemas::citizen::{
     ReportStatus, ReportSubmitted, Substatus,
 };
 use vallee_schemas::communes::{self, Commune};
-use vallee_schemas::contract::Stream;
 use vallee_schemas::geo::GeoPoint;
 
 use super::access::{Citizen, Staff};
@@ -145,8 +144,7 @@ impl Commands {
             }),
         );
         event.date_observed = now;
-        self.write(Writes::event(Stream::CitizenReports, event))
-            .await?;
+        self.write(Writes::event(event)).await?;
         if BIN_SERVICES.contains(&service.code) {
             self.tie_to_bin(&report_id, point).await;
         }
@@ -193,8 +191,7 @@ impl Commands {
                 report_id: id.to_string(),
                 follower: citizen.pseudonym().to_string(),
             });
-            self.write(Writes::event(Stream::CitizenReports, follow))
-                .await?;
+            self.write(Writes::event(follow)).await?;
         }
         Ok(Applied::Report(self.report(id)?))
     }
@@ -216,11 +213,8 @@ impl Commands {
             substatus: change.substatus,
             status_notes: notes,
         });
-        self.write(
-            Writes::audited(staff, "updateReportStatus", &id, Some(detail))
-                .then(Stream::CitizenReports, status),
-        )
-        .await?;
+        self.write(Writes::audited(staff, "updateReportStatus", &id, Some(detail)).then(status))
+            .await?;
         Ok(Applied::Report(self.report(&id)?))
     }
 
@@ -239,7 +233,7 @@ impl Commands {
                         distance_m,
                     },
                 );
-                self.write(Writes::event(Stream::CitizenReports, link))
+                self.write(Writes::event(link))
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -270,11 +264,8 @@ impl Commands {
             report_id: id.to_string(),
             bin_id: bin_id.clone(),
         });
-        self.write(
-            Writes::audited(staff, "unlinkReportFromBin", id, Some(bin_id))
-                .then(Stream::CitizenReports, unlink),
-        )
-        .await?;
+        self.write(Writes::audited(staff, "unlinkReportFromBin", id, Some(bin_id)).then(unlink))
+            .await?;
         Ok(Applied::Report(self.report(id)?))
     }
 
@@ -300,8 +291,7 @@ impl Commands {
             },
         );
         closed.id = format!("emptied-{report_id}");
-        self.write(Writes::event(Stream::CitizenReports, closed))
-            .await
+        self.write(Writes::event(closed)).await
     }
 }
 

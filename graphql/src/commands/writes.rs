@@ -6,7 +6,6 @@
 //! replica's view once acknowledged.
 
 use vallee_schemas::citizen::{CitizenChange, CitizenEvent};
-use vallee_schemas::contract::Stream;
 
 use super::access::Staff;
 use super::{Commands, Result};
@@ -15,7 +14,7 @@ use super::{Commands, Result};
 #[derive(Debug, Default)]
 pub struct Writes {
     audit: Option<CitizenEvent>,
-    events: Vec<(Stream, CitizenEvent)>,
+    events: Vec<CitizenEvent>,
 }
 
 impl Writes {
@@ -34,14 +33,14 @@ impl Writes {
         }
     }
 
-    /// One event to write on `stream`.
-    pub fn event(stream: Stream, event: CitizenEvent) -> Self {
-        Writes::default().then(stream, event)
+    /// One event to write (on its own stream, [`CitizenChange::stream`]).
+    pub fn event(event: CitizenEvent) -> Self {
+        Writes::default().then(event)
     }
 
-    /// And then `event` on `stream`.
-    pub fn then(mut self, stream: Stream, event: CitizenEvent) -> Self {
-        self.events.push((stream, event));
+    /// And then `event`.
+    pub fn then(mut self, event: CitizenEvent) -> Self {
+        self.events.push(event);
         self
     }
 }
@@ -51,10 +50,10 @@ impl Commands {
     /// next; stops at the first failure.
     pub(super) async fn write(&self, writes: Writes) -> Result<()> {
         if let Some(record) = &writes.audit {
-            self.citizens.publish(Stream::StaffAudit, record).await?;
+            self.citizens.publish(record).await?;
         }
-        for (stream, event) in &writes.events {
-            self.citizens.publish(*stream, event).await?;
+        for event in &writes.events {
+            self.citizens.publish(event).await?;
         }
         Ok(())
     }

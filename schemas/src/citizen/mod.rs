@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::{Observation, closing_fields, observation_fields, schema_of};
 use crate::rejection::Rejection;
+use crate::streams::Stream;
 use crate::time::TimeSource;
 
 pub mod sealed;
@@ -329,6 +330,31 @@ impl CitizenChange {
         }
     }
 
+    /// The stream this event is written on. Every event a stream carries must be one of
+    /// its routes ([`Stream::routes`]), or ingest would set it aside as a dead letter: the
+    /// match is exhaustive so that a new event has to choose.
+    pub fn stream(&self) -> Stream {
+        match self {
+            CitizenChange::ReportSubmitted(_)
+            | CitizenChange::ReportFollowed { .. }
+            | CitizenChange::ReportStatusChanged { .. }
+            | CitizenChange::ReportLinkedToBin { .. }
+            | CitizenChange::ReportUnlinkedFromBin { .. }
+            | CitizenChange::TextsErased { .. } => Stream::CitizenReports,
+            CitizenChange::IdeaSubmitted(_)
+            | CitizenChange::IdeaSupported { .. }
+            | CitizenChange::IdeaSupportWithdrawn { .. }
+            | CitizenChange::IdeaCommented { .. }
+            | CitizenChange::IdeaFlagged { .. }
+            | CitizenChange::IdeaAnswered { .. }
+            | CitizenChange::IdeaModerated { .. } => Stream::CitizenIdeas,
+            CitizenChange::PlaceUpdated(_)
+            | CitizenChange::PlaceRemoved { .. }
+            | CitizenChange::ChildcareVacanciesUpdated { .. } => Stream::ReferencePlaces,
+            CitizenChange::StaffAction { .. } => Stream::StaffAudit,
+        }
+    }
+
     /// The report, idea or staff target the event is about (the Kafka key).
     pub fn entity_id(&self) -> &str {
         match self {
@@ -616,6 +642,156 @@ mod tests {
                 contact_digest: None,
             }),
         )
+    }
+
+    /// One event of every kind, and which kind each is (the match is exhaustive, so a new
+    /// kind fails to compile here until it has a sample).
+    fn one_of_each() -> Vec<CitizenChange> {
+        let text = |s: &str| s.to_string();
+        let place = PlaceUpdated {
+            place_id: text("p-1"),
+            kind: PlaceKind::Childcare,
+            name: text("Crèche"),
+            commune_code: text("34114"),
+            address: None,
+            lat: None,
+            long: None,
+            opening_hours: None,
+            contact: None,
+            website: None,
+            description: None,
+            starts_at: None,
+            ends_at: None,
+            seats: None,
+            capacity: Some(20),
+            age_min_months: None,
+            age_max_months: None,
+        };
+        let idea = IdeaSubmitted {
+            idea_id: text("i-1"),
+            title: text("Des bancs"),
+            body: text("Sur la place"),
+            theme: IdeaTheme::DigitalServices,
+            commune_code: None,
+            author: text("a"),
+            visible: true,
+        };
+        let (report, idea_id) = (|| text("r-1"), || text("i-1"));
+        let samples = vec![
+            submitted().change,
+            CitizenChange::ReportFollowed {
+                report_id: report(),
+                follower: text("f"),
+            },
+            CitizenChange::ReportStatusChanged {
+                report_id: report(),
+                status: ReportStatus::Closed,
+                substatus: None,
+                status_notes: None,
+            },
+            CitizenChange::ReportLinkedToBin {
+                report_id: report(),
+                bin_id: text("b"),
+                distance_m: 3.0,
+            },
+            CitizenChange::ReportUnlinkedFromBin {
+                report_id: report(),
+                bin_id: text("b"),
+            },
+            CitizenChange::IdeaSubmitted(idea),
+            CitizenChange::IdeaSupported {
+                idea_id: idea_id(),
+                supporter: text("s"),
+            },
+            CitizenChange::IdeaSupportWithdrawn {
+                idea_id: idea_id(),
+                supporter: text("s"),
+            },
+            CitizenChange::IdeaCommented {
+                idea_id: idea_id(),
+                comment_id: text("c"),
+                body: text("Oui"),
+                author: text("a"),
+            },
+            CitizenChange::IdeaFlagged {
+                idea_id: idea_id(),
+                flagger: text("f"),
+                reason: FlagReason::Spam,
+            },
+            CitizenChange::IdeaAnswered {
+                idea_id: idea_id(),
+                state: IdeaState::Accepted,
+                answer: None,
+            },
+            CitizenChange::IdeaModerated {
+                idea_id: idea_id(),
+                hidden: true,
+            },
+            CitizenChange::PlaceUpdated(place),
+            CitizenChange::PlaceRemoved {
+                place_id: text("p-1"),
+            },
+            CitizenChange::ChildcareVacanciesUpdated {
+                place_id: text("p-1"),
+                vacancies: 2,
+            },
+            CitizenChange::TextsErased {
+                request_id: text("e"),
+                subjects: vec![report()],
+            },
+            CitizenChange::StaffAction {
+                action: text("a"),
+                target: text("t"),
+                scope: text("intercommunality"),
+                detail: None,
+            },
+        ];
+        let which = |c: &CitizenChange| match c {
+            CitizenChange::ReportSubmitted(_) => 0,
+            CitizenChange::ReportFollowed { .. } => 1,
+            CitizenChange::ReportStatusChanged { .. } => 2,
+            CitizenChange::ReportLinkedToBin { .. } => 3,
+            CitizenChange::ReportUnlinkedFromBin { .. } => 4,
+            CitizenChange::IdeaSubmitted(_) => 5,
+            CitizenChange::IdeaSupported { .. } => 6,
+            CitizenChange::IdeaSupportWithdrawn { .. } => 7,
+            CitizenChange::IdeaCommented { .. } => 8,
+            CitizenChange::IdeaFlagged { .. } => 9,
+            CitizenChange::IdeaAnswered { .. } => 10,
+            CitizenChange::IdeaModerated { .. } => 11,
+            CitizenChange::PlaceUpdated(_) => 12,
+            CitizenChange::PlaceRemoved { .. } => 13,
+            CitizenChange::ChildcareVacanciesUpdated { .. } => 14,
+            CitizenChange::TextsErased { .. } => 15,
+            CitizenChange::StaffAction { .. } => 16,
+        };
+        let covered: Vec<usize> = samples.iter().map(which).collect();
+        assert_eq!(
+            covered,
+            (0..=16).collect::<Vec<_>>(),
+            "one sample of each kind"
+        );
+        samples
+    }
+
+    #[test]
+    fn every_kind_of_event_lands_in_a_table_of_the_stream_it_is_written_on() {
+        // Not a dead letter: a link to a bin or an erasure once was, and the lake missed
+        // them.
+        for change in one_of_each() {
+            let stream = change.stream();
+            assert!(
+                stream
+                    .routes()
+                    .iter()
+                    .any(|(kind, _)| *kind == change.kind()),
+                "{} is written on {stream}, which does not carry it",
+                change.kind()
+            );
+            let event = CitizenEvent::new("hub", change);
+            let json: serde_json::Value = serde_json::from_slice(&event.to_json()).unwrap();
+            assert_eq!(CitizenEvent::parse(json).unwrap(), event);
+        }
     }
 
     #[test]
