@@ -53,6 +53,7 @@ pub mod ops;
 pub mod options;
 pub mod rate_limit;
 pub mod research;
+pub mod rounds;
 pub mod schema;
 pub mod sensors;
 
@@ -120,6 +121,8 @@ pub struct ApiState {
     /// differently: the parcels shared with them).
     pub public: vallee_opendata::publish::PublicLake,
     pub research: vallee_opendata::publish::PublicLake,
+    /// The day's collection rounds, planned on demand and kept a while.
+    pub rounds: Arc<rounds::RoundPlanner>,
 }
 
 /// The replicas' shared secret: configured (`[api] token_secret`), else kept in
@@ -228,6 +231,7 @@ impl Api {
             contacts,
             sensors,
             field_door: field_ingest::FieldDoor::new(&options)?,
+            rounds: Arc::new(rounds::RoundPlanner::new(options.rounds.clone())),
             open_data: vallee_opendata::OpenData::new(lake)
                 .with_sharing(sharing.clone(), Audience::Public)
                 .with_texts(texts),

@@ -271,6 +271,45 @@ pub struct ApiOptions {
     pub sql_max_concurrent: usize,
     /// Research queries running at once for one researcher. Default 2.
     pub sql_max_concurrent_per_researcher: usize,
+    /// How the round planner counts (`[api.rounds]`).
+    pub rounds: RoundOptions,
+}
+
+/// How the round planner counts time, distance and loads (`[api.rounds]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoundOptions {
+    /// Mean speed of a collection truck between bins, in km/h. Default 25.
+    pub speed_kmh: f64,
+    /// Time at each bin (stop, lift, empty). Default 120 s.
+    #[serde(rename = "service_s", with = "units::seconds")]
+    pub service: Duration,
+    /// Time at the depot between two rounds of one truck (unloading). Default 1 200 s.
+    #[serde(rename = "unload_s", with = "units::seconds")]
+    pub unload: Duration,
+    /// Road distance over straight-line distance (no road graph ships with the hub).
+    /// Default 1.3, usual for rural roads.
+    pub road_factor: f64,
+    /// What a bin holds when full, in litres (bins' readings do not say). Default 660, a
+    /// four-wheeled bin.
+    pub bin_volume_litres: f64,
+    /// How long a planned day is kept before it is planned again from newer readings.
+    /// Default 300 s.
+    #[serde(rename = "cache_s", with = "units::seconds")]
+    pub cache: Duration,
+}
+
+impl Default for RoundOptions {
+    fn default() -> Self {
+        RoundOptions {
+            speed_kmh: 25.0,
+            service: Duration::from_secs(120),
+            unload: Duration::from_secs(1200),
+            road_factor: 1.3,
+            bin_volume_litres: 660.0,
+            cache: Duration::from_secs(300),
+        }
+    }
 }
 
 impl Default for ApiOptions {
@@ -302,6 +341,7 @@ impl Default for ApiOptions {
             sql_memory_bytes: 256 * 1024 * 1024,
             sql_max_concurrent: 4,
             sql_max_concurrent_per_researcher: 2,
+            rounds: RoundOptions::default(),
         }
     }
 }
@@ -431,6 +471,16 @@ impl ApiOptions {
         }
         if !(self.supports_per_inhabitant.is_finite() && self.supports_per_inhabitant >= 0.0) {
             return invalid("supports_per_inhabitant must be a share, 0 or more".into());
+        }
+        let r = &self.rounds;
+        for (key, value, low, high) in [
+            ("speed_kmh", r.speed_kmh, 1.0, 130.0),
+            ("road_factor", r.road_factor, 1.0, 3.0),
+            ("bin_volume_litres", r.bin_volume_litres, 1.0, 50_000.0),
+        ] {
+            if !(low..=high).contains(&value) {
+                return invalid(format!("rounds.{key} must be between {low} and {high}"));
+            }
         }
         Ok(())
     }

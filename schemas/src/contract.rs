@@ -12,7 +12,7 @@
 //!  vallee.citizen.reports ──► Report*, TextsErased (API) ──────► citizen_reports
 //!  vallee.citizen.ideas   ──► Idea* (API writes) ─────────────► citizen_ideas
 //!  vallee.staff.audit     ──► StaffAction ─────────────────────► staff_audit
-//!  vallee.reference.places ─► Place* (API writes) ────────────► reference_places
+//!  vallee.reference.places ─► Place*, Depot*, Truck* (API) ───► reference_places
 //!  any of them             ──► anything that fails validation ─► dead_letters
 //! ```
 
@@ -55,6 +55,10 @@ impl Stream {
                 ("PlaceUpdated", Table::ReferencePlaces),
                 ("PlaceRemoved", Table::ReferencePlaces),
                 ("ChildcareVacanciesUpdated", Table::ReferencePlaces),
+                ("DepotUpdated", Table::ReferencePlaces),
+                ("DepotRemoved", Table::ReferencePlaces),
+                ("TruckUpdated", Table::ReferencePlaces),
+                ("TruckRemoved", Table::ReferencePlaces),
             ],
         }
     }
@@ -179,7 +183,7 @@ impl Table {
             }
             Table::StaffAudit => "Every staff action taken through the API (audit trail)",
             Table::ReferencePlaces => {
-                "Reference places staff keep up to date (digital gallery, coworking, training sessions, childcare and vacancies), one row per event"
+                "Reference data staff keep up to date (digital gallery, coworking, training sessions, childcare and vacancies; the collection fleet's depots and trucks), one row per event"
             }
             Table::DeadLetters => {
                 "Messages that failed to decode or validate, with reason, raw bytes (identifiers redacted) and source coordinates"

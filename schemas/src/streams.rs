@@ -37,8 +37,9 @@ pub enum Stream {
     CitizenIdeas,
     /// Every staff action (written by the API).
     StaffAudit,
-    /// Reference places staff keep up to date: digital gallery, coworking, training
-    /// sessions, childcare and its vacancies (written by the API).
+    /// Reference data staff keep up to date: digital gallery, coworking, training
+    /// sessions, childcare and its vacancies, the collection fleet's depots and trucks
+    /// (written by the API).
     ReferencePlaces,
 }
 

@@ -27,6 +27,7 @@ mod rebalance;
 mod recovery;
 mod reports;
 mod research;
+mod rounds;
 mod simulator;
 mod stream;
 mod waste;

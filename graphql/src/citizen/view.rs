@@ -1,4 +1,5 @@
-//! The current state of reports, ideas and reference places, folded from their events.
+//! The current state of reports, ideas, reference places and the collection fleet, folded
+//! from their events.
 //!
 //! Applying an event is idempotent (events are recognised by id), so a write applied at
 //! once on the replica that took it and again when the replay consumer reads it back
@@ -12,8 +13,8 @@ use chrono::{DateTime, Utc};
 use vallee_lake::text_keys::{Opened, TextKeys};
 use vallee_schemas::citizen::sealed::ERASED;
 use vallee_schemas::citizen::{
-    CitizenChange, CitizenEvent, FlagReason, IdeaState, IdeaSubmitted, PlaceUpdated, ReportStatus,
-    ReportSubmitted, Substatus,
+    CitizenChange, CitizenEvent, DepotUpdated, FlagReason, IdeaState, IdeaSubmitted, PlaceUpdated,
+    ReportStatus, ReportSubmitted, Substatus, TruckUpdated,
 };
 
 /// A reference place as staff last published it, with its latest vacancies.
@@ -133,6 +134,9 @@ pub struct CitizenView {
     pub ideas: HashMap<String, Idea>,
     /// Reference places by id (ordered: lists come out stable).
     pub places: BTreeMap<String, Place>,
+    /// The collection fleet, by id: depots and trucks as staff last published them.
+    pub depots: BTreeMap<String, DepotUpdated>,
+    pub trucks: BTreeMap<String, TruckUpdated>,
     seen: HashSet<String>,
     /// Events that named an entity not seen yet (a follow read before its report, on
     /// another partition); applied once the entity arrives.
@@ -290,6 +294,22 @@ impl CitizenView {
                 self.places.remove(place_id);
                 return None;
             }
+            CitizenChange::DepotUpdated(d) => {
+                self.depots.insert(d.depot_id.clone(), d.clone());
+                return None;
+            }
+            CitizenChange::DepotRemoved { depot_id } => {
+                self.depots.remove(depot_id);
+                return None;
+            }
+            CitizenChange::TruckUpdated(t) => {
+                self.trucks.insert(t.truck_id.clone(), t.clone());
+                return None;
+            }
+            CitizenChange::TruckRemoved { truck_id } => {
+                self.trucks.remove(truck_id);
+                return None;
+            }
             CitizenChange::ChildcareVacanciesUpdated {
                 place_id,
                 vacancies,
@@ -440,6 +460,10 @@ impl CitizenView {
             | CitizenChange::TextsErased { .. }
             | CitizenChange::PlaceUpdated(_)
             | CitizenChange::PlaceRemoved { .. }
+            | CitizenChange::DepotUpdated(_)
+            | CitizenChange::DepotRemoved { .. }
+            | CitizenChange::TruckUpdated(_)
+            | CitizenChange::TruckRemoved { .. }
             | CitizenChange::ChildcareVacanciesUpdated { .. } => {}
         }
     }

@@ -23,7 +23,8 @@
 //! | erase what they wrote                                 |           |         |              |
 //! | update report status, answer and moderate idea,       | —         | —       | in its scope |
 //! | export and erase reporter data, update and remove     |           |         |              |
-//! | place, update childcare vacancies                     |           |         |              |
+//! | place, update childcare vacancies, update and remove  |           |         |              |
+//! | depot and truck (the collection fleet)                |           |         |              |
 //!
 //! Staff of a commune act on that commune only, the intercommunality's on everything.
 //! Refusals keep the codes clients know ([`CommandError`]); a second support, follow or
@@ -35,10 +36,11 @@
 //! - `access`: the caller kinds a command needs, the staff's scope.
 //! - `validate`: free-text rules.
 //! - `writes`: the events of one command, the audit record first.
-//! - `reports`, `reporter_data` (GDPR), `ideas`, `places` (and childcare), `tokens`: the
-//!   commands of each area.
+//! - `reports`, `reporter_data` (GDPR), `ideas`, `places` (and childcare), `fleet` (depots
+//!   and trucks), `tokens`: the commands of each area.
 
 mod access;
+mod fleet;
 mod ideas;
 mod places;
 mod reporter_data;
@@ -55,7 +57,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use vallee_schemas::citizen::{
-    FlagReason, IdeaState, IdeaTheme, PlaceKind, ReportStatus, Substatus,
+    DepotUpdated, FlagReason, IdeaState, IdeaTheme, PlaceKind, ReportStatus, Substatus,
+    TruckUpdated,
 };
 
 use crate::auth::{Authenticator, Caller};
@@ -131,6 +134,18 @@ pub enum Command {
     UpdateChildcareVacancies {
         place_id: String,
         vacancies: u32,
+    },
+    /// Staff: publishes a depot of the collection fleet (an empty id: a new one).
+    UpdateDepot(DepotUpdated),
+    /// Staff: removes a depot no truck leaves from.
+    RemoveDepot {
+        depot_id: String,
+    },
+    /// Staff: publishes a collection truck.
+    UpdateTruck(TruckUpdated),
+    /// Staff: removes a truck.
+    RemoveTruck {
+        truck_id: String,
     },
 }
 
@@ -219,6 +234,12 @@ pub enum Applied {
     Place(Place),
     PlaceRemoved {
         place_id: String,
+    },
+    Depot(DepotUpdated),
+    Truck(TruckUpdated),
+    /// A depot or truck removed.
+    FleetRemoved {
+        id: String,
     },
     /// A reporter's data: one record per report with a kept contact.
     ReporterData(Vec<ReporterRecord>),
@@ -423,6 +444,10 @@ impl Commands {
                 self.update_childcare_vacancies(staff(caller)?, &place_id, vacancies)
                     .await
             }
+            Command::UpdateDepot(depot) => self.update_depot(staff(caller)?, depot).await,
+            Command::RemoveDepot { depot_id } => self.remove_depot(staff(caller)?, &depot_id).await,
+            Command::UpdateTruck(truck) => self.update_truck(staff(caller)?, truck).await,
+            Command::RemoveTruck { truck_id } => self.remove_truck(staff(caller)?, &truck_id).await,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod codes;
 mod mutation;
 pub mod open_data;
 mod query;
+pub mod rounds;
 pub mod sensors;
 mod subscription;
 pub mod types;

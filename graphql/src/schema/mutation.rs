@@ -193,6 +193,43 @@ impl Mutation {
         run(ctx, Command::RemovePlace { place_id: id.0 }).await
     }
 
+    /// Staff: publishes a depot of the collection fleet (a new one without `id`, or its
+    /// new version): where rounds leave from, the crews' shift and working days.
+    async fn update_depot(
+        &self,
+        ctx: &Context<'_>,
+        input: super::rounds::UpdateDepotInput,
+    ) -> async_graphql::Result<UpdateDepotPayload> {
+        run(ctx, Command::UpdateDepot(input.into())).await
+    }
+
+    /// Staff: removes a depot no truck leaves from.
+    async fn remove_depot(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<RemoveFleetPayload> {
+        run(ctx, Command::RemoveDepot { depot_id: id.0 }).await
+    }
+
+    /// Staff: publishes a collection truck, whole (its id is the one its positions carry).
+    async fn update_truck(
+        &self,
+        ctx: &Context<'_>,
+        input: super::rounds::UpdateTruckInput,
+    ) -> async_graphql::Result<UpdateTruckPayload> {
+        run(ctx, Command::UpdateTruck(input.into())).await
+    }
+
+    /// Staff: removes a collection truck.
+    async fn remove_truck(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<RemoveFleetPayload> {
+        run(ctx, Command::RemoveTruck { truck_id: id.0 }).await
+    }
+
     /// Staff: the places free right now in a childcare facility.
     async fn update_childcare_vacancies(
         &self,

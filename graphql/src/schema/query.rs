@@ -330,6 +330,60 @@ impl Query {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    /// A day's collection rounds (today to 7 days ahead): the bins due before the crews'
+    /// next working day, grouped by depot, kind and truck capacity, each round in a
+    /// visiting order from its depot and back, within the depots' shifts. Bins no round
+    /// can take are listed with why. Filters as `binsToCollect`.
+    #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
+    async fn rounds(
+        &self,
+        ctx: &Context<'_>,
+        date: NaiveDate,
+        commune_code: Option<String>,
+        waste_kind: Option<String>,
+    ) -> async_graphql::Result<super::rounds::RoundPlan> {
+        crate::rounds::check_date(date, Utc::now()).map_err(|m| error(Code::BadUserInput, m))?;
+        if let Some(c) = &commune_code
+            && communes::valley().by_code(c).is_none()
+        {
+            return Err(error(
+                Code::BadUserInput,
+                "communeCode is not a commune of the valley",
+            ));
+        }
+        if waste_kind.as_ref().is_some_and(|k| k.len() > 40) {
+            return Err(error(Code::BadUserInput, "wasteKind is too long"));
+        }
+        let state = state(ctx);
+        let plan = state
+            .rounds
+            .day(state, date, commune_code.as_deref(), waste_kind.as_deref())
+            .await?;
+        Ok(super::rounds::RoundPlan::of(
+            &plan,
+            commune_code.as_deref(),
+            waste_kind.as_deref(),
+        ))
+    }
+
+    /// The collection fleet's depots, by name.
+    async fn depots(&self, ctx: &Context<'_>) -> Vec<super::rounds::Depot> {
+        let view = state(ctx).citizens.view.read().expect("view lock");
+        let mut depots: Vec<super::rounds::Depot> =
+            view.depots.values().cloned().map(Into::into).collect();
+        depots.sort_by(|a, b| a.name.cmp(&b.name));
+        depots
+    }
+
+    /// The collection fleet's trucks, by name.
+    async fn trucks(&self, ctx: &Context<'_>) -> Vec<super::rounds::Truck> {
+        let view = state(ctx).citizens.view.read().expect("view lock");
+        let mut trucks: Vec<super::rounds::Truck> =
+            view.trucks.values().cloned().map(Into::into).collect();
+        trucks.sort_by(|a, b| a.name.cmp(&b.name));
+        trucks
+    }
+
     /// People counted per zone and window (`PT5M` or `PT1H`), windows starting in
     /// `[from, to)`; without `from` and `to`, the 6 hours before the newest window. Counts
     /// of 1 to 4 are withheld except for staff (see `Footfall`).

@@ -14,7 +14,7 @@
 //! Reads go to the API's snapshot of the lake, refreshed apart from the writers, one turn
 //! of the lake gate each ([`crate::limits::lake`]); partner feeds read through here too.
 
-mod collect;
+pub mod collect;
 
 use std::collections::HashMap;
 use std::sync::Arc;

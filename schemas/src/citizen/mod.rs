@@ -22,9 +22,11 @@ use crate::rejection::Rejection;
 use crate::streams::Stream;
 use crate::time::TimeSource;
 
+pub mod fleet;
 pub mod sealed;
 mod services;
 
+pub use fleet::{DepotUpdated, TruckUpdated};
 pub use services::{Competence, SERVICES, Service, service};
 
 /// Open311 status.
@@ -269,6 +271,18 @@ pub enum CitizenChange {
     PlaceRemoved {
         place_id: String,
     },
+    /// A depot of the collection fleet, whole (see [`fleet`]).
+    DepotUpdated(DepotUpdated),
+    #[serde(rename_all = "camelCase")]
+    DepotRemoved {
+        depot_id: String,
+    },
+    /// A collection truck, whole.
+    TruckUpdated(TruckUpdated),
+    #[serde(rename_all = "camelCase")]
+    TruckRemoved {
+        truck_id: String,
+    },
     /// The vacancies of a childcare facility right now.
     #[serde(rename_all = "camelCase")]
     ChildcareVacanciesUpdated {
@@ -325,6 +339,10 @@ impl CitizenChange {
             CitizenChange::PlaceUpdated(_) => "PlaceUpdated",
             CitizenChange::PlaceRemoved { .. } => "PlaceRemoved",
             CitizenChange::ChildcareVacanciesUpdated { .. } => "ChildcareVacanciesUpdated",
+            CitizenChange::DepotUpdated(_) => "DepotUpdated",
+            CitizenChange::DepotRemoved { .. } => "DepotRemoved",
+            CitizenChange::TruckUpdated(_) => "TruckUpdated",
+            CitizenChange::TruckRemoved { .. } => "TruckRemoved",
             CitizenChange::TextsErased { .. } => "TextsErased",
             CitizenChange::StaffAction { .. } => "StaffAction",
         }
@@ -350,7 +368,11 @@ impl CitizenChange {
             | CitizenChange::IdeaModerated { .. } => Stream::CitizenIdeas,
             CitizenChange::PlaceUpdated(_)
             | CitizenChange::PlaceRemoved { .. }
-            | CitizenChange::ChildcareVacanciesUpdated { .. } => Stream::ReferencePlaces,
+            | CitizenChange::ChildcareVacanciesUpdated { .. }
+            | CitizenChange::DepotUpdated(_)
+            | CitizenChange::DepotRemoved { .. }
+            | CitizenChange::TruckUpdated(_)
+            | CitizenChange::TruckRemoved { .. } => Stream::ReferencePlaces,
             CitizenChange::StaffAction { .. } => Stream::StaffAudit,
         }
     }
@@ -373,6 +395,10 @@ impl CitizenChange {
             CitizenChange::PlaceUpdated(p) => &p.place_id,
             CitizenChange::PlaceRemoved { place_id }
             | CitizenChange::ChildcareVacanciesUpdated { place_id, .. } => place_id,
+            CitizenChange::DepotUpdated(d) => &d.depot_id,
+            CitizenChange::DepotRemoved { depot_id } => depot_id,
+            CitizenChange::TruckUpdated(t) => &t.truck_id,
+            CitizenChange::TruckRemoved { truck_id } => truck_id,
             CitizenChange::StaffAction { target, .. } => target,
             CitizenChange::TextsErased { request_id, .. } => request_id,
         }
@@ -409,6 +435,7 @@ impl CitizenChange {
             CitizenChange::ReportSubmitted(r) => Some(&r.commune_code),
             CitizenChange::IdeaSubmitted(i) => i.commune_code.as_deref(),
             CitizenChange::PlaceUpdated(p) => Some(&p.commune_code),
+            CitizenChange::DepotUpdated(d) => Some(&d.commune_code),
             _ => None,
         }
     }
@@ -443,6 +470,11 @@ impl CitizenChange {
             CitizenChange::IdeaAnswered {
                 answer: Some(a), ..
             } => texts.push(("answer", a)),
+            CitizenChange::DepotUpdated(d) => texts.push(("name", &d.name)),
+            CitizenChange::TruckUpdated(t) => {
+                texts.push(("name", &t.name));
+                texts.push(("depotId", &t.depot_id));
+            }
             _ => {}
         }
         texts
@@ -540,6 +572,11 @@ impl CitizenEvent {
             {
                 return Err(Rejection::range("startsAt is after endsAt"));
             }
+        }
+        match &self.change {
+            CitizenChange::DepotUpdated(d) => d.check()?,
+            CitizenChange::TruckUpdated(t) => t.check()?,
+            _ => {}
         }
         if let CitizenChange::ReportSubmitted(r) = &self.change {
             if !(-90.0..=90.0).contains(&r.lat) || !(-180.0..=180.0).contains(&r.long) {
@@ -735,6 +772,29 @@ mod tests {
                 place_id: text("p-1"),
                 vacancies: 2,
             },
+            CitizenChange::DepotUpdated(DepotUpdated {
+                depot_id: text("d"),
+                name: text("Dépôt"),
+                commune_code: text("34114"),
+                lat: 43.65,
+                long: 3.55,
+                shift_start: text("06:00"),
+                shift_end: text("13:00"),
+                working_days: vec![1, 2, 3, 4, 5],
+            }),
+            CitizenChange::DepotRemoved {
+                depot_id: text("d"),
+            },
+            CitizenChange::TruckUpdated(TruckUpdated {
+                truck_id: text("t"),
+                name: text("Benne"),
+                depot_id: text("d"),
+                waste_kinds: vec![text("refuse")],
+                capacity_litres: 60_000,
+            }),
+            CitizenChange::TruckRemoved {
+                truck_id: text("t"),
+            },
             CitizenChange::TextsErased {
                 request_id: text("e"),
                 subjects: vec![report()],
@@ -762,13 +822,17 @@ mod tests {
             CitizenChange::PlaceUpdated(_) => 12,
             CitizenChange::PlaceRemoved { .. } => 13,
             CitizenChange::ChildcareVacanciesUpdated { .. } => 14,
-            CitizenChange::TextsErased { .. } => 15,
-            CitizenChange::StaffAction { .. } => 16,
+            CitizenChange::DepotUpdated(_) => 15,
+            CitizenChange::DepotRemoved { .. } => 16,
+            CitizenChange::TruckUpdated(_) => 17,
+            CitizenChange::TruckRemoved { .. } => 18,
+            CitizenChange::TextsErased { .. } => 19,
+            CitizenChange::StaffAction { .. } => 20,
         };
         let covered: Vec<usize> = samples.iter().map(which).collect();
         assert_eq!(
             covered,
-            (0..=16).collect::<Vec<_>>(),
+            (0..=20).collect::<Vec<_>>(),
             "one sample of each kind"
         );
         samples

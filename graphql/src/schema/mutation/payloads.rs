@@ -82,6 +82,25 @@ payloads_of!(
 
 payloads_of!(Place => place: Place, UpdatePlacePayload, UpdateChildcareVacanciesPayload);
 
+use crate::schema::rounds::{Depot, Truck};
+payloads_of!(Depot => depot: Depot, UpdateDepotPayload);
+payloads_of!(Truck => truck: Truck, UpdateTruckPayload);
+
+/// A depot or truck removed.
+#[derive(SimpleObject, Debug)]
+pub struct RemoveFleetPayload {
+    pub removed_id: ID,
+}
+
+impl FromApplied for RemoveFleetPayload {
+    fn from_applied(applied: Applied) -> Option<Self> {
+        match applied {
+            Applied::FleetRemoved { id } => Some(RemoveFleetPayload { removed_id: ID(id) }),
+            _ => None,
+        }
+    }
+}
+
 /// A reporter's data: the contact left and the report it came with.
 #[derive(SimpleObject, Debug)]
 pub struct ReporterData {
