@@ -149,6 +149,26 @@ pub enum BenchCommand {
     /// Time-to-full on a held-out simulated week: the straight line since the last
     /// emptying vs the week profile the stage learns (mean absolute error of each).
     Forecast(BenchForecastArgs),
+    /// Planned rounds by fill level vs fixed schedules on the simulated valley: kilometres,
+    /// emptyings, fill at collection, overflowing bin-hours.
+    Rounds(BenchRoundsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchRoundsArgs {
+    /// Simulated weeks.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=52))]
+    pub weeks: u32,
+    /// Bins of the simulated valley.
+    #[arg(long, default_value_t = 300)]
+    pub bins: usize,
+    /// Factor on the simulator's fill rates: its bins fill in about a day, for lively
+    /// demos; the valley's take several (0.2: about five days for household waste).
+    #[arg(long, default_value_t = 0.2)]
+    pub rate_scale: f64,
+    /// Seed of the simulation.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, Args)]

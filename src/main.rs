@@ -314,5 +314,8 @@ async fn main() -> Result<()> {
         Command::Bench {
             command: BenchCommand::Forecast(args),
         } => vallee::bench::forecast(args).await,
+        Command::Bench {
+            command: BenchCommand::Rounds(args),
+        } => vallee::bench::rounds(args).await,
     }
 }

@@ -6,6 +6,7 @@
 mod chaos;
 mod forecast;
 mod ingest;
+mod rounds;
 mod stream;
 
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use vallee_ingest::IngestOptions;
 pub use chaos::chaos;
 pub use forecast::forecast;
 pub use ingest::ingest;
+pub use rounds::rounds;
 pub use stream::stream;
 
 use crate::simulator::{Event, Valley, ValleyShape};

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use vallee_kafka::KafkaOptions;
 use vallee_schemas::contract::Stream;
 
-pub use valley::{Event, Valley, ValleyShape};
+pub use valley::{BinLayout, Event, Valley, ValleyShape, fill_pace};
 
 /// Options of the simulator (the `[simulator]` section of the file). `Default` runs on a
 /// laptop against the embedded broker.

@@ -153,6 +153,36 @@ fn daily(hour: f64, from: f64, to: f64) -> f64 {
     (std::f64::consts::PI * (hour - from) / (to - from)).sin()
 }
 
+/// The hour of the day in the valley, roughly (CET).
+fn local_hour(now: DateTime<Utc>) -> f64 {
+    ((now.hour() + 1) % 24) as f64 + now.minute() as f64 / 60.0
+}
+
+/// How fast bins fill at `now`, relative to their own rate: with people's day (little at
+/// night) and more on Saturdays, the market day.
+pub fn fill_pace(now: DateTime<Utc>) -> f64 {
+    let habit = 0.4 + 1.2 * daily(local_hour(now), 7.0, 22.0);
+    let market = if now.weekday().num_days_from_monday() == 5 {
+        1.4
+    } else {
+        1.0
+    };
+    habit * market
+}
+
+/// A simulated bin, laid out.
+#[derive(Debug, Clone)]
+pub struct BinLayout {
+    pub id: String,
+    pub commune_code: &'static str,
+    pub point: GeoPoint,
+    pub kind: &'static str,
+    /// Its own rate, before [`fill_pace`].
+    pub fill_per_hour: f64,
+    /// What it holds at the start.
+    pub fill: f64,
+}
+
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -260,8 +290,23 @@ impl Valley {
     }
 
     fn hour(&self) -> f64 {
-        // Local time in the valley, roughly (CET).
-        ((self.now.hour() + 1) % 24) as f64 + self.now.minute() as f64 / 60.0
+        local_hour(self.now)
+    }
+
+    /// Where the bins stand, what they hold and how fast they fill (the rounds benchmark
+    /// lays its valley out from them).
+    pub fn bin_layout(&self) -> Vec<BinLayout> {
+        self.bins
+            .iter()
+            .map(|b| BinLayout {
+                id: b.id.clone(),
+                commune_code: b.commune.insee_code.as_str(),
+                point: b.point,
+                kind: b.kind,
+                fill_per_hour: b.fill_per_hour,
+                fill: b.fill,
+            })
+            .collect()
     }
 
     fn emit(&mut self, stream: Stream, key: &str, mut body: Value, out: &mut Vec<Event>) {
@@ -291,17 +336,11 @@ impl Valley {
     }
 
     fn bins_and_trucks(&mut self, hours: f64, out: &mut Vec<Event>) {
-        let habit = 0.4 + 1.2 * daily(self.hour(), 7.0, 22.0);
-        let market = if self.now.weekday().num_days_from_monday() == 5 {
-            1.4
-        } else {
-            1.0
-        };
+        let pace = fill_pace(self.now);
         for i in 0..self.bins.len() {
             let b = &mut self.bins[i];
-            b.fill = (b.fill
-                + b.fill_per_hour * habit * market * hours * self.rng.random_range(0.5..1.5))
-            .min(1.0);
+            b.fill = (b.fill + b.fill_per_hour * pace * hours * self.rng.random_range(0.5..1.5))
+                .min(1.0);
             if self.now < b.next_report {
                 continue;
             }
