@@ -134,6 +134,12 @@ fn struct_keys() -> BTreeMap<(String, String), Option<Value>> {
     for (section, value) in defaults.as_object().unwrap() {
         add(section, value.clone());
     }
+    // Tables inside `[api]` (`[api.rounds]`) are sections of their own too.
+    for (key, value) in defaults["api"].as_object().unwrap() {
+        if value.is_object() {
+            add(&format!("api.{key}"), value.clone());
+        }
+    }
     // The entries of the `[[api.…]]` lists have no default: one of each, keys only.
     let sample = Config::parse(&format!(
         "[[api.staff]]\nname = \"s\"\ntoken_sha256 = \"{h}\"\ncommune = \"34114\"\n\
