@@ -1,4 +1,5 @@
-//! The valley's reference data: its 28 communes, and placing a point in one of them.
+//! The valley's reference data: its 28 communes with their boundaries, and placing a point
+//! in one of them.
 //!
 //! Sources and the placement approximation are described in `schemas/data/README.md`.
 
@@ -9,9 +10,15 @@ use crate::{Error, Result};
 
 const COMMUNES_CSV: &str = include_str!("../data/communes.csv");
 const GEO_CSV: &str = include_str!("../data/commune_geo.csv");
+/// The communes' boundaries (IGN Admin Express, simplified; see `schemas/data/README.md`).
+pub const BOUNDARIES_GEOJSON: &str = include_str!("../data/communes.geojson");
 
-/// How far beyond its equal-area disc a commune still claims a point (25 %).
-const DISC_TOLERANCE: f64 = 1.25;
+/// How far outside every boundary a point is still placed in the nearest commune: the
+/// shapes are simplified, so a point a few metres beyond the valley's edge may be in it.
+pub const BORDER_TOLERANCE_M: f64 = 150.0;
+
+/// A polygon's rings: the outer one first, then its holes (WGS 84).
+type Polygon = Vec<Vec<GeoPoint>>;
 
 /// One member commune of the intercommunality.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +33,8 @@ pub struct Commune {
     /// Centre of the commune's territory.
     pub centre: GeoPoint,
     pub area_km2: f64,
+    /// Its territory: one or more polygons.
+    pub boundary: Vec<Polygon>,
 }
 
 impl Commune {
@@ -33,6 +42,125 @@ impl Commune {
     pub fn radius_m(&self) -> f64 {
         (self.area_km2 * 1.0e6 / std::f64::consts::PI).sqrt()
     }
+
+    /// Whether `point` is inside its boundary (even-odd rule: a hole is outside).
+    pub fn contains(&self, point: &GeoPoint) -> bool {
+        self.boundary.iter().any(|polygon| {
+            polygon
+                .iter()
+                .filter(|ring| crosses_odd(ring, point))
+                .count()
+                % 2
+                == 1
+        })
+    }
+
+    /// Distance in metres from `point` to its boundary's nearest edge.
+    pub fn distance_to_boundary_m(&self, point: &GeoPoint) -> f64 {
+        // Local plane around the point: metres east and north.
+        let k = 111_195.0;
+        let east = |p: &GeoPoint| (p.lon - point.lon) * k * point.lat.to_radians().cos();
+        let north = |p: &GeoPoint| (p.lat - point.lat) * k;
+        self.boundary
+            .iter()
+            .flatten()
+            .flat_map(|ring| ring.windows(2))
+            .map(|edge| {
+                let (ax, ay, bx, by) = (
+                    east(&edge[0]),
+                    north(&edge[0]),
+                    east(&edge[1]),
+                    north(&edge[1]),
+                );
+                let (dx, dy) = (bx - ax, by - ay);
+                let length2 = dx * dx + dy * dy;
+                let t = if length2 > 0.0 {
+                    (-(ax * dx + ay * dy) / length2).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                (ax + t * dx).hypot(ay + t * dy)
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+}
+
+/// Whether a ray from `point` eastwards crosses `ring` an odd number of times.
+fn crosses_odd(ring: &[GeoPoint], point: &GeoPoint) -> bool {
+    let mut inside = false;
+    for edge in ring.windows(2) {
+        let (a, b) = (&edge[0], &edge[1]);
+        if (a.lat > point.lat) != (b.lat > point.lat) {
+            let lon = a.lon + (point.lat - a.lat) / (b.lat - a.lat) * (b.lon - a.lon);
+            if point.lon < lon {
+                inside = !inside;
+            }
+        }
+    }
+    inside
+}
+
+/// A point inside `polygon`: the middle of the widest stretch inside it along one of a few
+/// parallels across its extent (a centroid may fall outside a concave shape).
+fn interior_point(polygon: &Polygon) -> Option<GeoPoint> {
+    let outer = polygon.first()?;
+    let (south, north) = outer.iter().fold((f64::MAX, f64::MIN), |(s, n), p| {
+        (s.min(p.lat), n.max(p.lat))
+    });
+    let mut best: Option<(f64, GeoPoint)> = None;
+    for fraction in [0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8] {
+        let lat = south + (north - south) * fraction;
+        let mut crossings: Vec<f64> = outer
+            .windows(2)
+            .filter(|e| (e[0].lat > lat) != (e[1].lat > lat))
+            .map(|e| e[0].lon + (lat - e[0].lat) / (e[1].lat - e[0].lat) * (e[1].lon - e[0].lon))
+            .collect();
+        crossings.sort_by(f64::total_cmp);
+        for span in crossings.chunks_exact(2) {
+            let middle = GeoPoint::new((span[0] + span[1]) / 2.0, lat);
+            let width = span[1] - span[0];
+            let inside = polygon.iter().filter(|r| crosses_odd(r, &middle)).count() % 2 == 1;
+            if inside && best.as_ref().is_none_or(|(w, _)| width > *w) {
+                best = Some((width, middle));
+            }
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+/// The boundaries of the GeoJSON, by INSEE code.
+fn boundaries(geojson: &str) -> Result<std::collections::HashMap<String, Vec<Polygon>>> {
+    let bad = |message: String| Error::Reference {
+        file: "communes.geojson",
+        line: 0,
+        message,
+    };
+    let doc: serde_json::Value = serde_json::from_str(geojson).map_err(|e| bad(e.to_string()))?;
+    let ring = |r: &serde_json::Value| -> Option<Vec<GeoPoint>> {
+        r.as_array()?
+            .iter()
+            .map(|p| Some(GeoPoint::new(p.get(0)?.as_f64()?, p.get(1)?.as_f64()?)))
+            .collect()
+    };
+    let polygon =
+        |p: &serde_json::Value| -> Option<Polygon> { p.as_array()?.iter().map(ring).collect() };
+    let mut out = std::collections::HashMap::new();
+    for f in doc["features"].as_array().into_iter().flatten() {
+        let code = f["properties"]["insee_code"]
+            .as_str()
+            .ok_or_else(|| bad("a feature without insee_code".into()))?;
+        let geometry = &f["geometry"];
+        let polygons = match geometry["type"].as_str() {
+            Some("Polygon") => polygon(&geometry["coordinates"]).map(|p| vec![p]),
+            Some("MultiPolygon") => geometry["coordinates"]
+                .as_array()
+                .and_then(|ps| ps.iter().map(polygon).collect()),
+            _ => None,
+        }
+        .ok_or_else(|| bad(format!("{code}: not a polygon of [lon, lat] points")))?;
+        out.insert(code.to_string(), polygons);
+    }
+    Ok(out)
 }
 
 /// The set of communes, with lookups.
@@ -44,14 +172,16 @@ pub struct Communes {
 /// The valley's 28 communes, parsed once from the data compiled into the binary.
 pub fn valley() -> &'static Communes {
     static VALLEY: LazyLock<Communes> = LazyLock::new(|| {
-        Communes::parse(COMMUNES_CSV, GEO_CSV).expect("embedded reference data is valid (tested)")
+        Communes::parse(COMMUNES_CSV, GEO_CSV, BOUNDARIES_GEOJSON)
+            .expect("embedded reference data is valid (tested)")
     });
     &VALLEY
 }
 
 impl Communes {
-    /// Parses the two reference files (see `schemas/data/`).
-    pub fn parse(communes_csv: &str, geo_csv: &str) -> Result<Communes> {
+    /// Parses the three reference files (see `schemas/data/`).
+    pub fn parse(communes_csv: &str, geo_csv: &str, geojson: &str) -> Result<Communes> {
+        let mut shapes = boundaries(geojson)?;
         let bad = |file, line, message: String| Error::Reference {
             file,
             line,
@@ -109,7 +239,14 @@ impl Communes {
                     format!("no centre for commune {}", f[0]),
                 )
             })?;
-            communes.push(Commune {
+            let boundary = shapes.remove(f[0]).ok_or_else(|| {
+                bad(
+                    "communes.geojson",
+                    0,
+                    format!("no boundary for commune {}", f[0]),
+                )
+            })?;
+            let mut commune = Commune {
                 insee_code: f[0].to_string(),
                 name: f[1].to_string(),
                 siren: f[2].to_string(),
@@ -122,7 +259,16 @@ impl Communes {
                     .collect(),
                 centre,
                 area_km2,
-            });
+                boundary,
+            };
+            // A published centre outside the simplified shape (Argelliers': 535 m out)
+            // moves inside, so that the centre is always in its own commune.
+            if !commune.contains(&commune.centre)
+                && let Some(inside) = commune.boundary.iter().find_map(interior_point)
+            {
+                commune.centre = inside;
+            }
+            communes.push(commune);
         }
         Ok(Communes { communes })
     }
@@ -143,13 +289,27 @@ impl Communes {
         self.communes.iter().find(|c| c.name.to_lowercase() == name)
     }
 
-    /// The commune a point falls in, or `None` outside the valley (approximation: see the
-    /// module docs).
+    /// The commune whose boundary holds a point; a point outside every boundary but within
+    /// [`BORDER_TOLERANCE_M`] of one goes to the nearest; `None` outside the valley.
     pub fn locate(&self, point: &GeoPoint) -> Option<&Commune> {
+        if !(point.lat.is_finite() && point.lon.is_finite()) {
+            return None;
+        }
+        if let Some(c) = self.communes.iter().find(|c| c.contains(point)) {
+            return Some(c);
+        }
+        // Far from the valley: no need to measure every edge.
+        if self
+            .communes
+            .iter()
+            .all(|c| c.centre.distance_m(point) > 3.0 * c.radius_m() + BORDER_TOLERANCE_M)
+        {
+            return None;
+        }
         self.communes
             .iter()
-            .map(|c| (c, c.centre.distance_m(point) / c.radius_m()))
-            .filter(|(_, ratio)| *ratio <= DISC_TOLERANCE)
+            .map(|c| (c, c.distance_to_boundary_m(point)))
+            .filter(|(_, d)| *d <= BORDER_TOLERANCE_M)
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(c, _)| c)
     }
@@ -208,5 +368,32 @@ mod tests {
         // Montpellier's Comédie and Paris are outside the valley.
         assert!(v.locate(&GeoPoint::new(3.8797, 43.6085)).is_none());
         assert!(v.locate(&GeoPoint::new(2.3522, 48.8566)).is_none());
+        assert!(v.locate(&GeoPoint::new(f64::NAN, 43.6)).is_none());
+    }
+
+    #[test]
+    fn communes_are_decided_by_their_boundaries_not_by_discs_around_their_centres() {
+        let v = valley();
+        let at = |lon, lat| v.locate(&GeoPoint::new(lon, lat)).map(|c| c.name.as_str());
+        // Points an equal-area disc around each centre gave to a neighbour (or to nobody).
+        assert_eq!(at(3.518, 43.630), Some("Pouzols"), "the disc said Popian");
+        assert_eq!(at(3.536, 43.720), Some("Saint-Guilhem-le-Désert"));
+        assert_eq!(at(3.560, 43.720), Some("Aniane"), "the disc said Puéchabon");
+        assert_eq!(
+            at(3.488, 43.745),
+            Some("Montpeyroux"),
+            "the disc said outside"
+        );
+        assert_eq!(
+            at(3.476, 43.640),
+            None,
+            "the disc said Saint-André-de-Sangonis"
+        );
+        // Each boundary's vertices are on its commune's edge: a step inside the valley's
+        // outer edge is in, and the tolerance keeps a point a few metres out.
+        let gignac = v.by_code("34114").unwrap();
+        let vertex = gignac.boundary[0][0][0];
+        assert!(gignac.distance_to_boundary_m(&vertex) < 1.0);
+        assert!(v.locate(&vertex).is_some());
     }
 }

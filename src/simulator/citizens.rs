@@ -223,12 +223,8 @@ async fn report(client: &reqwest::Client, url: &str, rng: &mut StdRng) -> Result
     debug_assert!(SERVICES.iter().any(|s| s.code == code));
     let valley = communes::valley();
     let commune = &valley.all()[rng.random_range(0..valley.all().len())];
-    // Within a third of the commune's radius of its centre: inside it.
-    let r = commune.radius_m() / 3.0 * rng.random::<f64>();
-    let a = rng.random::<f64>() * std::f64::consts::TAU;
-    let lat = commune.centre.lat + r * a.sin() / 111_320.0;
-    let long =
-        commune.centre.lon + r * a.cos() / (111_320.0 * commune.centre.lat.to_radians().cos());
+    let point = super::valley::point_in(rng, commune, commune.radius_m() / 3.0);
+    let (lat, long) = (point.lat, point.lon);
     graphql(
         client,
         url,

@@ -127,6 +127,15 @@ fn jitter(rng: &mut StdRng, centre: GeoPoint, metres: f64) -> GeoPoint {
     GeoPoint::new(centre.lon + dx, centre.lat + dy)
 }
 
+/// A point within `metres` of `commune`'s centre and inside its boundary (its centre when
+/// a few draws all fall outside).
+pub(crate) fn point_in(rng: &mut StdRng, commune: &Commune, metres: f64) -> GeoPoint {
+    (0..20)
+        .map(|_| jitter(rng, commune.centre, metres))
+        .find(|p| commune.contains(p))
+        .unwrap_or(commune.centre)
+}
+
 fn poisson(rng: &mut StdRng, lambda: f64) -> u32 {
     if lambda <= 0.0 {
         return 0;
@@ -211,7 +220,7 @@ impl Valley {
                 bins.push(Bin {
                     id: format!("urn:ngsi-ld:WasteContainer:{slug}-{i:04}"),
                     commune: c,
-                    point: jitter(&mut rng, c.centre, c.radius_m() * 0.5),
+                    point: point_in(&mut rng, c, c.radius_m() * 0.5),
                     kind,
                     fill_per_hour: rate * rng.random_range(0.6..1.6),
                     fill: rng.random_range(0.0..0.7),
@@ -242,7 +251,7 @@ impl Valley {
                 let c = valley().by_code(code).expect("station commune");
                 Station {
                     id: format!("urn:ngsi-ld:WeatherObserved:station-{name}"),
-                    point: jitter(&mut rng, c.centre, 800.0),
+                    point: point_in(&mut rng, c, 800.0),
                     parcels: (0..4)
                         .map(|p| format!("urn:ngsi-ld:AgriParcel:{name}-{:02}", i * 4 + p + 1))
                         .collect(),
