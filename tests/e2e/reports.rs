@@ -545,9 +545,10 @@ async fn a_reporters_email_never_reaches_kafka_nor_the_lake() {
     let lake = world.lake().await;
     eventually(
         Duration::from_secs(60),
-        "the submissions and the audited GDPR requests in the lake",
+        "the submissions, the erasure and the audited GDPR requests in the lake",
         || async {
-            lake.count(Table::CitizenReports).await.unwrap_or(0) == 2
+            // Two reports and the erasure of the e-mail's one.
+            lake.count(Table::CitizenReports).await.unwrap_or(0) == 3
                 && lake.count(Table::StaffAudit).await.unwrap_or(0) == 2
         },
     )
