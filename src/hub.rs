@@ -419,7 +419,7 @@ fn print_banner(
     };
     let api = if config.api.is_some() {
         format!(
-            "  dashboard  http://{http}/\n  graphql    http://{http}/graphql (GraphiQL; subscriptions on ws://{http}/graphql/ws)\n  open311    http://{http}/open311/v2/services.json\n"
+            "  dashboard  http://{http}/\n  residents  http://{http}/signaler, /mes-signalements, /idees, /petite-enfance, /lieux\n  graphql    http://{http}/graphql (GraphiQL; subscriptions on ws://{http}/graphql/ws)\n  open311    http://{http}/open311/v2/services.json\n"
         )
     } else {
         String::new()

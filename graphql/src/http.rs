@@ -177,6 +177,7 @@ pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
         .with_state(schemas)
         .merge(crate::open311::router(state.clone()))
         .merge(crate::dashboard::router())
+        .merge(crate::pages::router())
         .merge(crate::rounds::export::router(state.clone()))
         .merge(crate::open_data::router(
             state.open_data.clone(),

@@ -51,6 +51,7 @@ pub mod open311;
 pub mod open_data;
 pub mod ops;
 pub mod options;
+pub mod pages;
 pub mod rate_limit;
 pub mod research;
 pub mod rounds;

@@ -8,6 +8,7 @@ mod hub;
 
 mod api;
 mod broker_loss;
+mod browser;
 mod cli;
 mod contract;
 mod dashboard;
@@ -20,6 +21,7 @@ mod ideas;
 mod kill_restart;
 mod lake_repair;
 mod open_data;
+mod pages;
 mod partners;
 mod places;
 mod privacy;
