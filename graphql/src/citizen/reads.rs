@@ -38,6 +38,17 @@ pub struct ReportQuery {
     /// for a report it does not see as filed, so a tiny box cannot find the exact one);
     /// `None`, positions as filed.
     pub viewer: Option<Caller>,
+    pub order: ReportOrder,
+}
+
+/// Order of a list of reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReportOrder {
+    /// Newest first.
+    #[default]
+    Newest,
+    /// The one whose answer is due first (the most overdue) first: a staff queue.
+    DueFirst,
 }
 
 impl ReportQuery {
@@ -149,7 +160,8 @@ impl CitizenView {
         self.reports.get(id).cloned()
     }
 
-    /// The reports `query` asks for, newest first (the same instant: by id).
+    /// The reports `query` asks for, in its order (newest first by default; the same
+    /// instant: by id).
     pub fn find_reports(&self, query: &ReportQuery) -> Vec<Report> {
         let mut found: Vec<Report> = self
             .reports
@@ -157,9 +169,21 @@ impl CitizenView {
             .filter(|r| query.matches(r))
             .cloned()
             .collect();
-        found.sort_by(|a, b| {
-            (b.requested, &b.submitted.report_id).cmp(&(a.requested, &a.submitted.report_id))
-        });
+        match query.order {
+            ReportOrder::Newest => found.sort_by(|a, b| {
+                (b.requested, &b.submitted.report_id).cmp(&(a.requested, &a.submitted.report_id))
+            }),
+            ReportOrder::DueFirst => found.sort_by(|a, b| {
+                let due = |r: &Report| {
+                    (
+                        r.submitted.expected_datetime,
+                        r.requested,
+                        r.submitted.report_id.clone(),
+                    )
+                };
+                due(a).cmp(&due(b))
+            }),
+        }
         found
     }
 

@@ -21,7 +21,8 @@
 //! | follow report; submit, support, withdraw support,     | —         | yes     | —            |
 //! | comment, flag idea; withdraw idea (its author only);  |           |         |              |
 //! | erase what they wrote                                 |           |         |              |
-//! | update report status, answer and moderate idea,       | —         | —       | in its scope |
+//! | update report status, merge a duplicate report,       | —         | —       | in its scope |
+//! | answer and moderate idea,                             |           |         |              |
 //! | export and erase reporter data, update and remove     |           |         |              |
 //! | place, update childcare vacancies, update and remove  |           |         |              |
 //! | depot and truck (the collection fleet)                |           |         |              |
@@ -118,6 +119,11 @@ pub enum Command {
     /// Staff: unties a waste report from the bin the hub tied it to (a wrong match).
     UnlinkReportFromBin {
         report_id: String,
+    },
+    /// Staff: closes a report as a duplicate of another, whose followers it joins.
+    MergeReport {
+        report_id: String,
+        into: String,
     },
     /// Staff: hides or shows an idea.
     ModerateIdea {
@@ -427,6 +433,9 @@ impl Commands {
             } => {
                 self.answer_idea(staff(caller)?, &idea_id, state, answer)
                     .await
+            }
+            Command::MergeReport { report_id, into } => {
+                self.merge_report(staff(caller)?, &report_id, &into).await
             }
             Command::UnlinkReportFromBin { report_id } => {
                 self.unlink_report_from_bin(staff(caller)?, &report_id)

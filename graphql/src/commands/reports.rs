@@ -249,6 +249,51 @@ impl Commands {
         }
     }
 
+    /// Staff of both reports' scope: closes `id` as a duplicate of `into` (status note
+    /// naming it), and its reporter (when they had a token) and followers follow `into`,
+    /// so they hear what happens to the problem.
+    pub(super) async fn merge_report(
+        &self,
+        staff: Staff<'_>,
+        id: &str,
+        into: &str,
+    ) -> Result<Applied> {
+        if id == into {
+            return Err(CommandError::bad(
+                "a report cannot be a duplicate of itself",
+            ));
+        }
+        let (duplicate, original) = (self.report(id)?, self.report(into)?);
+        staff.check_scope(Some(&duplicate.submitted.commune_code))?;
+        staff.check_scope(Some(&original.submitted.commune_code))?;
+        if duplicate.status == ReportStatus::Closed {
+            return Err(CommandError::bad("this report is already closed"));
+        }
+        let mut writes = Writes::audited(staff, "mergeReport", id, Some(into.to_string()));
+        let people: std::collections::BTreeSet<&String> = duplicate
+            .followers
+            .iter()
+            .chain(duplicate.submitted.author.iter())
+            .filter(|p| !original.followers.contains(*p))
+            .collect();
+        for follower in people {
+            writes = writes.then(staff.event(CitizenChange::ReportFollowed {
+                report_id: into.to_string(),
+                follower: follower.clone(),
+            }));
+        }
+        writes = writes.then(staff.event(CitizenChange::ReportStatusChanged {
+            report_id: id.to_string(),
+            status: ReportStatus::Closed,
+            substatus: Some(Substatus::Duplicate),
+            status_notes: Some(format!(
+                "Doublon du signalement {into} : suivez-le pour la suite."
+            )),
+        }));
+        self.write(writes).await?;
+        Ok(Applied::Report(self.report(into)?))
+    }
+
     /// Staff of the report's scope: unties it from its bin.
     pub(super) async fn unlink_report_from_bin(
         &self,

@@ -415,6 +415,68 @@ async fn a_communes_staff_cannot_change_another_communes_report() {
 }
 
 #[tokio::test]
+async fn a_duplicate_is_closed_into_the_first_report_whose_followers_it_joins() {
+    let desk = Desk::new();
+    let first = desk
+        .report("pothole", in_gignac())
+        .await
+        .submitted
+        .report_id;
+    let second = desk
+        .report("pothole", in_gignac())
+        .await
+        .submitted
+        .report_id;
+    let elsewhere = desk
+        .report("graffiti", in_aniane())
+        .await
+        .submitted
+        .report_id;
+    let follow = |id: &str| Command::FollowReport {
+        report_id: id.to_string(),
+    };
+    desk.run(&citizen("a"), follow(&second)).await.unwrap();
+    desk.run(&citizen("b"), follow(&second)).await.unwrap();
+    desk.run(&citizen("b"), follow(&first)).await.unwrap();
+    let merge = |id: &str, into: &str| Command::MergeReport {
+        report_id: id.to_string(),
+        into: into.to_string(),
+    };
+    let gignac = staff_of(Some(GIGNAC));
+    assert_eq!(
+        refusal(desk.run(&gignac, merge(&second, &second)).await).0,
+        "bad input"
+    );
+    assert_eq!(
+        refusal(desk.run(&gignac, merge(&second, &elsewhere)).await).0,
+        "forbidden",
+        "into another commune's report"
+    );
+    assert_eq!(
+        refusal(desk.run(&citizen("a"), merge(&second, &first)).await).0,
+        "forbidden"
+    );
+    let into = report_of(desk.run(&gignac, merge(&second, &first)).await.unwrap());
+    assert_eq!(into.submitted.report_id, first);
+    assert_eq!(
+        into.followers
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["a", "b"],
+        "a joins; b followed both and counts once"
+    );
+    let closed = report_of(desk.run(&citizen("a"), follow(&second)).await.unwrap());
+    assert_eq!(closed.status, ReportStatus::Closed);
+    assert_eq!(closed.substatus, Some(Substatus::Duplicate));
+    assert!(closed.status_notes.unwrap().contains(&first));
+    assert_eq!(
+        refusal(desk.run(&gignac, merge(&second, &first)).await),
+        ("bad input", "this report is already closed".into())
+    );
+}
+
+#[tokio::test]
 async fn a_staff_action_is_audited_before_its_event() {
     let desk = Desk::new();
     let id = desk

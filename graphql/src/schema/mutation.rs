@@ -70,6 +70,25 @@ impl Mutation {
         run(ctx, Command::UpdateReportStatus(input.into_command(id))).await
     }
 
+    /// Staff of both reports' scope: closes report `id` as a duplicate of `into`
+    /// (`DUPLICATE`, with a note naming it); its reporter and followers follow `into`.
+    /// Returns `into`.
+    async fn merge_report(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        into: ID,
+    ) -> async_graphql::Result<MergeReportPayload> {
+        run(
+            ctx,
+            Command::MergeReport {
+                report_id: id.0,
+                into: into.0,
+            },
+        )
+        .await
+    }
+
     /// Staff of the report's scope: unties a waste report from the bin the hub tied it to
     /// (a wrong match); the report's history says so.
     async fn unlink_report_from_bin(

@@ -74,11 +74,12 @@ impl Query {
         communes::valley().all().iter().map(Into::into).collect()
     }
 
-    /// Citizens' reports, newest first.
+    /// Citizens' reports, newest first (`orderBy: DUE_FIRST`: the answer due first first).
     async fn reports(
         &self,
         ctx: &Context<'_>,
         filter: Option<ReportFilter>,
+        order_by: Option<ReportOrder>,
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Report>> {
@@ -100,6 +101,7 @@ impl Query {
             since: f.since,
             bbox,
             viewer: Some(caller(ctx).clone()),
+            order: order_by.unwrap_or_default().into(),
             ..Default::default()
         };
         let reports: Vec<Report> = state(ctx)
@@ -112,6 +114,27 @@ impl Query {
             .map(Report)
             .collect();
         paginate(reports, first, after)
+    }
+
+    /// Who is asking: anonymous, a citizen (by token) or a staff member with their scope.
+    async fn me(&self, ctx: &Context<'_>) -> Viewer {
+        match caller(ctx) {
+            crate::auth::Caller::Anonymous => Viewer {
+                kind: ViewerKind::Anonymous,
+                name: None,
+                commune_code: None,
+            },
+            crate::auth::Caller::Citizen { .. } => Viewer {
+                kind: ViewerKind::Citizen,
+                name: None,
+                commune_code: None,
+            },
+            crate::auth::Caller::Staff(s) => Viewer {
+                kind: ViewerKind::Staff,
+                name: Some(s.name.clone()),
+                commune_code: s.commune.clone(),
+            },
+        }
     }
 
     /// One report, with its history.

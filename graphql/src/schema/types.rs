@@ -167,6 +167,43 @@ pub enum IdeaOrder {
     Trending,
 }
 
+/// Order of a list of reports.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub enum ReportOrder {
+    /// Newest first.
+    #[default]
+    Newest,
+    /// The one whose answer is due first first: the most overdue at the top (a staff
+    /// queue; give `status: OPEN`).
+    DueFirst,
+}
+
+impl From<ReportOrder> for crate::citizen::reads::ReportOrder {
+    fn from(o: ReportOrder) -> Self {
+        match o {
+            ReportOrder::Newest => crate::citizen::reads::ReportOrder::Newest,
+            ReportOrder::DueFirst => crate::citizen::reads::ReportOrder::DueFirst,
+        }
+    }
+}
+
+/// Who is asking, as the API sees them.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct Viewer {
+    pub kind: ViewerKind,
+    /// A staff member's name.
+    pub name: Option<String>,
+    /// A staff member's commune (INSEE code); null for the intercommunality's staff.
+    pub commune_code: Option<String>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum ViewerKind {
+    Anonymous,
+    Citizen,
+    Staff,
+}
+
 /// One entry of the reports' catalogue (Open311 service).
 #[derive(SimpleObject, Debug, Clone)]
 pub struct Service {
