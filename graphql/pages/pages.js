@@ -524,12 +524,200 @@ async function lieux() {
   await show();
 }
 
+// ---- Gestion (staff) ----
+
+const TEMPLATES = [
+  ["", "Réponses types…"],
+  ["Merci pour votre signalement : il est pris en compte par nos services.", "Pris en compte"],
+  ["Une intervention est programmée dans les prochains jours.", "Intervention programmée"],
+  ["Le problème est résolu. Merci de nous l'avoir signalé.", "Résolu"],
+  ["Ce point ne relève pas de notre compétence : nous le transmettons au service concerné.", "Hors compétence"],
+];
+
+async function gestion() {
+  const staffToken = () => sessionStorage.getItem("vallee-agent");
+  const run = (query, variables) => gql(query, variables, staffToken());
+  await communes();
+  $("connexion-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    sessionStorage.setItem("vallee-agent", $("jeton-agent").value.trim());
+    $("jeton-agent").value = "";
+    await enter();
+  });
+  $("deconnexion").addEventListener("click", () => {
+    sessionStorage.removeItem("vallee-agent");
+    $("espace").hidden = true;
+    $("connexion").hidden = false;
+    announce("Vous êtes déconnecté.");
+  });
+
+  async function enter() {
+    const error = $("erreur-connexion");
+    let me = null;
+    if (staffToken()) me = await run("{ me { kind name communeCode } }").then((d) => d.me).catch(() => null);
+    if (!me || me.kind !== "STAFF") {
+      sessionStorage.removeItem("vallee-agent");
+      if ($("connexion").dataset.tried) {
+        error.textContent = "Ce jeton n'est pas celui d'un agent.";
+        error.hidden = false;
+        $("jeton-agent").focus();
+        announce(error.textContent);
+      }
+      $("connexion").dataset.tried = "true";
+      return;
+    }
+    error.hidden = true;
+    $("connexion").hidden = true;
+    $("espace").hidden = false;
+    $("agent").textContent = `Connecté : ${me.name} — ${me.communeCode ? `Mairie de ${communeName(me.communeCode)}` : "Communauté de communes"}`;
+    const communeSelect = $("file-commune");
+    if (communeSelect.options.length === 1) {
+      for (const c of communesCache) {
+        if (!me.communeCode || c.code === me.communeCode) communeSelect.append(el("option", { value: c.code }, c.name));
+      }
+      const { services } = await gql("{ services { serviceCode serviceName } }");
+      for (const sv of services) $("file-service").append(el("option", { value: sv.serviceCode }, sv.serviceName));
+      communeSelect.addEventListener("change", queue);
+      $("file-service").addEventListener("change", queue);
+    }
+    state.me = me;
+    await Promise.all([queue(), moderation(), childcare(), collection()]);
+    announce(`Connecté en tant que ${me.name}.`);
+  }
+  const state = { me: null };
+
+  async function queue() {
+    const filter = { status: "OPEN" };
+    const commune = $("file-commune").value || state.me.communeCode;
+    if (commune) filter.communeCode = commune;
+    if ($("file-service").value) filter.serviceCode = $("file-service").value;
+    const data = await run(
+      `query($f: ReportFilter) { reports(filter: $f, orderBy: DUE_FIRST, first: 100) { edges { node {
+         id serviceCode serviceName description communeCode addressString requestedDatetime expectedDatetime
+         status substatus statusNotes followers } } } }`, { f: filter });
+    const reports = data.reports.edges.map((e) => e.node);
+    $("file-resume").textContent = `${reports.length} signalement${reports.length > 1 ? "s" : ""} ouvert${reports.length > 1 ? "s" : ""}.`;
+    $("file").replaceChildren(...reports.map((r) => reportCard(r, reports)));
+  }
+
+  function lateness(r) {
+    const days = Math.floor((Date.now() - Date.parse(r.expectedDatetime)) / 86400000);
+    return days >= 0 ? `En retard de ${days + 1} jour${days ? "s" : ""}` : `À traiter avant le ${date(r.expectedDatetime)}`;
+  }
+
+  function reportCard(r, all) {
+    const sub = el("select", { id: `sub-${r.id}` },
+      Object.entries(SUBSTATUS).filter(([k]) => k !== "DUPLICATE").map(([k, v]) => el("option", { value: k, selected: k === r.substatus }, v)));
+    const notes = el("textarea", { id: `note-${r.id}`, maxlength: 5000 }, r.statusNotes || "");
+    const template = el("select", { id: `modele-${r.id}`, onchange: (e) => { if (e.target.value) notes.value = e.target.value; } },
+      TEMPLATES.map(([text, label]) => el("option", { value: text }, label)));
+    const twins = all.filter((o) => o.id !== r.id && o.serviceCode === r.serviceCode);
+    const into = el("select", { id: `doublon-${r.id}` }, el("option", { value: "" }, "Choisir le signalement d'origine"),
+      twins.map((o) => el("option", { value: o.id }, `${o.id.slice(0, 8)} — ${communeName(o.communeCode)}, ${dateTime(o.requestedDatetime)}`)));
+    const act = async (query, variables, message) => {
+      try {
+        await run(query, variables);
+        announce(message);
+        await queue();
+      } catch (e) {
+        announce(`Action impossible : ${e.message}`);
+      }
+    };
+    const update = (status) => act(
+      "mutation($id: ID!, $input: UpdateReportStatusInput!) { updateReportStatus(id: $id, input: $input) { report { id } } }",
+      { id: r.id, input: { status, substatus: sub.value, statusNotes: notes.value.trim() || null } },
+      status === "CLOSED" ? "Signalement clos." : "Signalement mis à jour.");
+    const contact = el("p", {}, el("button", { type: "button", class: "secondary", onclick: async (e) => {
+      const d = await run("query($id: ID!) { report(id: $id) { contact { email phone firstName lastName } } }", { id: r.id });
+      const c = d.report.contact;
+      e.target.parentElement.replaceChildren(c ? `Contact : ${[c.firstName, c.lastName, c.email, c.phone].filter(Boolean).join(" · ")}` : "Aucun contact laissé.");
+    } }, "Voir le contact (consultation tracée)"));
+    return el("article", { class: "card", "data-report-id": r.id, "aria-labelledby": `g-${r.id}` },
+      el("h3", { id: `g-${r.id}` }, `${r.serviceName} — ${communeName(r.communeCode)}`),
+      el("p", {}, el("strong", {}, lateness(r)), ` · ${status(r.status, r.substatus)} · ${r.followers} personne${r.followers > 1 ? "s" : ""} concernée${r.followers > 1 ? "s" : ""}`),
+      el("p", {}, r.description),
+      el("p", { class: "meta" }, `${r.addressString || ""} · signalé le ${dateTime(r.requestedDatetime)} · n° ${r.id}`),
+      contact,
+      el("details", {}, el("summary", {}, "Traiter"),
+        el("label", { for: `sub-${r.id}` }, "Étape"), sub,
+        el("label", { for: `modele-${r.id}` }, "Réponse type"), template,
+        el("label", { for: `note-${r.id}` }, "Message à l'habitant"), notes,
+        el("div", { class: "actions" },
+          el("button", { type: "button", class: "secondary", "data-action": "update", onclick: () => update("OPEN") }, "Mettre à jour"),
+          el("button", { type: "button", "data-action": "close", onclick: () => update("CLOSED") }, "Clore")),
+        twins.length ? [el("label", { for: `doublon-${r.id}` }, "C'est un doublon de"), into,
+          el("div", { class: "actions" }, el("button", { type: "button", class: "secondary", "data-action": "merge", onclick: () => into.value &&
+            act("mutation($id: ID!, $into: ID!) { mergeReport(id: $id, into: $into) { report { id } } }", { id: r.id, into: into.value },
+              "Doublon fusionné : ses abonnés suivent le signalement d'origine.") }, "Fusionner"))] : null));
+  }
+
+  async function moderation() {
+    const data = await run(`{ ideas(orderBy: NEWEST, first: 100) { edges { node {
+      id title body communeCode state answer flags hidden supports supportThreshold eligible } } } }`);
+    const ideas = data.ideas.edges.map((e) => e.node)
+      .filter((i) => !state.me.communeCode || i.communeCode === state.me.communeCode);
+    ideas.sort((a, b) => (b.flags - a.flags) || (Number(b.eligible) - Number(a.eligible)));
+    $("moderation").replaceChildren(...(ideas.length ? ideas.map((i) => {
+      const stateSelect = el("select", { id: `etat-${i.id}` }, Object.entries(IDEA_STATES).filter(([k]) => k !== "WITHDRAWN")
+        .map(([k, v]) => el("option", { value: k, selected: k === i.state }, v)));
+      const answer = el("textarea", { id: `reponse-${i.id}`, maxlength: 5000 }, i.answer || "");
+      const act = async (query, variables, message) => {
+        try { await run(query, variables); announce(message); await moderation(); } catch (e) { announce(`Action impossible : ${e.message}`); }
+      };
+      return el("article", { class: "card", "data-idea-id": i.id, "aria-labelledby": `m-${i.id}` },
+        el("h3", { id: `m-${i.id}` }, i.title),
+        el("p", {}, `${communeName(i.communeCode)} · ${i.flags} signalement${i.flags > 1 ? "s" : ""} d'abus · ${i.hidden ? "masquée" : "visible"} · ${i.supports}/${i.supportThreshold} soutiens`),
+        el("p", {}, i.body),
+        el("div", { class: "actions" }, el("button", { type: "button", class: "secondary", "data-action": "moderate", onclick: () =>
+          act("mutation($id: ID!, $input: ModerateIdeaInput!) { moderateIdea(id: $id, input: $input) { idea { id } } }",
+            { id: i.id, input: { hidden: !i.hidden } }, i.hidden ? "Idée rendue visible." : "Idée masquée.") }, i.hidden ? "Rendre visible" : "Masquer")),
+        el("details", {}, el("summary", {}, "Répondre"),
+          el("label", { for: `etat-${i.id}` }, "Décision"), stateSelect,
+          el("label", { for: `reponse-${i.id}` }, "Réponse officielle"), answer,
+          el("div", { class: "actions" }, el("button", { type: "button", onclick: () =>
+            act("mutation($id: ID!, $input: AnswerIdeaInput!) { answerIdea(id: $id, input: $input) { idea { id } } }",
+              { id: i.id, input: { state: stateSelect.value, answer: answer.value.trim() || null } }, "Réponse publiée.") }, "Publier la réponse"))));
+    }) : [el("p", {}, "Aucune idée dans votre périmètre.")]));
+  }
+
+  async function childcare() {
+    const data = await run("query($c: String) { childcareFacilities(communeCode: $c) { id name communeCode vacancies capacity } }",
+      { c: state.me.communeCode });
+    $("places-libres").replaceChildren(...(data.childcareFacilities.length ? data.childcareFacilities.map((p) => {
+      const input = el("input", { type: "number", id: `libres-${p.id}`, min: 0, max: p.capacity ?? 999, value: p.vacancies ?? "" });
+      return el("div", { class: "card", "data-place-id": p.id },
+        el("label", { for: `libres-${p.id}` }, `${p.name} (${communeName(p.communeCode)}, capacité ${p.capacity ?? "?"}) : places libres`), input,
+        el("div", { class: "actions" }, el("button", { type: "button", onclick: async () => {
+          try {
+            await run("mutation($id: ID!, $n: Int!) { updateChildcareVacancies(id: $id, vacancies: $n) { place { id } } }", { id: p.id, n: Number(input.value) });
+            announce(`Places libres de ${p.name} : ${input.value}.`);
+          } catch (e) { announce(`Action impossible : ${e.message}`); }
+        } }, "Enregistrer")));
+    }) : [el("p", {}, "Aucune structure dans votre périmètre.")]));
+  }
+
+  async function collection() {
+    const today = new Date().toLocaleDateString("sv-SE", { timeZone: "Europe/Paris" });
+    const before = new Date(Date.now() + 86400000).toISOString();
+    const c = state.me.communeCode;
+    const data = await run("query($b: DateTime!, $c: String) { binsToCollect(before: $b, communeCode: $c) { entityId } }", { b: before, c })
+      .catch(() => ({ binsToCollect: [] }));
+    const n = data.binsToCollect.length;
+    const query = c ? `?communeCode=${c}` : "";
+    $("collecte").replaceChildren(`${n} conteneur${n > 1 ? "s" : ""} à collecter dans les 24 heures. `,
+      el("a", { href: `/rounds/${today}${query}` }, "Tournées du jour (fiches imprimables)"));
+  }
+
+  await enter();
+}
+
 const PAGES = {
   signaler,
   "mes-signalements": mesSignalements,
   idees,
   "petite-enfance": petiteEnfance,
   lieux,
+  gestion,
 };
 
 document.addEventListener("DOMContentLoaded", () => {

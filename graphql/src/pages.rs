@@ -1,5 +1,7 @@
 //! The citizens' pages: `/signaler`, `/mes-signalements`, `/idees`, `/petite-enfance` and
-//! `/lieux`. Plain HTML, CSS and JavaScript committed under `graphql/pages/`, compiled into
+//! `/lieux`; and the staff's back office, `/gestion` (a staff token, kept by the browser
+//! for the session and sent as a bearer token like any API client's: an OpenID Connect
+//! login can hand the page such a token later without changing the API). Plain HTML, CSS and JavaScript committed under `graphql/pages/`, compiled into
 //! the binary, nothing loaded from the internet; the pages use the public GraphQL API like
 //! any client, so every rule of the API (limits, privacy, who may do what) holds for them.
 //!
@@ -17,8 +19,9 @@ use vallee_schemas::communes::BOUNDARIES_GEOJSON;
 const SCRIPT: &str = include_str!("../pages/pages.js");
 const STYLE: &str = include_str!("../pages/pages.css");
 
-/// The pages: path, title, fragment.
-const PAGES: [(&str, &str, &str); 5] = [
+/// The pages: path, title, fragment; the residents' ones first (in the navigation), then
+/// the staff's back office.
+const PAGES: [(&str, &str, &str); 6] = [
     (
         "signaler",
         "Signaler un problème",
@@ -44,11 +47,19 @@ const PAGES: [(&str, &str, &str); 5] = [
         "Lieux et ateliers numériques",
         include_str!("../pages/lieux.html"),
     ),
+    (
+        "gestion",
+        "Gestion des demandes",
+        include_str!("../pages/gestion.html"),
+    ),
 ];
+
+/// How many of [`PAGES`] the residents' navigation lists.
+const RESIDENTS_PAGES: usize = 5;
 
 /// A page: the shell around its fragment, its own link marked as the current page.
 fn page(name: &str, title: &str, fragment: &str) -> String {
-    let nav: String = PAGES
+    let nav: String = PAGES[..RESIDENTS_PAGES]
         .iter()
         .map(|(path, label, _)| {
             let current = if *path == name {
@@ -70,7 +81,7 @@ fn page(name: &str, title: &str, fragment: &str) -> String {
 </header>\n<div id=\"annonce\" class=\"sr\" role=\"status\" aria-live=\"polite\"></div>\n\
 <main id=\"contenu\" tabindex=\"-1\">\n{fragment}</main>\n<footer><p>Données ouvertes : \
 <a href=\"/opendata/catalog.csv\">catalogue (CSV)</a> · API : <a href=\"/graphql\">GraphQL</a> · \
-<a href=\"/open311/v2/services.json\">Open311</a></p></footer>\n</body>\n</html>\n"
+<a href=\"/open311/v2/services.json\">Open311</a> · <a href=\"/gestion\">Espace agents</a></p></footer>\n</body>\n</html>\n"
     )
 }
 
@@ -126,8 +137,12 @@ mod tests {
             assert!(html.starts_with("<!doctype html>\n<html lang=\"fr\">"));
             assert_eq!(html.matches("<h1>").count(), 1, "{name}: one h1");
             assert_eq!(html.matches("<main").count(), 1, "{name}");
-            assert_eq!(html.matches("aria-current=\"page\"").count(), 1, "{name}");
-            assert!(html.contains(&format!("<a href=\"/{name}\" aria-current=\"page\">")));
+            let current = usize::from(name != "gestion");
+            assert_eq!(
+                html.matches("aria-current=\"page\"").count(),
+                current,
+                "{name}"
+            );
             // Every form control has a label (RGAA 11.1).
             for id in html
                 .split("<input")

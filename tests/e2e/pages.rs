@@ -162,3 +162,147 @@ async fn a_resident_reports_follows_and_sees_the_closure_and_a_parent_finds_a_cr
     }
     hub.stop().await;
 }
+
+/// A report of `service` at `(lat, long)`, followed by `follower`'s token; its id.
+async fn report(hub: &Hub, service: &str, lat: f64, long: f64, follower: &str) -> String {
+    let id = hub
+        .ok(
+            None,
+            "mutation($input: SubmitReportInput!) { submitReport(input: $input) { report { id } } }",
+            json!({"input": {"serviceCode": service, "description": format!("{service} ici"),
+                "lat": lat, "long": long}}),
+        )
+        .await["submitReport"]["report"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    hub.ok(
+        Some(follower),
+        "mutation($id: ID!) { followReport(id: $id) { report { id } } }",
+        json!({"id": id}),
+    )
+    .await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_town_hall_agent_works_the_late_queue_merges_a_duplicate_and_hides_a_flagged_idea() {
+    let Some(mut browser) = Browser::start().await else {
+        return;
+    };
+    let (_world, hub) = world_and_hub().await;
+    let (t1, t2) = (hub.token().await, hub.token().await);
+    // In Gignac: a pothole (answer due in 14 days), then a fallen tree (2 days) and the same
+    // tree reported again nearby; in Aniane, a tag (not the Gignac agent's).
+    let pothole = report(&hub, "pothole", 43.6521, 3.5512, &t1).await;
+    let tree = report(&hub, "fallen-tree", 43.6530, 3.5520, &t1).await;
+    let same_tree = report(&hub, "fallen-tree", 43.6531, 3.5521, &t2).await;
+    report(&hub, "graffiti", 43.6840, 3.5930, &t1).await;
+    let idea = hub
+        .ok(
+            Some(&t2),
+            "mutation($input: SubmitIdeaInput!) { submitIdea(input: $input) { idea { id } } }",
+            json!({"input": {"title": "Publicité déguisée", "body": "Achetez chez nous",
+                "theme": "LOCAL_ECONOMY", "communeCode": GIGNAC}}),
+        )
+        .await["submitIdea"]["idea"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    hub.ok(
+        Some(&t1),
+        "mutation($id: ID!) { flagIdea(id: $id, reason: SPAM) { idea { id } } }",
+        json!({"id": idea}),
+    )
+    .await;
+
+    // A wrong token is refused with why; the agent's opens their space.
+    browser.open(&hub.url("/gestion")).await;
+    browser.fill("jeton-agent", "not-a-token").await;
+    browser.click("#connexion-form button[type=submit]").await;
+    browser
+        .until(
+            "!document.getElementById('erreur-connexion').hidden",
+            "the refusal",
+        )
+        .await;
+    browser.fill("jeton-agent", GIGNAC_STAFF).await;
+    browser.click("#connexion-form button[type=submit]").await;
+    browser
+        .until(
+            "document.querySelectorAll('#file article').length === 3",
+            "the Gignac queue",
+        )
+        .await;
+    assert!(browser.text("#agent").await.contains("Mairie de Gignac"));
+    let order = browser
+        .eval("[...document.querySelectorAll('#file article')].map(a => a.dataset.reportId)")
+        .await;
+    assert_eq!(
+        order,
+        json!([tree, same_tree, pothole]),
+        "the answer due first at the top"
+    );
+
+    // The second report of the tree is merged into the first, which the agent then closes
+    // with a reusable answer.
+    browser.fill(&format!("doublon-{same_tree}"), &tree).await;
+    browser
+        .click(&format!(
+            "article[data-report-id=\"{same_tree}\"] button[data-action=merge]"
+        ))
+        .await;
+    browser
+        .until(
+            "document.querySelectorAll('#file article').length === 2",
+            "the duplicate out of the queue",
+        )
+        .await;
+    let resolved = "Le problème est résolu. Merci de nous l'avoir signalé.";
+    browser.fill(&format!("modele-{tree}"), resolved).await;
+    browser.fill(&format!("sub-{tree}"), "FIXED").await;
+    browser
+        .click(&format!(
+            "article[data-report-id=\"{tree}\"] button[data-action=close]"
+        ))
+        .await;
+    browser
+        .until(
+            "document.querySelectorAll('#file article').length === 1",
+            "the tree closed",
+        )
+        .await;
+    let read = "query($id: ID!) { report(id: $id) { status substatus statusNotes followers } }";
+    let closed = hub.ok(None, read, json!({"id": tree})).await["report"].clone();
+    assert_eq!(
+        closed,
+        json!({"status": "CLOSED", "substatus": "FIXED", "statusNotes": resolved, "followers": 2}),
+        "the duplicate's follower follows the original"
+    );
+    let merged = hub.ok(None, read, json!({"id": same_tree})).await["report"].clone();
+    assert_eq!(merged["substatus"], "DUPLICATE");
+    assert!(merged["statusNotes"].as_str().unwrap().contains(&tree));
+
+    // The flagged idea is hidden from the public.
+    browser
+        .click(&format!(
+            "article[data-idea-id=\"{idea}\"] button[data-action=moderate]"
+        ))
+        .await;
+    let public = "{ ideas(first: 100) { edges { node { id } } } }";
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "the idea hidden",
+        || async {
+            !hub.ok(None, public, json!({}))
+                .await
+                .to_string()
+                .contains(&idea)
+        },
+    )
+    .await;
+    if let Some(violations) = browser.accessibility_violations().await {
+        assert!(violations.is_empty(), "/gestion: {violations:?}");
+    }
+    hub.stop().await;
+}
