@@ -326,7 +326,7 @@ fn the_schema_follows_the_conventions() {
         "submitReport(input: SubmitReportInput!): SubmitReportPayload!",
         "updateReportStatus(id: ID!, input: UpdateReportStatusInput!): UpdateReportStatusPayload!",
         "supportIdea(id: ID!): SupportIdeaPayload!",
-        "reports(filter: ReportFilter, first: Int, after: String): ReportConnection!",
+        "reports(filter: ReportFilter, orderBy: ReportOrder, first: Int, after: String): ReportConnection!",
         "NOT_RESPONSIBLE",
         "DIGITAL_FOR_ALL",
     ] {
