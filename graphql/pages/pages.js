@@ -329,6 +329,9 @@ async function signaler() {
 
 async function mesSignalements() {
   const box = $("mes-signalements");
+  // The link of an e-mail adds its report to this device's list.
+  const linked = new URLSearchParams(location.search).get("suivre");
+  if (linked && /^[A-Za-z0-9-]{1,100}$/.test(linked)) remember(linked);
   const ids = followed();
   await communes();
   if (!ids.length) {

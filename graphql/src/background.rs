@@ -1,5 +1,6 @@
 //! The API's background tasks: the citizens' view replay, the alerts feed, contact
-//! retention, the open-data publisher and the closing of emptied bins' reports.
+//! retention, the open-data publisher, the closing of emptied bins' reports and the
+//! e-mails to reporters.
 //!
 //! Each runs in the caller's `JoinSet`, stops when the shutdown token is cancelled, and is
 //! awaited by the binary (one shutdown tree). A task that fails (the broker unreachable at
@@ -57,6 +58,7 @@ pub fn start(
     tasks.spawn(contact_retention(state.clone(), shutdown.child_token()));
     tasks.spawn(publisher(state.clone(), shutdown.child_token()));
     tasks.spawn(emptied_bins(state.clone(), shutdown.child_token()));
+    tasks.spawn(crate::notify::run(state.clone(), shutdown.child_token()));
 }
 
 /// Closes, every publish interval, the open waste reports whose bin was emptied since

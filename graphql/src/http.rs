@@ -178,6 +178,7 @@ pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
         .merge(crate::open311::router(state.clone()))
         .merge(crate::dashboard::router())
         .merge(crate::pages::router())
+        .merge(crate::notify::router(state.clone()))
         .merge(crate::rounds::export::router(state.clone()))
         .merge(crate::open_data::router(
             state.open_data.clone(),

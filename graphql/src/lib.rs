@@ -47,6 +47,7 @@ pub mod field_ingest;
 pub mod http;
 pub mod limits;
 pub mod lorawan;
+pub mod notify;
 pub mod open311;
 pub mod open_data;
 pub mod ops;
@@ -124,6 +125,8 @@ pub struct ApiState {
     pub research: vallee_opendata::publish::PublicLake,
     /// The day's collection rounds, planned on demand and kept a while.
     pub rounds: Arc<rounds::RoundPlanner>,
+    /// Signs the links that stop e-mails to a reporter.
+    pub unsubscribe: notify::UnsubscribeKey,
 }
 
 /// The replicas' shared secret: configured (`[api] token_secret`), else kept in
@@ -233,6 +236,7 @@ impl Api {
             sensors,
             field_door: field_ingest::FieldDoor::new(&options)?,
             rounds: Arc::new(rounds::RoundPlanner::new(options.rounds.clone())),
+            unsubscribe: notify::UnsubscribeKey::derive(&secret),
             open_data: vallee_opendata::OpenData::new(lake)
                 .with_sharing(sharing.clone(), Audience::Public)
                 .with_texts(texts),

@@ -373,6 +373,7 @@ impl Ops {
             "vallee_up_seconds {}",
             self.started.elapsed().as_secs_f64()
         );
+        crate::notify::render_metrics(&mut out);
 
         let _ = writeln!(
             out,

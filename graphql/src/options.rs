@@ -273,6 +273,37 @@ pub struct ApiOptions {
     pub sql_max_concurrent_per_researcher: usize,
     /// How the round planner counts (`[api.rounds]`).
     pub rounds: RoundOptions,
+    /// E-mails to reporters (`[api.mail]`).
+    pub mail: MailOptions,
+}
+
+/// E-mails to reporters (`[api.mail]`): off until a relay is named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailOptions {
+    /// The SMTP relay, `host:port` (plain SMTP: a relay the hub trusts, such as the
+    /// town's mail server on its network or a local Postfix that relays with TLS). Empty:
+    /// no e-mail is sent.
+    pub smtp_addr: String,
+    /// The name the hub gives in `EHLO`.
+    pub helo: String,
+    /// The sender's address and name.
+    pub from_address: String,
+    pub from_name: String,
+    /// Where residents reach the hub: the links in the messages start with it.
+    pub public_url: String,
+}
+
+impl Default for MailOptions {
+    fn default() -> Self {
+        MailOptions {
+            smtp_addr: String::new(),
+            helo: "vallee-hub".into(),
+            from_address: "ne-pas-repondre@cc-vallee-herault.fr".into(),
+            from_name: "Communauté de communes Vallée de l'Hérault".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+        }
+    }
 }
 
 /// How the round planner counts time, distance and loads (`[api.rounds]`).
@@ -342,6 +373,7 @@ impl Default for ApiOptions {
             sql_max_concurrent: 4,
             sql_max_concurrent_per_researcher: 2,
             rounds: RoundOptions::default(),
+            mail: MailOptions::default(),
         }
     }
 }
@@ -471,6 +503,18 @@ impl ApiOptions {
         }
         if !(self.supports_per_inhabitant.is_finite() && self.supports_per_inhabitant >= 0.0) {
             return invalid("supports_per_inhabitant must be a share, 0 or more".into());
+        }
+        let m = &self.mail;
+        if !m.smtp_addr.is_empty() {
+            if !crate::notify::message::deliverable(&m.from_address) {
+                return invalid("mail.from_address is not an e-mail address".into());
+            }
+            if !(m.public_url.starts_with("http://") || m.public_url.starts_with("https://")) {
+                return invalid("mail.public_url starts with http:// or https://".into());
+            }
+            if m.helo.is_empty() || !m.helo.bytes().all(|b| b.is_ascii_graphic()) {
+                return invalid("mail.helo is a host name".into());
+            }
         }
         let r = &self.rounds;
         for (key, value, low, high) in [

@@ -37,7 +37,7 @@ pub struct Hub {
     pub client: reqwest::Client,
 }
 
-fn write_config(world: &World) -> std::path::PathBuf {
+fn write_config(world: &World, extra: &str) -> std::path::PathBuf {
     let base = std::fs::read_to_string(world.config_file()).unwrap();
     let text = format!(
         "{base}\n[stream]\nidle_timeout_ms = 2000\nflush_interval_ms = 500\n\n[api]\nmutations_per_minute_per_token = {TOKEN_MUTATION_LIMIT}\ncors_origins = [\"https://tableau.example.fr\"]\ntoken_secret = \"shared-by-the-replicas\"\npublish_interval_s = 1\nsql_max_rows = 2\npublisher_siret = \"24340069400010\"\n\n\
@@ -54,7 +54,7 @@ fn write_config(world: &World) -> std::path::PathBuf {
         sha256_hex(RESEARCHER),
         sha256_hex(PARTNER),
         sha256_hex(GATEWAY),
-    );
+    ) + extra;
     let path = world.dir.path().join("api.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -66,12 +66,34 @@ impl Hub {
         Hub::spawn(world, name, &["up", "--no-simulate"], &world.data_dir()).await
     }
 
+    /// `vallee up` with `extra` appended to the configuration file.
+    pub async fn start_with(world: &World, name: &str, extra: &str) -> Hub {
+        Hub::spawn_with(
+            world,
+            name,
+            &["up", "--no-simulate"],
+            &world.data_dir(),
+            extra,
+        )
+        .await
+    }
+
     /// `vallee <args…>` on the world's broker, with its own data dir.
     pub async fn spawn(world: &World, name: &str, args: &[&str], data_dir: &Path) -> Hub {
+        Hub::spawn_with(world, name, args, data_dir, "").await
+    }
+
+    async fn spawn_with(
+        world: &World,
+        name: &str,
+        args: &[&str],
+        data_dir: &Path,
+        extra: &str,
+    ) -> Hub {
         let http = free_addr();
         let log = std::fs::File::create(world.dir.path().join(format!("{name}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_vallee"))
-            .args(["--config", path_str(&write_config(world))])
+            .args(["--config", path_str(&write_config(world, extra))])
             .args(args)
             .args(["--kafka-brokers", &world.brokers()])
             .args(["--data-dir", path_str(data_dir)])

@@ -73,8 +73,9 @@ fn checked_contact(contact: Option<Contact>) -> Result<Option<Contact>> {
         first_name: opt_text("firstName", c.first_name, 100)?,
         last_name: opt_text("lastName", c.last_name, 100)?,
     };
+    // Written into messages' envelopes and headers later: a plain address only.
     if let Some(e) = &contact.email
-        && !e.contains('@')
+        && !crate::notify::message::deliverable(e)
     {
         return Err(CommandError::bad("email is not an email address"));
     }

@@ -52,6 +52,7 @@ fn schema(dir: &std::path::Path, limits: Limits) -> ApiSchema {
         sensors: Arc::new(SensorReader::new(internal.clone(), &options.limits)),
         field_door: crate::field_ingest::FieldDoor::new(&options).unwrap(),
         rounds: Arc::new(crate::rounds::RoundPlanner::new(options.rounds.clone())),
+        unsubscribe: crate::notify::UnsubscribeKey::derive(b"test secret"),
         alerts: broadcast::channel(16).0,
         alerts_ready: Default::default(),
         open_data: OpenData::new(internal.clone()),
