@@ -167,7 +167,9 @@ async fn receive(
     }
     // An uplink that does not decode goes as it came: ingest keeps it as a dead letter.
     let item = match uplink.and_then(|u| reading(device, &u)) {
-        Ok(event) => Item::of_value(event),
+        Ok(Some(event)) => Item::of_value(event),
+        // Nobody counted: nothing to record, nothing to send.
+        Ok(None) => return StatusCode::NO_CONTENT.into_response(),
         Err(reason) => {
             tracing::warn!(dev_eui, reason, "an uplink did not decode");
             Item::of_value(message)
@@ -187,14 +189,46 @@ fn stream_of(profile: DeviceProfile) -> Stream {
     match profile {
         DeviceProfile::UltrasonicFill => Stream::WasteContainers,
         DeviceProfile::WeatherStation => Stream::Vineyards,
+        DeviceProfile::PeopleCounter => Stream::Tourism,
     }
 }
 
-/// The hub's event for `uplink` of `device`.
-pub fn reading(device: &Device, uplink: &Uplink) -> Result<Value, String> {
+/// The hub's event for `uplink` of `device`; `None` when there is nothing to record (a
+/// people counter that counted nobody).
+pub fn reading(device: &Device, uplink: &Uplink) -> Result<Option<Value>, String> {
     let object = uplink.object.as_ref();
     let bytes = &uplink.data;
     let mut event = match device.profile {
+        DeviceProfile::PeopleCounter => {
+            let from_object = object.and_then(|o| {
+                ["count", "peopleIn", "people_in", "counter_a"]
+                    .iter()
+                    .find_map(|k| o.get(*k))
+            });
+            let count = match (from_object, bytes.as_slice()) {
+                (Some(v), _) => v
+                    .as_u64()
+                    .ok_or("the decoded count is not a whole number")?,
+                (None, [hi, lo, ..]) => u64::from(u16::from_be_bytes([*hi, *lo])),
+                (None, _) => {
+                    return Err(format!(
+                        "{} payload bytes, a people counter sends at least 2",
+                        bytes.len()
+                    ));
+                }
+            };
+            if count == 0 {
+                return Ok(None);
+            }
+            let point = vallee_schemas::geo::GeoPoint::new(device.longitude, device.latitude);
+            let commune = vallee_schemas::communes::valley()
+                .locate(&point)
+                .ok_or("the counter stands outside the valley")?;
+            json!({"type": "SiteVisit", "site": device.entity_id, "source": "counter",
+                "locationCode": commune.insee_code, "count": count,
+                // One event per uplink: the counter, and its frame counter.
+                "id": format!("urn:ngsi-ld:SiteVisit:{}-{}-{}", device.entity_id, device.dev_eui.to_lowercase(), uplink.f_cnt)})
+        }
         DeviceProfile::UltrasonicFill => {
             let depth = device.depth_mm.ok_or("the device has no depth_mm")?;
             let (distance, battery) = match object {
@@ -249,7 +283,9 @@ pub fn reading(device: &Device, uplink: &Uplink) -> Result<Value, String> {
                 "relativeHumidity": humidity.map(|h| h / 100.0), "precipitation": rain})
         }
     };
-    event["id"] = json!(device.entity_id);
+    if event.get("id").is_none() {
+        event["id"] = json!(device.entity_id);
+    }
     event["dateObserved"] = json!(uplink.time);
     event["location"] =
         json!({"type": "Point", "coordinates": [device.longitude, device.latitude]});
@@ -262,7 +298,7 @@ pub fn reading(device: &Device, uplink: &Uplink) -> Result<Value, String> {
         event["snr"] = json!(snr);
     }
     event["frameCounter"] = json!(uplink.f_cnt);
-    Ok(event)
+    Ok(Some(event))
 }
 
 #[cfg(test)]
@@ -297,6 +333,7 @@ mod tests {
             &device(DeviceProfile::UltrasonicFill),
             &uplink(&[0x01, 0x2c, 87]),
         )
+        .unwrap()
         .unwrap();
         assert_eq!(e["type"], "WasteContainer");
         assert_eq!(e["fillingLevel"], 0.75);
@@ -310,7 +347,9 @@ mod tests {
         // The network server's decoded object wins over the bytes.
         let mut decoded = uplink(&[0xff, 0xff]);
         decoded.object = Some(json!({"distance": 1200.0}));
-        let e = reading(&device(DeviceProfile::UltrasonicFill), &decoded).unwrap();
+        let e = reading(&device(DeviceProfile::UltrasonicFill), &decoded)
+            .unwrap()
+            .unwrap();
         assert_eq!(e["fillingLevel"], 0.0);
         // The documented example's single byte is no reading.
         let one_byte = Uplink::chirpstack(&serde_json::from_str(CHIRPSTACK).unwrap()).unwrap();
@@ -324,6 +363,7 @@ mod tests {
             &device(DeviceProfile::WeatherStation),
             &uplink(&[0xff, 0xe7, 93, 0x00, 0x0c]),
         )
+        .unwrap()
         .unwrap();
         assert_eq!(e["type"], "WeatherObserved");
         assert_eq!(
@@ -335,6 +375,40 @@ mod tests {
             (Some(-2.5), Some(0.93), Some(1.2))
         );
         assert!(reading(&device(DeviceProfile::WeatherStation), &uplink(&[1, 2])).is_err());
+    }
+
+    #[test]
+    fn a_people_counter_uplink_is_the_visits_of_its_site_once_per_frame() {
+        let counter = Device {
+            entity_id: "abbaye-de-gellone".into(),
+            latitude: 43.7339,
+            longitude: 3.5498,
+            ..device(DeviceProfile::PeopleCounter)
+        };
+        // 42 people came in since the last uplink.
+        let mut up = uplink(&[0x00, 0x2a]);
+        up.f_cnt = 7;
+        let e = reading(&counter, &up).unwrap().unwrap();
+        assert_eq!(e["type"], "SiteVisit");
+        assert_eq!(e["site"], "abbaye-de-gellone");
+        assert_eq!(e["locationCode"], "34261", "Saint-Guilhem-le-Désert");
+        assert_eq!(
+            (e["source"].as_str(), e["count"].as_u64()),
+            (Some("counter"), Some(42))
+        );
+        assert_eq!(
+            e["id"],
+            "urn:ngsi-ld:SiteVisit:abbaye-de-gellone-0101010101010101-7"
+        );
+        // The same count in the next frame is another visit; in the same frame, the same.
+        up.f_cnt = 8;
+        assert_ne!(reading(&counter, &up).unwrap().unwrap()["id"], e["id"]);
+        // A decoded object's count wins; nobody counted is nothing to record.
+        up.object = Some(json!({"people_in": 3}));
+        assert_eq!(reading(&counter, &up).unwrap().unwrap()["count"], 3);
+        up.object = Some(json!({"count": 0}));
+        assert_eq!(reading(&counter, &up).unwrap(), None);
+        assert!(reading(&counter, &uplink(&[5])).is_err());
     }
 
     #[test]
@@ -361,7 +435,9 @@ mod tests {
             )
         );
         // A weather station behind The Things Stack: its formatter's temperature is used.
-        let e = reading(&device(DeviceProfile::WeatherStation), &ttn).unwrap();
+        let e = reading(&device(DeviceProfile::WeatherStation), &ttn)
+            .unwrap()
+            .unwrap();
         assert_eq!(e["temperature"], 1.0);
         // A message without an uplink (a join) is none of ours.
         assert!(Uplink::ttn(&json!({"join_accept": {}})).is_none());

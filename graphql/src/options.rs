@@ -67,6 +67,9 @@ pub enum DeviceProfile {
     UltrasonicFill,
     /// A weather station: temperature, humidity, rain.
     WeatherStation,
+    /// A people counter at a tourist site: the people who came in since its last uplink
+    /// (its `entity_id` is the site's id, such as `abbaye-de-gellone`).
+    PeopleCounter,
 }
 
 /// A LoRaWAN device behind a network server (`[[api.devices]]`): what it is in the hub.
@@ -427,6 +430,16 @@ impl ApiOptions {
             if !(-90.0..=90.0).contains(&d.latitude) || !(-180.0..=180.0).contains(&d.longitude) {
                 return invalid(format!(
                     "device {}: latitude/longitude is not a WGS 84 position",
+                    d.dev_eui
+                ));
+            }
+            if d.profile == DeviceProfile::PeopleCounter
+                && vallee_schemas::communes::valley()
+                    .locate(&vallee_schemas::geo::GeoPoint::new(d.longitude, d.latitude))
+                    .is_none()
+            {
+                return invalid(format!(
+                    "device {}: a people counter stands in a commune of the valley (its visits are counted there)",
                     d.dev_eui
                 ));
             }

@@ -199,12 +199,52 @@ async fn network_servers_uplinks_land_once_as_the_bins_readings() {
     let answer: Value = answer.json().await.unwrap();
     assert_eq!(answer["accepted"], 1, "{answer}");
 
+    // The abbey's people counter, behind The Things Stack: 42 visitors (0x002a), then a
+    // frame that counted nobody (nothing to record).
+    let mut counter = ttn.clone();
+    counter["end_device_ids"]["dev_eui"] = json!("0202020202020202");
+    counter["uplink_message"]["f_cnt"] = json!(9);
+    counter["uplink_message"]["frm_payload"] = json!("ACo=");
+    let send = |body: Value| {
+        hub.client
+            .post(hub.url("/ingest/v1/ttn"))
+            .bearer_auth(GATEWAY)
+            .json(&body)
+            .send()
+    };
+    let answer: Value = send(counter.clone()).await.unwrap().json().await.unwrap();
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    counter["uplink_message"]["f_cnt"] = json!(10);
+    counter["uplink_message"]["frm_payload"] = json!("AAA=");
+    assert_eq!(send(counter).await.unwrap().status(), 204);
+
     eventually(
         Duration::from_secs(60),
         "the uplinks in the lake",
-        || async { landed(&world).await == (2, 1) },
+        || async {
+            let visits = world
+                .lake()
+                .await
+                .count(Table::SiteVisits)
+                .await
+                .unwrap_or(0);
+            landed(&world).await == (2, 1) && visits == 1
+        },
     )
     .await;
+    let visits = world
+        .lake()
+        .await
+        .sql("SELECT site, \"locationCode\", source, count FROM site_visits")
+        .await
+        .unwrap();
+    let visit = arrow::util::pretty::pretty_format_batches(&visits)
+        .unwrap()
+        .to_string();
+    assert!(
+        visit.contains("abbaye-de-gellone") && visit.contains("34261") && visit.contains("| 42 "),
+        "{visit}"
+    );
     let lake = world.lake().await;
     let batches = lake
         .sql(&format!(

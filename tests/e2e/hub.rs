@@ -46,9 +46,11 @@ fn write_config(world: &World, extra: &str) -> std::path::PathBuf {
          [[api.researchers]]\nname = \"inrae-montpellier\"\ntoken_sha256 = \"{}\"\n\n\
          [[api.partners]]\nname = \"domaine-des-pins\"\ntoken_sha256 = \"{}\"\nparcels = [\"urn:ngsi-ld:AgriParcel:pins-1\", \"urn:ngsi-ld:AgriParcel:pins-2\", \"urn:ngsi-ld:AgriParcel:pins-3\"]\n\
          share_public = [\"urn:ngsi-ld:AgriParcel:pins-2\"]\nshare_researchers = [\"urn:ngsi-ld:AgriParcel:pins-3\"]\n\n\
-         [[api.gateways]]\nname = \"passerelle-gignac\"\nkey_sha256 = \"{}\"\nstreams = [\"waste_containers\"]\n\n\
+         [[api.gateways]]\nname = \"passerelle-gignac\"\nkey_sha256 = \"{}\"\nstreams = [\"waste_containers\", \"tourism\"]\n\n\
          [[api.devices]]\ndev_eui = \"0101010101010101\"\nentity_id = \"urn:ngsi-ld:WasteContainer:gignac-lora-1\"\n\
-         profile = \"ultrasonic_fill\"\ndepth_mm = 1200.0\nlatitude = 43.6521\nlongitude = 3.5512\n",
+         profile = \"ultrasonic_fill\"\ndepth_mm = 1200.0\nlatitude = 43.6521\nlongitude = 3.5512\n\n\
+         [[api.devices]]\ndev_eui = \"0202020202020202\"\nentity_id = \"abbaye-de-gellone\"\n\
+         profile = \"people_counter\"\nlatitude = 43.7339\nlongitude = 3.5498\n",
         sha256_hex(GIGNAC_STAFF),
         sha256_hex(CCVH_STAFF),
         sha256_hex(RESEARCHER),
