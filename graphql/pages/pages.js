@@ -639,7 +639,7 @@ async function gestion() {
       el("h3", { id: `g-${r.id}` }, `${r.serviceName} — ${communeName(r.communeCode)}`),
       el("p", {}, el("strong", {}, lateness(r)), ` · ${status(r.status, r.substatus)} · ${r.followers} personne${r.followers > 1 ? "s" : ""} concernée${r.followers > 1 ? "s" : ""}`),
       el("p", {}, r.description),
-      el("p", { class: "meta" }, `${r.addressString || ""} · signalé le ${dateTime(r.requestedDatetime)} · n° ${r.id}`),
+      el("p", { class: "meta" }, [r.addressString, `signalé le ${dateTime(r.requestedDatetime)}`, `n° ${r.id}`].filter(Boolean).join(" · ")),
       contact,
       el("details", {}, el("summary", {}, "Traiter"),
         el("label", { for: `sub-${r.id}` }, "Étape"), sub,

@@ -190,6 +190,28 @@ impl Browser {
         .to_string()
     }
 
+    /// A PNG of the whole page as a phone shows it (412 px wide), written to `path`.
+    pub async fn screenshot(&mut self, path: &std::path::Path) {
+        use base64::Engine;
+        let height = self
+            .eval("Math.ceil(document.documentElement.scrollHeight)")
+            .await
+            .as_f64()
+            .unwrap_or(900.0);
+        let shot = self
+            .call(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": true,
+                    "clip": {"x": 0, "y": 0, "width": 412, "height": height, "scale": 1}}),
+            )
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("a screenshot"))
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        std::fs::write(path, png).unwrap();
+    }
+
     /// Serious or critical accessibility violations of the page (WCAG 2 A and AA rules of
     /// axe-core), when axe-core is at hand (`VALLEE_AXE`: its `axe.min.js`); `None` else,
     /// with the reason printed.

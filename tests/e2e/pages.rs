@@ -306,3 +306,92 @@ async fn a_town_hall_agent_works_the_late_queue_merges_a_duplicate_and_hides_a_f
     }
     hub.stop().await;
 }
+
+/// The screenshots of `docs/`: every page with a little content, as a phone shows it.
+/// `cargo test --test e2e -- --ignored screenshots_of_every_page` rewrites
+/// `docs/pages/*.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes docs/pages/*.png"]
+async fn screenshots_of_every_page() {
+    let Some(mut browser) = Browser::start().await else {
+        return;
+    };
+    let (_world, hub) = world_and_hub().await;
+    let citizen = hub.token().await;
+    let id = report(&hub, "street-light", 43.6521, 3.5512, &citizen).await;
+    report(&hub, "fallen-tree", 43.6530, 3.5520, &citizen).await;
+    hub.ok(
+        Some(GIGNAC_STAFF),
+        "mutation($id: ID!, $input: UpdateReportStatusInput!) { updateReportStatus(id: $id, input: $input) { report { id } } }",
+        json!({"id": id, "input": {"status": "OPEN", "substatus": "SCHEDULED", "statusNotes": "Intervention prévue jeudi matin."}}),
+    )
+    .await;
+    hub.ok(
+        Some(&citizen),
+        "mutation($input: SubmitIdeaInput!) { submitIdea(input: $input) { idea { id } } }",
+        json!({"input": {"title": "Un atelier numérique le samedi", "body": "Pour ceux qui travaillent en semaine.",
+            "theme": "DIGITAL_FOR_ALL", "communeCode": GIGNAC}}),
+    )
+    .await;
+    for (kind, name, extra) in [
+        (
+            "CHILDCARE",
+            "Crèche Les Petits Pas",
+            json!({"capacity": 12, "ageMinMonths": 3, "ageMaxMonths": 36, "latitude": 43.6521, "longitude": 3.5512}),
+        ),
+        (
+            "TRAINING_SESSION",
+            "Atelier : premiers pas sur Internet",
+            json!({"startsAt": (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339(), "seats": 8}),
+        ),
+        (
+            "COWORKING",
+            "La Fabrique",
+            json!({"address": "1 place de la Victoire"}),
+        ),
+    ] {
+        let mut input = json!({"kind": kind, "name": name, "communeCode": GIGNAC});
+        input
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        hub.ok(
+            Some(GIGNAC_STAFF),
+            "mutation($input: UpdatePlaceInput!) { updatePlace(input: $input) { place { id } } }",
+            json!({"input": input}),
+        )
+        .await;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/pages");
+    std::fs::create_dir_all(&dir).unwrap();
+    browser
+        .call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 412, "height": 900, "deviceScaleFactor": 1, "mobile": true}),
+        )
+        .await;
+    browser
+        .open(&hub.url(&format!("/mes-signalements?suivre={id}")))
+        .await;
+    for page in [
+        "signaler",
+        "mes-signalements",
+        "idees",
+        "petite-enfance",
+        "lieux",
+    ] {
+        browser.open(&hub.url(&format!("/{page}"))).await;
+        browser.screenshot(&dir.join(format!("{page}.png"))).await;
+    }
+    browser.open(&hub.url("/gestion")).await;
+    browser.fill("jeton-agent", GIGNAC_STAFF).await;
+    browser.click("#connexion-form button[type=submit]").await;
+    browser
+        .until(
+            "document.querySelectorAll('#file article').length === 2 && document.getElementById('collecte').textContent",
+            "the queue and the bins",
+        )
+        .await;
+    browser.screenshot(&dir.join("gestion.png")).await;
+    hub.stop().await;
+}
