@@ -584,7 +584,7 @@ async function gestion() {
       $("file-service").addEventListener("change", queue);
     }
     state.me = me;
-    await Promise.all([queue(), moderation(), childcare(), collection()]);
+    await Promise.all([queue(), moderation(), childcare(), collection(), sensors()]);
     announce(`Connecté en tant que ${me.name}.`);
   }
   const state = { me: null };
@@ -697,6 +697,20 @@ async function gestion() {
           } catch (e) { announce(`Action impossible : ${e.message}`); }
         } }, "Enregistrer")));
     }) : [el("p", {}, "Aucune structure dans votre périmètre.")]));
+  }
+
+  async function sensors() {
+    const PROBLEMS = { SILENT: "muet", STUCK: "bloqué (même niveau depuis des heures)", DAMAGED: "endommagé",
+      LOW_BATTERY: "pile faible", WEAK_SIGNAL: "signal radio faible" };
+    const data = await run(`query($c: String) { sensorHealth(communeCode: $c, faulty: true) {
+      entityId kind communeCode lastSeen batteryLevel problems } }`, { c: state.me.communeCode })
+      .catch(() => ({ sensorHealth: [] }));
+    const list = data.sensorHealth;
+    $("capteurs").replaceChildren(...(list.length ? [el("ul", {}, list.map((h) => el("li", { "data-sensor-id": h.entityId },
+      el("strong", {}, h.entityId.split(":").pop()), ` (${communeName(h.communeCode)}) : `,
+      h.problems.map((p) => PROBLEMS[p] || p).join(", "), ` — dernier message le ${dateTime(h.lastSeen)}`,
+      h.batteryLevel != null ? `, pile ${Math.round(h.batteryLevel * 100)} %` : "")))]
+      : [el("p", {}, "Tous les capteurs de votre périmètre fonctionnent.")]));
   }
 
   async function collection() {

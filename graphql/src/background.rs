@@ -1,6 +1,6 @@
 //! The API's background tasks: the citizens' view replay, the alerts feed, contact
-//! retention, the open-data publisher, the closing of emptied bins' reports and the
-//! e-mails to reporters.
+//! retention, the open-data publisher, the closing of emptied bins' reports, the
+//! e-mails to reporters and the sensors' health for the metrics.
 //!
 //! Each runs in the caller's `JoinSet`, stops when the shutdown token is cancelled, and is
 //! awaited by the binary (one shutdown tree). A task that fails (the broker unreachable at
@@ -59,6 +59,25 @@ pub fn start(
     tasks.spawn(publisher(state.clone(), shutdown.child_token()));
     tasks.spawn(emptied_bins(state.clone(), shutdown.child_token()));
     tasks.spawn(crate::notify::run(state.clone(), shutdown.child_token()));
+    tasks.spawn(sensor_health(state.clone(), shutdown.child_token()));
+}
+
+/// Checks every sensor's health each publish interval, for the metrics.
+async fn sensor_health(state: Arc<ApiState>, shutdown: CancellationToken) {
+    loop {
+        match state
+            .sensors
+            .sensor_health(chrono::Utc::now(), None, &state.options.sensor_health)
+            .await
+        {
+            Ok(all) => crate::sensors::health::count(&all),
+            Err(e) => tracing::warn!(error = %e, "sensor health: cannot read the lake"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(state.options.publish_interval.max(Duration::from_secs(10))) => {}
+        }
+    }
 }
 
 /// Closes, every publish interval, the open waste reports whose bin was emptied since

@@ -374,6 +374,7 @@ impl Ops {
             self.started.elapsed().as_secs_f64()
         );
         crate::notify::render_metrics(&mut out);
+        crate::sensors::health::render_metrics(&mut out);
 
         let _ = writeln!(
             out,

@@ -278,6 +278,40 @@ pub struct ApiOptions {
     pub rounds: RoundOptions,
     /// E-mails to reporters (`[api.mail]`).
     pub mail: MailOptions,
+    /// When a sensor counts as silent, stuck, low on battery or out of reach
+    /// (`[api.sensor_health]`).
+    pub sensor_health: SensorHealthOptions,
+}
+
+/// When a sensor counts as silent, stuck, low on battery or out of reach
+/// (`[api.sensor_health]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensorHealthOptions {
+    /// How often sensors report. Default 1 800 s (the valley's bins: every 30 minutes).
+    #[serde(rename = "expected_interval_s", with = "units::seconds")]
+    pub expected_interval: Duration,
+    /// Silent after this many expected intervals without a reading. Default 3.
+    pub silent_intervals: u64,
+    /// A bin giving the same level over at least half of this many hours (12 readings or
+    /// more) is stuck. Default 24.
+    pub stuck_hours: u64,
+    /// A battery under this share is low. Default 0.15.
+    pub low_battery: f64,
+    /// A signal under this RSSI (dBm) is weak. Default -120.0.
+    pub weak_rssi_dbm: f64,
+}
+
+impl Default for SensorHealthOptions {
+    fn default() -> Self {
+        SensorHealthOptions {
+            expected_interval: Duration::from_secs(1800),
+            silent_intervals: 3,
+            stuck_hours: 24,
+            low_battery: 0.15,
+            weak_rssi_dbm: -120.0,
+        }
+    }
 }
 
 /// E-mails to reporters (`[api.mail]`): off until a relay is named.
@@ -377,6 +411,7 @@ impl Default for ApiOptions {
             sql_max_concurrent_per_researcher: 2,
             rounds: RoundOptions::default(),
             mail: MailOptions::default(),
+            sensor_health: SensorHealthOptions::default(),
         }
     }
 }
@@ -528,6 +563,16 @@ impl ApiOptions {
             if m.helo.is_empty() || !m.helo.bytes().all(|b| b.is_ascii_graphic()) {
                 return invalid("mail.helo is a host name".into());
             }
+        }
+        let h = &self.sensor_health;
+        if h.expected_interval < Duration::from_secs(1)
+            || h.silent_intervals == 0
+            || h.stuck_hours == 0
+        {
+            return invalid(
+                "sensor_health: expected_interval_s, silent_intervals and stuck_hours are at least 1"
+                    .into(),
+            );
         }
         let r = &self.rounds;
         for (key, value, low, high) in [

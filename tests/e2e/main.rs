@@ -31,6 +31,7 @@ mod recovery;
 mod reports;
 mod research;
 mod rounds;
+mod sensor_health;
 mod simulator;
 mod stream;
 mod waste;

@@ -324,6 +324,34 @@ impl Query {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    /// The health of every bin sensor and weather station (in a commune if asked): silent,
+    /// stuck, damaged, low battery, weak signal; `problem` keeps those with it, `faulty`
+    /// those with any. Thresholds: `[api.sensor_health]`.
+    #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
+    async fn sensor_health(
+        &self,
+        ctx: &Context<'_>,
+        commune_code: Option<String>,
+        problem: Option<SensorProblem>,
+        #[graphql(default = false)] faulty: bool,
+    ) -> async_graphql::Result<Vec<SensorHealth>> {
+        let state = state(ctx);
+        let all = state
+            .sensors
+            .sensor_health(
+                Utc::now(),
+                commune_code.as_deref(),
+                &state.options.sensor_health,
+            )
+            .await?;
+        Ok(all
+            .into_iter()
+            .map(SensorHealth::from)
+            .filter(|h| !faulty || !h.problems.is_empty())
+            .filter(|h| problem.is_none_or(|p| h.problems.contains(&p)))
+            .collect())
+    }
+
     /// Bins to collect before a time, with why: an open fire or fill alert, an open report
     /// of a citizen tied to it, or a current forecast full by then; none emptied since.
     /// `wasteKind` matches any of a bin's kinds.

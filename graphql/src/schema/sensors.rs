@@ -69,6 +69,81 @@ impl RiskLevel {
     }
 }
 
+/// What a sensor is.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SensorKind {
+    Bin,
+    WeatherStation,
+}
+
+/// What is wrong with a sensor.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SensorProblem {
+    /// No reading for `[api.sensor_health] silent_intervals` expected intervals.
+    Silent,
+    /// The same level for hours (a bin sensor blinded by a bag).
+    Stuck,
+    /// The bin says it is vandalized, burning or damaged.
+    Damaged,
+    LowBattery,
+    WeakSignal,
+}
+
+impl From<crate::sensors::health::Problem> for SensorProblem {
+    fn from(p: crate::sensors::health::Problem) -> Self {
+        use crate::sensors::health::Problem;
+        match p {
+            Problem::Silent => SensorProblem::Silent,
+            Problem::Stuck => SensorProblem::Stuck,
+            Problem::Damaged => SensorProblem::Damaged,
+            Problem::LowBattery => SensorProblem::LowBattery,
+            Problem::WeakSignal => SensorProblem::WeakSignal,
+        }
+    }
+}
+
+/// A sensor's health, from what it sent and the radio metadata kept with it.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct SensorHealth {
+    pub entity_id: ID,
+    pub kind: SensorKind,
+    pub commune_code: Option<String>,
+    /// Its latest reading's time.
+    pub last_seen: DateTime<Utc>,
+    pub readings_last_24_hours: i64,
+    /// Share, 0 to 1 (from its field door's uplinks).
+    pub battery_level: Option<f64>,
+    pub rssi: Option<f64>,
+    pub snr: Option<f64>,
+    pub gateway_count: Option<i64>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    /// Empty: working.
+    pub problems: Vec<SensorProblem>,
+}
+
+impl From<crate::sensors::health::Health> for SensorHealth {
+    fn from(h: crate::sensors::health::Health) -> Self {
+        SensorHealth {
+            entity_id: ID(h.entity_id),
+            kind: match h.kind {
+                crate::sensors::health::SensorKind::Bin => SensorKind::Bin,
+                crate::sensors::health::SensorKind::WeatherStation => SensorKind::WeatherStation,
+            },
+            commune_code: h.commune_code,
+            last_seen: h.last_seen,
+            readings_last_24_hours: h.readings_24h,
+            battery_level: h.battery,
+            rssi: h.rssi,
+            snr: h.snr,
+            gateway_count: h.gateways,
+            latitude: h.latitude,
+            longitude: h.longitude,
+            problems: h.problems.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 /// The latest reading of a connected bin.
 #[derive(SimpleObject, Debug, Clone)]
 #[graphql(complex)]

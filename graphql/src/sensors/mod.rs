@@ -15,6 +15,7 @@
 //! of the lake gate each ([`crate::limits::lake`]); partner feeds read through here too.
 
 pub mod collect;
+pub mod health;
 
 use std::collections::HashMap;
 use std::sync::Arc;
