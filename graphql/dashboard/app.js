@@ -203,6 +203,20 @@ async function drawCollection() {
   $('t-collecte').textContent = `Collecte des conteneurs par commune${name ? ` (${name})` : ''}`;
 }
 
+// Sensors' health: how many work, and how many have each problem (one may have several).
+async function drawSensors() {
+  const { sensorHealth } = await gql('{ sensorHealth { problems } }');
+  const labels = { SILENT: 'muets', STUCK: 'bloqués', DAMAGED: 'endommagés', LOW_BATTERY: 'pile faible', WEAK_SIGNAL: 'signal faible' };
+  const working = sensorHealth.filter((h) => h.problems.length === 0).length;
+  const rows = [['WORKING', 'en service', working], ...Object.entries(labels).map(([k, label]) =>
+    [k, label, sensorHealth.filter((h) => h.problems.includes(k)).length])];
+  $('capteurs').querySelector('tbody').replaceChildren(...rows.map(([k, label, n]) =>
+    el('tr', { 'data-state': k }, el('th', { scope: 'row' }, label), el('td', { class: 'num' }, n))));
+  $('resume-capteurs').textContent = sensorHealth.length
+    ? `${working} capteur${working > 1 ? 's' : ''} sur ${sensorHealth.length} en service.`
+    : 'Aucun capteur n’a encore émis.';
+}
+
 function drawVine(rows, alerts) {
   const latest = new Map();
   for (const r of rows) if (!latest.has(r.station) || latest.get(r.station).day < r.day) latest.set(r.station, r);
@@ -252,6 +266,7 @@ async function refresh() {
     drawReports(d.reports.edges);
     drawIdeas(d.ideas.edges);
     await drawCollection();
+    await drawSensors();
     $('maj').textContent = new Date().toLocaleTimeString('fr-FR');
     $('maj').setAttribute('datetime', new Date().toISOString());
     document.body.dataset.loaded = 'true';

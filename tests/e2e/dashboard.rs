@@ -141,6 +141,9 @@ async fn the_dashboard_shows_live_values_from_the_api_in_a_real_browser() {
                 && browser_saw.contains("Lampadaire éteint rue du Pont")
                 // The monthly collection figures, from the open dataset.
                 && browser_saw.contains("<tr data-commune=\"")
+                // The sensors' health, in words (the simulated bins report every 30 min).
+                && browser_saw.contains("<tr data-state=\"WORKING\">")
+                && browser_saw.contains("en service.")
                 && bins.len() >= 100
                 // Every bin the API knew a moment ago is drawn (more may have arrived since).
                 && circles + 5 >= bins.len()
