@@ -584,7 +584,7 @@ async function gestion() {
       $("file-service").addEventListener("change", queue);
     }
     state.me = me;
-    await Promise.all([queue(), moderation(), childcare(), collection(), sensors()]);
+    await Promise.all([queue(), moderation(), childcare(), collection(), sensors(), partners()]);
     announce(`Connecté en tant que ${me.name}.`);
   }
   const state = { me: null };
@@ -711,6 +711,28 @@ async function gestion() {
       h.problems.map((p) => PROBLEMS[p] || p).join(", "), ` — dernier message le ${dateTime(h.lastSeen)}`,
       h.batteryLevel != null ? `, pile ${Math.round(h.batteryLevel * 100)} %` : "")))]
       : [el("p", {}, "Tous les capteurs de votre périmètre fonctionnent.")]));
+  }
+
+  async function partners() {
+    if (state.me.communeCode) {
+      $("partenaires").replaceChildren(el("p", {}, "Les partenaires viticoles relèvent de la communauté de communes."));
+      return;
+    }
+    const { partners: list } = await run("{ partners { name parcels webhookUrl email } }");
+    $("partenaires").replaceChildren(...(list.length ? list.map((p) => {
+      const result = el("p", { role: "status" });
+      return el("div", { class: "card", "data-partner": p.name },
+        el("h3", {}, p.name),
+        el("p", {}, `${p.parcels.length} parcelle${p.parcels.length > 1 ? "s" : ""} · webhook : ${p.webhookUrl || "aucun"} · courriel : ${p.email || "aucun"}`),
+        p.webhookUrl ? el("div", { class: "actions" }, el("button", { type: "button", class: "secondary", "data-action": "test-push", onclick: async () => {
+          try {
+            const d = await run("mutation($p: String!) { testPartnerPush(partner: $p) { webhookStatus error } }", { p: p.name });
+            const t = d.testPartnerPush;
+            result.textContent = t.webhookStatus ? `Reçu par le partenaire (réponse ${t.webhookStatus}).` : `Échec : ${t.error}`;
+          } catch (e) { result.textContent = `Échec : ${e.message}`; }
+        } }, "Envoyer une alerte de test")) : null,
+        result);
+    }) : [el("p", {}, "Aucun partenaire configuré.")]));
   }
 
   async function collection() {

@@ -21,7 +21,7 @@ use crate::{Error, Result};
 /// An alert as the stage publishes it (FIWARE `Alert`).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct AlertMessage {
+pub(crate) struct AlertMessage {
     alert_id: String,
     sub_category: String,
     alert_source: String,

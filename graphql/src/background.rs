@@ -1,6 +1,7 @@
 //! The API's background tasks: the citizens' view replay, the alerts feed, contact
 //! retention, the open-data publisher, the closing of emptied bins' reports, the
-//! e-mails to reporters and the sensors' health for the metrics.
+//! e-mails to reporters, the sensors' health for the metrics and the partners' alerts
+//! pushed to them.
 //!
 //! Each runs in the caller's `JoinSet`, stops when the shutdown token is cancelled, and is
 //! awaited by the binary (one shutdown tree). A task that fails (the broker unreachable at
@@ -60,6 +61,12 @@ pub fn start(
     tasks.spawn(emptied_bins(state.clone(), shutdown.child_token()));
     tasks.spawn(crate::notify::run(state.clone(), shutdown.child_token()));
     tasks.spawn(sensor_health(state.clone(), shutdown.child_token()));
+    let pushing = state.clone();
+    tasks.spawn(retrying(
+        "partners' alerts",
+        shutdown.child_token(),
+        move |token| crate::partner_alerts::run(pushing.clone(), token),
+    ));
 }
 
 /// Checks every sensor's health each publish interval, for the metrics.

@@ -53,6 +53,7 @@ pub mod open_data;
 pub mod ops;
 pub mod options;
 pub mod pages;
+pub mod partner_alerts;
 pub mod rate_limit;
 pub mod research;
 pub mod rounds;

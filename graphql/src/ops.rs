@@ -375,6 +375,7 @@ impl Ops {
         );
         crate::notify::render_metrics(&mut out);
         crate::sensors::health::render_metrics(&mut out);
+        crate::partner_alerts::render_metrics(&mut out);
 
         let _ = writeln!(
             out,

@@ -100,6 +100,12 @@ pub struct Partner {
     /// Those it chose to share (daily aggregates, dataset `parcelles-partagees`), and
     /// with whom; the others stay private.
     pub shared: Vec<(String, Audience)>,
+    /// Where its parcels' frost and mildew alerts are posted (signed), if anywhere.
+    pub webhook_url: Option<String>,
+    /// The key the webhook's `X-Vallee-Signature` is an HMAC-SHA256 of the body with.
+    pub webhook_secret: Option<String>,
+    /// Where its parcels' alerts are e-mailed (through `[api.mail]`), if anywhere.
+    pub email: Option<String>,
 }
 
 /// Request limits: every door passes through them (see [`crate::limits`]). The defaults
@@ -501,6 +507,28 @@ impl ApiOptions {
             }
         }
         for p in &self.partners {
+            if let Some(url) = &p.webhook_url {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return invalid(format!(
+                        "partner {}: webhook_url starts with https:// (or http://)",
+                        p.name
+                    ));
+                }
+                if p.webhook_secret.as_ref().is_none_or(|s| s.len() < 16) {
+                    return invalid(format!(
+                        "partner {}: a webhook needs a webhook_secret of at least 16 characters",
+                        p.name
+                    ));
+                }
+            }
+            if let Some(email) = &p.email
+                && !crate::notify::message::deliverable(email)
+            {
+                return invalid(format!(
+                    "partner {}: email is not an e-mail address",
+                    p.name
+                ));
+            }
             if let Some((foreign, _)) = p.shared.iter().find(|(s, _)| !p.parcels.contains(s)) {
                 return invalid(format!(
                     "partner {}: shares {foreign}, which is not among its parcels",
@@ -672,6 +700,14 @@ mod partners {
         /// Parcels whose daily aggregates only researchers see.
         #[serde(default)]
         share_researchers: Vec<String>,
+        /// Where its parcels' alerts are posted, signed with `webhook_secret`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        webhook_url: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        webhook_secret: Option<String>,
+        /// Where its parcels' alerts are e-mailed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
     }
 
     pub fn serialize<S: Serializer>(partners: &[Partner], s: S) -> Result<S::Ok, S::Error> {
@@ -688,6 +724,9 @@ mod partners {
                 parcels: p.parcels.clone(),
                 share_public: shared(p, Audience::Public),
                 share_researchers: shared(p, Audience::Researchers),
+                webhook_url: p.webhook_url.clone(),
+                webhook_secret: p.webhook_secret.clone(),
+                email: p.email.clone(),
             })
             .collect();
         entries.serialize(s)
@@ -708,6 +747,9 @@ mod partners {
                 name: e.name,
                 token_sha256: e.token_sha256,
                 parcels: e.parcels,
+                webhook_url: e.webhook_url,
+                webhook_secret: e.webhook_secret,
+                email: e.email,
             })
             .collect())
     }

@@ -145,6 +145,7 @@ fn struct_keys() -> BTreeMap<(String, String), Option<Value>> {
         "[[api.staff]]\nname = \"s\"\ntoken_sha256 = \"{h}\"\ncommune = \"34114\"\n\
          [[api.researchers]]\nname = \"r\"\ntoken_sha256 = \"{h}\"\n\
          [[api.partners]]\nname = \"p\"\ntoken_sha256 = \"{h}\"\nparcels = [\"a\"]\n\
+         webhook_url = \"https://p.example.fr/alertes\"\nwebhook_secret = \"0123456789abcdef\"\nemail = \"p@example.fr\"\n\
          [[api.gateways]]\nname = \"g\"\nkey_sha256 = \"{h}\"\nstreams = [\"beacons\"]\n\
          [[api.devices]]\ndev_eui = \"0101010101010101\"\nentity_id = \"b\"\nprofile = \"ultrasonic_fill\"\n\
          depth_mm = 1200.0\nlatitude = 43.65\nlongitude = 3.55\n",

@@ -23,6 +23,7 @@ mod lake_repair;
 mod notifications;
 mod open_data;
 mod pages;
+mod partner_push;
 mod partners;
 mod places;
 mod privacy;

@@ -153,6 +153,11 @@ pub enum Command {
     RemoveTruck {
         truck_id: String,
     },
+    /// Staff of the intercommunality: a test push to a vineyard partner (audited; the
+    /// caller then sends it).
+    TestPartnerPush {
+        partner: String,
+    },
 }
 
 /// A report as the citizen gave it (checked by the command, not by the door).
@@ -247,6 +252,8 @@ pub enum Applied {
     FleetRemoved {
         id: String,
     },
+    /// Only the audit record was written (the action follows).
+    Audited,
     /// A reporter's data: one record per report with a kept contact.
     ReporterData(Vec<ReporterRecord>),
     /// The reports whose texts and contact details were erased.
@@ -457,6 +464,19 @@ impl Commands {
             Command::RemoveDepot { depot_id } => self.remove_depot(staff(caller)?, &depot_id).await,
             Command::UpdateTruck(truck) => self.update_truck(staff(caller)?, truck).await,
             Command::RemoveTruck { truck_id } => self.remove_truck(staff(caller)?, &truck_id).await,
+            Command::TestPartnerPush { partner } => {
+                let staff = staff(caller)?;
+                // Partners are the intercommunality's (vineyard data of the whole valley).
+                staff.check_scope(None)?;
+                self.write(writes::Writes::audited(
+                    staff,
+                    "testPartnerPush",
+                    &partner,
+                    None,
+                ))
+                .await?;
+                Ok(Applied::Audited)
+            }
         }
     }
 

@@ -96,32 +96,56 @@ impl News {
 
     /// The whole message: headers, then the body in base64 (CRLF lines).
     pub fn message(&self, head: &Letterhead<'_>, to: &str, id: &str, unsubscribe: &str) -> String {
-        let body = STANDARD.encode(self.body(head, unsubscribe).replace('\n', "\r\n"));
-        let lines: Vec<&str> = body
-            .as_bytes()
-            .chunks(76)
-            .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
-            .collect();
-        let domain = head.from_address.rsplit('@').next().unwrap_or("vallee");
-        [
-            format!("From: {} <{}>", encoded(head.from_name), head.from_address),
-            format!("To: <{to}>"),
-            format!("Subject: {}", encoded(&self.subject())),
-            format!("Date: {}", Utc::now().to_rfc2822()),
-            // The same notification always has the same id: a relay or a reader can tell a
-            // message sent again after a crash.
-            format!("Message-ID: <{id}@{domain}>"),
-            format!("List-Unsubscribe: <{unsubscribe}>"),
-            "List-Unsubscribe-Post: List-Unsubscribe=One-Click".into(),
-            "Auto-Submitted: auto-generated".into(),
-            "MIME-Version: 1.0".into(),
-            "Content-Type: text/plain; charset=utf-8".into(),
-            "Content-Transfer-Encoding: base64".into(),
-            String::new(),
-            lines.join("\r\n"),
-        ]
-        .join("\r\n")
+        compose(
+            head,
+            to,
+            id,
+            &self.subject(),
+            &self.body(head, unsubscribe),
+            Some(unsubscribe),
+        )
     }
+}
+
+/// A plain-text message from `head` to `to`: headers, then `body` in base64 (CRLF lines);
+/// with a stop link when the reader can stop such messages.
+pub fn compose(
+    head: &Letterhead<'_>,
+    to: &str,
+    id: &str,
+    subject: &str,
+    body: &str,
+    unsubscribe: Option<&str>,
+) -> String {
+    let body = STANDARD.encode(body.replace('\n', "\r\n"));
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect();
+    let domain = head.from_address.rsplit('@').next().unwrap_or("vallee");
+    let mut headers = vec![
+        format!("From: {} <{}>", encoded(head.from_name), head.from_address),
+        format!("To: <{to}>"),
+        format!("Subject: {}", encoded(subject)),
+        format!("Date: {}", Utc::now().to_rfc2822()),
+        // The same news always has the same id: a relay or a reader can tell a message
+        // sent again after a crash.
+        format!("Message-ID: <{id}@{domain}>"),
+    ];
+    if let Some(link) = unsubscribe {
+        headers.push(format!("List-Unsubscribe: <{link}>"));
+        headers.push("List-Unsubscribe-Post: List-Unsubscribe=One-Click".into());
+    }
+    headers.extend([
+        "Auto-Submitted: auto-generated".into(),
+        "MIME-Version: 1.0".into(),
+        "Content-Type: text/plain; charset=utf-8".into(),
+        "Content-Transfer-Encoding: base64".into(),
+        String::new(),
+        lines.join("\r\n"),
+    ]);
+    headers.join("\r\n")
 }
 
 /// A header text in RFC 2047's encoded-word form when it is not plain ASCII.

@@ -31,8 +31,83 @@ async fn run<P: FromApplied>(ctx: &Context<'_>, command: Command) -> async_graph
         .ok_or_else(|| async_graphql::Error::new("the command applied something else"))
 }
 
+/// What a test push to a partner did.
+#[derive(async_graphql::SimpleObject, Debug)]
+pub struct TestPartnerPushPayload {
+    pub partner: String,
+    /// Sent with `test: true` and this `delivery`.
+    pub delivery: String,
+    /// The webhook's answer (null: no webhook, or no answer).
+    pub webhook_status: Option<u16>,
+    /// Why the webhook did not take it.
+    pub error: Option<String>,
+}
+
 #[Object]
 impl Mutation {
+    /// Staff of the intercommunality: sends a test alert (`test: true`) to a vineyard
+    /// partner's webhook, once, signed as real ones are, and says what it answered
+    /// (audited).
+    async fn test_partner_push(
+        &self,
+        ctx: &Context<'_>,
+        partner: String,
+    ) -> async_graphql::Result<TestPartnerPushPayload> {
+        let address = ctx.data_opt::<ClientAddr>().map(|a| a.0);
+        let state = state(ctx);
+        state
+            .commands
+            .execute(
+                caller(ctx),
+                address,
+                Command::TestPartnerPush {
+                    partner: partner.clone(),
+                },
+            )
+            .await
+            .map_err(command_error)?;
+        let Some(p) = state.options.partners.iter().find(|p| p.name == partner) else {
+            return Err(super::error(
+                super::Code::NotFound,
+                format!("no partner {partner}"),
+            ));
+        };
+        let alert = crate::schema::sensors::Alert {
+            alert_id: ID(format!("test-{}", vallee_schemas::citizen::uuid_v4())),
+            kind: crate::schema::sensors::AlertKind::Frost,
+            entity_id: p.parcels.first().cloned().unwrap_or_default(),
+            state: crate::schema::sensors::AlertState::Open,
+            date_observed: chrono::Utc::now(),
+            clear_reason: None,
+            filling_level: None,
+            commune_code: None,
+            risk_level: None,
+        };
+        let delivery = alert.alert_id.to_string();
+        let body = crate::partner_alerts::body(p, &alert, &delivery, true);
+        let (webhook_status, error) = if p.webhook_url.is_none() {
+            (None, Some("no webhook_url for this partner".to_string()))
+        } else {
+            match crate::partner_alerts::post_once(
+                &crate::partner_alerts::client(),
+                p,
+                &delivery,
+                &body,
+            )
+            .await
+            {
+                Ok(status) => (Some(status), None),
+                Err(e) => (None, Some(e)),
+            }
+        };
+        Ok(TestPartnerPushPayload {
+            partner,
+            delivery,
+            webhook_status,
+            error,
+        })
+    }
+
     /// An anonymous citizen token, needed to follow reports and to take part in the idea
     /// box.
     async fn issue_citizen_token(

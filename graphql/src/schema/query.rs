@@ -417,6 +417,24 @@ impl Query {
         ))
     }
 
+    /// Staff: the vineyard partners, their parcels and where their alerts are pushed.
+    async fn partners(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<VineyardPartner>> {
+        if caller(ctx).staff().is_none() {
+            return Err(error(Code::Forbidden, "only staff see the partners"));
+        }
+        Ok(state(ctx)
+            .options
+            .partners
+            .iter()
+            .map(|p| VineyardPartner {
+                name: p.name.clone(),
+                parcels: p.parcels.clone(),
+                webhook_url: p.webhook_url.clone(),
+                email: p.email.clone(),
+            })
+            .collect())
+    }
+
     /// The collection fleet's depots, by name.
     async fn depots(&self, ctx: &Context<'_>) -> Vec<super::rounds::Depot> {
         let view = state(ctx).citizens.view.read().expect("view lock");

@@ -187,6 +187,17 @@ impl From<ReportOrder> for crate::citizen::reads::ReportOrder {
     }
 }
 
+/// A vineyard partner (configured in `[[api.partners]]`), as staff see it.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct VineyardPartner {
+    pub name: String,
+    pub parcels: Vec<String>,
+    /// Where its parcels' alerts are posted (signed).
+    pub webhook_url: Option<String>,
+    /// Where its parcels' alerts are e-mailed.
+    pub email: Option<String>,
+}
+
 /// Who is asking, as the API sees them.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct Viewer {
