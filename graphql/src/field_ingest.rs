@@ -48,6 +48,8 @@ pub struct FieldDoor {
     producer: FutureProducer,
     pub(crate) options: ApiOptions,
     memory: Mutex<HashMap<String, Remembered>>,
+    /// The register of devices staff keep (the citizens' view of the reference topic).
+    registry: std::sync::OnceLock<Arc<crate::citizen::CitizenHub>>,
 }
 
 impl std::fmt::Debug for FieldDoor {
@@ -113,7 +115,34 @@ impl FieldDoor {
             producer,
             options: options.clone(),
             memory: Mutex::default(),
+            registry: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Looks devices up in the register `citizens` keep too (before the configuration's).
+    pub fn use_registry(&self, citizens: Arc<crate::citizen::CitizenHub>) {
+        let _ = self.registry.set(citizens);
+    }
+
+    /// The device with this DevEUI: the register's, else the configuration's.
+    pub(crate) fn device(&self, dev_eui: &str) -> Option<crate::options::Device> {
+        let registered = self.registry.get().and_then(|citizens| {
+            let view = citizens.view.read().expect("view lock");
+            view.devices.get(&dev_eui.to_uppercase()).cloned()
+        });
+        if let Some(d) = registered {
+            return Some(crate::options::Device {
+                dev_eui: d.dev_eui,
+                entity_id: d.entity_id,
+                profile: d.profile,
+                depth_mm: d.depth_mm,
+                latitude: d.lat,
+                longitude: d.long,
+            });
+        }
+        (self.options.devices.iter())
+            .find(|d| d.dev_eui.eq_ignore_ascii_case(dev_eui))
+            .cloned()
     }
 
     /// The gateway whose key `headers` carry.

@@ -235,7 +235,11 @@ impl Api {
             auth,
             contacts,
             sensors,
-            field_door: field_ingest::FieldDoor::new(&options)?,
+            field_door: {
+                let door = field_ingest::FieldDoor::new(&options)?;
+                door.use_registry(citizens.clone());
+                door
+            },
             rounds: Arc::new(rounds::RoundPlanner::new(options.rounds.clone())),
             unsubscribe: notify::UnsubscribeKey::derive(&secret),
             open_data: vallee_opendata::OpenData::new(lake)

@@ -150,14 +150,13 @@ async fn receive(
         return StatusCode::NO_CONTENT.into_response();
     };
     let dev_eui = uplink.as_ref().map_or(String::new(), |u| u.dev_eui.clone());
-    let Some(device) =
-        (door.options.devices.iter()).find(|d| d.dev_eui.eq_ignore_ascii_case(&dev_eui))
-    else {
+    let Some(device) = door.device(&dev_eui) else {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
-            &format!("no device {dev_eui:?} in [[api.devices]]"),
+            &format!("no device {dev_eui:?} in the register (registerDevice) nor [[api.devices]]"),
         );
     };
+    let device = &device;
     let stream = stream_of(device.profile);
     if !gateway.may_post(stream) {
         return error(

@@ -59,18 +59,7 @@ impl Gateway {
     }
 }
 
-/// What a LoRaWAN device measures, which says how its payload decodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceProfile {
-    /// An ultrasonic fill-level sensor on a bin: the distance to the waste, in mm.
-    UltrasonicFill,
-    /// A weather station: temperature, humidity, rain.
-    WeatherStation,
-    /// A people counter at a tourist site: the people who came in since its last uplink
-    /// (its `entity_id` is the site's id, such as `abbaye-de-gellone`).
-    PeopleCounter,
-}
+pub use vallee_schemas::citizen::DeviceProfile;
 
 /// A LoRaWAN device behind a network server (`[[api.devices]]`): what it is in the hub.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@
 //!  vallee.citizen.reports ──► Report*, TextsErased (API) ──────► citizen_reports
 //!  vallee.citizen.ideas   ──► Idea* (API writes) ─────────────► citizen_ideas
 //!  vallee.staff.audit     ──► StaffAction ─────────────────────► staff_audit
-//!  vallee.reference.places ─► Place*, Depot*, Truck* (API) ───► reference_places
+//!  vallee.reference.places ─► Place*, Depot*, Truck*, Device* ─► reference_places
 //!  any of them             ──► anything that fails validation ─► dead_letters
 //! ```
 
@@ -59,6 +59,8 @@ impl Stream {
                 ("DepotRemoved", Table::ReferencePlaces),
                 ("TruckUpdated", Table::ReferencePlaces),
                 ("TruckRemoved", Table::ReferencePlaces),
+                ("DeviceRegistered", Table::ReferencePlaces),
+                ("DeviceRemoved", Table::ReferencePlaces),
             ],
         }
     }

@@ -262,3 +262,101 @@ async fn network_servers_uplinks_land_once_as_the_bins_readings() {
     );
     hub.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_registered_through_the_api_are_decoded_and_removed_ones_refused() {
+    const SENSOR: &str = "0303030303030303";
+    let (world, hub) = world_and_hub().await;
+    let register = "mutation($input: RegisterDeviceInput!) { registerDevice(input: $input) { device { devEui communeCode } } }";
+    let in_aniane = json!({"input": {"devEui": "0404040404040404", "entityId": "urn:ngsi-ld:WasteContainer:aniane-1",
+        "profile": "ULTRASONIC_FILL", "latitude": 43.684, "longitude": 3.593, "depthMm": 1000.0}});
+    assert_eq!(
+        code(&hub.gql(None, register, in_aniane.clone()).await),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        code(&hub.gql(Some(GIGNAC_STAFF), register, in_aniane).await),
+        "FORBIDDEN",
+        "a device in Aniane is not Gignac's"
+    );
+
+    // A CSV with a wrong line registers nothing and says which line; fixed, both land.
+    let import = "mutation($csv: String!) { importDevices(csv: $csv) { registered } }";
+    let header = "dev_eui;entity_id;profile;latitude;longitude;depth_mm\n";
+    let good = format!(
+        "{SENSOR};urn:ngsi-ld:WasteContainer:gignac-api-1;ultrasonic_fill;43.6521;3.5512;1000\n"
+    );
+    let wrong = format!(
+        "{header}{good}0505050505050505;urn:ngsi-ld:WasteContainer:g-2;ultrasonic_fill;43.6521;3.5512;\n"
+    );
+    let refused = hub
+        .gql(Some(GIGNAC_STAFF), import, json!({"csv": wrong}))
+        .await;
+    assert_eq!(code(&refused), "BAD_USER_INPUT");
+    assert!(refused.to_string().contains("depthMm"), "{refused}");
+    let fixed = format!(
+        "{header}{good}0505050505050505;urn:ngsi-ld:WasteContainer:g-2;ultrasonic_fill;43.6521;3.5512;900\n"
+    );
+    let imported = hub
+        .ok(Some(GIGNAC_STAFF), import, json!({"csv": fixed}))
+        .await;
+    assert_eq!(imported["importDevices"]["registered"], 2);
+    let listed = hub
+        .ok(
+            Some(GIGNAC_STAFF),
+            "{ devices(communeCode: \"34114\") { devEui } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed["devices"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        code(&hub.gql(None, "{ devices { devEui } }", json!({})).await),
+        "FORBIDDEN"
+    );
+
+    // Its uplinks are decoded by its profile: 250 mm in a 1 m bin is three quarters full.
+    let documented: Value =
+        serde_json::from_str(include_str!("../fixtures/chirpstack/uplink.json")).unwrap();
+    let mut uplink = documented.clone();
+    uplink["deviceInfo"]["devEui"] = json!(SENSOR);
+    uplink["time"] = json!(Utc::now().to_rfc3339());
+    uplink["data"] = json!("APo=");
+    let post = |body: Value| {
+        hub.client
+            .post(hub.url("/ingest/v1/chirpstack?event=up"))
+            .header("x-api-key", GATEWAY)
+            .json(&body)
+            .send()
+    };
+    let answer: Value = post(uplink.clone()).await.unwrap().json().await.unwrap();
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    eventually(
+        Duration::from_secs(60),
+        "the reading in the lake",
+        || async { landed(&world).await.0 == 1 },
+    )
+    .await;
+    let level = world
+        .lake()
+        .await
+        .sql("SELECT \"fillingLevel\" FROM waste_containers")
+        .await
+        .unwrap();
+    assert!(
+        arrow::util::pretty::pretty_format_batches(&level)
+            .unwrap()
+            .to_string()
+            .contains("0.75")
+    );
+
+    // Removed from the register: refused.
+    hub.ok(
+        Some(GIGNAC_STAFF),
+        "mutation($id: ID!) { removeDevice(devEui: $id) { removedId } }",
+        json!({"id": SENSOR}),
+    )
+    .await;
+    uplink["fCnt"] = json!(43);
+    assert_eq!(post(uplink).await.unwrap().status(), 422);
+    hub.stop().await;
+}

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use vallee_lake::text_keys::{Opened, TextKeys};
 use vallee_schemas::citizen::sealed::ERASED;
 use vallee_schemas::citizen::{
-    CitizenChange, CitizenEvent, DepotUpdated, FlagReason, IdeaState, IdeaSubmitted, PlaceUpdated,
-    ReportStatus, ReportSubmitted, Substatus, TruckUpdated,
+    CitizenChange, CitizenEvent, DepotUpdated, DeviceRegistered, FlagReason, IdeaState,
+    IdeaSubmitted, PlaceUpdated, ReportStatus, ReportSubmitted, Substatus, TruckUpdated,
 };
 
 /// A reference place as staff last published it, with its latest vacancies.
@@ -137,6 +137,8 @@ pub struct CitizenView {
     /// The collection fleet, by id: depots and trucks as staff last published them.
     pub depots: BTreeMap<String, DepotUpdated>,
     pub trucks: BTreeMap<String, TruckUpdated>,
+    /// The register of field devices, by DevEUI (upper case).
+    pub devices: BTreeMap<String, DeviceRegistered>,
     seen: HashSet<String>,
     /// Events that named an entity not seen yet (a follow read before its report, on
     /// another partition); applied once the entity arrives.
@@ -310,6 +312,14 @@ impl CitizenView {
                 self.trucks.remove(truck_id);
                 return None;
             }
+            CitizenChange::DeviceRegistered(d) => {
+                self.devices.insert(d.dev_eui.to_uppercase(), d.clone());
+                return None;
+            }
+            CitizenChange::DeviceRemoved { dev_eui } => {
+                self.devices.remove(&dev_eui.to_uppercase());
+                return None;
+            }
             CitizenChange::ChildcareVacanciesUpdated {
                 place_id,
                 vacancies,
@@ -464,6 +474,8 @@ impl CitizenView {
             | CitizenChange::DepotRemoved { .. }
             | CitizenChange::TruckUpdated(_)
             | CitizenChange::TruckRemoved { .. }
+            | CitizenChange::DeviceRegistered(_)
+            | CitizenChange::DeviceRemoved { .. }
             | CitizenChange::ChildcareVacanciesUpdated { .. } => {}
         }
     }

@@ -41,6 +41,7 @@
 //!   and trucks), `tokens`: the commands of each area.
 
 mod access;
+pub mod devices;
 mod fleet;
 mod ideas;
 mod places;
@@ -58,8 +59,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use vallee_schemas::citizen::{
-    DepotUpdated, FlagReason, IdeaState, IdeaTheme, PlaceKind, ReportStatus, Substatus,
-    TruckUpdated,
+    DepotUpdated, DeviceRegistered, FlagReason, IdeaState, IdeaTheme, PlaceKind, ReportStatus,
+    Substatus, TruckUpdated,
 };
 
 use crate::auth::{Authenticator, Caller};
@@ -152,6 +153,16 @@ pub enum Command {
     /// Staff: removes a truck.
     RemoveTruck {
         truck_id: String,
+    },
+    /// Staff of the device's commune: registers a field device (or its new version).
+    RegisterDevice(devices::Registration),
+    /// Staff: registers every device of a CSV, once all are valid and in scope.
+    ImportDevices {
+        csv: String,
+    },
+    /// Staff of the device's commune: removes it from the register.
+    RemoveDevice {
+        dev_eui: String,
     },
     /// Staff of the intercommunality: a test push to a vineyard partner (audited; the
     /// caller then sends it).
@@ -254,6 +265,9 @@ pub enum Applied {
     },
     /// Only the audit record was written (the action follows).
     Audited,
+    Device(DeviceRegistered),
+    /// How many devices an import registered.
+    DevicesImported(usize),
     /// A reporter's data: one record per report with a kept contact.
     ReporterData(Vec<ReporterRecord>),
     /// The reports whose texts and contact details were erased.
@@ -464,6 +478,9 @@ impl Commands {
             Command::RemoveDepot { depot_id } => self.remove_depot(staff(caller)?, &depot_id).await,
             Command::UpdateTruck(truck) => self.update_truck(staff(caller)?, truck).await,
             Command::RemoveTruck { truck_id } => self.remove_truck(staff(caller)?, &truck_id).await,
+            Command::RegisterDevice(device) => self.register_device(staff(caller)?, device).await,
+            Command::ImportDevices { csv } => self.import_devices(staff(caller)?, &csv).await,
+            Command::RemoveDevice { dev_eui } => self.remove_device(staff(caller)?, &dev_eui).await,
             Command::TestPartnerPush { partner } => {
                 let staff = staff(caller)?;
                 // Partners are the intercommunality's (vineyard data of the whole valley).

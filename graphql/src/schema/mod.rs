@@ -10,6 +10,7 @@
 //! maps what it applied (or why it was refused) to its payload (or error code).
 
 pub mod codes;
+pub mod devices;
 mod mutation;
 pub mod open_data;
 mod query;

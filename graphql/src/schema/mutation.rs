@@ -315,6 +315,37 @@ impl Mutation {
         run(ctx, Command::UpdateTruck(input.into())).await
     }
 
+    /// Staff of the commune the device stands in: registers a field device (or its new
+    /// version); its uplinks are then decoded by its profile.
+    async fn register_device(
+        &self,
+        ctx: &Context<'_>,
+        input: super::devices::RegisterDeviceInput,
+    ) -> async_graphql::Result<RegisterDevicePayload> {
+        run(ctx, Command::RegisterDevice(input.into())).await
+    }
+
+    /// Staff: registers every device of a CSV (header `dev_eui,entity_id,profile,latitude,
+    /// longitude[,depth_mm,report_interval_s,installed_on,fill_threshold]`, `,` or `;`),
+    /// once every line is valid and in the caller's scope; otherwise nothing, and which
+    /// lines are wrong.
+    async fn import_devices(
+        &self,
+        ctx: &Context<'_>,
+        csv: String,
+    ) -> async_graphql::Result<ImportDevicesPayload> {
+        run(ctx, Command::ImportDevices { csv }).await
+    }
+
+    /// Staff of the device's commune: removes it from the register.
+    async fn remove_device(
+        &self,
+        ctx: &Context<'_>,
+        dev_eui: ID,
+    ) -> async_graphql::Result<RemoveFleetPayload> {
+        run(ctx, Command::RemoveDevice { dev_eui: dev_eui.0 }).await
+    }
+
     /// Staff: removes a collection truck.
     async fn remove_truck(
         &self,

@@ -435,6 +435,28 @@ impl Query {
             .collect())
     }
 
+    /// Staff: the register of field devices (in a commune if asked), by DevEUI.
+    async fn devices(
+        &self,
+        ctx: &Context<'_>,
+        commune_code: Option<String>,
+    ) -> async_graphql::Result<Vec<super::devices::Device>> {
+        if caller(ctx).staff().is_none() {
+            return Err(error(
+                Code::Forbidden,
+                "only staff see the register of devices",
+            ));
+        }
+        let view = state(ctx).citizens.view.read().expect("view lock");
+        Ok(view
+            .devices
+            .values()
+            .filter(|d| commune_code.as_deref().is_none_or(|c| d.commune_code == c))
+            .cloned()
+            .map(Into::into)
+            .collect())
+    }
+
     /// The collection fleet's depots, by name.
     async fn depots(&self, ctx: &Context<'_>) -> Vec<super::rounds::Depot> {
         let view = state(ctx).citizens.view.read().expect("view lock");

@@ -22,10 +22,12 @@ use crate::rejection::Rejection;
 use crate::streams::Stream;
 use crate::time::TimeSource;
 
+pub mod devices;
 pub mod fleet;
 pub mod sealed;
 mod services;
 
+pub use devices::{DeviceProfile, DeviceRegistered};
 pub use fleet::{DepotUpdated, TruckUpdated};
 pub use services::{Competence, SERVICES, Service, service};
 
@@ -283,6 +285,12 @@ pub enum CitizenChange {
     TruckRemoved {
         truck_id: String,
     },
+    /// A field device of the register, whole (see [`devices`]).
+    DeviceRegistered(DeviceRegistered),
+    #[serde(rename_all = "camelCase")]
+    DeviceRemoved {
+        dev_eui: String,
+    },
     /// The vacancies of a childcare facility right now.
     #[serde(rename_all = "camelCase")]
     ChildcareVacanciesUpdated {
@@ -343,6 +351,8 @@ impl CitizenChange {
             CitizenChange::DepotRemoved { .. } => "DepotRemoved",
             CitizenChange::TruckUpdated(_) => "TruckUpdated",
             CitizenChange::TruckRemoved { .. } => "TruckRemoved",
+            CitizenChange::DeviceRegistered(_) => "DeviceRegistered",
+            CitizenChange::DeviceRemoved { .. } => "DeviceRemoved",
             CitizenChange::TextsErased { .. } => "TextsErased",
             CitizenChange::StaffAction { .. } => "StaffAction",
         }
@@ -372,7 +382,9 @@ impl CitizenChange {
             | CitizenChange::DepotUpdated(_)
             | CitizenChange::DepotRemoved { .. }
             | CitizenChange::TruckUpdated(_)
-            | CitizenChange::TruckRemoved { .. } => Stream::ReferencePlaces,
+            | CitizenChange::TruckRemoved { .. }
+            | CitizenChange::DeviceRegistered(_)
+            | CitizenChange::DeviceRemoved { .. } => Stream::ReferencePlaces,
             CitizenChange::StaffAction { .. } => Stream::StaffAudit,
         }
     }
@@ -399,6 +411,8 @@ impl CitizenChange {
             CitizenChange::DepotRemoved { depot_id } => depot_id,
             CitizenChange::TruckUpdated(t) => &t.truck_id,
             CitizenChange::TruckRemoved { truck_id } => truck_id,
+            CitizenChange::DeviceRegistered(d) => &d.dev_eui,
+            CitizenChange::DeviceRemoved { dev_eui } => dev_eui,
             CitizenChange::StaffAction { target, .. } => target,
             CitizenChange::TextsErased { request_id, .. } => request_id,
         }
@@ -436,6 +450,7 @@ impl CitizenChange {
             CitizenChange::IdeaSubmitted(i) => i.commune_code.as_deref(),
             CitizenChange::PlaceUpdated(p) => Some(&p.commune_code),
             CitizenChange::DepotUpdated(d) => Some(&d.commune_code),
+            CitizenChange::DeviceRegistered(d) => Some(&d.commune_code),
             _ => None,
         }
     }
@@ -576,6 +591,7 @@ impl CitizenEvent {
         match &self.change {
             CitizenChange::DepotUpdated(d) => d.check()?,
             CitizenChange::TruckUpdated(t) => t.check()?,
+            CitizenChange::DeviceRegistered(d) => d.check()?,
             _ => {}
         }
         if let CitizenChange::ReportSubmitted(r) = &self.change {
@@ -795,6 +811,21 @@ mod tests {
             CitizenChange::TruckRemoved {
                 truck_id: text("t"),
             },
+            CitizenChange::DeviceRegistered(DeviceRegistered {
+                dev_eui: text("0101010101010101"),
+                entity_id: text("urn:ngsi-ld:WasteContainer:b"),
+                profile: DeviceProfile::UltrasonicFill,
+                lat: 43.65,
+                long: 3.55,
+                commune_code: text("34114"),
+                installed_on: None,
+                report_interval_s: Some(1800),
+                depth_mm: Some(1200.0),
+                fill_threshold: None,
+            }),
+            CitizenChange::DeviceRemoved {
+                dev_eui: text("0101010101010101"),
+            },
             CitizenChange::TextsErased {
                 request_id: text("e"),
                 subjects: vec![report()],
@@ -826,13 +857,15 @@ mod tests {
             CitizenChange::DepotRemoved { .. } => 16,
             CitizenChange::TruckUpdated(_) => 17,
             CitizenChange::TruckRemoved { .. } => 18,
-            CitizenChange::TextsErased { .. } => 19,
-            CitizenChange::StaffAction { .. } => 20,
+            CitizenChange::DeviceRegistered(_) => 19,
+            CitizenChange::DeviceRemoved { .. } => 20,
+            CitizenChange::TextsErased { .. } => 21,
+            CitizenChange::StaffAction { .. } => 22,
         };
         let covered: Vec<usize> = samples.iter().map(which).collect();
         assert_eq!(
             covered,
-            (0..=20).collect::<Vec<_>>(),
+            (0..=22).collect::<Vec<_>>(),
             "one sample of each kind"
         );
         samples

@@ -85,6 +85,25 @@ payloads_of!(Place => place: Place, UpdatePlacePayload, UpdateChildcareVacancies
 use crate::schema::rounds::{Depot, Truck};
 payloads_of!(Depot => depot: Depot, UpdateDepotPayload);
 payloads_of!(Truck => truck: Truck, UpdateTruckPayload);
+use crate::schema::devices::Device;
+payloads_of!(Device => device: Device, RegisterDevicePayload);
+
+/// How many devices an import registered.
+#[derive(SimpleObject, Debug)]
+pub struct ImportDevicesPayload {
+    pub registered: u32,
+}
+
+impl FromApplied for ImportDevicesPayload {
+    fn from_applied(applied: Applied) -> Option<Self> {
+        match applied {
+            Applied::DevicesImported(n) => Some(ImportDevicesPayload {
+                registered: n as u32,
+            }),
+            _ => None,
+        }
+    }
+}
 
 /// A depot or truck removed.
 #[derive(SimpleObject, Debug)]
