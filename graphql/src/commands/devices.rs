@@ -191,13 +191,7 @@ impl Commands {
     pub(super) async fn remove_device(&self, staff: Staff<'_>, dev_eui: &str) -> Result<Applied> {
         let key = dev_eui.trim().to_uppercase();
         let current = self
-            .citizens
-            .view
-            .read()
-            .expect("view lock")
-            .devices
-            .get(&key)
-            .cloned()
+            .registered(&key)
             .ok_or_else(|| CommandError::NotFound("no such device".into()))?;
         staff.check_scope(Some(&current.commune_code))?;
         let removal = staff.event(CitizenChange::DeviceRemoved {
@@ -211,18 +205,16 @@ impl Commands {
     /// The device's commune, and the commune of the version it replaces, are in scope.
     fn check_device_scope(&self, staff: Staff<'_>, record: &DeviceRegistered) -> Result<()> {
         staff.check_scope(Some(&record.commune_code))?;
-        let current = self
-            .citizens
-            .view
-            .read()
-            .expect("view lock")
-            .devices
-            .get(&record.dev_eui)
-            .map(|d| d.commune_code.clone());
-        if let Some(c) = current {
-            staff.check_scope(Some(&c))?;
+        if let Some(current) = self.registered(&record.dev_eui) {
+            staff.check_scope(Some(&current.commune_code))?;
         }
         Ok(())
+    }
+
+    /// The register's device with this (upper-case) DevEUI.
+    fn registered(&self, dev_eui: &str) -> Option<DeviceRegistered> {
+        let view = self.citizens.view.read().expect("view lock");
+        view.devices.get(dev_eui).cloned()
     }
 }
 
