@@ -656,7 +656,8 @@ async function gestion() {
 
   async function moderation() {
     const data = await run(`{ ideas(orderBy: NEWEST, first: 100) { edges { node {
-      id title body communeCode state answer flags hidden supports supportThreshold eligible } } } }`);
+      id title body communeCode state answer flags hidden supports supportThreshold eligible
+      comments { id body createdAt hidden } } } } }`);
     const ideas = data.ideas.edges.map((e) => e.node)
       .filter((i) => !state.me.communeCode || i.communeCode === state.me.communeCode);
     ideas.sort((a, b) => (b.flags - a.flags) || (Number(b.eligible) - Number(a.eligible)));
@@ -674,6 +675,13 @@ async function gestion() {
         el("div", { class: "actions" }, el("button", { type: "button", class: "secondary", "data-action": "moderate", onclick: () =>
           act("mutation($id: ID!, $input: ModerateIdeaInput!) { moderateIdea(id: $id, input: $input) { idea { id } } }",
             { id: i.id, input: { hidden: !i.hidden } }, i.hidden ? "Idée rendue visible." : "Idée masquée.") }, i.hidden ? "Rendre visible" : "Masquer")),
+        i.comments.length ? el("details", {}, el("summary", {}, `Commentaires (${i.comments.length})`),
+          el("ul", {}, i.comments.map((c) => el("li", { "data-comment-id": c.id },
+            `${c.body} — ${dateTime(c.createdAt)}${c.hidden ? " (masqué)" : ""} `,
+            el("button", { type: "button", class: "secondary", "data-action": "moderate-comment", onclick: () =>
+              act("mutation($id: ID!, $c: ID!, $input: ModerateIdeaInput!) { moderateComment(id: $id, commentId: $c, input: $input) { idea { id } } }",
+                { id: i.id, c: c.id, input: { hidden: !c.hidden } }, c.hidden ? "Commentaire rendu visible." : "Commentaire masqué.") },
+              c.hidden ? "Rendre visible" : "Masquer"))))) : null,
         el("details", {}, el("summary", {}, "Répondre"),
           el("label", { for: `etat-${i.id}` }, "Décision"), stateSelect,
           el("label", { for: `reponse-${i.id}` }, "Réponse officielle"), answer,

@@ -49,6 +49,7 @@ impl Stream {
                 ("IdeaFlagged", Table::CitizenIdeas),
                 ("IdeaAnswered", Table::CitizenIdeas),
                 ("IdeaModerated", Table::CitizenIdeas),
+                ("CommentModerated", Table::CitizenIdeas),
             ],
             Stream::StaffAudit => &[("StaffAction", Table::StaffAudit)],
             Stream::ReferencePlaces => &[

@@ -186,7 +186,7 @@ async fn report(hub: &Hub, service: &str, lat: f64, long: f64, follower: &str) -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_town_hall_agent_works_the_late_queue_merges_a_duplicate_and_hides_a_flagged_idea() {
+async fn a_town_hall_agent_works_the_late_queue_merges_a_duplicate_and_moderates_the_idea_box() {
     let Some(mut browser) = Browser::start().await else {
         return;
     };
@@ -215,6 +215,16 @@ async fn a_town_hall_agent_works_the_late_queue_merges_a_duplicate_and_hides_a_f
         json!({"id": idea}),
     )
     .await;
+    let comment = hub
+        .ok(
+            Some(&t1),
+            "mutation($id: ID!, $input: CommentIdeaInput!) { commentIdea(id: $id, input: $input) { comment { id } } }",
+            json!({"id": idea, "input": {"body": "Visitez mon site de paris en ligne"}}),
+        )
+        .await["commentIdea"]["comment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // A wrong token is refused with why; the agent's opens their space.
     browser.open(&hub.url("/gestion")).await;
@@ -283,6 +293,33 @@ async fn a_town_hall_agent_works_the_late_queue_merges_a_duplicate_and_hides_a_f
     assert_eq!(merged["substatus"], "DUPLICATE");
     assert!(merged["statusNotes"].as_str().unwrap().contains(&tree));
 
+    // The spam comment is hidden, then the flagged idea itself, from the public.
+    browser
+        .click(&format!(
+            "li[data-comment-id=\"{comment}\"] button[data-action=moderate-comment]"
+        ))
+        .await;
+    let comments = "query($id: ID!) { idea(id: $id) { comments { id hidden } } }";
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "the comment hidden",
+        || async {
+            hub.ok(None, comments, json!({"id": idea})).await["idea"]["comments"] == json!([])
+        },
+    )
+    .await;
+    assert_eq!(
+        hub.ok(Some(GIGNAC_STAFF), comments, json!({"id": idea}))
+            .await["idea"]["comments"],
+        json!([{"id": comment, "hidden": true}]),
+        "staff still see it, marked"
+    );
+    browser
+        .until(
+            &format!("document.querySelector('li[data-comment-id=\"{comment}\"]')?.textContent.includes('masqué')"),
+            "the comment marked hidden in the back office",
+        )
+        .await;
     // The flagged idea is hidden from the public.
     browser
         .click(&format!(

@@ -74,6 +74,8 @@ pub struct Comment {
     pub body: String,
     pub author: String,
     pub at: DateTime<Utc>,
+    /// Hidden by a moderator: staff only see it.
+    pub hidden: bool,
 }
 
 /// An idea as it stands.
@@ -432,6 +434,7 @@ impl CitizenView {
                         body: body.clone(),
                         author: author.clone(),
                         at,
+                        hidden: false,
                     });
                     i.comments.sort_by_key(|c| c.at);
                     self.comment_ideas
@@ -457,6 +460,17 @@ impl CitizenView {
                     i.state = *state;
                     i.answer = answer.clone();
                     i.updated = i.updated.max(at);
+                }
+            }
+            CitizenChange::CommentModerated {
+                idea_id,
+                comment_id,
+                hidden,
+            } => {
+                if let Some(c) = (self.ideas.get_mut(idea_id))
+                    .and_then(|i| i.comments.iter_mut().find(|c| c.id == *comment_id))
+                {
+                    c.hidden = *hidden;
                 }
             }
             CitizenChange::IdeaModerated { idea_id, hidden } => {

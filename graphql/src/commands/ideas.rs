@@ -169,6 +169,39 @@ impl Commands {
     }
 
     /// Staff of the idea's scope hide or show it (overrides flags and pre-moderation).
+    /// Staff of the idea's scope: hides or shows one of its comments.
+    pub(super) async fn moderate_comment(
+        &self,
+        staff: Staff<'_>,
+        idea_id: &str,
+        comment_id: &str,
+        hidden: bool,
+    ) -> Result<Applied> {
+        let current = self.idea(idea_id, SeenBy::Staff)?;
+        staff.check_scope(current.submitted.commune_code.as_deref())?;
+        if !current.comments.iter().any(|c| c.id == comment_id) {
+            return Err(CommandError::NotFound(format!(
+                "no comment {comment_id} on this idea"
+            )));
+        }
+        let moderated = staff.event(CitizenChange::CommentModerated {
+            idea_id: idea_id.to_string(),
+            comment_id: comment_id.to_string(),
+            hidden,
+        });
+        self.write(
+            Writes::audited(
+                staff,
+                "moderateComment",
+                comment_id,
+                Some(format!("hidden={hidden}")),
+            )
+            .then(moderated),
+        )
+        .await?;
+        Ok(Applied::Idea(self.idea(idea_id, SeenBy::Staff)?))
+    }
+
     pub(super) async fn moderate_idea(
         &self,
         staff: Staff<'_>,

@@ -131,6 +131,12 @@ pub enum Command {
         idea_id: String,
         hidden: bool,
     },
+    /// Staff: hides or shows one comment of an idea.
+    ModerateComment {
+        idea_id: String,
+        comment_id: String,
+        hidden: bool,
+    },
     /// Staff: publishes a reference place (a new one, or the whole new version of one).
     UpdatePlace(UpdatePlace),
     /// Staff: removes a reference place.
@@ -464,6 +470,14 @@ impl Commands {
             }
             Command::ModerateIdea { idea_id, hidden } => {
                 self.moderate_idea(staff(caller)?, &idea_id, hidden).await
+            }
+            Command::ModerateComment {
+                idea_id,
+                comment_id,
+                hidden,
+            } => {
+                self.moderate_comment(staff(caller)?, &idea_id, &comment_id, hidden)
+                    .await
             }
             Command::UpdatePlace(place) => self.update_place(staff(caller)?, place).await,
             Command::RemovePlace { place_id } => self.remove_place(staff(caller)?, &place_id).await,

@@ -384,6 +384,23 @@ impl Mutation {
         run(ctx, command).await
     }
 
+    /// Staff of the idea's scope: hides or shows one of its comments (a hidden comment
+    /// reaches staff only).
+    async fn moderate_comment(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        comment_id: ID,
+        input: ModerateIdeaInput,
+    ) -> async_graphql::Result<ModerateCommentPayload> {
+        let command = Command::ModerateComment {
+            idea_id: id.0,
+            comment_id: comment_id.0,
+            hidden: input.hidden,
+        };
+        run(ctx, command).await
+    }
+
     /// Staff: hides or shows an idea (overrides flags and pre-moderation).
     async fn moderate_idea(
         &self,

@@ -417,6 +417,8 @@ pub struct Comment {
     pub id: ID,
     pub body: String,
     pub created_at: DateTime<Utc>,
+    /// Hidden by a moderator (only staff see such a comment).
+    pub hidden: bool,
 }
 
 impl From<&view::Comment> for Comment {
@@ -425,6 +427,7 @@ impl From<&view::Comment> for Comment {
             id: ID(c.id.clone()),
             body: c.body.clone(),
             created_at: c.at,
+            hidden: c.hidden,
         }
     }
 }
@@ -513,7 +516,12 @@ impl Idea {
             body: reads::text(as_filed, &c.body).into_owned(),
             ..Comment::from(c)
         };
-        self.0.comments.iter().map(shown).collect()
+        // A comment a moderator hid reaches staff only.
+        let staff = caller(ctx).staff().is_some();
+        (self.0.comments.iter())
+            .filter(|c| staff || !c.hidden)
+            .map(shown)
+            .collect()
     }
     /// Distinct citizens who flagged it.
     async fn flags(&self) -> i32 {

@@ -268,6 +268,13 @@ pub enum CitizenChange {
         idea_id: String,
         hidden: bool,
     },
+    /// A moderator hides or shows one comment of an idea.
+    #[serde(rename_all = "camelCase")]
+    CommentModerated {
+        idea_id: String,
+        comment_id: String,
+        hidden: bool,
+    },
     PlaceUpdated(PlaceUpdated),
     #[serde(rename_all = "camelCase")]
     PlaceRemoved {
@@ -344,6 +351,7 @@ impl CitizenChange {
             CitizenChange::IdeaFlagged { .. } => "IdeaFlagged",
             CitizenChange::IdeaAnswered { .. } => "IdeaAnswered",
             CitizenChange::IdeaModerated { .. } => "IdeaModerated",
+            CitizenChange::CommentModerated { .. } => "CommentModerated",
             CitizenChange::PlaceUpdated(_) => "PlaceUpdated",
             CitizenChange::PlaceRemoved { .. } => "PlaceRemoved",
             CitizenChange::ChildcareVacanciesUpdated { .. } => "ChildcareVacanciesUpdated",
@@ -375,7 +383,8 @@ impl CitizenChange {
             | CitizenChange::IdeaCommented { .. }
             | CitizenChange::IdeaFlagged { .. }
             | CitizenChange::IdeaAnswered { .. }
-            | CitizenChange::IdeaModerated { .. } => Stream::CitizenIdeas,
+            | CitizenChange::IdeaModerated { .. }
+            | CitizenChange::CommentModerated { .. } => Stream::CitizenIdeas,
             CitizenChange::PlaceUpdated(_)
             | CitizenChange::PlaceRemoved { .. }
             | CitizenChange::ChildcareVacanciesUpdated { .. }
@@ -403,7 +412,8 @@ impl CitizenChange {
             | CitizenChange::IdeaCommented { idea_id, .. }
             | CitizenChange::IdeaFlagged { idea_id, .. }
             | CitizenChange::IdeaAnswered { idea_id, .. }
-            | CitizenChange::IdeaModerated { idea_id, .. } => idea_id,
+            | CitizenChange::IdeaModerated { idea_id, .. }
+            | CitizenChange::CommentModerated { idea_id, .. } => idea_id,
             CitizenChange::PlaceUpdated(p) => &p.place_id,
             CitizenChange::PlaceRemoved { place_id }
             | CitizenChange::ChildcareVacanciesUpdated { place_id, .. } => place_id,
@@ -826,6 +836,11 @@ mod tests {
             CitizenChange::DeviceRemoved {
                 dev_eui: text("0101010101010101"),
             },
+            CitizenChange::CommentModerated {
+                idea_id: idea_id(),
+                comment_id: text("c"),
+                hidden: true,
+            },
             CitizenChange::TextsErased {
                 request_id: text("e"),
                 subjects: vec![report()],
@@ -859,13 +874,14 @@ mod tests {
             CitizenChange::TruckRemoved { .. } => 18,
             CitizenChange::DeviceRegistered(_) => 19,
             CitizenChange::DeviceRemoved { .. } => 20,
-            CitizenChange::TextsErased { .. } => 21,
-            CitizenChange::StaffAction { .. } => 22,
+            CitizenChange::CommentModerated { .. } => 21,
+            CitizenChange::TextsErased { .. } => 22,
+            CitizenChange::StaffAction { .. } => 23,
         };
         let covered: Vec<usize> = samples.iter().map(which).collect();
         assert_eq!(
             covered,
-            (0..=22).collect::<Vec<_>>(),
+            (0..=23).collect::<Vec<_>>(),
             "one sample of each kind"
         );
         samples

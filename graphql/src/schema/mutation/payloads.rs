@@ -77,7 +77,8 @@ payloads_of!(
     FlagIdeaPayload,
     WithdrawIdeaPayload,
     AnswerIdeaPayload,
-    ModerateIdeaPayload
+    ModerateIdeaPayload,
+    ModerateCommentPayload
 );
 
 payloads_of!(Place => place: Place, UpdatePlacePayload, UpdateChildcareVacanciesPayload);
