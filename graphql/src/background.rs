@@ -72,9 +72,18 @@ pub fn start(
 /// Checks every sensor's health each publish interval, for the metrics.
 async fn sensor_health(state: Arc<ApiState>, shutdown: CancellationToken) {
     loop {
+        let intervals = {
+            let view = state.citizens.view.read().expect("view lock");
+            crate::sensors::health::intervals(&view)
+        };
         match state
             .sensors
-            .sensor_health(chrono::Utc::now(), None, &state.options.sensor_health)
+            .sensor_health(
+                chrono::Utc::now(),
+                None,
+                &state.options.sensor_health,
+                &intervals,
+            )
             .await
         {
             Ok(all) => crate::sensors::health::count(&all),

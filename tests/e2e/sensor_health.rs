@@ -139,5 +139,15 @@ async fn silent_stuck_and_worn_sensors_are_named_with_why_and_counted() {
             3
         );
     }
+
+    // The quiet bin's sensor, registered as reporting every 6 hours, is not silent after 4.
+    hub.ok(
+        Some(GIGNAC_STAFF),
+        "mutation($input: RegisterDeviceInput!) { registerDevice(input: $input) { device { devEui } } }",
+        json!({"input": {"devEui": "0606060606060606", "entityId": QUIET, "profile": "ULTRASONIC_FILL",
+            "latitude": 43.6521, "longitude": 3.5512, "depthMm": 1000.0, "reportIntervalS": 21600}}),
+    )
+    .await;
+    assert_eq!(faulty(json!("SILENT")).await, []);
     hub.stop().await;
 }

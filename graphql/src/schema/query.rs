@@ -336,12 +336,17 @@ impl Query {
         #[graphql(default = false)] faulty: bool,
     ) -> async_graphql::Result<Vec<SensorHealth>> {
         let state = state(ctx);
+        let intervals = {
+            let view = state.citizens.view.read().expect("view lock");
+            crate::sensors::health::intervals(&view)
+        };
         let all = state
             .sensors
             .sensor_health(
                 Utc::now(),
                 commune_code.as_deref(),
                 &state.options.sensor_health,
+                &intervals,
             )
             .await?;
         Ok(all

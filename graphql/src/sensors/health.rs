@@ -10,8 +10,9 @@
 //! - **low battery** under `low_battery`, **weak signal** under `weak_rssi_dbm`;
 //! - **damaged** when the bin itself says so (`status`: vandalized, burning, damaged).
 //!
-//! Nothing is stored: health is read from the lake when asked (GraphQL `sensorHealth`)
-//! and every publish interval for the metrics (`vallee_sensors{state}`).
+//! A sensor whose device is in the register with an expected interval is judged silent by
+//! that interval. Nothing is stored: health is read from the lake when asked (GraphQL
+//! `sensorHealth`) and every publish interval for the metrics (`vallee_sensors{state}`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,6 +24,22 @@ use vallee_schemas::tables::columns::Columns;
 use super::{SensorReader, lake_error, ts};
 use crate::Result;
 use crate::options::SensorHealthOptions;
+
+/// The expected interval of every registered device's entity, from the register.
+pub fn intervals(
+    view: &crate::citizen::view::CitizenView,
+) -> std::collections::HashMap<String, std::time::Duration> {
+    view.devices
+        .values()
+        .filter_map(|d| {
+            let every = d.report_interval_s?;
+            Some((
+                d.entity_id.clone(),
+                std::time::Duration::from_secs(every.into()),
+            ))
+        })
+        .collect()
+}
 
 /// What a sensor is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,12 +108,18 @@ pub struct Seen {
     pub readings_24h: i64,
 }
 
-/// The problems of a sensor seen as `seen` at `now`.
-pub fn judge(seen: &Seen, now: DateTime<Utc>, o: &SensorHealthOptions) -> (Vec<Problem>, Radio) {
+/// The problems of a sensor seen as `seen` at `now`, expected to report every `interval`
+/// (the register's, else `o`'s).
+pub fn judge(
+    seen: &Seen,
+    now: DateTime<Utc>,
+    o: &SensorHealthOptions,
+    interval: Option<std::time::Duration>,
+) -> (Vec<Problem>, Radio) {
     let radio = Radio::of(seen.extra.as_deref());
     let mut problems = Vec::new();
-    let silent_after =
-        Duration::seconds((o.expected_interval.as_secs() * o.silent_intervals) as i64);
+    let every = interval.unwrap_or(o.expected_interval);
+    let silent_after = Duration::seconds((every.as_secs() * o.silent_intervals) as i64);
     if seen.last_seen.is_none_or(|t| now - t > silent_after) {
         problems.push(Problem::Silent);
     }
@@ -185,12 +208,15 @@ pub fn render_metrics(out: &mut String) {
 }
 
 impl SensorReader {
-    /// The health of every bin sensor and weather station, in a commune if asked.
+    /// The health of every bin sensor and weather station, in a commune if asked; a
+    /// sensor in `intervals` (by entity, from the register of devices) is expected to report
+    /// that often.
     pub async fn sensor_health(
         &self,
         now: DateTime<Utc>,
         commune: Option<&str>,
         o: &SensorHealthOptions,
+        intervals: &std::collections::HashMap<String, std::time::Duration>,
     ) -> Result<Vec<Health>> {
         let window_start = now - Duration::seconds((o.stuck_hours * 3600) as i64);
         let day_start = now - Duration::hours(24);
@@ -264,9 +290,11 @@ impl SensorReader {
                         ),
                         readings_24h: n_day.take(i).unwrap_or(0),
                     };
-                    let (problems, radio) = judge(&seen, now, o);
+                    let entity_id = id.need(i).map_err(read)?;
+                    let (problems, radio) =
+                        judge(&seen, now, o, intervals.get(&entity_id).copied());
                     out.push(Health {
-                        entity_id: id.need(i).map_err(read)?,
+                        entity_id,
                         kind,
                         commune_code: commune.take(i),
                         last_seen: seen.last_seen.unwrap_or(now),
@@ -305,7 +333,7 @@ mod tests {
             window: (48, Some(0.2), Some(0.6), Some(at("2026-12-06T12:10:00Z"))),
             readings_24h: 48,
         };
-        let (problems, radio) = judge(&healthy, now, &o);
+        let (problems, radio) = judge(&healthy, now, &o, None);
         assert_eq!(problems, []);
         assert_eq!(
             (radio.battery, radio.rssi, radio.snr, radio.gateways),
@@ -316,26 +344,29 @@ mod tests {
             last_seen: Some(at("2026-12-07T10:00:00Z")),
             ..healthy.clone()
         };
-        assert_eq!(judge(&silent, now, &o).0, [Problem::Silent]);
+        assert_eq!(judge(&silent, now, &o, None).0, [Problem::Silent]);
+        // A sensor the register says reports every 6 hours is not silent after 2.
+        let six_hours = Some(std::time::Duration::from_secs(6 * 3600));
+        assert_eq!(judge(&silent, now, &o, six_hours).0, []);
         // 0.37 for a whole day.
         let stuck = Seen {
             window: (48, Some(0.37), Some(0.37), Some(at("2026-12-06T12:10:00Z"))),
             ..healthy.clone()
         };
-        assert_eq!(judge(&stuck, now, &o).0, [Problem::Stuck]);
+        assert_eq!(judge(&stuck, now, &o, None).0, [Problem::Stuck]);
         // The same level for an hour is a quiet bin, not a stuck sensor.
         let quiet = Seen {
             window: (3, Some(0.37), Some(0.37), Some(at("2026-12-07T11:00:00Z"))),
             ..healthy.clone()
         };
-        assert_eq!(judge(&quiet, now, &o).0, []);
+        assert_eq!(judge(&quiet, now, &o, None).0, []);
         let worn = Seen {
             status: Some("vandalized".into()),
             extra: Some(r#"{"batteryLevel":0.05,"rssi":-125}"#.into()),
             ..healthy.clone()
         };
         assert_eq!(
-            judge(&worn, now, &o).0,
+            judge(&worn, now, &o, None).0,
             [Problem::Damaged, Problem::LowBattery, Problem::WeakSignal]
         );
     }
