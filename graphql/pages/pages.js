@@ -587,7 +587,7 @@ async function gestion() {
     await Promise.all([queue(), moderation(), childcare(), collection(), sensors(), partners()]);
     announce(`Connecté en tant que ${me.name}.`);
   }
-  const state = { me: null };
+  const state = { me: null, map: null };
 
   async function queue() {
     const filter = { status: "OPEN" };
@@ -597,8 +597,16 @@ async function gestion() {
     const data = await run(
       `query($f: ReportFilter) { reports(filter: $f, orderBy: DUE_FIRST, first: 100) { edges { node {
          id serviceCode serviceName description communeCode addressString requestedDatetime expectedDatetime
-         status substatus statusNotes followers } } } }`, { f: filter });
+         status substatus statusNotes followers lat long } } } }`, { f: filter });
     const reports = data.reports.edges.map((e) => e.node);
+    if (!state.map) state.map = await valleyMap($("file-carte"));
+    state.map.svg.querySelectorAll("circle").forEach((c) => c.remove());
+    state.map.highlight(filter.communeCode);
+    for (const r of reports) {
+      const late = Date.parse(r.expectedDatetime) < Date.now();
+      state.map.dot(r.long, r.lat, "here", `${r.serviceName} — ${lateness(r)}`).dataset.reportId = r.id;
+      if (!late) state.map.svg.lastChild.setAttribute("class", "place");
+    }
     $("file-resume").textContent = `${reports.length} signalement${reports.length > 1 ? "s" : ""} ouvert${reports.length > 1 ? "s" : ""}.`;
     $("file").replaceChildren(...reports.map((r) => reportCard(r, reports)));
   }

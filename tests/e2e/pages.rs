@@ -253,6 +253,13 @@ async fn a_town_hall_agent_works_the_late_queue_merges_a_duplicate_and_moderates
         json!([tree, same_tree, pothole]),
         "the answer due first at the top"
     );
+    assert_eq!(
+        browser
+            .eval("document.querySelectorAll('#file-carte circle').length")
+            .await,
+        3,
+        "each on the map too"
+    );
 
     // The second report of the tree is merged into the first, which the agent then closes
     // with a reusable answer.
