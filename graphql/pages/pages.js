@@ -584,7 +584,7 @@ async function gestion() {
       $("file-service").addEventListener("change", queue);
     }
     state.me = me;
-    await Promise.all([queue(), moderation(), childcare(), collection(), sensors(), partners()]);
+    await Promise.all([queue(), moderation(), childcare(), collection(), sensors(), partners(), places()]);
     announce(`Connecté en tant que ${me.name}.`);
   }
   const state = { me: null, map: null };
@@ -713,6 +713,71 @@ async function gestion() {
           } catch (e) { announce(`Action impossible : ${e.message}`); }
         } }, "Enregistrer")));
     }) : [el("p", {}, "Aucune structure dans votre périmètre.")]));
+  }
+
+  const PLACE_FIELDS = "id kind name communeCode address latitude longitude openingHours contact website description startsAt endsAt seats capacity ageMinMonths ageMaxMonths";
+  const KINDS = { COWORKING: "coworking", DIGITAL_GALLERY: "galerie numérique", TRAINING_SESSION: "atelier", CHILDCARE: "petite enfance" };
+
+  async function places() {
+    const select = $("nouveau-lieu-commune");
+    if (!select.options.length) {
+      for (const c of communesCache) {
+        if (!state.me.communeCode || c.code === state.me.communeCode) select.append(el("option", { value: c.code }, c.name));
+      }
+      $("nouveau-lieu").addEventListener("submit", async (e) => {
+        e.preventDefault();
+        const error = $("erreur-lieu-gestion");
+        const name = $("nouveau-lieu-nom").value.trim();
+        if (!name) {
+          error.textContent = "Donnez un nom au lieu.";
+          error.hidden = false;
+          $("nouveau-lieu-nom").focus();
+          announce(error.textContent);
+          return;
+        }
+        error.hidden = true;
+        await savePlace({ kind: $("nouveau-lieu-type").value, name, communeCode: select.value,
+          address: $("nouveau-lieu-adresse").value.trim() || null, openingHours: $("nouveau-lieu-horaires").value.trim() || null }, "Lieu publié.");
+        $("nouveau-lieu").reset();
+      });
+    }
+    const { places: list } = await run(`query($c: String) { places(communeCode: $c) { ${PLACE_FIELDS} } }`, { c: state.me.communeCode });
+    $("lieux-gestion").replaceChildren(...(list.length ? list.map((p) => {
+      const field = (key, label, value) => {
+        const input = el("input", { type: "text", id: `lieu-${key}-${p.id}`, value: value ?? "" });
+        return [el("label", { for: `lieu-${key}-${p.id}` }, label), input];
+      };
+      const [nameLabel, name] = field("nom", "Nom", p.name);
+      const [addressLabel, address] = field("adresse", "Adresse", p.address);
+      const [hoursLabel, hours] = field("horaires", "Horaires", p.openingHours);
+      const [contactLabel, contact] = field("contact", "Contact (d'un service, jamais d'une personne)", p.contact);
+      return el("details", { class: "card", "data-place-id": p.id },
+        el("summary", {}, `${p.name} — ${KINDS[p.kind] || p.kind}, ${communeName(p.communeCode)}`),
+        nameLabel, name, addressLabel, address, hoursLabel, hours, contactLabel, contact,
+        el("div", { class: "actions" },
+          el("button", { type: "button", "data-action": "save-place", onclick: () => {
+            const { id, ...rest } = p;
+            savePlace({ ...rest, id, name: name.value.trim(), address: address.value.trim() || null,
+              openingHours: hours.value.trim() || null, contact: contact.value.trim() || null }, "Lieu mis à jour.");
+          } }, "Enregistrer"),
+          el("button", { type: "button", class: "secondary", "data-action": "remove-place", onclick: async () => {
+            try {
+              await run("mutation($id: ID!) { removePlace(id: $id) { removedId } }", { id: p.id });
+              announce("Lieu retiré.");
+              await places();
+            } catch (e) { announce(`Action impossible : ${e.message}`); }
+          } }, "Retirer")));
+    }) : [el("p", {}, "Aucun lieu dans votre périmètre.")]));
+  }
+
+  async function savePlace(input, message) {
+    try {
+      await run("mutation($input: UpdatePlaceInput!) { updatePlace(input: $input) { place { id } } }", { input });
+      announce(message);
+      await Promise.all([places(), childcare()]);
+    } catch (e) {
+      announce(`Action impossible : ${e.message}`);
+    }
   }
 
   async function sensors() {

@@ -3,7 +3,7 @@
 //! missing where, a parent finds a crèche with a place, and every page passes an automated
 //! accessibility check (axe-core) with no serious violation.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::browser::Browser;
 use crate::hub::*;
@@ -299,6 +299,50 @@ async fn a_town_hall_agent_works_the_late_queue_merges_a_duplicate_and_moderates
     let merged = hub.ok(None, read, json!({"id": same_tree})).await["report"].clone();
     assert_eq!(merged["substatus"], "DUPLICATE");
     assert!(merged["statusNotes"].as_str().unwrap().contains(&tree));
+
+    // A new coworking space, published from the back office, then its hours set.
+    browser.fill("nouveau-lieu-type", "COWORKING").await;
+    browser
+        .fill("nouveau-lieu-nom", "Tiers-lieu de la gare")
+        .await;
+    browser
+        .fill("nouveau-lieu-adresse", "Avenue de la Gare")
+        .await;
+    browser.click("#nouveau-lieu button[type=submit]").await;
+    let spaces = "{ places(kind: COWORKING) { id name address openingHours } }";
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "the new place",
+        || async {
+            hub.ok(None, spaces, json!({})).await["places"][0]["name"] == "Tiers-lieu de la gare"
+        },
+    )
+    .await;
+    let place: Value = hub.ok(None, spaces, json!({})).await["places"][0].clone();
+    let id = place["id"].as_str().unwrap().to_string();
+    browser
+        .until(
+            &format!("document.getElementById('lieu-horaires-{id}')"),
+            "the place in the back office",
+        )
+        .await;
+    browser
+        .fill(&format!("lieu-horaires-{id}"), "Mo-Fr 09:00-18:00")
+        .await;
+    browser
+        .click(&format!(
+            "details[data-place-id=\"{id}\"] button[data-action=save-place]"
+        ))
+        .await;
+    crate::helpers::eventually(std::time::Duration::from_secs(10), "the hours", || async {
+        hub.ok(None, spaces, json!({})).await["places"][0]["openingHours"] == "Mo-Fr 09:00-18:00"
+    })
+    .await;
+    assert_eq!(
+        hub.ok(None, spaces, json!({})).await["places"][0]["address"],
+        "Avenue de la Gare",
+        "what the form did not show is kept"
+    );
 
     // The spam comment is hidden, then the flagged idea itself, from the public.
     browser
