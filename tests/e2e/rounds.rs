@@ -141,18 +141,48 @@ async fn staff_keep_the_fleet_and_the_day_is_planned_into_rounds_crews_can_take_
     ]
     .concat();
     world.produce(&readings).await;
-    eventually(Duration::from_secs(90), "every full bin due", || async {
-        // Plans are kept a few minutes: ask the list itself until the bins are in.
-        let before = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-        let due = hub
-            .ok(
-                None,
-                &format!("{{ binsToCollect(before: \"{before}\") {{ entityId }} }}"),
-                json!({}),
-            )
-            .await;
-        due["binsToCollect"].as_array().map_or(0, Vec::len) >= 5
-    })
+    eventually(
+        Duration::from_secs(90),
+        "every bin due, at its last level",
+        || async {
+            // Plans are kept a few minutes: ask the list itself until every bin is in
+            // with its last reading (a plan made on an earlier one would be kept).
+            let before = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+            let due = hub
+                .ok(
+                    None,
+                    &format!(
+                        "{{ binsToCollect(before: \"{before}\") {{ entityId fillingLevel }} }}"
+                    ),
+                    json!({}),
+                )
+                .await;
+            let levels: Vec<(String, f64)> = due["binsToCollect"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| {
+                    (
+                        b["entityId"].as_str().unwrap_or_default().to_string(),
+                        b["fillingLevel"].as_f64().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            [
+                (FULL_A, 0.9),
+                (FULL_B, 0.92),
+                (FULL_C, 0.95),
+                (PAPER, 0.9),
+                (GLASS, 0.95),
+            ]
+            .iter()
+            .all(|(id, level)| {
+                levels
+                    .iter()
+                    .any(|(i, l)| i == id && (l - level).abs() < 1e-9)
+            })
+        },
+    )
     .await;
 
     // A filtered plan first (planned, then kept), then the whole day.
