@@ -25,9 +25,10 @@
 pub mod message;
 pub mod smtp;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -170,38 +171,50 @@ fn news_of(report: &Report, baseline: DateTime<Utc>) -> Vec<Due> {
     out
 }
 
-/// The ledger of what was sent, under `private/notifications/`.
+/// `dir/baseline`: when this feature first started here, written once (news or alerts
+/// from before it are not sent). Creates `dir`.
+pub(crate) fn baseline(dir: &Path) -> std::io::Result<DateTime<Utc>> {
+    std::fs::create_dir_all(dir)?;
+    match std::fs::read_to_string(dir.join("baseline")) {
+        Ok(t) => t.trim().parse().map_err(std::io::Error::other),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let now = Utc::now();
+            vallee_lake::text_keys::write_durably(dir, "baseline", now.to_rfc3339().as_bytes())?;
+            Ok(now)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The ledger of what was sent, under `private/notifications/`: a file per news sent, and
+/// the same ids in memory (every pass filters by them; the files are read once, at start).
 #[derive(Debug, Clone)]
 struct Ledger {
     dir: PathBuf,
+    sent: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Ledger {
     fn open(private: &Path) -> std::io::Result<(Ledger, DateTime<Utc>)> {
         let dir = private.join("notifications");
-        std::fs::create_dir_all(&dir)?;
-        let baseline_file = dir.join("baseline");
-        let baseline = match std::fs::read_to_string(&baseline_file) {
-            Ok(t) => t.trim().parse().map_err(std::io::Error::other)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let now = Utc::now();
-                vallee_lake::text_keys::write_durably(
-                    &dir,
-                    "baseline",
-                    now.to_rfc3339().as_bytes(),
-                )?;
-                now
+        let baseline = baseline(&dir)?;
+        let mut sent = HashSet::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".sent") {
+                sent.insert(id.to_string());
             }
-            Err(e) => return Err(e),
-        };
-        Ok((Ledger { dir }, baseline))
+        }
+        let sent = Arc::new(Mutex::new(sent));
+        Ok((Ledger { dir, sent }, baseline))
     }
 
     fn sent(&self, id: &str) -> bool {
-        self.dir.join(format!("{id}.sent")).exists()
+        self.sent.lock().expect("ledger lock").contains(id)
     }
 
-    /// Takes `id` to send it; `false` when another sender holds a fresh claim.
+    /// Takes `id` to send it; `false` when another sender holds a fresh claim, or sent it
+    /// already (a replica sharing this private store).
     fn claim(&self, id: &str) -> std::io::Result<bool> {
         let path = self.dir.join(format!("{id}.sending"));
         match std::fs::OpenOptions::new()
@@ -209,6 +222,14 @@ impl Ledger {
             .create_new(true)
             .open(&path)
         {
+            Ok(_) if self.dir.join(format!("{id}.sent")).exists() => {
+                self.sent
+                    .lock()
+                    .expect("ledger lock")
+                    .insert(id.to_string());
+                let _ = std::fs::remove_file(&path);
+                Ok(false)
+            }
             Ok(_) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let age = std::fs::metadata(&path)?
@@ -228,11 +249,27 @@ impl Ledger {
     fn done(&self, id: &str) -> std::io::Result<()> {
         vallee_lake::text_keys::write_durably(&self.dir, &format!("{id}.sent"), b"")?;
         let _ = std::fs::remove_file(self.dir.join(format!("{id}.sending")));
+        self.sent
+            .lock()
+            .expect("ledger lock")
+            .insert(id.to_string());
         Ok(())
     }
 
     fn release(&self, id: &str) {
         let _ = std::fs::remove_file(self.dir.join(format!("{id}.sending")));
+    }
+
+    /// Runs `work` on the ledger off the async workers (files written and synced).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Ledger) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, String> {
+        let ledger = self.clone();
+        tokio::task::spawn_blocking(move || work(&ledger))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -243,15 +280,17 @@ pub async fn run(state: Arc<ApiState>, shutdown: CancellationToken) {
         return;
     }
     let ledger = loop {
-        match Ledger::open(&state.options.private_dir) {
-            Ok(l) => break l,
-            Err(e) => {
-                tracing::error!(error = %e, "e-mail: the ledger cannot be opened; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-                }
+        let private = state.options.private_dir.clone();
+        match tokio::task::spawn_blocking(move || Ledger::open(&private)).await {
+            Ok(Ok(l)) => break l,
+            Err(e) => tracing::error!(error = %e, "e-mail: the ledger cannot be opened"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "e-mail: the ledger cannot be opened; retrying")
             }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
         }
     };
     let (ledger, baseline) = ledger;
@@ -277,7 +316,7 @@ async fn send_due(
     baseline: DateTime<Utc>,
 ) -> Result<(), String> {
     let mail = &state.options.mail;
-    let (contacts, ledger_c) = (state.contacts.clone(), ledger.clone());
+    let contacts = state.contacts.clone();
     let kept = tokio::task::spawn_blocking(move || contacts.list())
         .await
         .map_err(|e| e.to_string())?
@@ -288,9 +327,9 @@ async fn send_due(
             .filter_map(|(id, _)| view.reports.get(id))
             .filter(|r| !r.erased)
             .flat_map(|r| news_of(r, baseline))
+            .filter(|d| !ledger.sent(&d.id))
             .collect()
     };
-    due.retain(|d| !ledger_c.sent(&d.id));
     due.sort_by_key(|d| d.news.at);
     COUNTERS.pending.store(due.len() as u64, Ordering::Relaxed);
     let head = Letterhead {
@@ -299,25 +338,31 @@ async fn send_due(
         public_url: &mail.public_url,
     };
     for d in due {
-        let Some(address) = state
-            .contacts
-            .get(&d.news.report_id)
-            .map_err(|e| e.to_string())?
-            .and_then(|c| c.email)
-        else {
-            continue; // unsubscribed or erased meanwhile
+        // The address as kept now (unsubscribed or erased meanwhile: none), and the claim.
+        let (contacts, report, id) = (
+            state.contacts.clone(),
+            d.news.report_id.clone(),
+            d.id.clone(),
+        );
+        let taken = ledger
+            .blocking(move |ledger| {
+                let Some(address) = contacts.get(&report)?.and_then(|c| c.email) else {
+                    return Ok(None);
+                };
+                if !deliverable(&address) {
+                    tracing::warn!(
+                        report_id = report,
+                        "e-mail: the address left is not deliverable; skipped"
+                    );
+                    ledger.done(&id)?;
+                    return Ok(None);
+                }
+                Ok(ledger.claim(&id)?.then_some(address))
+            })
+            .await?;
+        let Some(address) = taken else {
+            continue;
         };
-        if !deliverable(&address) {
-            tracing::warn!(
-                report_id = d.news.report_id,
-                "e-mail: the address left is not deliverable; skipped"
-            );
-            ledger.done(&d.id).map_err(|e| e.to_string())?;
-            continue;
-        }
-        if !ledger.claim(&d.id).map_err(|e| e.to_string())? {
-            continue;
-        }
         let unsubscribe = format!(
             "{}/desabonnement?r={}&t={}",
             mail.public_url.trim_end_matches('/'),
@@ -335,7 +380,8 @@ async fn send_due(
         .await
         {
             Ok(()) => {
-                ledger.done(&d.id).map_err(|e| e.to_string())?;
+                let id = d.id.clone();
+                ledger.blocking(move |ledger| ledger.done(&id)).await?;
                 COUNTERS.sent.fetch_add(1, Ordering::Relaxed);
                 COUNTERS.pending.fetch_sub(1, Ordering::Relaxed);
                 tracing::info!(
@@ -345,7 +391,13 @@ async fn send_due(
                 );
             }
             Err(e) => {
-                ledger.release(&d.id);
+                let id = d.id.clone();
+                ledger
+                    .blocking(move |ledger| {
+                        ledger.release(&id);
+                        Ok(())
+                    })
+                    .await?;
                 COUNTERS.failed.fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
