@@ -8,14 +8,15 @@
 //!                                      │     retried 6 times over about a minute, then a dead letter
 //!                                      │     (private/partner-alerts/dead/, vallee_partner_alerts_dead_total)
 //!                                      └─► e-mail through [api.mail]
-//!                                      then the offset is committed
+//!                                      then the offset is stored (committed in the background)
 //! ```
 //!
 //! The consumer group shares the topic's partitions among replicas, so each alert is pushed
-//! by one of them; its offset is committed once every push of it is done or dead-lettered,
-//! so a crash pushes it again (never loses it). Each push carries `X-Vallee-Delivery`, the
-//! same on every try: a partner's endpoint tells a retry by it. Alerts published before the
-//! first start with pushes configured are not pushed (the baseline in `private/`).
+//! by one of them; its offset is stored once every push of it is done or dead-lettered and
+//! committed in the background, so a crash pushes it again (never loses it). Each push
+//! carries `X-Vallee-Delivery`, the same on every try: a partner's endpoint tells a retry
+//! by it. Alerts published before the first start with pushes configured are not pushed
+//! (the baseline in `private/`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -146,11 +147,17 @@ pub async fn run(state: Arc<ApiState>, shutdown: CancellationToken) -> Result<()
     if partners.is_empty() {
         return Ok(());
     }
-    let baseline = baseline(&state.options.private_dir)?;
+    let dir = state.options.private_dir.join("partner-alerts");
+    let baseline = tokio::task::spawn_blocking(move || crate::notify::baseline(&dir))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &state.options.kafka.brokers)
         .set("group.id", "vallee-partner-alerts")
-        .set("enable.auto.commit", "false")
+        // At least once: an alert's offset is stored once its pushes are done, and the
+        // stored offsets are committed in the background every few seconds.
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .create()?;
     consumer.subscribe(&[ALERTS_TOPIC])?;
@@ -184,27 +191,9 @@ pub async fn run(state: Arc<ApiState>, shutdown: CancellationToken) -> Result<()
                 push(&state, &client, partner, &alert, &shutdown).await;
             }
         }
-        if let Err(e) = consumer.commit_message(&message, CommitMode::Sync) {
-            tracing::warn!(error = %e, "partners' alerts: offset not committed (pushed again after a restart)");
+        if let Err(e) = consumer.store_offset_from_message(&message) {
+            tracing::warn!(error = %e, "partners' alerts: offset not stored (pushed again after a restart)");
         }
-    }
-}
-
-/// When pushes were first configured here (alerts published before are not pushed).
-fn baseline(private: &std::path::Path) -> Result<DateTime<Utc>> {
-    let dir = private.join("partner-alerts");
-    std::fs::create_dir_all(&dir)?;
-    match std::fs::read_to_string(dir.join("baseline")) {
-        Ok(t) => t
-            .trim()
-            .parse()
-            .map_err(|e| Error::Internal(format!("{e}"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let now = Utc::now();
-            vallee_lake::text_keys::write_durably(&dir, "baseline", now.to_rfc3339().as_bytes())?;
-            Ok(now)
-        }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -267,23 +256,25 @@ async fn push(
             DEAD.fetch_add(1, Ordering::Relaxed);
             let dead = json!({"partner": partner.name, "url": partner.webhook_url, "lastError": last,
                 "attempts": ATTEMPTS, "body": body});
-            let dir = state
-                .options
-                .private_dir
-                .join("partner-alerts")
-                .join("dead");
-            let written = std::fs::create_dir_all(&dir).and_then(|()| {
-                vallee_lake::text_keys::write_durably(
-                    &dir,
-                    &format!("{id}.json"),
-                    dead.to_string().as_bytes(),
-                )
-            });
+            let (dir, name) = (
+                state
+                    .options
+                    .private_dir
+                    .join("partner-alerts")
+                    .join("dead"),
+                format!("{id}.json"),
+            );
+            let written = tokio::task::spawn_blocking(move || {
+                std::fs::create_dir_all(&dir).and_then(|()| {
+                    vallee_lake::text_keys::write_durably(&dir, &name, dead.to_string().as_bytes())
+                })
+            })
+            .await;
             tracing::error!(
                 partner = partner.name,
                 delivery = id,
                 error = last,
-                kept = written.is_ok(),
+                kept = matches!(written, Ok(Ok(()))),
                 "webhook given up: dead letter"
             );
         }
