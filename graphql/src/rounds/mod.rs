@@ -183,7 +183,14 @@ impl RoundPlanner {
             .sensors
             .bins_to_collect(collect_before, commune, waste_kind, &reported)
             .await?;
-        let plan = Arc::new(self.plan(date, collect_before, bins, &shifts, &trucks));
+        // Savings are quadratic in the bins of a depot and kind: off the async workers.
+        let options = self.options.clone();
+        let plan = tokio::task::spawn_blocking(move || {
+            plan_day(&options, date, collect_before, bins, &shifts, &trucks)
+        })
+        .await
+        .map_err(|e| crate::Error::Internal(e.to_string()))?;
+        let plan = Arc::new(plan);
         let mut cache = self.cache.lock().expect("plans lock");
         cache.retain(|(k, at, _)| *k != key && fresh(at));
         if cache.len() >= CACHED_PLANS {
@@ -192,101 +199,100 @@ impl RoundPlanner {
         cache.push((key, Instant::now(), plan.clone()));
         Ok(plan)
     }
+}
 
-    /// Plans `bins` with the depots working that day (with their shifts) and the trucks.
-    pub fn plan(
-        &self,
-        date: NaiveDate,
-        collect_before: DateTime<Utc>,
-        bins: Vec<ToCollect>,
-        shifts: &[(DepotUpdated, DateTime<Utc>, DateTime<Utc>)],
-        trucks: &[TruckUpdated],
-    ) -> DayPlan {
-        let o = &self.options;
-        let stops: Vec<plan::Stop> = bins
-            .iter()
-            .map(|b| plan::Stop {
-                point: GeoPoint {
-                    lat: b.bin.latitude,
-                    lon: b.bin.longitude,
-                },
-                kinds: b.waste_kinds(),
-                load_litres: expected_fill(b) * o.bin_volume_litres,
-                urgency: b.reasons.iter().map(|r| *r as u8).min().unwrap_or(u8::MAX),
-            })
-            .collect();
-        let depots: Vec<plan::Depot> = shifts
-            .iter()
-            .map(|(d, starts, ends)| plan::Depot {
-                id: d.depot_id.clone(),
-                point: GeoPoint {
-                    lat: d.lat,
-                    lon: d.long,
-                },
-                starts: *starts,
-                ends: *ends,
-            })
-            .collect();
-        let fleet: Vec<plan::Truck> = trucks
-            .iter()
-            .map(|t| plan::Truck {
-                id: t.truck_id.clone(),
-                depot: t.depot_id.clone(),
-                kinds: t.waste_kinds.clone(),
-                capacity_litres: t.capacity_litres as f64,
-            })
-            .collect();
-        let pace = plan::Pace {
-            speed_kmh: o.speed_kmh,
-            service: Duration::milliseconds(o.service.as_millis() as i64),
-            unload: Duration::milliseconds(o.unload.as_millis() as i64),
-            road_factor: o.road_factor,
-        };
-        let planned = plan::plan(&stops, &depots, &fleet, &pace);
-        let rounds = planned
-            .rounds
-            .into_iter()
-            .enumerate()
-            .map(|(n, r)| PlannedRound {
-                number: n + 1,
-                truck: trucks
-                    .iter()
-                    .find(|t| t.truck_id == r.truck)
-                    .cloned()
-                    .expect("planned with this truck"),
-                depot: shifts
-                    .iter()
-                    .find(|(d, _, _)| d.depot_id == r.depot)
-                    .map(|(d, _, _)| d.clone())
-                    .expect("planned from this depot"),
-                waste_kind: r.kind,
-                departs: r.departs,
-                returns: r.returns,
-                distance_km: r.distance_km,
-                load_litres: r.load_litres,
-                stops: r
-                    .stops
-                    .iter()
-                    .enumerate()
-                    .map(|(k, (i, arrives))| PlannedStop {
-                        order: k + 1,
-                        bin: bins[*i].clone(),
-                        arrives: *arrives,
-                    })
-                    .collect(),
-            })
-            .collect();
-        DayPlan {
-            date,
-            planned_at: Utc::now(),
-            collect_before,
-            rounds,
-            left: planned
-                .left
-                .into_iter()
-                .map(|(i, why)| (bins[i].clone(), why))
+/// Plans `bins` with the depots working that day (with their shifts) and the trucks.
+pub fn plan_day(
+    o: &RoundOptions,
+    date: NaiveDate,
+    collect_before: DateTime<Utc>,
+    bins: Vec<ToCollect>,
+    shifts: &[(DepotUpdated, DateTime<Utc>, DateTime<Utc>)],
+    trucks: &[TruckUpdated],
+) -> DayPlan {
+    let stops: Vec<plan::Stop> = bins
+        .iter()
+        .map(|b| plan::Stop {
+            point: GeoPoint {
+                lat: b.bin.latitude,
+                lon: b.bin.longitude,
+            },
+            kinds: b.waste_kinds(),
+            load_litres: expected_fill(b) * o.bin_volume_litres,
+            urgency: b.reasons.iter().map(|r| *r as u8).min().unwrap_or(u8::MAX),
+        })
+        .collect();
+    let depots: Vec<plan::Depot> = shifts
+        .iter()
+        .map(|(d, starts, ends)| plan::Depot {
+            id: d.depot_id.clone(),
+            point: GeoPoint {
+                lat: d.lat,
+                lon: d.long,
+            },
+            starts: *starts,
+            ends: *ends,
+        })
+        .collect();
+    let fleet: Vec<plan::Truck> = trucks
+        .iter()
+        .map(|t| plan::Truck {
+            id: t.truck_id.clone(),
+            depot: t.depot_id.clone(),
+            kinds: t.waste_kinds.clone(),
+            capacity_litres: t.capacity_litres as f64,
+        })
+        .collect();
+    let pace = plan::Pace {
+        speed_kmh: o.speed_kmh,
+        service: Duration::milliseconds(o.service.as_millis() as i64),
+        unload: Duration::milliseconds(o.unload.as_millis() as i64),
+        road_factor: o.road_factor,
+    };
+    let planned = plan::plan(&stops, &depots, &fleet, &pace);
+    let rounds = planned
+        .rounds
+        .into_iter()
+        .enumerate()
+        .map(|(n, r)| PlannedRound {
+            number: n + 1,
+            truck: trucks
+                .iter()
+                .find(|t| t.truck_id == r.truck)
+                .cloned()
+                .expect("planned with this truck"),
+            depot: shifts
+                .iter()
+                .find(|(d, _, _)| d.depot_id == r.depot)
+                .map(|(d, _, _)| d.clone())
+                .expect("planned from this depot"),
+            waste_kind: r.kind,
+            departs: r.departs,
+            returns: r.returns,
+            distance_km: r.distance_km,
+            load_litres: r.load_litres,
+            stops: r
+                .stops
+                .iter()
+                .enumerate()
+                .map(|(k, (i, arrives))| PlannedStop {
+                    order: k + 1,
+                    bin: bins[*i].clone(),
+                    arrives: *arrives,
+                })
                 .collect(),
-        }
+        })
+        .collect();
+    DayPlan {
+        date,
+        planned_at: Utc::now(),
+        collect_before,
+        rounds,
+        left: planned
+            .left
+            .into_iter()
+            .map(|(i, why)| (bins[i].clone(), why))
+            .collect(),
     }
 }
 

@@ -150,34 +150,42 @@ pub fn plan(stops: &[Stop], depots: &[Depot], trucks: &[Truck], pace: &Pace) -> 
         let shift = depot.ends - depot.starts;
         for order in savings(stops, members, depot, capacity, shift, pace) {
             let order = two_opt(stops, order, &depot.point);
-            candidates.push((depot_id.clone(), kind.clone(), order));
+            candidates.push(Candidate {
+                urgency: order.iter().map(|&i| stops[i].urgency).min(),
+                distance: tour_km(stops, &order, &depot.point, pace),
+                depot: depot_id.clone(),
+                kind: kind.clone(),
+                capacity,
+                order,
+            });
         }
     }
 
     // 4. Rounds to trucks, the most urgent first, then the longest.
-    let length = |order: &[usize], depot: &Depot| tour_km(stops, order, &depot.point, pace);
     candidates.sort_by(|a, b| {
-        let urgency = |o: &[usize]| o.iter().map(|&i| stops[i].urgency).min();
-        let (da, db) = (
-            depot_of(&a.0).expect("depot"),
-            depot_of(&b.0).expect("depot"),
-        );
-        urgency(&a.2)
-            .cmp(&urgency(&b.2))
-            .then(length(&b.2, db).total_cmp(&length(&a.2, da)))
-            .then(a.2.cmp(&b.2))
+        (a.urgency.cmp(&b.urgency))
+            .then(b.distance.total_cmp(&a.distance))
+            .then(a.order.cmp(&b.order))
     });
     let mut free_at: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
     let mut rounds = Vec::new();
-    for (depot_id, kind, order) in candidates {
+    for Candidate {
+        depot: depot_id,
+        kind,
+        order,
+        capacity,
+        distance,
+        ..
+    } in candidates
+    {
         let depot = depot_of(&depot_id).expect("depot");
         let load: f64 = order.iter().map(|&i| stops[i].load_litres).sum();
-        let distance = tour_km(stops, &order, &depot.point, pace);
         let duration = drive(distance, pace) + pace.service * order.len() as i32;
         let truck = working
             .iter()
             .filter(|t| t.depot == depot_id && t.kinds.contains(&kind))
-            .filter(|t| t.capacity_litres >= load.min(max_capacity(&working, &depot_id, &kind)))
+            // A single bin larger than every truck still goes to the largest.
+            .filter(|t| t.capacity_litres >= load.min(capacity))
             .map(|t| {
                 let free = free_at.get(t.id.as_str()).copied();
                 let departs = free.map_or(depot.starts, |f| f + pace.unload);
@@ -214,12 +222,15 @@ pub fn plan(stops: &[Stop], depots: &[Depot], trucks: &[Truck], pace: &Pace) -> 
     Plan { rounds, left }
 }
 
-fn max_capacity(trucks: &[&Truck], depot: &str, kind: &String) -> f64 {
-    trucks
-        .iter()
-        .filter(|t| t.depot == depot && t.kinds.contains(kind))
-        .map(|t| t.capacity_litres)
-        .fold(0.0, f64::max)
+/// A round made for a depot and kind, before a truck takes it.
+struct Candidate {
+    depot: String,
+    kind: String,
+    order: Vec<usize>,
+    /// The largest truck of the depot for the kind, in litres.
+    capacity: f64,
+    distance: f64,
+    urgency: Option<Urgency>,
 }
 
 /// Driving time over `km`.
