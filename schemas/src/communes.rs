@@ -167,6 +167,48 @@ fn boundaries(geojson: &str) -> Result<std::collections::HashMap<String, Vec<Pol
 #[derive(Debug, Clone)]
 pub struct Communes {
     communes: Vec<Commune>,
+    /// Each commune's bounding box, in the same order: [`Communes::locate`] tests a
+    /// boundary only when the point is in its box (it runs for every bin reading and
+    /// truck position, and was a third of the stream stage's time testing them all).
+    boxes: Vec<BoundingBox>,
+}
+
+/// The extent of a boundary, in degrees.
+#[derive(Debug, Clone, Copy)]
+struct BoundingBox {
+    min_lon: f64,
+    min_lat: f64,
+    max_lon: f64,
+    max_lat: f64,
+}
+
+impl BoundingBox {
+    fn of(commune: &Commune) -> BoundingBox {
+        commune.boundary.iter().flatten().flatten().fold(
+            BoundingBox {
+                min_lon: f64::INFINITY,
+                min_lat: f64::INFINITY,
+                max_lon: f64::NEG_INFINITY,
+                max_lat: f64::NEG_INFINITY,
+            },
+            |b, p| BoundingBox {
+                min_lon: b.min_lon.min(p.lon),
+                min_lat: b.min_lat.min(p.lat),
+                max_lon: b.max_lon.max(p.lon),
+                max_lat: b.max_lat.max(p.lat),
+            },
+        )
+    }
+
+    /// Whether `point` is in the box widened by `margin_m` metres on every side.
+    fn holds(&self, point: &GeoPoint, margin_m: f64) -> bool {
+        let lat = margin_m / 111_195.0;
+        let lon = lat / point.lat.to_radians().cos().max(0.01);
+        point.lon >= self.min_lon - lon
+            && point.lon <= self.max_lon + lon
+            && point.lat >= self.min_lat - lat
+            && point.lat <= self.max_lat + lat
+    }
 }
 
 /// The valley's 28 communes, parsed once from the data compiled into the binary.
@@ -270,7 +312,8 @@ impl Communes {
             }
             communes.push(commune);
         }
-        Ok(Communes { communes })
+        let boxes = communes.iter().map(BoundingBox::of).collect();
+        Ok(Communes { communes, boxes })
     }
 
     /// Every commune, in the reference file's order.
@@ -295,19 +338,19 @@ impl Communes {
         if !(point.lat.is_finite() && point.lon.is_finite()) {
             return None;
         }
-        if let Some(c) = self.communes.iter().find(|c| c.contains(point)) {
+        let near = |margin_m: f64| {
+            self.communes
+                .iter()
+                .zip(&self.boxes)
+                .filter(move |(_, b)| b.holds(point, margin_m))
+                .map(|(c, _)| c)
+        };
+        if let Some(c) = near(0.0).find(|c| c.contains(point)) {
             return Some(c);
         }
-        // Far from the valley: no need to measure every edge.
-        if self
-            .communes
-            .iter()
-            .all(|c| c.centre.distance_m(point) > 3.0 * c.radius_m() + BORDER_TOLERANCE_M)
-        {
-            return None;
-        }
-        self.communes
-            .iter()
+        // Only a boundary whose box, widened by the tolerance, holds the point can be
+        // within the tolerance of it.
+        near(BORDER_TOLERANCE_M)
             .map(|c| (c, c.distance_to_boundary_m(point)))
             .filter(|(_, d)| *d <= BORDER_TOLERANCE_M)
             .min_by(|a, b| a.1.total_cmp(&b.1))
@@ -395,5 +438,54 @@ mod tests {
         let vertex = gignac.boundary[0][0][0];
         assert!(gignac.distance_to_boundary_m(&vertex) < 1.0);
         assert!(v.locate(&vertex).is_some());
+    }
+
+    /// The boxes only skip work: across and around the valley, every point goes where
+    /// testing every boundary and measuring every edge sends it.
+    #[test]
+    fn locating_through_the_boxes_agrees_with_testing_every_boundary() {
+        let v = valley();
+        let reference = |p: &GeoPoint| -> Option<&str> {
+            if let Some(c) = v.all().iter().find(|c| c.contains(p)) {
+                return Some(&c.insee_code);
+            }
+            v.all()
+                .iter()
+                .map(|c| (c, c.distance_to_boundary_m(p)))
+                .filter(|(_, d)| *d <= BORDER_TOLERANCE_M)
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(c, _)| c.insee_code.as_str())
+        };
+        let (mut inside, mut at_the_edge, mut outside) = (0, 0, 0);
+        // A 1.1 km grid over the valley and 5 km around it, and the vertices of every
+        // boundary moved 100 m east (within the tolerance when outside).
+        let mut points = Vec::new();
+        for i in 0..=70 {
+            for j in 0..=60 {
+                points.push(GeoPoint::new(
+                    3.28 + i as f64 * 0.01,
+                    43.52 + j as f64 * 0.01,
+                ));
+            }
+        }
+        for c in v.all() {
+            for p in c.boundary.iter().flatten().flatten().step_by(3) {
+                points.push(GeoPoint::new(p.lon + 0.0012, p.lat));
+            }
+        }
+        for p in &points {
+            let found = v.locate(p).map(|c| c.insee_code.as_str());
+            assert_eq!(found, reference(p), "{p:?}");
+            match found {
+                Some(code) if v.by_code(code).is_some_and(|c| c.contains(p)) => inside += 1,
+                Some(_) => at_the_edge += 1,
+                None => outside += 1,
+            }
+        }
+        // The grid covers all three cases, so the comparison means something.
+        assert!(
+            inside > 500 && at_the_edge > 20 && outside > 500,
+            "{inside} {at_the_edge} {outside}"
+        );
     }
 }
