@@ -212,10 +212,6 @@ pub fn consumer_config(options: &IngestOptions) -> ClientConfig {
         ("enable.auto.offset.store", "false"),
         ("enable.partition.eof", "false"),
         ("fetch.wait.max.ms", "100"),
-        ("queued.min.messages", "200000"),
-        ("queued.max.messages.kbytes", "262144"),
-        ("fetch.max.bytes", "52428800"),
-        ("max.partition.fetch.bytes", "8388608"),
     ]
     .map(|(k, v)| (k, v.to_string()));
     options.kafka.consumer_config(ConsumerSettings {

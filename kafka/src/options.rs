@@ -52,13 +52,24 @@ impl Default for KafkaOptions {
 
 /// The consumer settings every stage shares: positioning is the stage's business (its
 /// rebalance hook reads the offsets its tables stored), so no auto-commit, and a dead
-/// member is noticed within seconds.
-const CONSUMER_BASE: [(&str, &str); 5] = [
+/// member is noticed within seconds. The fetch and queue sizes let a backlog be read at
+/// the broker's speed: with librdkafka's defaults (1 MiB per partition per fetch, a
+/// 64 MiB local queue) the stream stage waited for messages more than half the time on a
+/// fast broker (`vallee bench stream --broker-storage memory`, docs/performance.md). And
+/// once a partition's local queue is full, librdkafka waits `fetch.queue.backoff.ms`
+/// (1 s by default) before fetching it again, even if the stage empties it in 20 ms: a
+/// consumer that processes between polls then starved for up to a second at a time.
+const CONSUMER_BASE: [(&str, &str); 10] = [
     ("enable.auto.commit", "false"),
     ("auto.offset.reset", "earliest"),
     ("partition.assignment.strategy", "range"),
     ("session.timeout.ms", "6000"),
     ("heartbeat.interval.ms", "1000"),
+    ("queued.min.messages", "200000"),
+    ("queued.max.messages.kbytes", "262144"),
+    ("fetch.max.bytes", "52428800"),
+    ("max.partition.fetch.bytes", "8388608"),
+    ("fetch.queue.backoff.ms", "10"),
 ];
 
 /// One stage's consumer: its group, its client id, what it sets on top of the shared base.

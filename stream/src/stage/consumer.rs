@@ -299,16 +299,16 @@ mod tests {
             ("heartbeat.interval.ms", "1000"),
             ("statistics.interval.ms", "1000"),
             ("fetch.wait.max.ms", "20"),
+            // A backlog is read at the broker's speed, with no second-long fetch pause
+            // once the local queue has been full.
+            ("queued.min.messages", "200000"),
+            ("fetch.max.bytes", "52428800"),
+            ("max.partition.fetch.bytes", "8388608"),
+            ("fetch.queue.backoff.ms", "10"),
         ] {
             assert_eq!(config.get(key), Some(value), "{key}");
         }
-        // Ingest's fetch queues are ingest's: the stage keeps librdkafka's defaults.
-        for key in [
-            "queued.min.messages",
-            "fetch.max.bytes",
-            "enable.auto.offset.store",
-        ] {
-            assert_eq!(config.get(key), None, "{key}");
-        }
+        // Ingest's offset storing is ingest's.
+        assert_eq!(config.get("enable.auto.offset.store"), None);
     }
 }
