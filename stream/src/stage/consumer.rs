@@ -39,6 +39,10 @@ pub const INPUTS: [Stream; 5] = [
     Stream::Vineyards,
 ];
 
+/// Held by an output commit while it runs (`super::commit`): a partition's assignment reads
+/// the replay offsets recorded in the lake once no commit is under way.
+pub type CommitGate = Arc<tokio::sync::Mutex<()>>;
+
 /// A partition taken over, with the replay offset each output it feeds recorded.
 #[derive(Debug, Clone)]
 pub struct Assignment {
@@ -63,11 +67,14 @@ pub struct StageContext {
     owned: Mutex<Vec<(String, i32)>>,
     /// Partitions the latest client statistics found empty from where they started.
     empty: Mutex<Vec<(String, i32)>>,
+    /// Held while an output commit runs (its offsets are not in the lake yet).
+    gate: CommitGate,
 }
 
 impl StageContext {
-    pub fn new(lake: Arc<Lake>, handle: Handle, options: &StreamOptions) -> Self {
+    pub fn new(lake: Arc<Lake>, handle: Handle, options: &StreamOptions, gate: CommitGate) -> Self {
         StageContext {
+            gate,
             lake,
             handle,
             writer_id: options.writer_id.clone(),
@@ -169,6 +176,8 @@ impl StageContext {
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
         let mut assigned = Vec::new();
+        // The replay offsets of a commit still running would be missed: wait for it.
+        let _no_commit_running = self.handle.block_on(self.gate.lock());
         for (topic, partition) in &partitions {
             let (topic, partition) = (topic.as_str(), *partition);
             match self.handle.block_on(self.assignment(topic, partition)) {
@@ -253,8 +262,9 @@ pub fn create(
     options: &StreamOptions,
     lake: &Arc<Lake>,
     handle: &Handle,
+    gate: CommitGate,
 ) -> Result<BaseConsumer<StageContext>> {
-    let context = StageContext::new(lake.clone(), handle.clone(), options);
+    let context = StageContext::new(lake.clone(), handle.clone(), options, gate);
     let config = consumer_config(options);
     if options.membership.assigns_itself() {
         return Ok(config.create_with_context(context)?);

@@ -31,8 +31,9 @@ pub struct LiveView {
     pub updated_at: Option<DateTime<Utc>>,
     /// Messages read (refused ones included) whose results are committed.
     pub consumed: u64,
-    /// When the stage first owned partitions (the benchmark's clock starts there).
-    pub assigned_at: Option<std::time::Instant>,
+    /// When the stage read its first message: start-up (joining a group, or not, and
+    /// restoring from the lake) ends there.
+    pub first_read_at: Option<std::time::Instant>,
     /// Each input partition's lag and stall, sampled every few seconds by the stage's
     /// probe (shared: the probe writes it, readiness and metrics read it).
     pub health: SharedHealth,

@@ -31,7 +31,7 @@ use vallee_schemas::tables::{AlertKind, AlertState};
 
 use super::StreamOptions;
 use super::commit::Committer;
-use super::consumer::{INPUTS, StageContext, assign_owned, create};
+use super::consumer::{CommitGate, INPUTS, StageContext, assign_owned, create};
 use super::decoding::{Encoded, Pipeline};
 use super::dispatcher::Dispatcher;
 use super::live::{LiveFootfall, SharedLiveView};
@@ -59,7 +59,8 @@ pub fn run_blocking(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let dispatcher = restored(&options, &lake, &handle)?;
-    let consumer = create(&options, &lake, &handle)?;
+    let gate = CommitGate::default();
+    let consumer = create(&options, &lake, &handle, gate.clone())?;
     let health = live
         .read()
         .unwrap_or_else(|p| p.into_inner())
@@ -69,10 +70,9 @@ pub fn run_blocking(
     let mut worker = Worker {
         publisher: AlertPublisher::new(&options, handle.clone())?,
         pipeline: Pipeline::new(options.decode.clone(), super::decoding::threads()),
-        committer: Committer::new(&options),
+        committer: Committer::new(&options, gate),
         rejoin: RejoinPolicy::new(now),
         consumed: 0,
-        assigned_once: false,
         last_flush: now,
         last_health_check: now,
         last_partitions_check: now,
@@ -120,7 +120,6 @@ struct Worker {
     rejoin: RejoinPolicy,
     /// Messages read (refused ones included).
     consumed: u64,
-    assigned_once: bool,
     last_flush: Instant,
     last_health_check: Instant,
     last_partitions_check: Instant,
@@ -191,13 +190,6 @@ impl Worker {
             {
                 self.take_own_partitions();
             }
-            if owned && !self.assigned_once {
-                self.assigned_once = true;
-                self.live
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .assigned_at = Some(Instant::now());
-            }
             if !stopping && self.last_health_check.elapsed() >= HEALTH_CHECK {
                 self.last_health_check = Instant::now();
                 let now = Instant::now();
@@ -215,11 +207,15 @@ impl Worker {
             }
             self.apply_assignments();
             self.publish_alerts();
-            if stopping || self.last_flush.elapsed() >= self.options.flush_interval {
-                self.flush()?;
-            }
             if stopping {
+                self.flush_and_wait()?;
                 return Ok(Outcome::Shutdown);
+            }
+            if self.last_flush.elapsed() >= self.options.flush_interval {
+                self.flush()?;
+            } else if self.committer.is_idle_or_done() {
+                // The live view learns of a commit's end at once, not at the next flush.
+                self.finish_commit()?;
             }
         }
     }
@@ -268,10 +264,11 @@ impl Worker {
     /// Commits what was read, then starts over as a restarted stage would: the families
     /// restored from the lake, a new consumer replaying from the recorded offsets.
     fn fresh_consumer(&mut self) -> Result<()> {
-        self.flush()?;
+        self.flush_and_wait()?;
         self.dispatcher = restored(&self.options, &self.lake, &self.handle)?;
-        self.committer = Committer::new(&self.options);
-        self.consumer = create(&self.options, &self.lake, &self.handle)?;
+        let gate = CommitGate::default();
+        self.committer = Committer::new(&self.options, gate.clone());
+        self.consumer = create(&self.options, &self.lake, &self.handle, gate)?;
         self.take_own_partitions();
         Ok(())
     }
@@ -296,6 +293,12 @@ impl Worker {
                 Some(Ok(m)) => polled.push(m),
                 _ => break,
             }
+        }
+        if self.consumed == 0 {
+            self.live
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .first_read_at = Some(Instant::now());
         }
         self.consumed += polled.len() as u64;
         self.committer.read(&polled);
@@ -323,21 +326,40 @@ impl Worker {
             .flush(|m, e| process(dispatcher, topics, m, e))
     }
 
-    /// Advances event time and commits what every family produced; then tells the group
-    /// where the committed results end, and the live view what is open.
+    /// Advances event time, tells the live view what is open, and starts committing what
+    /// every family produced (after the commit before has ended).
     fn flush(&mut self) -> Result<()> {
         self.drain_pipeline()?;
         self.last_flush = Instant::now();
         self.dispatcher.tick(Instant::now())?;
         self.publish_alerts();
-        self.handle.block_on(self.committer.commit(
+        self.update_live();
+        self.finish_commit()?;
+        self.committer.start(
             &self.lake,
             &mut self.dispatcher,
             &self.shutdown,
-        ))?;
-        self.committer.commit_group_offsets(&self.consumer);
-        self.update_live();
+            &self.handle,
+            self.consumed,
+        )
+    }
+
+    /// Waits for the commit in flight, then tells the live view how many messages have
+    /// their results in the lake.
+    fn finish_commit(&mut self) -> Result<()> {
+        if let Some(consumed) = self.committer.finish(&self.handle, &self.consumer)? {
+            self.live
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .consumed = consumed;
+        }
         Ok(())
+    }
+
+    /// [`Worker::flush`], and the commit's end awaited: before stopping or starting over.
+    fn flush_and_wait(&mut self) -> Result<()> {
+        self.flush()?;
+        self.finish_commit()
     }
 
     /// Partitions assigned (they hold their stream's watermark until they deliver) and
@@ -381,7 +403,6 @@ impl Worker {
         let now = Instant::now();
         let dispatcher = &self.dispatcher;
         let mut view = self.live.write().unwrap_or_else(|p| p.into_inner());
-        view.consumed = self.consumed;
         view.footfall = dispatcher
             .early_footfall()
             .into_iter()
