@@ -21,6 +21,18 @@ use anyhow::{Context, Result, bail};
 use tokio::task::JoinHandle;
 use url::Url;
 
+/// Where the embedded broker keeps its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BrokerStorage {
+    /// SQLite under the data directory: durable, the only choice for data.
+    #[default]
+    Sqlite,
+    /// Tansu's memory engine, FOR BENCHMARKS ONLY: it serves several times faster than
+    /// SQLite, so a bench can see past the broker, but it loses the rest of a batch when a
+    /// consumer resumes or seeks mid-batch and forgets everything when it stops.
+    Memory,
+}
+
 /// A running embedded broker. Dropping it stops the broker task.
 pub struct EmbeddedBroker {
     addr: SocketAddr,
@@ -82,6 +94,17 @@ impl EmbeddedBroker {
         dir: &Path,
         retention_check: Duration,
     ) -> Result<EmbeddedBroker> {
+        Self::start_on(listen, dir, retention_check, BrokerStorage::Sqlite).await
+    }
+
+    /// [`EmbeddedBroker::start_with`] on `storage` (see [`BrokerStorage::Memory`] before
+    /// choosing anything but SQLite).
+    pub async fn start_on(
+        listen: SocketAddr,
+        dir: &Path,
+        retention_check: Duration,
+        storage: BrokerStorage,
+    ) -> Result<EmbeddedBroker> {
         let addr = if listen.port() == 0 {
             SocketAddr::new(listen.ip(), free_port()?)
         } else {
@@ -106,7 +129,10 @@ impl EmbeddedBroker {
             .cluster_id("vallee")
             .incarnation_id(uuid::Uuid::new_v4())
             .advertised_listener(listener.clone())
-            .storage(storage_url(&db_path, retention_check)?)
+            .storage(match storage {
+                BrokerStorage::Sqlite => storage_url(&db_path, retention_check)?,
+                BrokerStorage::Memory => Url::parse("memory://tansu/")?,
+            })
             .listener(listener)
             .silent(true)
             .build()
@@ -126,8 +152,16 @@ impl EmbeddedBroker {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        index_header_table(&db_path).await?;
-        tracing::info!(%addr, db = %db_path.display(), "embedded broker listening");
+        match storage {
+            BrokerStorage::Sqlite => {
+                index_header_table(&db_path).await?;
+                tracing::info!(%addr, db = %db_path.display(), "embedded broker listening");
+            }
+            BrokerStorage::Memory => tracing::warn!(
+                %addr,
+                "embedded broker listening on its MEMORY engine: for benchmarks only, it loses data"
+            ),
+        }
         Ok(EmbeddedBroker {
             addr,
             db_path,

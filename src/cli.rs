@@ -43,6 +43,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// The simulator alone, producing to a running broker.
     Simulate(SimulateArgs),
+    /// The embedded Kafka-protocol broker alone (Tansu on SQLite under
+    /// `<data-dir>/broker`), for ingest, stream and serve run as separate processes.
+    Broker(BrokerArgs),
     /// The input contract's JSON Schemas.
     Schemas {
         #[command(subcommand)]
@@ -219,6 +222,25 @@ pub struct UpArgs {
     pub sim: SimArgs,
 }
 
+/// `vallee broker`: the embedded broker as a process of its own.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerArgs {
+    /// Data directory (the broker's SQLite file under `broker/`).
+    #[arg(long, env = "VALLEE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Where it listens (an IP literal).
+    #[arg(long, env = "VALLEE_BROKER_LISTEN", default_value = "127.0.0.1:9092")]
+    pub broker_listen: SocketAddr,
+    /// Listen on an address other machines reach. The broker authenticates nobody:
+    /// whoever reaches it reads every topic and produces to any.
+    #[arg(long, env = "VALLEE_EXPOSE_BROKER")]
+    pub expose_broker: bool,
+    /// `memory` is for benchmarks only: Tansu's memory engine loses the rest of a batch
+    /// when a consumer seeks and everything when it stops. Never for data.
+    #[arg(long, value_enum, default_value_t = crate::broker::BrokerStorage::Sqlite)]
+    pub storage: crate::broker::BrokerStorage,
+}
+
 /// `vallee ingest` and `vallee stream`: one stage, one member of its consumer group.
 #[derive(Debug, Clone, Args)]
 pub struct StageArgs {
@@ -309,9 +331,18 @@ pub struct BenchIngestArgs {
     #[arg(long, default_value_t = 3)]
     pub partitions: i32,
     /// Run against this broker (any Kafka-protocol broker; the bench's topics are its
-    /// own) instead of an embedded one.
+    /// own) instead of starting `vallee broker`.
     #[arg(long)]
     pub kafka_brokers: Option<String>,
+    /// The storage of the `vallee broker` the bench starts. `memory` (Tansu's memory
+    /// engine) serves several times faster than SQLite, so the stage, not the broker, is
+    /// the limit; it loses data on a consumer's seek: for benchmarks only, never for data.
+    #[arg(long, value_enum, default_value_t = crate::broker::BrokerStorage::Sqlite)]
+    pub broker_storage: crate::broker::BrokerStorage,
+    /// How the stage gets its partitions (`sole`, as under `vallee up`: every partition,
+    /// no group join; `group`: from the group coordinator; `static:<i>/<n>`).
+    #[arg(long, default_value = "sole")]
+    pub membership: vallee_kafka::Membership,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -338,9 +369,18 @@ pub struct BenchStreamArgs {
     #[arg(long)]
     pub engine_only: bool,
     /// Run against this broker (any Kafka-protocol broker; the bench's topics are its
-    /// own) instead of an embedded one.
+    /// own) instead of starting `vallee broker`.
     #[arg(long)]
     pub kafka_brokers: Option<String>,
+    /// The storage of the `vallee broker` the bench starts. `memory` (Tansu's memory
+    /// engine) serves several times faster than SQLite, so the stage, not the broker, is
+    /// the limit; it loses data on a consumer's seek: for benchmarks only, never for data.
+    #[arg(long, value_enum, default_value_t = crate::broker::BrokerStorage::Sqlite)]
+    pub broker_storage: crate::broker::BrokerStorage,
+    /// How the stage gets its partitions (`sole`, as under `vallee up`: every partition,
+    /// no group join; `group`: from the group coordinator; `static:<i>/<n>`).
+    #[arg(long, default_value = "sole")]
+    pub membership: vallee_kafka::Membership,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -274,6 +274,21 @@ async fn main() -> Result<()> {
             };
             hub::stage_only(config, shutdown).await
         }
+        Command::Broker(args) => {
+            let listen = hub::exposed_only_if_asked(args.broker_listen, args.expose_broker)?;
+            let broker = vallee::broker::EmbeddedBroker::start_on(
+                listen,
+                &args.data_dir.join("broker"),
+                vallee::broker::RETENTION_CHECK,
+                args.storage,
+            )
+            .await?;
+            // The address on stdout, once listening: scripts (and benches) wait for it.
+            println!("listening on {}", broker.bootstrap());
+            shutdown.cancelled().await;
+            broker.stop();
+            Ok(())
+        }
         Command::Lake { command } => lake_command(command, &file).await,
         Command::Graphql {
             command: GraphqlCommand::Schema,

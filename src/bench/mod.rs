@@ -4,6 +4,7 @@
 //! hub killed again and again under load, then exact accounting and restart times.
 
 mod chaos;
+mod cpu;
 mod forecast;
 mod ingest;
 mod rounds;
@@ -18,50 +19,98 @@ use rdkafka::{Offset, TopicPartitionList};
 use vallee_ingest::IngestOptions;
 
 pub use chaos::chaos;
+pub use cpu::{CpuSnapshot, CpuUse};
 pub use forecast::forecast;
 pub use ingest::ingest;
 pub use rounds::rounds;
 pub use stream::stream;
 
+use crate::broker::BrokerStorage;
 use crate::simulator::{Event, Valley, ValleyShape};
 
 /// The broker a bench runs against: `external` if given (any Kafka-protocol broker: the
-/// bench's topics are its own, named per run), else an embedded one under `dir`, stopped
-/// when the bench ends.
+/// bench's topics are its own, named per run), else `vallee broker` started as a child
+/// process on `storage` with its data under `dir`, stopped when the bench ends. A process
+/// of its own, so the bench's CPU figures are the stage's, not the broker's.
 pub(crate) struct BenchBroker {
-    embedded: Option<crate::broker::EmbeddedBroker>,
+    child: Option<(std::process::Child, BrokerStorage)>,
     pub brokers: String,
 }
 
 impl BenchBroker {
-    pub(crate) async fn start(external: Option<&str>, dir: &std::path::Path) -> Result<Self> {
-        Ok(match external {
-            Some(brokers) => BenchBroker {
-                embedded: None,
+    pub(crate) async fn start(
+        external: Option<&str>,
+        storage: BrokerStorage,
+        dir: &std::path::Path,
+    ) -> Result<Self> {
+        if let Some(brokers) = external {
+            return Ok(BenchBroker {
+                child: None,
                 brokers: brokers.to_string(),
-            },
-            None => {
-                let broker =
-                    crate::broker::EmbeddedBroker::start("127.0.0.1:0".parse()?, dir).await?;
-                BenchBroker {
-                    brokers: broker.bootstrap(),
-                    embedded: Some(broker),
-                }
+            });
+        }
+        let port = crate::broker::free_port()?;
+        let listen = format!("127.0.0.1:{port}");
+        let storage_name = match storage {
+            BrokerStorage::Sqlite => "sqlite",
+            BrokerStorage::Memory => "memory",
+        };
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .args([
+                "broker",
+                "--broker-listen",
+                &listen,
+                "--storage",
+                storage_name,
+            ])
+            .arg("--data-dir")
+            .arg(dir)
+            .env("RUST_LOG", "warn,tansu_broker=error,tansu_storage=error")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let broker = BenchBroker {
+            child: Some((child, storage)),
+            brokers: listen.clone(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect_timeout(&listen.parse()?, Duration::from_millis(200))
+            .is_err()
+        {
+            if Instant::now() > deadline {
+                bail!("`vallee broker` did not listen on {listen} within 30 s");
             }
-        })
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(broker)
+    }
+
+    /// The broker's process id, when it is the bench's child.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|(c, _)| c.id())
     }
 
     /// What the report calls it.
     pub(crate) fn describe(&self) -> String {
-        match self.embedded {
-            Some(_) => "the embedded broker (Tansu on SQLite, same process)".into(),
+        match &self.child {
+            Some((_, BrokerStorage::Sqlite)) => {
+                "`vallee broker` (Tansu on SQLite, its own process)".into()
+            }
+            Some((_, BrokerStorage::Memory)) => {
+                "`vallee broker --storage memory` (Tansu's memory engine, its own process)".into()
+            }
             None => format!("the broker at {}", self.brokers),
         }
     }
 
-    pub(crate) fn stop(self) {
-        if let Some(broker) = self.embedded {
-            broker.stop();
+    pub(crate) fn stop(self) {}
+}
+
+impl Drop for BenchBroker {
+    fn drop(&mut self) {
+        if let Some((child, _)) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }

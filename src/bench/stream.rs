@@ -36,7 +36,7 @@ use vallee_stream::stage::decoding::{self, Encoded};
 use vallee_stream::stage::dispatcher::Dispatcher;
 use vallee_stream::stage::{SharedLiveView, StreamOptions};
 
-use super::{percentile, raw_consume, valley_events};
+use super::{CpuSnapshot, percentile, raw_consume, valley_events};
 use crate::cli::BenchStreamArgs;
 use crate::simulator;
 
@@ -122,9 +122,12 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         "[2/4] with the broker: producing {} events to 5 topics ({} partitions each), raw consume…",
         args.events, args.partitions
     );
-    let broker =
-        super::BenchBroker::start(args.kafka_brokers.as_deref(), &dir.path().join("broker"))
-            .await?;
+    let broker = super::BenchBroker::start(
+        args.kafka_brokers.as_deref(),
+        args.broker_storage,
+        &dir.path().join("broker"),
+    )
+    .await?;
     let on = broker.describe();
     eprintln!("      on {on}");
     let brokers = broker.brokers.clone();
@@ -153,7 +156,9 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
     let producer = simulator::producer(&brokers)?;
     let produced = simulator::produce(&producer, &topic_names, &events).await?;
     drop(events);
+    let raw_cpu = CpuSnapshot::take(broker.pid());
     let raw_secs = raw_consume(&ingest_options, produced).await?;
+    let raw_cpu = CpuSnapshot::take(broker.pid()).since(&raw_cpu);
 
     eprintln!("[3/4] the stream stage over the same topics (decode, windows, rules, Delta)…");
     clear_peak_rss();
@@ -171,8 +176,10 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         kafka: kafka.clone(),
         group_id: format!("bench-{run}-stage"),
         flush_interval: Duration::from_millis(args.flush_ms),
+        membership: args.membership,
         ..Default::default()
     };
+    let stage_cpu = CpuSnapshot::take(broker.pid());
     let stage_started = Instant::now();
     let task = tokio::spawn(vallee_stream::stage::run(
         options,
@@ -184,17 +191,7 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         f(&live.read().unwrap_or_else(|p| p.into_inner()))
     };
     let deadline = Instant::now() + Duration::from_secs(1800);
-    while !read(&|v| v.assigned_at.is_some()) {
-        if task.is_finished() || Instant::now() > deadline {
-            bail!("the stage did not join its group: {:?}", task.await);
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let assigned_at = live
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .assigned_at
-        .unwrap_or_else(Instant::now);
+    // Until every message read has its results committed (`consumed` moves at commits).
     while !read(&|v| v.consumed >= produced) {
         if task.is_finished() || Instant::now() > deadline {
             bail!(
@@ -204,7 +201,16 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let stage_secs = assigned_at.elapsed().as_secs_f64();
+    let stage_cpu = CpuSnapshot::take(broker.pid()).since(&stage_cpu);
+    // Start-up (restoring from the lake, joining a group or not) ends at the first read.
+    let first_at = live
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .first_read_at
+        .context("the stage read its messages")?;
+    let to_first_ms = first_at.duration_since(stage_started).as_millis();
+    let stage_secs = stage_started.elapsed().as_secs_f64();
+    let steady_secs = first_at.elapsed().as_secs_f64();
 
     eprintln!(
         "[4/4] alert latency: {} threshold crossings per second for {} s…",
@@ -226,23 +232,33 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
 
     let raw_rate = produced as f64 / raw_secs;
     let stage_rate = produced as f64 / stage_secs;
+    let steady_rate = produced as f64 / steady_secs;
     println!(
         "vallee bench stream — {} valley events; {} partitions × 5 topics on {on}",
         args.events, args.partitions
     );
     engine_report();
-    println!("  with the broker, {produced} messages:");
+    println!(
+        "  with the broker, {produced} messages (stage membership {}):",
+        args.membership
+    );
     println!(
         "    raw rdkafka consume        {raw_rate:>10.0} msg/s  ({raw_secs:.2} s)  [reference]"
     );
     println!(
-        "    stream stage end to end    {stage_rate:>10.0} msg/s  ({stage_secs:.2} s, flush every {} ms)",
+        "    stream stage end to end    {stage_rate:>10.0} msg/s  ({stage_secs:.2} s from start to the last record, flush every {} ms)",
         args.flush_ms
     );
     println!(
-        "    ratio stage / raw          {:>10.2}",
-        stage_rate / raw_rate
+        "    stream stage steady state  {steady_rate:>10.0} msg/s  (first record {to_first_ms} ms after start)"
     );
+    println!(
+        "    ratio stage / raw          {:>10.2} end to end, {:.2} steady state",
+        stage_rate / raw_rate,
+        steady_rate / raw_rate
+    );
+    println!("    CPU of raw consume         {}", raw_cpu.describe());
+    println!("    CPU of the stage           {}", stage_cpu.describe());
     println!(
         "  alert latency at {} crossings/s ({} alerts): produced → live view p50 {} ms, p99 {} ms, max {} ms",
         args.alert_rate,
@@ -258,7 +274,7 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         percentile(&alert_ms, 0.99).saturating_sub(percentile(&broker_ms, 0.99))
     );
     println!(
-        "  memory: RSS {:.0} MiB before the stage started, peak {:.0} MiB while it ran (one process: producer and stage, and the broker when embedded)",
+        "  memory: RSS {:.0} MiB before the stage started, peak {:.0} MiB while it ran (the bench's process: producer and stage; the broker is a process of its own)",
         rss_before as f64 / 1048576.0,
         peak as f64 / 1048576.0
     );

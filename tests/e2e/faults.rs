@@ -42,6 +42,30 @@ fn spawn_hub(data: &Path, broker: SocketAddr, http: SocketAddr, log: &Path) -> K
     )
 }
 
+/// `vallee broker` (the embedded broker as a process of its own) on `addr`, its data
+/// under `data`, listening.
+async fn spawn_broker(addr: SocketAddr, data: &Path, log: &Path) -> KillOnDrop {
+    let log = std::fs::File::create(log).unwrap();
+    let broker = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_vallee"))
+            .args(["broker", "--data-dir", path_str(data)])
+            .args(["--broker-listen", &addr.to_string()])
+            .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
+            .stderr(std::process::Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    eventually(
+        Duration::from_secs(30),
+        "vallee broker listening",
+        || async {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        },
+    )
+    .await;
+    broker
+}
+
 async fn lake_of(data: &Path) -> Lake {
     Lake::open(LakeOptions {
         root: data.join("lake"),
@@ -133,15 +157,15 @@ async fn a_hub_started_before_its_broker_waits_for_it_then_flows() {
 async fn ingest_and_the_api_ride_out_a_broker_outage() {
     let dir = tempfile::tempdir().unwrap();
     let (broker_addr, http) = (free_addr(), free_addr());
-    let broker_dir = dir.path().join("broker");
-    let broker = EmbeddedBroker::start(broker_addr, &broker_dir)
-        .await
-        .unwrap();
+    // The broker is `vallee broker`, a process of its own, as in a multi-process setup.
+    let broker_data = dir.path().join("broker-data");
+    let mut broker = spawn_broker(broker_addr, &broker_data, &dir.path().join("b1.log")).await;
     let (mut hub, lake, first) =
         hub_with_first_messages(dir.path(), broker_addr, http, 2_000, 43).await;
 
-    // The broker goes away: the hub stays up and says it is not ready.
-    broker.stop();
+    // The broker's process is killed: the hub stays up and says it is not ready.
+    broker.0.kill().unwrap();
+    broker.0.wait().unwrap();
     eventually(
         Duration::from_secs(30),
         "the broker's port closed",
@@ -159,9 +183,7 @@ async fn ingest_and_the_api_ride_out_a_broker_outage() {
     assert_eq!(status, 200, "alive though not ready");
 
     // It comes back on the same storage: everything flows again, nothing twice.
-    let broker = EmbeddedBroker::start(broker_addr, &broker_dir)
-        .await
-        .unwrap();
+    let _broker = spawn_broker(broker_addr, &broker_data, &dir.path().join("b2.log")).await;
     let second = produce_to(broker_addr, 2_000, 47).await;
     eventually(
         Duration::from_secs(120),
@@ -170,7 +192,6 @@ async fn ingest_and_the_api_ride_out_a_broker_outage() {
     )
     .await;
     stop_and_check(&mut hub, &lake, first + second).await;
-    broker.stop();
 }
 
 /// A small tmpfs mounted for the test's life (unmounted on drop).
