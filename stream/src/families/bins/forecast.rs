@@ -158,21 +158,23 @@ impl FillTrend {
             return None;
         }
         let n = self.points.len() as f64;
-        let xs: Vec<f64> = self
-            .points
-            .iter()
-            .map(|(t, _)| (*t - first).num_seconds() as f64 / 3600.0)
-            .collect();
+        // Hours since the first point, computed where needed: nothing allocated per reading
+        // (this runs for every bin reading, on the stage's thread).
+        let hours = |t: &DateTime<Utc>| (*t - first).num_seconds() as f64 / 3600.0;
         let (mx, my) = (
-            xs.iter().sum::<f64>() / n,
+            self.points.iter().map(|(t, _)| hours(t)).sum::<f64>() / n,
             self.points.iter().map(|p| p.1).sum::<f64>() / n,
         );
-        let sxy: f64 = xs
+        let sxy: f64 = self
+            .points
             .iter()
-            .zip(&self.points)
-            .map(|(x, (_, y))| (x - mx) * (y - my))
+            .map(|(t, y)| (hours(t) - mx) * (y - my))
             .sum();
-        let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+        let sxx: f64 = self
+            .points
+            .iter()
+            .map(|(t, _)| (hours(t) - mx).powi(2))
+            .sum();
         let rate = if sxx > 0.0 { sxy / sxx } else { 0.0 };
         let full_at = if level >= threshold {
             Some(at)

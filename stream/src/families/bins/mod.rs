@@ -132,10 +132,14 @@ impl Bins {
     }
 
     fn on_reading(&mut self, r: &WasteContainerRecord, source: &Source) {
-        self.lineage
-            .entry(r.observation.id.clone())
-            .or_default()
-            .add(source);
+        // The bin's id is cloned only for its first reading since its last alert change.
+        match self.lineage.get_mut(&r.observation.id) {
+            Some(lineage) => lineage.add(source),
+            None => {
+                self.lineage
+                    .insert(r.observation.id.clone(), Lineage::of(source));
+            }
+        }
         let changes = self.alerts.on_reading(r);
         self.emit_alerts(changes);
         self.forecast(r, source);
