@@ -89,27 +89,18 @@ pub async fn run(
         .create()?;
     consumer.assign(&assignment)?;
     ready.store(true, Ordering::Release);
-    loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            m = consumer.recv() => m,
-        };
-        match message {
-            Ok(m) => match m
-                .payload()
-                .map(serde_json::from_slice::<AlertMessage>)
-                .transpose()
-            {
-                Ok(Some(alert)) => {
-                    let _ = tx.send(alert.into());
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "alerts topic: unreadable alert skipped"),
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "alerts topic: consumer error");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Some(m) = vallee_kafka::next_message(&consumer, &shutdown, "alerts topic").await {
+        match m
+            .payload()
+            .map(serde_json::from_slice::<AlertMessage>)
+            .transpose()
+        {
+            Ok(Some(alert)) => {
+                let _ = tx.send(alert.into());
             }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "alerts topic: unreadable alert skipped"),
         }
     }
+    Ok(())
 }

@@ -164,17 +164,10 @@ pub async fn run(state: Arc<ApiState>, shutdown: CancellationToken) -> Result<()
     let client = client();
     tracing::info!(partners = partners.len(), %baseline, "partners' alerts pushed");
     loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            m = consumer.recv() => m,
-        };
-        let message = match message {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "partners' alerts: consumer error");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
+        let Some(message) =
+            vallee_kafka::next_message(&consumer, &shutdown, "partners' alerts").await
+        else {
+            return Ok(());
         };
         let published = message
             .timestamp()

@@ -8,8 +8,9 @@
 //! stage that fails cancels the token, which stops the whole hub cleanly.
 
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaResult;
+use rdkafka::message::BorrowedMessage;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
@@ -97,6 +98,29 @@ pub fn subscribe<C: ConsumerContext>(
     let consumer: BaseConsumer<C> = config.create_with_context(context)?;
     consumer.subscribe(topics)?;
     Ok(consumer)
+}
+
+/// The next message of a consumer read on the async runtime, or `None` once `shutdown` is
+/// cancelled. A consumer error (librdkafka retries by itself) is logged under `what` and
+/// followed by a short pause, so a broker gone away does not spin the task.
+pub async fn next_message<'a>(
+    consumer: &'a StreamConsumer,
+    shutdown: &CancellationToken,
+    what: &str,
+) -> Option<BorrowedMessage<'a>> {
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            m = consumer.recv() => m,
+        };
+        match message {
+            Ok(m) => return Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "{what}: consumer error");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

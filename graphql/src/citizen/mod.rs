@@ -284,17 +284,10 @@ impl CitizenHub {
             tracing::info!("citizen view ready (nothing to replay)");
         }
         loop {
-            let message = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                m = consumer.recv() => m,
-            };
-            let message = match message {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "citizen replay: consumer error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
+            let Some(message) =
+                vallee_kafka::next_message(&consumer, &shutdown, "citizen replay").await
+            else {
+                return Ok(());
             };
             // A key record or an erasure writes and syncs files under `private/`: done off
             // the async workers.
