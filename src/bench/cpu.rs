@@ -39,10 +39,7 @@ impl CpuSnapshot {
         let mut threads = BTreeMap::new();
         if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
             for task in tasks.flatten() {
-                let path = task.path().join("stat");
-                if let (Some(seconds), Some(name)) =
-                    (stat_seconds(&path), stat_name(&path.to_string_lossy()))
-                {
+                if let Some((name, seconds)) = stat(task.path().join("stat")) {
                     *threads.entry(kind(&name)).or_default() += seconds;
                 }
             }
@@ -121,21 +118,20 @@ fn kind(name: &str) -> &'static str {
 
 /// utime + stime of a `/proc/.../stat` file, in seconds.
 fn stat_seconds(path: impl AsRef<std::path::Path>) -> Option<f64> {
+    stat(path).map(|(_, seconds)| seconds)
+}
+
+/// The name and the utime + stime, in seconds, of a `/proc/.../stat` file.
+fn stat(path: impl AsRef<std::path::Path>) -> Option<(String, f64)> {
     let text = std::fs::read_to_string(path).ok()?;
     // The name is in parentheses and may hold spaces: the fields start after the last ')'.
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (open, close) = (text.find('(')?, text.rfind(')')?);
+    let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
     // Fields 14 and 15 of stat(5), counted from the state (field 3) at index 0.
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / TICKS_PER_SECOND)
-}
-
-fn stat_name(path: &str) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    Some(text[open + 1..close].to_string())
+    let name = text.get(open + 1..close)?.to_string();
+    Some((name, (utime + stime) / TICKS_PER_SECOND))
 }
 
 #[cfg(test)]

@@ -203,6 +203,6 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
         "  peak RSS               {:.0} MiB",
         crate::peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0
     );
-    broker.stop();
+    drop(broker);
     Ok(())
 }

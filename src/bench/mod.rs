@@ -30,7 +30,7 @@ use crate::simulator::{Event, Valley, ValleyShape};
 
 /// The broker a bench runs against: `external` if given (any Kafka-protocol broker: the
 /// bench's topics are its own, named per run), else `vallee broker` started as a child
-/// process on `storage` with its data under `dir`, stopped when the bench ends. A process
+/// process on `storage` with its data under `dir`, killed when dropped. A process
 /// of its own, so the bench's CPU figures are the stage's, not the broker's.
 pub(crate) struct BenchBroker {
     child: Option<(std::process::Child, BrokerStorage)>,
@@ -102,8 +102,6 @@ impl BenchBroker {
             None => format!("the broker at {}", self.brokers),
         }
     }
-
-    pub(crate) fn stop(self) {}
 }
 
 impl Drop for BenchBroker {

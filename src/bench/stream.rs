@@ -228,7 +228,7 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         ));
     }
     let peak = crate::peak_rss_bytes().unwrap_or(0);
-    broker.stop();
+    drop(broker);
 
     let raw_rate = produced as f64 / raw_secs;
     let stage_rate = produced as f64 / stage_secs;
