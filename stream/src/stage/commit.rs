@@ -74,15 +74,20 @@ struct Position {
 }
 
 impl Committer {
-    pub fn new(options: &StreamOptions, gate: CommitGate) -> Self {
+    pub fn new(options: &StreamOptions) -> Self {
         Committer {
             writer_id: options.writer_id.clone(),
             topics: options.kafka.topics.clone(),
             recorded: BTreeMap::new(),
             positions: BTreeMap::new(),
             in_flight: None,
-            gate,
+            gate: CommitGate::default(),
         }
+    }
+
+    /// The gate its commits hold, for the consumer's assignments to wait on.
+    pub fn gate(&self) -> CommitGate {
+        self.gate.clone()
     }
 
     /// A partition was assigned: what its outputs recorded is the base of their next

@@ -31,7 +31,7 @@ use vallee_schemas::tables::{AlertKind, AlertState};
 
 use super::StreamOptions;
 use super::commit::Committer;
-use super::consumer::{CommitGate, INPUTS, StageContext, assign_owned, create};
+use super::consumer::{INPUTS, StageContext, assign_owned, create};
 use super::decoding::{Encoded, Pipeline};
 use super::dispatcher::Dispatcher;
 use super::live::{LiveFootfall, SharedLiveView};
@@ -59,8 +59,8 @@ pub fn run_blocking(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let dispatcher = restored(&options, &lake, &handle)?;
-    let gate = CommitGate::default();
-    let consumer = create(&options, &lake, &handle, gate.clone())?;
+    let committer = Committer::new(&options);
+    let consumer = create(&options, &lake, &handle, committer.gate())?;
     let health = live
         .read()
         .unwrap_or_else(|p| p.into_inner())
@@ -70,7 +70,7 @@ pub fn run_blocking(
     let mut worker = Worker {
         publisher: AlertPublisher::new(&options, handle.clone())?,
         pipeline: Pipeline::new(options.decode.clone(), super::decoding::threads()),
-        committer: Committer::new(&options, gate),
+        committer,
         rejoin: RejoinPolicy::new(now),
         consumed: 0,
         last_flush: now,
@@ -266,9 +266,13 @@ impl Worker {
     fn fresh_consumer(&mut self) -> Result<()> {
         self.flush_and_wait()?;
         self.dispatcher = restored(&self.options, &self.lake, &self.handle)?;
-        let gate = CommitGate::default();
-        self.committer = Committer::new(&self.options, gate.clone());
-        self.consumer = create(&self.options, &self.lake, &self.handle, gate)?;
+        self.committer = Committer::new(&self.options);
+        self.consumer = create(
+            &self.options,
+            &self.lake,
+            &self.handle,
+            self.committer.gate(),
+        )?;
         self.take_own_partitions();
         Ok(())
     }
