@@ -330,6 +330,17 @@ fn decode_general(
         }
         None => return Err(Rejection::schema("missing field `type`")),
     };
+    if kind == crate::rejection::UNREGISTERED_UPLINK && Stream::SENSORS.contains(&stream) {
+        let dev_eui = object.get("devEui").and_then(Value::as_str).unwrap_or("?");
+        return Err(Rejection::new(
+            Reason::UnknownDevice,
+            format!(
+                "an uplink of device {dev_eui:?}, which no register holds: register it \
+                 (registerDevice, importDevices or [[api.devices]]) and have the network \
+                 server send it again"
+            ),
+        ));
+    }
     let Some((_, table)) = stream.routes().iter().find(|(name, _)| *name == kind) else {
         let accepted: Vec<&str> = stream.routes().iter().map(|(n, _)| *n).collect();
         return Err(Rejection::new(
@@ -569,5 +580,27 @@ mod tests {
         }
         // Devices do not sign: the sensor streams are not checked.
         assert!(decode(Stream::Beacons, Some(SIGHTING.as_bytes()), None, &options).is_ok());
+    }
+
+    #[test]
+    fn an_uplink_of_an_unregistered_device_is_kept_with_its_deveui() {
+        let uplink = serde_json::json!({"type": crate::rejection::UNREGISTERED_UPLINK,
+            "devEui": "A84041000181C61E", "networkServer": "chirpstack",
+            "uplink": {"fCnt": 12, "data": "ASxX"}})
+        .to_string();
+        let options = DecodeOptions::default();
+        for stream in Stream::SENSORS {
+            let refused = decode(stream, Some(uplink.as_bytes()), None, &options).unwrap_err();
+            assert_eq!(refused.reason, Reason::UnknownDevice, "{stream}");
+            assert!(refused.message.contains("A84041000181C61E"), "{refused:?}");
+        }
+        // Only the field doors' streams know it: elsewhere it is a type out of place.
+        let refused = decode(
+            Stream::CitizenReports,
+            Some(uplink.as_bytes()),
+            None,
+            &options,
+        );
+        assert_ne!(refused.unwrap_err().reason, Reason::UnknownDevice);
     }
 }

@@ -35,11 +35,19 @@ pub enum Reason {
     /// signature of the replicas (see [`crate::signing`]): forged, altered, or written by
     /// something else than the API.
     Signature,
+    /// An uplink a network server passed on for a device in no register of the hub: kept
+    /// so staff see it and register the device, never guessed into some bin or station.
+    UnknownDevice,
 }
+
+/// The `type` the field doors give a LoRaWAN uplink of a device no register knows, sent
+/// as it came (with its DevEUI in `devEui`) so that ingest keeps it as a dead letter
+/// ([`Reason::UnknownDevice`]).
+pub const UNREGISTERED_UPLINK: &str = "UnregisteredDeviceUplink";
 
 impl Reason {
     /// Every reason, in a stable order (metrics are exported for each, from start).
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::BadJson,
         Reason::Schema,
         Reason::Range,
@@ -49,6 +57,7 @@ impl Reason {
         Reason::TooLarge,
         Reason::Future,
         Reason::Signature,
+        Reason::UnknownDevice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +71,7 @@ impl Reason {
             Reason::TooLarge => "too_large",
             Reason::Future => "future",
             Reason::Signature => "signature",
+            Reason::UnknownDevice => "unknown_device",
         }
     }
 }

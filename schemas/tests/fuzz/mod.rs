@@ -92,6 +92,12 @@ fn seeds() -> Vec<(Stream, Value)> {
         ),
         (Stream::WasteContainers, fixture("WasteContainer")),
         (
+            Stream::Vineyards,
+            json!({"type": vallee_schemas::rejection::UNREGISTERED_UPLINK,
+                "devEui": "A84041000181C61E", "networkServer": "ttn",
+                "uplink": {"f_cnt": 7, "frm_payload": "gkHe"}}),
+        ),
+        (
             Stream::WasteVehicles,
             json!({"id": "truck-2", "type": "Vehicle", "dateObserved": "2026-11-28T10:00:00Z",
                 "vehicleType": "lorry", "serviceProvided": ["garbageCollection"],
