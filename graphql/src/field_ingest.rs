@@ -43,11 +43,18 @@ pub const MAX_ITEMS: usize = 10_000;
 /// Event ids and idempotency keys remembered per gateway.
 pub const REMEMBERED: usize = 100_000;
 
+/// How far apart two receptions of one LoRaWAN frame (DevEUI, frame counter, payload) may
+/// be and still be one uplink: heard through two network servers, or posted again. The
+/// same frame later is a device that started counting again (after a rejoin).
+pub const SAME_UPLINK_WITHIN: Duration = Duration::from_secs(600);
+
 /// The door's state: its producer and what it remembers.
 pub struct FieldDoor {
     producer: FutureProducer,
     pub(crate) options: ApiOptions,
     memory: Mutex<HashMap<String, Remembered>>,
+    /// LoRaWAN uplinks sent, whichever gateway or network server brought them.
+    uplinks: Mutex<Uplinks>,
     /// The register of devices staff keep (the citizens' view of the reference topic).
     registry: std::sync::OnceLock<Arc<crate::citizen::CitizenHub>>,
 }
@@ -92,6 +99,20 @@ impl Remembered {
     }
 }
 
+/// The LoRaWAN frames sent: by (DevEUI, frame counter), the payload's hash and when the
+/// network server received it (ms); the last [`REMEMBERED`].
+#[derive(Default)]
+struct Uplinks {
+    seen: HashMap<(String, u64), (u64, i64)>,
+    order: VecDeque<(String, u64)>,
+}
+
+/// An uplink taken as new by [`FieldDoor::claim_uplink`]: given back if it was not sent.
+pub(crate) struct UplinkClaim {
+    key: (String, u64),
+    before: Option<(u64, i64)>,
+}
+
 /// One item's outcome; `sent_before`: a retry of an item this replica already sent for
 /// the gateway (answered as then, not sent again).
 struct Outcome {
@@ -115,8 +136,66 @@ impl FieldDoor {
             producer,
             options: options.clone(),
             memory: Mutex::default(),
+            uplinks: Mutex::default(),
             registry: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Takes `uplink` as a new frame, unless the same frame (DevEUI, frame counter and
+    /// payload, received within [`SAME_UPLINK_WITHIN`]) was taken already: `None`, a
+    /// duplicate. Taken before it is sent, so that two gateways posting it at the same
+    /// instant send it once; [`Self::release_uplink`] gives it back if the send failed.
+    pub(crate) fn claim_uplink(&self, uplink: &crate::lorawan::Uplink) -> Option<UplinkClaim> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        uplink.data.hash(&mut hasher);
+        if uplink.data.is_empty() {
+            uplink
+                .object
+                .as_ref()
+                .map(Value::to_string)
+                .hash(&mut hasher);
+        }
+        let payload = hasher.finish();
+        let received =
+            chrono::DateTime::parse_from_rfc3339(&uplink.time).map_or(0, |t| t.timestamp_millis());
+        let key = (uplink.dev_eui.to_uppercase(), uplink.f_cnt);
+        let mut uplinks = self.uplinks.lock().expect("field door uplinks");
+        let before = uplinks.seen.get(&key).copied();
+        if let Some((hash, at)) = before
+            && hash == payload
+            && (received - at).unsigned_abs() <= SAME_UPLINK_WITHIN.as_millis() as u64
+        {
+            return None;
+        }
+        uplinks.seen.insert(key.clone(), (payload, received));
+        if before.is_none() {
+            uplinks.order.push_back(key.clone());
+            if uplinks.order.len() > REMEMBERED
+                && let Some(old) = uplinks.order.pop_front()
+            {
+                uplinks.seen.remove(&old);
+            }
+        }
+        Some(UplinkClaim { key, before })
+    }
+
+    /// Gives back an uplink that was not sent, so that the next delivery sends it.
+    pub(crate) fn release_uplink(&self, claim: UplinkClaim) {
+        let mut uplinks = self.uplinks.lock().expect("field door uplinks");
+        match claim.before {
+            Some(before) => {
+                uplinks.seen.insert(claim.key, before);
+            }
+            None => {
+                uplinks.seen.remove(&claim.key);
+                if uplinks.order.back() == Some(&claim.key) {
+                    uplinks.order.pop_back();
+                } else {
+                    uplinks.order.retain(|k| *k != claim.key);
+                }
+            }
+        }
     }
 
     /// Looks devices up in the register `citizens` keep too (before the configuration's).
@@ -184,7 +263,7 @@ impl Item {
         }
     }
 
-    fn of_bytes(bytes: &[u8]) -> Self {
+    pub(crate) fn of_bytes(bytes: &[u8]) -> Self {
         Item {
             value: serde_json::from_slice(bytes).ok(),
             bytes: bytes.to_vec(),
@@ -431,6 +510,58 @@ mod tests {
             "an unreadable line is an item, refused later"
         );
         assert!(items(b" \n ").is_err());
+    }
+
+    #[test]
+    fn one_frame_is_sent_once_whichever_way_it_comes_a_restarted_count_is_new() {
+        let door = FieldDoor::new(&ApiOptions::default()).unwrap();
+        let frame = |f_cnt: u64, data: &[u8], time: &str| crate::lorawan::Uplink {
+            dev_eui: "a84041000181c61e".into(),
+            time: time.into(),
+            f_cnt,
+            data: data.to_vec(),
+            object: None,
+            radio: vec![(Some(-100.0), Some(2.0))],
+        };
+        let first = frame(41, &[1, 44], "2026-12-05T08:00:00.120Z");
+        assert!(door.claim_uplink(&first).is_some());
+        // Heard through another network server: another time by some ms, other radio.
+        let mut other_server = frame(41, &[1, 44], "2026-12-05T08:00:00.480Z");
+        other_server.dev_eui = "A84041000181C61E".into();
+        other_server.radio = vec![(Some(-87.0), Some(7.5))];
+        assert!(
+            door.claim_uplink(&other_server).is_none(),
+            "the same uplink"
+        );
+        // The next frame, and the same counter with another payload, are new.
+        assert!(
+            door.claim_uplink(&frame(42, &[1, 50], "2026-12-05T08:30:00Z"))
+                .is_some()
+        );
+        assert!(
+            door.claim_uplink(&frame(41, &[0, 9], "2026-12-05T08:00:01Z"))
+                .is_some()
+        );
+        // A device that rejoined counts from 0 again: frame 0 a day later is a new uplink.
+        assert!(
+            door.claim_uplink(&frame(0, &[1, 44], "2026-12-04T08:00:00Z"))
+                .is_some()
+        );
+        assert!(
+            door.claim_uplink(&frame(0, &[1, 44], "2026-12-05T09:00:00Z"))
+                .is_some()
+        );
+        // A frame that could not be sent is given back: its next delivery sends it.
+        let unsent = door.claim_uplink(&frame(43, &[2, 0], "2026-12-05T09:00:00Z"));
+        door.release_uplink(unsent.unwrap());
+        assert!(
+            door.claim_uplink(&frame(43, &[2, 0], "2026-12-05T09:00:00Z"))
+                .is_some()
+        );
+        assert!(
+            door.claim_uplink(&frame(43, &[2, 0], "2026-12-05T09:00:00Z"))
+                .is_none()
+        );
     }
 
     #[test]

@@ -1,25 +1,28 @@
-//! LoRaWAN network servers' webhooks: ChirpStack v4's HTTP integration posts each uplink
+//! LoRaWAN network servers' doors: ChirpStack v4's HTTP integration posts each uplink
 //! (`POST /ingest/v1/chirpstack?event=up`, its JSON marshaler), The Things Stack v3's
 //! webhook its uplink messages (`POST /ingest/v1/ttn`), each with a key in a header it is
-//! configured to send; the hub reads both into one [`Uplink`], turns it into its own event
-//! and passes it through the field door ([`crate::field_ingest`]): the same decoder,
-//! acknowledgements, memory of retries and limits.
+//! configured to send; both also publish them on an MQTT broker ([`crate::mqtt`]). The hub
+//! reads every one into one [`Uplink`], turns it into its own event and passes it through
+//! the field door ([`crate::field_ingest`]): the same decoder, acknowledgements, memory of
+//! retries and limits.
 //!
 //! ```text
-//!  uplink ─► Uplink ─► DevEUI ─► [[api.devices]] (entity, profile, depth, position)
+//!  uplink ─► Uplink ─► DevEUI ─► register (registerDevice) or [[api.devices]]
+//!        │                        none: kept as a dead letter, `unknown_device`
 //!        ─► the network server's decoded object if any, else the payload by profile
-//!        ─► WasteContainer / WeatherObserved event (+ rssi, snr, gateways, battery)
-//!        ─► field door ─► topic
+//!        ─► WasteContainer / WeatherObserved / SiteVisit (+ rssi, snr, gateways, battery)
+//!        ─► once per (DevEUI, frame counter, payload) ─► field door ─► topic
 //! ```
 //! Built-in payload decoders: an ultrasonic fill sensor sends the distance to the waste in
 //! mm (u16, big-endian), then optionally its battery in % (u8); a weather station sends the
 //! temperature in tenths of °C (i16), the relative humidity in % (u8) and the rain since
-//! the last uplink in tenths of mm (u16). A network server keeps one event per uplink heard
-//! by several gateways; an uplink posted again is the same content, hence a `duplicate` for
-//! the door. An uplink that does not decode is sent as it came, so ingest keeps it in
-//! `dead_letters`. Other events (`status`, `join`, `log`…; The Things Stack's messages
-//! without an `uplink_message`) are acknowledged and not kept yet (sensor health is not
-//! built).
+//! the last uplink in tenths of mm (u16); a people counter the people who came in since
+//! its last uplink (u16). One frame heard through two network servers, or posted again, is
+//! sent once (the radio of the first that brought it is kept); the same counter later is a
+//! device that counts again from zero ([`crate::field_ingest::SAME_UPLINK_WITHIN`]). An
+//! uplink that does not decode is sent as it came, so ingest keeps it in `dead_letters`.
+//! Other events (`status`, `join`, `log`…; The Things Stack's messages without an
+//! `uplink_message`) are acknowledged and not kept.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,8 +37,10 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use vallee_schemas::contract::Stream;
 
+use vallee_schemas::rejection::UNREGISTERED_UPLINK;
+
 use crate::field_ingest::{FieldDoor, Item, error};
-use crate::options::{Device, DeviceProfile};
+use crate::options::{Device, DeviceProfile, Gateway};
 
 /// An uplink as both network servers describe it.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +115,53 @@ fn radio(list: &Value) -> Vec<(Option<f64>, Option<f64>)> {
         .collect()
 }
 
+/// The network servers whose messages the hub reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkServer {
+    /// ChirpStack v4 (HTTP integration or MQTT, JSON marshaler).
+    ChirpStack,
+    /// The Things Stack v3 (webhook or MQTT).
+    TheThingsStack,
+}
+
+impl NetworkServer {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkServer::ChirpStack => "chirpstack",
+            NetworkServer::TheThingsStack => "ttn",
+        }
+    }
+
+    /// Which server wrote `message`, from its shape (MQTT topics are the operator's to
+    /// name): ChirpStack's events carry `deviceInfo`, The Things Stack's `end_device_ids`.
+    pub fn of(message: &Value) -> Option<Self> {
+        if message.get("deviceInfo").is_some() {
+            Some(NetworkServer::ChirpStack)
+        } else if message.get("end_device_ids").is_some() {
+            Some(NetworkServer::TheThingsStack)
+        } else {
+            None
+        }
+    }
+
+    /// The uplink in `message`; `None`: another kind of message (a join, a status…).
+    pub fn uplink(self, message: &Value) -> Option<Result<Uplink, String>> {
+        match self {
+            NetworkServer::ChirpStack => Some(Uplink::chirpstack(message)),
+            NetworkServer::TheThingsStack => Uplink::ttn(message),
+        }
+    }
+
+    /// The DevEUI `message` names, even when it is no readable uplink.
+    fn dev_eui(self, message: &Value) -> &str {
+        match self {
+            NetworkServer::ChirpStack => message["deviceInfo"]["devEui"].as_str(),
+            NetworkServer::TheThingsStack => message["end_device_ids"]["dev_eui"].as_str(),
+        }
+        .unwrap_or_default()
+    }
+}
+
 /// `POST /ingest/v1/chirpstack?event=…`.
 pub async fn chirpstack(
     State(door): State<Arc<FieldDoor>>,
@@ -117,25 +169,24 @@ pub async fn chirpstack(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let other_event = params.get("event").is_some_and(|e| e != "up");
-    receive(&door, &headers, body, |event| {
-        (!other_event).then(|| Uplink::chirpstack(event))
-    })
-    .await
+    // Other events (`status`, `join`, `log`…) are acknowledged and not kept.
+    if params.get("event").is_some_and(|e| e != "up") {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    receive(&door, &headers, body, NetworkServer::ChirpStack).await
 }
 
 /// `POST /ingest/v1/ttn`.
 pub async fn ttn(State(door): State<Arc<FieldDoor>>, headers: HeaderMap, body: Bytes) -> Response {
-    receive(&door, &headers, body, Uplink::ttn).await
+    receive(&door, &headers, body, NetworkServer::TheThingsStack).await
 }
 
-/// What both webhooks do once they know how to read their server's JSON: the key, the
-/// device, the reading, the door.
+/// The HTTP side of both webhooks: the key, the JSON, the answer.
 async fn receive(
     door: &FieldDoor,
     headers: &HeaderMap,
     body: Bytes,
-    parse: impl Fn(&Value) -> Option<Result<Uplink, String>>,
+    server: NetworkServer,
 ) -> Response {
     let Some(gateway) = door.gateway(headers) else {
         return error(
@@ -146,41 +197,94 @@ async fn receive(
     let Ok(message) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "the body is not JSON");
     };
-    let Some(uplink) = parse(&message) else {
-        return StatusCode::NO_CONTENT.into_response();
-    };
-    let dev_eui = uplink.as_ref().map_or(String::new(), |u| u.dev_eui.clone());
-    let Some(device) = door.device(&dev_eui) else {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &format!("no device {dev_eui:?} in the register (registerDevice) nor [[api.devices]]"),
-        );
-    };
-    let device = &device;
-    let stream = stream_of(device.profile);
-    if !gateway.may_post(stream) {
-        return error(
-            StatusCode::FORBIDDEN,
-            &format!("gateway {} may not post to {}", gateway.name, stream.name()),
-        );
-    }
-    // An uplink that does not decode goes as it came: ingest keeps it as a dead letter.
-    let item = match uplink.and_then(|u| reading(device, &u)) {
-        Ok(Some(event)) => Item::of_value(event),
-        // Nobody counted: nothing to record, nothing to send.
-        Ok(None) => return StatusCode::NO_CONTENT.into_response(),
-        Err(reason) => {
-            tracing::warn!(dev_eui, reason, "an uplink did not decode");
-            Item::of_value(message)
-        }
-    };
-    match door.send(gateway, stream, vec![item]).await {
-        Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
+    match deliver(door, gateway, server, message).await {
+        Ok(Delivery::Nothing) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Delivery::Answered(answer)) => (StatusCode::OK, Json(answer)).into_response(),
+        Ok(Delivery::Forbidden(message)) => error(StatusCode::FORBIDDEN, &message),
         Err(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("the broker did not acknowledge the event: {e}; send it again"),
         ),
     }
+}
+
+/// What became of one network server's message.
+#[derive(Debug)]
+pub enum Delivery {
+    /// Not an uplink, or nothing to record (a counter that counted nobody).
+    Nothing,
+    /// Sent and acknowledged by the broker (or an uplink already sent): the door's answer.
+    Answered(Value),
+    /// The gateway may not post to the device's stream.
+    Forbidden(String),
+}
+
+/// What both network servers' doors (webhooks and MQTT) do with a message: the device,
+/// the reading, one event per uplink, the field door. An uplink of a device no register
+/// holds is sent as an [`UNREGISTERED_UPLINK`] to the first stream the gateway may post
+/// to, so ingest keeps it in `dead_letters` as `unknown_device`. `Err`: the broker did not
+/// acknowledge (nothing is remembered; the sender sends again).
+pub async fn deliver(
+    door: &FieldDoor,
+    gateway: &Gateway,
+    server: NetworkServer,
+    message: Value,
+) -> crate::Result<Delivery> {
+    let Some(uplink) = server.uplink(&message) else {
+        return Ok(Delivery::Nothing);
+    };
+    let dev_eui = match &uplink {
+        Ok(u) => u.dev_eui.clone(),
+        Err(_) => server.dev_eui(&message).to_string(),
+    };
+    let Some(device) = door.device(&dev_eui) else {
+        let stream = (Stream::SENSORS.into_iter())
+            .find(|s| gateway.may_post(*s))
+            .unwrap_or(Stream::WasteContainers);
+        tracing::warn!(
+            dev_eui,
+            gateway = gateway.name,
+            "an uplink of an unregistered device"
+        );
+        let item = Item::of_value(json!({"type": UNREGISTERED_UPLINK, "devEui": dev_eui,
+            "networkServer": server.name(), "uplink": message}));
+        return door
+            .send(gateway, stream, vec![item])
+            .await
+            .map(Delivery::Answered);
+    };
+    let stream = stream_of(device.profile);
+    if !gateway.may_post(stream) {
+        return Ok(Delivery::Forbidden(format!(
+            "gateway {} may not post to {}",
+            gateway.name,
+            stream.name()
+        )));
+    }
+    let (item, claim) = match uplink.and_then(|u| Ok((reading(&device, &u)?, u))) {
+        // Nobody counted: nothing to record, nothing to send.
+        Ok((None, _)) => return Ok(Delivery::Nothing),
+        Ok((Some(event), uplink)) => match door.claim_uplink(&uplink) {
+            Some(claim) => (Item::of_value(event), Some(claim)),
+            None => {
+                let id = event.get("id").cloned().unwrap_or(Value::Null);
+                return Ok(Delivery::Answered(json!({
+                    "stream": stream.name(), "accepted": 0, "refused": 0, "duplicates": 1,
+                    "items": [{"index": 0, "id": id, "status": "accepted", "duplicate": true}],
+                })));
+            }
+        },
+        // An uplink that does not decode goes as it came: ingest keeps it as a dead letter.
+        Err(reason) => {
+            tracing::warn!(dev_eui, reason, "an uplink did not decode");
+            (Item::of_value(message), None)
+        }
+    };
+    let sent = door.send(gateway, stream, vec![item]).await;
+    if let (Err(_), Some(claim)) = (&sent, claim) {
+        door.release_uplink(claim);
+    }
+    sent.map(Delivery::Answered)
 }
 
 /// The stream a profile's readings go to.
