@@ -1,7 +1,7 @@
 //! The API's background tasks: the citizens' view replay, the alerts feed, contact
 //! retention, the open-data publisher, the closing of emptied bins' reports, the
-//! e-mails to reporters, the sensors' health for the metrics and the partners' alerts
-//! pushed to them.
+//! e-mails to reporters, the sensors' health for the metrics, the partners' alerts
+//! pushed to them and the uplinks of an MQTT broker.
 //!
 //! Each runs in the caller's `JoinSet`, stops when the shutdown token is cancelled, and is
 //! awaited by the binary (one shutdown tree). A task that fails (the broker unreachable at
@@ -61,6 +61,14 @@ pub fn start(
     tasks.spawn(emptied_bins(state.clone(), shutdown.child_token()));
     tasks.spawn(crate::notify::run(state.clone(), shutdown.child_token()));
     tasks.spawn(sensor_health(state.clone(), shutdown.child_token()));
+    if !state.options.mqtt.url.is_empty() {
+        let (mqtt, connected) = (state.clone(), state.mqtt_connected.clone());
+        tasks.spawn(retrying(
+            "MQTT uplinks",
+            shutdown.child_token(),
+            move |token| crate::mqtt::run(mqtt.clone(), connected.clone(), token),
+        ));
+    }
     let pushing = state.clone();
     tasks.spawn(retrying(
         "partners' alerts",

@@ -300,8 +300,9 @@ async fn graphql(
 }
 
 /// `GET /readyz`: 200 once the broker answered, the lake is writable, ingest's lag is
-/// bounded (where ingest runs), the citizens' view is rebuilt and the alerts feed follows
-/// its topic; 503 with the failing checks before.
+/// bounded (where ingest runs), the citizens' view is rebuilt, the alerts feed follows
+/// its topic and the MQTT broker (if one is named) is reached; 503 with the failing
+/// checks before.
 async fn readyz(State(schemas): State<Schemas>) -> Response {
     let mut checks = schemas.ops.checks();
     checks.insert("citizenView", schemas.state.citizens.is_ready());
@@ -312,6 +313,12 @@ async fn readyz(State(schemas): State<Schemas>) -> Response {
             .alerts_ready
             .load(std::sync::atomic::Ordering::Acquire),
     );
+    if !schemas.state.options.mqtt.url.is_empty() {
+        checks.insert(
+            "mqtt",
+            (schemas.state.mqtt_connected).load(std::sync::atomic::Ordering::Acquire),
+        );
+    }
     readiness(checks, schemas.ops.stalled(), schemas.ops.lake_refusing())
 }
 

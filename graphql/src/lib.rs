@@ -47,6 +47,7 @@ pub mod field_ingest;
 pub mod http;
 pub mod limits;
 pub mod lorawan;
+pub mod mqtt;
 pub mod notify;
 pub mod open311;
 pub mod open_data;
@@ -118,6 +119,8 @@ pub struct ApiState {
     pub commands: commands::Commands,
     /// The alerts subscription follows its topic.
     pub alerts_ready: Arc<std::sync::atomic::AtomicBool>,
+    /// The MQTT broker of `[api.mqtt]` is reached (when one is named).
+    pub mqtt_connected: Arc<std::sync::atomic::AtomicBool>,
     /// The datasets as the public sees them.
     pub open_data: vallee_opendata::OpenData,
     /// `<data-dir>/public`, and `<data-dir>/research` (the datasets researchers see
@@ -250,6 +253,7 @@ impl Api {
             citizens: citizens.clone(),
             alerts: alerts.clone(),
             alerts_ready: Default::default(),
+            mqtt_connected: Default::default(),
             options,
         });
         background::start(&state, citizens, alerts, shutdown, tasks);

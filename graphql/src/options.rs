@@ -276,6 +276,51 @@ pub struct ApiOptions {
     /// When a sensor counts as silent, stuck, low on battery or out of reach
     /// (`[api.sensor_health]`).
     pub sensor_health: SensorHealthOptions,
+    /// The MQTT broker network servers publish their uplinks on (`[api.mqtt]`).
+    pub mqtt: MqttOptions,
+}
+
+/// The MQTT broker LoRaWAN network servers publish their uplinks on (`[api.mqtt]`): off
+/// until a URL is named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttOptions {
+    /// `mqtt://host:1883` (plain MQTT: a broker on the hub's own network; no TLS client
+    /// is built in). Empty: no MQTT.
+    pub url: String,
+    /// This replica's client id. The broker keeps its session under it (the uplinks not
+    /// yet acknowledged) across restarts: one stable id per replica. Default `vallee-hub`.
+    pub client_id: String,
+    /// Credentials on the broker (empty: none). Keep the file private.
+    pub username: String,
+    pub password: String,
+    /// Topic filters subscribed to (QoS 1). Default ChirpStack v4's and The Things Stack
+    /// v3's uplink topics.
+    pub topics: Vec<String>,
+    /// Replicas share the uplinks through this shared subscription group
+    /// (`$share/GROUP/filter`: each uplink goes to one replica). Empty: a plain
+    /// subscription. Default `vallee`.
+    pub shared_group: String,
+    /// The `[[api.gateways]]` entry (by name) whose streams these uplinks may go to.
+    /// Required with `url`.
+    pub gateway: String,
+}
+
+impl Default for MqttOptions {
+    fn default() -> Self {
+        MqttOptions {
+            url: String::new(),
+            client_id: "vallee-hub".into(),
+            username: String::new(),
+            password: String::new(),
+            topics: vec![
+                "application/+/device/+/event/up".into(),
+                "v3/+/devices/+/up".into(),
+            ],
+            shared_group: "vallee".into(),
+            gateway: String::new(),
+        }
+    }
 }
 
 /// When a sensor counts as silent, stuck, low on battery or out of reach
@@ -407,6 +452,7 @@ impl Default for ApiOptions {
             rounds: RoundOptions::default(),
             mail: MailOptions::default(),
             sensor_health: SensorHealthOptions::default(),
+            mqtt: MqttOptions::default(),
         }
     }
 }
@@ -442,6 +488,24 @@ impl ApiOptions {
         for (who, name, hash) in hashes {
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return invalid(format!("{who} {name}: token_sha256 must be 64 hex digits"));
+            }
+        }
+        if !self.mqtt.url.is_empty() {
+            let url = &self.mqtt.url;
+            if !url.starts_with("mqtt://") {
+                return invalid(format!(
+                    "mqtt.url {url:?}: mqtt://host:port (no TLS client is built in: reach a \
+                     remote broker through a bridge or a tunnel on the hub's network)"
+                ));
+            }
+            if !self.gateways.iter().any(|g| g.name == self.mqtt.gateway) {
+                return invalid(format!(
+                    "mqtt.gateway {:?}: name the [[api.gateways]] entry whose streams the MQTT uplinks may go to",
+                    self.mqtt.gateway
+                ));
+            }
+            if self.mqtt.client_id.is_empty() || self.mqtt.topics.is_empty() {
+                return invalid("mqtt: client_id and topics may not be empty".into());
             }
         }
         for d in &self.devices {

@@ -20,6 +20,7 @@ mod hostile;
 mod ideas;
 mod kill_restart;
 mod lake_repair;
+mod mqtt;
 mod notifications;
 mod open_data;
 mod pages;

@@ -54,6 +54,7 @@ fn api(dir: &std::path::Path, limits: Limits) -> Arc<ApiState> {
         unsubscribe: crate::notify::UnsubscribeKey::derive(b"test secret"),
         alerts: broadcast::channel(16).0,
         alerts_ready: Default::default(),
+        mqtt_connected: Default::default(),
         open_data: OpenData::new(internal.clone()),
         public: PublicLake::new(OpenData::new(internal.clone()), lake("public")),
         research: PublicLake::new(OpenData::new(internal), lake("research")),
