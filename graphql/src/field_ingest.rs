@@ -286,6 +286,7 @@ fn items(body: &[u8]) -> std::result::Result<Vec<Item>, String> {
         .split(|b| *b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
+                fill_threshold: d.fill_threshold,
         .map(Item::of_bytes)
         .collect();
     if lines.is_empty() {

@@ -366,6 +366,11 @@ pub fn reading(device: &Device, uplink: &Uplink) -> Result<Option<Value>, String
                 Some(o) if o.get("temperature").is_some() => (
                     o["temperature"].as_f64(),
                     o["humidity"].as_f64(),
+            // The register's threshold travels with the reading: the stream stage's fill
+            // alerts read it there (after a commune's own).
+            if let Some(t) = device.fill_threshold {
+                e["binFullnessThreshold"] = json!(t);
+            }
                     o["rain"].as_f64(),
                 ),
                 _ => match bytes.as_slice() {
@@ -431,6 +436,7 @@ mod tests {
 
     #[test]
     fn an_ultrasonic_uplink_is_a_fill_level_with_its_radio() {
+            fill_threshold: None,
         // 300 mm from the sensor in a 1.2 m bin: three quarters full; battery 87 %.
         let e = reading(
             &device(DeviceProfile::UltrasonicFill),
@@ -454,6 +460,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(e["fillingLevel"], 0.0);
+        assert!(e.get("binFullnessThreshold").is_none(), "none registered");
+        // A bin registered as full at 70 %: its readings say so, for the fill alerts.
+        let seventy = Device {
+            fill_threshold: Some(0.7),
+            ..device(DeviceProfile::UltrasonicFill)
+        };
+        let e = reading(&seventy, &uplink(&[0x01, 0x2c])).unwrap().unwrap();
+        assert_eq!(e["binFullnessThreshold"], 0.7);
         // The documented example's single byte is no reading.
         let one_byte = Uplink::chirpstack(&serde_json::from_str(CHIRPSTACK).unwrap()).unwrap();
         assert!(reading(&device(DeviceProfile::UltrasonicFill), &one_byte).is_err());

@@ -74,6 +74,10 @@ pub struct Device {
     /// Ultrasonic sensors: the depth of the bin, sensor to bottom, mm.
     #[serde(default)]
     pub depth_mm: Option<f64>,
+    /// Ultrasonic sensors: the level the bin counts as full at (0 to 1), sent with each
+    /// reading as `binFullnessThreshold` (a commune's threshold still comes first).
+    #[serde(default)]
+    pub fill_threshold: Option<f64>,
     /// Where it stands (WGS 84).
     pub latitude: f64,
     pub longitude: f64,
@@ -518,6 +522,12 @@ impl ApiOptions {
             if d.profile == DeviceProfile::UltrasonicFill && d.depth_mm.is_none_or(|x| x <= 0.0) {
                 return invalid(format!(
                     "device {}: an ultrasonic fill sensor needs depth_mm, the bin's depth",
+                    d.dev_eui
+                ));
+            }
+            if d.fill_threshold.is_some_and(|t| !(t > 0.0 && t <= 1.0)) {
+                return invalid(format!(
+                    "device {}: fill_threshold is a share, above 0 and at most 1",
                     d.dev_eui
                 ));
             }
