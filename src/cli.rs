@@ -155,6 +155,40 @@ pub enum BenchCommand {
     /// Planned rounds by fill level vs fixed schedules on the simulated valley: kilometres,
     /// emptyings, fill at collection, overflowing bin-hours.
     Rounds(BenchRoundsArgs),
+    /// The field doors (NDJSON batches, a network server's webhook) through `vallee
+    /// serve` vs a plain producer sending the same events in the same shape: events per
+    /// second, answer latency p50/p99.
+    Gateway(BenchGatewayArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchGatewayArgs {
+    /// Bin readings posted in NDJSON batches.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: usize,
+    /// Readings a request (the default body limit, 64 KiB, takes about 300).
+    #[arg(long, default_value_t = 200)]
+    pub batch: usize,
+    /// Uplinks posted to the ChirpStack webhook, one a request.
+    #[arg(long, default_value_t = 5_000)]
+    pub uplinks: usize,
+    /// Registered LoRaWAN devices the uplinks come from.
+    #[arg(long, default_value_t = 200)]
+    pub devices: usize,
+    /// Clients posting at once (and producers sending at once, for the reference).
+    #[arg(long, default_value_t = 8)]
+    pub senders: usize,
+    /// Partitions of the benchmark topics.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: i32,
+    /// Run against this broker (any Kafka-protocol broker; the bench's topics are its
+    /// own) instead of starting `vallee broker`.
+    #[arg(long)]
+    pub kafka_brokers: Option<String>,
+    /// The storage of the `vallee broker` the bench starts (`memory`: for benchmarks
+    /// only, never for data).
+    #[arg(long, value_enum, default_value_t = crate::broker::BrokerStorage::Sqlite)]
+    pub broker_storage: crate::broker::BrokerStorage,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -332,5 +332,8 @@ async fn main() -> Result<()> {
         Command::Bench {
             command: BenchCommand::Rounds(args),
         } => vallee::bench::rounds(args).await,
+        Command::Bench {
+            command: BenchCommand::Gateway(args),
+        } => vallee::bench::gateway(args).await,
     }
 }

@@ -15,8 +15,7 @@
 //! the broker stored but never acknowledged (it died first) may land: they are counted apart.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -35,6 +34,7 @@ use tokio::sync::watch;
 use vallee_lake::{Lake, LakeOptions};
 use vallee_schemas::contract::{Stream, Table};
 
+use super::{http_get, wait_ready};
 use crate::cli::BenchChaosArgs;
 
 /// One acknowledged message: its partition and offset.
@@ -436,36 +436,4 @@ async fn wait_exit(child: &mut Child, timeout: Duration) -> Result<std::process:
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn wait_ready(http: SocketAddr, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if matches!(http_get(http, "/readyz"), Ok((200, _))) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    bail!("the hub was not ready within {timeout:?}")
-}
-
-/// `GET path` over a fresh connection: the status and body.
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((
-        status,
-        text.split("\r\n\r\n").nth(1).unwrap_or_default().into(),
-    ))
 }

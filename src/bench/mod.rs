@@ -2,10 +2,12 @@
 //! taken in the same run (the raw consume rate of the same topics, a plain DataFusion batch
 //! query over the same file), never against a fixed number. `vallee bench chaos`: the whole
 //! hub killed again and again under load, then exact accounting and restart times.
+//! `vallee bench gateway`: the field doors against a plain producer of the same events.
 
 mod chaos;
 mod cpu;
 mod forecast;
+mod gateway;
 mod ingest;
 mod rounds;
 mod stream;
@@ -21,6 +23,7 @@ use vallee_ingest::IngestOptions;
 pub use chaos::chaos;
 pub use cpu::{CpuSnapshot, CpuUse};
 pub use forecast::forecast;
+pub use gateway::gateway;
 pub use ingest::ingest;
 pub use rounds::rounds;
 pub use stream::stream;
@@ -190,4 +193,38 @@ async fn raw_consume(options: &IngestOptions, expected: u64) -> Result<f64> {
         Ok(started.elapsed().as_secs_f64())
     })
     .await?
+}
+
+/// Waits until the hub at `http` says it is ready.
+pub(crate) async fn wait_ready(http: std::net::SocketAddr, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if matches!(http_get(http, "/readyz"), Ok((200, _))) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("the hub was not ready within {timeout:?}")
+}
+
+/// `GET path` over a fresh connection: the status and body.
+pub(crate) fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((
+        status,
+        text.split("\r\n\r\n").nth(1).unwrap_or_default().into(),
+    ))
 }
