@@ -61,6 +61,14 @@ pub fn start(
     tasks.spawn(emptied_bins(state.clone(), shutdown.child_token()));
     tasks.spawn(crate::notify::run(state.clone(), shutdown.child_token()));
     tasks.spawn(sensor_health(state.clone(), shutdown.child_token()));
+    if !state.options.gateways.is_empty() {
+        let door = state.field_door.clone();
+        tasks.spawn(retrying(
+            "field doors' memory",
+            shutdown.child_token(),
+            move |token| door.clone().remember_sent(token),
+        ));
+    }
     if !state.options.mqtt.url.is_empty() {
         let (mqtt, connected) = (state.clone(), state.mqtt_connected.clone());
         tasks.spawn(retrying(

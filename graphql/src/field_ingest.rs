@@ -15,8 +15,12 @@
 //! this replica already sent for the gateway (the same content: a sensor's `id` names the
 //! sensor, so its next reading is a new item) is answered as it was then, marked
 //! `duplicate`, and not sent again; a request with an `Idempotency-Key` it already answered
-//! gets the same answer (both remembered in memory, per replica, for the last
-//! [`REMEMBERED`] of each).
+//! gets the same answer (remembered for the last [`REMEMBERED`] of each). Each record the
+//! door sends names its gateway and fingerprint (and its LoRaWAN frame) in headers, and a
+//! replica reads the last records of the sensor topics back before its doors answer
+//! ([`FieldDoor::remember_sent`]): a retry after a crash or a restart, or sent to another
+//! replica that started later, is still known. Answers by idempotency key stay per replica.
+//! A replica does not learn what another sends after it started.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -27,9 +31,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::decode;
 
@@ -43,6 +50,19 @@ pub const MAX_ITEMS: usize = 10_000;
 /// Event ids and idempotency keys remembered per gateway.
 pub const REMEMBERED: usize = 100_000;
 
+/// The header naming what a door sent: `gateway\nfingerprint`. Read back at start
+/// ([`FieldDoor::remember_sent`]), so that a retry after a restart, or sent to another
+/// replica, is still known.
+pub const ITEM_HEADER: &str = "vallee-door-item";
+
+/// The header naming the LoRaWAN frame a record carries: `DevEUI\nframe counter\npayload
+/// hash\nreceived (ms)`.
+pub const FRAME_HEADER: &str = "vallee-door-frame";
+
+/// Records read back per partition of each sensor topic at start: what the doors sent
+/// lately is among them (the memory holds [`REMEMBERED`] a gateway anyway).
+pub const READ_BACK: i64 = 20_000;
+
 /// How far apart two receptions of one LoRaWAN frame (DevEUI, frame counter, payload) may
 /// be and still be one uplink: heard through two network servers, or posted again. The
 /// same frame later is a device that started counting again (after a rejoin).
@@ -55,6 +75,8 @@ pub struct FieldDoor {
     memory: Mutex<HashMap<String, Remembered>>,
     /// LoRaWAN uplinks sent, whichever gateway or network server brought them.
     uplinks: Mutex<Uplinks>,
+    /// What the doors sent before this replica started has been read back.
+    remembers: std::sync::atomic::AtomicBool,
     /// The register of devices staff keep (the citizens' view of the reference topic).
     registry: std::sync::OnceLock<Arc<crate::citizen::CitizenHub>>,
 }
@@ -110,7 +132,19 @@ struct Uplinks {
 /// An uplink taken as new by [`FieldDoor::claim_uplink`]: given back if it was not sent.
 pub(crate) struct UplinkClaim {
     key: (String, u64),
+    payload: u64,
+    received: i64,
     before: Option<(u64, i64)>,
+}
+
+impl UplinkClaim {
+    /// The frame as [`FRAME_HEADER`] carries it.
+    pub(crate) fn header(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n{}",
+            self.key.0, self.key.1, self.payload, self.received
+        )
+    }
 }
 
 /// One item's outcome; `sent_before`: a retry of an item this replica already sent for
@@ -137,6 +171,7 @@ impl FieldDoor {
             options: options.clone(),
             memory: Mutex::default(),
             uplinks: Mutex::default(),
+            remembers: Default::default(),
             registry: std::sync::OnceLock::new(),
         }))
     }
@@ -146,17 +181,20 @@ impl FieldDoor {
     /// duplicate. Taken before it is sent, so that two gateways posting it at the same
     /// instant send it once; [`Self::release_uplink`] gives it back if the send failed.
     pub(crate) fn claim_uplink(&self, uplink: &crate::lorawan::Uplink) -> Option<UplinkClaim> {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        uplink.data.hash(&mut hasher);
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(&uplink.data);
         if uplink.data.is_empty() {
-            uplink
-                .object
-                .as_ref()
-                .map(Value::to_string)
-                .hash(&mut hasher);
+            hasher.update(
+                uplink
+                    .object
+                    .as_ref()
+                    .map(Value::to_string)
+                    .unwrap_or_default(),
+            );
         }
-        let payload = hasher.finish();
+        let digest = hasher.finalize();
+        let payload = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
         let received =
             chrono::DateTime::parse_from_rfc3339(&uplink.time).map_or(0, |t| t.timestamp_millis());
         let key = (uplink.dev_eui.to_uppercase(), uplink.f_cnt);
@@ -177,7 +215,40 @@ impl FieldDoor {
                 uplinks.seen.remove(&old);
             }
         }
-        Some(UplinkClaim { key, before })
+        Some(UplinkClaim {
+            key,
+            payload,
+            received,
+            before,
+        })
+    }
+
+    /// Remembers a frame another replica, or this one before a restart, sent (read back
+    /// from a record's [`FRAME_HEADER`]).
+    fn remember_frame(&self, header: &str) {
+        let mut parts = header.split('\n');
+        let (Some(dev_eui), Some(Ok(f_cnt)), Some(Ok(payload)), Some(Ok(received))) = (
+            parts.next(),
+            parts.next().map(str::parse::<u64>),
+            parts.next().map(str::parse::<u64>),
+            parts.next().map(str::parse::<i64>),
+        ) else {
+            return;
+        };
+        let key = (dev_eui.to_string(), f_cnt);
+        let mut uplinks = self.uplinks.lock().expect("field door uplinks");
+        if uplinks
+            .seen
+            .insert(key.clone(), (payload, received))
+            .is_none()
+        {
+            uplinks.order.push_back(key);
+            if uplinks.order.len() > REMEMBERED
+                && let Some(old) = uplinks.order.pop_front()
+            {
+                uplinks.seen.remove(&old);
+            }
+        }
     }
 
     /// Gives back an uplink that was not sent, so that the next delivery sends it.
@@ -215,6 +286,7 @@ impl FieldDoor {
                 entity_id: d.entity_id,
                 profile: d.profile,
                 depth_mm: d.depth_mm,
+                fill_threshold: d.fill_threshold,
                 latitude: d.lat,
                 longitude: d.long,
             });
@@ -244,8 +316,138 @@ impl FieldDoor {
     }
 }
 
+impl FieldDoor {
+    /// Whether what the doors sent before this replica started is remembered (until then
+    /// the doors answer 503: a retry could not be told from a new item).
+    pub fn remembers(&self) -> bool {
+        self.remembers.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Reads back the last [`READ_BACK`] records of each partition of the sensor topics
+    /// and remembers the items and frames the doors (of any replica) sent, then lets the
+    /// doors answer.
+    pub async fn remember_sent(self: Arc<Self>, shutdown: CancellationToken) -> Result<()> {
+        let door = self.clone();
+        let read = tokio::task::spawn_blocking(move || door.read_back(&shutdown))
+            .await
+            .map_err(|e| Error::Internal(format!("field door memory: {e}")))??;
+        tracing::info!(
+            records = read,
+            "field doors: what was sent lately is remembered"
+        );
+        self.remembers
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// The blocking part of [`Self::remember_sent`]: records read.
+    fn read_back(&self, shutdown: &CancellationToken) -> Result<u64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.options.kafka.brokers)
+            .set("group.id", "vallee-field-door-memory")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let timeout = Duration::from_secs(10);
+        let mut assignment = TopicPartitionList::new();
+        let mut ends: HashMap<(String, i32), i64> = HashMap::new();
+        for stream in Stream::SENSORS {
+            let topic = self.options.topic(stream);
+            let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
+            for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+                let (low, high) = consumer.fetch_watermarks(&topic, partition.id(), timeout)?;
+                if high > low {
+                    let from = low.max(high - READ_BACK);
+                    assignment.add_partition_offset(
+                        &topic,
+                        partition.id(),
+                        Offset::Offset(from),
+                    )?;
+                    ends.insert((topic.clone(), partition.id()), high);
+                }
+            }
+        }
+        if ends.is_empty() {
+            return Ok(0);
+        }
+        consumer.assign(&assignment)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        let mut read = 0u64;
+        while !ends.is_empty() {
+            if shutdown.is_cancelled() {
+                return Err(Error::Internal("stopped while reading back".into()));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Internal(format!(
+                    "reading back what the doors sent took over 5 minutes ({read} records read)"
+                )));
+            }
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let message = message?;
+            read += 1;
+            let position = (message.topic().to_string(), message.partition());
+            if ends
+                .get(&position)
+                .is_some_and(|end| message.offset() + 1 >= *end)
+            {
+                ends.remove(&position);
+            }
+            let Some(headers) = message.headers() else {
+                continue;
+            };
+            for header in headers.iter() {
+                let Some(value) = header.value.and_then(|v| std::str::from_utf8(v).ok()) else {
+                    continue;
+                };
+                match header.key {
+                    ITEM_HEADER => self.remember_item(&message, value),
+                    FRAME_HEADER => self.remember_frame(value),
+                    _ => {}
+                }
+            }
+        }
+        Ok(read)
+    }
+
+    /// Remembers an item read back: its gateway, stream and fingerprint, and the refusal
+    /// it got (decided again the same way, from its bytes and its record's timestamp).
+    fn remember_item(&self, message: &impl Message, header: &str) {
+        let Some((gateway, fingerprint)) = header.split_once('\n') else {
+            return;
+        };
+        let Some(stream) = self.options.kafka.topics.stream_of(message.topic()) else {
+            return;
+        };
+        let refusal = decode(
+            stream,
+            message.payload(),
+            message.timestamp().to_millis(),
+            &self.options.decode,
+        )
+        .err()
+        .map(|r| (r.reason.to_string(), r.message));
+        let mut memory = self.memory.lock().expect("field door memory");
+        (memory.entry(gateway.to_string()).or_default()).sent(
+            stream,
+            fingerprint.to_string(),
+            refusal,
+        );
+    }
+}
+
 pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
+}
+
+/// The answer while a replica reads back what the doors sent before it started.
+pub(crate) fn starting() -> Response {
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the door is starting (reading back what was sent before): send again in a few seconds",
+    );
+    (response.headers_mut()).insert("retry-after", "2".parse().expect("a header value"));
+    response
 }
 
 /// One item of a request: the bytes sent to the topic, and their JSON when they parse
@@ -253,6 +455,8 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response {
 pub(crate) struct Item {
     pub bytes: Vec<u8>,
     pub value: Option<Value>,
+    /// The LoRaWAN frame it carries ([`FRAME_HEADER`]), if any.
+    pub frame: Option<String>,
 }
 
 impl Item {
@@ -260,6 +464,7 @@ impl Item {
         Item {
             bytes: serde_json::to_vec(&value).expect("a value serializes"),
             value: Some(value),
+            frame: None,
         }
     }
 
@@ -267,6 +472,7 @@ impl Item {
         Item {
             value: serde_json::from_slice(bytes).ok(),
             bytes: bytes.to_vec(),
+            frame: None,
         }
     }
 }
@@ -279,6 +485,7 @@ fn items(body: &[u8]) -> std::result::Result<Vec<Item>, String> {
             value => vec![Item {
                 bytes: body.to_vec(),
                 value: Some(value),
+                frame: None,
             }],
         });
     }
@@ -286,7 +493,6 @@ fn items(body: &[u8]) -> std::result::Result<Vec<Item>, String> {
         .split(|b| *b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .filter(|l| l.iter().any(|b| !b.is_ascii_whitespace()))
-                fill_threshold: d.fill_threshold,
         .map(Item::of_bytes)
         .collect();
     if lines.is_empty() {
@@ -351,6 +557,9 @@ pub async fn post(
             StatusCode::FORBIDDEN,
             &format!("gateway {} may not post to {}", gateway.name, stream.name()),
         );
+    }
+    if !door.remembers() {
+        return starting();
     }
     let idempotency = headers
         .get("idempotency-key")
@@ -442,8 +651,21 @@ impl FieldDoor {
             .zip(&ids)
             .zip(&outcomes)
             .filter(|(_, outcome)| !outcome.sent_before)
-            .map(|((item, (id, _)), _)| {
-                let mut record = FutureRecord::to(&topic).payload(item.bytes.as_slice());
+            .map(|((item, (id, fingerprint)), _)| {
+                let sent = format!("{}\n{fingerprint}", gateway.name);
+                let mut headers = OwnedHeaders::new().insert(Header {
+                    key: ITEM_HEADER,
+                    value: Some(&sent),
+                });
+                if let Some(frame) = &item.frame {
+                    headers = headers.insert(Header {
+                        key: FRAME_HEADER,
+                        value: Some(frame),
+                    });
+                }
+                let mut record = FutureRecord::to(&topic)
+                    .payload(item.bytes.as_slice())
+                    .headers(headers);
                 if let Some(id) = id {
                     record = record.key(id.as_str());
                 }

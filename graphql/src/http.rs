@@ -313,6 +313,9 @@ async fn readyz(State(schemas): State<Schemas>) -> Response {
             .alerts_ready
             .load(std::sync::atomic::Ordering::Acquire),
     );
+    if !schemas.state.options.gateways.is_empty() {
+        checks.insert("fieldDoors", schemas.state.field_door.remembers());
+    }
     if !schemas.state.options.mqtt.url.is_empty() {
         checks.insert(
             "mqtt",

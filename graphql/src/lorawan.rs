@@ -194,6 +194,9 @@ async fn receive(
             "a gateway key is needed (Authorization: Bearer KEY, or X-Api-Key)",
         );
     };
+    if !door.remembers() {
+        return crate::field_ingest::starting();
+    }
     let Ok(message) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "the body is not JSON");
     };
@@ -265,11 +268,15 @@ pub async fn deliver(
         // Nobody counted: nothing to record, nothing to send.
         Ok((None, _)) => return Ok(Delivery::Nothing),
         Ok((Some(event), uplink)) => match door.claim_uplink(&uplink) {
-            Some(claim) => (Item::of_value(event), Some(claim)),
+            Some(claim) => {
+                let mut item = Item::of_value(event);
+                item.frame = Some(claim.header());
+                (item, Some(claim))
+            }
             None => {
                 let id = event.get("id").cloned().unwrap_or(Value::Null);
                 return Ok(Delivery::Answered(json!({
-                    "stream": stream.name(), "accepted": 0, "refused": 0, "duplicates": 1,
+                    "stream": stream.name(), "accepted": 1, "refused": 0, "duplicates": 1,
                     "items": [{"index": 0, "id": id, "status": "accepted", "duplicate": true}],
                 })));
             }
@@ -359,6 +366,11 @@ pub fn reading(device: &Device, uplink: &Uplink) -> Result<Option<Value>, String
             if let Some(b) = battery {
                 e["batteryLevel"] = json!(b / 100.0);
             }
+            // The register's threshold travels with the reading: the stream stage's fill
+            // alerts read it there (after a commune's own).
+            if let Some(t) = device.fill_threshold {
+                e["binFullnessThreshold"] = json!(t);
+            }
             e
         }
         DeviceProfile::WeatherStation => {
@@ -366,11 +378,6 @@ pub fn reading(device: &Device, uplink: &Uplink) -> Result<Option<Value>, String
                 Some(o) if o.get("temperature").is_some() => (
                     o["temperature"].as_f64(),
                     o["humidity"].as_f64(),
-            // The register's threshold travels with the reading: the stream stage's fill
-            // alerts read it there (after a commune's own).
-            if let Some(t) = device.fill_threshold {
-                e["binFullnessThreshold"] = json!(t);
-            }
                     o["rain"].as_f64(),
                 ),
                 _ => match bytes.as_slice() {
@@ -429,6 +436,7 @@ mod tests {
             entity_id: "urn:ngsi-ld:WasteContainer:gignac-lora-1".into(),
             profile,
             depth_mm: Some(1200.0),
+            fill_threshold: None,
             latitude: 43.6521,
             longitude: 3.5512,
         }
@@ -436,7 +444,6 @@ mod tests {
 
     #[test]
     fn an_ultrasonic_uplink_is_a_fill_level_with_its_radio() {
-            fill_threshold: None,
         // 300 mm from the sensor in a 1.2 m bin: three quarters full; battery 87 %.
         let e = reading(
             &device(DeviceProfile::UltrasonicFill),
@@ -453,13 +460,6 @@ mod tests {
             (Some(-36.0), Some(10.5))
         );
         assert_eq!(e["gatewayCount"], 1);
-        // The network server's decoded object wins over the bytes.
-        let mut decoded = uplink(&[0xff, 0xff]);
-        decoded.object = Some(json!({"distance": 1200.0}));
-        let e = reading(&device(DeviceProfile::UltrasonicFill), &decoded)
-            .unwrap()
-            .unwrap();
-        assert_eq!(e["fillingLevel"], 0.0);
         assert!(e.get("binFullnessThreshold").is_none(), "none registered");
         // A bin registered as full at 70 %: its readings say so, for the fill alerts.
         let seventy = Device {
@@ -468,6 +468,13 @@ mod tests {
         };
         let e = reading(&seventy, &uplink(&[0x01, 0x2c])).unwrap().unwrap();
         assert_eq!(e["binFullnessThreshold"], 0.7);
+        // The network server's decoded object wins over the bytes.
+        let mut decoded = uplink(&[0xff, 0xff]);
+        decoded.object = Some(json!({"distance": 1200.0}));
+        let e = reading(&device(DeviceProfile::UltrasonicFill), &decoded)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e["fillingLevel"], 0.0);
         // The documented example's single byte is no reading.
         let one_byte = Uplink::chirpstack(&serde_json::from_str(CHIRPSTACK).unwrap()).unwrap();
         assert!(reading(&device(DeviceProfile::UltrasonicFill), &one_byte).is_err());

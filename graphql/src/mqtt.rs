@@ -12,9 +12,10 @@
 //! At least once from MQTT: an uplink is acknowledged (PUBACK) only once Kafka
 //! acknowledged its event, and the session is kept by the broker under the replica's
 //! client id, so what a stopped or killed replica did not acknowledge is delivered again
-//! when it comes back. Exactly once into the lake as far as the door remembers frames
-//! ([`crate::field_ingest::FieldDoor::claim_uplink`]): a frame delivered again is
-//! answered `duplicate` and acknowledged. A message that is not JSON, or no network
+//! when it comes back. Exactly once into the lake: a frame delivered again (sent to Kafka
+//! before a crash, but not acknowledged) is known to the door, which read its record back
+//! at start ([`crate::field_ingest::FieldDoor::remember_sent`]), so it is acknowledged and
+//! not sent again. A message that is not JSON, or no network
 //! server's, is sent as it came, so ingest keeps it in `dead_letters`. The broker's
 //! inflight window (mosquitto: 20 messages) bounds what waits in the channel.
 
@@ -172,6 +173,12 @@ async fn handle(
 ) -> bool {
     let door = &state.field_door;
     let mut backoff = Duration::from_millis(200);
+    while !door.remembers() {
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
     loop {
         let message = serde_json::from_slice::<Value>(&publish.payload).ok();
         let server = message.as_ref().and_then(NetworkServer::of);
