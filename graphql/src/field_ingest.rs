@@ -121,6 +121,22 @@ impl Remembered {
     }
 }
 
+/// A LoRaWAN uplink as both network servers describe it (read from their JSON in
+/// [`crate::lorawan`]); the doors tell frames apart by it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Uplink {
+    pub dev_eui: String,
+    /// When the network server received it (RFC 3339).
+    pub time: String,
+    pub f_cnt: u64,
+    /// The frame payload.
+    pub data: Vec<u8>,
+    /// The network server's own decoding of it, if its codec made one.
+    pub object: Option<Value>,
+    /// (RSSI, SNR) at each gateway that heard it.
+    pub radio: Vec<(Option<f64>, Option<f64>)>,
+}
+
 /// The LoRaWAN frames sent: by (DevEUI, frame counter), the payload's hash and when the
 /// network server received it (ms); the last [`REMEMBERED`].
 #[derive(Default)]
@@ -180,7 +196,7 @@ impl FieldDoor {
     /// payload, received within [`SAME_UPLINK_WITHIN`]) was taken already: `None`, a
     /// duplicate. Taken before it is sent, so that two gateways posting it at the same
     /// instant send it once; [`Self::release_uplink`] gives it back if the send failed.
-    pub(crate) fn claim_uplink(&self, uplink: &crate::lorawan::Uplink) -> Option<UplinkClaim> {
+    pub(crate) fn claim_uplink(&self, uplink: &Uplink) -> Option<UplinkClaim> {
         use sha2::{Digest, Sha256};
         let mut hasher = Sha256::new();
         hasher.update(&uplink.data);
@@ -738,7 +754,7 @@ mod tests {
     #[test]
     fn one_frame_is_sent_once_whichever_way_it_comes_a_restarted_count_is_new() {
         let door = FieldDoor::new(&ApiOptions::default()).unwrap();
-        let frame = |f_cnt: u64, data: &[u8], time: &str| crate::lorawan::Uplink {
+        let frame = |f_cnt: u64, data: &[u8], time: &str| Uplink {
             dev_eui: "a84041000181c61e".into(),
             time: time.into(),
             f_cnt,

@@ -39,23 +39,9 @@ use vallee_schemas::contract::Stream;
 
 use vallee_schemas::rejection::UNREGISTERED_UPLINK;
 
+pub use crate::field_ingest::Uplink;
 use crate::field_ingest::{FieldDoor, Item, error};
 use crate::options::{Device, DeviceProfile, Gateway};
-
-/// An uplink as both network servers describe it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Uplink {
-    pub dev_eui: String,
-    /// When the network server received it (RFC 3339).
-    pub time: String,
-    pub f_cnt: u64,
-    /// The frame payload.
-    pub data: Vec<u8>,
-    /// The network server's own decoding of it, if its codec made one.
-    pub object: Option<Value>,
-    /// (RSSI, SNR) at each gateway that heard it.
-    pub radio: Vec<(Option<f64>, Option<f64>)>,
-}
 
 impl Uplink {
     /// A ChirpStack v4 `up` event (JSON marshaler).
