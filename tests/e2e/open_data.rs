@@ -284,6 +284,57 @@ async fn a_dataset_without_data_yet_serves_its_header_only() {
     hub.stop().await;
 }
 
+/// The share of bin sensors in service per commune and day: one that went silent stays
+/// known (and counts against the share) for a week; one giving the same level all day is
+/// stuck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn working_sensors_are_published_per_commune_and_day() {
+    let (world, hub) = world_and_hub().await;
+    let reading = |bin: &str, at: DateTime<Utc>, level: f64| {
+        json!({"id": format!("urn:ngsi-ld:WasteContainer:{bin}"), "type": "WasteContainer",
+            "dateObserved": at.to_rfc3339(), "fillingLevel": level,
+            "location": {"type": "Point", "coordinates": [3.5512, 43.6521]}})
+    };
+    let (day1, day2) = (t0(), t0() + chrono::Duration::days(1));
+    let mut readings = vec![
+        // A working bin, both days; another silent on the second day.
+        reading("sain", day1, 0.3),
+        reading("sain", day2, 0.5),
+        reading("muet", day1, 0.4),
+    ];
+    // Blinded by a bag on the second day: 12 readings, one level.
+    readings
+        .extend((0..12).map(|i| reading("bloque", day2 + chrono::Duration::minutes(30 * i), 0.61)));
+    produce(&world, Stream::WasteContainers, &readings).await;
+    wait_for_rows(&world, Table::WasteContainers, 15).await;
+    let path = "/opendata/capteurs-conteneurs-en-service.ndjson";
+    eventually(Duration::from_secs(90), "both days published", || async {
+        ndjson(&hub, path).await.len() == 2
+    })
+    .await;
+    let rows = ndjson(&hub, path).await;
+    let of = |day: &str| {
+        let row = rows
+            .iter()
+            .find(|r| r["day"] == day)
+            .unwrap_or_else(|| panic!("{rows:?}"));
+        (
+            row["communeCode"].as_str().unwrap().to_string(),
+            [
+                &row["capteurs"],
+                &row["ayantEmis"],
+                &row["bloques"],
+                &row["enService"],
+            ]
+            .map(|v| v.as_i64().unwrap()),
+            row["partEnService"].as_f64().unwrap(),
+        )
+    };
+    assert_eq!(of("2026-06-03"), (GIGNAC.to_string(), [2, 2, 0, 2], 1.0));
+    assert_eq!(of("2026-06-04"), (GIGNAC.to_string(), [3, 2, 1, 1], 0.333));
+    hub.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_dataset_or_format_is_not_found() {
     let (_world, hub) = world_and_hub().await;

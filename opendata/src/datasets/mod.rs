@@ -138,6 +138,7 @@ const THEME_SOCI: &str = "http://publications.europa.eu/resource/authority/data-
 pub const DATASETS: &[Dataset] = &[
     sensors::BIN_FILLING,
     sensors::BIN_MONTHS,
+    sensors::BIN_SENSORS_WORKING,
     sensors::TRUCK_MONTHS,
     sensors::BIN_ALERTS,
     sensors::FOOTFALL,

@@ -167,6 +167,87 @@ pub(super) const TRUCK_MONTHS: Dataset = Dataset {
     ],
 };
 
+/// Readings in a day from which a bin sensor giving one level all day counts as stuck
+/// (as many as the hub's sensor health asks before it calls a sensor stuck).
+const STUCK_READINGS: u32 = 12;
+
+/// Days a bin sensor stays known to its commune after its last reading (silent, not gone).
+const KNOWN_DAYS: u32 = 7;
+
+pub(super) const BIN_SENSORS_WORKING: Dataset = Dataset {
+    id: "capteurs-conteneurs-en-service",
+    title: "Capteurs de remplissage en service par commune et par jour",
+    description: "Pour chaque jour (UTC) et chaque commune : capteurs de remplissage connus (ayant émis au cours des 7 derniers jours), capteurs ayant émis ce jour-là, capteurs bloqués (12 mesures ou plus, toutes au même niveau), capteurs en service (ayant émis sans être bloqués) et leur part parmi les capteurs connus.",
+    keywords: &[
+        "dechets",
+        "conteneurs",
+        "capteurs",
+        "qualite",
+        "maintenance",
+    ],
+    theme: "Environnement",
+    dcat_theme: THEME_ENVI,
+    frequency: Frequency::Continuous,
+    source: Source::Raw(Table::WasteContainers),
+    view: || {
+        format!(
+            r#"WITH daily AS (
+                 SELECT id, day, "communeCode", count(*) AS n,
+                        min("fillingLevel") AS lo, max("fillingLevel") AS hi
+                 FROM waste_containers WHERE "communeCode" IS NOT NULL
+                 GROUP BY id, day, "communeCode"),
+               days AS (SELECT DISTINCT day FROM daily),
+               known AS (
+                 SELECT d.day, k.id, max(k."communeCode") AS "communeCode"
+                 FROM days d JOIN daily k
+                   ON k.day <= d.day AND k.day > d.day - INTERVAL '{known} days'
+                 GROUP BY d.day, k.id),
+               judged AS (
+                 SELECT known.day, known."communeCode", t.id IS NOT NULL AS emis,
+                        coalesce(t.n >= {stuck} AND t.lo = t.hi, false) AS bloque
+                 FROM known LEFT JOIN daily t ON t.id = known.id AND t.day = known.day)
+               SELECT day, "communeCode", count(*) AS capteurs,
+                      sum(CASE WHEN emis THEN 1 ELSE 0 END) AS "ayantEmis",
+                      sum(CASE WHEN bloque THEN 1 ELSE 0 END) AS bloques,
+                      sum(CASE WHEN emis AND NOT bloque THEN 1 ELSE 0 END) AS "enService",
+                      round(CAST(sum(CASE WHEN emis AND NOT bloque THEN 1 ELSE 0 END) AS DOUBLE)
+                            / count(*), 3) AS "partEnService"
+               FROM judged GROUP BY day, "communeCode""#,
+            known = KNOWN_DAYS,
+            stuck = STUCK_READINGS,
+        )
+    },
+    commune_column: Some("communeCode"),
+    time_column: "day",
+    time_is_date: true,
+    point: None,
+    uses_sharing: false,
+    columns: &[
+        ("day", "Jour (UTC)"),
+        ("communeCode", "Code INSEE de la commune"),
+        (
+            "capteurs",
+            "Capteurs de remplissage connus : ayant émis au cours des 7 derniers jours",
+        ),
+        (
+            "ayantEmis",
+            "Capteurs ayant émis au moins une mesure ce jour-là",
+        ),
+        (
+            "bloques",
+            "Capteurs bloqués : 12 mesures ou plus ce jour-là, toutes au même niveau",
+        ),
+        (
+            "enService",
+            "Capteurs ayant émis ce jour-là sans être bloqués",
+        ),
+        (
+            "partEnService",
+            "Part des capteurs connus en service (0 à 1)",
+        ),
+    ],
+};
+
 pub(super) const BIN_ALERTS: Dataset = Dataset {
     id: "alertes-conteneurs",
     title: "Alertes des conteneurs et collectes constatées par commune",
