@@ -364,6 +364,12 @@ impl StageStatus for HubStatus {
         ingest.chain(stream).collect()
     }
 
+    fn too_late(&self) -> BTreeMap<Stream, u64> {
+        (self.live.as_ref())
+            .map(|l| l.read().unwrap_or_else(|p| p.into_inner()).too_late.clone())
+            .unwrap_or_default()
+    }
+
     fn watermarks(&self) -> BTreeMap<Stream, Option<chrono::DateTime<chrono::Utc>>> {
         self.live
             .as_ref()

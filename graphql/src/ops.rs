@@ -37,6 +37,12 @@ pub trait StageStatus: Send + Sync + std::fmt::Debug {
     fn ingest_counters(&self) -> IngestCounters;
     /// The stream stage's event-time watermark per stream, when this process runs it.
     fn watermarks(&self) -> BTreeMap<Stream, Option<DateTime<Utc>>>;
+
+    /// Rows the stream stage received later than their stream's correction horizon (in no
+    /// window), per stream, since it started; none when this process does not run it.
+    fn too_late(&self) -> BTreeMap<Stream, u64> {
+        BTreeMap::new()
+    }
     /// Each Kafka stage running here, with its partitions as its probe last saw them.
     fn partitions(&self) -> Vec<StagePartitions>;
 }
@@ -486,6 +492,16 @@ impl Ops {
                 "vallee_watermark_delay_seconds{{stream=\"{s}\"}} {delay}"
             );
         }
+        let too_late = self.stages.too_late();
+        if !too_late.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP vallee_stream_too_late_total Rows later than their stream's correction horizon: in no window.\n# TYPE vallee_stream_too_late_total counter"
+            );
+            for (s, n) in &too_late {
+                let _ = writeln!(out, "vallee_stream_too_late_total{{stream=\"{s}\"}} {n}");
+            }
+        }
 
         let _ = writeln!(
             out,
@@ -606,6 +622,9 @@ mod tests {
             let behind = Utc::now() - chrono::Duration::seconds(90);
             BTreeMap::from([(Stream::Beacons, Some(behind))])
         }
+        fn too_late(&self) -> BTreeMap<Stream, u64> {
+            BTreeMap::from([(Stream::Beacons, 0), (Stream::Tourism, 3)])
+        }
         fn partitions(&self) -> Vec<StagePartitions> {
             use vallee_kafka::watch::PartitionHealth;
             let partition = |p: i32, lag: i64, still: u64| PartitionHealth {
@@ -655,6 +674,7 @@ mod tests {
             "vallee_commit_seconds_sum 2\nvallee_commit_seconds_count 4",
             "vallee_commits_fenced_total 1",
             "vallee_watermark_delay_seconds{stream=\"vineyards\"} 0",
+            "vallee_stream_too_late_total{stream=\"tourism\"} 3",
         ] {
             assert!(text.contains(line), "{line} in\n{text}");
         }

@@ -758,3 +758,103 @@ fn public_tables(world: &World) -> Option<Value> {
         }
     }
 }
+
+/// A site counter uploads yesterday's counts in one batch today: within the tourism
+/// stream's correction horizon (48 h) they correct yesterday's hour as a new revision, and
+/// the public download follows; a batch older than that changes nothing and is counted in
+/// the metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counters_batch_from_yesterday_corrects_yesterdays_hour() {
+    let (world, hub) = world_and_hub().await;
+    let visit = |id: &str, at: DateTime<Utc>, count: i64| {
+        json!({"id": format!("urn:ngsi-ld:SiteVisit:{id}"), "type": "SiteVisit",
+            "dateObserved": at.to_rfc3339(), "site": "abbaye-de-gellone",
+            "locationCode": "34261", "source": "counter", "count": count})
+    };
+    let yesterday = t0();
+    let today = t0() + chrono::Duration::hours(26);
+    // Yesterday's first visitors, then today's traffic moves the watermark past it.
+    produce(&world, Stream::Tourism, &[visit("first", yesterday, 6)]).await;
+    produce(&world, Stream::Tourism, &[visit("today", today, 8)]).await;
+    // A handle that knows the stage's output table (the lake registers what it ensured).
+    let lake = world.lake().await;
+    lake.ensure(vallee_schemas::tables::OutputTable::SitePresence)
+        .await
+        .unwrap();
+    let hour_of = |start: DateTime<Utc>| {
+        format!(
+            "SELECT \"visitorCount\", revision FROM site_presence WHERE site = 'abbaye-de-gellone' \
+             AND CAST(hour AS BIGINT) = {} ORDER BY revision DESC",
+            start.timestamp_micros()
+        )
+    };
+    let latest = |batches: &[arrow::record_batch::RecordBatch]| -> Option<(i64, i64)> {
+        let b = batches.iter().find(|b| b.num_rows() > 0)?;
+        let col = |i: usize| {
+            arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int64).unwrap()
+        };
+        let (v, r) = (col(0), col(1));
+        let (v, r) = (
+            v.as_any()
+                .downcast_ref::<arrow::array::Int64Array>()?
+                .value(0),
+            r.as_any()
+                .downcast_ref::<arrow::array::Int64Array>()?
+                .value(0),
+        );
+        Some((v, r))
+    };
+    let yesterday_hour = hour_of(yesterday);
+    eventually(
+        Duration::from_secs(90),
+        "yesterday's hour closed",
+        || async {
+            lake.sql(&yesterday_hour)
+                .await
+                .ok()
+                .and_then(|b| latest(&b))
+                .is_some()
+        },
+    )
+    .await;
+    let before = latest(&lake.sql(&yesterday_hour).await.unwrap()).unwrap();
+    assert_eq!(before.0, 6);
+    // Today, the counter's batch for yesterday (26 h late), and one from four days ago.
+    produce(
+        &world,
+        Stream::Tourism,
+        &[
+            visit("batch-1", yesterday + chrono::Duration::minutes(30), 7),
+            visit("stale", yesterday - chrono::Duration::days(3), 50),
+        ],
+    )
+    .await;
+    eventually(
+        Duration::from_secs(90),
+        "yesterday's hour corrected",
+        || async {
+            lake.sql(&yesterday_hour)
+                .await
+                .ok()
+                .and_then(|b| latest(&b))
+                .is_some_and(|(visitors, revision)| visitors == 13 && revision > before.1)
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the stale batch counted apart",
+        || async {
+            http_get(hub.http, "/metrics").is_ok_and(|(_, m)| {
+                m.contains("vallee_stream_too_late_total{stream=\"tourism\"} 1")
+            })
+        },
+    )
+    .await;
+    let stale = hour_of(yesterday - chrono::Duration::days(3));
+    assert!(
+        latest(&lake.sql(&stale).await.unwrap()).is_none(),
+        "four days late: no window"
+    );
+    hub.stop().await;
+}

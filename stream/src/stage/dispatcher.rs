@@ -152,6 +152,15 @@ impl Dispatcher {
     }
 
     /// Current values of open windows (early results for the live view).
+    /// Rows later than their stream's correction horizon, counted in no window, per
+    /// stream (since this process started).
+    pub fn too_late(&self) -> BTreeMap<Stream, u64> {
+        BTreeMap::from([
+            (Stream::Beacons, self.footfall.too_late),
+            (Stream::Tourism, self.presence.too_late),
+        ])
+    }
+
     pub fn early_footfall(&self) -> Vec<(String, String, Window, i64)> {
         self.footfall.early()
     }

@@ -28,6 +28,8 @@ pub struct LiveView {
     /// Early results of the open footfall windows.
     pub footfall: Vec<LiveFootfall>,
     pub watermarks: BTreeMap<Stream, Option<DateTime<Utc>>>,
+    /// Rows later than their stream's correction horizon, per stream, since start.
+    pub too_late: BTreeMap<Stream, u64>,
     pub updated_at: Option<DateTime<Utc>>,
     /// Messages read (refused ones included) whose results are committed.
     pub consumed: u64,

@@ -38,10 +38,14 @@ pub struct StreamOptions {
     /// Default 30 s.
     #[serde(rename = "idle_timeout_ms", with = "units::millis")]
     pub idle_timeout: Duration,
-    /// Closed windows are kept this long (event time) to correct them with late rows.
-    /// Default 1 h.
-    #[serde(rename = "correction_horizon_s", with = "units::seconds")]
-    pub correction_horizon: chrono::Duration,
+    /// Closed windows are kept this long (event time) to correct them with late rows, per
+    /// sensor stream: tourism 48 h (site counters upload yesterday's counts in one batch),
+    /// the others 1 h. In the file, one duration for every stream, or
+    /// `[stream.correction_horizon_s]` naming the streams it changes. A row later than its
+    /// stream's horizon changes no window: it is counted in
+    /// `vallee_stream_too_late_total{stream}` and logged.
+    #[serde(rename = "correction_horizon_s", with = "horizons")]
+    pub correction_horizon: BTreeMap<Stream, chrono::Duration>,
     /// People a zone holds before it counts as congested, per zone; others use the default.
     pub zone_capacity: BTreeMap<String, i64>,
     /// Capacity of the zones `zone_capacity` does not name. Default 150.
@@ -84,7 +88,7 @@ impl Default for StreamOptions {
             membership: Membership::Auto,
             lateness: lateness::defaults(),
             idle_timeout: Duration::from_secs(30),
-            correction_horizon: chrono::Duration::hours(1),
+            correction_horizon: horizons::defaults(),
             zone_capacity: BTreeMap::new(),
             default_zone_capacity: 150,
             sketch_zones: BTreeSet::new(),
@@ -99,6 +103,12 @@ impl Default for StreamOptions {
 }
 
 impl StreamOptions {
+    /// The correction horizon of `stream`.
+    pub fn correction_horizon(&self, stream: Stream) -> chrono::Duration {
+        (self.correction_horizon.get(&stream).copied())
+            .unwrap_or_else(|| chrono::Duration::hours(1))
+    }
+
     /// Names are set, capacities positive, the dwell gap and the commit interval non-zero,
     /// a static membership's index below its count.
     pub fn validate(&self) -> Result<()> {
@@ -132,6 +142,52 @@ impl StreamOptions {
 }
 
 /// `[stream.lateness_s]`: sensor stream name → allowed lateness, over the defaults.
+/// `correction_horizon_s`: one duration for every sensor stream, or a table naming the
+/// streams it changes (the others keep their default).
+mod horizons {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+    use vallee_schemas::contract::Stream;
+
+    pub fn defaults() -> BTreeMap<Stream, chrono::Duration> {
+        (Stream::SENSORS.into_iter())
+            .map(|s| {
+                let horizon = match s {
+                    Stream::Tourism => chrono::Duration::hours(48),
+                    _ => chrono::Duration::hours(1),
+                };
+                (s, horizon)
+            })
+            .collect()
+    }
+
+    pub fn serialize<S: Serializer>(
+        horizons: &BTreeMap<Stream, chrono::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        super::lateness::serialize(horizons, s)
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Each(BTreeMap<String, super::lateness::Seconds>),
+        All(super::lateness::Seconds),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Stream, chrono::Duration>, D::Error> {
+        match Given::deserialize(d)? {
+            Given::All(super::lateness::Seconds(all)) => {
+                Ok((Stream::SENSORS.into_iter()).map(|s| (s, all)).collect())
+            }
+            Given::Each(each) => super::lateness::named(defaults(), each),
+        }
+    }
+}
+
 mod lateness {
     use std::collections::BTreeMap;
 
@@ -153,7 +209,7 @@ mod lateness {
 
     /// One lateness, in seconds or as a humane duration.
     #[derive(Serialize, Deserialize)]
-    struct Seconds(#[serde(with = "units::seconds")] chrono::Duration);
+    pub(super) struct Seconds(#[serde(with = "units::seconds")] pub chrono::Duration);
 
     pub fn serialize<S: Serializer>(
         lateness: &BTreeMap<Stream, chrono::Duration>,
@@ -169,14 +225,22 @@ mod lateness {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<Stream, chrono::Duration>, D::Error> {
-        let mut lateness = defaults();
-        for (name, Seconds(value)) in BTreeMap::<String, Seconds>::deserialize(d)? {
+        named(defaults(), BTreeMap::<String, Seconds>::deserialize(d)?)
+    }
+
+    /// `defaults`, with the streams `given` names changed.
+    pub(super) fn named<E: de::Error>(
+        defaults: BTreeMap<Stream, chrono::Duration>,
+        given: BTreeMap<String, Seconds>,
+    ) -> Result<BTreeMap<Stream, chrono::Duration>, E> {
+        let mut lateness = defaults;
+        for (name, Seconds(value)) in given {
             let stream = Stream::SENSORS
                 .into_iter()
                 .find(|s| s.name() == name)
                 .ok_or_else(|| {
                     let names: Vec<&str> = Stream::SENSORS.iter().map(|s| s.name()).collect();
-                    de::Error::custom(format!(
+                    E::custom(format!(
                         "unknown stream {name:?} (one of {})",
                         names.join(", ")
                     ))
@@ -190,6 +254,44 @@ mod lateness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn correction_horizons_are_one_for_all_or_per_stream_tourism_two_days_by_default() {
+        let defaults = StreamOptions::default();
+        assert_eq!(
+            defaults.correction_horizon(Stream::Tourism),
+            chrono::Duration::hours(48),
+            "a counter's daily batch still corrects yesterday"
+        );
+        assert_eq!(
+            defaults.correction_horizon(Stream::Beacons),
+            chrono::Duration::hours(1)
+        );
+        let all: StreamOptions =
+            serde_json::from_value(serde_json::json!({"correction_horizon_s": 7200})).unwrap();
+        assert!(
+            Stream::SENSORS
+                .iter()
+                .all(|s| all.correction_horizon(*s) == chrono::Duration::hours(2))
+        );
+        let one: StreamOptions = serde_json::from_value(
+            serde_json::json!({"correction_horizon_s": {"beacons": "30min"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            one.correction_horizon(Stream::Beacons),
+            chrono::Duration::minutes(30)
+        );
+        assert_eq!(
+            one.correction_horizon(Stream::Tourism),
+            chrono::Duration::hours(48)
+        );
+        let err = serde_json::from_value::<StreamOptions>(
+            serde_json::json!({"correction_horizon_s": {"parking": 60}}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown stream"), "{err}");
+    }
 
     #[test]
     fn lateness_names_the_streams_it_changes_and_keeps_the_others() {

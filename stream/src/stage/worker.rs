@@ -423,6 +423,7 @@ impl Worker {
             .iter()
             .map(|s| (*s, dispatcher.watermark(*s, now)))
             .collect();
+        view.too_late = dispatcher.too_late();
         view.updated_at = Some(Utc::now());
     }
 }

@@ -71,12 +71,14 @@ pub struct Footfall {
     pub pending: Pending,
     replay: ReplayTracker,
     topics: Topics,
+    /// Sightings that came later than the correction horizon (counted in no window).
+    pub too_late: u64,
 }
 
 impl Footfall {
     /// A family whose per-batch plans run on `handle` (from a thread that may block).
     pub fn new(options: &StreamOptions, handle: Handle) -> Self {
-        let horizon = options.correction_horizon;
+        let horizon = options.correction_horizon(Stream::Beacons);
         let lateness = options
             .lateness
             .get(&Stream::Beacons)
@@ -99,6 +101,7 @@ impl Footfall {
             pending: Pending::default(),
             replay: ReplayTracker::default(),
             topics: Topics::default(),
+            too_late: 0,
         }
     }
 
@@ -129,6 +132,7 @@ impl Footfall {
                 self.exact.insert(&partial, &mut corrections)
             };
             if too_late {
+                self.too_late += 1;
                 tracing::warn!(zone = partial.zone, time = %partial.time, "sighting older than the correction horizon: counted nowhere");
             }
         }

@@ -44,13 +44,15 @@ pub struct Presence {
     replay: ReplayTracker,
     /// How far behind the tourism watermark visits are still needed.
     retention: Duration,
+    /// Visits that came later than the correction horizon (counted in no window).
+    pub too_late: u64,
     topics: Topics,
 }
 
 impl Presence {
     /// A family whose per-batch plans run on `handle` (from a thread that may block).
     pub fn new(options: &StreamOptions, handle: Handle) -> Self {
-        let horizon = options.correction_horizon;
+        let horizon = options.correction_horizon(Stream::Tourism);
         let lateness = options
             .lateness
             .get(&Stream::Tourism)
@@ -71,6 +73,7 @@ impl Presence {
             // An hour's windows within the correction horizon (with the same margin as
             // the beacons', which end a dwell gap after the hour).
             retention: Duration::hours(1) + lateness + horizon + options.dwell_gap,
+            too_late: 0,
             topics: Topics::default(),
         }
     }
@@ -92,6 +95,7 @@ impl Presence {
                 Some(&partial.lineage),
             );
             if inserted.too_late {
+                self.too_late += 1;
                 tracing::warn!(site = partial.site, time = %partial.time, "visit older than the correction horizon: counted nowhere");
             }
             for e in inserted.corrections {
