@@ -362,6 +362,8 @@ impl FieldDoor {
             .set("bootstrap.servers", &self.options.kafka.brokers)
             .set("group.id", "vallee-field-door-memory")
             .set("enable.auto.commit", "false")
+            // An offset retention removed meanwhile: from the oldest still there.
+            .set("auto.offset.reset", "earliest")
             .create()?;
         let timeout = Duration::from_secs(10);
         let mut assignment = TopicPartitionList::new();
@@ -388,7 +390,17 @@ impl FieldDoor {
         consumer.assign(&assignment)?;
         let deadline = std::time::Instant::now() + Duration::from_secs(300);
         let mut read = 0u64;
+        let mut quiet_since = std::time::Instant::now();
         while !ends.is_empty() {
+            // Nothing more for a while: what is left unread is not there any more (a
+            // broker that lost records); the doors must not wait for it.
+            if quiet_since.elapsed() > Duration::from_secs(10) {
+                tracing::warn!(
+                    partitions = ends.len(),
+                    "field doors: some partitions ended before their last offset"
+                );
+                break;
+            }
             if shutdown.is_cancelled() {
                 return Err(Error::Internal("stopped while reading back".into()));
             }
@@ -401,6 +413,7 @@ impl FieldDoor {
                 continue;
             };
             let message = message?;
+            quiet_since = std::time::Instant::now();
             read += 1;
             let position = (message.topic().to_string(), message.partition());
             if ends
