@@ -227,9 +227,7 @@ pub async fn deliver(
         Err(_) => server.dev_eui(&message).to_string(),
     };
     let Some(device) = door.device(&dev_eui) else {
-        let stream = (Stream::SENSORS.into_iter())
-            .find(|s| gateway.may_post(*s))
-            .unwrap_or(Stream::WasteContainers);
+        let stream = gateway.dead_letter_stream();
         tracing::warn!(
             dev_eui,
             gateway = gateway.name,

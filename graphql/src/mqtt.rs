@@ -26,7 +26,6 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, Incoming, Outgoing, Publish, QoS};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use vallee_schemas::contract::Stream;
 
 use crate::field_ingest::Item;
 use crate::lorawan::{Delivery, NetworkServer, deliver};
@@ -186,9 +185,7 @@ async fn handle(
             (Some(message), Some(server)) => deliver(door, gateway, server, message).await,
             // Not JSON, or nobody's uplink: kept as it came.
             _ => {
-                let stream = (Stream::SENSORS.into_iter())
-                    .find(|s| gateway.may_post(*s))
-                    .unwrap_or(Stream::WasteContainers);
+                let stream = gateway.dead_letter_stream();
                 tracing::warn!(
                     topic = publish.topic,
                     "an MQTT message that is no network server's uplink"

@@ -57,6 +57,15 @@ impl Gateway {
     pub fn may_post(&self, stream: Stream) -> bool {
         self.streams.is_empty() || self.streams.iter().any(|s| s == stream.name())
     }
+
+    /// Where what it sent that belongs to no stream (an unregistered device's uplink, a
+    /// message that is no network server's) is kept as a dead letter: the first stream it
+    /// may post to.
+    pub fn dead_letter_stream(&self) -> Stream {
+        (Stream::SENSORS.into_iter())
+            .find(|s| self.may_post(*s))
+            .unwrap_or(Stream::WasteContainers)
+    }
 }
 
 pub use vallee_schemas::citizen::DeviceProfile;
