@@ -178,11 +178,12 @@ async fn handle(
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
+    // Read once; a retry sends the same message again.
+    let message = serde_json::from_slice::<Value>(&publish.payload).ok();
+    let server = message.as_ref().and_then(NetworkServer::of);
     loop {
-        let message = serde_json::from_slice::<Value>(&publish.payload).ok();
-        let server = message.as_ref().and_then(NetworkServer::of);
-        let delivered = match (message, server) {
-            (Some(message), Some(server)) => deliver(door, gateway, server, message).await,
+        let delivered = match (&message, server) {
+            (Some(message), Some(server)) => deliver(door, gateway, server, message.clone()).await,
             // Not JSON, or nobody's uplink: kept as it came.
             _ => {
                 let stream = gateway.dead_letter_stream();
