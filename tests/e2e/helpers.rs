@@ -415,3 +415,30 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     }
     hits
 }
+
+/// Column `col` of every batch, as integers (cast from any integer or time type).
+pub fn i64s(batches: &[arrow::array::RecordBatch], col: usize) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c =
+                arrow::compute::cast(b.column(col), &arrow::datatypes::DataType::Int64).unwrap();
+            let a = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(&c).clone();
+            (0..a.len()).map(move |i| a.value(i)).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Column `col` of every batch, as text.
+pub fn strs(batches: &[arrow::array::RecordBatch], col: usize) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = arrow::compute::cast(b.column(col), &arrow::datatypes::DataType::Utf8).unwrap();
+            let a = arrow::array::AsArray::as_string::<i32>(&c).clone();
+            (0..a.len())
+                .map(move |i| a.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}

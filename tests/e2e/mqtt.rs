@@ -136,31 +136,13 @@ async fn landed(world: &World) -> (u64, u64, Vec<String>) {
             "SELECT count(*) AS n FROM waste_containers WHERE id = '{BIN}'"
         ))
         .await
-        .ok()
-        .and_then(|b| count_of(&b))
-        .unwrap_or(0);
+        .map_or(0, |b| i64s(&b, 0).first().copied().unwrap_or(0) as u64);
     let visits = lake.count(Table::SiteVisits).await.unwrap_or(0);
-    let reasons = match lake
+    let reasons = lake
         .sql("SELECT reason FROM dead_letters ORDER BY reason")
         .await
-    {
-        Ok(batches) => arrow::util::pretty::pretty_format_batches(&batches)
-            .unwrap()
-            .to_string()
-            .lines()
-            .filter_map(|l| l.strip_prefix("| "))
-            .map(|l| l.trim_end_matches('|').trim().to_string())
-            .filter(|l| l != "reason")
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+        .map_or_else(|_| Vec::new(), |b| strs(&b, 0));
     (readings, visits, reasons)
-}
-
-fn count_of(batches: &[arrow::record_batch::RecordBatch]) -> Option<u64> {
-    let column = batches.first()?.column(0);
-    let counts = column.as_any().downcast_ref::<arrow::array::Int64Array>()?;
-    Some(counts.value(0) as u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -788,21 +788,9 @@ async fn a_counters_batch_from_yesterday_corrects_yesterdays_hour() {
             start.timestamp_micros()
         )
     };
+    // The latest revision of the hour: (visitors, revision).
     let latest = |batches: &[arrow::record_batch::RecordBatch]| -> Option<(i64, i64)> {
-        let b = batches.iter().find(|b| b.num_rows() > 0)?;
-        let col = |i: usize| {
-            arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int64).unwrap()
-        };
-        let (v, r) = (col(0), col(1));
-        let (v, r) = (
-            v.as_any()
-                .downcast_ref::<arrow::array::Int64Array>()?
-                .value(0),
-            r.as_any()
-                .downcast_ref::<arrow::array::Int64Array>()?
-                .value(0),
-        );
-        Some((v, r))
+        Some((*i64s(batches, 0).first()?, *i64s(batches, 1).first()?))
     };
     let yesterday_hour = hour_of(yesterday);
     eventually(

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use chrono::{DateTime, Utc};
 use datafusion::prelude::SessionContext;
@@ -163,30 +163,6 @@ async fn batch_footfall(sightings: &[(DateTime<Utc>, String)]) -> Vec<(i64, i64)
         }
     }
     out
-}
-
-fn i64s(batches: &[RecordBatch], col: usize) -> Vec<i64> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            let c = arrow::compute::cast(b.column(col), &DataType::Int64).unwrap();
-            let a = c.as_primitive::<Int64Type>().clone();
-            (0..a.len()).map(move |i| a.value(i)).collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-fn strs(batches: &[RecordBatch], col: usize) -> Vec<String> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            let c = arrow::compute::cast(b.column(col), &DataType::Utf8).unwrap();
-            let a = c.as_string::<i32>().clone();
-            (0..a.len())
-                .map(move |i| a.value(i).to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 struct RunningStage {
