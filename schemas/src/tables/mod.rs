@@ -19,6 +19,8 @@
 //! - [`footfall`], [`presence`], [`alerts`], [`forecast`], [`vine`] — one file per family
 //!   of derived tables: its schema and row; [`alerts`] also has the vocabularies alert rows
 //!   carry ([`AlertKind`], [`AlertState`], [`ClearReason`], [`RiskLevel`]).
+//! - [`device_health`] — [`DeviceHealthTable`], the API's health checks of field devices
+//!   (neither raw nor derived by the stage: the one table the API writes in `lake/`).
 //! - [`lineage`] — the `lineage` column of every derived row.
 //! - [`columns`] — typed column readers (Arrow → Rust values), used by every reader.
 //!
@@ -35,6 +37,7 @@
 pub mod alerts;
 pub mod columns;
 pub mod derived;
+pub mod device_health;
 pub mod footfall;
 pub mod forecast;
 pub mod lineage;
@@ -47,6 +50,7 @@ use serde::Serialize;
 
 pub use alerts::{AlertKind, AlertRow, AlertState, ClearReason, RiskLevel};
 pub use derived::OutputTable;
+pub use device_health::{DeviceHealthRow, DeviceHealthTable};
 pub use footfall::{DwellRow, FootfallRow};
 pub use forecast::ForecastRow;
 pub use lineage::{Lineage, Source};
@@ -132,12 +136,14 @@ pub trait TableRow: Serialize + Sized {
     }
 }
 
-/// Every table of the internal lake: ingest's contract tables, then the stage's outputs.
+/// Every table of the internal lake: ingest's contract tables, the stage's outputs, then
+/// the API's health checks.
 pub fn lake_table_names() -> Vec<&'static str> {
     Table::ALL
         .iter()
         .map(|t| t.name())
         .chain(OutputTable::ALL.iter().map(|t| t.name()))
+        .chain([DeviceHealthTable::NAME])
         .collect()
 }
 

@@ -271,10 +271,13 @@ fn every_table_answers_with_columns_of_its_schema() {
     }
     Table::ALL.into_iter().for_each(check);
     OutputTable::ALL.into_iter().for_each(check);
+    check(DeviceHealthTable);
     for t in OutputTable::ALL {
         assert_eq!(OutputTable::from_name(t.name()), Some(t));
         assert!(t.schema().field_with_name("lineage").is_ok(), "{t}");
     }
     let names = lake_table_names();
-    assert_eq!(names.len(), Table::ALL.len() + OutputTable::ALL.len());
+    assert_eq!(names.len(), Table::ALL.len() + OutputTable::ALL.len() + 1);
+    let unique: std::collections::BTreeSet<_> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "every table has its own folder");
 }
