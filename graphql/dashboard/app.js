@@ -206,7 +206,8 @@ async function drawCollection() {
 // Sensors' health: how many work, and how many have each problem (one may have several).
 async function drawSensors() {
   const { sensorHealth } = await gql('{ sensorHealth { problems } }');
-  const labels = { SILENT: 'muets', STUCK: 'bloqués', DAMAGED: 'endommagés', LOW_BATTERY: 'pile faible', WEAK_SIGNAL: 'signal faible' };
+  const labels = { SILENT: 'muets', STUCK: 'bloqués', DAMAGED: 'endommagés', LOW_BATTERY: 'pile faible', WEAK_SIGNAL: 'signal faible',
+    IMPLAUSIBLE: 'invraisemblables' };
   const working = sensorHealth.filter((h) => h.problems.length === 0).length;
   const rows = [['WORKING', 'en service', working], ...Object.entries(labels).map(([k, label]) =>
     [k, label, sensorHealth.filter((h) => h.problems.includes(k)).length])];

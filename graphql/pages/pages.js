@@ -782,14 +782,16 @@ async function gestion() {
 
   async function sensors() {
     const PROBLEMS = { SILENT: "muet", STUCK: "bloqué (même niveau depuis des heures)", DAMAGED: "endommagé",
-      LOW_BATTERY: "pile faible", WEAK_SIGNAL: "signal radio faible" };
+      LOW_BATTERY: "pile faible", WEAK_SIGNAL: "signal radio faible",
+      IMPLAUSIBLE: "mesures invraisemblables (vidé sans camion ou hors plage)" };
     const data = await run(`query($c: String) { sensorHealth(communeCode: $c, faulty: true) {
       entityId kind communeCode lastSeen batteryLevel problems } }`, { c: state.me.communeCode })
       .catch(() => ({ sensorHealth: [] }));
     const list = data.sensorHealth;
     $("capteurs").replaceChildren(...(list.length ? [el("ul", {}, list.map((h) => el("li", { "data-sensor-id": h.entityId },
       el("strong", {}, h.entityId.split(":").pop()), ` (${communeName(h.communeCode)}) : `,
-      h.problems.map((p) => PROBLEMS[p] || p).join(", "), ` — dernier message le ${dateTime(h.lastSeen)}`,
+      h.problems.map((p) => PROBLEMS[p] || p).join(", "),
+      h.lastSeen ? ` — dernier message le ${dateTime(h.lastSeen)}` : " — jamais entendu depuis son installation",
       h.batteryLevel != null ? `, pile ${Math.round(h.batteryLevel * 100)} %` : "")))]
       : [el("p", {}, "Tous les capteurs de votre périmètre fonctionnent.")]));
   }

@@ -85,24 +85,38 @@ pub fn start(
     ));
 }
 
-/// Checks every sensor's health each publish interval, for the metrics.
+/// Checks every sensor's health each publish interval, for the metrics, and records the
+/// judgements in `device_health` every `record_every_s`.
 async fn sensor_health(state: Arc<ApiState>, shutdown: CancellationToken) {
     loop {
-        let intervals = {
+        let register = {
             let view = state.citizens.view.read().expect("view lock");
-            crate::sensors::health::intervals(&view)
+            crate::sensors::health::registered(&view, &state.options.devices)
         };
-        match state
-            .sensors
-            .sensor_health(
-                chrono::Utc::now(),
-                None,
-                &state.options.sensor_health,
-                &intervals,
-            )
-            .await
-        {
-            Ok(all) => crate::sensors::health::count(&all),
+        let now = chrono::Utc::now();
+        let o = &state.options.sensor_health;
+        match state.sensors.sensor_health(now, None, o, &register).await {
+            Ok(all) => {
+                crate::sensors::health::count(&all);
+                // The register is whole once the view caught up: before, a registered
+                // device could be missing from a recorded check.
+                if state.citizens.is_ready() {
+                    match crate::sensors::health::record(
+                        state.sensors.lake(),
+                        &all,
+                        now,
+                        o.record_every,
+                    )
+                    .await
+                    {
+                        Ok(0) => {}
+                        Ok(rows) => tracing::info!(rows, "device health recorded"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "device health: cannot record the check")
+                        }
+                    }
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "sensor health: cannot read the lake"),
         }
         tokio::select! {

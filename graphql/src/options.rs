@@ -353,6 +353,9 @@ pub struct SensorHealthOptions {
     pub low_battery: f64,
     /// A signal under this RSSI (dBm) is weak. Default -120.0.
     pub weak_rssi_dbm: f64,
+    /// How often the judgements are appended to the `device_health` table. Default 3 600 s.
+    #[serde(rename = "record_every_s", with = "units::seconds")]
+    pub record_every: Duration,
 }
 
 impl Default for SensorHealthOptions {
@@ -363,6 +366,7 @@ impl Default for SensorHealthOptions {
             stuck_hours: 24,
             low_battery: 0.15,
             weak_rssi_dbm: -120.0,
+            record_every: Duration::from_secs(3600),
         }
     }
 }
@@ -666,11 +670,12 @@ impl ApiOptions {
         }
         let h = &self.sensor_health;
         if h.expected_interval < Duration::from_secs(1)
+            || h.record_every < Duration::from_secs(1)
             || h.silent_intervals == 0
             || h.stuck_hours == 0
         {
             return invalid(
-                "sensor_health: expected_interval_s, silent_intervals and stuck_hours are at least 1"
+                "sensor_health: expected_interval_s, record_every_s, silent_intervals and stuck_hours are at least 1"
                     .into(),
             );
         }

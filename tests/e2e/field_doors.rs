@@ -427,11 +427,19 @@ async fn devices_registered_through_the_api_are_decoded_and_removed_ones_refused
     let listed = hub
         .ok(
             Some(GIGNAC_STAFF),
-            "{ devices(communeCode: \"34114\") { devEui } }",
+            "{ devices(communeCode: \"34114\") { devEui inConfiguration } }",
             json!({}),
         )
         .await;
-    assert_eq!(listed["devices"].as_array().unwrap().len(), 2);
+    let listed = listed["devices"].as_array().unwrap();
+    let in_register = listed.iter().filter(|d| d["inConfiguration"] == false);
+    assert_eq!(in_register.count(), 2);
+    assert!(
+        listed
+            .iter()
+            .any(|d| d["devEui"] == "0101010101010101" && d["inConfiguration"] == true),
+        "the sensor of the configuration is listed too: {listed:?}"
+    );
     assert_eq!(
         code(&hub.gql(None, "{ devices { devEui } }", json!({})).await),
         "FORBIDDEN"

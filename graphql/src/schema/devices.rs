@@ -45,6 +45,47 @@ pub struct Device {
     pub report_interval_s: Option<u32>,
     pub depth_mm: Option<f64>,
     pub fill_threshold: Option<f64>,
+    /// Declared in the configuration (`[[api.devices]]`), not the register: changed by
+    /// editing the file (a registered device of the same DevEUI wins).
+    pub in_configuration: bool,
+    /// Its entity's health as of now (bin sensors and weather stations; null for people
+    /// counters and in a mutation's answer).
+    pub health: Option<super::sensors::SensorHealth>,
+}
+
+/// Which devices `devices(health: …)` keeps.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceHealthFilter {
+    /// No problem.
+    Working,
+    /// Any problem.
+    Faulty,
+    Silent,
+    Stuck,
+    Damaged,
+    LowBattery,
+    WeakSignal,
+    Implausible,
+}
+
+impl DeviceHealthFilter {
+    /// Whether a device with this health is kept (a device whose health is not judged,
+    /// a people counter, is never kept).
+    pub fn keeps(self, health: Option<&super::sensors::SensorHealth>) -> bool {
+        use super::sensors::SensorProblem as P;
+        let Some(h) = health else { return false };
+        let has = |p: P| h.problems.contains(&p);
+        match self {
+            DeviceHealthFilter::Working => h.problems.is_empty(),
+            DeviceHealthFilter::Faulty => !h.problems.is_empty(),
+            DeviceHealthFilter::Silent => has(P::Silent),
+            DeviceHealthFilter::Stuck => has(P::Stuck),
+            DeviceHealthFilter::Damaged => has(P::Damaged),
+            DeviceHealthFilter::LowBattery => has(P::LowBattery),
+            DeviceHealthFilter::WeakSignal => has(P::WeakSignal),
+            DeviceHealthFilter::Implausible => has(P::Implausible),
+        }
+    }
 }
 
 impl From<vallee_schemas::citizen::DeviceRegistered> for Device {
@@ -60,6 +101,31 @@ impl From<vallee_schemas::citizen::DeviceRegistered> for Device {
             report_interval_s: d.report_interval_s,
             depth_mm: d.depth_mm,
             fill_threshold: d.fill_threshold,
+            in_configuration: false,
+            health: None,
+        }
+    }
+}
+
+impl From<&crate::options::Device> for Device {
+    fn from(d: &crate::options::Device) -> Self {
+        let at = vallee_schemas::geo::GeoPoint::new(d.longitude, d.latitude);
+        Device {
+            dev_eui: ID(d.dev_eui.to_uppercase()),
+            entity_id: d.entity_id.clone(),
+            profile: d.profile.into(),
+            latitude: d.latitude,
+            longitude: d.longitude,
+            commune_code: vallee_schemas::communes::valley()
+                .locate(&at)
+                .map(|c| c.insee_code.clone())
+                .unwrap_or_default(),
+            installed_on: None,
+            report_interval_s: None,
+            depth_mm: d.depth_mm,
+            fill_threshold: d.fill_threshold,
+            in_configuration: true,
+            health: None,
         }
     }
 }

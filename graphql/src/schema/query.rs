@@ -324,9 +324,10 @@ impl Query {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    /// The health of every bin sensor and weather station (in a commune if asked): silent,
-    /// stuck, damaged, low battery, weak signal; `problem` keeps those with it, `faulty`
-    /// those with any. Thresholds: `[api.sensor_health]`.
+    /// The health of every bin sensor and weather station (in a commune if asked), those
+    /// that sent anything and the registered ones never heard from: silent, stuck,
+    /// damaged, low battery, weak signal, implausible; `problem` keeps those with it,
+    /// `faulty` those with any. Thresholds: `[api.sensor_health]`.
     #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
     async fn sensor_health(
         &self,
@@ -335,23 +336,9 @@ impl Query {
         problem: Option<SensorProblem>,
         #[graphql(default = false)] faulty: bool,
     ) -> async_graphql::Result<Vec<SensorHealth>> {
-        let state = state(ctx);
-        let intervals = {
-            let view = state.citizens.view.read().expect("view lock");
-            crate::sensors::health::intervals(&view)
-        };
-        let all = state
-            .sensors
-            .sensor_health(
-                Utc::now(),
-                commune_code.as_deref(),
-                &state.options.sensor_health,
-                &intervals,
-            )
-            .await?;
+        let all = current_health(ctx, commune_code.as_deref()).await?;
         Ok(all
             .into_iter()
-            .map(SensorHealth::from)
             .filter(|h| !faulty || !h.problems.is_empty())
             .filter(|h| problem.is_none_or(|p| h.problems.contains(&p)))
             .collect())
@@ -440,11 +427,16 @@ impl Query {
             .collect())
     }
 
-    /// Staff: the register of field devices (in a commune if asked), by DevEUI.
+    /// Staff: the field devices (in a commune if asked) of the register and of the
+    /// configuration, by DevEUI, with each one's health as of now; `health` keeps the
+    /// devices in that state (people counters, whose health is not judged, are then left
+    /// out).
+    #[graphql(complexity = "LAKE_QUERY_COST + child_complexity")]
     async fn devices(
         &self,
         ctx: &Context<'_>,
         commune_code: Option<String>,
+        health: Option<super::devices::DeviceHealthFilter>,
     ) -> async_graphql::Result<Vec<super::devices::Device>> {
         if caller(ctx).staff().is_none() {
             return Err(error(
@@ -452,14 +444,36 @@ impl Query {
                 "only staff see the register of devices",
             ));
         }
-        let view = state(ctx).citizens.view.read().expect("view lock");
-        Ok(view
-            .devices
-            .values()
-            .filter(|d| commune_code.as_deref().is_none_or(|c| d.commune_code == c))
-            .cloned()
-            .map(Into::into)
-            .collect())
+        let mut devices: Vec<super::devices::Device> = {
+            let view = state(ctx).citizens.view.read().expect("view lock");
+            let configured = state(ctx)
+                .options
+                .devices
+                .iter()
+                .filter(|d| !view.devices.contains_key(&d.dev_eui.to_uppercase()))
+                .map(super::devices::Device::from);
+            let mut all: Vec<super::devices::Device> =
+                view.devices.values().cloned().map(Into::into).collect();
+            all.extend(configured);
+            all.retain(|d| commune_code.as_deref().is_none_or(|c| d.commune_code == c));
+            all.sort_by(|a, b| a.dev_eui.cmp(&b.dev_eui));
+            all
+        };
+        if health.is_some() || ctx.look_ahead().field("health").exists() {
+            let mut by_entity: std::collections::HashMap<String, SensorHealth> =
+                current_health(ctx, commune_code.as_deref())
+                    .await?
+                    .into_iter()
+                    .map(|h| (h.entity_id.to_string(), h))
+                    .collect();
+            for d in &mut devices {
+                d.health = by_entity.remove(&d.entity_id);
+            }
+        }
+        if let Some(filter) = health {
+            devices.retain(|d| filter.keeps(d.health.as_ref()));
+        }
+        Ok(devices)
     }
 
     /// The collection fleet's depots, by name.
@@ -586,4 +600,37 @@ impl Query {
             .await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
+}
+
+/// Every bin sensor's and weather station's health as of now (in a commune if asked), the
+/// register's intervals applied; DevEUIs for staff only.
+async fn current_health(
+    ctx: &Context<'_>,
+    commune_code: Option<&str>,
+) -> async_graphql::Result<Vec<SensorHealth>> {
+    let state = state(ctx);
+    let register = {
+        let view = state.citizens.view.read().expect("view lock");
+        crate::sensors::health::registered(&view, &state.options.devices)
+    };
+    let all = state
+        .sensors
+        .sensor_health(
+            Utc::now(),
+            commune_code,
+            &state.options.sensor_health,
+            &register,
+        )
+        .await?;
+    let staff = caller(ctx).staff().is_some();
+    Ok(all
+        .into_iter()
+        .map(SensorHealth::from)
+        .map(|mut h| {
+            if !staff {
+                h.dev_eui = None;
+            }
+            h
+        })
+        .collect())
 }

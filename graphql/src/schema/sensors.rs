@@ -87,6 +87,8 @@ pub enum SensorProblem {
     Damaged,
     LowBattery,
     WeakSignal,
+    /// Emptied with no garbage truck nearby, or readings refused as out of range.
+    Implausible,
 }
 
 impl From<crate::sensors::health::Problem> for SensorProblem {
@@ -98,6 +100,7 @@ impl From<crate::sensors::health::Problem> for SensorProblem {
             Problem::Damaged => SensorProblem::Damaged,
             Problem::LowBattery => SensorProblem::LowBattery,
             Problem::WeakSignal => SensorProblem::WeakSignal,
+            Problem::Implausible => SensorProblem::Implausible,
         }
     }
 }
@@ -106,10 +109,12 @@ impl From<crate::sensors::health::Problem> for SensorProblem {
 #[derive(SimpleObject, Debug, Clone)]
 pub struct SensorHealth {
     pub entity_id: ID,
+    /// Staff only (null for others): its device in the register.
+    pub dev_eui: Option<ID>,
     pub kind: SensorKind,
     pub commune_code: Option<String>,
-    /// Its latest reading's time.
-    pub last_seen: DateTime<Utc>,
+    /// Its latest reading's time; null: registered, never heard from.
+    pub last_seen: Option<DateTime<Utc>>,
     pub readings_last_24_hours: i64,
     /// Share, 0 to 1 (from its field door's uplinks).
     pub battery_level: Option<f64>,
@@ -118,6 +123,10 @@ pub struct SensorHealth {
     pub gateway_count: Option<i64>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
+    /// Level falls with no garbage truck nearby, over the last `stuck_hours`.
+    pub emptied_without_truck: i64,
+    /// Readings refused as out of range (dead letters), over the last `stuck_hours`.
+    pub refused_readings: i64,
     /// Empty: working.
     pub problems: Vec<SensorProblem>,
 }
@@ -126,6 +135,7 @@ impl From<crate::sensors::health::Health> for SensorHealth {
     fn from(h: crate::sensors::health::Health) -> Self {
         SensorHealth {
             entity_id: ID(h.entity_id),
+            dev_eui: h.dev_eui.map(ID),
             kind: match h.kind {
                 crate::sensors::health::SensorKind::Bin => SensorKind::Bin,
                 crate::sensors::health::SensorKind::WeatherStation => SensorKind::WeatherStation,
@@ -139,6 +149,8 @@ impl From<crate::sensors::health::Health> for SensorHealth {
             gateway_count: h.gateways,
             latitude: h.latitude,
             longitude: h.longitude,
+            emptied_without_truck: h.emptied_without_truck,
+            refused_readings: h.refused_readings,
             problems: h.problems.into_iter().map(Into::into).collect(),
         }
     }

@@ -1,44 +1,104 @@
-//! Sensor health: which bin sensors and weather stations have gone quiet, stuck, flat or
-//! out of reach, from what they sent (the lake) and the radio metadata the field doors keep
-//! with each reading (`extra`: `batteryLevel`, `rssi`, `snr`, `gatewayCount`).
+//! Device health: which bin sensors and weather stations have gone quiet, stuck, flat, out
+//! of reach or implausible, from what they sent (the lake), the radio metadata the field
+//! doors keep with each reading (`extra`: `batteryLevel`, `rssi`, `snr`, `gatewayCount`)
+//! and the register of devices.
 //!
 //! A sensor is, as of now (wall clock):
 //! - **silent** when its last reading is older than `silent_intervals` × its expected
-//!   interval;
+//!   interval, or when it is registered and was never heard from;
 //! - **stuck** (bins) when at least 12 readings over at least half of the last
 //!   `stuck_hours` all give the same level (an ultrasonic sensor blinded by a bag);
 //! - **low battery** under `low_battery`, **weak signal** under `weak_rssi_dbm`;
-//! - **damaged** when the bin itself says so (`status`: vandalized, burning, damaged).
+//! - **damaged** when the bin itself says so (`status`: vandalized, burning, damaged);
+//! - **implausible** when, over the last `stuck_hours`, a bin emptied itself (its level fell
+//!   by more than [`EMPTYING_DROP`] with no garbage truck within about 30 m in the 15 minutes
+//!   before — judged only when some truck reported in that time, so a commune without
+//!   tracked trucks is not flagged), or readings of it were refused as out of range (dead
+//!   letters with reason `range`).
 //!
 //! A sensor whose device is in the register with an expected interval is judged silent by
-//! that interval. Nothing is stored: health is read from the lake when asked (GraphQL
-//! `sensorHealth`) and every publish interval for the metrics (`vallee_sensors{state}`).
+//! that interval. Health is read from the lake when asked (GraphQL `sensorHealth`,
+//! `devices(health: …)`) and every publish interval for the metrics
+//! (`vallee_devices{state}`); every `record_every_s` the judgements are appended to the
+//! `device_health` table ([`record`]).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
-use vallee_lake::Latest;
+use vallee_lake::{Lake, Latest, Progress};
+use vallee_schemas::citizen::DeviceProfile;
 use vallee_schemas::contract::Table;
 use vallee_schemas::tables::columns::Columns;
+use vallee_schemas::tables::forecast::EMPTYING_DROP;
+use vallee_schemas::tables::{DeviceHealthRow, DeviceHealthTable};
 
 use super::{SensorReader, lake_error, ts};
 use crate::Result;
 use crate::options::SensorHealthOptions;
 
-/// The expected interval of every registered device's entity, from the register.
-pub fn intervals(
+/// What the register says of a device, for judging its entity's health.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registered {
+    pub dev_eui: String,
+    pub kind: SensorKind,
+    pub commune_code: Option<String>,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// How often it should report.
+    pub interval: Option<std::time::Duration>,
+}
+
+/// The bin sensors and weather stations the hub knows of, by entity: the register's, then
+/// those of the configuration (`[[api.devices]]`) the register does not name (people
+/// counters feed site visits, which health does not judge).
+pub fn registered(
     view: &crate::citizen::view::CitizenView,
-) -> std::collections::HashMap<String, std::time::Duration> {
-    view.devices
-        .values()
-        .filter_map(|d| {
-            let every = d.report_interval_s?;
-            Some((
-                d.entity_id.clone(),
-                std::time::Duration::from_secs(every.into()),
-            ))
-        })
-        .collect()
+    configured: &[crate::options::Device],
+) -> HashMap<String, Registered> {
+    let kind = |profile| match profile {
+        DeviceProfile::UltrasonicFill => Some(SensorKind::Bin),
+        DeviceProfile::WeatherStation => Some(SensorKind::WeatherStation),
+        DeviceProfile::PeopleCounter => None,
+    };
+    let mut out = HashMap::new();
+    for d in configured {
+        let Some(kind) = kind(d.profile) else {
+            continue;
+        };
+        let at = vallee_schemas::geo::GeoPoint::new(d.longitude, d.latitude);
+        let commune = vallee_schemas::communes::valley().locate(&at);
+        out.insert(
+            d.entity_id.clone(),
+            Registered {
+                dev_eui: d.dev_eui.to_uppercase(),
+                kind,
+                commune_code: commune.map(|c| c.insee_code.clone()),
+                latitude: d.latitude,
+                longitude: d.longitude,
+                interval: None,
+            },
+        );
+    }
+    for d in view.devices.values() {
+        let Some(kind) = kind(d.profile) else {
+            continue;
+        };
+        out.insert(
+            d.entity_id.clone(),
+            Registered {
+                dev_eui: d.dev_eui.clone(),
+                kind,
+                commune_code: Some(d.commune_code.clone()),
+                latitude: d.lat,
+                longitude: d.long,
+                interval: d
+                    .report_interval_s
+                    .map(|s| std::time::Duration::from_secs(s.into())),
+            },
+        );
+    }
+    out
 }
 
 /// What a sensor is.
@@ -56,15 +116,17 @@ pub enum Problem {
     Damaged,
     LowBattery,
     WeakSignal,
+    Implausible,
 }
 
 /// Every problem, in the order the metrics list them.
-pub const PROBLEMS: [Problem; 5] = [
+pub const PROBLEMS: [Problem; 6] = [
     Problem::Silent,
     Problem::Stuck,
     Problem::Damaged,
     Problem::LowBattery,
     Problem::WeakSignal,
+    Problem::Implausible,
 ];
 
 impl Problem {
@@ -75,6 +137,7 @@ impl Problem {
             Problem::Damaged => "damaged",
             Problem::LowBattery => "low_battery",
             Problem::WeakSignal => "weak_signal",
+            Problem::Implausible => "implausible",
         }
     }
 }
@@ -83,9 +146,12 @@ impl Problem {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
     pub entity_id: String,
+    /// Its device in the register, if registered.
+    pub dev_eui: Option<String>,
     pub kind: SensorKind,
     pub commune_code: Option<String>,
-    pub last_seen: DateTime<Utc>,
+    /// None: registered, never heard from.
+    pub last_seen: Option<DateTime<Utc>>,
     pub readings_24h: i64,
     pub battery: Option<f64>,
     pub rssi: Option<f64>,
@@ -93,6 +159,10 @@ pub struct Health {
     pub gateways: Option<i64>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
+    /// Level falls with no truck nearby, over the last `stuck_hours`.
+    pub emptied_without_truck: i64,
+    /// Readings refused as out of range, over the last `stuck_hours`.
+    pub refused_readings: i64,
     /// Empty: working.
     pub problems: Vec<Problem>,
 }
@@ -106,6 +176,9 @@ pub struct Seen {
     /// Readings, lowest and highest level, first reading within the stuck window.
     pub window: (i64, Option<f64>, Option<f64>, Option<DateTime<Utc>>),
     pub readings_24h: i64,
+    /// Level falls with no truck nearby, and readings refused as out of range.
+    pub emptied_without_truck: i64,
+    pub refused_readings: i64,
 }
 
 /// The problems of a sensor seen as `seen` at `now`, expected to report every `interval`
@@ -145,6 +218,9 @@ pub fn judge(
     if radio.rssi.is_some_and(|r| r < o.weak_rssi_dbm) {
         problems.push(Problem::WeakSignal);
     }
+    if seen.emptied_without_truck > 0 || seen.refused_readings > 0 {
+        problems.push(Problem::Implausible);
+    }
     (problems, radio)
 }
 
@@ -172,7 +248,8 @@ impl Radio {
 }
 
 /// Sensors with each problem, as of the last pass (the metrics).
-pub static COUNTS: [AtomicU64; 6] = [
+pub static COUNTS: [AtomicU64; 7] = [
+    AtomicU64::new(0),
     AtomicU64::new(0),
     AtomicU64::new(0),
     AtomicU64::new(0),
@@ -188,41 +265,43 @@ pub fn count(all: &[Health]) {
         COUNTS[i].store(n as u64, Ordering::Relaxed);
     }
     let working = all.iter().filter(|h| h.problems.is_empty()).count();
-    COUNTS[5].store(working as u64, Ordering::Relaxed);
+    COUNTS[PROBLEMS.len()].store(working as u64, Ordering::Relaxed);
 }
 
-/// `vallee_sensors{state}` in the metrics' text format.
+/// `vallee_devices{state}` in the metrics' text format.
 pub fn render_metrics(out: &mut String) {
-    out.push_str("# HELP vallee_sensors Sensors (bins, weather stations) per state as of the last check; one sensor may have several problems.\n# TYPE vallee_sensors gauge\n");
+    out.push_str("# HELP vallee_devices Field devices (bin sensors, weather stations) per state as of the last check; one device may have several problems.\n# TYPE vallee_devices gauge\n");
     for (i, p) in PROBLEMS.iter().enumerate() {
         out.push_str(&format!(
-            "vallee_sensors{{state=\"{}\"}} {}\n",
+            "vallee_devices{{state=\"{}\"}} {}\n",
             p.label(),
             COUNTS[i].load(Ordering::Relaxed)
         ));
     }
     out.push_str(&format!(
-        "vallee_sensors{{state=\"working\"}} {}\n",
-        COUNTS[5].load(Ordering::Relaxed)
+        "vallee_devices{{state=\"working\"}} {}\n",
+        COUNTS[PROBLEMS.len()].load(Ordering::Relaxed)
     ));
 }
 
 impl SensorReader {
-    /// The health of every bin sensor and weather station, in a commune if asked; a
-    /// sensor in `intervals` (by entity, from the register of devices) is expected to report
-    /// that often.
+    /// The health of every bin sensor and weather station, in a commune if asked: those
+    /// that sent anything, and the registered ones never heard from. A sensor in `register`
+    /// (by entity) is expected to report as often as the register says.
     pub async fn sensor_health(
         &self,
         now: DateTime<Utc>,
         commune: Option<&str>,
         o: &SensorHealthOptions,
-        intervals: &std::collections::HashMap<String, std::time::Duration>,
+        register: &HashMap<String, Registered>,
     ) -> Result<Vec<Health>> {
         let window_start = now - Duration::seconds((o.stuck_hours * 3600) as i64);
         let day_start = now - Duration::hours(24);
         let commune_filter = commune.map_or("TRUE".to_string(), |c| {
             format!("l.\"communeCode\" = {}", super::lit(c))
         });
+        let self_emptied = self.emptied_without_truck(window_start).await?;
+        let refused = self.refused_out_of_range(window_start).await?;
         let mut out = Vec::new();
         for (table, kind, level) in [
             (Table::WasteContainers, SensorKind::Bin, "\"fillingLevel\""),
@@ -278,6 +357,7 @@ impl SensorReader {
                 );
                 let mut first = c.timestamps("first_in_window").map_err(read)?;
                 for i in 0..c.len() {
+                    let entity_id = id.need(i).map_err(read)?;
                     let seen = Seen {
                         last_seen: at.take(i),
                         status: status.take(i),
@@ -289,15 +369,17 @@ impl SensorReader {
                             first.take(i),
                         ),
                         readings_24h: n_day.take(i).unwrap_or(0),
+                        emptied_without_truck: self_emptied.get(&entity_id).copied().unwrap_or(0),
+                        refused_readings: refused.get(&entity_id).copied().unwrap_or(0),
                     };
-                    let entity_id = id.need(i).map_err(read)?;
-                    let (problems, radio) =
-                        judge(&seen, now, o, intervals.get(&entity_id).copied());
+                    let device = register.get(&entity_id);
+                    let (problems, radio) = judge(&seen, now, o, device.and_then(|d| d.interval));
                     out.push(Health {
+                        dev_eui: device.map(|d| d.dev_eui.clone()),
                         entity_id,
                         kind,
                         commune_code: commune.take(i),
-                        last_seen: seen.last_seen.unwrap_or(now),
+                        last_seen: seen.last_seen,
                         readings_24h: seen.readings_24h,
                         battery: radio.battery,
                         rssi: radio.rssi,
@@ -305,12 +387,177 @@ impl SensorReader {
                         gateways: radio.gateways,
                         latitude: lat.take(i),
                         longitude: lon.take(i),
+                        emptied_without_truck: seen.emptied_without_truck,
+                        refused_readings: seen.refused_readings,
                         problems,
                     });
                 }
             }
         }
+        let heard: std::collections::HashSet<String> =
+            out.iter().map(|h| h.entity_id.clone()).collect();
+        let mut never_heard: Vec<(&String, &Registered)> = register
+            .iter()
+            .filter(|(entity, d)| {
+                !heard.contains(*entity)
+                    && commune.is_none_or(|c| d.commune_code.as_deref() == Some(c))
+            })
+            .collect();
+        never_heard.sort_by(|a, b| a.0.cmp(b.0));
+        for (entity, d) in never_heard {
+            let seen = Seen {
+                refused_readings: refused.get(entity).copied().unwrap_or(0),
+                ..Seen::default()
+            };
+            let (problems, _) = judge(&seen, now, o, d.interval);
+            out.push(Health {
+                entity_id: entity.clone(),
+                dev_eui: Some(d.dev_eui.clone()),
+                kind: d.kind,
+                commune_code: d.commune_code.clone(),
+                last_seen: None,
+                readings_24h: 0,
+                battery: None,
+                rssi: None,
+                snr: None,
+                gateways: None,
+                latitude: Some(d.latitude),
+                longitude: Some(d.longitude),
+                emptied_without_truck: 0,
+                refused_readings: seen.refused_readings,
+                problems,
+            });
+        }
         Ok(out)
+    }
+
+    /// Per bin, the level falls since `since` with no garbage truck within about 30 m in
+    /// the 15 minutes before (to 5 minutes after, for clocks apart). Empty when no truck
+    /// reported since then: without trucks' positions nothing can be told.
+    async fn emptied_without_truck(&self, since: DateTime<Utc>) -> Result<HashMap<String, i64>> {
+        let garbage = "array_has(\"serviceProvided\", 'garbageCollection')";
+        let sql = format!(
+            "WITH trucks AS (
+               SELECT \"dateObserved\" AS t, latitude AS lat, longitude AS lon FROM waste_vehicles
+               WHERE \"dateObserved\" >= {from} AND {garbage}),
+             readings AS (
+               SELECT id, \"dateObserved\" AS t, latitude AS lat, longitude AS lon, \"fillingLevel\" AS level,
+                      lag(\"fillingLevel\") OVER (PARTITION BY id ORDER BY \"dateObserved\", _offset) AS before
+               FROM waste_containers WHERE \"dateObserved\" >= {from}),
+             drops AS (
+               SELECT id, t, lat, lon FROM readings
+               WHERE t >= {since} AND before - level > {EMPTYING_DROP}),
+             witnessed AS (
+               SELECT DISTINCT d.id, d.t FROM drops d JOIN trucks k
+                 ON k.t BETWEEN d.t - INTERVAL '15 minutes' AND d.t + INTERVAL '5 minutes'
+                AND abs(k.lat - d.lat) <= 0.00027 AND abs(k.lon - d.lon) <= 0.00037)
+             SELECT d.id, count(*) AS n
+             FROM drops d CROSS JOIN (SELECT count(*) AS positions FROM trucks) k
+             LEFT JOIN witnessed w ON w.id = d.id AND w.t = d.t
+             WHERE w.id IS NULL AND k.positions > 0
+             GROUP BY d.id",
+            from = ts(since - Duration::hours(1)),
+            since = ts(since),
+        );
+        self.counts_by_id(&sql, "id").await
+    }
+
+    /// Per entity (the record's key), the readings refused as out of range since `since`.
+    async fn refused_out_of_range(&self, since: DateTime<Utc>) -> Result<HashMap<String, i64>> {
+        let sql = format!(
+            "SELECT key AS id, count(*) AS n FROM dead_letters
+             WHERE day >= CAST({since} AS DATE) AND received_at >= {since}
+               AND reason = '{range}' AND key IS NOT NULL
+             GROUP BY key",
+            since = ts(since),
+            range = vallee_schemas::rejection::Reason::Range.as_str(),
+        );
+        self.counts_by_id(&sql, "id").await
+    }
+
+    async fn counts_by_id(&self, sql: &str, column: &str) -> Result<HashMap<String, i64>> {
+        let mut out = HashMap::new();
+        for batch in self.batches(sql).await? {
+            let c = Columns::of_batch("health", &batch);
+            let read = |e: vallee_schemas::Error| lake_error(e.into());
+            let (mut id, mut n) = (c.strings(column).map_err(read)?, c.ints("n").map_err(read)?);
+            for i in 0..c.len() {
+                if let (Some(id), Some(n)) = (id.take(i), n.take(i)) {
+                    out.insert(id, n);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Appends `all`, judged at `now`, to `device_health` when check number
+/// `now / every` is not there yet; several replicas write it once (the check's number is
+/// the commit's application transaction, and a concurrent commit of the same number
+/// loses). Returns the rows written (0: already recorded).
+pub async fn record(
+    lake: &Lake,
+    all: &[Health],
+    now: DateTime<Utc>,
+    every: std::time::Duration,
+) -> Result<usize> {
+    const WRITER: &str = "api";
+    const CHECKS: &str = "device-health-checks";
+    let check = now.timestamp() / every.as_secs().max(1) as i64;
+    let stored = lake
+        .committed_offsets(DeviceHealthTable, WRITER, CHECKS, &[0])
+        .await
+        .map_err(lake_error)?
+        .remove(&0)
+        .flatten();
+    if stored.is_some_and(|s| s >= check) {
+        return Ok(0);
+    }
+    let rows: Vec<DeviceHealthRow> = all
+        .iter()
+        .map(|h| DeviceHealthRow {
+            entity_id: h.entity_id.clone(),
+            dev_eui: h.dev_eui.clone(),
+            kind: match h.kind {
+                SensorKind::Bin => "bin",
+                SensorKind::WeatherStation => "weather_station",
+            },
+            commune_code: h.commune_code.clone(),
+            checked_at: now,
+            last_seen: h.last_seen,
+            readings_24h: h.readings_24h,
+            battery: h.battery,
+            rssi: h.rssi,
+            snr: h.snr,
+            gateways: h.gateways,
+            emptied_without_truck: h.emptied_without_truck,
+            refused_readings: h.refused_readings,
+            working: h.problems.is_empty(),
+            problems: h.problems.iter().map(|p| p.label()).collect(),
+            day: vallee_schemas::time::utc_day(&now),
+        })
+        .collect();
+    let batch =
+        vallee_schemas::tables::device_health::to_batch(&rows).map_err(|e| lake_error(e.into()))?;
+    let progress = [Progress {
+        topic: CHECKS.into(),
+        partition: 0,
+        previous: stored,
+        last: check,
+    }];
+    match lake
+        .append(
+            DeviceHealthTable,
+            WRITER,
+            batch.into_iter().collect(),
+            &progress,
+        )
+        .await
+    {
+        Ok(_) => Ok(rows.len()),
+        // Another replica recorded this check first.
+        Err(e) if e.is_fenced() => Ok(0),
+        Err(e) => Err(lake_error(e)),
     }
 }
 
@@ -332,6 +579,8 @@ mod tests {
             extra: Some(r#"{"batteryLevel":0.8,"rssi":-90,"snr":7.5,"gatewayCount":2}"#.into()),
             window: (48, Some(0.2), Some(0.6), Some(at("2026-12-06T12:10:00Z"))),
             readings_24h: 48,
+            emptied_without_truck: 0,
+            refused_readings: 0,
         };
         let (problems, radio) = judge(&healthy, now, &o, None);
         assert_eq!(problems, []);
@@ -369,5 +618,77 @@ mod tests {
             judge(&worn, now, &o, None).0,
             [Problem::Damaged, Problem::LowBattery, Problem::WeakSignal]
         );
+        // Emptied with no truck by it, or sending levels no bin can have.
+        for odd in [
+            Seen {
+                emptied_without_truck: 1,
+                ..healthy.clone()
+            },
+            Seen {
+                refused_readings: 3,
+                ..healthy.clone()
+            },
+        ] {
+            assert_eq!(judge(&odd, now, &o, None).0, [Problem::Implausible]);
+        }
+        // Registered, never heard from.
+        assert_eq!(
+            judge(&Seen::default(), now, &o, six_hours).0,
+            [Problem::Silent]
+        );
+    }
+
+    #[tokio::test]
+    async fn each_check_is_recorded_once_whatever_the_replicas() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            Lake::open_bare(vallee_lake::LakeOptions {
+                root: dir.path().to_path_buf(),
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        // Two replicas, each with its own handle on the same lake.
+        let (one, two) = (open(), open());
+        let never_heard = Health {
+            entity_id: "urn:ngsi-ld:WasteContainer:b-1".into(),
+            dev_eui: Some("0101010101010101".into()),
+            kind: SensorKind::Bin,
+            commune_code: Some("34114".into()),
+            last_seen: None,
+            readings_24h: 0,
+            battery: None,
+            rssi: None,
+            snr: None,
+            gateways: None,
+            latitude: None,
+            longitude: None,
+            emptied_without_truck: 0,
+            refused_readings: 0,
+            problems: vec![Problem::Silent],
+        };
+        let all = [never_heard.clone(), never_heard];
+        let hourly = std::time::Duration::from_secs(3600);
+        let ten = at("2026-12-05T10:05:00Z");
+        assert_eq!(record(&one, &all, ten, hourly).await.unwrap(), 2);
+        // The other replica, later in the same hour: already there.
+        let later = at("2026-12-05T10:50:00Z");
+        assert_eq!(record(&two, &all, later, hourly).await.unwrap(), 0);
+        // Both at once for the next hour: one of them writes it.
+        let eleven = at("2026-12-05T11:00:01Z");
+        let (a, b) = tokio::join!(
+            record(&one, &all, eleven, hourly),
+            record(&two, &all, eleven, hourly)
+        );
+        assert_eq!(a.unwrap() + b.unwrap(), 2);
+        one.ensure(DeviceHealthTable).await.unwrap();
+        let batches = one.sql("SELECT count(*) FROM device_health").await.unwrap();
+        let rows = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(rows, 4, "two checks of two devices");
     }
 }

@@ -172,8 +172,10 @@ impl SensorReader {
     pub fn new(lake: Arc<Lake>, limits: &Limits) -> Self {
         let copies = [
             Table::WasteContainers,
+            Table::WasteVehicles,
             Table::ParcelRecords,
             Table::WeatherObserved,
+            Table::DeadLetters,
         ]
         .into_iter()
         .fold(lake.read_only(), |c, t| c.with(t));
@@ -186,13 +188,18 @@ impl SensorReader {
         }
     }
 
+    /// The lake it reads (the API writes one table there: `device_health`).
+    pub(crate) fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
     /// The gate every lake read of the API takes a turn at.
     pub fn gate(&self) -> &Arc<LakeGate> {
         self.reads.gate()
     }
 
-    /// Runs one query over the snapshot (the sensor tables, `parcel_records` and
-    /// `weather_observed`) and collects its batches.
+    /// Runs one query over the snapshot (the sensor tables, the trucks' positions,
+    /// `parcel_records`, `weather_observed` and the dead letters) and collects its batches.
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         self.batches(sql).await
     }
@@ -201,7 +208,14 @@ impl SensorReader {
     async fn batches(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         self.ensured
             .get_or_try_init(|| async {
-                self.lake.ensure(Table::WasteContainers).await?;
+                for t in [
+                    Table::WasteContainers,
+                    Table::WasteVehicles,
+                    Table::WeatherObserved,
+                    Table::DeadLetters,
+                ] {
+                    self.lake.ensure(t).await?;
+                }
                 for t in OutputTable::ALL {
                     self.lake.ensure(t).await?;
                 }
