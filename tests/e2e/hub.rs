@@ -37,10 +37,18 @@ pub struct Hub {
     pub client: reqwest::Client,
 }
 
+/// The test configuration, then `extra`: its leading keys (before any `[table]`) go to
+/// `[api]`, the rest is appended.
 fn write_config(world: &World, extra: &str) -> std::path::PathBuf {
     let base = std::fs::read_to_string(world.config_file()).unwrap();
+    let tables = if extra.trim_start().starts_with('[') {
+        0
+    } else {
+        extra.find("\n[").map_or(extra.len(), |i| i + 1)
+    };
+    let (api_keys, extra) = extra.split_at(tables);
     let text = format!(
-        "{base}\n[stream]\nidle_timeout_ms = 2000\nflush_interval_ms = 500\n\n[api]\nmutations_per_minute_per_token = {TOKEN_MUTATION_LIMIT}\ncors_origins = [\"https://tableau.example.fr\"]\ntoken_secret = \"shared-by-the-replicas\"\npublish_interval_s = 1\nsql_max_rows = 2\npublisher_siret = \"24340069400010\"\n\n\
+        "{base}\n[stream]\nidle_timeout_ms = 2000\nflush_interval_ms = 500\n\n[api]\nmutations_per_minute_per_token = {TOKEN_MUTATION_LIMIT}\ncors_origins = [\"https://tableau.example.fr\"]\ntoken_secret = \"shared-by-the-replicas\"\npublish_interval_s = 1\nsql_max_rows = 2\npublisher_siret = \"24340069400010\"\n{api_keys}\n\n\
          [[api.staff]]\nname = \"mairie-gignac\"\ntoken_sha256 = \"{}\"\ncommune = \"{GIGNAC}\"\n\n\
          [[api.staff]]\nname = \"ccvh\"\ntoken_sha256 = \"{}\"\n\n\
          [[api.researchers]]\nname = \"inrae-montpellier\"\ntoken_sha256 = \"{}\"\n\n\
