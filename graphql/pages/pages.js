@@ -270,7 +270,7 @@ async function signaler() {
     const p = $(`erreur-${field}`);
     p.textContent = message;
     p.hidden = !message;
-    const input = { service: select, lieu: $("commune"), description: $("description"), courriel: $("courriel") }[field];
+    const input = { service: select, lieu: $("commune"), description: $("description"), courriel: $("courriel"), photos: $("photos") }[field];
     if (message) input.setAttribute("aria-invalid", "true");
     else input.removeAttribute("aria-invalid");
     return message ? input : null;
@@ -284,6 +284,7 @@ async function signaler() {
       fail("lieu", state.point || $("commune").value ? "" : "Touchez la carte ou choisissez la commune."),
       fail("description", $("description").value.trim() ? "" : "Décrivez le problème."),
       fail("courriel", !email || /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email) ? "" : "Cette adresse électronique n'est pas valide (exemple : nom@exemple.fr)."),
+      fail("photos", photoProblem([...$("photos").files])),
     ].filter(Boolean);
     if (problems.length) {
       announce(`Le formulaire contient ${problems.length} erreur${problems.length > 1 ? "s" : ""}.`);
@@ -298,6 +299,12 @@ async function signaler() {
     button.disabled = true;
     announce("Envoi du signalement…");
     try {
+      const files = [...$("photos").files];
+      if (files.length) {
+        announce(`Envoi de ${files.length} photo${files.length > 1 ? "s" : ""}…`);
+        input.photos = [];
+        for (const f of files) input.photos.push(await sendPhoto(f));
+      }
       const t = await token();
       const data = await gql(
         `mutation($input: SubmitReportInput!) { submitReport(input: $input) {
@@ -325,6 +332,24 @@ async function signaler() {
   });
 }
 
+/** Why the chosen photos cannot be sent ("" when they can). */
+function photoProblem(files) {
+  if (files.length > 3) return "Trois photos au plus.";
+  const wrong = files.find((f) => !["image/jpeg", "image/png", "image/webp"].includes(f.type));
+  if (wrong) return `${wrong.name} n'est pas une photo JPEG, PNG ou WebP.`;
+  const big = files.find((f) => f.size > 10 * 1024 * 1024);
+  if (big) return `${big.name} dépasse 10 Mo.`;
+  return "";
+}
+
+/** Sends one photo to the hub; its id. */
+async function sendPhoto(file) {
+  const response = await fetch("/media/v1/photos", { method: "POST", headers: { "content-type": file.type }, body: file });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(`photo ${file.name} refusée : ${body.error || `réponse ${response.status}`}`, "HTTP");
+  return body.photoId;
+}
+
 // ---- Mes signalements ----
 
 async function mesSignalements() {
@@ -345,13 +370,15 @@ async function mesSignalements() {
     try {
       const { report: r } = await gql(
         `query($id: ID!) { report(id: $id) { id serviceName description status substatus statusNotes communeCode
-           agencyResponsible requestedDatetime expectedDatetime followers
+           agencyResponsible requestedDatetime expectedDatetime followers photos { id url }
            history { status substatus statusNotes at } } }`, { id }, t);
       cards.push(el("article", { class: "card", "data-report-id": r.id, "aria-labelledby": `r-${r.id}` },
         el("h2", { id: `r-${r.id}` }, `${r.serviceName || "Signalement"} — ${communeName(r.communeCode)}`),
         el("p", {}, el("span", { class: `state ${r.status === "CLOSED" ? "closed" : "open"}` }, status(r.status, r.substatus)),
           ` · ${r.agencyResponsible} · ${r.followers} personne${r.followers > 1 ? "s" : ""} concernée${r.followers > 1 ? "s" : ""}`),
         el("p", {}, r.description),
+        r.photos.length ? el("div", { class: "photos" }, r.photos.map((p, k) =>
+          el("img", { src: p.url, alt: `Photo ${k + 1} jointe au signalement`, loading: "lazy", "data-photo-id": p.id }))) : null,
         r.statusNotes ? el("p", {}, el("strong", {}, "Réponse : "), r.statusNotes) : null,
         el("p", { class: "meta" }, `Signalé le ${dateTime(r.requestedDatetime)} · réponse prévue avant le ${date(r.expectedDatetime)} · n° ${r.id}`),
         el("details", {}, el("summary", {}, "Historique"),
@@ -597,7 +624,7 @@ async function gestion() {
     const data = await run(
       `query($f: ReportFilter) { reports(filter: $f, orderBy: DUE_FIRST, first: 100) { edges { node {
          id serviceCode serviceName description communeCode addressString requestedDatetime expectedDatetime
-         status substatus statusNotes followers lat long } } } }`, { f: filter });
+         status substatus statusNotes followers lat long photos { id url state } } } } }`, { f: filter });
     const reports = data.reports.edges.map((e) => e.node);
     if (!state.map) state.map = await valleyMap($("file-carte"));
     state.map.svg.querySelectorAll("circle").forEach((c) => c.remove());
@@ -610,6 +637,8 @@ async function gestion() {
     $("file-resume").textContent = `${reports.length} signalement${reports.length > 1 ? "s" : ""} ouvert${reports.length > 1 ? "s" : ""}.`;
     $("file").replaceChildren(...reports.map((r) => reportCard(r, reports)));
   }
+
+  const PHOTO_STATES = { PENDING: "à vérifier", ACCEPTED: "publiée", HIDDEN: "masquée" };
 
   function lateness(r) {
     const days = Math.floor((Date.now() - Date.parse(r.expectedDatetime)) / 86400000);
@@ -648,6 +677,7 @@ async function gestion() {
       el("p", {}, el("strong", {}, lateness(r)), ` · ${status(r.status, r.substatus)} · ${r.followers} personne${r.followers > 1 ? "s" : ""} concernée${r.followers > 1 ? "s" : ""}`),
       el("p", {}, r.description),
       el("p", { class: "meta" }, [r.addressString, `signalé le ${dateTime(r.requestedDatetime)}`, `n° ${r.id}`].filter(Boolean).join(" · ")),
+      r.photos.length ? el("div", { class: "photos" }, r.photos.map((p, k) => photoCard(r, p, k, act))) : null,
       contact,
       el("details", {}, el("summary", {}, "Traiter"),
         el("label", { for: `sub-${r.id}` }, "Étape"), sub,
@@ -660,6 +690,23 @@ async function gestion() {
           el("div", { class: "actions" }, el("button", { type: "button", class: "secondary", "data-action": "merge", onclick: () => into.value &&
             act("mutation($id: ID!, $into: ID!) { mergeReport(id: $id, into: $into) { report { id } } }", { id: r.id, into: into.value },
               "Doublon fusionné : ses abonnés suivent le signalement d'origine.") }, "Fusionner"))] : null));
+  }
+
+  // A photo as staff see it (fetched with the agent's token: pending and hidden photos are
+  // not public), with the buttons that show or hide it.
+  function photoCard(r, p, k, act) {
+    const img = el("img", { alt: `Photo ${k + 1} du signalement (${PHOTO_STATES[p.state]})`, "data-photo-id": p.id });
+    fetch(p.url, { headers: { authorization: `Bearer ${staffToken()}` } })
+      .then((res) => (res.ok ? res.blob() : null))
+      .then((b) => { if (b) img.src = URL.createObjectURL(b); })
+      .catch(() => null);
+    const moderate = (visible) => act(
+      "mutation($id: ID!, $p: ID!, $v: Boolean!) { moderateReportPhoto(id: $id, photoId: $p, visible: $v) { report { id } } }",
+      { id: r.id, p: p.id, v: visible }, visible ? "Photo publiée." : "Photo masquée.");
+    return el("figure", { class: "photo", "data-photo-state": p.state }, img,
+      el("figcaption", {}, `Photo ${k + 1} : ${PHOTO_STATES[p.state]} `,
+        p.state !== "ACCEPTED" ? el("button", { type: "button", class: "secondary", "data-action": "accept-photo", onclick: () => moderate(true) }, "Publier") : null,
+        p.state !== "HIDDEN" ? el("button", { type: "button", class: "secondary", "data-action": "hide-photo", onclick: () => moderate(false) }, "Masquer") : null));
   }
 
   async function moderation() {

@@ -61,6 +61,9 @@ pub fn start(
     tasks.spawn(emptied_bins(state.clone(), shutdown.child_token()));
     tasks.spawn(crate::notify::run(state.clone(), shutdown.child_token()));
     tasks.spawn(sensor_health(state.clone(), shutdown.child_token()));
+    if state.photos.is_some() {
+        tasks.spawn(photo_sweep(state.clone(), shutdown.child_token()));
+    }
     if !state.options.gateways.is_empty() {
         let door = state.field_door.clone();
         tasks.spawn(retrying(
@@ -123,6 +126,38 @@ async fn sensor_health(state: Arc<ApiState>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(state.options.publish_interval.max(Duration::from_secs(10))) => {}
         }
+    }
+}
+
+/// Deletes, every hour, the photos no report joined within a day and those of reports
+/// whose texts were erased; only once the view has caught up (before, a photo of a report
+/// not replayed yet would look unclaimed).
+async fn photo_sweep(state: Arc<ApiState>, shutdown: CancellationToken) {
+    let mut wait = Duration::from_secs(10);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if !state.citizens.is_ready() {
+            continue;
+        }
+        let Some(store) = state.photos.clone() else {
+            return;
+        };
+        let (named, erased) = state
+            .citizens
+            .view
+            .read()
+            .expect("view lock")
+            .photos_named();
+        match tokio::task::spawn_blocking(move || store.sweep(&named, &erased)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => tracing::info!(removed, "photos deleted (unclaimed or erased)"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "photos: the sweep failed"),
+            Err(e) => tracing::warn!(error = %e, "photos: the sweep stopped"),
+        }
+        wait = Duration::from_secs(3600);
     }
 }
 

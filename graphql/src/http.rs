@@ -212,6 +212,12 @@ pub fn router(state: Arc<ApiState>, ops: Arc<Ops>) -> Router {
         .layer(RequestBodyLimitLayer::new(
             state.options.limits.max_body_bytes,
         ))
+        // Photos have a body limit of their own, and the same guard as every door.
+        .merge(
+            crate::media::router(state.clone()).layer(RequestBodyLimitLayer::new(
+                state.options.limits.max_photo_bytes,
+            )),
+        )
         .layer(axum::middleware::from_fn_with_state(
             guards,
             crate::limits::http::guard,

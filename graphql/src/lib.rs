@@ -10,7 +10,8 @@
 //! ```
 //! The API keeps no state of its own: writes are Kafka events (see [`citizen`]), reads
 //! come from the view every replica rebuilds and from the lake, so `vallee serve` replicas
-//! need no shared disk.
+//! need no shared disk (photos of reports excepted: they are files under the lake's root,
+//! see [`media`]).
 //!
 //! # Layout
 //! - [`options`] — [`ApiOptions`] (limits, staff, CORS…).
@@ -26,6 +27,8 @@
 //! - [`sensors`] — lake reads: the latest rows of each table, as the tables' contract rows.
 //! - [`http`] — routes, GraphiQL, error codes, readiness.
 //! - [`open311`] — the GeoReport v2 REST API over the same reports and commands.
+//! - [`media`] — photos of reports: sent, re-encoded without metadata, stored, shown once
+//!   staff accepted them.
 //! - [`limits`] — the request limits every door passes through (client address, rates,
 //!   operation shape, WebSocket connections, lake snapshot and gate).
 //! - [`rate_limit`] — the bounded fixed-window limiter the limits count with.
@@ -47,6 +50,7 @@ pub mod field_ingest;
 pub mod http;
 pub mod limits;
 pub mod lorawan;
+pub mod media;
 pub mod mqtt;
 pub mod notify;
 pub mod open311;
@@ -131,6 +135,10 @@ pub struct ApiState {
     pub rounds: Arc<rounds::RoundPlanner>,
     /// Signs the links that stop e-mails to a reporter.
     pub unsubscribe: notify::UnsubscribeKey,
+    /// The photos of reports (`None`: the lake is not on a local disk).
+    pub photos: Option<Arc<media::PhotoStore>>,
+    /// Counts photos per client address.
+    pub photo_limiter: rate_limit::RateLimiter,
 }
 
 /// The replicas' shared secret: configured (`[api] token_secret`), else kept in
@@ -227,14 +235,25 @@ impl Api {
         let research = published(&options.research_dir, Audience::Researchers)?;
         let auth = auth::Authenticator::new(&secret, options.staff.clone());
         let sensors = Arc::new(sensors::SensorReader::new(lake.clone(), &options.limits));
+        let photos = match lake.root().to_file_path() {
+            Ok(root) => Some(Arc::new(media::PhotoStore::open(
+                &root,
+                options.limits.max_photo_store_bytes,
+            )?)),
+            Err(()) => None,
+        };
+        let mut commands =
+            commands::Commands::new(citizens.clone(), contacts.clone(), auth.clone(), &options)
+                .with_bins(sensors.clone());
+        if let Some(p) = &photos {
+            commands = commands.with_photos(p.clone());
+        }
         let state = Arc::new(ApiState {
-            commands: commands::Commands::new(
-                citizens.clone(),
-                contacts.clone(),
-                auth.clone(),
-                &options,
-            )
-            .with_bins(sensors.clone()),
+            commands,
+            photos,
+            photo_limiter: rate_limit::RateLimiter::with_max_keys(
+                options.limits.max_rate_limit_keys,
+            ),
             auth,
             contacts,
             sensors,

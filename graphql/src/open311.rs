@@ -229,6 +229,7 @@ async fn create(
             first_name: text("first_name"),
             last_name: text("last_name"),
         }),
+        photos: Vec::new(),
     };
     let applied = s
         .state

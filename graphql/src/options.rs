@@ -138,6 +138,13 @@ pub struct Limits {
     pub trusted_proxies: Vec<String>,
     /// Largest request body, and largest WebSocket message, in bytes. Default 64 KiB.
     pub max_body_bytes: usize,
+    /// Largest photo a citizen may send (`POST /media/v1/photos`), in bytes. Default 10 MiB.
+    pub max_photo_bytes: usize,
+    /// Photos one client address may send in a minute. Default 10.
+    pub photos_per_minute_per_address: u32,
+    /// Bytes the photo store may hold (photos are re-encoded, about 0.5 MB each); past it
+    /// new photos are refused (507) until unclaimed ones expire. Default 5 GiB.
+    pub max_photo_store_bytes: u64,
     /// Deepest accepted operation, introspection included (GraphiQL's query is 13 deep).
     /// Default 13.
     pub max_depth: usize,
@@ -183,6 +190,9 @@ impl Default for Limits {
             max_rate_limit_keys: crate::rate_limit::DEFAULT_MAX_KEYS,
             trusted_proxies: Vec::new(),
             max_body_bytes: 64 * 1024,
+            max_photo_bytes: 10 * 1024 * 1024,
+            photos_per_minute_per_address: 10,
+            max_photo_store_bytes: 5 * 1024 * 1024 * 1024,
             max_depth: 13,
             max_complexity: 2_000,
             max_aliases: 30,
@@ -699,6 +709,12 @@ impl Limits {
         crate::limits::client::TrustedProxies::parse(&self.trusted_proxies)?;
         let counts = [
             ("max_body_bytes", self.max_body_bytes),
+            ("max_photo_bytes", self.max_photo_bytes),
+            (
+                "photos_per_minute_per_address",
+                self.photos_per_minute_per_address as usize,
+            ),
+            ("max_photo_store_bytes", self.max_photo_store_bytes as usize),
             ("max_depth", self.max_depth),
             ("max_complexity", self.max_complexity),
             ("max_response_bytes", self.max_response_bytes),

@@ -39,6 +39,7 @@ impl Stream {
                 ("ReportStatusChanged", Table::CitizenReports),
                 ("ReportLinkedToBin", Table::CitizenReports),
                 ("ReportUnlinkedFromBin", Table::CitizenReports),
+                ("ReportPhotoModerated", Table::CitizenReports),
                 ("TextsErased", Table::CitizenReports),
             ],
             Stream::CitizenIdeas => &[

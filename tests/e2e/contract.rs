@@ -91,6 +91,7 @@ fn citizen_changes() -> Vec<(Stream, vallee_schemas::citizen::CitizenChange)> {
                 has_contact: false,
                 author: None,
                 contact_digest: None,
+                photos: Vec::new(),
             }),
         ),
         (

@@ -26,6 +26,7 @@ mod open_data;
 mod pages;
 mod partner_push;
 mod partners;
+mod photos;
 mod places;
 mod privacy;
 mod rebalance;

@@ -36,6 +36,21 @@ async fn a_resident_reports_follows_and_sees_the_closure_and_a_parent_finds_a_cr
         )
         .await;
     browser.fill("courriel", "habitant@example.fr").await;
+    // And a photo taken with a phone (its GPS position inside).
+    let photo = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        crate::photos::phone_photo(),
+    );
+    let attached = browser
+        .eval(&format!(
+            "(() => {{ const b = Uint8Array.from(atob('{photo}'), (c) => c.charCodeAt(0));
+               const dt = new DataTransfer();
+               dt.items.add(new File([b], 'lampadaire.jpg', {{ type: 'image/jpeg' }}));
+               document.getElementById('photos').files = dt.files;
+               return dt.files.length; }})()"
+        ))
+        .await;
+    assert_eq!(attached, 1);
     browser.click("#envoyer").await;
     browser
         .until(
@@ -60,15 +75,40 @@ async fn a_resident_reports_follows_and_sees_the_closure_and_a_parent_finds_a_cr
     let report = hub
         .ok(
             Some(GIGNAC_STAFF),
-            "query($id: ID!) { report(id: $id) { communeCode addressString followers contact { email } } }",
+            "query($id: ID!) { report(id: $id) { communeCode addressString followers contact { email }
+               photos { state } } }",
             json!({"id": id}),
         )
         .await["report"]
         .clone();
+    assert_eq!(report["photos"], json!([{"state": "PENDING"}]));
     assert_eq!(report["communeCode"], GIGNAC);
     assert_eq!(report["addressString"], "12 rue du Pont, Gignac");
     assert_eq!(report["followers"], 1);
     assert_eq!(report["contact"]["email"], "habitant@example.fr");
+
+    // The town hall looks at the photo in its back office and publishes it.
+    browser.open(&page("/gestion")).await;
+    browser.fill("jeton-agent", GIGNAC_STAFF).await;
+    browser.click("#connexion-form button[type=submit]").await;
+    let pending = format!("article[data-report-id=\"{id}\"] figure[data-photo-state=PENDING]");
+    browser
+        .until(
+            &format!("document.querySelector('{pending} img')?.naturalWidth > 0"),
+            "the photo shown to the agent",
+        )
+        .await;
+    browser
+        .click(&format!("{pending} button[data-action=accept-photo]"))
+        .await;
+    browser
+        .until(
+            &format!(
+                "document.querySelector('article[data-report-id=\"{id}\"] figure[data-photo-state=ACCEPTED]')"
+            ),
+            "the photo published",
+        )
+        .await;
 
     // The town hall closes it with a note; the resident's page shows it.
     hub.ok(
@@ -83,6 +123,12 @@ async fn a_resident_reports_follows_and_sees_the_closure_and_a_parent_finds_a_cr
     assert!(shown.contains("Clos (résolu)"), "{shown}");
     assert!(shown.contains("Lampe changée le jour même."), "{shown}");
     assert!(shown.contains("Mairie de Gignac"), "{shown}");
+    browser
+        .until(
+            &format!("document.querySelector('{card} img[data-photo-id]')?.naturalWidth > 0"),
+            "the published photo on the resident's page",
+        )
+        .await;
 
     // Sent incomplete, the form says what is missing next to each field and moves the focus
     // to the first.

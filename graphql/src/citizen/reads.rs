@@ -224,6 +224,7 @@ mod tests {
                 has_contact: false,
                 author: None,
                 contact_digest: None,
+                photos: Vec::new(),
             },
             requested: at,
             updated: at,
@@ -234,6 +235,7 @@ mod tests {
             followers: BTreeSet::new(),
             erased: false,
             bin: None,
+            photos: Vec::new(),
         }
     }
 

@@ -70,6 +70,7 @@ mod tests {
             has_contact: true,
             author: None,
             contact_digest: None,
+            photos: Vec::new(),
         })
     }
 

@@ -51,6 +51,16 @@ pub struct Report {
     pub erased: bool,
     /// The bin a waste report is about (tied by the hub, untied by staff).
     pub bin: Option<String>,
+    /// Its photos, in the order the reporter joined them.
+    pub photos: Vec<Photo>,
+}
+
+/// A photo of a report and what staff decided of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Photo {
+    pub id: String,
+    /// `None`: not looked at yet; `Some(true)`: shown publicly; `Some(false)`: hidden.
+    pub visible: Option<bool>,
 }
 
 impl Report {
@@ -150,6 +160,8 @@ pub struct CitizenView {
     comment_ideas: HashMap<String, String>,
     /// Subjects erased (kept even before the subject itself is read).
     erased: HashSet<String>,
+    /// Photo id → the report that first joined it.
+    photo_reports: HashMap<String, String>,
 }
 
 impl CitizenView {
@@ -168,6 +180,28 @@ impl CitizenView {
             .filter(|r| r.status == ReportStatus::Open)
             .filter_map(|r| r.bin.clone())
             .collect()
+    }
+
+    /// Photo `id` and the report it belongs to.
+    pub fn photo(&self, id: &str) -> Option<(&Report, &Photo)> {
+        let report = self.reports.get(self.photo_reports.get(id)?)?;
+        let photo = report.photos.iter().find(|p| p.id == id)?;
+        Some((report, photo))
+    }
+
+    /// The photos reports name, and those of reports whose texts were erased (which the
+    /// store deletes).
+    pub fn photos_named(&self) -> (HashSet<String>, HashSet<String>) {
+        let (mut named, mut erased) = (HashSet::new(), HashSet::new());
+        for r in self.reports.values() {
+            for p in &r.photos {
+                named.insert(p.id.clone());
+                if r.erased {
+                    erased.insert(p.id.clone());
+                }
+            }
+        }
+        (named, erased)
     }
 
     /// The key of `subject` arrived: its texts are opened.
@@ -250,7 +284,20 @@ impl CitizenView {
                         followers: BTreeSet::new(),
                         erased: false,
                         bin: None,
+                        photos: r
+                            .photos
+                            .iter()
+                            .map(|id| Photo {
+                                id: id.clone(),
+                                visible: None,
+                            })
+                            .collect(),
                     });
+                for photo in &r.photos {
+                    self.photo_reports
+                        .entry(photo.clone())
+                        .or_insert_with(|| r.report_id.clone());
+                }
                 let id = r.report_id.clone();
                 self.open_texts(&id);
                 self.unpark(&id);
@@ -410,6 +457,17 @@ impl CitizenView {
                         at,
                         &event.actor,
                     );
+                }
+            }
+            CitizenChange::ReportPhotoModerated {
+                report_id,
+                photo_id,
+                visible,
+            } => {
+                if let Some(p) = (self.reports.get_mut(report_id))
+                    .and_then(|r| r.photos.iter_mut().find(|p| p.id == *photo_id))
+                {
+                    p.visible = Some(*visible);
                 }
             }
             CitizenChange::IdeaSupported { idea_id, supporter } => {

@@ -126,6 +126,12 @@ pub enum Command {
         report_id: String,
         into: String,
     },
+    /// Staff: shows one of a report's photos publicly, or hides it.
+    ModerateReportPhoto {
+        report_id: String,
+        photo_id: String,
+        visible: bool,
+    },
     /// Staff: hides or shows an idea.
     ModerateIdea {
         idea_id: String,
@@ -190,6 +196,8 @@ pub struct SubmitReport {
     pub media_url: Option<String>,
     /// Kept in the restricted store, never in an event.
     pub contact: Option<Contact>,
+    /// Ids of photos sent to `POST /media/v1/photos` (at most three).
+    pub photos: Vec<String>,
 }
 
 /// A report's new status.
@@ -346,6 +354,8 @@ pub struct Commands {
     flags_to_hide: usize,
     /// Where the bins stand, to tie waste reports to them (`None`: reports stay untied).
     bins: Option<Arc<dyn BinLocator>>,
+    /// The photos reports may join (`None`: a report with photos is refused).
+    photos: Option<Arc<crate::media::PhotoStore>>,
 }
 
 /// Where the bins stand: the nearest to a place, within a radius (the lake's latest
@@ -402,6 +412,15 @@ impl Commands {
             pre_moderation: options.pre_moderation,
             flags_to_hide: options.flags_to_hide,
             bins: None,
+            photos: None,
+        }
+    }
+
+    /// The same, with the photo store reports join photos from.
+    pub fn with_photos(self, photos: Arc<crate::media::PhotoStore>) -> Self {
+        Commands {
+            photos: Some(photos),
+            ..self
         }
     }
 
@@ -463,6 +482,14 @@ impl Commands {
             }
             Command::MergeReport { report_id, into } => {
                 self.merge_report(staff(caller)?, &report_id, &into).await
+            }
+            Command::ModerateReportPhoto {
+                report_id,
+                photo_id,
+                visible,
+            } => {
+                self.moderate_report_photo(staff(caller)?, &report_id, &photo_id, visible)
+                    .await
             }
             Command::UnlinkReportFromBin { report_id } => {
                 self.unlink_report_from_bin(staff(caller)?, &report_id)

@@ -103,6 +103,7 @@ impl Commands {
         }
         let contact = checked_contact(report.contact)?;
         let address_string = opt_text("addressString", report.address_string, 500)?;
+        let photos = self.checked_photos(report.photos)?;
         let agency = match service.competence {
             Competence::Commune => format!("Mairie de {}", commune.name),
             Competence::Intercommunality => INTERCOMMUNALITY.to_string(),
@@ -142,6 +143,7 @@ impl Commands {
                     .as_ref()
                     .and_then(|c| c.email.as_deref())
                     .map(|e| self.citizens.contact_digest(e)),
+                photos,
             }),
         );
         event.date_observed = now;
@@ -293,6 +295,69 @@ impl Commands {
         }));
         self.write(writes).await?;
         Ok(Applied::Report(self.report(into)?))
+    }
+
+    /// The photos a new report joins: at most three, each sent to the photo store before
+    /// and joined to no other report.
+    fn checked_photos(&self, photos: Vec<String>) -> Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for id in photos {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        if out.len() > citizen::MAX_REPORT_PHOTOS {
+            return Err(CommandError::bad(format!(
+                "at most {} photos",
+                citizen::MAX_REPORT_PHOTOS
+            )));
+        }
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let Some(store) = &self.photos else {
+            return Err(CommandError::bad("photos are not kept here"));
+        };
+        let view = self.citizens.view.read().expect("view lock");
+        for id in &out {
+            if !store.contains(id) {
+                return Err(CommandError::bad(format!(
+                    "photos: {id:?} is not a photo sent to POST /media/v1/photos (or it expired)"
+                )));
+            }
+            if view.photo(id).is_some() {
+                return Err(CommandError::bad(
+                    "photos: this photo is already joined to another report",
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Staff of the report's scope: shows one of its photos publicly, or hides it.
+    pub(super) async fn moderate_report_photo(
+        &self,
+        staff: Staff<'_>,
+        id: &str,
+        photo_id: &str,
+        visible: bool,
+    ) -> Result<Applied> {
+        let current = self.report(id)?;
+        staff.check_scope(Some(&current.submitted.commune_code))?;
+        if !current.photos.iter().any(|p| p.id == photo_id) {
+            return Err(CommandError::NotFound(
+                "no such photo on this report".into(),
+            ));
+        }
+        let moderated = staff.event(CitizenChange::ReportPhotoModerated {
+            report_id: id.to_string(),
+            photo_id: photo_id.to_string(),
+            visible,
+        });
+        let detail = format!("{photo_id} {}", if visible { "shown" } else { "hidden" });
+        self.write(Writes::audited(staff, "moderateReportPhoto", id, Some(detail)).then(moderated))
+            .await?;
+        Ok(Applied::Report(self.report(id)?))
     }
 
     /// Staff of the report's scope: unties it from its bin.

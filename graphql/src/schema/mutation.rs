@@ -164,6 +164,26 @@ impl Mutation {
         .await
     }
 
+    /// Staff of the report's scope: shows one of its photos publicly (`visible: true`) or
+    /// hides it (a face, a number plate, off topic).
+    async fn moderate_report_photo(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        photo_id: ID,
+        visible: bool,
+    ) -> async_graphql::Result<ModerateReportPhotoPayload> {
+        run(
+            ctx,
+            Command::ModerateReportPhoto {
+                report_id: id.0,
+                photo_id: photo_id.0,
+                visible,
+            },
+        )
+        .await
+    }
+
     /// Staff of the report's scope: unties a waste report from the bin the hub tied it to
     /// (a wrong match); the report's history says so.
     async fn unlink_report_from_bin(

@@ -49,6 +49,8 @@ fn api(dir: &std::path::Path, limits: Limits) -> Arc<ApiState> {
         contacts,
         citizens,
         sensors: Arc::new(SensorReader::new(internal.clone(), &options.limits)),
+        photos: None,
+        photo_limiter: crate::rate_limit::RateLimiter::with_max_keys(1_000),
         field_door: crate::field_ingest::FieldDoor::new(&options).unwrap(),
         rounds: Arc::new(crate::rounds::RoundPlanner::new(options.rounds.clone())),
         unsubscribe: crate::notify::UnsubscribeKey::derive(b"test secret"),

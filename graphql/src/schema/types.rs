@@ -293,6 +293,27 @@ impl From<crate::citizen::contacts::Contact> for ContactDetails {
     }
 }
 
+/// What staff decided of a report's photo.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoState {
+    /// Not looked at yet: staff only see it.
+    Pending,
+    /// Shown publicly.
+    Accepted,
+    /// Hidden (a face, a plate, off topic): staff only see it.
+    Hidden,
+}
+
+/// A photo of a report (a JPEG re-encoded by the hub: no metadata).
+#[derive(async_graphql::SimpleObject, Debug, Clone)]
+pub struct ReportPhoto {
+    pub id: ID,
+    /// Path on the hub (`/media/photos/<id>.jpg`); staff fetch pending and hidden photos
+    /// with their token in `Authorization`.
+    pub url: String,
+    pub state: PhotoState,
+}
+
 /// A citizen's report (Open311 service request).
 #[derive(Debug, Clone)]
 pub struct Report(pub view::Report);
@@ -340,6 +361,28 @@ impl Report {
     }
     async fn media_url(&self) -> Option<&str> {
         self.0.submitted.media_url.as_deref()
+    }
+    /// Its photos: for staff of the report's scope every one with its state; for everyone
+    /// else those staff accepted (none once the reporter's texts were erased).
+    async fn photos(&self, ctx: &Context<'_>) -> Vec<ReportPhoto> {
+        let staff = self.0.as_filed_for(caller(ctx));
+        if self.0.erased {
+            return Vec::new();
+        }
+        self.0
+            .photos
+            .iter()
+            .filter(|p| staff || p.visible == Some(true))
+            .map(|p| ReportPhoto {
+                id: ID(p.id.clone()),
+                url: format!("/media/photos/{}.jpg", p.id),
+                state: match p.visible {
+                    None => PhotoState::Pending,
+                    Some(true) => PhotoState::Accepted,
+                    Some(false) => PhotoState::Hidden,
+                },
+            })
+            .collect()
     }
     /// The bin a waste report is about: the nearest within 30 m when it was filed (staff
     /// may untie a wrong match). The report closes when that bin is emptied.

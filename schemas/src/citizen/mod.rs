@@ -105,7 +105,14 @@ pub struct ReportSubmitted {
     /// finds a person's reports for an erasure request (see [`sealed`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_digest: Option<String>,
+    /// Photos the reporter joined (ids in the API's photo store), at most
+    /// [`MAX_REPORT_PHOTOS`]: shown publicly only once staff accepted them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub photos: Vec<String>,
 }
+
+/// Most photos one report carries.
+pub const MAX_REPORT_PHOTOS: usize = 3;
 
 impl ReportSubmitted {
     /// What the reporter wrote, by field name (sealed on Kafka and in the lake).
@@ -232,6 +239,13 @@ pub enum CitizenChange {
         report_id: String,
         bin_id: String,
     },
+    /// Staff accepted (shown publicly) or hid one of a report's photos.
+    #[serde(rename_all = "camelCase")]
+    ReportPhotoModerated {
+        report_id: String,
+        photo_id: String,
+        visible: bool,
+    },
     IdeaSubmitted(IdeaSubmitted),
     #[serde(rename_all = "camelCase")]
     IdeaSupported {
@@ -344,6 +358,7 @@ impl CitizenChange {
             CitizenChange::ReportStatusChanged { .. } => "ReportStatusChanged",
             CitizenChange::ReportLinkedToBin { .. } => "ReportLinkedToBin",
             CitizenChange::ReportUnlinkedFromBin { .. } => "ReportUnlinkedFromBin",
+            CitizenChange::ReportPhotoModerated { .. } => "ReportPhotoModerated",
             CitizenChange::IdeaSubmitted(_) => "IdeaSubmitted",
             CitizenChange::IdeaSupported { .. } => "IdeaSupported",
             CitizenChange::IdeaSupportWithdrawn { .. } => "IdeaSupportWithdrawn",
@@ -376,6 +391,7 @@ impl CitizenChange {
             | CitizenChange::ReportStatusChanged { .. }
             | CitizenChange::ReportLinkedToBin { .. }
             | CitizenChange::ReportUnlinkedFromBin { .. }
+            | CitizenChange::ReportPhotoModerated { .. }
             | CitizenChange::TextsErased { .. } => Stream::CitizenReports,
             CitizenChange::IdeaSubmitted(_)
             | CitizenChange::IdeaSupported { .. }
@@ -405,7 +421,8 @@ impl CitizenChange {
             CitizenChange::ReportFollowed { report_id, .. }
             | CitizenChange::ReportStatusChanged { report_id, .. }
             | CitizenChange::ReportLinkedToBin { report_id, .. }
-            | CitizenChange::ReportUnlinkedFromBin { report_id, .. } => report_id,
+            | CitizenChange::ReportUnlinkedFromBin { report_id, .. }
+            | CitizenChange::ReportPhotoModerated { report_id, .. } => report_id,
             CitizenChange::IdeaSubmitted(i) => &i.idea_id,
             CitizenChange::IdeaSupported { idea_id, .. }
             | CitizenChange::IdeaSupportWithdrawn { idea_id, .. }
@@ -703,6 +720,7 @@ mod tests {
                 has_contact: true,
                 author: None,
                 contact_digest: None,
+                photos: Vec::new(),
             }),
         )
     }
@@ -851,6 +869,11 @@ mod tests {
                 scope: text("intercommunality"),
                 detail: None,
             },
+            CitizenChange::ReportPhotoModerated {
+                report_id: report(),
+                photo_id: text("p"),
+                visible: true,
+            },
         ];
         let which = |c: &CitizenChange| match c {
             CitizenChange::ReportSubmitted(_) => 0,
@@ -877,11 +900,12 @@ mod tests {
             CitizenChange::CommentModerated { .. } => 21,
             CitizenChange::TextsErased { .. } => 22,
             CitizenChange::StaffAction { .. } => 23,
+            CitizenChange::ReportPhotoModerated { .. } => 24,
         };
         let covered: Vec<usize> = samples.iter().map(which).collect();
         assert_eq!(
             covered,
-            (0..=23).collect::<Vec<_>>(),
+            (0..=24).collect::<Vec<_>>(),
             "one sample of each kind"
         );
         samples

@@ -39,6 +39,9 @@ pub struct SubmitReportInput {
     pub media_url: Option<String>,
     /// Kept in the restricted store, never published.
     pub contact: Option<ContactInput>,
+    /// Up to three photos, each sent first to `POST /media/v1/photos` (its `photoId`):
+    /// shown publicly once staff accepted them.
+    pub photos: Option<Vec<ID>>,
 }
 
 impl From<SubmitReportInput> for commands::SubmitReport {
@@ -51,6 +54,12 @@ impl From<SubmitReportInput> for commands::SubmitReport {
             address_string: i.address_string,
             media_url: i.media_url,
             contact: i.contact.map(Into::into),
+            photos: i
+                .photos
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| p.0)
+                .collect(),
         }
     }
 }

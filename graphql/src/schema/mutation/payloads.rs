@@ -67,7 +67,7 @@ macro_rules! payloads_of {
     )*};
 }
 
-payloads_of!(Report => report: Report, FollowReportPayload, UpdateReportStatusPayload, UnlinkReportFromBinPayload, MergeReportPayload);
+payloads_of!(Report => report: Report, FollowReportPayload, UpdateReportStatusPayload, UnlinkReportFromBinPayload, MergeReportPayload, ModerateReportPhotoPayload);
 
 payloads_of!(
     Idea => idea: Idea,
