@@ -458,7 +458,10 @@ async function idees() {
           : el("button", { type: "button", onclick: () => act("mutation($id: ID!) { supportIdea(id: $id) { idea { id } } }", { id: i.id }, "Idée soutenue.") }, "Soutenir"),
         el("button", { type: "button", class: "secondary", onclick: () => act("mutation($id: ID!) { flagIdea(id: $id, reason: OFFENSIVE) { idea { id } } }", { id: i.id }, "Merci : la modération va regarder.") }, "Signaler un abus")),
       el("details", {}, el("summary", {}, `Commentaires (${i.comments.length})`),
-        el("ul", {}, i.comments.map((c) => el("li", {}, c.body, el("span", { class: "meta" }, ` — ${dateTime(c.createdAt)}`)))),
+        el("ul", {}, i.comments.map((c) => el("li", { "data-comment-id": c.id }, c.body, el("span", { class: "meta" }, ` — ${dateTime(c.createdAt)} `),
+          el("button", { type: "button", class: "secondary", "data-action": "flag-comment", "aria-label": "Signaler ce commentaire comme abusif",
+            onclick: () => act("mutation($id: ID!, $c: ID!) { flagComment(id: $id, commentId: $c, reason: OFFENSIVE) { idea { id } } }",
+              { id: i.id, c: c.id }, "Merci : la modération va regarder ce commentaire.") }, "Signaler")))),
         el("label", { for: `c-${i.id}` }, "Votre commentaire"), commentInput,
         el("div", { class: "actions" }, el("button", { type: "button", onclick: () => commentInput.value.trim() &&
           act("mutation($id: ID!, $input: CommentIdeaInput!) { commentIdea(id: $id, input: $input) { comment { id } } }",
@@ -712,10 +715,11 @@ async function gestion() {
   async function moderation() {
     const data = await run(`{ ideas(orderBy: NEWEST, first: 100) { edges { node {
       id title body communeCode state answer flags hidden supports supportThreshold eligible
-      comments { id body createdAt hidden } } } } }`);
+      comments { id body createdAt hidden flags } } } } }`);
     const ideas = data.ideas.edges.map((e) => e.node)
       .filter((i) => !state.me.communeCode || i.communeCode === state.me.communeCode);
-    ideas.sort((a, b) => (b.flags - a.flags) || (Number(b.eligible) - Number(a.eligible)));
+    const flagged = (i) => i.flags + i.comments.reduce((n, c) => n + c.flags, 0);
+    ideas.sort((a, b) => (flagged(b) - flagged(a)) || (Number(b.eligible) - Number(a.eligible)));
     $("moderation").replaceChildren(...(ideas.length ? ideas.map((i) => {
       const stateSelect = el("select", { id: `etat-${i.id}` }, Object.entries(IDEA_STATES).filter(([k]) => k !== "WITHDRAWN")
         .map(([k, v]) => el("option", { value: k, selected: k === i.state }, v)));
@@ -731,8 +735,8 @@ async function gestion() {
           act("mutation($id: ID!, $input: ModerateIdeaInput!) { moderateIdea(id: $id, input: $input) { idea { id } } }",
             { id: i.id, input: { hidden: !i.hidden } }, i.hidden ? "Idée rendue visible." : "Idée masquée.") }, i.hidden ? "Rendre visible" : "Masquer")),
         i.comments.length ? el("details", {}, el("summary", {}, `Commentaires (${i.comments.length})`),
-          el("ul", {}, i.comments.map((c) => el("li", { "data-comment-id": c.id },
-            `${c.body} — ${dateTime(c.createdAt)}${c.hidden ? " (masqué)" : ""} `,
+          el("ul", {}, [...i.comments].sort((a, b) => b.flags - a.flags).map((c) => el("li", { "data-comment-id": c.id, "data-flags": c.flags },
+            `${c.body} — ${dateTime(c.createdAt)}${c.flags ? ` · signalé ${c.flags} fois` : ""}${c.hidden ? " (masqué)" : ""} `,
             el("button", { type: "button", class: "secondary", "data-action": "moderate-comment", onclick: () =>
               act("mutation($id: ID!, $c: ID!, $input: ModerateIdeaInput!) { moderateComment(id: $id, commentId: $c, input: $input) { idea { id } } }",
                 { id: i.id, c: c.id, input: { hidden: !c.hidden } }, c.hidden ? "Commentaire rendu visible." : "Commentaire masqué.") },

@@ -51,6 +51,7 @@ impl Stream {
                 ("IdeaAnswered", Table::CitizenIdeas),
                 ("IdeaModerated", Table::CitizenIdeas),
                 ("CommentModerated", Table::CitizenIdeas),
+                ("CommentFlagged", Table::CitizenIdeas),
             ],
             Stream::StaffAudit => &[("StaffAction", Table::StaffAudit)],
             Stream::ReferencePlaces => &[

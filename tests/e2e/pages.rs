@@ -272,6 +272,28 @@ async fn a_town_hall_agent_works_the_late_queue_merges_a_duplicate_and_moderates
         .unwrap()
         .to_string();
 
+    // A resident flags the spam comment from the idea box.
+    browser.open(&hub.url("/idees")).await;
+    let flag = format!("li[data-comment-id=\"{comment}\"] button[data-action=flag-comment]");
+    browser
+        .until(&format!("document.querySelector('{flag}')"), "the comment")
+        .await;
+    browser.click(&flag).await;
+    crate::helpers::eventually(
+        std::time::Duration::from_secs(10),
+        "the comment flagged",
+        || async {
+            hub.ok(
+                Some(GIGNAC_STAFF),
+                "query($id: ID!) { idea(id: $id) { comments { flags } } }",
+                json!({"id": idea}),
+            )
+            .await["idea"]["comments"]
+                == json!([{"flags": 1}])
+        },
+    )
+    .await;
+
     // A wrong token is refused with why; the agent's opens their space.
     browser.open(&hub.url("/gestion")).await;
     browser.fill("jeton-agent", "not-a-token").await;
@@ -390,7 +412,14 @@ async fn a_town_hall_agent_works_the_late_queue_merges_a_duplicate_and_moderates
         "what the form did not show is kept"
     );
 
-    // The spam comment is hidden, then the flagged idea itself, from the public.
+    // The spam comment, shown flagged, is hidden, then the flagged idea itself, from the
+    // public.
+    assert!(
+        browser
+            .text(&format!("li[data-comment-id=\"{comment}\"]"))
+            .await
+            .contains("signalé 1 fois")
+    );
     browser
         .click(&format!(
             "li[data-comment-id=\"{comment}\"] button[data-action=moderate-comment]"

@@ -86,6 +86,22 @@ pub struct Comment {
     pub at: DateTime<Utc>,
     /// Hidden by a moderator: staff only see it.
     pub hidden: bool,
+    /// Whether a moderator decided (`hidden` then holds whatever the flags say).
+    pub moderated: bool,
+    /// Citizens who flagged it, with why.
+    pub flags: BTreeMap<String, FlagReason>,
+}
+
+impl Comment {
+    /// Whether the public sees it: not hidden by a moderator, nor, until one decides, by
+    /// `flags_to_hide` distinct flags.
+    pub fn visible(&self, flags_to_hide: usize) -> bool {
+        if self.moderated {
+            !self.hidden
+        } else {
+            self.flags.len() < flags_to_hide
+        }
+    }
 }
 
 /// An idea as it stands.
@@ -493,6 +509,8 @@ impl CitizenView {
                         author: author.clone(),
                         at,
                         hidden: false,
+                        moderated: false,
+                        flags: BTreeMap::new(),
                     });
                     i.comments.sort_by_key(|c| c.at);
                     self.comment_ideas
@@ -529,6 +547,19 @@ impl CitizenView {
                     .and_then(|i| i.comments.iter_mut().find(|c| c.id == *comment_id))
                 {
                     c.hidden = *hidden;
+                    c.moderated = true;
+                }
+            }
+            CitizenChange::CommentFlagged {
+                idea_id,
+                comment_id,
+                flagger,
+                reason,
+            } => {
+                if let Some(c) = (self.ideas.get_mut(idea_id))
+                    .and_then(|i| i.comments.iter_mut().find(|c| c.id == *comment_id))
+                {
+                    c.flags.entry(flagger.clone()).or_insert(*reason);
                 }
             }
             CitizenChange::IdeaModerated { idea_id, hidden } => {
@@ -626,5 +657,45 @@ mod tests {
             },
         ));
         assert!(v.ideas["i-1"].visible(3));
+    }
+
+    #[test]
+    fn three_distinct_flags_hide_a_comment_until_a_moderator_decides() {
+        let mut v = CitizenView::default();
+        v.apply(&idea());
+        v.apply(&CitizenEvent::new(
+            "c",
+            CitizenChange::IdeaCommented {
+                idea_id: "i-1".into(),
+                comment_id: "c-1".into(),
+                body: "Visitez mon site".into(),
+                author: "w".into(),
+            },
+        ));
+        let comment = |v: &CitizenView| v.ideas["i-1"].comments[0].clone();
+        for (k, who) in ["x", "x", "y", "z"].into_iter().enumerate() {
+            assert!(comment(&v).visible(3), "after {k} flags");
+            v.apply(&CitizenEvent::new(
+                "c",
+                CitizenChange::CommentFlagged {
+                    idea_id: "i-1".into(),
+                    comment_id: "c-1".into(),
+                    flagger: who.into(),
+                    reason: FlagReason::Offensive,
+                },
+            ));
+        }
+        assert_eq!(comment(&v).flags.len(), 3, "one flag per citizen");
+        assert!(!comment(&v).visible(3));
+        assert!(v.ideas["i-1"].visible(3), "the idea itself stays");
+        v.apply(&CitizenEvent::new(
+            "staff:m",
+            CitizenChange::CommentModerated {
+                idea_id: "i-1".into(),
+                comment_id: "c-1".into(),
+                hidden: false,
+            },
+        ));
+        assert!(comment(&v).visible(3), "a moderator's decision wins");
     }
 }

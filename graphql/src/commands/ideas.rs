@@ -127,6 +127,31 @@ impl Commands {
         Ok(Applied::Idea(self.idea(id, SeenBy::Staff)?))
     }
 
+    /// A citizen flags a comment the public sees, once; enough distinct flags hide it
+    /// until a moderator decides.
+    pub(super) async fn flag_comment(
+        &self,
+        flagger: Citizen<'_>,
+        id: &str,
+        comment_id: &str,
+        reason: FlagReason,
+    ) -> Result<Applied> {
+        let current = self.idea(id, self.public())?;
+        let comment = (current.comments.iter())
+            .find(|c| c.id == comment_id && c.visible(self.flags_to_hide))
+            .ok_or_else(|| CommandError::NotFound(format!("no comment {comment_id}")))?;
+        if !comment.flags.contains_key(flagger.pseudonym()) {
+            let flag = flagger.event(CitizenChange::CommentFlagged {
+                idea_id: id.to_string(),
+                comment_id: comment_id.to_string(),
+                flagger: flagger.pseudonym().to_string(),
+                reason,
+            });
+            self.write(Writes::event(flag)).await?;
+        }
+        Ok(Applied::Idea(self.idea(id, SeenBy::Staff)?))
+    }
+
     /// The author withdraws their idea (even a hidden one); nobody else may.
     pub(super) async fn withdraw_idea(&self, me: Citizen<'_>, id: &str) -> Result<Applied> {
         let current = self.idea(id, SeenBy::Staff)?;

@@ -107,6 +107,12 @@ pub enum Command {
         idea_id: String,
         reason: FlagReason,
     },
+    /// Flags one comment of an idea for moderation.
+    FlagComment {
+        idea_id: String,
+        comment_id: String,
+        reason: FlagReason,
+    },
     /// The author withdraws their idea.
     WithdrawIdea {
         idea_id: String,
@@ -468,6 +474,14 @@ impl Commands {
             }
             Command::FlagIdea { idea_id, reason } => {
                 self.flag_idea(citizen(caller)?, &idea_id, reason).await
+            }
+            Command::FlagComment {
+                idea_id,
+                comment_id,
+                reason,
+            } => {
+                self.flag_comment(citizen(caller)?, &idea_id, &comment_id, reason)
+                    .await
             }
             Command::WithdrawIdea { idea_id } => {
                 self.withdraw_idea(citizen(caller)?, &idea_id).await

@@ -280,6 +280,23 @@ impl Mutation {
         run(ctx, command).await
     }
 
+    /// Flags one comment of an idea for moderation (citizen token); after 3 distinct
+    /// flags it is hidden pending a moderator's decision.
+    async fn flag_comment(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        comment_id: ID,
+        reason: FlagReason,
+    ) -> async_graphql::Result<FlagCommentPayload> {
+        let command = Command::FlagComment {
+            idea_id: id.0,
+            comment_id: comment_id.0,
+            reason: reason.into(),
+        };
+        run(ctx, command).await
+    }
+
     /// The author withdraws their idea.
     async fn withdraw_idea(
         &self,

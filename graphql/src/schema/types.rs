@@ -460,8 +460,11 @@ pub struct Comment {
     pub id: ID,
     pub body: String,
     pub created_at: DateTime<Utc>,
-    /// Hidden by a moderator (only staff see such a comment).
+    /// Hidden from the public, by a moderator or by flags pending a moderator's decision
+    /// (only staff see such a comment).
     pub hidden: bool,
+    /// Distinct citizens who flagged it.
+    pub flags: i32,
 }
 
 impl From<&view::Comment> for Comment {
@@ -470,7 +473,8 @@ impl From<&view::Comment> for Comment {
             id: ID(c.id.clone()),
             body: c.body.clone(),
             created_at: c.at,
-            hidden: c.hidden,
+            hidden: c.moderated && c.hidden,
+            flags: c.flags.len() as i32,
         }
     }
 }
@@ -555,14 +559,16 @@ impl Idea {
     /// Comments, bodies as `title`.
     async fn comments(&self, ctx: &Context<'_>) -> Vec<Comment> {
         let as_filed = self.0.as_filed_for(caller(ctx));
+        let flags_to_hide = state(ctx).options.flags_to_hide;
         let shown = |c: &view::Comment| Comment {
             body: reads::text(as_filed, &c.body).into_owned(),
+            hidden: !c.visible(flags_to_hide),
             ..Comment::from(c)
         };
-        // A comment a moderator hid reaches staff only.
+        // A comment a moderator or the flags hid reaches staff only.
         let staff = caller(ctx).staff().is_some();
         (self.0.comments.iter())
-            .filter(|c| staff || !c.hidden)
+            .filter(|c| staff || c.visible(flags_to_hide))
             .map(shown)
             .collect()
     }

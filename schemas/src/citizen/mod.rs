@@ -289,6 +289,14 @@ pub enum CitizenChange {
         comment_id: String,
         hidden: bool,
     },
+    /// A citizen flags one comment of an idea for moderation.
+    #[serde(rename_all = "camelCase")]
+    CommentFlagged {
+        idea_id: String,
+        comment_id: String,
+        flagger: String,
+        reason: FlagReason,
+    },
     PlaceUpdated(PlaceUpdated),
     #[serde(rename_all = "camelCase")]
     PlaceRemoved {
@@ -367,6 +375,7 @@ impl CitizenChange {
             CitizenChange::IdeaAnswered { .. } => "IdeaAnswered",
             CitizenChange::IdeaModerated { .. } => "IdeaModerated",
             CitizenChange::CommentModerated { .. } => "CommentModerated",
+            CitizenChange::CommentFlagged { .. } => "CommentFlagged",
             CitizenChange::PlaceUpdated(_) => "PlaceUpdated",
             CitizenChange::PlaceRemoved { .. } => "PlaceRemoved",
             CitizenChange::ChildcareVacanciesUpdated { .. } => "ChildcareVacanciesUpdated",
@@ -400,7 +409,8 @@ impl CitizenChange {
             | CitizenChange::IdeaFlagged { .. }
             | CitizenChange::IdeaAnswered { .. }
             | CitizenChange::IdeaModerated { .. }
-            | CitizenChange::CommentModerated { .. } => Stream::CitizenIdeas,
+            | CitizenChange::CommentModerated { .. }
+            | CitizenChange::CommentFlagged { .. } => Stream::CitizenIdeas,
             CitizenChange::PlaceUpdated(_)
             | CitizenChange::PlaceRemoved { .. }
             | CitizenChange::ChildcareVacanciesUpdated { .. }
@@ -430,7 +440,8 @@ impl CitizenChange {
             | CitizenChange::IdeaFlagged { idea_id, .. }
             | CitizenChange::IdeaAnswered { idea_id, .. }
             | CitizenChange::IdeaModerated { idea_id, .. }
-            | CitizenChange::CommentModerated { idea_id, .. } => idea_id,
+            | CitizenChange::CommentModerated { idea_id, .. }
+            | CitizenChange::CommentFlagged { idea_id, .. } => idea_id,
             CitizenChange::PlaceUpdated(p) => &p.place_id,
             CitizenChange::PlaceRemoved { place_id }
             | CitizenChange::ChildcareVacanciesUpdated { place_id, .. } => place_id,
@@ -874,6 +885,12 @@ mod tests {
                 photo_id: text("p"),
                 visible: true,
             },
+            CitizenChange::CommentFlagged {
+                idea_id: idea_id(),
+                comment_id: text("c"),
+                flagger: text("f"),
+                reason: FlagReason::Offensive,
+            },
         ];
         let which = |c: &CitizenChange| match c {
             CitizenChange::ReportSubmitted(_) => 0,
@@ -901,11 +918,12 @@ mod tests {
             CitizenChange::TextsErased { .. } => 22,
             CitizenChange::StaffAction { .. } => 23,
             CitizenChange::ReportPhotoModerated { .. } => 24,
+            CitizenChange::CommentFlagged { .. } => 25,
         };
         let covered: Vec<usize> = samples.iter().map(which).collect();
         assert_eq!(
             covered,
-            (0..=24).collect::<Vec<_>>(),
+            (0..=25).collect::<Vec<_>>(),
             "one sample of each kind"
         );
         samples

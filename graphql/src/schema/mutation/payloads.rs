@@ -75,6 +75,7 @@ payloads_of!(
     SupportIdeaPayload,
     WithdrawSupportPayload,
     FlagIdeaPayload,
+    FlagCommentPayload,
     WithdrawIdeaPayload,
     AnswerIdeaPayload,
     ModerateIdeaPayload,
