@@ -56,7 +56,7 @@ fn client_options(options: &MqttOptions) -> Result<rumqttc::MqttOptions> {
         // A network server's JSON for one uplink is a few KiB.
         .set_max_packet_size(256 * 1024, 64 * 1024);
     if !options.username.is_empty() {
-        client.set_credentials(options.username.clone(), options.password.clone());
+        client.set_credentials(options.username.clone(), options.password.expose());
     }
     Ok(client)
 }

@@ -303,6 +303,32 @@ pub struct ApiOptions {
     pub mqtt: MqttOptions,
 }
 
+/// A password from the file: kept as given, never shown (`Debug` prints `***`).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The password itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "***" })
+    }
+}
+
 /// The MQTT broker LoRaWAN network servers publish their uplinks on (`[api.mqtt]`): off
 /// until a URL is named.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,7 +342,7 @@ pub struct MqttOptions {
     pub client_id: String,
     /// Credentials on the broker (empty: none). Keep the file private.
     pub username: String,
-    pub password: String,
+    pub password: Secret,
     /// Topic filters subscribed to (QoS 1). Default ChirpStack v4's and The Things Stack
     /// v3's uplink topics.
     pub topics: Vec<String>,
@@ -335,7 +361,7 @@ impl Default for MqttOptions {
             url: String::new(),
             client_id: "vallee-hub".into(),
             username: String::new(),
-            password: String::new(),
+            password: Secret::default(),
             topics: vec![
                 "application/+/device/+/event/up".into(),
                 "v3/+/devices/+/up".into(),
@@ -381,14 +407,31 @@ impl Default for SensorHealthOptions {
     }
 }
 
+/// How the hub speaks to its SMTP relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailSecurity {
+    None,
+    Starttls,
+    Tls,
+}
+
 /// E-mails to reporters (`[api.mail]`): off until a relay is named.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailOptions {
-    /// The SMTP relay, `host:port` (plain SMTP: a relay the hub trusts, such as the
-    /// town's mail server on its network or a local Postfix that relays with TLS). Empty:
-    /// no e-mail is sent.
+    /// The SMTP relay, `host:port` (a host name when TLS is on: its certificate must name
+    /// it). Empty: no e-mail is sent.
     pub smtp_addr: String,
+    /// `none` (plain SMTP: a relay on the hub's own network, such as a local Postfix that
+    /// relays with TLS), `starttls` (port 587) or `tls` (TLS from the first byte, port 465).
+    /// Default `none`.
+    pub tls: MailSecurity,
+    /// Login on the relay (AUTH PLAIN), only over TLS. Empty: no login.
+    pub username: String,
+    pub password: Secret,
+    /// PEM certificates trusted besides the system's roots (a town's own authority).
+    pub ca_file: String,
     /// The name the hub gives in `EHLO`.
     pub helo: String,
     /// The sender's address and name.
@@ -402,6 +445,10 @@ impl Default for MailOptions {
     fn default() -> Self {
         MailOptions {
             smtp_addr: String::new(),
+            tls: MailSecurity::None,
+            username: String::new(),
+            password: Secret::default(),
+            ca_file: String::new(),
             helo: "vallee-hub".into(),
             from_address: "ne-pas-repondre@cc-vallee-herault.fr".into(),
             from_name: "Communauté de communes Vallée de l'Hérault".into(),
@@ -674,6 +721,22 @@ impl ApiOptions {
             if !(m.public_url.starts_with("http://") || m.public_url.starts_with("https://")) {
                 return invalid("mail.public_url starts with http:// or https://".into());
             }
+            if !m.username.is_empty() && m.tls == MailSecurity::None {
+                return invalid(
+                    "mail.username: a login is sent over TLS only (tls = \"starttls\" or \"tls\")"
+                        .into(),
+                );
+            }
+            if m.username.is_empty() != m.password.is_empty() {
+                return invalid("mail.username and mail.password go together".into());
+            }
+            let bad = |c: char| c == '\0' || c == '\r' || c == '\n';
+            if m.username.contains(bad) || m.password.expose().contains(bad) {
+                return invalid("mail.username and mail.password are one line each".into());
+            }
+            if !m.ca_file.is_empty() && !std::path::Path::new(&m.ca_file).is_file() {
+                return invalid(format!("mail.ca_file {} is not a file", m.ca_file));
+            }
             if m.helo.is_empty() || !m.helo.bytes().all(|b| b.is_ascii_graphic()) {
                 return invalid("mail.helo is a host name".into());
             }
@@ -909,6 +972,38 @@ mod tests {
         assert!(err.to_string().contains("cave also lists"), "{err}");
         let typo = partner(json!({"share_publik": ["p1"]})).unwrap_err();
         assert!(typo.to_string().contains("share_publik"), "{typo}");
+    }
+
+    #[test]
+    fn a_relay_login_travels_over_tls_only_and_never_shows() {
+        let mail = |extra: serde_json::Value| {
+            let mut m = json!({"smtp_addr": "smtp.example.fr:587"});
+            m.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            api(json!({ "mail": m }))
+        };
+        let login = json!({"username": "hub", "password": "s3cret"});
+        let err = mail(login.clone()).unwrap_err();
+        assert!(err.to_string().contains("over TLS only"), "{err}");
+        let mut over_tls = login.clone();
+        over_tls["tls"] = json!("starttls");
+        let o = mail(over_tls).unwrap();
+        assert_eq!(o.mail.tls, MailSecurity::Starttls);
+        assert_eq!(o.mail.password.expose(), "s3cret");
+        assert!(
+            !format!("{o:?}").contains("s3cret"),
+            "no password in the options' Debug"
+        );
+        let half = mail(json!({"tls": "tls", "username": "hub"})).unwrap_err();
+        assert!(half.to_string().contains("go together"), "{half}");
+        let injected = mail(json!({"tls": "tls", "username": "hub", "password": "a\r\nRCPT"}));
+        assert!(injected.is_err());
+        assert!(
+            mail(json!({"tls": "ssl"})).is_err(),
+            "none, starttls or tls"
+        );
+        assert!(mail(json!({"ca_file": "/no/such/ca.pem"})).is_err());
     }
 
     #[test]

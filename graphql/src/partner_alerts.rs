@@ -302,15 +302,7 @@ async fn push(
             mail.from_name
         );
         let message = compose(&head, to, &id, &subject, &text, None);
-        match crate::notify::smtp::send(
-            &mail.smtp_addr,
-            &mail.helo,
-            &mail.from_address,
-            to,
-            &message,
-        )
-        .await
-        {
+        match crate::notify::smtp::send(mail, to, &message).await {
             Ok(()) => {
                 SENT.fetch_add(1, Ordering::Relaxed);
             }

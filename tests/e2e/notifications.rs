@@ -1,7 +1,8 @@
 //! E-mails to reporters through a real SMTP server (Python's `aiosmtpd` from PyPI, which
 //! `.ci/run` installs; without it the test is skipped with a reason, and fails under
 //! `VALLEE_REQUIRE_PYTHON`): received, closed with the town hall's note, none sent twice
-//! across a restart, none after the reporter stopped them.
+//! across a restart, none after the reporter stopped them; over STARTTLS with a login to a
+//! relay whose certificate an authority of the town signed (made with `openssl`).
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,101 @@ impl MailServer {
             addr,
             maildir,
         })
+    }
+
+    /// The same, speaking STARTTLS only (a certificate for `localhost` signed by an
+    /// authority of its own, both made by the `openssl` command) and taking only `user` /
+    /// `password` after it; the authority's PEM file too.
+    async fn start_tls(dir: &Path, user: &str, password: &str) -> Option<(MailServer, PathBuf)> {
+        // Skipped, or required, as the plain server is (that one stops at once).
+        MailServer::start(dir).await?;
+        // A town's own authority, and the relay's certificate it signed for `localhost`.
+        let file = |name: &str| dir.join(name);
+        let (ca, ca_key) = (file("ca.pem"), file("ca-key.pem"));
+        let (cert, key, request) = (file("relay.pem"), file("relay-key.pem"), file("relay.csr"));
+        std::fs::write(
+            file("relay.ext"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        let path = |p: &PathBuf| p.to_str().unwrap().to_string();
+        for args in [
+            vec![
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ]
+            .into_iter()
+            .map(String::from)
+            .chain(["-subj".into(), "/CN=Autorite de test".into()])
+            .chain(["-keyout".into(), path(&ca_key), "-out".into(), path(&ca)])
+            .collect::<Vec<String>>(),
+            [
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+            ]
+            .into_iter()
+            .map(String::from)
+            .chain(["-keyout".into(), path(&key), "-out".into(), path(&request)])
+            .collect(),
+            ["x509", "-req", "-days", "2", "-CAcreateserial"]
+                .into_iter()
+                .map(String::from)
+                .chain(["-in".into(), path(&request), "-CA".into(), path(&ca)])
+                .chain(["-CAkey".into(), path(&ca_key), "-out".into(), path(&cert)])
+                .chain(["-extfile".into(), path(&file("relay.ext"))])
+                .collect(),
+        ] {
+            let made = Command::new("openssl")
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(made, "openssl {args:?}");
+        }
+        let (addr, maildir) = (free_addr(), dir.join("maildir-tls"));
+        let script = r#"
+import ssl, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+host, port, maildir, cert, key, user, password = sys.argv[1:8]
+context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+context.load_cert_chain(cert, key)
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login == user.encode() and data.password == password.encode()
+    return AuthResult(success=ok)
+relay = Controller(Mailbox(maildir), hostname=host, port=int(port), tls_context=context,
+                   require_starttls=True, auth_required=True, auth_require_tls=True,
+                   authenticator=check)
+relay.start()
+while True:
+    time.sleep(3600)
+"#;
+        let child = Command::new("python3")
+            .args(["-c", script])
+            .args(["127.0.0.1", &addr.port().to_string()])
+            .arg(&maildir)
+            .arg(&cert)
+            .arg(&key)
+            .args([user, password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        eventually(Duration::from_secs(20), "the TLS SMTP server", || async {
+            TcpStream::connect(addr).is_ok()
+        })
+        .await;
+        let server = MailServer {
+            child,
+            addr,
+            maildir,
+        };
+        Some((server, ca))
     }
 
     /// Every message received: (To, Subject, body), decoded.
@@ -253,5 +349,46 @@ async fn a_reporter_is_told_once_of_each_step_and_can_stop_the_messages() {
         metrics.contains("vallee_mail_sent_total 2"),
         "this process sent the last two"
     );
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_starttls_with_a_login_the_relay_takes_the_message_and_a_wrong_password_sends_none() {
+    let world = World::new(1).await;
+    let Some((smtp, ca)) =
+        MailServer::start_tls(world.dir.path(), "vallee", "mot-de-passe-du-relais").await
+    else {
+        return;
+    };
+    let config = |password: &str| {
+        format!(
+            "\n[api.mail]\nsmtp_addr = \"localhost:{}\"\ntls = \"starttls\"\nusername = \"vallee\"\n\
+             password = \"{password}\"\nca_file = \"{}\"\npublic_url = \"{PUBLIC_URL}\"\n",
+            smtp.addr.port(),
+            ca.display()
+        )
+    };
+    // A wrong password: the relay refuses, nothing is received, the failure is counted.
+    let hub = Hub::start_with(&world, "hub-wrong", &config("pas-le-bon")).await;
+    report_with_email(&hub, "paul@example.fr").await;
+    eventually(Duration::from_secs(60), "the refusal counted", || async {
+        let (_, metrics) = http_get(hub.http, "/metrics").unwrap();
+        metrics
+            .lines()
+            .any(|l| l.starts_with("vallee_mail_failed_total ") && !l.ends_with(" 0"))
+    })
+    .await;
+    assert!(smtp.received().is_empty());
+    hub.stop().await;
+
+    // The right one: the acknowledgement arrives, over TLS (the relay takes nothing else).
+    let hub = Hub::start_with(&world, "hub", &config("mot-de-passe-du-relais")).await;
+    report_with_email(&hub, "marie@example.fr").await;
+    eventually(Duration::from_secs(60), "the messages over TLS", || async {
+        smtp.received()
+            .iter()
+            .any(|(to, _, _)| to == "<marie@example.fr>")
+    })
+    .await;
     hub.stop().await;
 }

@@ -370,15 +370,7 @@ async fn send_due(
             state.unsubscribe.token(&d.news.report_id)
         );
         let message = d.news.message(&head, &address, &d.id, &unsubscribe);
-        match smtp::send(
-            &mail.smtp_addr,
-            &mail.helo,
-            &mail.from_address,
-            &address,
-            &message,
-        )
-        .await
-        {
+        match smtp::send(mail, &address, &message).await {
             Ok(()) => {
                 let id = d.id.clone();
                 ledger.blocking(move |ledger| ledger.done(&id)).await?;
