@@ -16,12 +16,12 @@ use serde_json::json;
 use crate::helpers::*;
 use crate::hub::*;
 
-const PUBLIC_URL: &str = "https://hub.example.fr";
+pub const PUBLIC_URL: &str = "https://hub.example.fr";
 
 /// An SMTP server writing what it receives into a Maildir, killed on drop.
-struct MailServer {
+pub struct MailServer {
     child: Child,
-    addr: std::net::SocketAddr,
+    pub addr: std::net::SocketAddr,
     maildir: PathBuf,
 }
 
@@ -33,7 +33,7 @@ impl Drop for MailServer {
 }
 
 impl MailServer {
-    async fn start(dir: &Path) -> Option<MailServer> {
+    pub async fn start(dir: &Path) -> Option<MailServer> {
         let present = Command::new("python3")
             .args(["-c", "import aiosmtpd"])
             .status()
@@ -162,7 +162,7 @@ while True:
     }
 
     /// Every message received: (To, Subject, body), decoded.
-    fn received(&self) -> Vec<(String, String, String)> {
+    pub fn received(&self) -> Vec<(String, String, String)> {
         let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
             return Vec::new();
         };

@@ -1,5 +1,6 @@
 //! The citizens' pages in a real browser, used as people would: a resident reports a
-//! problem and follows it until the town hall closes it, a form sent incomplete says what is
+//! problem with a photo and an e-mail, receives the acknowledgement, and follows it until
+//! the town hall, which published the photo, closes it; a form sent incomplete says what is
 //! missing where, a parent finds a crèche with a place, and every page passes an automated
 //! accessibility check (axe-core) with no serious violation.
 
@@ -13,7 +14,17 @@ async fn a_resident_reports_follows_and_sees_the_closure_and_a_parent_finds_a_cr
     let Some(mut browser) = Browser::start().await else {
         return;
     };
-    let (_world, hub) = world_and_hub().await;
+    let world = crate::helpers::World::new(3).await;
+    // The town's mail relay, when aiosmtpd is there (required in CI).
+    let smtp = crate::notifications::MailServer::start(world.dir.path()).await;
+    let mail = smtp.as_ref().map_or(String::new(), |s| {
+        format!(
+            "\n[api.mail]\nsmtp_addr = \"{}\"\npublic_url = \"{}\"\n",
+            s.addr,
+            crate::notifications::PUBLIC_URL
+        )
+    });
+    let hub = Hub::start_with(&world, "hub", &mail).await;
     let page = |path: &str| hub.url(path);
 
     // A resident reports a street light out in Gignac, by commune and address, with an
@@ -82,6 +93,21 @@ async fn a_resident_reports_follows_and_sees_the_closure_and_a_parent_finds_a_cr
         .await["report"]
         .clone();
     assert_eq!(report["photos"], json!([{"state": "PENDING"}]));
+    // The acknowledgement reaches the resident's mailbox.
+    if let Some(smtp) = &smtp {
+        crate::helpers::eventually(
+            std::time::Duration::from_secs(30),
+            "the acknowledgement e-mail",
+            || async {
+                smtp.received().iter().any(|(to, subject, body)| {
+                    to == "<habitant@example.fr>"
+                        && subject.contains("reçu")
+                        && body.contains(&format!("suivre={id}"))
+                })
+            },
+        )
+        .await;
+    }
     assert_eq!(report["communeCode"], GIGNAC);
     assert_eq!(report["addressString"], "12 rue du Pont, Gignac");
     assert_eq!(report["followers"], 1);
@@ -123,6 +149,18 @@ async fn a_resident_reports_follows_and_sees_the_closure_and_a_parent_finds_a_cr
     assert!(shown.contains("Clos (résolu)"), "{shown}");
     assert!(shown.contains("Lampe changée le jour même."), "{shown}");
     assert!(shown.contains("Mairie de Gignac"), "{shown}");
+    if let Some(smtp) = &smtp {
+        crate::helpers::eventually(
+            std::time::Duration::from_secs(30),
+            "the closure e-mail",
+            || async {
+                smtp.received()
+                    .iter()
+                    .any(|(_, _, body)| body.contains("Lampe changée le jour même."))
+            },
+        )
+        .await;
+    }
     browser
         .until(
             &format!("document.querySelector('{card} img[data-photo-id]')?.naturalWidth > 0"),
