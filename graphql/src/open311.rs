@@ -61,10 +61,15 @@ fn status_str(s: citizen::ReportStatus) -> &'static str {
     }
 }
 
-/// A report as `caller` sees it (see the module docs).
-fn as_open311(r: &Report, caller: &Caller) -> Value {
+/// A report as `caller` sees it (see the module docs). `media_url` is the link the reporter
+/// gave, else the first of its photos the caller may see (accepted ones for the public),
+/// under `base` (`[api.mail] public_url`, where residents reach the hub).
+fn as_open311(r: &Report, caller: &Caller, base: &str) -> Value {
     let s = &r.submitted;
     let as_filed = r.as_filed_for(caller);
+    let photo = (r.photos.iter())
+        .find(|p| !r.erased && (as_filed || p.visible == Some(true)))
+        .map(|p| format!("{}/media/photos/{}.jpg", base.trim_end_matches('/'), p.id));
     let (lat, long) = r.position_for(caller);
     json!({
         "service_request_id": s.report_id,
@@ -80,7 +85,7 @@ fn as_open311(r: &Report, caller: &Caller) -> Value {
         "address": r.address_for(caller),
         "lat": lat,
         "long": long,
-        "media_url": s.media_url,
+        "media_url": s.media_url.clone().or(photo),
     })
 }
 
@@ -166,7 +171,8 @@ async fn requests(
         list.retain(|r| r.requested >= since);
     }
     list.truncate(1000);
-    let list = list.iter().map(|r| as_open311(r, &caller)).collect();
+    let base = &s.state.options.mail.public_url;
+    let list = list.iter().map(|r| as_open311(r, &caller, base)).collect();
     Json(Value::Array(list)).into_response()
 }
 
@@ -188,7 +194,10 @@ async fn request(
     };
     let report = s.state.citizens.view.read().expect("view lock").report(id);
     match report {
-        Some(r) => Json(json!([as_open311(&r, &caller)])).into_response(),
+        Some(r) => {
+            let base = &s.state.options.mail.public_url;
+            Json(json!([as_open311(&r, &caller, base)])).into_response()
+        }
         None => error(
             StatusCode::NOT_FOUND,
             404,

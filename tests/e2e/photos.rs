@@ -132,6 +132,11 @@ async fn a_photo_is_public_only_once_accepted_and_never_says_where_it_was_taken(
     let public = hub.ok(None, PHOTOS, json!({"id": report})).await;
     assert_eq!(public["report"]["photos"], json!([]));
     assert_eq!(fetch(&hub, &url, None).await.0, 404);
+    let open311 = format!("/open311/v2/requests/{report}.json");
+    let media_url = |body: Vec<u8>| -> Value {
+        serde_json::from_slice::<Value>(&body).unwrap()[0]["media_url"].clone()
+    };
+    assert_eq!(media_url(fetch(&hub, &open311, None).await.1), Value::Null);
     let staff = hub
         .ok(Some(GIGNAC_STAFF), PHOTOS, json!({"id": report}))
         .await;
@@ -180,6 +185,12 @@ async fn a_photo_is_public_only_once_accepted_and_never_says_where_it_was_taken(
     assert_eq!((status, public_jpeg == jpeg), (200, true));
     let public = hub.ok(None, PHOTOS, json!({"id": report})).await;
     assert_eq!(public["report"]["photos"][0]["state"], "ACCEPTED");
+    // Open311 clients get it as the request's media.
+    assert_eq!(
+        media_url(fetch(&hub, &open311, None).await.1),
+        json!(format!("http://127.0.0.1:8080{url}")),
+        "under [api.mail] public_url"
+    );
     hub.ok(
         Some(GIGNAC_STAFF),
         moderate,
