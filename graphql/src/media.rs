@@ -171,6 +171,11 @@ impl PhotoStore {
         let id = hex::encode(Sha256::digest(jpeg));
         let path = self.path(&id);
         if path.is_file() {
+            // Sent again: its day to be joined to a report starts again.
+            std::fs::File::options()
+                .write(true)
+                .open(&path)?
+                .set_modified(SystemTime::now())?;
             return Ok(Some(id));
         }
         let len = jpeg.len() as u64;
@@ -530,5 +535,21 @@ mod tests {
         // Reopened, the store counts what it holds.
         let again = PhotoStore::open(dir.path(), 1_000).unwrap();
         assert_eq!(again.put(&[3u8; 600]).unwrap(), None);
+        // Unclaimed for two days: swept, unless sent again meanwhile.
+        let old = |id: &str| {
+            std::fs::File::options()
+                .write(true)
+                .open(again.path(id))
+                .unwrap()
+                .set_modified(SystemTime::now() - 2 * UNCLAIMED_FOR)
+                .unwrap();
+        };
+        let kept = again.put(&[2u8; 600]).unwrap().unwrap();
+        old(&kept);
+        assert_eq!(again.put(&[2u8; 600]).unwrap(), Some(kept.clone()));
+        assert_eq!(again.sweep(&HashSet::new(), &HashSet::new()).unwrap(), 0);
+        old(&kept);
+        assert_eq!(again.sweep(&HashSet::new(), &HashSet::new()).unwrap(), 1);
+        assert!(!again.contains(&kept));
     }
 }
