@@ -198,7 +198,14 @@ pub async fn run(
                 );
             valley.advance(target, &mut events);
         }
-        let batch: Vec<Event> = events.drain(..events.len().min(budget_per_tick)).collect();
+        let now = Utc::now();
+        let batch: Vec<Event> = events
+            .drain(..events.len().min(budget_per_tick))
+            .map(|mut e| {
+                e.time = record_time(e.time, now);
+                e
+            })
+            .collect();
         report.produced += produce(&producer, &options.kafka.topics, &batch).await?;
         for e in &batch {
             *report.per_stream.entry(e.stream).or_default() += 1;
@@ -221,6 +228,21 @@ pub async fn run(
     }
     tracing::info!(produced = report.produced, "simulator stopped");
     Ok(report)
+}
+
+/// How far back a record's timestamp may go: well within the shortest retention (beacon
+/// sightings, 24 h).
+const RECORD_TIME_FLOOR: chrono::Duration = chrono::Duration::hours(6);
+
+/// The Kafka timestamp of an event produced `now`: its event time, but never more than
+/// [`RECORD_TIME_FLOOR`] back. Brokers apply retention by record timestamp; a run started on
+/// a weekend evening begins on the last working morning, more than 24 h back, and the
+/// embedded broker deleted its first beacon sightings before ingest read them (ingest then
+/// stops on the gap, rightly). The event time itself travels in the payload
+/// (`dateObserved`), which the hub reads first; an event ahead of `now` keeps its own time,
+/// so the hub's `future` check passes as before.
+pub fn record_time(event: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    event.max(now - RECORD_TIME_FLOOR)
 }
 
 /// Where a simulation starting `now` begins: now during a working day (07:00–18:00 in the
@@ -255,6 +277,24 @@ mod lively_tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_record_is_never_stamped_older_than_retention_allows() {
+        let now = utc("2026-12-05T20:12:00Z");
+        // Saturday evening: the run begins on Friday morning, 37 h back.
+        let start = lively_start(now);
+        assert!(now - start > chrono::Duration::hours(24));
+        let stamped = record_time(start, now);
+        assert!(
+            now - stamped < chrono::Duration::hours(24),
+            "within beacons' retention"
+        );
+        // Recent and simulated-ahead events keep their own time.
+        let recent = now - chrono::Duration::minutes(5);
+        assert_eq!(record_time(recent, now), recent);
+        let ahead = now + chrono::Duration::minutes(50);
+        assert_eq!(record_time(ahead, now), ahead);
     }
 
     #[test]

@@ -11,10 +11,10 @@
 //! - **low battery** under `low_battery`, **weak signal** under `weak_rssi_dbm`;
 //! - **damaged** when the bin itself says so (`status`: vandalized, burning, damaged);
 //! - **implausible** when, over the last `stuck_hours`, a bin emptied itself (its level fell
-//!   by more than [`EMPTYING_DROP`] with no garbage truck within about 30 m in the 15 minutes
-//!   before — judged only when some truck reported in that time, so a commune without
-//!   tracked trucks is not flagged), or readings of it were refused as out of range (dead
-//!   letters with reason `range`).
+//!   by more than [`EMPTYING_DROP`] with no garbage truck within about 30 m between the
+//!   reading before and the one that fell — judged only when some truck reported in that
+//!   time, so a commune without tracked trucks is not flagged), or readings of it were
+//!   refused as out of range (dead letters with reason `range`).
 //!
 //! A sensor whose device is in the register with an expected interval is judged silent by
 //! that interval. Health is read from the lake when asked (GraphQL `sensorHealth`,
@@ -431,9 +431,11 @@ impl SensorReader {
         Ok(out)
     }
 
-    /// Per bin, the level falls since `since` with no garbage truck within about 30 m in
-    /// the 15 minutes before (to 5 minutes after, for clocks apart). Empty when no truck
-    /// reported since then: without trucks' positions nothing can be told.
+    /// Per bin, the level falls since `since` with no garbage truck within about 30 m
+    /// between the reading before and the one that fell (5 minutes either side, for clocks
+    /// apart): a sensor reporting every half hour sees an emptying up to half an hour late.
+    /// Empty when no truck reported since then: without trucks' positions nothing can be
+    /// told.
     async fn emptied_without_truck(&self, since: DateTime<Utc>) -> Result<HashMap<String, i64>> {
         let garbage = "array_has(\"serviceProvided\", 'garbageCollection')";
         let sql = format!(
@@ -442,21 +444,22 @@ impl SensorReader {
                WHERE \"dateObserved\" >= {from} AND {garbage}),
              readings AS (
                SELECT id, \"dateObserved\" AS t, latitude AS lat, longitude AS lon, \"fillingLevel\" AS level,
-                      lag(\"fillingLevel\") OVER (PARTITION BY id ORDER BY \"dateObserved\", _offset) AS before
+                      lag(\"fillingLevel\") OVER (PARTITION BY id ORDER BY \"dateObserved\", _offset) AS before,
+                      lag(\"dateObserved\") OVER (PARTITION BY id ORDER BY \"dateObserved\", _offset) AS t_before
                FROM waste_containers WHERE \"dateObserved\" >= {from}),
              drops AS (
-               SELECT id, t, lat, lon FROM readings
+               SELECT id, t, t_before, lat, lon FROM readings
                WHERE t >= {since} AND before - level > {EMPTYING_DROP}),
              witnessed AS (
                SELECT DISTINCT d.id, d.t FROM drops d JOIN trucks k
-                 ON k.t BETWEEN d.t - INTERVAL '15 minutes' AND d.t + INTERVAL '5 minutes'
+                 ON k.t BETWEEN d.t_before - INTERVAL '5 minutes' AND d.t + INTERVAL '5 minutes'
                 AND abs(k.lat - d.lat) <= 0.00027 AND abs(k.lon - d.lon) <= 0.00037)
              SELECT d.id, count(*) AS n
              FROM drops d CROSS JOIN (SELECT count(*) AS positions FROM trucks) k
              LEFT JOIN witnessed w ON w.id = d.id AND w.t = d.t
              WHERE w.id IS NULL AND k.positions > 0
              GROUP BY d.id",
-            from = ts(since - Duration::hours(1)),
+            from = ts(since - Duration::hours(6)),
             since = ts(since),
         );
         self.counts_by_id(&sql, "id").await
