@@ -701,7 +701,12 @@ async function gestion() {
     const img = el("img", { alt: `Photo ${k + 1} du signalement (${PHOTO_STATES[p.state]})`, "data-photo-id": p.id });
     fetch(p.url, { headers: { authorization: `Bearer ${staffToken()}` } })
       .then((res) => (res.ok ? res.blob() : null))
-      .then((b) => { if (b) img.src = URL.createObjectURL(b); })
+      .then((b) => {
+        if (!b) return;
+        const url = URL.createObjectURL(b);
+        img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+        img.src = url;
+      })
       .catch(() => null);
     const moderate = (visible) => act(
       "mutation($id: ID!, $p: ID!, $v: Boolean!) { moderateReportPhoto(id: $id, photoId: $p, visible: $v) { report { id } } }",
