@@ -207,8 +207,8 @@ pub(crate) async fn wait_ready(http: std::net::SocketAddr, timeout: Duration) ->
     bail!("the hub was not ready within {timeout:?}")
 }
 
-/// `GET path` over a fresh connection: the status and body.
-pub(crate) fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+/// `GET path` over a fresh connection: the status and body (the e2e tests use it too).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
