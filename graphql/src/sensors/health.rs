@@ -30,6 +30,7 @@ use vallee_lake::{Lake, Latest, Progress};
 use vallee_schemas::citizen::DeviceProfile;
 use vallee_schemas::contract::Table;
 use vallee_schemas::tables::columns::Columns;
+use vallee_schemas::tables::device_health::STUCK_READINGS;
 use vallee_schemas::tables::forecast::EMPTYING_DROP;
 use vallee_schemas::tables::{DeviceHealthRow, DeviceHealthTable};
 
@@ -199,7 +200,7 @@ pub fn judge(
     let (n, low, high, first) = seen.window;
     let span_needed = Duration::seconds((o.stuck_hours * 3600 / 2) as i64);
     if let (Some(low), Some(high), Some(first), Some(last)) = (low, high, first, seen.last_seen)
-        && n >= 12
+        && n >= STUCK_READINGS
         && high - low < 1e-9
         && last - first >= span_needed
     {

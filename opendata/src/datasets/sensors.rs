@@ -4,6 +4,7 @@
 use vallee_lake::Latest;
 use vallee_schemas::contract::Table;
 use vallee_schemas::tables::OutputTable;
+use vallee_schemas::tables::device_health::STUCK_READINGS;
 
 use super::{Dataset, Frequency, Source, THEME_AGRI, THEME_ENVI, THEME_REGI};
 
@@ -166,10 +167,6 @@ pub(super) const TRUCK_MONTHS: Dataset = Dataset {
         ),
     ],
 };
-
-/// Readings in a day from which a bin sensor giving one level all day counts as stuck
-/// (as many as the hub's sensor health asks before it calls a sensor stuck).
-const STUCK_READINGS: u32 = 12;
 
 /// Days a bin sensor stays known to its commune after its last reading (silent, not gone).
 const KNOWN_DAYS: u32 = 7;

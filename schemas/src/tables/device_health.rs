@@ -18,6 +18,10 @@ use crate::contract::Stream;
 use crate::events::{string_list, timestamp};
 use crate::time::micros;
 
+/// Readings at one level from which a bin sensor counts as stuck: the API's health check
+/// and the open dataset of working sensors judge alike.
+pub const STUCK_READINGS: i64 = 12;
+
 /// The table of health checks (a [`LakeTable`] of its own: neither ingest nor the stream
 /// stage writes it, the API does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
