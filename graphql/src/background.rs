@@ -91,6 +91,8 @@ pub fn start(
 /// Checks every sensor's health each publish interval, for the metrics, and records the
 /// judgements in `device_health` every `record_every_s`.
 async fn sensor_health(state: Arc<ApiState>, shutdown: CancellationToken) {
+    // The last check this replica found recorded: the table's log is read once a check.
+    let mut recorded = None;
     loop {
         let register = {
             let view = state.citizens.view.read().expect("view lock");
@@ -103,7 +105,8 @@ async fn sensor_health(state: Arc<ApiState>, shutdown: CancellationToken) {
                 crate::sensors::health::count(&all);
                 // The register is whole once the view caught up: before, a registered
                 // device could be missing from a recorded check.
-                if state.citizens.is_ready() {
+                let check = crate::sensors::health::check_number(now, o.record_every);
+                if state.citizens.is_ready() && recorded != Some(check) {
                     match crate::sensors::health::record(
                         state.sensors.lake(),
                         &all,
@@ -112,8 +115,11 @@ async fn sensor_health(state: Arc<ApiState>, shutdown: CancellationToken) {
                     )
                     .await
                     {
-                        Ok(0) => {}
-                        Ok(rows) => tracing::info!(rows, "device health recorded"),
+                        Ok(0) => recorded = Some(check),
+                        Ok(rows) => {
+                            recorded = Some(check);
+                            tracing::info!(rows, "device health recorded");
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "device health: cannot record the check")
                         }

@@ -495,8 +495,13 @@ impl SensorReader {
     }
 }
 
+/// The number of the check `now` falls in, one every `every`.
+pub fn check_number(now: DateTime<Utc>, every: std::time::Duration) -> i64 {
+    now.timestamp() / every.as_secs().max(1) as i64
+}
+
 /// Appends `all`, judged at `now`, to `device_health` when check number
-/// `now / every` is not there yet; several replicas write it once (the check's number is
+/// [`check_number`] is not there yet; several replicas write it once (the check's number is
 /// the commit's application transaction, and a concurrent commit of the same number
 /// loses). Returns the rows written (0: already recorded).
 pub async fn record(
@@ -507,7 +512,7 @@ pub async fn record(
 ) -> Result<usize> {
     const WRITER: &str = "api";
     const CHECKS: &str = "device-health-checks";
-    let check = now.timestamp() / every.as_secs().max(1) as i64;
+    let check = check_number(now, every);
     let stored = lake
         .committed_offsets(DeviceHealthTable, WRITER, CHECKS, &[0])
         .await
