@@ -84,22 +84,19 @@ pub struct Comment {
     pub body: String,
     pub author: String,
     pub at: DateTime<Utc>,
-    /// Hidden by a moderator: staff only see it.
-    pub hidden: bool,
-    /// Whether a moderator decided (`hidden` then holds whatever the flags say).
-    pub moderated: bool,
     /// Citizens who flagged it, with why.
     pub flags: BTreeMap<String, FlagReason>,
+    /// A moderator's decision (hidden or not), which overrides the flags, as for ideas.
+    pub moderated_hidden: Option<bool>,
 }
 
 impl Comment {
     /// Whether the public sees it: not hidden by a moderator, nor, until one decides, by
     /// `flags_to_hide` distinct flags.
     pub fn visible(&self, flags_to_hide: usize) -> bool {
-        if self.moderated {
-            !self.hidden
-        } else {
-            self.flags.len() < flags_to_hide
+        match self.moderated_hidden {
+            Some(hidden) => !hidden,
+            None => self.flags.len() < flags_to_hide,
         }
     }
 }
@@ -508,9 +505,8 @@ impl CitizenView {
                         body: body.clone(),
                         author: author.clone(),
                         at,
-                        hidden: false,
-                        moderated: false,
                         flags: BTreeMap::new(),
+                        moderated_hidden: None,
                     });
                     i.comments.sort_by_key(|c| c.at);
                     self.comment_ideas
@@ -546,8 +542,7 @@ impl CitizenView {
                 if let Some(c) = (self.ideas.get_mut(idea_id))
                     .and_then(|i| i.comments.iter_mut().find(|c| c.id == *comment_id))
                 {
-                    c.hidden = *hidden;
-                    c.moderated = true;
+                    c.moderated_hidden = Some(*hidden);
                 }
             }
             CitizenChange::CommentFlagged {

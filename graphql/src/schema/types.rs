@@ -473,7 +473,7 @@ impl From<&view::Comment> for Comment {
             id: ID(c.id.clone()),
             body: c.body.clone(),
             created_at: c.at,
-            hidden: c.moderated && c.hidden,
+            hidden: c.moderated_hidden == Some(true),
             flags: c.flags.len() as i32,
         }
     }
