@@ -318,13 +318,13 @@ impl Commands {
         let Some(store) = &self.photos else {
             return Err(CommandError::bad("photos are not kept here"));
         };
+        if let Some(id) = out.iter().find(|id| !store.contains(id)) {
+            return Err(CommandError::bad(format!(
+                "photos: {id:?} is not a photo sent to POST /media/v1/photos (or it expired)"
+            )));
+        }
         let view = self.citizens.view.read().expect("view lock");
         for id in &out {
-            if !store.contains(id) {
-                return Err(CommandError::bad(format!(
-                    "photos: {id:?} is not a photo sent to POST /media/v1/photos (or it expired)"
-                )));
-            }
             if view.photo(id).is_some() {
                 return Err(CommandError::bad(
                     "photos: this photo is already joined to another report",
