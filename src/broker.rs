@@ -7,6 +7,12 @@
 //! join as an absolute path), and its `header` table lacks the index that keeps consumption
 //! fast, which we create through libsql once the schema exists.
 //!
+//! Durability: Tansu 0.6 sets `PRAGMA synchronous = normal` on every connection it opens,
+//! so a commit reaches the write-ahead log but not the disk before the producer is told
+//! its record is safe. [`durability`] puts every SQLite connection of the process in
+//! `synchronous=FULL` as it opens and ignores the later request to lower it, unless
+//! [`BrokerStorage::SqliteNormalSync`] was chosen.
+//!
 //! Retention is Tansu's maintenance task, which deletes from topics whose `cleanup.policy`
 //! says `delete` records older than their `retention.ms` (by the records' timestamps). It
 //! runs when the broker starts, then every 10 minutes by default; the hub runs it every
@@ -24,9 +30,15 @@ use url::Url;
 /// Where the embedded broker keeps its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum BrokerStorage {
-    /// SQLite under the data directory: durable, the only choice for data.
+    /// SQLite under the data directory, every commit written through to the disk
+    /// (`synchronous=FULL`) before the broker acknowledges it: what a producer told
+    /// `acks=all` believes. The choice for data.
     #[default]
     Sqlite,
+    /// SQLite as Tansu sets it up (`synchronous=NORMAL`): an acknowledged record survives
+    /// a killed process but not a power cut in the moments after it was acknowledged.
+    /// Faster on slow disks; see `vallee bench ingest` for the cost on yours.
+    SqliteNormalSync,
     /// Tansu's memory engine, FOR BENCHMARKS ONLY: it serves several times faster than
     /// SQLite, so a bench can see past the broker, but it loses the rest of a batch when a
     /// consumer resumes or seeks mid-batch and forgets everything when it stops.
@@ -130,7 +142,10 @@ impl EmbeddedBroker {
             .incarnation_id(uuid::Uuid::new_v4())
             .advertised_listener(listener.clone())
             .storage(match storage {
-                BrokerStorage::Sqlite => storage_url(&db_path, retention_check)?,
+                BrokerStorage::Sqlite | BrokerStorage::SqliteNormalSync => {
+                    durability::write_through(storage == BrokerStorage::Sqlite).await;
+                    storage_url(&db_path, retention_check)?
+                }
                 BrokerStorage::Memory => Url::parse("memory://tansu/")?,
             })
             .listener(listener)
@@ -153,9 +168,14 @@ impl EmbeddedBroker {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         match storage {
-            BrokerStorage::Sqlite => {
+            BrokerStorage::Sqlite | BrokerStorage::SqliteNormalSync => {
                 index_header_table(&db_path).await?;
-                tracing::info!(%addr, db = %db_path.display(), "embedded broker listening");
+                tracing::info!(
+                    %addr,
+                    db = %db_path.display(),
+                    synchronous = if storage == BrokerStorage::Sqlite { "full" } else { "normal" },
+                    "embedded broker listening"
+                );
             }
             BrokerStorage::Memory => tracing::warn!(
                 %addr,
@@ -190,6 +210,90 @@ impl Drop for EmbeddedBroker {
     }
 }
 
+/// Every SQLite connection this process opens, Tansu's included, in `synchronous=FULL`.
+///
+/// Tansu has no setting for it and runs `PRAGMA synchronous = normal` on each connection of
+/// its pool. SQLite's hooks let us decide anyway, without patching Tansu: an automatic
+/// extension (run by `sqlite3_open` on every new connection) sets `FULL` and installs an
+/// authorizer that turns any later `PRAGMA synchronous = …` into a no-op (SQLite skips a
+/// pragma its authorizer answers `SQLITE_IGNORE`; reading the level stays allowed).
+pub mod durability {
+    use std::ffi::{CStr, c_char, c_int, c_void};
+    use std::sync::Once;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use libsql::ffi;
+
+    static WRITE_THROUGH: AtomicBool = AtomicBool::new(true);
+    static HOOK: Once = Once::new();
+
+    /// From now on, connections opened by this process write every commit through to
+    /// the disk (`true`) or keep what the opener asks for (`false`).
+    pub async fn write_through(on: bool) {
+        WRITE_THROUGH.store(on, Ordering::SeqCst);
+        if HOOK.is_completed() {
+            return;
+        }
+        // libsql configures SQLite's threading once, before SQLite initializes, and
+        // asserts it could; registering the hook initializes SQLite, so libsql goes first.
+        if let Err(e) = libsql::Builder::new_local(":memory:").build().await {
+            tracing::error!(error = %e, "could not open SQLite to set its durability");
+            return;
+        }
+        HOOK.call_once(|| {
+            // SAFETY: registers a plain function pointer with SQLite's global list.
+            let rc = unsafe { ffi::sqlite3_auto_extension(Some(on_open)) };
+            if rc != ffi::SQLITE_OK {
+                tracing::error!(rc, "could not ask SQLite for write-through connections");
+            }
+        });
+    }
+
+    unsafe extern "C" fn on_open(
+        db: *mut ffi::sqlite3,
+        _error: *mut *const c_char,
+        _api: *const ffi::sqlite3_api_routines,
+    ) -> c_int {
+        if !WRITE_THROUGH.load(Ordering::SeqCst) {
+            return ffi::SQLITE_OK;
+        }
+        // SAFETY: `db` is the connection SQLite is opening; the SQL is a C string literal.
+        unsafe {
+            let rc = ffi::sqlite3_exec(
+                db,
+                c"PRAGMA synchronous = FULL".as_ptr(),
+                None,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+            if rc != ffi::SQLITE_OK {
+                return rc;
+            }
+            ffi::sqlite3_set_authorizer(db, Some(keep_synchronous), std::ptr::null_mut())
+        }
+    }
+
+    unsafe extern "C" fn keep_synchronous(
+        _user: *mut c_void,
+        action: c_int,
+        name: *const c_char,
+        value: *const c_char,
+        _database: *const c_char,
+        _trigger: *const c_char,
+    ) -> c_int {
+        if action != ffi::SQLITE_PRAGMA || name.is_null() || value.is_null() {
+            return ffi::SQLITE_OK;
+        }
+        // SAFETY: SQLite passes NUL-terminated strings valid for the call.
+        let name = unsafe { CStr::from_ptr(name) };
+        if name.to_bytes().eq_ignore_ascii_case(b"synchronous") {
+            ffi::SQLITE_IGNORE
+        } else {
+            ffi::SQLITE_OK
+        }
+    }
+}
+
 /// Without this index Tansu's SQLite engine serves ~550 messages/s; with it, tens of
 /// thousands. Idempotent, survives restarts.
 async fn index_header_table(db_path: &Path) -> Result<()> {
@@ -220,6 +324,34 @@ async fn index_header_table(db_path: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    async fn level_after_asking_for_normal(path: std::path::PathBuf) -> (i64, i64) {
+        let db = libsql::Builder::new_local(path).build().await.unwrap();
+        let conn = db.connect().unwrap();
+        // What Tansu runs on each connection of its pool.
+        conn.execute("PRAGMA journal_mode = WAL", ()).await.ok();
+        conn.execute("PRAGMA synchronous = normal", ())
+            .await
+            .unwrap();
+        conn.execute("PRAGMA foreign_keys = ON", ()).await.unwrap();
+        let mut rows = conn.query("PRAGMA synchronous", ()).await.unwrap();
+        let level: i64 = rows.next().await.unwrap().unwrap().get(0).unwrap();
+        let mut rows = conn.query("PRAGMA foreign_keys", ()).await.unwrap();
+        let keys: i64 = rows.next().await.unwrap().unwrap().get(0).unwrap();
+        (level, keys)
+    }
+
+    #[tokio::test]
+    async fn a_connection_asked_for_normal_sync_keeps_writing_through() {
+        let dir = tempfile::tempdir().unwrap();
+        // 2 is FULL, 1 NORMAL; other pragmas pass untouched.
+        super::durability::write_through(false).await;
+        let relaxed = level_after_asking_for_normal(dir.path().join("a.db")).await;
+        super::durability::write_through(true).await;
+        let full = level_after_asking_for_normal(dir.path().join("b.db")).await;
+        assert_eq!(relaxed, (1, 1), "sqlite-normal-sync keeps Tansu's choice");
+        assert_eq!(full, (2, 1), "the default writes every commit through");
+    }
+
     #[test]
     fn sqlite_urls_keep_absolute_paths() {
         let url = super::sqlite_url(std::path::Path::new("/tmp/xy/broker/tansu.db")).unwrap();

@@ -54,17 +54,16 @@ impl BenchBroker {
         }
         let port = crate::broker::free_port()?;
         let listen = format!("127.0.0.1:{port}");
-        let storage_name = match storage {
-            BrokerStorage::Sqlite => "sqlite",
-            BrokerStorage::Memory => "memory",
-        };
+        let storage_name = clap::ValueEnum::to_possible_value(&storage)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
         let child = std::process::Command::new(std::env::current_exe()?)
             .args([
                 "broker",
                 "--broker-listen",
                 &listen,
                 "--storage",
-                storage_name,
+                &storage_name,
             ])
             .arg("--data-dir")
             .arg(dir)
@@ -97,7 +96,10 @@ impl BenchBroker {
     pub(crate) fn describe(&self) -> String {
         match &self.child {
             Some((_, BrokerStorage::Sqlite)) => {
-                "`vallee broker` (Tansu on SQLite, its own process)".into()
+                "`vallee broker` (Tansu on SQLite, synchronous=FULL, its own process)".into()
+            }
+            Some((_, BrokerStorage::SqliteNormalSync)) => {
+                "`vallee broker --storage sqlite-normal-sync` (Tansu on SQLite, synchronous=NORMAL, its own process)".into()
             }
             Some((_, BrokerStorage::Memory)) => {
                 "`vallee broker --storage memory` (Tansu's memory engine, its own process)".into()
