@@ -158,7 +158,7 @@ impl World {
             } else {
                 &["--http-addr", "127.0.0.1:0"][..]
             })
-            .env("RUST_LOG", "info,buoyant_kernel=warn,deltalake_core=warn")
+            .env("RUST_LOG", child_log())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -168,6 +168,13 @@ impl World {
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
+}
+
+/// The log filter of child processes: `VALLEE_TEST_LOG` when set (a post-mortem with
+/// `VALLEE_KEEP_TEST_DIRS=1`), else info without the Delta kernel's chatter.
+pub fn child_log() -> String {
+    std::env::var("VALLEE_TEST_LOG")
+        .unwrap_or_else(|_| "info,buoyant_kernel=warn,deltalake_core=warn".into())
 }
 
 /// A child `vallee up` on the given addresses, logging to `log`.

@@ -64,7 +64,7 @@ impl Hub {
             .args(["--data-dir", path_str(&dir.path().join("data"))])
             .args(["--broker-listen", &broker.to_string()])
             .args(["--http-addr", &http.to_string()])
-            .env("RUST_LOG", "info,buoyant_kernel=warn,deltalake_core=warn")
+            .env("RUST_LOG", child_log())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()

@@ -108,7 +108,7 @@ impl Hub {
             .args(["--kafka-brokers", &world.brokers()])
             .args(["--data-dir", path_str(data_dir)])
             .args(["--http-addr", &http.to_string()])
-            .env("RUST_LOG", "info,buoyant_kernel=warn,deltalake_core=warn")
+            .env("RUST_LOG", child_log())
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
