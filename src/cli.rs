@@ -26,6 +26,11 @@ pub struct Cli {
     /// are errors.
     #[arg(long, global = true, env = "VALLEE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Where the lake's tables live instead of `<data-dir>/lake`: `s3://bucket/prefix`
+    /// (S3-compatible object storage; settings from `AWS_*` and the file's
+    /// `[lake.storage]`) or `file:///abs/folder`. Wins over the file's `[lake] url`.
+    #[arg(long, global = true, env = "VALLEE_LAKE")]
+    pub lake: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -221,7 +221,11 @@ async fn main() -> Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let file = Config::load(cli.config.as_deref())?;
+    let mut file = Config::load(cli.config.as_deref())?;
+    if let Some(lake) = &cli.lake {
+        file.lake.url = Some(lake.clone());
+        file.lake.validate().context("--lake")?;
+    }
     let shutdown = CancellationToken::new();
     hub::cancel_on_signals(shutdown.clone());
     match cli.command {

@@ -36,7 +36,7 @@ pub async fn accept_loss(
     };
     let mut reset = Vec::new();
     for table in stream.tables() {
-        if !lake.exists(vallee_lake::LakeTable::name(&table)) {
+        if !lake.exists(vallee_lake::LakeTable::name(&table)).await {
             continue;
         }
         let stored = lake
@@ -70,15 +70,18 @@ pub async fn accept_loss(
 }
 
 /// The existing tables of `lake`, all or only those named (an unknown name is an error).
-fn tables(lake: &Lake, only: &[String]) -> Result<Vec<&'static str>> {
+async fn tables(lake: &Lake, only: &[String]) -> Result<Vec<&'static str>> {
     let all = lake_table_names();
     if let Some(unknown) = only.iter().find(|o| !all.contains(&o.as_str())) {
         bail!("{unknown} is not a table of the lake ({})", all.join(", "));
     }
-    Ok(all
-        .into_iter()
-        .filter(|t| lake.exists(t) && (only.is_empty() || only.iter().any(|o| o == t)))
-        .collect())
+    let mut existing = Vec::new();
+    for t in all {
+        if (only.is_empty() || only.iter().any(|o| o == t)) && lake.exists(t).await {
+            existing.push(t);
+        }
+    }
+    Ok(existing)
 }
 
 /// # Damaged files
@@ -86,7 +89,7 @@ fn tables(lake: &Lake, only: &[String]) -> Result<Vec<&'static str>> {
 /// be, with what the log says they held.
 pub async fn check(lake: &Lake, only: &[String]) -> Result<Vec<Damaged>> {
     let mut damaged = Vec::new();
-    for name in tables(lake, only)? {
+    for name in tables(lake, only).await? {
         damaged.extend(
             lake.check(ExistingTable(name))
                 .await
@@ -105,7 +108,7 @@ pub async fn repair(
 ) -> Result<Vec<(Damaged, PathBuf)>> {
     let damaged = check(lake, only).await?;
     let mut repaired = Vec::new();
-    for name in tables(lake, only)? {
+    for name in tables(lake, only).await? {
         let mine: Vec<Damaged> = damaged
             .iter()
             .filter(|d| d.table == name)
@@ -157,7 +160,7 @@ pub async fn refill(
     only: &[String],
 ) -> Result<Vec<Refilled>> {
     use vallee_schemas::contract::Stream;
-    let only = tables(lake, only)?;
+    let only = tables(lake, only).await?;
     let mut done = Vec::new();
     for stream in Stream::ALL {
         let fed: Vec<_> = stream
@@ -242,7 +245,7 @@ async fn recorded_offset(
 ) -> Result<Option<i64>> {
     let mut recorded: Option<i64> = None;
     for table in fed {
-        if !lake.exists(vallee_lake::LakeTable::name(table)) {
+        if !lake.exists(vallee_lake::LakeTable::name(table)).await {
             continue;
         }
         let stored = lake
@@ -269,7 +272,7 @@ async fn missing_offsets(
     let mut present = std::collections::HashSet::new();
     for table in stream.tables() {
         let name = vallee_lake::LakeTable::name(&table);
-        if !lake.exists(name) {
+        if !lake.exists(name).await {
             continue;
         }
         let (t, p, o) = match table {

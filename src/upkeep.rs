@@ -43,15 +43,16 @@ pub async fn run(
     only: &[String],
     progress: bool,
 ) -> Result<Vec<(String, i64, i64)>> {
-    let mut targets: Vec<(&Lake, &'static str)> = lake_table_names()
-        .into_iter()
-        .filter(|t| lake.exists(t))
-        .map(|t| (lake, t))
-        .collect();
+    let mut targets: Vec<(&Lake, &'static str)> = Vec::new();
+    for t in lake_table_names() {
+        if lake.exists(t).await {
+            targets.push((lake, t));
+        }
+    }
     if let Task::Vacuum { .. } = task {
         for p in published {
             for ds in vallee_opendata::DATASETS {
-                if p.exists(ds.id) {
+                if p.exists(ds.id).await {
                     targets.push((p, ds.id));
                 }
             }

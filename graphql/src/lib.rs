@@ -135,7 +135,7 @@ pub struct ApiState {
     pub rounds: Arc<rounds::RoundPlanner>,
     /// Signs the links that stop e-mails to a reporter.
     pub unsubscribe: notify::UnsubscribeKey,
-    /// The photos of reports (`None`: the lake is not on a local disk).
+    /// The photos of reports (files beside a local lake, else under the public folder).
     pub photos: Option<Arc<media::PhotoStore>>,
     /// Counts photos per client address.
     pub photo_limiter: rate_limit::RateLimiter,
@@ -235,13 +235,16 @@ impl Api {
         let research = published(&options.research_dir, Audience::Researchers)?;
         let auth = auth::Authenticator::new(&secret, options.staff.clone());
         let sensors = Arc::new(sensors::SensorReader::new(lake.clone(), &options.limits));
-        let photos = match lake.root().to_file_path() {
-            Ok(root) => Some(Arc::new(media::PhotoStore::open(
-                &root,
-                options.limits.max_photo_store_bytes,
-            )?)),
-            Err(()) => None,
-        };
+        // Beside the tables on a local lake; under the public lake's folder when the
+        // tables are on object storage (photos are files this replica serves itself).
+        let photo_root = lake
+            .root()
+            .to_file_path()
+            .unwrap_or_else(|()| options.public_dir.clone());
+        let photos = Some(Arc::new(media::PhotoStore::open(
+            &photo_root,
+            options.limits.max_photo_store_bytes,
+        )?));
         let mut commands =
             commands::Commands::new(citizens.clone(), contacts.clone(), auth.clone(), &options)
                 .with_bins(sensors.clone());

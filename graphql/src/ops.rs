@@ -180,7 +180,7 @@ impl Ops {
             if tick.is_multiple_of(6) {
                 for table in lake_table_names() {
                     // Only tables that exist: metrics never create one (a stage does).
-                    if !self.lake.exists(table) {
+                    if !self.lake.exists(table).await {
                         continue;
                     }
                     if let Ok(n) = self.lake.file_count(ExistingTable(table)).await {

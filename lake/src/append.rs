@@ -16,7 +16,6 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 
 use crate::LakeTable;
 use crate::offsets::{Progress, app_id};
-use crate::tables::stored_offset;
 use crate::{CommitFailure, Error, Lake, Result};
 
 /// What one append committed.
@@ -122,7 +121,7 @@ impl Lake {
         let mut txns = Vec::with_capacity(progress.len());
         for p in progress {
             let id = app_id(writer, name, &p.topic, p.partition);
-            let found = stored_offset(&delta, name, &id).await?;
+            let found = self.txn_versions.get(&delta, name, &id).await?;
             if found != p.previous {
                 return Err(Error::Fenced {
                     table: name,

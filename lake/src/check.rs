@@ -76,7 +76,7 @@ impl Lake {
     /// log's order. A table that does not exist has none.
     pub async fn check(&self, table: impl LakeTable) -> Result<Vec<Damaged>> {
         let name = table.name();
-        if !self.exists(name) {
+        if !self.exists(name).await {
             return Ok(Vec::new());
         }
         let delta = self.refreshed(table).await?;

@@ -17,7 +17,10 @@
 //! ```
 //!
 //! # Layout
-//! - [`options`] — [`LakeOptions`], where the lake is and how tables are configured.
+//! - [`options`] — [`LakeOptions`], where the lake is (a folder, or `s3://bucket/prefix`)
+//!   and how tables are configured.
+//! - [`object_storage`] — the S3 handlers, and the check that a bucket refuses a second
+//!   writer of one commit.
 //! - [`tables`] — [`Lake`], opening and creating the tables.
 //! - [`offsets`] — application-transaction ids and the source progress a commit carries.
 //! - [`append`] — the exactly-once append.
@@ -36,6 +39,7 @@ pub mod append;
 pub mod check;
 mod error;
 pub mod latest;
+pub mod object_storage;
 pub mod offsets;
 pub mod options;
 pub mod query;
@@ -44,6 +48,7 @@ pub mod tables;
 #[cfg(test)]
 mod testing;
 pub mod text_keys;
+mod txn_versions;
 pub mod udf;
 pub mod upkeep;
 

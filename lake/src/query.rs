@@ -78,16 +78,18 @@ impl Lake {
         as_of: AsOf,
     ) -> Result<(SessionContext, Option<i64>)> {
         let ctx = SessionContext::new();
-        if !self.exists(table.name()) {
+        if !self.exists(table.name()).await {
             let empty = datafusion::datasource::MemTable::try_new(table.schema(), vec![vec![]])?;
             ctx.register_table(table.name(), std::sync::Arc::new(empty))?;
             return Ok((ctx, None));
         }
         let url = self.table_url(table);
         let name = table.name();
-        let mut delta = deltalake::open_table(url)
-            .await
-            .map_err(Error::delta(name))?;
+        let Some(mut delta) = crate::tables::open_existing(url, name).await? else {
+            let empty = datafusion::datasource::MemTable::try_new(table.schema(), vec![vec![]])?;
+            ctx.register_table(table.name(), std::sync::Arc::new(empty))?;
+            return Ok((ctx, None));
+        };
         match as_of {
             AsOf::Latest => {}
             AsOf::Version(v) => delta
@@ -225,10 +227,7 @@ impl ReadOnlyTables {
                 Some(delta) => delta.update_state().await.map_err(Error::delta(name))?,
                 None if crate::tables::exists_at(&self.root, name) => {
                     let url = crate::tables::table_url(&self.root, name);
-                    let delta = deltalake::open_table(url)
-                        .await
-                        .map_err(Error::delta(name))?;
-                    t.delta = Some(delta);
+                    t.delta = crate::tables::open_existing(url, name).await?;
                 }
                 None => {}
             }

@@ -12,6 +12,7 @@ use vallee_schemas::contract::Table;
 use vallee_schemas::tables::LakeTable;
 
 use crate::offsets::app_id;
+use crate::options::Location;
 use crate::{Error, LakeOptions, Result};
 
 type Handle = Arc<Mutex<DeltaTable>>;
@@ -21,6 +22,8 @@ pub struct Lake {
     pub(crate) options: LakeOptions,
     root: Url,
     tables: Mutex<BTreeMap<&'static str, Handle>>,
+    /// The offsets recorded in the tables, read once (see [`crate::txn_versions`]).
+    pub(crate) txn_versions: crate::txn_versions::TxnVersions,
     /// Tables whose last commit was refused ([`crate::CommitFailure`]).
     pub(crate) failures: std::sync::Mutex<BTreeMap<&'static str, crate::CommitFailure>>,
 }
@@ -35,8 +38,13 @@ impl std::fmt::Debug for Lake {
 
 impl Lake {
     /// Opens the lake at `options.root`, creating the folder and any missing contract table.
+    /// On object storage, first checks that the store refuses a second writer of one
+    /// commit (see [`crate::object_storage`]).
     pub async fn open(options: LakeOptions) -> Result<Lake> {
         let lake = Lake::open_bare(options)?;
+        if lake.root.to_file_path().is_err() {
+            crate::object_storage::check_conditional_writes(&lake.root).await?;
+        }
         for table in Table::ALL {
             lake.ensure(table).await?;
         }
@@ -46,25 +54,44 @@ impl Lake {
     /// Opens a lake of other tables than the contract's (the public lake), creating only
     /// its folder.
     pub fn open_bare(options: LakeOptions) -> Result<Lake> {
-        let location = |message: String| Error::Location {
-            location: options.root.display().to_string(),
-            message,
+        let root = match options.location()? {
+            Location::Folder(folder) => {
+                let location = |message: String| Error::Location {
+                    location: folder.display().to_string(),
+                    message,
+                };
+                std::fs::create_dir_all(&folder).map_err(|e| location(e.to_string()))?;
+                let absolute =
+                    std::fs::canonicalize(&folder).map_err(|e| location(e.to_string()))?;
+                Url::from_directory_path(&absolute)
+                    .map_err(|()| location("not an absolute path".into()))?
+            }
+            Location::ObjectStore(url) => {
+                crate::object_storage::register(&options.storage)?;
+                url
+            }
         };
-        std::fs::create_dir_all(&options.root).map_err(|e| location(e.to_string()))?;
-        let absolute = std::fs::canonicalize(&options.root).map_err(|e| location(e.to_string()))?;
-        let root = Url::from_directory_path(&absolute)
-            .map_err(|()| location("not an absolute path".into()))?;
         Ok(Lake {
             options,
             root,
             tables: Mutex::new(BTreeMap::new()),
+            txn_versions: Default::default(),
             failures: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
 
-    /// Whether a table exists under this lake's root (object stores: assumed).
-    pub fn exists(&self, name: &str) -> bool {
-        exists_at(&self.root, name)
+    /// Whether a table exists under this lake's root (on object storage: its log holds a
+    /// file; a store that cannot be listed counts as no table).
+    pub async fn exists(&self, name: &str) -> bool {
+        if self.root.to_file_path().is_ok() {
+            return exists_at(&self.root, name);
+        }
+        crate::object_storage::has_log(&table_url(&self.root, name))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(table = name, error = %e, "cannot list the table's log");
+                false
+            })
     }
 
     /// The lake's root URL.
@@ -132,12 +159,13 @@ impl Lake {
         for &p in partitions {
             out.insert(
                 p,
-                stored_offset(
-                    &delta,
-                    table.name(),
-                    &app_id(writer, table.name(), topic, p),
-                )
-                .await?,
+                self.txn_versions
+                    .get(
+                        &delta,
+                        table.name(),
+                        &app_id(writer, table.name(), topic, p),
+                    )
+                    .await?,
             );
         }
         Ok(out)
@@ -167,17 +195,22 @@ pub(crate) async fn stored_offset(
     table: &str,
     app_id: &str,
 ) -> Result<Option<i64>> {
-    let snapshot = delta.snapshot().map_err(Error::delta(table))?;
-    snapshot
-        .transaction_version(delta.log_store().as_ref(), app_id)
-        .await
-        .map_err(Error::delta(table))
+    crate::txn_versions::replayed(delta, table, app_id).await
 }
 
 /// Whether the table `name` exists under `root` (object stores: assumed).
 pub(crate) fn exists_at(root: &Url, name: &str) -> bool {
     root.to_file_path()
         .map_or(true, |root| root.join(name).join("_delta_log").is_dir())
+}
+
+/// The table at `url` when it exists (`None`: no table there yet).
+pub(crate) async fn open_existing(url: Url, name: &str) -> Result<Option<DeltaTable>> {
+    match deltalake::open_table(url).await {
+        Ok(delta) => Ok(Some(delta)),
+        Err(deltalake::DeltaTableError::NotATable(_)) => Ok(None),
+        Err(e) => Err(Error::delta(name)(e)),
+    }
 }
 
 pub(crate) fn table_url(root: &Url, name: &str) -> Url {

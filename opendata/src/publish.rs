@@ -106,7 +106,7 @@ impl PublicLake {
             // Sharing settings or erasures moved: what was published must not linger in
             // the table's history.
             let settings_changed = stamps.len() > 1
-                && self.public.exists(ds.id)
+                && self.public.exists(ds.id).await
                 && !self.public.replaced_with(ds.id, &stamps[1..]).await?;
             let schema = crate::export::plain_schema(&stream.schema());
             let mut batches: Vec<RecordBatch> = stream

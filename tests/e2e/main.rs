@@ -22,6 +22,7 @@ mod kill_restart;
 mod lake_repair;
 mod mqtt;
 mod notifications;
+mod object_storage;
 mod open_data;
 mod pages;
 mod partner_push;
