@@ -323,7 +323,7 @@ async fn main() -> Result<()> {
         }
         Command::Bench {
             command: BenchCommand::Ingest(args),
-        } => vallee::bench::ingest(args).await,
+        } => vallee::bench::ingest(args, &file.lake).await,
         Command::Bench {
             command: BenchCommand::Stream(args),
         } => vallee::bench::stream(args).await,

@@ -19,8 +19,9 @@ use super::{CpuSnapshot, percentile, raw_consume, valley_events, valley_events_b
 use crate::cli::BenchIngestArgs;
 use crate::simulator;
 
-/// Runs the ingest benchmark and prints its report.
-pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
+/// Runs the ingest benchmark and prints its report. The lake is a temporary folder, or,
+/// when `lake` names a bucket (`--lake s3://…`), a prefix of its own under it.
+pub async fn ingest(args: BenchIngestArgs, lake: &LakeOptions) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let broker = super::BenchBroker::start(
         args.kafka_brokers.as_deref(),
@@ -73,13 +74,20 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     let raw_cpu = CpuSnapshot::take(broker.pid()).since(&raw_cpu);
 
     eprintln!("[3/4] ingest of the same backlog into Delta…");
-    let lake = Arc::new(
-        Lake::open(LakeOptions {
-            root: dir.path().join("lake"),
-            ..Default::default()
-        })
-        .await?,
-    );
+    let lake_options = LakeOptions {
+        root: dir.path().join("lake"),
+        url: lake
+            .url
+            .as_ref()
+            .map(|u| format!("{}/bench-{run}", u.trim_end_matches('/'))),
+        storage: lake.storage.clone(),
+        ..Default::default()
+    };
+    let lake_place = lake_options
+        .url
+        .clone()
+        .unwrap_or_else(|| "a folder on this disk".into());
+    let lake = Arc::new(Lake::open(lake_options).await?);
     let stats = Arc::new(IngestStats::default());
     let shutdown = CancellationToken::new();
     let ingest_cpu = CpuSnapshot::take(broker.pid());
@@ -167,7 +175,7 @@ pub async fn ingest(args: BenchIngestArgs) -> Result<()> {
     let raw_rate = produced as f64 / raw_secs;
     let ingest_rate = produced as f64 / ingest_secs;
     println!(
-        "vallee bench ingest — {produced} events, {} partitions × 5 topics, on {}",
+        "vallee bench ingest — {produced} events, {} partitions × 5 topics, on {}, lake in {lake_place}",
         args.partitions,
         broker.describe()
     );

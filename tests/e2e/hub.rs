@@ -93,7 +93,8 @@ impl Hub {
         Hub::spawn_with(world, name, args, data_dir, "").await
     }
 
-    async fn spawn_with(
+    /// [`Hub::spawn`] with `extra` in the configuration file.
+    pub async fn spawn_with(
         world: &World,
         name: &str,
         args: &[&str],

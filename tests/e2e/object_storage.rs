@@ -11,10 +11,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use serde_json::json;
 use vallee_lake::{Lake, LakeOptions};
 use vallee_schemas::contract::Table;
 
 use crate::helpers::*;
+use crate::hub::Hub;
 
 /// A moto S3 server on a free port, killed on drop.
 pub struct S3Server {
@@ -195,6 +197,44 @@ async fn ingest_killed_at_any_moment_lands_everything_once_in_a_bucket() {
     let reopened = Lake::open(s3.lake_options(url)).await.unwrap();
     assert_eq!(counts(&reopened).await, landed);
     python_reads_the_bucket(&s3, url, &landed);
+
+    // Two API replicas with nothing on disk in common read the same bins from the bucket.
+    let mut replicas = Vec::new();
+    for name in ["replica-a", "replica-b"] {
+        let data = world.dir.path().join(name);
+        replicas.push(Hub::spawn_with(&world, name, &["serve"], &data, &config).await);
+    }
+    let bins = "{ bins { id fillingLevel dateObserved } }";
+    let mut answers = Vec::new();
+    for replica in &replicas {
+        eventually(
+            Duration::from_secs(60),
+            "bins read from the bucket",
+            || async {
+                let answer = replica.gql(None, bins, json!({})).await["data"]["bins"].clone();
+                answer.as_array().is_some_and(|b| !b.is_empty())
+            },
+        )
+        .await;
+        answers.push(replica.gql(None, bins, json!({})).await["data"]["bins"].clone());
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "two replicas on one bucket disagree"
+    );
+    assert!(
+        !world
+            .dir
+            .path()
+            .join("replica-a")
+            .join("lake")
+            .join("waste_containers")
+            .exists(),
+        "a replica read a lake of its own"
+    );
+    for replica in replicas {
+        replica.stop().await;
+    }
 }
 
 /// A count of every table reads each one's log and files from the bucket: a test polling
