@@ -214,7 +214,7 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     if config.ingest_stage {
         // Lake upkeep where ingest writes: hourly compaction and checkpoints, daily vacuum.
         let (lake, token) = (lake.clone(), shutdown.child_token());
-        let published = crate::upkeep::published_lakes(&config.data_dir)?;
+        let published = crate::upkeep::published_lakes(&lake, &config.data_dir)?;
         background.spawn(async move {
             let every = std::time::Duration::from_secs(3600);
             crate::upkeep::schedule(&lake, &published, every, token).await;

@@ -197,7 +197,7 @@ async fn lake_upkeep(task: vallee::upkeep::Task, args: &LakeArgs, config: &Confi
         ..config.lake.clone()
     };
     let lake = vallee_lake::Lake::open(options).await?;
-    let published = vallee::upkeep::published_lakes(&args.data_dir)?;
+    let published = vallee::upkeep::published_lakes(&lake, &args.data_dir)?;
     let done = vallee::upkeep::run(task, &lake, &published, &args.tables, true).await?;
     if let vallee::upkeep::Task::Optimize = task {
         let (before, after) = done.iter().fold((0, 0), |(b, a), (_, x, y)| (b + x, a + y));

@@ -19,17 +19,12 @@ pub enum Task {
 }
 
 /// The lakes the open-data publisher rewrites: `<data-dir>/public` and
-/// `<data-dir>/research` (each commit replaces the whole table, so only vacuum concerns
-/// them).
-pub fn published_lakes(data_dir: &std::path::Path) -> Result<Vec<Lake>> {
+/// `<data-dir>/research`, or `_public/` and `_research/` in the bucket of a lake on object
+/// storage (each commit replaces the whole table, so only vacuum concerns them).
+pub fn published_lakes(lake: &Lake, data_dir: &std::path::Path) -> Result<Vec<Lake>> {
     ["public", "research"]
         .into_iter()
-        .map(|folder| {
-            Ok(Lake::open_bare(vallee_lake::LakeOptions {
-                root: data_dir.join(folder),
-                ..Default::default()
-            })?)
-        })
+        .map(|folder| Ok(lake.beside(folder, &data_dir.join(folder))?))
         .collect()
 }
 

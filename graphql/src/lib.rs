@@ -219,11 +219,13 @@ impl Api {
         ));
         let lake_for_views = lake.clone();
         let published = |root: &std::path::Path, audience| -> Result<_> {
-            let lake = Lake::open_bare(vallee_lake::LakeOptions {
-                root: root.to_path_buf(),
-                ..Default::default()
-            })
-            .map_err(|e| Error::Lake(Box::new(e)))?;
+            let name = match audience {
+                Audience::Public => "public",
+                Audience::Researchers => "research",
+            };
+            let lake = lake_for_views
+                .beside(name, root)
+                .map_err(|e| Error::Lake(Box::new(e)))?;
             Ok(vallee_opendata::publish::PublicLake::new(
                 vallee_opendata::OpenData::new(lake_for_views.clone())
                     .with_sharing(sharing.clone(), audience)

@@ -94,6 +94,30 @@ impl Lake {
             })
     }
 
+    /// A lake of other tables beside this one (the published copies): the folder `local`
+    /// when this lake is on a disk, `<root>/_<name>/` with the same settings when it is in
+    /// a bucket.
+    pub fn beside(&self, name: &str, local: &std::path::Path) -> Result<Lake> {
+        let url = match self.root.to_file_path() {
+            Ok(_) => None,
+            Err(()) => Some(
+                self.root
+                    .join(&format!("_{name}/"))
+                    .map_err(|e| Error::Location {
+                        location: self.root.to_string(),
+                        message: e.to_string(),
+                    })?
+                    .to_string(),
+            ),
+        };
+        Lake::open_bare(LakeOptions {
+            root: local.to_path_buf(),
+            url,
+            storage: self.options.storage.clone(),
+            ..Default::default()
+        })
+    }
+
     /// The lake's root URL.
     pub fn root(&self) -> &Url {
         &self.root

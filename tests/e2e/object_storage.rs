@@ -222,6 +222,21 @@ async fn ingest_killed_at_any_moment_lands_everything_once_in_a_bucket() {
         answers[0], answers[1],
         "two replicas on one bucket disagree"
     );
+    // The published copies follow the lake into the bucket (`<prefix>/_public/`).
+    let public = reopened
+        .beside("public", &world.dir.path().join("unused"))
+        .unwrap();
+    eventually(
+        Duration::from_secs(90),
+        "the bins' daily open dataset published in the bucket",
+        || async { paced(public.exists("remplissage-conteneurs-quotidien")).await },
+    )
+    .await;
+    let local = world.dir.path().join("replica-a").join("public");
+    assert!(
+        !local.join("remplissage-conteneurs-quotidien").exists(),
+        "published on a replica's disk instead of the bucket"
+    );
     assert!(
         !world
             .dir
