@@ -38,6 +38,12 @@ pub const SCHEMES: [&str; 2] = ["s3", "s3a"];
 /// The file's settings, applied to every S3 store this process opens.
 static SETTINGS: RwLock<BTreeMap<String, String>> = RwLock::new(BTreeMap::new());
 
+/// One client per bucket and settings: delta-rs asks for a store each time a table is
+/// opened, and a client of its own each time would open a connection (a TLS handshake on
+/// a real store) per table per open instead of reusing its pool.
+type Clients = std::sync::Mutex<BTreeMap<(String, Vec<(String, String)>), ObjectStoreRef>>;
+static CLIENTS: Clients = std::sync::Mutex::new(BTreeMap::new());
+
 /// Checks `settings` (object_store's S3 keys) and registers the S3 handlers with them.
 pub fn register(settings: &BTreeMap<String, String>) -> Result<()> {
     for key in settings.keys() {
@@ -50,6 +56,7 @@ pub fn register(settings: &BTreeMap<String, String>) -> Result<()> {
             })?;
     }
     *SETTINGS.write().unwrap_or_else(|e| e.into_inner()) = settings.clone();
+    CLIENTS.lock().unwrap_or_else(|e| e.into_inner()).clear();
     let factory = Arc::new(S3Factory);
     for scheme in SCHEMES {
         let url = Url::parse(&format!("{scheme}://")).expect("a scheme is a URL");
@@ -61,6 +68,22 @@ pub fn register(settings: &BTreeMap<String, String>) -> Result<()> {
 
 /// A store for the bucket of `url`, with the environment's and the file's settings.
 pub fn bucket_store(url: &Url, extra: &BTreeMap<String, String>) -> DeltaResult<ObjectStoreRef> {
+    let key = (
+        format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()),
+        extra.clone().into_iter().collect::<Vec<_>>(),
+    );
+    if let Some(store) = CLIENTS.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(store.clone());
+    }
+    let store = new_bucket_store(url, extra)?;
+    CLIENTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, store.clone());
+    Ok(store)
+}
+
+fn new_bucket_store(url: &Url, extra: &BTreeMap<String, String>) -> DeltaResult<ObjectStoreRef> {
     let mut builder = AmazonS3Builder::from_env()
         .with_url(url.as_str())
         .with_conditional_put(S3ConditionalPut::ETagMatch);
