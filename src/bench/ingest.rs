@@ -22,6 +22,9 @@ use crate::simulator;
 /// Runs the ingest benchmark and prints its report. The lake is a temporary folder, or,
 /// when `lake` names a bucket (`--lake s3://…`), a prefix of its own under it.
 pub async fn ingest(args: BenchIngestArgs, lake: &LakeOptions) -> Result<()> {
+    if args.members > 1 && !matches!(args.membership, vallee_kafka::Membership::Group) {
+        bail!("several --members share the partitions through a group: add --membership group");
+    }
     let dir = tempfile::tempdir()?;
     let broker = super::BenchBroker::start(
         args.kafka_brokers.as_deref(),
@@ -87,30 +90,43 @@ pub async fn ingest(args: BenchIngestArgs, lake: &LakeOptions) -> Result<()> {
         .url
         .clone()
         .unwrap_or_else(|| "a folder on this disk".into());
-    let lake = Arc::new(Lake::open(lake_options).await?);
+    let lake = Arc::new(Lake::open(lake_options.clone()).await?);
     let stats = Arc::new(IngestStats::default());
     let shutdown = CancellationToken::new();
     let ingest_cpu = CpuSnapshot::take(broker.pid());
     let ingest_started = Instant::now();
-    let task = tokio::spawn(vallee_ingest::run(
-        options.clone(),
-        lake.clone(),
-        stats.clone(),
-        shutdown.clone(),
-    ));
+    // Members as separate processes would be: a lake handle each (their commits meet in
+    // the tables' logs), one group; the counters are shared to sum what they land.
+    let mut tasks = Vec::new();
+    for member in 0..args.members {
+        let lake = if member == 0 {
+            lake.clone()
+        } else {
+            Arc::new(Lake::open(lake_options.clone()).await?)
+        };
+        tasks.push(tokio::spawn(vallee_ingest::run(
+            options.clone(),
+            lake,
+            stats.clone(),
+            shutdown.clone(),
+        )));
+    }
+    let stopped = |tasks: &[tokio::task::JoinHandle<vallee_ingest::Result<()>>]| {
+        tasks.iter().any(|t| t.is_finished())
+    };
     // Start-up (joining a group, or not) ends at the first message read: the steady rate
     // runs from there, the end-to-end one from the start.
     while stats.messages.load(Ordering::Relaxed) == 0 {
-        if task.is_finished() {
-            bail!("ingest stopped before reading anything: {:?}", task.await);
+        if stopped(&tasks) {
+            bail!("an ingest member stopped before reading anything");
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let started = Instant::now();
     let to_first_ms = started.duration_since(ingest_started).as_millis();
     while stats.total_rows() < produced {
-        if task.is_finished() {
-            bail!("ingest stopped early: {:?}", task.await);
+        if stopped(&tasks) {
+            bail!("an ingest member stopped early");
         }
         if started.elapsed() > Duration::from_secs(1800) {
             bail!(
@@ -160,7 +176,9 @@ pub async fn ingest(args: BenchIngestArgs, lake: &LakeOptions) -> Result<()> {
     }
     let live_dead = dead_letters(&stats) - dead_before;
     shutdown.cancel();
-    task.await??;
+    for task in tasks {
+        task.await??;
+    }
     let mut fresh =
         std::mem::take(&mut *stats.freshness_ms.lock().unwrap_or_else(|e| e.into_inner()));
     fresh.sort_unstable();
@@ -175,8 +193,10 @@ pub async fn ingest(args: BenchIngestArgs, lake: &LakeOptions) -> Result<()> {
     let raw_rate = produced as f64 / raw_secs;
     let ingest_rate = produced as f64 / ingest_secs;
     println!(
-        "vallee bench ingest — {produced} events, {} partitions × 5 topics, on {}, lake in {lake_place}",
+        "vallee bench ingest — {produced} events, {} partitions × 5 topics, {} member(s) ({}), on {}, lake in {lake_place}",
         args.partitions,
+        args.members,
+        args.membership,
         broker.describe()
     );
     println!(
