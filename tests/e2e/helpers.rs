@@ -113,6 +113,27 @@ impl World {
         path
     }
 
+    /// Produces `events` in the background, `chunk` at a time with `pause` after each
+    /// (traffic that keeps arriving while a test kills processes); the task returns how
+    /// many the broker acknowledged.
+    pub fn trickle(
+        &self,
+        events: Vec<Event>,
+        chunk: usize,
+        pause: Duration,
+    ) -> tokio::task::JoinHandle<u64> {
+        let (brokers, topics) = (self.brokers(), self.topics.clone());
+        tokio::spawn(async move {
+            let p = simulator::producer(&brokers).unwrap();
+            let mut n = 0;
+            for chunk in events.chunks(chunk) {
+                n += simulator::produce(&p, &topics, chunk).await.unwrap();
+                tokio::time::sleep(pause).await;
+            }
+            n
+        })
+    }
+
     pub async fn produce(&self, events: &[Event]) -> u64 {
         let producer = simulator::producer(&self.brokers()).unwrap();
         simulator::produce(&producer, &self.topics, events)

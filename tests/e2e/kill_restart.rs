@@ -10,22 +10,7 @@ async fn kill_9_at_any_moment_loses_and_duplicates_nothing() {
     let world = World::new(3).await;
     let events = valley_events(24_000, 11);
     // Traffic keeps arriving while the ingest process is killed and restarted.
-    let producer = {
-        let brokers = world.brokers();
-        let topics = world.topics.clone();
-        let events = events.clone();
-        tokio::spawn(async move {
-            let p = vallee::simulator::producer(&brokers).unwrap();
-            let mut n = 0;
-            for chunk in events.chunks(1_000) {
-                n += vallee::simulator::produce(&p, &topics, chunk)
-                    .await
-                    .unwrap();
-                tokio::time::sleep(Duration::from_millis(1_500)).await;
-            }
-            n
-        })
-    };
+    let producer = world.trickle(events.clone(), 1_000, Duration::from_millis(1_500));
     let lake = world.lake().await;
     // Each round waits until the process is ingesting, then kills it after a different
     // delay: between commits, while buffering, in the middle of a commit.

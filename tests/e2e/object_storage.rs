@@ -115,22 +115,7 @@ async fn ingest_killed_at_any_moment_lands_everything_once_in_a_bucket() {
     let (rounds_part, trickled) = events.split_at(3_000);
     // A trickle keeps arriving while processes are killed; each round also starts with a
     // slice of its own, so every new process has something to land before it is killed.
-    let producer = {
-        let brokers = world.brokers();
-        let topics = world.topics.clone();
-        let events = trickled.to_vec();
-        tokio::spawn(async move {
-            let p = vallee::simulator::producer(&brokers).unwrap();
-            let mut n = 0;
-            for chunk in events.chunks(250) {
-                n += vallee::simulator::produce(&p, &topics, chunk)
-                    .await
-                    .unwrap();
-                tokio::time::sleep(Duration::from_millis(1_000)).await;
-            }
-            n
-        })
-    };
+    let producer = world.trickle(trickled.to_vec(), 250, Duration::from_millis(1_000));
     let lake = Lake::open(s3.lake_options(url)).await.unwrap();
     let config = s3.lake_config(url);
     let mut produced = 0;
