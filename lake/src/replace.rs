@@ -40,7 +40,7 @@ impl Lake {
         stamps: &[Stamp],
     ) -> Result<Option<i64>> {
         let delta = crate::tables::open_folder(self.root(), name).await?;
-        if delta.version().is_some() && up_to_date(&delta, name, stamps).await? {
+        if delta.version().is_some() && self.up_to_date(&delta, name, stamps).await? {
             return Ok(None);
         }
         let transactions = stamps.iter().map(Stamp::transaction).collect();
@@ -61,22 +61,27 @@ impl Lake {
         let Ok(delta) = deltalake::open_table(url).await else {
             return Ok(false);
         };
-        up_to_date(&delta, name, stamps).await
+        self.up_to_date(&delta, name, stamps).await
     }
-}
 
-async fn up_to_date(delta: &deltalake::DeltaTable, name: &str, stamps: &[Stamp]) -> Result<bool> {
-    for stamp in stamps {
-        let (Stamp::AtLeast(app_id, _) | Stamp::Exactly(app_id, _)) = stamp;
-        let stored = crate::tables::stored_offset(delta, name, app_id).await?;
-        let holds = match (stamp, stored) {
-            (Stamp::AtLeast(_, wanted), Some(v)) => v >= *wanted,
-            (Stamp::Exactly(_, wanted), Some(v)) => v == *wanted,
-            (_, None) => false,
-        };
-        if !holds {
-            return Ok(false);
+    async fn up_to_date(
+        &self,
+        delta: &deltalake::DeltaTable,
+        name: &str,
+        stamps: &[Stamp],
+    ) -> Result<bool> {
+        for stamp in stamps {
+            let (Stamp::AtLeast(app_id, _) | Stamp::Exactly(app_id, _)) = stamp;
+            let stored = self.txn_versions.get(delta, name, app_id).await?;
+            let holds = match (stamp, stored) {
+                (Stamp::AtLeast(_, wanted), Some(v)) => v >= *wanted,
+                (Stamp::Exactly(_, wanted), Some(v)) => v == *wanted,
+                (_, None) => false,
+            };
+            if !holds {
+                return Ok(false);
+            }
         }
+        Ok(true)
     }
-    Ok(true)
 }

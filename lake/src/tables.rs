@@ -214,14 +214,6 @@ impl Lake {
     }
 }
 
-pub(crate) async fn stored_offset(
-    delta: &DeltaTable,
-    table: &str,
-    app_id: &str,
-) -> Result<Option<i64>> {
-    crate::txn_versions::replayed(delta, table, app_id).await
-}
-
 /// Whether the table `name` exists under `root` (object stores: assumed).
 pub(crate) fn exists_at(root: &Url, name: &str) -> bool {
     root.to_file_path()

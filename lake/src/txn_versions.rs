@@ -46,7 +46,19 @@ impl TxnVersions {
         let Some(version) = delta.version().map(|v| v as i64) else {
             return Ok(None);
         };
-        let cached = self.lock().get(table).cloned();
+        let cached = {
+            let tables = self.lock();
+            let cached = tables.get(table);
+            // The hot path (each partition of each commit): known at this very version.
+            if let Some(k) = cached.filter(|k| k.version == version) {
+                match k.ids.get(app_id) {
+                    Some(v) => return Ok(*v),
+                    None if k.complete => return Ok(None),
+                    None => {}
+                }
+            }
+            cached.cloned()
+        };
         let fresh = || Known {
             version: -1,
             ids: HashMap::new(),

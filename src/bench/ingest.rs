@@ -111,22 +111,26 @@ pub async fn ingest(args: BenchIngestArgs, lake: &LakeOptions) -> Result<()> {
             shutdown.clone(),
         )));
     }
-    let stopped = |tasks: &[tokio::task::JoinHandle<vallee_ingest::Result<()>>]| {
-        tasks.iter().any(|t| t.is_finished())
-    };
+    // A member that stopped before the end: its error.
+    async fn stopped(
+        tasks: &mut Vec<tokio::task::JoinHandle<vallee_ingest::Result<()>>>,
+    ) -> Option<String> {
+        let i = tasks.iter().position(|t| t.is_finished())?;
+        Some(format!("{:?}", tasks.remove(i).await))
+    }
     // Start-up (joining a group, or not) ends at the first message read: the steady rate
     // runs from there, the end-to-end one from the start.
     while stats.messages.load(Ordering::Relaxed) == 0 {
-        if stopped(&tasks) {
-            bail!("an ingest member stopped before reading anything");
+        if let Some(e) = stopped(&mut tasks).await {
+            bail!("an ingest member stopped before reading anything: {e}");
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let started = Instant::now();
     let to_first_ms = started.duration_since(ingest_started).as_millis();
     while stats.total_rows() < produced {
-        if stopped(&tasks) {
-            bail!("an ingest member stopped early");
+        if let Some(e) = stopped(&mut tasks).await {
+            bail!("an ingest member stopped early: {e}");
         }
         if started.elapsed() > Duration::from_secs(1800) {
             bail!(

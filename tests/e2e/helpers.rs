@@ -369,6 +369,25 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Whether a program a test needs from outside Cargo is installed (`check` runs
+/// successfully). When it is not, the test skips, printing `missing` (what to install);
+/// with `VALLEE_REQUIRE_PYTHON=1` (CI installs them all) its absence fails the test.
+pub fn installed(check: &mut Command, missing: &str) -> bool {
+    let present = check
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        assert!(
+            std::env::var("VALLEE_REQUIRE_PYTHON").is_err(),
+            "VALLEE_REQUIRE_PYTHON is set but {missing} is not installed"
+        );
+        eprintln!("skipped: {missing} is not installed");
+    }
+    present
+}
+
 /// Sends SIGTERM to a child.
 pub fn terminate(child: &Child) {
     let status = Command::new("kill")

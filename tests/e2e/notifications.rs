@@ -34,16 +34,9 @@ impl Drop for MailServer {
 
 impl MailServer {
     pub async fn start(dir: &Path) -> Option<MailServer> {
-        let present = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !present {
-            assert!(
-                std::env::var("VALLEE_REQUIRE_PYTHON").is_err(),
-                "VALLEE_REQUIRE_PYTHON is set but aiosmtpd is missing (pip install aiosmtpd)"
-            );
-            eprintln!("skipped: no aiosmtpd (pip install aiosmtpd)");
+        let mut check = Command::new("python3");
+        check.args(["-c", "import aiosmtpd"]);
+        if !installed(&mut check, "aiosmtpd (pip install aiosmtpd)") {
             return None;
         }
         let (addr, maildir) = (free_addr(), dir.join("maildir"));
@@ -72,17 +65,12 @@ impl MailServer {
     async fn start_tls(dir: &Path, user: &str, password: &str) -> Option<(MailServer, PathBuf)> {
         // Skipped, or required, as the plain server is (that one stops at once).
         MailServer::start(dir).await?;
-        let openssl = Command::new("openssl")
-            .arg("version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !openssl {
-            assert!(
-                std::env::var("VALLEE_REQUIRE_PYTHON").is_err(),
-                "VALLEE_REQUIRE_PYTHON is set but the openssl command is missing (apt install openssl)"
-            );
-            eprintln!("skipped: no openssl command to make the relay's certificate");
+        let mut check = Command::new("openssl");
+        check.arg("version");
+        if !installed(
+            &mut check,
+            "the openssl command, which makes the relay's certificate (apt install openssl)",
+        ) {
             return None;
         }
         // A town's own authority, and the relay's certificate it signed for `localhost`.

@@ -33,16 +33,12 @@ impl Drop for S3Server {
 
 impl S3Server {
     pub async fn start() -> Option<S3Server> {
-        let present = Command::new("python3")
-            .args(["-c", "import moto.server, flask"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !present {
-            assert!(
-                std::env::var("VALLEE_REQUIRE_PYTHON").is_err(),
-                "VALLEE_REQUIRE_PYTHON is set but moto is missing (pip install 'moto[server]')"
-            );
-            eprintln!("skipped: no S3 test server (pip install 'moto[server]')");
+        let mut check = Command::new("python3");
+        check.args(["-c", "import moto.server, flask"]);
+        if !installed(
+            &mut check,
+            "the S3 test server (pip install 'moto[server]')",
+        ) {
             return None;
         }
         let addr = free_addr();
