@@ -644,6 +644,7 @@ impl FieldDoor {
         let topic = self.options.topic(stream);
         let mut outcomes = Vec::with_capacity(items.len());
         let mut ids = Vec::with_capacity(items.len());
+        let mut keys = Vec::with_capacity(items.len());
         {
             let memory = self.memory.lock().expect("field door memory");
             let seen = memory.get(&gateway.name);
@@ -652,24 +653,32 @@ impl FieldDoor {
                     .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string));
                 let fingerprint = fingerprint(item.value.as_ref(), &item.bytes);
                 let before = seen.and_then(|m| m.ids.get(&(stream, fingerprint.clone())));
+                // Keyed as the stream stage keeps state (a sighting by its zone): see
+                // `Decoded::state_key`. A refused item keeps its id.
+                let mut key = id.clone();
                 let outcome = match before {
                     Some(refusal) => Outcome {
                         refusal: refusal.clone(),
                         sent_before: true,
                     },
                     None => Outcome {
-                        refusal: decode(
+                        refusal: match decode(
                             stream,
                             Some(&item.bytes),
                             Some(now_ms),
                             &self.options.decode,
-                        )
-                        .err()
-                        .map(|r| (r.reason.to_string(), r.message)),
+                        ) {
+                            Ok(decoded) => {
+                                key = Some(decoded.state_key().to_string());
+                                None
+                            }
+                            Err(r) => Some((r.reason.to_string(), r.message)),
+                        },
                         sent_before: false,
                     },
                 };
                 outcomes.push(outcome);
+                keys.push(key);
                 ids.push((id, fingerprint));
             }
         }
@@ -678,9 +687,10 @@ impl FieldDoor {
         let sends = items
             .iter()
             .zip(&ids)
+            .zip(&keys)
             .zip(&outcomes)
             .filter(|(_, outcome)| !outcome.sent_before)
-            .map(|((item, (id, fingerprint)), _)| {
+            .map(|(((item, (_, fingerprint)), key), _)| {
                 let sent = format!("{}\n{fingerprint}", gateway.name);
                 let mut headers = OwnedHeaders::new().insert(Header {
                     key: ITEM_HEADER,
@@ -695,8 +705,8 @@ impl FieldDoor {
                 let mut record = FutureRecord::to(&topic)
                     .payload(item.bytes.as_slice())
                     .headers(headers);
-                if let Some(id) = id {
-                    record = record.key(id.as_str());
+                if let Some(key) = key {
+                    record = record.key(key.as_str());
                 }
                 self.producer.send(record, Duration::from_secs(0))
             });

@@ -117,6 +117,18 @@ impl Decoded {
         }
     }
 
+    /// What the stream stage keeps state by, and so what the event's Kafka record is
+    /// keyed by: every event of a zone, a site, a bin or a station then lands in one
+    /// partition, and stage members sharing the partitions share the state with them. The
+    /// zone of a beacon sighting, the site of a visit, the entity otherwise.
+    pub fn state_key(&self) -> &str {
+        match self {
+            Decoded::Beacon(b) => &b.record.zone,
+            Decoded::SiteVisit(v) => &v.site,
+            _ => self.id(),
+        }
+    }
+
     /// The resolved event time.
     pub fn event_time(&self) -> DateTime<Utc> {
         match self {
