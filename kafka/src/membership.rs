@@ -56,6 +56,16 @@ impl Membership {
         matches!(self, Membership::Sole | Membership::Static { .. })
     }
 
+    /// Whether other members may own some of the partitions (a group, or static with more
+    /// than one member): what needs every partition of a stream must then read it apart.
+    pub fn shares_partitions(self) -> bool {
+        match self {
+            Membership::Auto | Membership::Group => true,
+            Membership::Sole => false,
+            Membership::Static { count, .. } => count > 1,
+        }
+    }
+
     /// Whether partition `partition` is this member's own (always, in a group: the
     /// coordinator decides there).
     pub fn owns(self, partition: i32) -> bool {
@@ -146,6 +156,11 @@ mod tests {
         }
         assert!(members[1].owns(4) && !members[1].owns(5));
         assert!(Membership::Sole.owns(7) && Membership::Group.owns(7));
+        // Only a lone member reads every partition of every topic by itself.
+        assert!(members.iter().all(|m| m.shares_partitions()));
+        assert!(Membership::Group.shares_partitions());
+        let alone: Membership = "static:0/1".parse().unwrap();
+        assert!(!alone.shares_partitions() && !Membership::Sole.shares_partitions());
     }
 
     #[test]

@@ -27,6 +27,14 @@ pub enum Error {
     Fatal(String),
 }
 
+impl Error {
+    /// Whether the lake refused a commit because another member committed the same
+    /// partitions since (this member's state is stale: it starts over from the lake).
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Error::Lake(e) if e.is_fenced())
+    }
+}
+
 impl From<vallee_lake::Error> for Error {
     fn from(e: vallee_lake::Error) -> Self {
         Error::Lake(Box::new(e))

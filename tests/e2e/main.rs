@@ -38,4 +38,5 @@ mod rounds;
 mod sensor_health;
 mod simulator;
 mod stream;
+mod stream_members;
 mod waste;

@@ -56,7 +56,7 @@ use vallee_schemas::decode::Decoded;
 use vallee_schemas::tables::{AlertRow, OutputTable, TableRow};
 
 pub use clock::{EventClock, StageWatermarks};
-pub use replay::{ReplayFrom, ReplayTracker};
+pub use replay::{ReplayFrom, ReplayTracker, ResumeFloors};
 
 use crate::Result;
 
@@ -84,6 +84,11 @@ pub trait Family {
     /// Reads what its tables already hold (its emitted-rows index, so that a replay writes
     /// only real corrections) and the state a restart resumes from.
     fn restore(&mut self, lake: &Lake) -> impl Future<Output = Result<()>>;
+
+    /// A partition of one of its streams is read by this member from now on (until the
+    /// next restore), `resumed` from the offset its outputs recorded (else from its
+    /// beginning).
+    fn partition_assigned(&mut self, _stream: Stream, _partition: i32, _resumed: bool) {}
 
     /// One decoded event of one of its streams, in the order of its partition.
     fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<()>;

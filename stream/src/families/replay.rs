@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use vallee_schemas::contract::Stream;
 
 use super::EventClock;
@@ -78,7 +78,8 @@ impl ReplayTracker {
     }
 
     /// The replay position of every partition seen, for the streams with a watermark:
-    /// events up to `retention(stream)` behind it are still needed.
+    /// events up to `retention(stream)` behind it are still needed, from the start of
+    /// that hour (a replay then rebuilds whole hours: see [`ResumeFloors`]).
     pub fn positions(
         &mut self,
         clock: &EventClock,
@@ -94,8 +95,9 @@ impl ReplayTracker {
             let Some(watermark) = clock.watermark(stream) else {
                 continue;
             };
-            if let Some(offset) = self.replay_from(stream, partition, watermark - retention(stream))
-            {
+            let keep_from = watermark - retention(stream);
+            let keep_from = keep_from.duration_trunc(HOUR).unwrap_or(keep_from);
+            if let Some(offset) = self.replay_from(stream, partition, keep_from) {
                 out.push(ReplayFrom {
                     stream,
                     partition,
@@ -104,6 +106,45 @@ impl ReplayTracker {
             }
         }
         out
+    }
+}
+
+/// Where the windows of a partition resumed from a recorded offset are whole again.
+///
+/// A replay starts at the first event of the hour holding the oldest event its family
+/// still needs ([`ReplayTracker::positions`]), so the hours it replays are whole. Events
+/// of earlier hours may still come later in the partition (late ones): rebuilt from them
+/// alone, their windows would be written as (wrong) corrections of the whole ones already
+/// in the lake. Per partition resumed, the floor is the hour of its first replayed event:
+/// events before it count nowhere (their windows are in the lake, beyond the correction
+/// horizon), the windows from it on are rebuilt whole.
+#[derive(Debug, Default, Clone)]
+pub struct ResumeFloors {
+    /// Partition → its floor, `None` until its first replayed event.
+    floors: Vec<(i32, Option<DateTime<Utc>>)>,
+}
+
+/// Replays start at the start of an hour, the longest window.
+const HOUR: Duration = Duration::hours(1);
+
+impl ResumeFloors {
+    /// `partition` was assigned: `resumed` from an offset its outputs recorded (else from
+    /// its beginning: whole from the start).
+    pub fn assigned(&mut self, partition: i32, resumed: bool) {
+        self.floors.retain(|(p, _)| *p != partition);
+        if resumed {
+            self.floors.push((partition, None));
+        }
+    }
+
+    /// Whether an event of `partition` at `t` comes before its floor (it must count in no
+    /// window). Cheap when no partition was resumed.
+    pub fn before_floor(&mut self, partition: i32, t: DateTime<Utc>) -> bool {
+        let Some((_, floor)) = self.floors.iter_mut().find(|(p, _)| *p == partition) else {
+            return false;
+        };
+        let floor = *floor.get_or_insert_with(|| t.duration_trunc(HOUR).unwrap_or(t));
+        t < floor
     }
 }
 
@@ -137,13 +178,31 @@ mod tests {
     }
 
     #[test]
-    fn positions_are_those_of_the_streams_with_a_watermark_minus_their_retention() {
+    fn a_resumed_partition_counts_from_the_hour_of_its_first_replayed_event() {
+        let mut floors = ResumeFloors::default();
+        floors.assigned(0, true);
+        floors.assigned(1, false);
+        // Partition 0 replays from 10:07: the hour 10:00 on counts, a late event of 9:00
+        // (its window whole in the lake) counts nowhere.
+        assert!(!floors.before_floor(0, at(7)));
+        assert!(!floors.before_floor(0, at(0)));
+        assert!(floors.before_floor(0, at(0) - Duration::minutes(1)));
+        // Partition 1 started from its beginning: everything counts.
+        assert!(!floors.before_floor(1, at(0) - Duration::hours(3)));
+        // Assigned again from its beginning: no floor any more.
+        floors.assigned(0, false);
+        assert!(!floors.before_floor(0, at(0) - Duration::minutes(1)));
+    }
+
+    #[test]
+    fn positions_keep_the_hours_of_the_retention_behind_the_watermark() {
         let mut r = ReplayTracker::default();
         r.observe(Stream::Beacons, 0, at(0), 10);
         r.observe(Stream::Beacons, 0, at(5), 11);
         r.observe(Stream::Beacons, 2, at(1), 7);
         r.observe(Stream::Tourism, 1, at(0), 3);
-        // Beacons at 10:06 keeping 2 minutes: minute 4 onwards; tourism has no watermark.
+        // Beacons at 10:06 keeping 2 minutes: the hour of 10:04 onwards; tourism has no
+        // watermark.
         let clock: EventClock = [(Stream::Beacons, at(6))].into_iter().collect();
         let positions = r.positions(&clock, |_| Duration::minutes(2));
         assert_eq!(
@@ -152,12 +211,12 @@ mod tests {
                 ReplayFrom {
                     stream: Stream::Beacons,
                     partition: 0,
-                    offset: 11
+                    offset: 10
                 },
                 ReplayFrom {
                     stream: Stream::Beacons,
                     partition: 2,
-                    offset: 8
+                    offset: 7
                 },
             ]
         );

@@ -11,6 +11,15 @@
 //! next one is due (or a partition is taken over: the commit gate). A commit's error
 //! stops the stage at the next flush, as it did when commits blocked.
 //!
+//! A table's rows are fenced by every partition that fed them, moved or not: a member
+//! whose partitions another member has taken over (and committed since) writes nothing.
+//! When members share the partitions, the streams every member reads whole
+//! ([`super::consumer::BROADCAST`]) have their replay offsets recorded by one member only,
+//! the owner of partition 0 of the keyed stream beside them: members would otherwise fence
+//! each other on every commit; its base is what the lake holds when it commits (it may
+//! have just taken that role over). Every member reads the same trucks, so its offsets
+//! serve whichever member restarts.
+//!
 //! After each successful output commit, the stage also commits to its consumer group, per
 //! partition, the next offset after the last message whose results are committed. That
 //! is for monitoring only (lag, and the probe that finds partitions nobody moves): the
@@ -31,7 +40,7 @@ use vallee_lake::{Lake, Progress};
 use vallee_schemas::tables::OutputTable;
 
 use super::StreamOptions;
-use super::consumer::{Assignment, CommitGate};
+use super::consumer::{Assignment, BROADCAST, CommitGate};
 use super::dispatcher::Dispatcher;
 use crate::Result;
 
@@ -51,6 +60,8 @@ pub struct Committer {
     in_flight: Option<InFlight>,
     /// Held by the commit in flight (see [`Committer::start`]).
     gate: CommitGate,
+    /// Members share the partitions: the [`BROADCAST`] streams are read by every member.
+    shared: bool,
 }
 
 /// A commit on its way to the lake.
@@ -82,7 +93,46 @@ impl Committer {
             positions: BTreeMap::new(),
             in_flight: None,
             gate: CommitGate::default(),
+            shared: options.membership.shares_partitions(),
         }
+    }
+
+    /// Forgets what the tables recorded and where reading ended, once the commit in
+    /// flight has been waited for: the worker starts over from the lake (its partitions
+    /// were revoked) and the next assignments tell it again.
+    pub fn reset(&mut self) {
+        debug_assert!(self.in_flight.is_none(), "a commit is still in flight");
+        self.recorded.clear();
+        self.positions.clear();
+    }
+
+    /// Drops the commit in flight, if any, without waiting for it: another member has
+    /// taken its partitions over (the worker starts over from the lake).
+    pub fn abandon(&mut self) {
+        self.in_flight = None;
+    }
+
+    /// Whether `stream` is read by every member (its offsets recorded by one of them).
+    fn is_broadcast(&self, stream: vallee_schemas::contract::Stream) -> bool {
+        self.shared && BROADCAST.contains(&stream)
+    }
+
+    /// Whether `topic` is one of the streams read by every member.
+    fn is_broadcast_topic(&self, topic: &str) -> bool {
+        BROADCAST
+            .iter()
+            .any(|s| self.is_broadcast(*s) && self.topics.get(s).is_some_and(|t| t == topic))
+    }
+
+    /// Whether this member records `output`'s replay offsets of the broadcast streams: it
+    /// owns partition 0 of a keyed stream feeding `output`.
+    fn records_broadcast(&self, output: OutputTable) -> bool {
+        output
+            .sources()
+            .iter()
+            .filter(|s| !self.is_broadcast(**s))
+            .filter_map(|s| self.topics.get(s))
+            .any(|topic| self.recorded.contains_key(&(output, topic.clone(), 0)))
     }
 
     /// The gate its commits hold, for the consumer's assignments to wait on.
@@ -182,6 +232,8 @@ impl Committer {
         let positions = dispatcher.replay_positions(Instant::now());
         let mut appends = Vec::new();
         for output in OutputTable::ALL {
+            let batch = batches.remove(&output);
+            let records_broadcast = self.records_broadcast(output);
             let mut progress = Vec::new();
             for p in positions
                 .iter()
@@ -190,9 +242,14 @@ impl Committer {
                 let Some(topic) = self.topics.get(&p.stream) else {
                     continue;
                 };
+                let broadcast = self.is_broadcast(p.stream);
+                if broadcast && !records_broadcast {
+                    continue;
+                }
                 let key = (output, topic.clone(), p.partition);
                 let before = self.recorded.get(&key).copied().flatten();
-                if before != Some(p.offset) {
+                // Rows are fenced by the keyed partitions that fed them, moved or not.
+                if before != Some(p.offset) || (batch.is_some() && !broadcast) {
                     progress.push(Progress {
                         topic: topic.clone(),
                         partition: p.partition,
@@ -201,15 +258,52 @@ impl Committer {
                     });
                 }
             }
-            let batch = batches.remove(&output);
+            if batch.is_some() {
+                // Rows of a partition without a position yet (its stream has no watermark)
+                // are still fenced by what its outputs recorded, unchanged.
+                for ((o, topic, partition), stored) in &self.recorded {
+                    let Some(stored) = stored else { continue };
+                    if *o != output
+                        || self.is_broadcast_topic(topic)
+                        || progress
+                            .iter()
+                            .any(|p| p.partition == *partition && p.topic == *topic)
+                    {
+                        continue;
+                    }
+                    progress.push(Progress {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        previous: Some(*stored),
+                        last: *stored,
+                    });
+                }
+            }
             if batch.is_none() && progress.is_empty() {
                 continue;
             }
-            appends.push((output, batch.into_iter().collect::<Vec<_>>(), progress));
+            let broadcast: Vec<usize> = progress
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| self.is_broadcast_topic(&p.topic))
+                .map(|(i, _)| i)
+                .collect();
+            appends.push((
+                output,
+                batch.into_iter().collect::<Vec<_>>(),
+                progress,
+                broadcast,
+            ));
         }
+        let broadcast_topics: Vec<&String> = BROADCAST
+            .iter()
+            .filter(|s| self.is_broadcast(**s))
+            .filter_map(|s| self.topics.get(s))
+            .collect();
         let group = self
             .positions
             .iter()
+            .filter(|(topic, _)| !broadcast_topics.contains(topic))
             .flat_map(|(topic, partitions)| {
                 partitions
                     .iter()
@@ -224,19 +318,31 @@ impl Committer {
         let (lake, writer, stop) = (lake.clone(), self.writer_id.clone(), stop.clone());
         let task = handle.spawn(async move {
             let _gate = gate;
-            let commits = appends.into_iter().map(|(output, batches, progress)| {
-                let (lake, writer, stop) = (&lake, &writer, &stop);
-                async move {
-                    lake.append_retrying(output, writer, &batches, &progress, stop)
-                        .await?;
-                    Ok::<_, crate::Error>(
-                        progress
-                            .into_iter()
-                            .map(move |p| ((output, p.topic, p.partition), p.last))
-                            .collect::<Vec<_>>(),
-                    )
-                }
-            });
+            let commits = appends
+                .into_iter()
+                .map(|(output, batches, mut progress, broadcast)| {
+                    let (lake, writer, stop) = (&lake, &writer, &stop);
+                    async move {
+                        // A broadcast stream's offsets: whatever the lake holds is the base (this
+                        // member may have just become their recorder; a stale recorder is fenced
+                        // by its keyed partitions, or rewinds the trucks a restart reads again).
+                        for i in broadcast {
+                            let p = &mut progress[i];
+                            let stored = lake
+                                .committed_offsets(output, writer, &p.topic, &[p.partition])
+                                .await?;
+                            p.previous = stored.get(&p.partition).copied().flatten();
+                        }
+                        lake.append_retrying(output, writer, &batches, &progress, stop)
+                            .await?;
+                        Ok::<_, crate::Error>(
+                            progress
+                                .into_iter()
+                                .map(move |p| ((output, p.topic, p.partition), p.last))
+                                .collect::<Vec<_>>(),
+                        )
+                    }
+                });
             let recorded = futures::future::try_join_all(commits).await?;
             Ok(recorded.into_iter().flatten().collect())
         });

@@ -13,15 +13,29 @@
 //! self-assigned membership (`sole`, `static:i/n`: see `vallee_kafka::membership`), from
 //! the topics' metadata ([`assign_owned`]). Both go through [`StageContext::take_over`]:
 //! the same positioning, the same notification to the worker.
+//!
+//! # Several members
+//! Keyed state (a zone, a bin, a site, a station) follows the partition its events are
+//! keyed to, so members that share the partitions share the state. Two things do not
+//! divide that way:
+//! - A partition revoked takes its state with it: the revocation waits for the commit
+//!   under way (no row of it lands after another member took over) and tells the worker,
+//!   which drops everything it computed and restores from the lake before the next
+//!   assignment replays from the recorded offsets, as a restarted stage would.
+//! - Proof of collection needs every truck, whatever partition its bin is on: the
+//!   [`BROADCAST`] streams are read whole by every member, outside the group, by a second
+//!   consumer ([`create_broadcast`]). Their replay offsets are recorded by one member only,
+//!   the owner of partition 0 of the keyed stream beside them (`super::commit`).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
-use vallee_kafka::{ConsumerSettings, TopicMap};
+use vallee_kafka::{ConsumerSettings, Membership, TopicMap};
 use vallee_lake::{Lake, LakeTable};
 use vallee_schemas::contract::Stream;
 use vallee_schemas::tables::OutputTable;
@@ -38,6 +52,19 @@ pub const INPUTS: [Stream; 5] = [
     Stream::WasteVehicles,
     Stream::Vineyards,
 ];
+
+/// The streams every member reads whole when members share the partitions: a bin on any
+/// partition may need any truck to prove its collection.
+pub const BROADCAST: [Stream; 1] = [Stream::WasteVehicles];
+
+/// The input streams the member's own consumer reads: every one for a lone member; the
+/// keyed ones when members share the partitions (the [`BROADCAST`] ones are read apart).
+pub fn own_inputs(options: &StreamOptions) -> Vec<Stream> {
+    INPUTS
+        .into_iter()
+        .filter(|s| !options.membership.shares_partitions() || !BROADCAST.contains(s))
+        .collect()
+}
 
 /// Held by an output commit while it runs (`super::commit`): a partition's assignment reads
 /// the replay offsets recorded in the lake once no commit is under way.
@@ -69,6 +96,9 @@ pub struct StageContext {
     empty: Mutex<Vec<(String, i32)>>,
     /// Held while an output commit runs (its offsets are not in the lake yet).
     gate: CommitGate,
+    /// Partitions were revoked since the worker last looked: its state is another
+    /// member's now.
+    revoked: AtomicBool,
 }
 
 impl StageContext {
@@ -82,7 +112,19 @@ impl StageContext {
             assigned: Mutex::default(),
             owned: Mutex::default(),
             empty: Mutex::default(),
+            revoked: AtomicBool::new(false),
         }
+    }
+
+    /// Whether partitions were revoked since the last call (the worker then starts over
+    /// from the lake).
+    pub fn take_revoked(&self) -> bool {
+        self.revoked.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether partitions were revoked and the worker has not started over yet.
+    pub fn was_revoked(&self) -> bool {
+        self.revoked.load(Ordering::Acquire)
     }
 
     pub fn stream_of(&self, topic: &str) -> Option<Stream> {
@@ -229,8 +271,21 @@ impl ConsumerContext for StageContext {
             self.take_over(consumer, tpl, false);
             return;
         }
-        self.owned.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        // What the commit under way writes was computed from these partitions: it lands
+        // before another member can take them over, or is fenced by its commit.
+        let _no_commit_running = self.handle.block_on(self.gate.lock());
+        let revoked = std::mem::take(&mut *self.owned.lock().unwrap_or_else(|p| p.into_inner()));
+        // Assignments the worker has not seen are revoked too.
+        self.assigned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         let _ = consumer.unassign();
+        self.revoked.store(true, Ordering::Release);
+        tracing::info!(
+            partitions = revoked.len(),
+            "stream stage partitions revoked"
+        );
     }
 }
 
@@ -269,8 +324,42 @@ pub fn create(
     if options.membership.assigns_itself() {
         return Ok(config.create_with_context(context)?);
     }
-    let topics = options.kafka.topics.topics_of(&INPUTS);
+    let topics = options.kafka.topics.topics_of(&own_inputs(options));
     Ok(vallee_kafka::subscribe(&config, context, &topics)?)
+}
+
+/// When members share the partitions, a consumer of every partition of the [`BROADCAST`]
+/// streams, outside the group (it joins nothing and commits nothing), positioned like the
+/// others by [`StageContext::take_over`] ([`assign_broadcast`]). `None` for a lone member.
+pub fn create_broadcast(
+    options: &StreamOptions,
+    lake: &Arc<Lake>,
+    handle: &Handle,
+    gate: CommitGate,
+) -> Result<Option<BaseConsumer<StageContext>>> {
+    if !options.membership.shares_partitions() {
+        return Ok(None);
+    }
+    let context = StageContext::new(lake.clone(), handle.clone(), options, gate);
+    let mut config = consumer_config(options);
+    config.set("group.id", format!("{}-broadcast", options.group_id));
+    Ok(Some(config.create_with_context(context)?))
+}
+
+/// Takes every partition of the [`BROADCAST`] streams the broadcast consumer does not read
+/// yet. Returns how many.
+pub fn assign_broadcast(
+    options: &StreamOptions,
+    consumer: &BaseConsumer<StageContext>,
+) -> Result<usize> {
+    let topics = options.kafka.topics.topics_of(&BROADCAST);
+    let owned = consumer.context().owned();
+    let mut tpl = vallee_kafka::partitions_to_take(consumer, &topics, Membership::Sole, &owned)?;
+    let n = tpl.count();
+    if n > 0 {
+        consumer.context().take_over(consumer, &mut tpl, true);
+    }
+    Ok(n)
 }
 
 /// Under a self-assigned membership, takes over the member's partitions it does not own
@@ -280,7 +369,7 @@ pub fn assign_owned(
     options: &StreamOptions,
     consumer: &BaseConsumer<StageContext>,
 ) -> Result<usize> {
-    let topics = options.kafka.topics.topics_of(&INPUTS);
+    let topics = options.kafka.topics.topics_of(&own_inputs(options));
     let owned = consumer.context().owned();
     let mut tpl = vallee_kafka::partitions_to_take(consumer, &topics, options.membership, &owned)?;
     let n = tpl.count();

@@ -117,6 +117,12 @@ impl<M: Send> Pipeline<M> {
         self.ready.drain(..).try_for_each(|(m, d)| process(m, d))
     }
 
+    /// Drops the decoded messages waiting (their partitions were revoked: the member that
+    /// takes them over reads them again).
+    pub fn discard(&mut self) {
+        self.ready.clear();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ready.is_empty()
     }

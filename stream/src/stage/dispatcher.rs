@@ -62,8 +62,25 @@ impl Dispatcher {
     }
 
     /// A partition of `stream` was assigned: it holds the watermark until it delivers.
-    pub fn partition_assigned(&mut self, stream: Stream, partition: i32, now: Instant) {
+    /// The family reading `stream` is told (it judges only what its partitions feed, and
+    /// rebuilds only whole windows of a partition `resumed` from a recorded offset).
+    pub fn partition_assigned(
+        &mut self,
+        stream: Stream,
+        partition: i32,
+        resumed: bool,
+        now: Instant,
+    ) {
         self.watermarks.assigned(stream, partition, now);
+        match stream {
+            Stream::Beacons => self.footfall.partition_assigned(stream, partition, resumed),
+            Stream::Tourism => self.presence.partition_assigned(stream, partition, resumed),
+            Stream::WasteContainers | Stream::WasteVehicles => {
+                self.bins.partition_assigned(stream, partition, resumed)
+            }
+            Stream::Vineyards => self.vine.partition_assigned(stream, partition, resumed),
+            _ => {}
+        }
     }
 
     /// A partition of `stream` the consumer found empty from where it started: it stops

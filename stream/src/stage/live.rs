@@ -40,7 +40,8 @@ pub struct LiveView {
     /// probe (shared: the probe writes it, readiness and metrics read it).
     pub health: SharedHealth,
     /// Fresh consumers started because partitions stopped flowing (a stall, or no
-    /// partition at all from the group).
+    /// partition at all from the group), or because another member committed this one's
+    /// partitions (it had been presumed dead).
     pub recoveries: u64,
 }
 

@@ -13,11 +13,18 @@
 //! A fresh consumer starts as a restarted stage would: what was read is committed first,
 //! then the families are restored from the lake and the partitions replayed from the
 //! offsets the outputs recorded (state carried over would count the replayed events twice).
+//!
+//! When members share the partitions, a revocation (the rebalance hook waited for the
+//! commit under way) makes the worker drop what it computed and restore from the lake
+//! before the new assignment replays; a commit fenced by another member (this one was
+//! presumed dead) does the same with a fresh consumer, committing nothing. The trucks come
+//! from a second consumer reading every partition of their topic (`consumer::BROADCAST`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use tokio::runtime::Handle;
@@ -31,7 +38,9 @@ use vallee_schemas::tables::{AlertKind, AlertState};
 
 use super::StreamOptions;
 use super::commit::Committer;
-use super::consumer::{INPUTS, StageContext, assign_owned, create};
+use super::consumer::{
+    INPUTS, StageContext, assign_broadcast, assign_owned, create, create_broadcast, own_inputs,
+};
 use super::decoding::{Encoded, Pipeline};
 use super::dispatcher::Dispatcher;
 use super::live::{LiveFootfall, SharedLiveView};
@@ -44,6 +53,8 @@ use crate::families::bins::fill::is_bin_alert;
 const HEALTH_CHECK: Duration = Duration::from_secs(1);
 /// How often a self-assigned stage looks for partitions added to its topics.
 const NEW_PARTITIONS_CHECK: Duration = Duration::from_secs(30);
+/// How long a seek back to a message may take (after a revocation).
+const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 /// A probe sample older than this decides nothing (the broker unreachable).
 const MAX_SAMPLE_AGE: Duration = Duration::from_secs(15);
 
@@ -61,6 +72,7 @@ pub fn run_blocking(
     let dispatcher = restored(&options, &lake, &handle)?;
     let committer = Committer::new(&options);
     let consumer = create(&options, &lake, &handle, committer.gate())?;
+    let broadcast = create_broadcast(&options, &lake, &handle, committer.gate())?;
     let health = live
         .read()
         .unwrap_or_else(|p| p.into_inner())
@@ -83,6 +95,7 @@ pub fn run_blocking(
         handle,
         shutdown,
         consumer,
+        broadcast,
         dispatcher,
     };
     worker.run()
@@ -101,6 +114,9 @@ enum Outcome {
     Shutdown,
     /// No partition from the group, or stalled partitions: a fresh consumer is due.
     NotFlowing,
+    /// Another member committed this member's partitions: what it computed is stale, a
+    /// fresh consumer is due and nothing is committed first.
+    TakenOver,
 }
 
 /// The loop's state: the consumer and what it feeds.
@@ -113,6 +129,9 @@ struct Worker {
     handle: Handle,
     shutdown: CancellationToken,
     consumer: BaseConsumer<StageContext>,
+    /// Every partition of the streams all members read whole (members sharing the
+    /// partitions only).
+    broadcast: Option<BaseConsumer<StageContext>>,
     dispatcher: Dispatcher,
     pipeline: Pipeline<Meta>,
     publisher: AlertPublisher,
@@ -152,7 +171,7 @@ impl Worker {
     fn input_topics(&self) -> KafkaOptions {
         let topics = &self.options.kafka.topics;
         KafkaOptions {
-            topics: INPUTS
+            topics: own_inputs(&self.options)
                 .iter()
                 .filter_map(|s| Some((*s, topics.get(s)?.clone())))
                 .collect(),
@@ -162,20 +181,42 @@ impl Worker {
 
     fn consume_until_shutdown(&mut self) -> Result<()> {
         self.take_own_partitions();
-        while self.consume()? == Outcome::NotFlowing {
-            // A member the group left with nothing, or with partitions that stopped
-            // flowing, starts afresh (see `vallee_kafka::rejoin`).
+        loop {
+            let commit_first = match self.consume_unless_taken_over()? {
+                Outcome::Shutdown => break,
+                // A member the group left with nothing, or with partitions that stopped
+                // flowing, starts afresh (see `vallee_kafka::rejoin`).
+                Outcome::NotFlowing => true,
+                Outcome::TakenOver => false,
+            };
             self.live
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
                 .recoveries += 1;
-            self.fresh_consumer()?;
+            self.fresh_consumer(commit_first)?;
         }
         if !self.options.membership.assigns_itself() {
             self.consumer.unsubscribe();
         }
         tracing::info!("stream stage stopped after a final commit");
         Ok(())
+    }
+
+    /// [`Worker::consume`], a commit fenced by another member turned into
+    /// [`Outcome::TakenOver`] (at shutdown: nothing more to do, the other member has it).
+    fn consume_unless_taken_over(&mut self) -> Result<Outcome> {
+        match self.consume() {
+            Err(e) if e.is_fenced() => {
+                tracing::warn!(error = %e, "another member committed this member's partitions: starting over from the lake");
+                self.committer.abandon();
+                Ok(if self.shutdown.is_cancelled() {
+                    Outcome::Shutdown
+                } else {
+                    Outcome::TakenOver
+                })
+            }
+            other => other,
+        }
     }
 
     /// Polls, processes and commits until shutdown (after a final commit), or until
@@ -221,8 +262,10 @@ impl Worker {
     }
 
     /// Under a self-assigned membership, assigns the partitions not owned yet (the broker
-    /// may be down at start: the loop comes back here every second until it owns some).
+    /// may be down at start: the loop comes back here every second until it owns some);
+    /// and the broadcast consumer's partitions, whatever the membership.
     fn take_own_partitions(&mut self) {
+        self.take_broadcast_partitions();
         if !self.options.membership.assigns_itself() {
             return;
         }
@@ -235,6 +278,27 @@ impl Worker {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list the topics' partitions yet; retrying")
+            }
+        }
+    }
+
+    /// Assigns the broadcast consumer the partitions it does not read yet.
+    fn take_broadcast_partitions(&mut self) {
+        let Some(broadcast) = &self.broadcast else {
+            return;
+        };
+        self.last_partitions_check = Instant::now();
+        match assign_broadcast(&self.options, broadcast) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(
+                    partitions = n,
+                    "every partition of the trucks' topic taken, outside the group"
+                );
+                self.apply_assignments();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the trucks' partitions yet; retrying")
             }
         }
     }
@@ -261,10 +325,20 @@ impl Worker {
         !stuck.is_empty()
     }
 
-    /// Commits what was read, then starts over as a restarted stage would: the families
-    /// restored from the lake, a new consumer replaying from the recorded offsets.
-    fn fresh_consumer(&mut self) -> Result<()> {
-        self.flush_and_wait()?;
+    /// Commits what was read (unless another member has taken it over), then starts over
+    /// as a restarted stage would: the families restored from the lake, new consumers
+    /// replaying from the recorded offsets.
+    fn fresh_consumer(&mut self, commit_first: bool) -> Result<()> {
+        if commit_first {
+            match self.flush_and_wait() {
+                Err(e) if e.is_fenced() => {
+                    tracing::warn!(error = %e, "another member committed this member's partitions: nothing committed");
+                    self.committer.abandon();
+                }
+                other => other?,
+            }
+        }
+        self.pipeline.discard();
         self.dispatcher = restored(&self.options, &self.lake, &self.handle)?;
         self.committer = Committer::new(&self.options);
         self.consumer = create(
@@ -273,8 +347,62 @@ impl Worker {
             &self.handle,
             self.committer.gate(),
         )?;
+        self.broadcast = create_broadcast(
+            &self.options,
+            &self.lake,
+            &self.handle,
+            self.committer.gate(),
+        )?;
         self.take_own_partitions();
         Ok(())
+    }
+
+    /// Partitions were revoked (the rebalance hook waited for the commit under way): what
+    /// the worker computed is another member's now and is dropped at once, so no later
+    /// commit writes it; the trucks stop until the next assignment
+    /// ([`Worker::restore_for_assignment`]).
+    fn drop_revoked_state(&mut self) -> Result<()> {
+        self.finish_commit_unless_fenced()?;
+        self.pipeline.discard();
+        self.dispatcher = Dispatcher::new(&self.options, self.handle.clone());
+        self.committer.reset();
+        self.broadcast = None;
+        Ok(())
+    }
+
+    /// Partitions were assigned to a member sharing them: the families are restored from
+    /// the lake now (every member gave its revoked partitions up, after their last
+    /// commit, before any assignment), the partitions replay from the offsets the outputs
+    /// recorded, and the trucks are read again from where the lake says, by a new
+    /// broadcast consumer.
+    fn restore_for_assignment(&mut self) -> Result<()> {
+        self.finish_commit_unless_fenced()?;
+        self.pipeline.discard();
+        self.dispatcher = restored(&self.options, &self.lake, &self.handle)?;
+        self.committer.reset();
+        self.broadcast = create_broadcast(
+            &self.options,
+            &self.lake,
+            &self.handle,
+            self.committer.gate(),
+        )?;
+        self.take_broadcast_partitions();
+        self.apply_assignments();
+        tracing::info!("stream stage restored from the lake for its assignment");
+        Ok(())
+    }
+
+    /// Waits for the commit in flight; one fenced by another member's is dropped (that
+    /// member has the partitions now).
+    fn finish_commit_unless_fenced(&mut self) -> Result<()> {
+        match self.finish_commit() {
+            Err(e) if e.is_fenced() => {
+                tracing::warn!(error = %e, "another member committed these partitions first");
+                self.committer.abandon();
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Takes what the consumer has already fetched in one chunk (up to a batch, stopping
@@ -286,17 +414,66 @@ impl Worker {
         } else {
             Duration::ZERO
         };
-        let Some(Ok(first)) = self.consumer.poll(wait) else {
-            return self.drain_pipeline();
-        };
-        let mut polled = vec![first];
-        while polled.len() < crate::microbatch::BATCH_ROWS
-            && !self.consumer.context().has_assignments()
-        {
-            match self.consumer.poll(Duration::ZERO) {
+        let mut polled = Vec::new();
+        let mut next = self.consumer.poll(wait);
+        loop {
+            let context = self.consumer.context();
+            let revoked = context.was_revoked();
+            let assigned = self.options.membership.shares_partitions()
+                && !self.options.membership.assigns_itself()
+                && context.has_assignments();
+            if revoked || assigned {
+                // A rebalance during that poll. The messages read before it were the
+                // revoked partitions' (their next owner reads them again: a member owning
+                // nothing reads nothing before its first assignment); the one it
+                // returned, if any, comes from the new assignment and is read again
+                // after the restore.
+                let again = match &next {
+                    Some(Ok(m)) => Some((m.topic().to_string(), m.partition(), m.offset())),
+                    _ => None,
+                };
+                drop(next);
+                drop(polled);
+                if self.consumer.context().take_revoked() {
+                    self.drop_revoked_state()?;
+                }
+                if self.consumer.context().has_assignments() {
+                    self.restore_for_assignment()?;
+                }
+                if let Some((topic, partition, offset)) = again
+                    && let Err(e) =
+                        self.consumer
+                            .seek(&topic, partition, Offset::Offset(offset), SEEK_TIMEOUT)
+                {
+                    tracing::warn!(topic, partition, offset, error = %e, "cannot read a message again after a rebalance");
+                }
+                return Ok(());
+            }
+            match next {
                 Some(Ok(m)) => polled.push(m),
                 _ => break,
             }
+            if polled.len() >= crate::microbatch::BATCH_ROWS
+                || self.consumer.context().has_assignments()
+            {
+                break;
+            }
+            next = self.consumer.poll(Duration::ZERO);
+        }
+        if let Some(broadcast) = &self.broadcast {
+            // The trucks get an eighth of a chunk at least: a backlog of the keyed streams
+            // does not hold their watermark back.
+            let batch = crate::microbatch::BATCH_ROWS;
+            let limit = polled.len() + batch.saturating_sub(polled.len()).max(batch / 8);
+            while polled.len() < limit && !broadcast.context().has_assignments() {
+                match broadcast.poll(Duration::ZERO) {
+                    Some(Ok(m)) => polled.push(m),
+                    _ => break,
+                }
+            }
+        }
+        if polled.is_empty() {
+            return self.drain_pipeline();
         }
         if self.consumed == 0 {
             self.live
@@ -369,15 +546,19 @@ impl Worker {
     /// Partitions assigned (they hold their stream's watermark until they deliver) and
     /// partitions found empty (they stop holding it at once).
     fn apply_assignments(&mut self) {
-        let context = self.consumer.context();
-        for a in context.take_assignments() {
-            self.dispatcher
-                .partition_assigned(a.stream, a.partition, Instant::now());
-            self.committer.assigned(&a);
-        }
-        for (topic, partition) in context.take_empty() {
-            if let Some(stream) = context.stream_of(&topic) {
-                self.dispatcher.partition_found_empty(stream, partition);
+        let contexts = std::iter::once(self.consumer.context())
+            .chain(self.broadcast.as_ref().map(|b| b.context()));
+        for context in contexts {
+            for a in context.take_assignments() {
+                let resumed = a.start.is_some();
+                self.dispatcher
+                    .partition_assigned(a.stream, a.partition, resumed, Instant::now());
+                self.committer.assigned(&a);
+            }
+            for (topic, partition) in context.take_empty() {
+                if let Some(stream) = context.stream_of(&topic) {
+                    self.dispatcher.partition_found_empty(stream, partition);
+                }
             }
         }
     }

@@ -11,7 +11,7 @@
 //!
 //! Kinds and clear reasons are the tables' contract's ([`AlertKind`], [`ClearReason`]).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use vallee_schemas::events::vehicle::VehicleRecord;
@@ -88,6 +88,9 @@ struct Bin {
     commune: Option<String>,
     last_reading: DateTime<Utc>,
     open: BTreeMap<AlertKind, OpenAlert>,
+    /// The partition its readings come from (`None`: not known, a restored bin with no
+    /// lineage).
+    partition: Option<i32>,
 }
 
 /// A fill alert cleared by a level drop before the trucks' positions up to the drop were
@@ -109,6 +112,9 @@ pub struct FillAlerts {
     trucks: VecDeque<(DateTime<Utc>, GeoPoint)>,
     pending: Vec<PendingProof>,
     vehicles_watermark: Option<DateTime<Utc>>,
+    /// The bins' partitions this member reads: only their bins are judged silent (a bin
+    /// restored from the lake whose readings go to another member is that member's).
+    owned: BTreeSet<i32>,
 }
 
 fn alert_id(entity: &str, kind: AlertKind, opened: DateTime<Utc>) -> String {
@@ -153,6 +159,20 @@ impl FillAlerts {
 
     /// A bin reading; returns the alert changes it causes at once.
     pub fn on_reading(&mut self, r: &WasteContainerRecord) -> Vec<AlertChange> {
+        self.on_reading_from(r, None)
+    }
+
+    /// A bin's partition of the bins' topic is read by this member.
+    pub fn partition_assigned(&mut self, partition: i32) {
+        self.owned.insert(partition);
+    }
+
+    /// [`FillAlerts::on_reading`], read from `partition` of the bins' topic.
+    pub fn on_reading_from(
+        &mut self,
+        r: &WasteContainerRecord,
+        partition: Option<i32>,
+    ) -> Vec<AlertChange> {
         let threshold = self.threshold(r);
         let at = r.observation.date_observed;
         let id = r.observation.id.clone();
@@ -163,7 +183,11 @@ impl FillAlerts {
             commune: r.commune_code.clone(),
             last_reading: at,
             open: BTreeMap::new(),
+            partition,
         });
+        if partition.is_some() {
+            bin.partition = partition;
+        }
         if at < bin.last_reading {
             // An older reading than one already applied: it cannot change the present state.
             return out;
@@ -289,6 +313,9 @@ impl FillAlerts {
         }
         if let Some(w) = bins {
             for (id, bin) in self.bins.iter_mut() {
+                if bin.partition.is_some_and(|p| !self.owned.contains(&p)) {
+                    continue; // another member's
+                }
                 let silent_at = bin.last_reading + self.rules.silence;
                 if w >= silent_at && !bin.open.contains_key(&AlertKind::Silent) {
                     let alert = alert_id(id, AlertKind::Silent, silent_at);
@@ -332,14 +359,15 @@ impl FillAlerts {
         kind: AlertKind,
         alert_id: &str,
         at: DateTime<Utc>,
-        point: GeoPoint,
-        commune: Option<String>,
+        partition: Option<i32>,
     ) {
+        // Its position and commune come with its next reading.
         let bin = self.bins.entry(entity.to_string()).or_insert_with(|| Bin {
-            point,
-            commune,
+            point: GeoPoint::new(0.0, 0.0),
+            commune: None,
             last_reading: at,
             open: BTreeMap::new(),
+            partition,
         });
         bin.open.insert(
             kind,
@@ -570,5 +598,36 @@ mod tests {
             vec![("silent", false, Some("reporting_again"))]
         );
         assert!(a.open_alerts().is_empty());
+    }
+
+    #[test]
+    fn only_the_member_reading_a_bins_partition_judges_it_silent() {
+        // A bin restored from the lake (an alert open), its readings on partition 1.
+        let restored = |a: &mut FillAlerts| {
+            a.restore_open("bin-b", AlertKind::Fill, "fill-b", t("08:00"), Some(1));
+        };
+        let later = Some(t("08:00") + Duration::hours(25));
+        // A member reading partitions 0 and 2 only: another member's bin.
+        let mut other = FillAlerts::new(FillRules::default());
+        restored(&mut other);
+        other.partition_assigned(0);
+        other.partition_assigned(2);
+        assert!(other.advance(later, None).is_empty());
+        // The member reading partition 1 judges it, as does one process reading them all.
+        let mut owner = FillAlerts::new(FillRules::default());
+        restored(&mut owner);
+        owner.partition_assigned(1);
+        assert_eq!(
+            kinds(&owner.advance(later, None)),
+            vec![("silent", true, None)]
+        );
+        // A bin read in this run is judged by the member that read it.
+        let mut reader = FillAlerts::new(FillRules::default());
+        reader.partition_assigned(2);
+        reader.on_reading_from(&reading("08:00", 0.3, ""), Some(2));
+        assert_eq!(
+            kinds(&reader.advance(later, None)),
+            vec![("silent", true, None)]
+        );
     }
 }

@@ -19,7 +19,6 @@ use vallee_lake::Lake;
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::Decoded;
 use vallee_schemas::events::waste_container::WasteContainerRecord;
-use vallee_schemas::geo::GeoPoint;
 use vallee_schemas::tables::{AlertRow, AlertState, ForecastRow, OutputTable};
 use vallee_schemas::time::utc_day;
 
@@ -109,9 +108,10 @@ impl Bins {
         kind: AlertKind,
         alert_id: &str,
         at: DateTime<Utc>,
+        partition: Option<i32>,
     ) {
         self.alerts
-            .restore_open(entity, kind, alert_id, at, GeoPoint::new(0.0, 0.0), None);
+            .restore_open(entity, kind, alert_id, at, partition);
         self.open.insert(
             alert_id.to_string(),
             AlertRow {
@@ -140,7 +140,7 @@ impl Bins {
                     .insert(r.observation.id.clone(), Lineage::of(source));
             }
         }
-        let changes = self.alerts.on_reading(r);
+        let changes = self.alerts.on_reading_from(r, Some(source.partition));
         self.emit_alerts(changes);
         self.forecast(r, source);
     }
@@ -231,10 +231,16 @@ impl Family for Bins {
             alerts,
             forecasts: restore::forecasts(lake).await?,
         };
-        for (entity, kind, id, at) in open {
-            self.restore_open_alert(&entity, kind, &id, at);
+        for (entity, kind, id, at, partition) in open {
+            self.restore_open_alert(&entity, kind, &id, at, partition);
         }
         Ok(())
+    }
+
+    fn partition_assigned(&mut self, stream: Stream, partition: i32, _resumed: bool) {
+        if stream == Stream::WasteContainers {
+            self.alerts.partition_assigned(partition);
+        }
     }
 
     fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<()> {

@@ -11,20 +11,19 @@ use vallee_schemas::tables::{AlertRow, AlertState};
 use super::AlertKey;
 use super::fill::{AlertKind, is_bin_alert};
 use crate::Result;
-use crate::families::without_lineage;
 
-/// An alert still open in `fill_alerts`: entity, kind, id, opening time.
-pub(super) type OpenAlert = (String, AlertKind, String, DateTime<Utc>);
+/// An alert still open in `fill_alerts`: entity, kind, id, opening time, and the partition
+/// of the bins' topic its readings came from (its lineage's; `None` without lineage).
+pub(super) type OpenAlert = (String, AlertKind, String, DateTime<Utc>, Option<i32>);
 
 /// Every `(alert, state, clear reason)` written, and the alerts whose episode is still open.
+/// Read with their lineage (alerts are few): a member sharing the partitions judges only
+/// the bins of its own.
 pub(super) async fn fill_alerts(lake: &Lake) -> Result<(HashSet<AlertKey>, Vec<OpenAlert>)> {
     let mut written = HashSet::new();
     // Per alert: its first row read, and its state (cleared once any of its rows is).
     let mut states: BTreeMap<String, (AlertRow, AlertState)> = BTreeMap::new();
-    for r in lake
-        .rows::<AlertRow>(&without_lineage("fill_alerts"))
-        .await?
-    {
+    for r in lake.rows::<AlertRow>("SELECT * FROM fill_alerts").await? {
         let state = AlertState::parse(r.state);
         written.insert((r.alert_id.clone(), state, r.clear_reason));
         let entry = states.entry(r.alert_id.clone()).or_insert((r, state));
@@ -36,11 +35,13 @@ pub(super) async fn fill_alerts(lake: &Lake) -> Result<(HashSet<AlertKey>, Vec<O
         .into_values()
         .filter(|(r, state)| *state == AlertState::Open && is_bin_alert(AlertKind::parse(r.kind)))
         .map(|(r, _)| {
+            let partition = r.lineage.ranges().next().map(|(_, p, _, _)| p);
             (
                 r.entity_id,
                 AlertKind::parse(r.kind),
                 r.alert_id,
                 r.date_observed,
+                partition,
             )
         })
         .collect();

@@ -170,7 +170,8 @@ async fn a_restart_reads_back_the_alerts_written_and_continues_the_open_ones() {
             "bin-1".to_string(),
             AlertKind::Fill,
             "bin-1:fill:1".to_string(),
-            at("2026-11-28T10:00:00Z")
+            at("2026-11-28T10:00:00Z"),
+            Some(0), // the partition its lineage names
         )]
     );
     let rows = family.open_alert_rows();

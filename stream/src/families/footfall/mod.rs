@@ -22,7 +22,9 @@ use vallee_schemas::tables::{DwellRow, FootfallRow, OutputTable};
 use vallee_schemas::time::utc_day;
 
 use self::windows::FootfallWindows;
-use super::{EventClock, Family, Read, ReplayFrom, ReplayTracker, Rows, drain, revision};
+use super::{
+    EventClock, Family, Read, ReplayFrom, ReplayTracker, ResumeFloors, Rows, drain, revision,
+};
 use crate::Result;
 use crate::aggregate::{DistinctCount, SketchCount};
 use crate::dwell::{DwellEmission, DwellOperator, DwellSummary};
@@ -70,6 +72,8 @@ pub struct Footfall {
     pub emitted: Emitted,
     pub pending: Pending,
     replay: ReplayTracker,
+    /// Where the windows of the partitions resumed from a recorded offset are whole.
+    floors: ResumeFloors,
     topics: Topics,
     /// Sightings that came later than the correction horizon (counted in no window).
     pub too_late: u64,
@@ -100,6 +104,7 @@ impl Footfall {
             emitted: Emitted::default(),
             pending: Pending::default(),
             replay: ReplayTracker::default(),
+            floors: ResumeFloors::default(),
             topics: Topics::default(),
             too_late: 0,
         }
@@ -215,6 +220,10 @@ impl Family for Footfall {
         Ok(())
     }
 
+    fn partition_assigned(&mut self, _stream: Stream, partition: i32, resumed: bool) {
+        self.floors.assigned(partition, resumed);
+    }
+
     /// The hot path: nothing per sighting but buffering it for the plan.
     fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<()> {
         self.replay
@@ -222,6 +231,9 @@ impl Family for Footfall {
         let Decoded::Beacon(b) = event else {
             return Ok(());
         };
+        if self.floors.before_floor(read.partition, read.time) {
+            return Ok(()); // its windows are in the lake, whole
+        }
         let source = self.topics.source(read.topic, read.partition, read.offset);
         if self.batches.topic_changes(true, read.topic) {
             self.fold()?;

@@ -20,7 +20,9 @@ use vallee_schemas::tables::{OutputTable, PointCheckins, PresenceRow};
 use vallee_schemas::time::utc_day;
 
 use self::value::{PresenceDigest, PresenceValue};
-use super::{EventClock, Family, Read, ReplayFrom, ReplayTracker, Rows, drain, revision};
+use super::{
+    EventClock, Family, Read, ReplayFrom, ReplayTracker, ResumeFloors, Rows, drain, revision,
+};
 use crate::Result;
 use crate::lineage::Topics;
 use crate::microbatch::BatchEngine;
@@ -42,6 +44,8 @@ pub struct Presence {
     pub emitted: Emitted,
     pub pending: Vec<PresenceRow>,
     replay: ReplayTracker,
+    /// Where the windows of the partitions resumed from a recorded offset are whole.
+    floors: ResumeFloors,
     /// How far behind the tourism watermark visits are still needed.
     retention: Duration,
     /// Visits that came later than the correction horizon (counted in no window).
@@ -70,6 +74,7 @@ impl Presence {
             emitted: Emitted::default(),
             pending: Vec::new(),
             replay: ReplayTracker::default(),
+            floors: ResumeFloors::default(),
             // An hour's windows within the correction horizon (with the same margin as
             // the beacons', which end a dwell gap after the hour).
             retention: Duration::hours(1) + lateness + horizon + options.dwell_gap,
@@ -143,12 +148,19 @@ impl Family for Presence {
         Ok(())
     }
 
+    fn partition_assigned(&mut self, _stream: Stream, partition: i32, resumed: bool) {
+        self.floors.assigned(partition, resumed);
+    }
+
     fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<()> {
         self.replay
             .observe(read.stream, read.partition, read.time, read.offset);
         let Decoded::SiteVisit(v) = event else {
             return Ok(());
         };
+        if self.floors.before_floor(read.partition, read.time) {
+            return Ok(()); // its windows are in the lake, whole
+        }
         let source = self.topics.source(read.topic, read.partition, read.offset);
         if self.batches.topic_changes(false, read.topic) {
             self.fold()?;
