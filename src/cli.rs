@@ -424,6 +424,10 @@ pub struct BenchStreamArgs {
     /// no group join; `group`: from the group coordinator; `static:<i>/<n>`).
     #[arg(long, default_value = "sole")]
     pub membership: vallee_kafka::Membership,
+    /// Stream processes' worth of members in one consumer group (with `--membership
+    /// group`), each with its own lake handle and live view, sharing the backlog.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub members: u32,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -48,6 +48,9 @@ const WINDOWED: [Stream; 2] = [Stream::Beacons, Stream::Tourism];
 
 /// Runs the stream benchmark and prints its report.
 pub async fn stream(args: BenchStreamArgs) -> Result<()> {
+    if args.members > 1 && !matches!(args.membership, vallee_kafka::Membership::Group) {
+        bail!("several --members share the partitions through a group: add --membership group");
+    }
     let dir = tempfile::tempdir()?;
     let start = DateTime::parse_from_rfc3339("2026-05-04T06:00:00Z")?.with_timezone(&Utc);
 
@@ -170,7 +173,6 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         })
         .await?,
     );
-    let live = SharedLiveView::default();
     let shutdown = CancellationToken::new();
     let options = StreamOptions {
         kafka: kafka.clone(),
@@ -181,32 +183,61 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
     };
     let stage_cpu = CpuSnapshot::take(broker.pid());
     let stage_started = Instant::now();
-    let task = tokio::spawn(vallee_stream::stage::run(
-        options,
-        lake.clone(),
-        live.clone(),
-        shutdown.clone(),
-    ));
-    let read = |f: &dyn Fn(&vallee_stream::stage::LiveView) -> bool| {
-        f(&live.read().unwrap_or_else(|p| p.into_inner()))
-    };
+    // Members as separate processes would be: a lake handle and a live view each (their
+    // commits meet in the tables' logs), one group.
+    let mut lives = Vec::new();
+    let mut tasks = Vec::new();
+    for member in 0..args.members {
+        let lake = if member == 0 {
+            lake.clone()
+        } else {
+            Arc::new(
+                Lake::open(LakeOptions {
+                    root: dir.path().join("lake"),
+                    ..Default::default()
+                })
+                .await?,
+            )
+        };
+        let live = SharedLiveView::default();
+        lives.push(live.clone());
+        tasks.push(tokio::spawn(vallee_stream::stage::run(
+            options.clone(),
+            lake,
+            live,
+            shutdown.clone(),
+        )));
+    }
     let deadline = Instant::now() + Duration::from_secs(1800);
-    // Until every message read has its results committed (`consumed` moves at commits).
-    while !read(&|v| v.consumed >= produced) {
-        if task.is_finished() || Instant::now() > deadline {
-            bail!(
-                "the stage stopped or stalled before the end of the backlog: {:?}",
-                task.is_finished()
-            );
+    // Until every message read has its results committed: `consumed` moves at commits
+    // for one member; members replay what they take over, so theirs is the group's
+    // offsets, which each member moves after its commits.
+    let done = GroupDone::new(&brokers, &options, &topic_names)?;
+    loop {
+        let finished = if args.members == 1 {
+            lives[0].read().unwrap_or_else(|p| p.into_inner()).consumed >= produced
+        } else {
+            done.caught_up()?
+        };
+        if finished {
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        if tasks.iter().any(|t| t.is_finished()) || Instant::now() > deadline {
+            bail!("a stage member stopped or stalled before the end of the backlog");
+        }
+        tokio::time::sleep(Duration::from_millis(if args.members == 1 {
+            2
+        } else {
+            20
+        }))
+        .await;
     }
     let stage_cpu = CpuSnapshot::take(broker.pid()).since(&stage_cpu);
     // Start-up (restoring from the lake, joining a group or not) ends at the first read.
-    let first_at = live
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .first_read_at
+    let first_at = lives
+        .iter()
+        .filter_map(|l| l.read().unwrap_or_else(|p| p.into_inner()).first_read_at)
+        .min()
         .context("the stage read its messages")?;
     let to_first_ms = first_at.duration_since(stage_started).as_millis();
     let stage_secs = stage_started.elapsed().as_secs_f64();
@@ -216,9 +247,11 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
         "[4/4] alert latency: {} threshold crossings per second for {} s…",
         args.alert_rate, args.alert_seconds
     );
-    let (alert_ms, broker_ms) = alert_latency(&args, &brokers, &topic_names, &live).await?;
+    let (alert_ms, broker_ms) = alert_latency(&args, &brokers, &topic_names, &lives).await?;
     shutdown.cancel();
-    task.await??;
+    for task in tasks {
+        task.await??;
+    }
     let stage_minutes = stage_started.elapsed().as_secs_f64() / 60.0;
     let mut files_per_table = Vec::new();
     for t in OutputTable::ALL {
@@ -239,8 +272,10 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
     );
     engine_report();
     println!(
-        "  with the broker, {produced} messages (stage membership {}):",
-        args.membership
+        "  with the broker, {produced} messages (stage membership {}, {} member{}):",
+        args.membership,
+        args.members,
+        if args.members > 1 { "s" } else { "" }
     );
     println!(
         "    raw rdkafka consume        {raw_rate:>10.0} msg/s  ({raw_secs:.2} s)  [reference]"
@@ -518,7 +553,7 @@ async fn alert_latency(
     args: &BenchStreamArgs,
     brokers: &str,
     topics: &BTreeMap<Stream, String>,
-    live: &SharedLiveView,
+    lives: &[SharedLiveView],
 ) -> Result<(Vec<u32>, Vec<u32>)> {
     let topic = topics[&Stream::WasteContainers].clone();
     // The broker's own latency: a consumer with the stage's fetch settings and no group,
@@ -583,7 +618,7 @@ async fn alert_latency(
             i += 1;
             continue;
         }
-        {
+        for live in lives {
             let view = live.read().unwrap_or_else(|p| p.into_inner());
             for row in view.open_alerts.values() {
                 if row.entity_id.starts_with("bench-bin-") && !alerted.contains_key(&row.entity_id)
@@ -616,6 +651,64 @@ async fn alert_latency(
         );
     }
     Ok((ms(&alerted), ms(&received)))
+}
+
+/// Whether a stage group's members have committed results up to the end of every
+/// partition of the keyed topics (the group offsets each member moves after its output
+/// commits; the trucks, read whole by every member, are outside the group).
+struct GroupDone {
+    consumer: BaseConsumer,
+    partitions: TopicPartitionList,
+}
+
+impl GroupDone {
+    fn new(
+        brokers: &str,
+        options: &StreamOptions,
+        topics: &BTreeMap<Stream, String>,
+    ) -> Result<Self> {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", &options.group_id)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut partitions = TopicPartitionList::new();
+        for stream in vallee_stream::stage::consumer::INPUTS {
+            if stream == Stream::WasteVehicles {
+                continue;
+            }
+            let topic = &topics[&stream];
+            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    partitions.add_partition(t.name(), p.id());
+                }
+            }
+        }
+        Ok(GroupDone {
+            consumer,
+            partitions,
+        })
+    }
+
+    fn caught_up(&self) -> Result<bool> {
+        let committed = self
+            .consumer
+            .committed_offsets(self.partitions.clone(), Duration::from_secs(5))?;
+        for e in committed.elements() {
+            let (_, high) =
+                self.consumer
+                    .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5))?;
+            let at = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            };
+            if at < high {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// Resets the kernel's peak-RSS mark to the current RSS (Linux `clear_refs` 5).
