@@ -330,13 +330,8 @@ impl Worker {
     /// replaying from the recorded offsets.
     fn fresh_consumer(&mut self, commit_first: bool) -> Result<()> {
         if commit_first {
-            match self.flush_and_wait() {
-                Err(e) if e.is_fenced() => {
-                    tracing::warn!(error = %e, "another member committed this member's partitions: nothing committed");
-                    self.committer.abandon();
-                }
-                other => other?,
-            }
+            let committed = self.flush_and_wait();
+            self.unless_fenced(committed)?;
         }
         self.pipeline.discard();
         self.dispatcher = restored(&self.options, &self.lake, &self.handle)?;
@@ -347,13 +342,16 @@ impl Worker {
             &self.handle,
             self.committer.gate(),
         )?;
-        self.broadcast = create_broadcast(
-            &self.options,
-            &self.lake,
-            &self.handle,
-            self.committer.gate(),
-        )?;
+        self.fresh_broadcast()?;
         self.take_own_partitions();
+        Ok(())
+    }
+
+    /// A new broadcast consumer (members sharing the partitions only), to be positioned
+    /// from the lake by [`Worker::take_broadcast_partitions`].
+    fn fresh_broadcast(&mut self) -> Result<()> {
+        let gate = self.committer.gate();
+        self.broadcast = create_broadcast(&self.options, &self.lake, &self.handle, gate)?;
         Ok(())
     }
 
@@ -362,7 +360,8 @@ impl Worker {
     /// commit writes it; the trucks stop until the next assignment
     /// ([`Worker::restore_for_assignment`]).
     fn drop_revoked_state(&mut self) -> Result<()> {
-        self.finish_commit_unless_fenced()?;
+        let committed = self.finish_commit();
+        self.unless_fenced(committed)?;
         self.pipeline.discard();
         self.dispatcher = Dispatcher::new(&self.options, self.handle.clone());
         self.committer.reset();
@@ -376,28 +375,24 @@ impl Worker {
     /// recorded, and the trucks are read again from where the lake says, by a new
     /// broadcast consumer.
     fn restore_for_assignment(&mut self) -> Result<()> {
-        self.finish_commit_unless_fenced()?;
+        let committed = self.finish_commit();
+        self.unless_fenced(committed)?;
         self.pipeline.discard();
         self.dispatcher = restored(&self.options, &self.lake, &self.handle)?;
         self.committer.reset();
-        self.broadcast = create_broadcast(
-            &self.options,
-            &self.lake,
-            &self.handle,
-            self.committer.gate(),
-        )?;
+        self.fresh_broadcast()?;
         self.take_broadcast_partitions();
         self.apply_assignments();
         tracing::info!("stream stage restored from the lake for its assignment");
         Ok(())
     }
 
-    /// Waits for the commit in flight; one fenced by another member's is dropped (that
-    /// member has the partitions now).
-    fn finish_commit_unless_fenced(&mut self) -> Result<()> {
-        match self.finish_commit() {
+    /// A commit's result, a fence turned into nothing more to commit: another member has
+    /// the partitions now (the caller starts over from the lake).
+    fn unless_fenced(&mut self, committed: Result<()>) -> Result<()> {
+        match committed {
             Err(e) if e.is_fenced() => {
-                tracing::warn!(error = %e, "another member committed these partitions first");
+                tracing::warn!(error = %e, "another member committed these partitions first: nothing more committed");
                 self.committer.abandon();
                 Ok(())
             }
