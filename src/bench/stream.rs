@@ -212,12 +212,14 @@ pub async fn stream(args: BenchStreamArgs) -> Result<()> {
     // Until every message read has its results committed: `consumed` moves at commits
     // for one member; members replay what they take over, so theirs is the group's
     // offsets, which each member moves after its commits.
-    let done = GroupDone::new(&brokers, &options, &topic_names)?;
+    let done = Arc::new(GroupDone::new(&brokers, &options, &topic_names)?);
     loop {
         let finished = if args.members == 1 {
             lives[0].read().unwrap_or_else(|p| p.into_inner()).consumed >= produced
         } else {
-            done.caught_up()?
+            // Broker round trips: off the runtime the stage's commits run on.
+            let done = done.clone();
+            tokio::task::spawn_blocking(move || done.caught_up()).await??
         };
         if finished {
             break;

@@ -80,7 +80,7 @@ async fn written_twice(lake: &Lake) -> BTreeMap<OutputTable, i64> {
             "SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {key} FROM {t})) FROM {t}",
             t = table.name()
         );
-        let twice = lake.sql(&sql).await.map(|b| i64s(&b, 0)[0]).unwrap_or(0);
+        let twice = i64s(&lake.sql(&sql).await.unwrap(), 0)[0];
         out.insert(table, twice);
     }
     out

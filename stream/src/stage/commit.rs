@@ -62,6 +62,8 @@ pub struct Committer {
     gate: CommitGate,
     /// Members share the partitions: the [`BROADCAST`] streams are read by every member.
     shared: bool,
+    /// Their topics then (none for a lone member).
+    broadcast_topics: Vec<String>,
 }
 
 /// A commit on its way to the lake.
@@ -94,6 +96,17 @@ impl Committer {
             in_flight: None,
             gate: CommitGate::default(),
             shared: options.membership.shares_partitions(),
+            broadcast_topics: if options.membership.shares_partitions() {
+                options
+                    .kafka
+                    .topics
+                    .topics_of(&BROADCAST)
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -119,9 +132,7 @@ impl Committer {
 
     /// Whether `topic` is one of the streams read by every member.
     fn is_broadcast_topic(&self, topic: &str) -> bool {
-        BROADCAST
-            .iter()
-            .any(|s| self.is_broadcast(*s) && self.topics.get(s).is_some_and(|t| t == topic))
+        self.broadcast_topics.iter().any(|t| t == topic)
     }
 
     /// Whether this member records `output`'s replay offsets of the broadcast streams: it
@@ -242,14 +253,12 @@ impl Committer {
                 let Some(topic) = self.topics.get(&p.stream) else {
                     continue;
                 };
-                let broadcast = self.is_broadcast(p.stream);
-                if broadcast && !records_broadcast {
+                if self.is_broadcast(p.stream) && !records_broadcast {
                     continue;
                 }
                 let key = (output, topic.clone(), p.partition);
                 let before = self.recorded.get(&key).copied().flatten();
-                // Rows are fenced by the keyed partitions that fed them, moved or not.
-                if before != Some(p.offset) || (batch.is_some() && !broadcast) {
+                if before != Some(p.offset) {
                     progress.push(Progress {
                         topic: topic.clone(),
                         partition: p.partition,
@@ -259,8 +268,8 @@ impl Committer {
                 }
             }
             if batch.is_some() {
-                // Rows of a partition without a position yet (its stream has no watermark)
-                // are still fenced by what its outputs recorded, unchanged.
+                // Rows are fenced by every keyed partition its outputs recorded, moved or
+                // not (an unchanged one with its offset as it is).
                 for ((o, topic, partition), stored) in &self.recorded {
                     let Some(stored) = stored else { continue };
                     if *o != output
@@ -295,15 +304,10 @@ impl Committer {
                 broadcast,
             ));
         }
-        let broadcast_topics: Vec<&String> = BROADCAST
-            .iter()
-            .filter(|s| self.is_broadcast(**s))
-            .filter_map(|s| self.topics.get(s))
-            .collect();
         let group = self
             .positions
             .iter()
-            .filter(|(topic, _)| !broadcast_topics.contains(topic))
+            .filter(|(topic, _)| !self.is_broadcast_topic(topic))
             .flat_map(|(topic, partitions)| {
                 partitions
                     .iter()
