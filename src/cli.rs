@@ -112,6 +112,15 @@ pub enum LakeCommand {
         #[arg(long, env = "VALLEE_KAFKA_BROKERS")]
         kafka_brokers: Option<String>,
     },
+    /// Folds the late visits kept in `late_events` (later than the tourism stream's
+    /// correction horizon) into their sites' hours: each hour is counted again from
+    /// `site_visits` and written to `site_presence` as a new revision when it changed. Safe
+    /// while the hub runs; running it again changes nothing.
+    FoldLate {
+        /// Data directory (`lake/` under it).
+        #[arg(long, env = "VALLEE_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// After the broker lost records the lake had landed (ingest stopped saying so):
     /// records that nothing of the partitions' new logs landed yet, so ingest reads them
     /// from their start. Rows already in the tables stay. Run it with ingest stopped.

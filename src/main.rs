@@ -75,6 +75,7 @@ async fn lake_command(command: LakeCommand, file: &Config) -> Result<()> {
             topic,
             partitions,
         } => return accept_loss(&data_dir, &topic, &partitions, file).await,
+        LakeCommand::FoldLate { data_dir } => return fold_late(&data_dir, file).await,
         LakeCommand::Check(args) => return lake_check(&args, file, false).await,
         LakeCommand::Repair(args) => return lake_check(&args, file, true).await,
         LakeCommand::Refill {
@@ -83,6 +84,30 @@ async fn lake_command(command: LakeCommand, file: &Config) -> Result<()> {
         } => return refill(&args, kafka_brokers, file).await,
     };
     lake_upkeep(task, &args, file).await
+}
+
+/// `vallee lake fold-late`: what it folded, hour by hour.
+async fn fold_late(data_dir: &std::path::Path, file: &Config) -> Result<()> {
+    let options = vallee_lake::LakeOptions {
+        root: data_dir.join("lake"),
+        ..file.lake.clone()
+    };
+    let lake = vallee_lake::Lake::open(options).await?;
+    let done = vallee_stream::late::fold::run(&lake).await?;
+    for (site, hour, revision, visitors) in &done.corrected {
+        println!(
+            "site_presence {site} {}: {visitors} visitors (revision {revision})",
+            hour.format("%Y-%m-%dT%H:%MZ")
+        );
+    }
+    println!(
+        "{} late visits pending: {} folded, {} waiting for ingest to land them; {} hours corrected",
+        done.pending,
+        done.folded,
+        done.not_landed,
+        done.corrected.len()
+    );
+    Ok(())
 }
 
 async fn accept_loss(

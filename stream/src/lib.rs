@@ -33,12 +33,15 @@
 //!   dwell; site presence; bins (fill alerts with hysteresis, proof of collection, fire,
 //!   status, silence; fill-rate forecasts); vineyards (GDD, Winkler, Huglin, 3-10,
 //!   Gubler-Thomas, oospore degree days; frost and mildew alerts).
+//! - [`late`] — events later than their stream's correction horizon: kept in
+//!   `late_events`, folded into their windows by `vallee lake fold-late`.
 //! - [`stage`] — the stage as a service: consumer, dispatcher, commit, alerts, live view.
 
 pub mod aggregate;
 pub mod dwell;
 mod error;
 pub mod families;
+pub mod late;
 pub mod lineage;
 pub mod microbatch;
 pub mod operator;

@@ -94,6 +94,23 @@ impl<K: Ord + Clone, A: Aggregate> WindowOperator<K, A> {
         self.closed_until.is_some_and(|c| w.end <= c)
     }
 
+    /// Whether a row of event time `t` would fall in a window whose state was already
+    /// dropped (closed longer than the correction horizon ago): [`Self::insert`] would
+    /// report it `too_late`. Nothing allocated for a row on time.
+    pub fn refuses(&self, t: DateTime<Utc>) -> bool {
+        let Some(closed_until) = self.closed_until else {
+            return false;
+        };
+        // Every window of `t` ends after `t`: kept while `t` is within the horizon.
+        if t + self.correction_horizon >= closed_until {
+            return false;
+        }
+        self.kind
+            .windows_of(t)
+            .iter()
+            .any(|w| w.end + self.correction_horizon <= closed_until)
+    }
+
     /// Adds a row (or a partial aggregate) with event time `t` for `key`, computed from
     /// the records of `lineage`.
     pub fn insert(
@@ -319,8 +336,13 @@ mod tests {
             0,
             "state older than the horizon is dropped"
         );
+        // Told before the insert, as the stage judges each event on arrival.
+        assert!(op.refuses(t("2026-11-28T10:02:00Z")));
+        assert!(!op.refuses(t("2026-11-28T10:06:00Z")), "its window is kept");
         let r = op.insert(&zone, t("2026-11-28T10:02:00Z"), &token_key("b"), None);
         assert!(r.too_late && r.corrections.is_empty());
+        let r = op.insert(&zone, t("2026-11-28T10:06:00Z"), &token_key("b"), None);
+        assert!(!r.too_late && r.corrections.len() == 1);
     }
 
     #[test]

@@ -99,6 +99,18 @@ impl World {
         Lake::open(self.lake_options()).await.unwrap()
     }
 
+    /// `vallee lake <args…>` on the world's data directory, run to its end.
+    pub fn lake_command(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_vallee"))
+            .args(["--config", self.config_file().to_str().unwrap()])
+            .arg("lake")
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .output()
+            .unwrap()
+    }
+
     /// A TOML file pointing a child `vallee` at this world's topics and group.
     pub fn config_file(&self) -> PathBuf {
         let path = self.dir.path().join("vallee.toml");

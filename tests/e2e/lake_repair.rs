@@ -3,22 +3,9 @@
 //! `vallee lake refill` brings its rows back from the topic.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Duration;
 
 use crate::helpers::*;
-
-/// `vallee lake <args…>` on the world's data directory.
-fn lake_command(world: &World, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_vallee"))
-        .args(["--config", world.config_file().to_str().unwrap()])
-        .arg("lake")
-        .args(args)
-        .arg("--data-dir")
-        .arg(world.data_dir())
-        .output()
-        .unwrap()
-}
 
 /// The Parquet files under a table's folder, largest first.
 fn parquet_files(table: &Path) -> Vec<PathBuf> {
@@ -59,7 +46,7 @@ async fn a_truncated_parquet_file_is_named_then_set_aside_and_everything_works_a
     let lake = world.lake().await;
     let produced = world.produce(&valley_events(3_000, 61)).await;
     ingest_until(&world, "ingest-1", &lake, produced).await;
-    let out = lake_command(&world, &["check"]);
+    let out = world.lake_command(&["check"]);
     assert!(out.status.success(), "a sound lake checks clean: {out:?}");
 
     // A file of the bin readings is cut in half, as a full disk or a bad copy leaves it.
@@ -79,7 +66,7 @@ async fn a_truncated_parquet_file_is_named_then_set_aside_and_everything_works_a
     assert!(err.contains(file_name), "the error names the file: {err}");
 
     // The check names the file and what it held, and fails.
-    let out = lake_command(&world, &["check"]);
+    let out = world.lake_command(&["check"]);
     let printed = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{printed}");
     assert!(
@@ -89,7 +76,7 @@ async fn a_truncated_parquet_file_is_named_then_set_aside_and_everything_works_a
     assert!(printed.contains("Kafka partition"), "{printed}");
 
     // The repair sets it aside, keeps a copy, and says how many rows went with it.
-    let out = lake_command(&world, &["repair"]);
+    let out = world.lake_command(&["repair"]);
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{printed} {out:?}");
     assert!(printed.contains("1 damaged files set aside"), "{printed}");
@@ -109,13 +96,13 @@ async fn a_truncated_parquet_file_is_named_then_set_aside_and_everything_works_a
         std::fs::metadata(&kept).unwrap().len() as usize,
         bytes.len() / 2
     );
-    assert!(lake_command(&world, &["check"]).status.success());
+    assert!(world.lake_command(&["check"]).status.success());
 
     // Readers work again, every other row intact, nothing twice.
     assert_exactly_once(&lake, produced - held).await;
 
     // The topic still holds what the file held: a refill brings it back, once.
-    let refill = || lake_command(&world, &["refill", "--kafka-brokers", &world.brokers()]);
+    let refill = || world.lake_command(&["refill", "--kafka-brokers", &world.brokers()]);
     let out = refill();
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{printed} {out:?}");

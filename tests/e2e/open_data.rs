@@ -761,8 +761,8 @@ fn public_tables(world: &World) -> Option<Value> {
 
 /// A site counter uploads yesterday's counts in one batch today: within the tourism
 /// stream's correction horizon (48 h) they correct yesterday's hour as a new revision, and
-/// the public download follows; a batch older than that changes nothing and is counted in
-/// the metrics.
+/// the public download follows; a batch older than that is counted in the metrics, kept
+/// in `late_events`, and folded into its hour by `vallee lake fold-late`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counters_batch_from_yesterday_corrects_yesterdays_hour() {
     let (world, hub) = world_and_hub().await;
@@ -844,5 +844,60 @@ async fn a_counters_batch_from_yesterday_corrects_yesterdays_hour() {
         latest(&lake.sql(&stale).await.unwrap()).is_none(),
         "four days late: no window"
     );
+
+    // The stale batch is kept in `late_events`, pending, with its reason; once ingest has
+    // landed it, staff fold it into its hour while the hub runs.
+    lake.ensure(vallee_schemas::tables::OutputTable::LateEvents)
+        .await
+        .unwrap();
+    let late_state = "SELECT state, reason, count, revision FROM late_events \
+         WHERE id = 'urn:ngsi-ld:SiteVisit:stale' ORDER BY revision DESC";
+    eventually(Duration::from_secs(60), "the stale batch kept", || async {
+        lake.sql(late_state)
+            .await
+            .is_ok_and(|b| strings(&b, "state").first().is_some_and(|s| s == "pending"))
+    })
+    .await;
+    let kept = lake.sql(late_state).await.unwrap();
+    assert_eq!(strings(&kept, "reason"), ["beyond_correction_horizon"]);
+    assert_eq!(i64s(&kept, 2), [50]);
+    eventually(
+        Duration::from_secs(60),
+        "the stale batch landed",
+        || async {
+            lake.sql("SELECT count(*) FROM site_visits WHERE id = 'urn:ngsi-ld:SiteVisit:stale'")
+                .await
+                .is_ok_and(|b| i64s(&b, 0) == [1])
+        },
+    )
+    .await;
+    let fold = || {
+        let out = world.lake_command(&["fold-late"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let printed = fold();
+    assert!(
+        printed.contains("1 late visits pending: 1 folded, 0 waiting"),
+        "{printed}"
+    );
+    assert_eq!(
+        latest(&lake.sql(&stale).await.unwrap()),
+        Some((50, 0)),
+        "the stale hour has its window now"
+    );
+    let kept = lake.sql(late_state).await.unwrap();
+    assert_eq!(strings(&kept, "state"), ["folded", "pending"]);
+    // Yesterday's hour, corrected by the stage already, is not touched.
+    let yesterday_now = latest(&lake.sql(&yesterday_hour).await.unwrap()).unwrap();
+    assert_eq!(yesterday_now.0, 13);
+    // A second fold finds nothing to do and writes nothing.
+    let printed = fold();
+    assert!(printed.contains("0 late visits pending"), "{printed}");
+    assert_eq!(i64s(&lake.sql(&stale).await.unwrap(), 0).len(), 1);
     hub.stop().await;
 }

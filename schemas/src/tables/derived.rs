@@ -5,7 +5,7 @@ use std::fmt;
 
 use arrow::datatypes::SchemaRef;
 
-use super::{LakeTable, Order, alerts, footfall, forecast, presence, vine};
+use super::{LakeTable, Order, alerts, footfall, forecast, late, presence, vine};
 use crate::contract::Stream;
 
 /// A Delta table the stream stage writes.
@@ -18,13 +18,14 @@ pub enum OutputTable {
     VineIndicators,
     VineAlerts,
     BinForecast,
+    LateEvents,
 }
 
 /// The latest revision of a window or a day: the highest.
 const BY_REVISION: &[Order] = &[Order::Desc("revision")];
 
 impl OutputTable {
-    pub const ALL: [OutputTable; 7] = [
+    pub const ALL: [OutputTable; 8] = [
         OutputTable::Footfall,
         OutputTable::FootfallDwell,
         OutputTable::SitePresence,
@@ -32,6 +33,7 @@ impl OutputTable {
         OutputTable::VineIndicators,
         OutputTable::VineAlerts,
         OutputTable::BinForecast,
+        OutputTable::LateEvents,
     ];
 
     /// The table's folder name under `lake/`, and its SQL name.
@@ -44,6 +46,7 @@ impl OutputTable {
             OutputTable::VineIndicators => "vine_indicators",
             OutputTable::VineAlerts => "vine_alerts",
             OutputTable::BinForecast => "bin_forecast",
+            OutputTable::LateEvents => "late_events",
         }
     }
 
@@ -56,11 +59,12 @@ impl OutputTable {
             OutputTable::FillAlerts | OutputTable::VineAlerts => alerts::schema(),
             OutputTable::VineIndicators => vine::schema(),
             OutputTable::BinForecast => forecast::schema(),
+            OutputTable::LateEvents => late::schema(),
         }
     }
 
     /// Partition columns: the UTC day of the row's time (for `vine_indicators`, the local
-    /// day it is about).
+    /// day it is about; for `late_events`, the day of the event).
     pub fn partition_columns(self) -> &'static [&'static str] {
         &["day"]
     }
@@ -86,6 +90,9 @@ impl OutputTable {
             OutputTable::BinForecast => {
                 "Per bin reading: fill rate since the last emptying and when the bin reaches its threshold (the basis of the bins-to-collect list)"
             }
+            OutputTable::LateEvents => {
+                "Events received later than their stream's correction horizon (reason, state: pending, folded, not_foldable), one row per event and state change; vallee lake fold-late folds the pending ones into their windows"
+            }
             OutputTable::VineAlerts => {
                 "Vineyard alerts per parcel: frost (air temperature at the covering station at or below the critical value on a falling trend) and the risk-level changes of downy and powdery mildew (riskLevel)"
             }
@@ -100,6 +107,7 @@ impl OutputTable {
             OutputTable::FillAlerts => &[Stream::WasteContainers, Stream::WasteVehicles],
             OutputTable::BinForecast => &[Stream::WasteContainers],
             OutputTable::VineIndicators | OutputTable::VineAlerts => &[Stream::Vineyards],
+            OutputTable::LateEvents => &[Stream::Beacons, Stream::Tourism],
         }
     }
 
@@ -112,6 +120,7 @@ impl OutputTable {
             OutputTable::FillAlerts | OutputTable::VineAlerts => &["alertId"],
             OutputTable::VineIndicators => &["station", "day"],
             OutputTable::BinForecast => &["entityId"],
+            OutputTable::LateEvents => &["_topic", "_partition", "_offset"],
         }
     }
 
@@ -124,7 +133,8 @@ impl OutputTable {
             OutputTable::Footfall
             | OutputTable::FootfallDwell
             | OutputTable::SitePresence
-            | OutputTable::VineIndicators => BY_REVISION,
+            | OutputTable::VineIndicators
+            | OutputTable::LateEvents => BY_REVISION,
             OutputTable::FillAlerts | OutputTable::VineAlerts => &[
                 Order::Desc("dateObserved"),
                 Order::Asc("state"),

@@ -19,6 +19,8 @@
 //! - [`footfall`], [`presence`], [`alerts`], [`forecast`], [`vine`] — one file per family
 //!   of derived tables: its schema and row; [`alerts`] also has the vocabularies alert rows
 //!   carry ([`AlertKind`], [`AlertState`], [`ClearReason`], [`RiskLevel`]).
+//! - [`late`] — `late_events`, the events later than their stream's correction horizon
+//!   (written by the stage, folded by `vallee lake fold-late`).
 //! - [`device_health`] — [`DeviceHealthTable`], the API's health checks of field devices
 //!   (neither raw nor derived by the stage: the one table the API writes in `lake/`).
 //! - [`lineage`] — the `lineage` column of every derived row.
@@ -40,6 +42,7 @@ pub mod derived;
 pub mod device_health;
 pub mod footfall;
 pub mod forecast;
+pub mod late;
 pub mod lineage;
 pub mod presence;
 pub mod vine;
@@ -53,6 +56,7 @@ pub use derived::OutputTable;
 pub use device_health::{DeviceHealthRow, DeviceHealthTable};
 pub use footfall::{DwellRow, FootfallRow};
 pub use forecast::ForecastRow;
+pub use late::{LateEventRow, LateState};
 pub use lineage::{Lineage, Source};
 pub use presence::{PointCheckins, PresenceRow};
 pub use vine::VineRow;

@@ -12,7 +12,8 @@
 //!
 //! ```text
 //!  restore(lake)           its own query over its tables' contract rows, on start
-//!   └─► on_event(event)    per event of its streams: a static call, nothing allocated
+//!   └─► on_event(event)    per event of its streams: a static call, nothing allocated;
+//!                          an event later than the correction horizon is told back
 //!       advance(clock)     per tick: close what the watermarks passed
 //!       drain_alerts()     after each chunk: alerts to vallee.alerts, at once
 //!       drain_rows()       at each commit: a batch per table …
@@ -70,6 +71,17 @@ pub struct Read<'a> {
     pub time: DateTime<Utc>,
 }
 
+/// What became of an event a family was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Counted (or buffered to be), or nothing the family keeps.
+    Taken,
+    /// Later than its stream's correction horizon: a window it belongs to was already
+    /// dropped. The dispatcher keeps it in `late_events` (windows that still held state
+    /// counted it).
+    TooLate,
+}
+
 /// Rows ready to commit: one batch per output table.
 pub type Rows = BTreeMap<OutputTable, RecordBatch>;
 
@@ -91,7 +103,7 @@ pub trait Family {
     fn partition_assigned(&mut self, _stream: Stream, _partition: i32, _resumed: bool) {}
 
     /// One decoded event of one of its streams, in the order of its partition.
-    fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<()>;
+    fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<Arrival>;
 
     /// Event time moved on: closes what the watermarks passed and resolves what waited.
     fn advance(&mut self, clock: &EventClock) -> Result<()>;

@@ -63,7 +63,7 @@ impl<F: Family> Harness<F> {
             offset,
             time,
         };
-        self.family.on_event(event, read).unwrap();
+        let _ = self.family.on_event(event, read).unwrap();
     }
 
     /// Event time moves on to the watermarks.

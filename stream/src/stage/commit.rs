@@ -20,6 +20,10 @@
 //! have just taken that role over). Every member reads the same trucks, so its offsets
 //! serve whichever member restarts.
 //!
+//! `late_events` is the exception: it records the offset after the last message read (how
+//! far events were judged late or not), and only in a commit carrying rows
+//! ([`crate::late`]).
+//!
 //! After each successful output commit, the stage also commits to its consumer group, per
 //! partition, the next offset after the last message whose results are committed. That
 //! is for monitoring only (lag, and the probe that finds partitions nobody moves): the
@@ -43,6 +47,7 @@ use super::StreamOptions;
 use super::consumer::{Assignment, BROADCAST, CommitGate};
 use super::dispatcher::Dispatcher;
 use crate::Result;
+use crate::families::ReplayFrom;
 
 /// An output table's recorded replay offset of one source partition.
 type Key = (OutputTable, String, i32);
@@ -146,6 +151,65 @@ impl Committer {
             .any(|topic| self.recorded.contains_key(&(output, topic.clone(), 0)))
     }
 
+    /// The replay positions `output` records: those of its sources that moved since it
+    /// last recorded them (the broadcast streams' by their recorder only).
+    fn replay_progress(
+        &self,
+        output: OutputTable,
+        positions: &[ReplayFrom],
+        records_broadcast: bool,
+        progress: &mut Vec<Progress>,
+    ) {
+        for p in positions
+            .iter()
+            .filter(|p| output.sources().contains(&p.stream))
+        {
+            let Some(topic) = self.topics.get(&p.stream) else {
+                continue;
+            };
+            if self.is_broadcast(p.stream) && !records_broadcast {
+                continue;
+            }
+            let key = (output, topic.clone(), p.partition);
+            let before = self.recorded.get(&key).copied().flatten();
+            if before != Some(p.offset) {
+                progress.push(Progress {
+                    topic: topic.clone(),
+                    partition: p.partition,
+                    previous: before,
+                    last: p.offset,
+                });
+            }
+        }
+    }
+
+    /// Where reading ended in each partition of `output`'s sources, where it moved past
+    /// what the table recorded (a replay reads below it again: never recorded backwards).
+    fn read_positions(&self, output: OutputTable) -> Vec<Progress> {
+        let mut progress = Vec::new();
+        for stream in output.sources() {
+            let Some(topic) = self.topics.get(stream) else {
+                continue;
+            };
+            let Some(partitions) = self.positions.get(topic) else {
+                continue;
+            };
+            for (partition, position) in partitions {
+                let key = (output, topic.clone(), *partition);
+                let before = self.recorded.get(&key).copied().flatten();
+                if before.is_none_or(|b| position.next > b) {
+                    progress.push(Progress {
+                        topic: topic.clone(),
+                        partition: *partition,
+                        previous: before,
+                        last: position.next,
+                    });
+                }
+            }
+        }
+        progress
+    }
+
     /// The gate its commits hold, for the consumer's assignments to wait on.
     pub fn gate(&self) -> CommitGate {
         self.gate.clone()
@@ -246,26 +310,12 @@ impl Committer {
             let batch = batches.remove(&output);
             let records_broadcast = self.records_broadcast(output);
             let mut progress = Vec::new();
-            for p in positions
-                .iter()
-                .filter(|p| output.sources().contains(&p.stream))
-            {
-                let Some(topic) = self.topics.get(&p.stream) else {
-                    continue;
-                };
-                if self.is_broadcast(p.stream) && !records_broadcast {
-                    continue;
+            if output == crate::late::TABLE {
+                if batch.is_some() {
+                    progress = self.read_positions(output);
                 }
-                let key = (output, topic.clone(), p.partition);
-                let before = self.recorded.get(&key).copied().flatten();
-                if before != Some(p.offset) {
-                    progress.push(Progress {
-                        topic: topic.clone(),
-                        partition: p.partition,
-                        previous: before,
-                        last: p.offset,
-                    });
-                }
+            } else {
+                self.replay_progress(output, &positions, records_broadcast, &mut progress);
             }
             if batch.is_some() {
                 // Rows are fenced by every keyed partition its outputs recorded, moved or

@@ -180,7 +180,7 @@ impl StageContext {
                 .await?;
             stored.insert(output, offsets[&partition]);
         }
-        let start = stored.values().filter_map(|o| *o).min();
+        let start = crate::late::replay_start(&stored);
         Ok(Some(Assignment {
             stream,
             topic: topic.to_string(),

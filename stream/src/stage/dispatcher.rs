@@ -11,6 +11,7 @@
 //!  waste containers, vehicles ► bins ────► fill_alerts, bin_forecast   (+ vallee.alerts)
 //!  vineyards ───────────────► vine ─────► vine_indicators, vine_alerts (+ vallee.alerts)
 //!  every event ─► its stream's watermark ─► EventClock at each tick ─► every family
+//!  an event a family finds later than the correction horizon ─► late ─► late_events
 //! ```
 
 use std::collections::BTreeMap;
@@ -28,7 +29,8 @@ use crate::families::bins::Bins;
 use crate::families::footfall::Footfall;
 use crate::families::presence::Presence;
 use crate::families::vine::Vine;
-use crate::families::{Family, Read, ReplayFrom, Rows, StageWatermarks};
+use crate::families::{Arrival, Family, Read, ReplayFrom, Rows, StageWatermarks};
+use crate::late::LateEvents;
 use crate::window::Window;
 
 /// The stage's state: the watermarks and the families.
@@ -39,6 +41,8 @@ pub struct Dispatcher {
     pub presence: Presence,
     pub bins: Bins,
     pub vine: Vine,
+    /// Events later than their stream's correction horizon, for `late_events`.
+    pub late: LateEvents,
 }
 
 impl Dispatcher {
@@ -50,6 +54,7 @@ impl Dispatcher {
             presence: Presence::new(options, handle),
             bins: Bins::new(options),
             vine: Vine::new(options),
+            late: LateEvents::default(),
         }
     }
 
@@ -112,17 +117,27 @@ impl Dispatcher {
             offset,
             time,
         };
-        match stream {
-            Stream::Beacons => self.footfall.on_event(event, read),
-            Stream::Tourism => self.presence.on_event(event, read),
-            Stream::WasteContainers | Stream::WasteVehicles => self.bins.on_event(event, read),
-            Stream::Vineyards => self.vine.on_event(event, read),
+        let arrival = match stream {
+            Stream::Beacons => self.footfall.on_event(event, read)?,
+            Stream::Tourism => self.presence.on_event(event, read)?,
+            Stream::WasteContainers | Stream::WasteVehicles => self.bins.on_event(event, read)?,
+            Stream::Vineyards => self.vine.on_event(event, read)?,
             // Not an input of the stage.
             Stream::CitizenReports
             | Stream::CitizenIdeas
             | Stream::StaffAudit
-            | Stream::ReferencePlaces => Ok(()),
+            | Stream::ReferencePlaces => Arrival::Taken,
+        };
+        if arrival == Arrival::TooLate {
+            self.late.keep(event, read);
         }
+        Ok(())
+    }
+
+    /// What `late_events` recorded for a partition just assigned (events below it were
+    /// judged by an earlier run).
+    pub fn late_recorded(&mut self, stream: Stream, partition: i32, offset: Option<i64>) {
+        self.late.recorded(stream, partition, offset);
     }
 
     /// Event time moved on: every family runs what it buffered, closes what the
@@ -150,6 +165,7 @@ impl Dispatcher {
         self.presence.drain_rows(&mut rows)?;
         self.bins.drain_rows(&mut rows)?;
         self.vine.drain_rows(&mut rows)?;
+        self.late.drain_rows(&mut rows)?;
         Ok(rows)
     }
 
@@ -168,16 +184,17 @@ impl Dispatcher {
         self.bins.open_alert_rows()
     }
 
-    /// Current values of open windows (early results for the live view).
-    /// Rows later than their stream's correction horizon, counted in no window, per
-    /// stream (since this process started).
+    /// Rows later than their stream's correction horizon, kept in `late_events`, per
+    /// windowed stream (since this process started).
     pub fn too_late(&self) -> BTreeMap<Stream, u64> {
-        BTreeMap::from([
-            (Stream::Beacons, self.footfall.too_late),
-            (Stream::Tourism, self.presence.too_late),
-        ])
+        let kept = self.late.kept();
+        [Stream::Beacons, Stream::Tourism]
+            .into_iter()
+            .map(|s| (s, kept.get(&s).copied().unwrap_or(0)))
+            .collect()
     }
 
+    /// Current values of open windows (early results for the live view).
     pub fn early_footfall(&self) -> Vec<(String, String, Window, i64)> {
         self.footfall.early()
     }
@@ -209,7 +226,11 @@ mod tests {
                 .count();
             assert_eq!(readers, 1, "{stream}");
         }
-        for table in OutputTable::ALL {
+        // `late_events` is the dispatcher's own, fed by what the windowed families refuse.
+        for table in OutputTable::ALL
+            .into_iter()
+            .filter(|t| *t != crate::late::TABLE)
+        {
             let writers: Vec<_> = families()
                 .into_iter()
                 .filter(|(_, outputs)| outputs.contains(&table))

@@ -548,6 +548,9 @@ impl Worker {
                 let resumed = a.start.is_some();
                 self.dispatcher
                     .partition_assigned(a.stream, a.partition, resumed, Instant::now());
+                if let Some(late) = a.stored.get(&crate::late::TABLE) {
+                    self.dispatcher.late_recorded(a.stream, a.partition, *late);
+                }
                 self.committer.assigned(&a);
             }
             for (topic, partition) in context.take_empty() {

@@ -24,7 +24,7 @@ use vallee_schemas::time::utc_day;
 
 use self::fill::{AlertChange, AlertKind, FillAlerts, FillRules};
 use self::forecast::FillTrend;
-use super::{EventClock, Family, Read, ReplayFrom, ReplayTracker, Rows, drain};
+use super::{Arrival, EventClock, Family, Read, ReplayFrom, ReplayTracker, Rows, drain};
 use crate::Result;
 use crate::lineage::{Lineage, Source, Topics};
 use crate::stage::StreamOptions;
@@ -243,7 +243,7 @@ impl Family for Bins {
         }
     }
 
-    fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<()> {
+    fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<Arrival> {
         self.replay
             .observe(read.stream, read.partition, read.time, read.offset);
         let source = self.topics.source(read.topic, read.partition, read.offset);
@@ -252,7 +252,7 @@ impl Family for Bins {
             Decoded::Vehicle(v) => self.alerts.on_vehicle(v),
             _ => {}
         }
-        Ok(())
+        Ok(Arrival::Taken)
     }
 
     /// Resolves the clears that waited for the trucks, and opens `silent` alerts.

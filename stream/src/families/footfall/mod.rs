@@ -23,7 +23,8 @@ use vallee_schemas::time::utc_day;
 
 use self::windows::FootfallWindows;
 use super::{
-    EventClock, Family, Read, ReplayFrom, ReplayTracker, ResumeFloors, Rows, drain, revision,
+    Arrival, EventClock, Family, Read, ReplayFrom, ReplayTracker, ResumeFloors, Rows, drain,
+    revision,
 };
 use crate::Result;
 use crate::aggregate::{DistinctCount, SketchCount};
@@ -75,8 +76,6 @@ pub struct Footfall {
     /// Where the windows of the partitions resumed from a recorded offset are whole.
     floors: ResumeFloors,
     topics: Topics,
-    /// Sightings that came later than the correction horizon (counted in no window).
-    pub too_late: u64,
 }
 
 impl Footfall {
@@ -106,7 +105,15 @@ impl Footfall {
             replay: ReplayTracker::default(),
             floors: ResumeFloors::default(),
             topics: Topics::default(),
-            too_late: 0,
+        }
+    }
+
+    /// Whether a sighting of `zone` at `t` falls in a window already dropped.
+    fn refuses(&self, zone: &str, t: chrono::DateTime<Utc>) -> bool {
+        if self.settings.sketch_zones.contains(zone) {
+            self.sketch.refuses(t)
+        } else {
+            self.exact.refuses(t)
         }
     }
 
@@ -137,8 +144,8 @@ impl Footfall {
                 self.exact.insert(&partial, &mut corrections)
             };
             if too_late {
-                self.too_late += 1;
-                tracing::warn!(zone = partial.zone, time = %partial.time, "sighting older than the correction horizon: counted nowhere");
+                // Kept in `late_events` when it arrived ([`Family::on_event`]).
+                tracing::debug!(zone = partial.zone, time = %partial.time, "sightings older than the correction horizon: not in every window");
             }
         }
         for (kind, e) in corrections {
@@ -225,15 +232,23 @@ impl Family for Footfall {
     }
 
     /// The hot path: nothing per sighting but buffering it for the plan.
-    fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<()> {
+    fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<Arrival> {
         self.replay
             .observe(read.stream, read.partition, read.time, read.offset);
         let Decoded::Beacon(b) = event else {
-            return Ok(());
+            return Ok(Arrival::Taken);
         };
         if self.floors.before_floor(read.partition, read.time) {
-            return Ok(()); // its windows are in the lake, whole
+            return Ok(Arrival::Taken); // its windows are in the lake, whole
         }
+        // Judged before buffering, on the windows as the plan's partial will find them
+        // (they only move at a tick). A sighting too late for its five minutes may still
+        // count in its hour: it is buffered all the same.
+        let arrival = if self.refuses(&b.record.zone, read.time) {
+            Arrival::TooLate
+        } else {
+            Arrival::Taken
+        };
         let source = self.topics.source(read.topic, read.partition, read.offset);
         if self.batches.topic_changes(true, read.topic) {
             self.fold()?;
@@ -248,7 +263,7 @@ impl Family for Footfall {
         ) {
             self.fold()?;
         }
-        Ok(())
+        Ok(arrival)
     }
 
     fn advance(&mut self, clock: &EventClock) -> Result<()> {

@@ -23,6 +23,11 @@ impl<A: Aggregate<Input = u64, Output = i64>> FootfallWindows<A> {
         )
     }
 
+    /// Whether a row at `t` falls in a window (of some size) already dropped.
+    pub fn refuses(&self, t: DateTime<Utc>) -> bool {
+        self.0.iter().any(|op| op.refuses(t))
+    }
+
     /// Folds a partial in; returns whether it came too late for some window.
     pub fn insert(&mut self, partial: &SightingPartial, corrections: &mut Vec<Closed>) -> bool {
         let mut too_late = false;

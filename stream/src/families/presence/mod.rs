@@ -21,7 +21,8 @@ use vallee_schemas::time::utc_day;
 
 use self::value::{PresenceDigest, PresenceValue};
 use super::{
-    EventClock, Family, Read, ReplayFrom, ReplayTracker, ResumeFloors, Rows, drain, revision,
+    Arrival, EventClock, Family, Read, ReplayFrom, ReplayTracker, ResumeFloors, Rows, drain,
+    revision,
 };
 use crate::Result;
 use crate::lineage::Topics;
@@ -48,8 +49,6 @@ pub struct Presence {
     floors: ResumeFloors,
     /// How far behind the tourism watermark visits are still needed.
     retention: Duration,
-    /// Visits that came later than the correction horizon (counted in no window).
-    pub too_late: u64,
     topics: Topics,
 }
 
@@ -78,7 +77,6 @@ impl Presence {
             // An hour's windows within the correction horizon (with the same margin as
             // the beacons', which end a dwell gap after the hour).
             retention: Duration::hours(1) + lateness + horizon + options.dwell_gap,
-            too_late: 0,
             topics: Topics::default(),
         }
     }
@@ -99,10 +97,11 @@ impl Presence {
                 ),
                 Some(&partial.lineage),
             );
-            if inserted.too_late {
-                self.too_late += 1;
-                tracing::warn!(site = partial.site, time = %partial.time, "visit older than the correction horizon: counted nowhere");
-            }
+            // Judged on arrival ([`Family::on_event`]): a visit refused here is a bug.
+            debug_assert!(
+                !inserted.too_late,
+                "a visit older than the horizon was buffered"
+            );
             for e in inserted.corrections {
                 self.emit(e);
             }
@@ -152,14 +151,18 @@ impl Family for Presence {
         self.floors.assigned(partition, resumed);
     }
 
-    fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<()> {
+    fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<Arrival> {
         self.replay
             .observe(read.stream, read.partition, read.time, read.offset);
         let Decoded::SiteVisit(v) = event else {
-            return Ok(());
+            return Ok(Arrival::Taken);
         };
         if self.floors.before_floor(read.partition, read.time) {
-            return Ok(()); // its windows are in the lake, whole
+            return Ok(Arrival::Taken); // its windows are in the lake, whole
+        }
+        if self.windows.refuses(read.time) {
+            // Its hour's state is gone: kept in `late_events`, for a fold.
+            return Ok(Arrival::TooLate);
         }
         let source = self.topics.source(read.topic, read.partition, read.offset);
         if self.batches.topic_changes(false, read.topic) {
@@ -179,7 +182,7 @@ impl Family for Presence {
         ) {
             self.fold()?;
         }
-        Ok(())
+        Ok(Arrival::Taken)
     }
 
     fn advance(&mut self, clock: &EventClock) -> Result<()> {

@@ -23,7 +23,7 @@ use vallee_schemas::tables::{AlertKind, AlertRow, AlertState, ClearReason, Outpu
 use vallee_schemas::time::utc_day;
 
 use self::indicators::{FrostWatch, RiskLevel, Season};
-use super::{EventClock, Family, Read, ReplayFrom, ReplayTracker, Rows, drain};
+use super::{Arrival, EventClock, Family, Read, ReplayFrom, ReplayTracker, Rows, drain};
 use crate::Result;
 use crate::lineage::{Lineage, Source, Topics};
 use crate::stage::StreamOptions;
@@ -213,14 +213,14 @@ impl Family for Vine {
         Ok(())
     }
 
-    fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<()> {
+    fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<Arrival> {
         self.replay
             .observe(read.stream, read.partition, read.time, read.offset);
         let source = self.topics.source(read.topic, read.partition, read.offset);
         if let Decoded::Weather(w) = event {
             self.on_weather(w, read.time, &source);
         }
-        Ok(())
+        Ok(Arrival::Taken)
     }
 
     fn advance(&mut self, clock: &EventClock) -> Result<()> {

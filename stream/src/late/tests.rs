@@ -1,0 +1,142 @@
+use std::time::Instant;
+
+use vallee_schemas::tables::TableRow;
+
+use super::*;
+use crate::families::testing::{decoded, plans_runtime};
+use crate::stage::StreamOptions;
+use crate::stage::dispatcher::Dispatcher;
+
+fn visit(id: &str, at: &str, count: i64) -> Decoded {
+    decoded(
+        Stream::Tourism,
+        &format!(
+            r#"{{"id":"{id}","type":"SiteVisit","dateObserved":"{at}","site":"abbaye","locationCode":"34261","source":"counter","count":{count}}}"#
+        ),
+    )
+}
+
+fn sighting(at: &str) -> Decoded {
+    decoded(
+        Stream::Beacons,
+        &format!(
+            r#"{{"id":"s","type":"BeaconSighting","dateObserved":"{at}","zone":"za","deviceToken":"{:032x}","saltEpoch":"2026-11-28","rssi":-60}}"#,
+            7
+        ),
+    )
+}
+
+/// The tourism traffic: day 1 at 10:05, day 4 at 10:00 (a tick closes everything up to
+/// 09:55), then day 1 at 10:30 (beyond the 48 h horizon) and day 3 at 10:30 (within it).
+fn tourism() -> Vec<Decoded> {
+    vec![
+        visit("first", "2026-11-28T10:05:00Z", 6),
+        visit("today", "2026-12-01T10:00:00Z", 8),
+        visit("stale", "2026-11-28T10:30:00Z", 50),
+        visit("yesterday", "2026-11-30T10:30:00Z", 7),
+    ]
+}
+
+/// A dispatcher fed `events` on `tourism[0]` from offset 0, a tick after the second;
+/// `recorded`: what `late_events` recorded for the partition. Returns the late rows.
+fn run(events: &[Decoded], recorded: Option<i64>) -> (Vec<LateEventRow>, u64) {
+    let runtime = plans_runtime();
+    let options = StreamOptions::default();
+    let mut d = Dispatcher::new(&options, runtime.handle().clone());
+    let now = Instant::now();
+    d.late_recorded(Stream::Tourism, 0, recorded);
+    for (offset, event) in events.iter().enumerate() {
+        d.process(Stream::Tourism, "t", 0, offset as i64, event, now)
+            .unwrap();
+        if offset == 1 {
+            d.tick(now).unwrap();
+        }
+    }
+    d.tick(now).unwrap();
+    let rows = d.drain_rows().unwrap();
+    let late = rows
+        .get(&TABLE)
+        .map(|b| LateEventRow::from_batch(b).unwrap())
+        .unwrap_or_default();
+    (late, d.too_late()[&Stream::Tourism])
+}
+
+#[test]
+fn a_visit_beyond_the_horizon_is_kept_pending_once_and_one_within_it_is_counted() {
+    let (late, counted) = run(&tourism(), None);
+    let got: Vec<_> = late
+        .iter()
+        .map(|r| {
+            (
+                r.id.as_str(),
+                r.entity.as_str(),
+                r.hour.to_rfc3339(),
+                r.count,
+                r.state,
+                r.revision,
+                (r.topic.as_str(), r.partition, r.offset),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(
+            "stale",
+            "abbaye",
+            "2026-11-28T10:00:00+00:00".to_string(),
+            50,
+            LateState::Pending,
+            0,
+            ("t", 0, 2)
+        )]
+    );
+    assert_eq!(late[0].reason, BEYOND_CORRECTION_HORIZON);
+    assert_eq!(counted, 1, "the metrics' counter");
+}
+
+#[test]
+fn a_replay_keeps_again_only_what_late_events_had_not_recorded() {
+    // The run before committed up to offset 3: the stale visit is in the table.
+    let (late, counted) = run(&tourism(), Some(3));
+    assert!(late.is_empty(), "{late:?}");
+    assert_eq!(counted, 0);
+    // It had committed up to offset 2 only: the stale visit was not judged yet.
+    let (late, _) = run(&tourism(), Some(2));
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].offset, 2);
+}
+
+#[test]
+fn a_sighting_beyond_the_horizon_is_kept_but_not_foldable() {
+    let runtime = plans_runtime();
+    let options = StreamOptions::default();
+    let mut d = Dispatcher::new(&options, runtime.handle().clone());
+    let now = Instant::now();
+    let events = [
+        sighting("2026-11-28T10:01:00Z"),
+        sighting("2026-11-28T12:30:00Z"),
+        // Two hours late: its five minutes and its hour are both gone (1 h horizon).
+        sighting("2026-11-28T10:02:00Z"),
+    ];
+    for (offset, event) in events.iter().enumerate() {
+        d.process(Stream::Beacons, "b", 1, offset as i64, event, now)
+            .unwrap();
+        d.tick(now).unwrap();
+    }
+    let rows = d.drain_rows().unwrap();
+    let late = LateEventRow::from_batch(&rows[&TABLE]).unwrap();
+    assert_eq!(late.len(), 1);
+    assert_eq!(
+        (late[0].entity.as_str(), late[0].count, late[0].state),
+        ("za", 1, LateState::NotFoldable)
+    );
+    assert_eq!(d.too_late()[&Stream::Beacons], 1);
+}
+
+#[test]
+fn a_replay_starts_where_the_windows_need_it_not_where_late_events_judged() {
+    let stored = BTreeMap::from([(OutputTable::SitePresence, Some(120)), (TABLE, Some(400))]);
+    assert_eq!(replay_start(&stored), Some(120));
+    let stored = BTreeMap::from([(OutputTable::SitePresence, None), (TABLE, Some(400))]);
+    assert_eq!(replay_start(&stored), None, "from the beginning");
+}
