@@ -20,11 +20,12 @@ use chrono::{DateTime, Utc};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio_util::sync::CancellationToken;
-use vallee_lake::Lake;
 use vallee_lake::upkeep::ExistingTable;
+use vallee_lake::{Lake, Latest};
 use vallee_schemas::contract::{Stream, Table};
 use vallee_schemas::decode::Reason;
-use vallee_schemas::tables::lake_table_names;
+use vallee_schemas::tables::columns::Columns;
+use vallee_schemas::tables::{LateState, OutputTable, lake_table_names};
 
 /// What the stages running in this process tell the metrics, read at each sample or
 /// scrape. The binary implements it over ingest's counters and the stream stage's live
@@ -139,6 +140,8 @@ pub struct Ops {
     pub max_ready_lag: i64,
     lag: RwLock<BTreeMap<(String, i32), i64>>,
     files: RwLock<BTreeMap<&'static str, u64>>,
+    /// Events in `late_events` per (stream, state), as of the last sample.
+    late: RwLock<BTreeMap<(String, String), u64>>,
     broker_seen: RwLock<Option<Instant>>,
     total_lag: AtomicI64,
     started: Instant,
@@ -163,6 +166,7 @@ impl Ops {
             max_ready_lag: 100_000,
             lag: RwLock::default(),
             files: RwLock::new(lake_table_names().into_iter().map(|t| (t, 0)).collect()),
+            late: RwLock::default(),
             broker_seen: RwLock::default(),
             total_lag: AtomicI64::new(0),
             started: Instant::now(),
@@ -190,6 +194,9 @@ impl Ops {
                             .insert(table, n as u64);
                     }
                 }
+                if let Err(e) = self.sample_late().await {
+                    tracing::warn!(error = %e, "metrics: cannot count late_events");
+                }
             }
             self.sampled_once.store(true, Ordering::Release);
             tick += 1;
@@ -198,6 +205,35 @@ impl Ops {
                 _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
         }
+    }
+
+    /// Counts the events of `late_events` per stream and latest state (read from its own
+    /// copy: the stage's commits never wait for it).
+    async fn sample_late(&self) -> vallee_lake::Result<()> {
+        let table = OutputTable::LateEvents;
+        if !self.lake.exists(table.name()).await {
+            return Ok(());
+        }
+        let ctx = self
+            .lake
+            .session_of_existing(&[(table.name(), table.name().to_string())])
+            .await?;
+        let sql = format!(
+            "SELECT stream, state, count(*) AS n FROM ({}) GROUP BY stream, state",
+            Latest::of(table)
+        );
+        let batches = ctx.sql(&sql).await?.collect().await?;
+        let mut counts = BTreeMap::new();
+        for b in &batches {
+            let c = Columns::of_batch(table.name(), b);
+            let (mut stream, mut state, mut n) =
+                (c.strings("stream")?, c.strings("state")?, c.ints("n")?);
+            for i in 0..b.num_rows() {
+                counts.insert((stream.need(i)?, state.need(i)?), n.need(i)? as u64);
+            }
+        }
+        *self.late.write().expect("ops lock") = counts;
+        Ok(())
     }
 
     /// End offsets of every partition of the hub's topics (low, high), read with one
@@ -496,11 +532,27 @@ impl Ops {
         if !too_late.is_empty() {
             let _ = writeln!(
                 out,
-                "# HELP vallee_stream_too_late_total Rows later than their stream's correction horizon: in no window.\n# TYPE vallee_stream_too_late_total counter"
+                "# HELP vallee_stream_too_late_total Rows later than their stream's correction horizon, kept in late_events (since the stage started).\n# TYPE vallee_stream_too_late_total counter"
             );
             for (s, n) in &too_late {
                 let _ = writeln!(out, "vallee_stream_too_late_total{{stream=\"{s}\"}} {n}");
             }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vallee_late_events Events in late_events per stream and state (pending: waiting for vallee lake fold-late), every 30 s.\n# TYPE vallee_late_events gauge"
+        );
+        let mut late = self.late.read().expect("ops lock").clone();
+        late.entry((
+            Stream::Tourism.to_string(),
+            LateState::Pending.as_str().to_string(),
+        ))
+        .or_insert(0);
+        for ((stream, state), n) in &late {
+            let _ = writeln!(
+                out,
+                "vallee_late_events{{stream=\"{stream}\",state=\"{state}\"}} {n}"
+            );
         }
 
         let _ = writeln!(

@@ -861,6 +861,17 @@ async fn a_counters_batch_from_yesterday_corrects_yesterdays_hour() {
     let kept = lake.sql(late_state).await.unwrap();
     assert_eq!(strings(&kept, "reason"), ["beyond_correction_horizon"]);
     assert_eq!(i64s(&kept, 2), [50]);
+    // Staff see it waiting in the metrics (sampled every 30 s).
+    eventually(
+        Duration::from_secs(45),
+        "the pending one in the metrics",
+        || async {
+            http_get(hub.http, "/metrics").is_ok_and(|(_, m)| {
+                m.contains("vallee_late_events{stream=\"tourism\",state=\"pending\"} 1")
+            })
+        },
+    )
+    .await;
     eventually(
         Duration::from_secs(60),
         "the stale batch landed",
