@@ -532,7 +532,7 @@ impl Ops {
         if !too_late.is_empty() {
             let _ = writeln!(
                 out,
-                "# HELP vallee_stream_too_late_total Rows later than their stream's correction horizon, kept in late_events (since the stage started).\n# TYPE vallee_stream_too_late_total counter"
+                "# HELP vallee_stream_too_late_total Rows too late for their windows or day (beyond the correction horizon; a station's closed day), kept in late_events (since the stage started).\n# TYPE vallee_stream_too_late_total counter"
             );
             for (s, n) in &too_late {
                 let _ = writeln!(out, "vallee_stream_too_late_total{{stream=\"{s}\"}} {n}");

@@ -20,10 +20,15 @@ use crate::helpers::*;
 const HOW: [&str; 4] = ["lineage", "_computed_at", "revision", "final"];
 
 /// The latest row of every key of every output table, as text, for the days before
-/// `before` (the later traffic only closes what came before it).
+/// `before` (the later traffic only closes what came before it). Not `late_events`: what
+/// comes too late depends on when each partition's events arrive, not on the data (it is
+/// checked for rows written twice).
 async fn latest_rows(lake: &Lake, before: DateTime<Utc>) -> BTreeMap<OutputTable, Vec<String>> {
     let mut out = BTreeMap::new();
-    for table in OutputTable::ALL {
+    for table in OutputTable::ALL
+        .into_iter()
+        .filter(|t| *t != OutputTable::LateEvents)
+    {
         let day = format!("day < DATE '{}'", before.format("%Y-%m-%d"));
         let sql = Latest::of(table).filter(day).sql();
         let batches = lake.sql(&sql).await.unwrap();
@@ -204,9 +209,9 @@ async fn three_members_one_killed_one_added_give_the_results_of_one_process() {
         || async {
             let expected = latest_rows(&alone_lake, before).await;
             let got = latest_rows(&lake, before).await;
-            let complete = expected.iter().all(|(t, rows)| {
-                !rows.is_empty() || matches!(t, OutputTable::VineAlerts | OutputTable::LateEvents)
-            });
+            let complete = expected
+                .iter()
+                .all(|(t, rows)| !rows.is_empty() || *t == OutputTable::VineAlerts);
             // Equal on two looks in a row: both runs have settled.
             if complete && expected == got {
                 if equal_looks.fetch_add(1, Ordering::Relaxed) >= 1 {
@@ -224,8 +229,8 @@ async fn three_members_one_killed_one_added_give_the_results_of_one_process() {
 
     let expected = latest_rows(&alone_lake, before).await;
     let got = latest_rows(&lake, before).await;
-    for table in OutputTable::ALL {
-        let (e, g) = (&expected[&table], &got[&table]);
+    for (table, e) in &expected {
+        let g = &got[table];
         let missing: Vec<_> = e.iter().filter(|r| !g.contains(r)).take(3).collect();
         let extra: Vec<_> = g.iter().filter(|r| !e.contains(r)).take(3).collect();
         assert!(

@@ -91,7 +91,7 @@ impl OutputTable {
                 "Per bin reading: fill rate since the last emptying and when the bin reaches its threshold (the basis of the bins-to-collect list)"
             }
             OutputTable::LateEvents => {
-                "Events received later than their stream's correction horizon (reason, state: pending, folded, not_foldable), one row per event and state change; vallee lake fold-late folds the pending ones into their windows"
+                "Events received too late for their windows or day (reason: beyond_correction_horizon, day_closed; state: pending, folded, not_foldable), one row per event and state change; vallee lake fold-late folds the pending ones into their windows"
             }
             OutputTable::VineAlerts => {
                 "Vineyard alerts per parcel: frost (air temperature at the covering station at or below the critical value on a falling trend) and the risk-level changes of downy and powdery mildew (riskLevel)"
@@ -107,7 +107,7 @@ impl OutputTable {
             OutputTable::FillAlerts => &[Stream::WasteContainers, Stream::WasteVehicles],
             OutputTable::BinForecast => &[Stream::WasteContainers],
             OutputTable::VineIndicators | OutputTable::VineAlerts => &[Stream::Vineyards],
-            OutputTable::LateEvents => &[Stream::Beacons, Stream::Tourism],
+            OutputTable::LateEvents => &[Stream::Beacons, Stream::Tourism, Stream::Vineyards],
         }
     }
 

@@ -5,7 +5,8 @@
 //! stage when it judges the event late (revision 0), then a revision per change of state:
 //! `vallee lake fold-late` folds a pending tourism event into its site's hour and writes
 //! it again as `folded`. A beacon sighting stays `not_foldable`: distinct devices cannot be
-//! counted again after the fact, since the devices' tokens never reach the lake.
+//! counted again after the fact, since the devices' tokens never reach the lake. So does a
+//! weather reading of a station's closed day (`day_closed`).
 
 use std::sync::{Arc, LazyLock};
 
@@ -24,6 +25,11 @@ use crate::{Error, Result};
 /// Why an event is in `late_events`: its windows were older than its stream's correction
 /// horizon when it arrived (their state was already dropped).
 pub const BEYOND_CORRECTION_HORIZON: &str = "beyond_correction_horizon";
+/// Why a weather reading is in `late_events`: its station's local day was already closed
+/// (a season's sums run day after day; a closed day is not computed again).
+pub const DAY_CLOSED: &str = "day_closed";
+/// Every reason a row of `late_events` may give.
+pub const REASONS: [&str; 2] = [BEYOND_CORRECTION_HORIZON, DAY_CLOSED];
 
 /// Where a late event stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,7 +39,8 @@ pub enum LateState {
     /// Counted in its window by a fold (a new revision of the window, if it changed it).
     Folded,
     /// Kept and counted, but no fold can put it in its windows (beacon sightings: their
-    /// device tokens live only in memory and in the topic, never in the lake).
+    /// device tokens live only in memory and in the topic, never in the lake; weather
+    /// readings of a closed day: the season's sums after it would all change).
     NotFoldable,
 }
 
@@ -97,7 +104,7 @@ pub struct LateEventRow {
     pub hour: DateTime<Utc>,
     /// What it adds: visitors of a counter's upload, 1 for a sighting.
     pub count: i64,
-    /// Always [`BEYOND_CORRECTION_HORIZON`] so far.
+    /// One of [`REASONS`].
     pub reason: &'static str,
     #[serde(serialize_with = "state")]
     pub state: LateState,
@@ -143,9 +150,9 @@ impl TableRow for LateEventRow {
             .enumerate()
             .map(|(i, lineage)| {
                 let read_reason = reason.need(i)?;
-                if read_reason != BEYOND_CORRECTION_HORIZON {
+                let Some(known) = REASONS.into_iter().find(|r| *r == read_reason) else {
                     return Err(column("reason", format!("unknown reason {read_reason:?}")));
-                }
+                };
                 let read_state = state.need(i)?;
                 Ok(LateEventRow {
                     stream: stream.need(i)?,
@@ -154,7 +161,7 @@ impl TableRow for LateEventRow {
                     date_observed: observed.need(i)?,
                     hour: hour.need(i)?,
                     count: count.need(i)?,
-                    reason: BEYOND_CORRECTION_HORIZON,
+                    reason: known,
                     state: LateState::parse(&read_state)
                         .ok_or_else(|| column("state", format!("unknown state {read_state:?}")))?,
                     revision: revision.need(i)? as i32,

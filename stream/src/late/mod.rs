@@ -24,7 +24,9 @@
 //! closed beyond its horizon cannot tell whether a late device was already counted: the
 //! sighting is kept as `not_foldable`. The beacons' horizon
 //! (`[stream.correction_horizon_s] beacons`) is the setting for gateways known to upload
-//! late, up to the topic's retention.
+//! late, up to the topic's retention. A weather reading of a station's local day already
+//! closed is kept the same way (`day_closed`): the season's sums (degree days, Huglin,
+//! mildew) run day after day, and every day after it would change.
 
 pub mod fold;
 
@@ -33,7 +35,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::Decoded;
-use vallee_schemas::tables::late::BEYOND_CORRECTION_HORIZON;
+use vallee_schemas::tables::late::{BEYOND_CORRECTION_HORIZON, DAY_CLOSED};
 use vallee_schemas::tables::{LateEventRow, LateState, OutputTable};
 use vallee_schemas::time::utc_day;
 
@@ -91,6 +93,10 @@ impl LateEvents {
             Decoded::SiteVisit(v) => (v.count, LateState::Pending),
             _ => (1, LateState::NotFoldable),
         };
+        let reason = match read.stream {
+            Stream::Vineyards => DAY_CLOSED,
+            _ => BEYOND_CORRECTION_HORIZON,
+        };
         *self.kept.entry(read.stream).or_default() += 1;
         tracing::warn!(
             stream = %read.stream,
@@ -99,7 +105,8 @@ impl LateEvents {
             partition = read.partition,
             offset = read.offset,
             state = state.as_str(),
-            "event older than its stream's correction horizon: kept in late_events"
+            reason,
+            "event too late for its windows or day: kept in late_events"
         );
         let source = self.topics.source(read.topic, read.partition, read.offset);
         self.pending.push(LateEventRow {
@@ -109,7 +116,7 @@ impl LateEvents {
             date_observed: read.time,
             hour: hour_of(read.time),
             count,
-            reason: BEYOND_CORRECTION_HORIZON,
+            reason,
             state,
             revision: 0,
             topic: read.topic.to_string(),

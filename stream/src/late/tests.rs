@@ -6,6 +6,7 @@ use super::*;
 use crate::families::testing::{decoded, plans_runtime};
 use crate::stage::StreamOptions;
 use crate::stage::dispatcher::Dispatcher;
+use vallee_schemas::tables::late::DAY_CLOSED;
 
 fn visit(id: &str, at: &str, count: i64) -> Decoded {
     decoded(
@@ -139,4 +140,48 @@ fn a_replay_starts_where_the_windows_need_it_not_where_late_events_judged() {
     assert_eq!(replay_start(&stored), Some(120));
     let stored = BTreeMap::from([(OutputTable::SitePresence, None), (TABLE, Some(400))]);
     assert_eq!(replay_start(&stored), None, "from the beginning");
+}
+
+#[test]
+fn a_reading_of_a_stations_closed_day_is_kept_as_day_closed_not_counted_in_it() {
+    let runtime = plans_runtime();
+    let options = StreamOptions::default();
+    let mut d = Dispatcher::new(&options, runtime.handle().clone());
+    let now = Instant::now();
+    let weather = |at: &str, temperature: f64| {
+        decoded(
+            Stream::Vineyards,
+            &format!(
+                r#"{{"id":"urn:ngsi-ld:WeatherObserved:st-1","type":"WeatherObserved","dateObserved":"{at}","temperature":{temperature},"precipitation":0}}"#
+            ),
+        )
+    };
+    // 10 May (local), then 12 May: the 10th and the 11th close.
+    let events = [
+        weather("2026-05-10T10:00:00Z", 18.0),
+        weather("2026-05-12T10:00:00Z", 20.0),
+        // A reading of the 10th comes back after a network cut.
+        weather("2026-05-10T14:00:00Z", 35.0),
+    ];
+    for (offset, event) in events.iter().enumerate() {
+        d.process(Stream::Vineyards, "v", 0, offset as i64, event, now)
+            .unwrap();
+        d.tick(now).unwrap();
+    }
+    let rows = d.drain_rows().unwrap();
+    let late = LateEventRow::from_batch(&rows[&TABLE]).unwrap();
+    assert_eq!(late.len(), 1);
+    assert_eq!(
+        (late[0].reason, late[0].state, late[0].offset),
+        (DAY_CLOSED, LateState::NotFoldable, 2)
+    );
+    // The 10th's row is its single reading's, not changed by the late one.
+    let days =
+        vallee_schemas::tables::VineRow::from_batch(&rows[&OutputTable::VineIndicators]).unwrap();
+    let tenth = days
+        .iter()
+        .find(|r| r.day.to_string() == "2026-05-10")
+        .unwrap();
+    assert_eq!(tenth.tmax, 18.0);
+    assert_eq!(d.too_late()[&Stream::Vineyards], 1);
 }

@@ -184,11 +184,11 @@ impl Dispatcher {
         self.bins.open_alert_rows()
     }
 
-    /// Rows later than their stream's correction horizon, kept in `late_events`, per
-    /// windowed stream (since this process started).
+    /// Rows too late for their windows or day, kept in `late_events`, per stream (since
+    /// this process started).
     pub fn too_late(&self) -> BTreeMap<Stream, u64> {
         let kept = self.late.kept();
-        [Stream::Beacons, Stream::Tourism]
+        [Stream::Beacons, Stream::Tourism, Stream::Vineyards]
             .into_iter()
             .map(|s| (s, kept.get(&s).copied().unwrap_or(0)))
             .collect()

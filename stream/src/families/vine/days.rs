@@ -128,7 +128,7 @@ impl Vine {
 }
 
 /// The instant a local (Europe/Paris) day ends.
-fn local_day_end(day: NaiveDate) -> DateTime<Utc> {
+pub(super) fn local_day_end(day: NaiveDate) -> DateTime<Utc> {
     use chrono::TimeZone;
     let next = day
         .succ_opt()

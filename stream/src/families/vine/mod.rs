@@ -95,6 +95,8 @@ pub struct Vine {
     fresh: Vec<AlertRow>,
     replay: ReplayTracker,
     topics: Topics,
+    /// Every local day ending at or before this was closed (the highest watermark seen).
+    closed_until: Option<DateTime<Utc>>,
 }
 
 impl Vine {
@@ -118,7 +120,15 @@ impl Vine {
             fresh: Vec::new(),
             replay: ReplayTracker::default(),
             topics: Topics::default(),
+            closed_until: None,
         }
+    }
+
+    /// Whether the station's local day of `t` was already closed.
+    fn day_closed(&self, t: DateTime<Utc>) -> bool {
+        let day = t.with_timezone(&chrono_tz::Europe::Paris).date_naive();
+        self.closed_until
+            .is_some_and(|c| days::local_day_end(day) <= c)
     }
 
     fn on_weather(&mut self, w: &WeatherRecord, t: DateTime<Utc>, source: &Source) {
@@ -216,8 +226,12 @@ impl Family for Vine {
     fn on_event(&mut self, event: &Decoded, read: Read<'_>) -> Result<Arrival> {
         self.replay
             .observe(read.stream, read.partition, read.time, read.offset);
-        let source = self.topics.source(read.topic, read.partition, read.offset);
         if let Decoded::Weather(w) = event {
+            if w.temperature.is_some() && self.day_closed(read.time) {
+                // Its day's row and the season after it are written: kept in `late_events`.
+                return Ok(Arrival::TooLate);
+            }
+            let source = self.topics.source(read.topic, read.partition, read.offset);
             self.on_weather(w, read.time, &source);
         }
         Ok(Arrival::Taken)
@@ -225,6 +239,9 @@ impl Family for Vine {
 
     fn advance(&mut self, clock: &EventClock) -> Result<()> {
         if let Some(w) = clock.watermark(Stream::Vineyards) {
+            // A closed day never reopens, even if the watermark moves back.
+            let w = self.closed_until.map_or(w, |c| c.max(w));
+            self.closed_until = Some(w);
             self.close_days(w);
         }
         Ok(())
