@@ -157,11 +157,10 @@ async fn photo_sweep(state: Arc<ApiState>, shutdown: CancellationToken) {
             .read()
             .expect("view lock")
             .photos_named();
-        match tokio::task::spawn_blocking(move || store.sweep(&named, &erased)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(removed)) => tracing::info!(removed, "photos deleted (unclaimed or erased)"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "photos: the sweep failed"),
-            Err(e) => tracing::warn!(error = %e, "photos: the sweep stopped"),
+        match store.sweep(&named, &erased).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "photos deleted (unclaimed or erased)"),
+            Err(e) => tracing::warn!(error = %e, "photos: the sweep failed"),
         }
         wait = Duration::from_secs(3600);
     }

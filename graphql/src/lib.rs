@@ -237,16 +237,10 @@ impl Api {
         let research = published(&options.research_dir, Audience::Researchers)?;
         let auth = auth::Authenticator::new(&secret, options.staff.clone());
         let sensors = Arc::new(sensors::SensorReader::new(lake.clone(), &options.limits));
-        // Beside the tables on a local lake; under the public lake's folder when the
-        // tables are on object storage (photos are files this replica serves itself).
-        let photo_root = lake
-            .root()
-            .to_file_path()
-            .unwrap_or_else(|()| options.public_dir.clone());
-        let photos = Some(Arc::new(media::PhotoStore::open(
-            &photo_root,
-            options.limits.max_photo_store_bytes,
-        )?));
+        // Beside the tables: in their folder, or in their bucket (shared by the replicas).
+        let photos = Some(Arc::new(
+            media::PhotoStore::open(&lake, options.limits.max_photo_store_bytes).await?,
+        ));
         let mut commands =
             commands::Commands::new(citizens.clone(), contacts.clone(), auth.clone(), &options)
                 .with_bins(sensors.clone());

@@ -10,6 +10,7 @@
 //!  no XMP, no comment
 //!     ▼
 //!  <lake root>/_media/photos/<sha-256 of the JPEG>.jpg   ─► 201 {"photoId": …}
+//!  (a folder beside the tables, or the lake's bucket: replicas share it)
 //!
 //!  submitReport(input: {photos: [id…]})   up to 3, each in the store
 //!  moderateReportPhoto(id, photoId, visible) (staff of the report's scope)
@@ -18,13 +19,14 @@
 //! ```
 //!
 //! The store is content-addressed (the same photo sent twice is one file) and lives under
-//! the lake's root, in a folder no Delta reader opens (`_media`). A photo no report
+//! the lake's root, in a folder no Delta reader opens (`_media`): on disk beside the
+//! tables, or in their bucket, where a photo sent to one replica joins a report submitted
+//! through another and either serves it. A photo no report
 //! names a day after it was sent, or whose report's texts were erased, is deleted by
 //! [`PhotoStore::sweep`], run hourly by the API.
 
 use std::collections::HashSet;
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -35,9 +37,13 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, PutPayload};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use vallee_lake::{Blobs, Lake};
 
 use crate::ApiState;
 use crate::auth::Caller;
@@ -123,116 +129,130 @@ pub fn is_photo_id(id: &str) -> bool {
     id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// The photos on disk.
+/// The photos, in the lake's place: a folder beside the tables, or the lake's bucket
+/// (which every replica then shares).
 #[derive(Debug)]
 pub struct PhotoStore {
-    dir: PathBuf,
-    /// Bytes stored (read at start, kept up to date).
+    blobs: Blobs,
+    /// Bytes stored (read at start, kept up to date by this process; replicas sharing a
+    /// bucket each count their own puts since they started).
     used: AtomicU64,
     quota: u64,
 }
 
 impl PhotoStore {
-    /// The store under `lake_root` (`_media/photos`), created if missing, holding at most
-    /// `quota` bytes.
-    pub fn open(lake_root: &Path, quota: u64) -> std::io::Result<Self> {
-        let dir = lake_root.join("_media").join("photos");
-        std::fs::create_dir_all(&dir)?;
+    /// The store `_media/photos` under the lake's root, holding at most `quota` bytes.
+    pub async fn open(lake: &Lake, quota: u64) -> std::io::Result<Self> {
+        let blobs = lake
+            .blobs("_media/photos")
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Self::on(blobs, quota).await
+    }
+
+    async fn on(blobs: Blobs, quota: u64) -> std::io::Result<Self> {
         let store = PhotoStore {
-            dir,
+            blobs,
             used: AtomicU64::new(0),
             quota,
         };
-        let used = store.files()?.iter().map(|(_, _, len)| len).sum();
+        let used = store.files().await?.iter().map(|(_, _, len)| len).sum();
         store.used.store(used, Ordering::Relaxed);
         Ok(store)
     }
 
-    fn path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.jpg"))
+    fn path(&self, id: &str) -> ObjectPath {
+        self.blobs.path(&format!("{id}.jpg"))
     }
 
     /// Whether photo `id` is stored.
-    pub fn contains(&self, id: &str) -> bool {
-        is_photo_id(id) && self.path(id).is_file()
+    pub async fn contains(&self, id: &str) -> bool {
+        is_photo_id(id) && self.blobs.store.head(&self.path(id)).await.is_ok()
     }
 
     /// Photo `id`'s JPEG.
-    pub fn read(&self, id: &str) -> std::io::Result<Vec<u8>> {
+    pub async fn read(&self, id: &str) -> std::io::Result<Vec<u8>> {
         if !is_photo_id(id) {
             return Err(std::io::ErrorKind::NotFound.into());
         }
-        std::fs::read(self.path(id))
+        let got = self.blobs.store.get(&self.path(id)).await.map_err(io)?;
+        Ok(got.bytes().await.map_err(io)?.to_vec())
     }
 
-    /// Stores a re-encoded photo (synced; written whole or not at all). `None`: the store
-    /// is full.
-    pub fn put(&self, jpeg: &[u8]) -> std::io::Result<Option<String>> {
+    /// Stores a re-encoded photo (written whole or not at all; on disk, synced). `None`:
+    /// the store is full.
+    pub async fn put(&self, jpeg: &[u8]) -> std::io::Result<Option<String>> {
         let id = hex::encode(Sha256::digest(jpeg));
         let path = self.path(&id);
-        if path.is_file() {
-            // Sent again: its day to be joined to a report starts again.
-            std::fs::File::options()
-                .write(true)
-                .open(&path)?
-                .set_modified(SystemTime::now())?;
-            return Ok(Some(id));
-        }
+        let known = self.blobs.store.head(&path).await.is_ok();
         let len = jpeg.len() as u64;
-        if self.used.load(Ordering::Relaxed) + len > self.quota {
+        if !known && self.used.load(Ordering::Relaxed) + len > self.quota {
             return Ok(None);
         }
-        let partial = self.dir.join(format!(".{id}.{}.part", std::process::id()));
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&partial)?;
-            f.write_all(jpeg)?;
-            f.sync_all()?;
+        // Sent again: written again, so that its day to be joined to a report starts again.
+        let payload = PutPayload::from(Bytes::copy_from_slice(jpeg));
+        self.blobs.store.put(&path, payload).await.map_err(io)?;
+        if let Some(dir) = &self.blobs.local {
+            std::fs::File::open(dir.join(format!("{id}.jpg")))?.sync_all()?;
         }
-        std::fs::rename(&partial, &path)?;
-        self.used.fetch_add(len, Ordering::Relaxed);
+        if !known {
+            self.used.fetch_add(len, Ordering::Relaxed);
+        }
         Ok(Some(id))
     }
 
     /// Every stored photo: id, last change, bytes.
-    fn files(&self) -> std::io::Result<Vec<(String, SystemTime, u64)>> {
+    async fn files(&self) -> std::io::Result<Vec<(String, SystemTime, u64)>> {
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        let mut listed = self.blobs.store.list(Some(&self.blobs.prefix));
+        while let Some(meta) = listed.next().await {
+            let meta = meta.map_err(io)?;
+            let Some(name) = meta.location.filename() else {
+                continue;
+            };
             let Some(id) = name.strip_suffix(".jpg").filter(|i| is_photo_id(i)) else {
                 continue;
             };
-            let meta = entry.metadata()?;
-            out.push((id.to_string(), meta.modified()?, meta.len()));
+            out.push((id.to_string(), meta.last_modified.into(), meta.size));
         }
         Ok(out)
     }
 
     /// Deletes the photos no report in `named` names that are older than
     /// [`UNCLAIMED_FOR`], and those in `erased`. Returns how many went.
-    pub fn sweep(
+    pub async fn sweep(
         &self,
         named: &HashSet<String>,
         erased: &HashSet<String>,
     ) -> std::io::Result<usize> {
         let now = SystemTime::now();
         let mut removed = 0;
-        for (id, modified, len) in self.files()? {
+        for (id, modified, len) in self.files().await? {
             let unclaimed = !named.contains(&id)
                 && now.duration_since(modified).unwrap_or_default() > UNCLAIMED_FOR;
             if unclaimed || erased.contains(&id) {
-                match std::fs::remove_file(self.path(&id)) {
+                match self.blobs.store.delete(&self.path(&id)).await {
                     Ok(()) => {
-                        self.used.fetch_sub(len, Ordering::Relaxed);
+                        self.used.fetch_sub(len.min(self.used()), Ordering::Relaxed);
                         removed += 1;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
+                    // Another replica swept it first.
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(io(e)),
                 }
             }
         }
         Ok(removed)
+    }
+
+    fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+fn io(e: object_store::Error) -> std::io::Error {
+    match e {
+        object_store::Error::NotFound { .. } => std::io::ErrorKind::NotFound.into(),
+        other => std::io::Error::other(other.to_string()),
     }
 }
 
@@ -295,43 +315,46 @@ async fn upload(
     let Ok(_turn) = ENCODING.acquire().await else {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "the hub is stopping");
     };
-    let done = tokio::task::spawn_blocking(move || {
-        let (jpeg, width, height) = reencode(&body)?;
-        let id = store
+    let encoded = tokio::task::spawn_blocking(move || reencode(&body)).await;
+    let done = match encoded {
+        Ok(Ok((jpeg, width, height))) => store
             .put(&jpeg)
-            .map_err(|e| PhotoRefused::Broken(format!("cannot store it: {e}")))?;
-        Ok::<_, PhotoRefused>(id.map(|id| Stored {
-            id,
-            width,
-            height,
-            bytes: jpeg.len(),
-        }))
-    })
-    .await;
+            .await
+            .map(|id| {
+                id.map(|id| Stored {
+                    id,
+                    width,
+                    height,
+                    bytes: jpeg.len(),
+                })
+            })
+            .map_err(|e| PhotoRefused::Broken(format!("cannot store it: {e}"))),
+        Ok(Err(refused)) => Err(refused),
+        Err(e) => {
+            tracing::error!(error = %e, "re-encoding a photo failed");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the photo could not be read",
+            );
+        }
+    };
     match done {
-        Ok(Ok(Some(s))) => (
+        Ok(Some(s)) => (
             StatusCode::CREATED,
             axum::Json(
                 json!({"photoId": s.id, "width": s.width, "height": s.height, "bytes": s.bytes}),
             ),
         )
             .into_response(),
-        Ok(Ok(None)) => refuse(
+        Ok(None) => refuse(
             StatusCode::INSUFFICIENT_STORAGE,
             "the photo store is full: try again later",
         ),
-        Ok(Err(PhotoRefused::NotAPhoto)) => refuse(
+        Err(PhotoRefused::NotAPhoto) => refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PhotoRefused::NotAPhoto.to_string(),
         ),
-        Ok(Err(e)) => refuse(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-        Err(e) => {
-            tracing::error!(error = %e, "re-encoding a photo failed");
-            refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the photo could not be read",
-            )
-        }
+        Err(e) => refuse(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     }
 }
 
@@ -376,7 +399,7 @@ async fn photo(
         return not_found();
     };
     let id = id.to_string();
-    let Ok(Ok(jpeg)) = tokio::task::spawn_blocking(move || store.read(&id)).await else {
+    let Ok(jpeg) = store.read(&id).await else {
         return not_found();
     };
     let cache = if public {
@@ -514,42 +537,70 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn the_store_keeps_one_copy_within_its_quota_and_sweeps_the_unclaimed() {
+    /// The store on a folder, as a lake in a folder opens it.
+    async fn store_in(dir: &std::path::Path, quota: u64) -> PhotoStore {
+        let blobs = Blobs {
+            store: Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap()),
+            prefix: ObjectPath::default(),
+            local: Some(dir.to_path_buf()),
+        };
+        PhotoStore::on(blobs, quota).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_store_keeps_one_copy_within_its_quota_and_sweeps_the_unclaimed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = PhotoStore::open(dir.path(), 1_000).unwrap();
-        let id = store.put(&[1u8; 600]).unwrap().unwrap();
-        assert!(is_photo_id(&id) && store.contains(&id));
+        let store = store_in(dir.path(), 1_000).await;
+        let id = store.put(&[1u8; 600]).await.unwrap().unwrap();
+        assert!(is_photo_id(&id) && store.contains(&id).await);
+        assert!(
+            dir.path().join(format!("{id}.jpg")).is_file(),
+            "beside the tables"
+        );
         assert_eq!(
-            store.put(&[1u8; 600]).unwrap(),
+            store.put(&[1u8; 600]).await.unwrap(),
             Some(id.clone()),
             "one copy"
         );
-        assert_eq!(store.put(&[2u8; 600]).unwrap(), None, "over the quota");
-        assert!(!store.contains("../../etc/passwd") && store.read("..").is_err());
+        assert_eq!(
+            store.put(&[2u8; 600]).await.unwrap(),
+            None,
+            "over the quota"
+        );
+        assert!(!store.contains("../../etc/passwd").await && store.read("..").await.is_err());
         // Named by a report: kept; the report erased: gone, and its room back.
         let named: HashSet<String> = [id.clone()].into();
-        assert_eq!(store.sweep(&named, &HashSet::new()).unwrap(), 0);
-        assert_eq!(store.sweep(&named, &named).unwrap(), 1);
-        assert!(store.put(&[2u8; 600]).unwrap().is_some());
+        assert_eq!(store.sweep(&named, &HashSet::new()).await.unwrap(), 0);
+        assert_eq!(store.sweep(&named, &named).await.unwrap(), 1);
+        assert!(store.put(&[2u8; 600]).await.unwrap().is_some());
         // Reopened, the store counts what it holds.
-        let again = PhotoStore::open(dir.path(), 1_000).unwrap();
-        assert_eq!(again.put(&[3u8; 600]).unwrap(), None);
+        let again = store_in(dir.path(), 1_000).await;
+        assert_eq!(again.put(&[3u8; 600]).await.unwrap(), None);
         // Unclaimed for two days: swept, unless sent again meanwhile.
         let old = |id: &str| {
             std::fs::File::options()
                 .write(true)
-                .open(again.path(id))
+                .open(dir.path().join(format!("{id}.jpg")))
                 .unwrap()
                 .set_modified(SystemTime::now() - 2 * UNCLAIMED_FOR)
                 .unwrap();
         };
-        let kept = again.put(&[2u8; 600]).unwrap().unwrap();
+        let kept = again.put(&[2u8; 600]).await.unwrap().unwrap();
         old(&kept);
-        assert_eq!(again.put(&[2u8; 600]).unwrap(), Some(kept.clone()));
-        assert_eq!(again.sweep(&HashSet::new(), &HashSet::new()).unwrap(), 0);
+        assert_eq!(again.put(&[2u8; 600]).await.unwrap(), Some(kept.clone()));
+        assert_eq!(
+            again.sweep(&HashSet::new(), &HashSet::new()).await.unwrap(),
+            0
+        );
         old(&kept);
-        assert_eq!(again.sweep(&HashSet::new(), &HashSet::new()).unwrap(), 1);
-        assert!(!again.contains(&kept));
+        assert_eq!(
+            again.sweep(&HashSet::new(), &HashSet::new()).await.unwrap(),
+            1
+        );
+        assert!(!again.contains(&kept).await);
+        assert_eq!(
+            again.read(&kept).await.unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
     }
 }

@@ -30,12 +30,15 @@
 //! - [`latest`] — [`Latest`], the latest row per key of a table: the one view readers use.
 //! - [`replace`] — whole-table rewrites (the published lakes).
 //! - [`upkeep`] — compaction, vacuum, checkpoints.
+//! - [`blobs`] — objects beside the tables in none of them (report photos), on disk or
+//!   in the lake's bucket.
 //! - [`check`] — finding damaged data files and setting them aside.
 //! - [`udf`] — the domain formulas as DataFusion functions (`vallee_gdd`, …).
 //!
 //! The tables' contract (names, schemas, keys, [`LakeTable`]) is `vallee_schemas::tables`.
 
 pub mod append;
+pub mod blobs;
 pub mod check;
 mod error;
 pub mod latest;
@@ -52,6 +55,7 @@ mod txn_versions;
 pub mod udf;
 pub mod upkeep;
 
+pub use blobs::Blobs;
 pub use error::{CommitFailure, Error, Result};
 pub use latest::Latest;
 pub use offsets::{Progress, app_id};

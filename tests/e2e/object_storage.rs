@@ -203,6 +203,43 @@ async fn ingest_killed_at_any_moment_lands_everything_once_in_a_bucket() {
         answers[0], answers[1],
         "two replicas on one bucket disagree"
     );
+    // A resident's browser sends a photo to one replica and the report to the other (one
+    // address, a load balancer between): the photo is in the bucket, the report takes it.
+    let sent = replicas[0]
+        .client
+        .post(replicas[0].url("/media/v1/photos"))
+        .header("content-type", "image/jpeg")
+        .body(crate::photos::phone_photo())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status().as_u16(), 201);
+    let photo = sent.json::<serde_json::Value>().await.unwrap()["photoId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let submit =
+        "mutation($input: SubmitReportInput!) { submitReport(input: $input) { report { id } } }";
+    let graffiti = json!({"input": {"serviceCode": "graffiti", "description": "Tag sur le mur de la gare",
+        "lat": 43.6521, "long": 3.5512, "photos": [photo.clone()]}});
+    // Refused (BAD_USER_INPUT) when the replica does not find the photo in its store; the
+    // public does not see a photo the town hall has not accepted yet.
+    let submitted = replicas[1].ok(None, submit, graffiti).await;
+    assert!(
+        submitted["submitReport"]["report"]["id"].is_string(),
+        "{submitted}"
+    );
+    assert!(
+        !world.dir.path().join("replica-a").join("_media").exists()
+            && !world
+                .dir
+                .path()
+                .join("replica-a")
+                .join("public")
+                .join("_media")
+                .exists(),
+        "the photo stayed on the replica that took it"
+    );
     // The published copies follow the lake into the bucket (`<prefix>/_public/`).
     let public = reopened
         .beside("public", &world.dir.path().join("unused"))

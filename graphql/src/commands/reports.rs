@@ -103,7 +103,7 @@ impl Commands {
         }
         let contact = checked_contact(report.contact)?;
         let address_string = opt_text("addressString", report.address_string, 500)?;
-        let photos = self.checked_photos(report.photos)?;
+        let photos = self.checked_photos(report.photos).await?;
         let agency = match service.competence {
             Competence::Commune => format!("Mairie de {}", commune.name),
             Competence::Intercommunality => INTERCOMMUNALITY.to_string(),
@@ -299,7 +299,7 @@ impl Commands {
 
     /// The photos a new report joins: at most three, each sent to the photo store before
     /// and joined to no other report.
-    fn checked_photos(&self, photos: Vec<String>) -> Result<Vec<String>> {
+    async fn checked_photos(&self, photos: Vec<String>) -> Result<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
         for id in photos {
             if !out.contains(&id) {
@@ -318,10 +318,12 @@ impl Commands {
         let Some(store) = &self.photos else {
             return Err(CommandError::bad("photos are not kept here"));
         };
-        if let Some(id) = out.iter().find(|id| !store.contains(id)) {
-            return Err(CommandError::bad(format!(
-                "photos: {id:?} is not a photo sent to POST /media/v1/photos (or it expired)"
-            )));
+        for id in &out {
+            if !store.contains(id).await {
+                return Err(CommandError::bad(format!(
+                    "photos: {id:?} is not a photo sent to POST /media/v1/photos (or it expired)"
+                )));
+            }
         }
         let view = self.citizens.view.read().expect("view lock");
         for id in &out {
