@@ -350,13 +350,18 @@ impl StageStatus for HubStatus {
             recoveries: stats.recoveries.load(Relaxed),
         });
         let stream = self.live.iter().map(|live| {
-            let (health, recoveries) = {
+            let (health, broadcast, recoveries) = {
                 let view = live.read().unwrap_or_else(|p| p.into_inner());
-                (view.health.clone(), view.recoveries)
+                let broadcast = view.broadcast_health.partitions.clone();
+                (view.health.clone(), broadcast, view.recoveries)
             };
+            // The trucks' partitions a member reads whole, outside the group, beside the
+            // group's.
+            let mut health = vallee_kafka::probe::read(&health);
+            health.partitions.extend(broadcast);
             StagePartitions {
                 stage: "stream",
-                health: vallee_kafka::probe::read(&health),
+                health,
                 stall_after: self.stall_after,
                 recoveries,
             }

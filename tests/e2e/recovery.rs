@@ -425,6 +425,23 @@ async fn a_stream_partition_nobody_reads_fails_readiness_by_name_until_its_membe
         || async { http_get(http, "/readyz").is_ok_and(|(status, _)| status == 200) },
     )
     .await;
+    // The trucks' partitions, which every member reads whole outside the group (no group
+    // progress of theirs for the probe), are watched too, from the member's own client.
+    let trucks = world.topics[&vallee_schemas::contract::Stream::WasteVehicles].clone();
+    eventually(
+        Duration::from_secs(60),
+        "the trucks' partitions watched and flowing",
+        || async {
+            http_get(http, "/metrics").is_ok_and(|(_, m)| {
+                (0..3).all(|p| {
+                    m.contains(&format!(
+                        "vallee_partition_lag{{stage=\"stream\",topic=\"{trucks}\",partition=\"{p}\"}} 0"
+                    ))
+                })
+            })
+        },
+    )
+    .await;
     for child in [&mut zero, &mut one] {
         terminate(child);
         assert!(wait_exit(child, Duration::from_secs(30)).await.success());

@@ -30,18 +30,20 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
+use vallee_kafka::watch::Observation;
 use vallee_kafka::{ConsumerSettings, Membership, TopicMap};
 use vallee_lake::{Lake, LakeTable};
 use vallee_schemas::contract::Stream;
 use vallee_schemas::tables::OutputTable;
 
 use super::StreamOptions;
-use super::empty_partitions::{STATISTICS_INTERVAL, empty_partitions};
+use super::empty_partitions::{STATISTICS_INTERVAL, empty_partitions, partition_progress};
 use crate::Result;
 
 /// The streams the stage computes from.
@@ -94,6 +96,9 @@ pub struct StageContext {
     owned: Mutex<Vec<(String, i32)>>,
     /// Partitions the latest client statistics found empty from where they started.
     empty: Mutex<Vec<(String, i32)>>,
+    /// Each assigned partition's progress in the latest client statistics, and when they
+    /// came (what the stall watch reads of the broadcast consumer).
+    progress: Mutex<Option<(Instant, Vec<Observation>)>>,
     /// Held while an output commit runs (its offsets are not in the lake yet).
     gate: CommitGate,
     /// Partitions were revoked since the worker last looked: its state is another
@@ -112,6 +117,7 @@ impl StageContext {
             assigned: Mutex::default(),
             owned: Mutex::default(),
             empty: Mutex::default(),
+            progress: Mutex::default(),
             revoked: AtomicBool::new(false),
         }
     }
@@ -153,6 +159,14 @@ impl StageContext {
     /// The assignments made since the last call.
     pub fn take_assignments(&self) -> Vec<Assignment> {
         std::mem::take(&mut *self.assigned.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Each assigned partition's progress in the latest statistics, and when they came.
+    pub fn progress(&self) -> Option<(Instant, Vec<Observation>)> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The partitions the latest statistics found empty (each told once).
@@ -197,6 +211,10 @@ impl ClientContext for StageContext {
         match empty_partitions(statistics) {
             Ok(empty) => *self.empty.lock().unwrap_or_else(|p| p.into_inner()) = empty,
             Err(e) => tracing::warn!(error = %e, "unreadable Kafka client statistics"),
+        }
+        if let Ok(progress) = partition_progress(statistics) {
+            *self.progress.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((Instant::now(), progress));
         }
     }
 }

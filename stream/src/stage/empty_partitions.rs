@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
+use vallee_kafka::watch::Observation;
 
 /// How often librdkafka reports its statistics (`statistics.interval.ms`): an empty
 /// partition stops holding the watermark at most this long after its first fetch.
@@ -51,6 +52,40 @@ struct PartitionStatistics {
     hi_offset: i64,
     /// Messages of this partition received by this client.
     rxmsgs: u64,
+    /// The offset after the last message handed to the stage (negative before any).
+    #[serde(default = "unknown")]
+    app_offset: i64,
+    /// The broker's low-water mark (negative while unknown).
+    #[serde(default = "unknown")]
+    lo_offset: i64,
+}
+
+fn unknown() -> i64 {
+    -1
+}
+
+/// Each assigned partition's progress as `statistics` shows it: its ends from the last
+/// fetch response and how far this client handed messages to the stage. What the stall
+/// watch needs of a consumer that commits nothing to a group (the trucks' broadcast
+/// consumer of a stage member: no probe reads its progress from the broker).
+pub fn partition_progress(statistics: &[u8]) -> serde_json::Result<Vec<Observation>> {
+    let statistics: ClientStatistics = serde_json::from_slice(statistics)?;
+    Ok(statistics
+        .topics
+        .into_iter()
+        .flat_map(|(topic, t)| {
+            t.partitions
+                .into_values()
+                .filter(|p| p.partition >= 0 && p.desired && p.hi_offset >= 0)
+                .map(move |p| Observation {
+                    topic: topic.clone(),
+                    partition: p.partition,
+                    low: p.lo_offset.max(0),
+                    end: p.hi_offset,
+                    committed: (p.app_offset >= 0).then_some(p.app_offset),
+                })
+        })
+        .collect())
 }
 
 /// The `(topic, partition)` pairs that `statistics` (librdkafka's JSON) shows empty from
@@ -123,6 +158,32 @@ mod tests {
                 ("valley.beacons".to_string(), 6)
             ]
         );
+    }
+
+    #[test]
+    fn progress_is_each_assigned_partitions_ends_and_what_the_stage_was_handed() {
+        let progress = partition_progress(statistics().as_bytes()).unwrap();
+        let got: Vec<_> = progress
+            .iter()
+            .map(|o| (o.partition, o.low, o.end, o.committed))
+            .collect();
+        // Not ours (4), the internal one (-1) and those with no fetch response yet (3, 5)
+        // are left out; nothing handed to the stage yet: no progress of its own.
+        assert_eq!(
+            got,
+            vec![
+                (0, 0, 0, None),
+                (1, 0, 5000, None),
+                (2, 0, 5000, None),
+                (6, 0, 340, None)
+            ]
+        );
+        let handed = statistics().replace(
+            r#""next_offset": 1200, "app_offset": -1001"#,
+            r#""next_offset": 1200, "app_offset": 1180"#,
+        );
+        let progress = partition_progress(handed.as_bytes()).unwrap();
+        assert_eq!(progress[1].committed, Some(1180));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use vallee_kafka::SharedHealth;
+use vallee_kafka::{SharedHealth, StageHealth};
 use vallee_schemas::contract::Stream;
 use vallee_schemas::tables::AlertRow;
 
@@ -39,6 +39,10 @@ pub struct LiveView {
     /// Each input partition's lag and stall, sampled every few seconds by the stage's
     /// probe (shared: the probe writes it, readiness and metrics read it).
     pub health: SharedHealth,
+    /// The same of the trucks' partitions when members share the others: every member
+    /// reads them whole, outside the group, so no group progress of theirs reaches the
+    /// probe; the stage watches its broadcast consumer's own statistics instead.
+    pub broadcast_health: StageHealth,
     /// Fresh consumers started because partitions stopped flowing (a stall, or no
     /// partition at all from the group), or because another member committed this one's
     /// partitions (it had been presumed dead).

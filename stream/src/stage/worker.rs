@@ -30,7 +30,8 @@ use rdkafka::message::Message;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use vallee_kafka::probe::{ProbeTiming, spawn_probe};
-use vallee_kafka::{KafkaOptions, RejoinPolicy, SharedHealth};
+use vallee_kafka::watch::PartitionWatch;
+use vallee_kafka::{KafkaOptions, RejoinPolicy, SharedHealth, StageHealth};
 use vallee_lake::Lake;
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::{Decoded, Rejection};
@@ -88,6 +89,7 @@ pub fn run_blocking(
         last_flush: now,
         last_health_check: now,
         last_partitions_check: now,
+        broadcast_watch: PartitionWatch::default(),
         options,
         lake,
         live,
@@ -142,6 +144,8 @@ struct Worker {
     last_flush: Instant,
     last_health_check: Instant,
     last_partitions_check: Instant,
+    /// Progress of the broadcast consumer's partitions, from its statistics.
+    broadcast_watch: PartitionWatch,
 }
 
 impl Worker {
@@ -235,6 +239,7 @@ impl Worker {
                 self.last_health_check = Instant::now();
                 let now = Instant::now();
                 let owns = self.options.membership.assigns_itself() || owned;
+                self.watch_broadcast(now);
                 if self.rejoin.should_rejoin(owns, now)
                     || self.rejoin.should_rejoin_stalled(self.stalled(), now)
                 {
@@ -319,10 +324,50 @@ impl Worker {
             .filter(|h| membership.owns(h.partition))
             .map(|h| format!("{}[{}] (lag {})", h.topic, h.partition, h.lag))
             .collect();
+        let broadcast = self
+            .live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .broadcast_health
+            .clone();
+        let stuck_broadcast: Vec<String> = if broadcast.is_stale(MAX_SAMPLE_AGE, Instant::now()) {
+            Vec::new()
+        } else {
+            broadcast
+                .stalled(self.options.kafka.stall_after)
+                .iter()
+                .map(|h| {
+                    format!(
+                        "{}[{}] (lag {}, read by every member)",
+                        h.topic, h.partition, h.lag
+                    )
+                })
+                .collect()
+        };
+        let stuck: Vec<String> = stuck.into_iter().chain(stuck_broadcast).collect();
         if !stuck.is_empty() {
             tracing::warn!(partitions = ?stuck, stall_after = ?self.options.kafka.stall_after, "partitions not flowing");
         }
         !stuck.is_empty()
+    }
+
+    /// The broadcast consumer's partitions (members sharing the others only), judged from
+    /// its client statistics as the probe judges the group's: lag nobody moves. A sample
+    /// that stopped coming (the consumer no longer polled) leaves the health to go stale.
+    fn watch_broadcast(&mut self, now: Instant) {
+        let sample = self.broadcast.as_ref().and_then(|b| b.context().progress());
+        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+        match sample {
+            Some((at, observations)) if live.broadcast_health.sampled_at != Some(at) => {
+                live.broadcast_health = StageHealth {
+                    sampled_at: Some(at),
+                    partitions: self.broadcast_watch.observe(&observations, now),
+                    error: None,
+                };
+            }
+            Some(_) => {}
+            None => live.broadcast_health = StageHealth::default(),
+        }
     }
 
     /// Commits what was read (unless another member has taken it over), then starts over
@@ -352,6 +397,8 @@ impl Worker {
     fn fresh_broadcast(&mut self) -> Result<()> {
         let gate = self.committer.gate();
         self.broadcast = create_broadcast(&self.options, &self.lake, &self.handle, gate)?;
+        // A new consumer starts its own progress: nothing it inherits is stalled.
+        self.broadcast_watch = PartitionWatch::default();
         Ok(())
     }
 
