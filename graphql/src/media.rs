@@ -192,7 +192,10 @@ impl PhotoStore {
         let payload = PutPayload::from(Bytes::copy_from_slice(jpeg));
         self.blobs.store.put(&path, payload).await.map_err(io)?;
         if let Some(dir) = &self.blobs.local {
-            std::fs::File::open(dir.join(format!("{id}.jpg")))?.sync_all()?;
+            let file = dir.join(format!("{id}.jpg"));
+            tokio::task::spawn_blocking(move || std::fs::File::open(file)?.sync_all())
+                .await
+                .map_err(std::io::Error::other)??;
         }
         if !known {
             self.used.fetch_add(len, Ordering::Relaxed);
@@ -225,27 +228,25 @@ impl PhotoStore {
         erased: &HashSet<String>,
     ) -> std::io::Result<usize> {
         let now = SystemTime::now();
-        let mut removed = 0;
+        let (mut removed, mut kept) = (0, 0);
         for (id, modified, len) in self.files().await? {
             let unclaimed = !named.contains(&id)
                 && now.duration_since(modified).unwrap_or_default() > UNCLAIMED_FOR;
-            if unclaimed || erased.contains(&id) {
-                match self.blobs.store.delete(&self.path(&id)).await {
-                    Ok(()) => {
-                        self.used.fetch_sub(len.min(self.used()), Ordering::Relaxed);
-                        removed += 1;
-                    }
-                    // Another replica swept it first.
-                    Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(io(e)),
-                }
+            if !(unclaimed || erased.contains(&id)) {
+                kept += len;
+                continue;
+            }
+            match self.blobs.store.delete(&self.path(&id)).await {
+                Ok(()) => removed += 1,
+                // Another replica swept it first.
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(io(e)),
             }
         }
+        // What the store holds now, whoever sent or deleted it (replicas sharing a bucket
+        // each count their own uploads between sweeps).
+        self.used.store(kept, Ordering::Relaxed);
         Ok(removed)
-    }
-
-    fn used(&self) -> u64 {
-        self.used.load(Ordering::Relaxed)
     }
 }
 

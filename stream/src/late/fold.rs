@@ -64,6 +64,10 @@ pub async fn run(lake: &Lake) -> Result<Folded> {
         lake.ensure(table).await?;
     }
     lake.ensure(Table::SiteVisits).await?;
+    // The fold numbers before anything is read: a fold that commits meanwhile makes this
+    // one's commits refused (it read what that one changed).
+    let presence_folds = fold_number(lake, OutputTable::SitePresence).await?;
+    let late_folds = fold_number(lake, TABLE).await?;
     let pending: Vec<LateEventRow> = lake
         .rows(&format!(
             "SELECT * FROM ({}) WHERE state = '{}' AND stream = '{}'",
@@ -139,7 +143,7 @@ pub async fn run(lake: &Lake) -> Result<Folded> {
         });
     }
     if let Some(batch) = PresenceRow::to_batch(OutputTable::SitePresence, &rows)? {
-        append_fenced(lake, OutputTable::SitePresence, batch).await?;
+        append_fenced(lake, OutputTable::SitePresence, presence_folds, batch).await?;
     }
     let folded: Vec<LateEventRow> = pending
         .into_iter()
@@ -154,19 +158,24 @@ pub async fn run(lake: &Lake) -> Result<Folded> {
     report.folded = folded.len();
     report.not_landed = report.pending - report.folded;
     if let Some(batch) = LateEventRow::to_batch(TABLE, &folded)? {
-        append_fenced(lake, TABLE, batch).await?;
+        append_fenced(lake, TABLE, late_folds, batch).await?;
     }
     Ok(report)
 }
 
-/// `batch` appended to `table` with the next fold number: refused when another fold
-/// committed to the table since this one read its number.
+/// The number of the last fold committed to `table` (`None`: none yet).
+async fn fold_number(lake: &Lake, table: OutputTable) -> Result<Option<i64>> {
+    Ok(lake.committed_offsets(table, WRITER, FOLDS, &[0]).await?[&0])
+}
+
+/// `batch` appended to `table` with the fold number after `previous`: refused when
+/// another fold committed to the table since this one read `previous`.
 async fn append_fenced(
     lake: &Lake,
     table: OutputTable,
+    previous: Option<i64>,
     batch: arrow::array::RecordBatch,
 ) -> Result<()> {
-    let previous = lake.committed_offsets(table, WRITER, FOLDS, &[0]).await?[&0];
     let progress = Progress {
         topic: FOLDS.to_string(),
         partition: 0,

@@ -11,12 +11,14 @@
 //!
 //! # Exactly once
 //! `late_events` records, per source partition, the offset after the last event the stage
-//! had judged when it committed (the other outputs record where a replay must start).
-//! A replay after a restart or a rebalance reads events again from an earlier offset: those
-//! below the recorded one were judged by the run before and their rows are in the table,
-//! so they are not written again ([`LateEvents::recorded`]). The table records its offset
-//! only in a commit that carries rows: an event judged since, not committed, is read
-//! again by the replay (it starts at or before the other outputs' offsets).
+//! had judged when it committed, at every commit (the other outputs record where a replay
+//! must start). A replay after a restart or a rebalance reads events again from an
+//! earlier offset: those below the recorded one were judged by the run before and their
+//! rows are in the table, so they are not written again ([`LateEvents::recorded`]); an
+//! event judged since, not committed, is read again by the replay (it starts at or before
+//! the other outputs' offsets) and judged again. A resumed partition's replay ignores what
+//! is older than the hours it rebuilds (`ResumeFloors`): such an event, read after the
+//! last commit, is beyond the horizon and kept as late.
 //!
 //! # Why beacons are not folded
 //! A footfall window counts distinct devices. Their pseudonymous tokens live in memory and

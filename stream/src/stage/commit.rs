@@ -21,8 +21,7 @@
 //! serve whichever member restarts.
 //!
 //! `late_events` is the exception: it records the offset after the last message read (how
-//! far events were judged late or not), and only in a commit carrying rows
-//! ([`crate::late`]).
+//! far events were judged late or not) at every commit where it moved ([`crate::late`]).
 //!
 //! After each successful output commit, the stage also commits to its consumer group, per
 //! partition, the next offset after the last message whose results are committed. That
@@ -311,9 +310,7 @@ impl Committer {
             let records_broadcast = self.records_broadcast(output);
             let mut progress = Vec::new();
             if output == crate::late::TABLE {
-                if batch.is_some() {
-                    progress = self.read_positions(output);
-                }
+                progress = self.read_positions(output);
             } else {
                 self.replay_progress(output, &positions, records_broadcast, &mut progress);
             }

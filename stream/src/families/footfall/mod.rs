@@ -239,7 +239,10 @@ impl Family for Footfall {
             return Ok(Arrival::Taken);
         };
         if self.floors.before_floor(read.partition, read.time) {
-            return Ok(Arrival::Taken); // its windows are in the lake, whole
+            // Older than every window a resumed replay rebuilds (beyond the retention, so
+            // beyond the horizon): read before the last commit, it was judged then (the
+            // dispatcher leaves it out); read after, it is late now.
+            return Ok(Arrival::TooLate);
         }
         // Judged before buffering, on the windows as the plan's partial will find them
         // (they only move at a tick). A sighting too late for its five minutes may still

@@ -158,7 +158,10 @@ impl Family for Presence {
             return Ok(Arrival::Taken);
         };
         if self.floors.before_floor(read.partition, read.time) {
-            return Ok(Arrival::Taken); // its windows are in the lake, whole
+            // Older than every window a resumed replay rebuilds (beyond the retention, so
+            // beyond the horizon): read before the last commit, it was judged then (the
+            // dispatcher leaves it out); read after, it is late now.
+            return Ok(Arrival::TooLate);
         }
         if self.windows.refuses(read.time) {
             // Its hour's state is gone: kept in `late_events`, for a fold.
