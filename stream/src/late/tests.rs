@@ -62,6 +62,26 @@ fn run(events: &[Decoded], recorded: Option<i64>) -> (Vec<LateEventRow>, u64) {
     (late, d.too_late()[&Stream::Tourism])
 }
 
+/// A fresh dispatcher fed `events` on `topic[partition]` from offset 0, a tick after each;
+/// returns it and the rows it produced.
+fn ticked(
+    runtime: &tokio::runtime::Runtime,
+    stream: Stream,
+    topic: &str,
+    partition: i32,
+    events: &[Decoded],
+) -> (Dispatcher, crate::families::Rows) {
+    let mut d = Dispatcher::new(&StreamOptions::default(), runtime.handle().clone());
+    let now = Instant::now();
+    for (offset, event) in events.iter().enumerate() {
+        d.process(stream, topic, partition, offset as i64, event, now)
+            .unwrap();
+        d.tick(now).unwrap();
+    }
+    let rows = d.drain_rows().unwrap();
+    (d, rows)
+}
+
 #[test]
 fn a_visit_beyond_the_horizon_is_kept_pending_once_and_one_within_it_is_counted() {
     let (late, counted) = run(&tourism(), None);
@@ -110,21 +130,13 @@ fn a_replay_keeps_again_only_what_late_events_had_not_recorded() {
 #[test]
 fn a_sighting_beyond_the_horizon_is_kept_but_not_foldable() {
     let runtime = plans_runtime();
-    let options = StreamOptions::default();
-    let mut d = Dispatcher::new(&options, runtime.handle().clone());
-    let now = Instant::now();
     let events = [
         sighting("2026-11-28T10:01:00Z"),
         sighting("2026-11-28T12:30:00Z"),
         // Two hours late: its five minutes and its hour are both gone (1 h horizon).
         sighting("2026-11-28T10:02:00Z"),
     ];
-    for (offset, event) in events.iter().enumerate() {
-        d.process(Stream::Beacons, "b", 1, offset as i64, event, now)
-            .unwrap();
-        d.tick(now).unwrap();
-    }
-    let rows = d.drain_rows().unwrap();
+    let (d, rows) = ticked(&runtime, Stream::Beacons, "b", 1, &events);
     let late = LateEventRow::from_batch(&rows[&TABLE]).unwrap();
     assert_eq!(late.len(), 1);
     assert_eq!(
@@ -145,9 +157,6 @@ fn a_replay_starts_where_the_windows_need_it_not_where_late_events_judged() {
 #[test]
 fn a_reading_of_a_stations_closed_day_is_kept_as_day_closed_not_counted_in_it() {
     let runtime = plans_runtime();
-    let options = StreamOptions::default();
-    let mut d = Dispatcher::new(&options, runtime.handle().clone());
-    let now = Instant::now();
     let weather = |at: &str, temperature: f64| {
         decoded(
             Stream::Vineyards,
@@ -163,12 +172,7 @@ fn a_reading_of_a_stations_closed_day_is_kept_as_day_closed_not_counted_in_it() 
         // A reading of the 10th comes back after a network cut.
         weather("2026-05-10T14:00:00Z", 35.0),
     ];
-    for (offset, event) in events.iter().enumerate() {
-        d.process(Stream::Vineyards, "v", 0, offset as i64, event, now)
-            .unwrap();
-        d.tick(now).unwrap();
-    }
-    let rows = d.drain_rows().unwrap();
+    let (d, rows) = ticked(&runtime, Stream::Vineyards, "v", 0, &events);
     let late = LateEventRow::from_batch(&rows[&TABLE]).unwrap();
     assert_eq!(late.len(), 1);
     assert_eq!(

@@ -64,11 +64,9 @@ fn unknown() -> i64 {
     -1
 }
 
-/// Each assigned partition's progress as `statistics` shows it: its ends from the last
-/// fetch response and how far this client handed messages to the stage. What the stall
-/// watch needs of a consumer that commits nothing to a group (the trucks' broadcast
-/// consumer of a stage member: no probe reads its progress from the broker).
-pub fn partition_progress(statistics: &[u8]) -> serde_json::Result<Vec<Observation>> {
+/// Every partition assigned to this client in `statistics` (librdkafka's JSON), with its
+/// topic (not the client's internal partition -1).
+fn assigned(statistics: &[u8]) -> serde_json::Result<Vec<(String, PartitionStatistics)>> {
     let statistics: ClientStatistics = serde_json::from_slice(statistics)?;
     Ok(statistics
         .topics
@@ -76,14 +74,26 @@ pub fn partition_progress(statistics: &[u8]) -> serde_json::Result<Vec<Observati
         .flat_map(|(topic, t)| {
             t.partitions
                 .into_values()
-                .filter(|p| p.partition >= 0 && p.desired && p.hi_offset >= 0)
-                .map(move |p| Observation {
-                    topic: topic.clone(),
-                    partition: p.partition,
-                    low: p.lo_offset.max(0),
-                    end: p.hi_offset,
-                    committed: (p.app_offset >= 0).then_some(p.app_offset),
-                })
+                .filter(|p| p.partition >= 0 && p.desired)
+                .map(move |p| (topic.clone(), p))
+        })
+        .collect())
+}
+
+/// Each assigned partition's progress as `statistics` shows it: its ends from the last
+/// fetch response and how far this client handed messages to the stage. What the stall
+/// watch needs of a consumer that commits nothing to a group (the trucks' broadcast
+/// consumer of a stage member: no probe reads its progress from the broker).
+pub fn partition_progress(statistics: &[u8]) -> serde_json::Result<Vec<Observation>> {
+    Ok(assigned(statistics)?
+        .into_iter()
+        .filter(|(_, p)| p.hi_offset >= 0)
+        .map(|(topic, p)| Observation {
+            topic,
+            partition: p.partition,
+            low: p.lo_offset.max(0),
+            end: p.hi_offset,
+            committed: (p.app_offset >= 0).then_some(p.app_offset),
         })
         .collect())
 }
@@ -91,23 +101,15 @@ pub fn partition_progress(statistics: &[u8]) -> serde_json::Result<Vec<Observati
 /// The `(topic, partition)` pairs that `statistics` (librdkafka's JSON) shows empty from
 /// where this client started reading them.
 pub fn empty_partitions(statistics: &[u8]) -> serde_json::Result<Vec<(String, i32)>> {
-    let statistics: ClientStatistics = serde_json::from_slice(statistics)?;
-    Ok(statistics
-        .topics
+    Ok(assigned(statistics)?
         .into_iter()
-        .flat_map(|(topic, t)| {
-            t.partitions
-                .into_values()
-                .filter(|p| {
-                    p.partition >= 0 // -1 is the client's internal "unassigned" partition
-                        && p.desired
-                        && p.fetch_state == "active"
-                        && p.hi_offset >= 0
-                        && p.next_offset >= p.hi_offset
-                        && p.rxmsgs == 0
-                })
-                .map(move |p| (topic.clone(), p.partition))
+        .filter(|(_, p)| {
+            p.fetch_state == "active"
+                && p.hi_offset >= 0
+                && p.next_offset >= p.hi_offset
+                && p.rxmsgs == 0
         })
+        .map(|(topic, p)| (topic, p.partition))
         .collect())
 }
 
