@@ -173,9 +173,28 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
         &kafka.topics,
     ));
     background.spawn(ops.clone().run_sampler(shutdown.child_token()));
+    // Part of the simulated valley reaches the hub through its field doors, as registered
+    // devices and a gateway of its own, on the simulator's clock.
+    let field = match (&config.simulator, &config.api) {
+        (Some(sim), Some(api)) => {
+            let valley = crate::simulator::Valley::new(sim.shape.clone(), chrono::Utc::now());
+            Some(crate::simulator::field::FieldPlan::new(
+                http_addr,
+                &valley.bin_layout(),
+                sim.speed,
+                api.limits.max_body_bytes,
+            ))
+        }
+        _ => None,
+    };
     let router = match config.api.clone() {
         Some(mut api) => {
             api.kafka = kafka.clone();
+            if let Some(field) = &field {
+                api.gateways.push(field.gateway());
+                api.devices.extend(field.devices.iter().cloned());
+                api.field_clock = field.clock.clone();
+            }
             vallee_graphql::Api::start(api, lake.clone(), &shutdown, &mut background)
                 .await
                 .context("starting the API")?
@@ -193,6 +212,7 @@ pub async fn up(config: HubConfig, shutdown: CancellationToken) -> Result<()> {
     }
     if let Some(mut sim) = config.simulator.clone() {
         sim.kafka = kafka.clone();
+        sim.field = field;
         if config.api.is_some() {
             // Citizens through the API; a refused or failed write is not a hub failure.
             let (speed, seed, token) = (sim.speed, sim.shape.seed, shutdown.child_token());
@@ -414,16 +434,21 @@ fn print_banner(
         format!("{brokers} (external)")
     };
     let sim = match &config.simulator {
+        Some(s) if config.api.is_some() => format!(
+            "on, {}× real time, at most {} msg/s; part through the field doors \
+             (LoRaWAN bins, a beacon gateway, a daily counter)",
+            s.speed, s.max_rate
+        ),
         Some(s) => format!("on, {}× real time, at most {} msg/s", s.speed, s.max_rate),
         None => "off".into(),
     };
     let stages = match (config.ingest_stage, config.stream.is_some()) {
         (true, true) => {
-            "ingest → lake; stream stage → footfall, site_presence, fill_alerts, vine_*, bin_forecast, vallee.alerts"
+            "ingest → lake; stream stage → footfall, site_presence, fill_alerts, vine_*, bin_forecast, late_events, vallee.alerts"
         }
         (true, false) => "ingest → lake",
         (false, true) => {
-            "stream stage → footfall, site_presence, fill_alerts, vine_*, bin_forecast, vallee.alerts"
+            "stream stage → footfall, site_presence, fill_alerts, vine_*, bin_forecast, late_events, vallee.alerts"
         }
         (false, false) if config.api.is_some() => "API replica (its view replayed from the topics)",
         (false, false) => "none",

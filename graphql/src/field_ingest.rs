@@ -68,6 +68,62 @@ pub const READ_BACK: i64 = 20_000;
 /// same frame later is a device that started counting again (after a rejoin).
 pub const SAME_UPLINK_WITHIN: Duration = Duration::from_secs(600);
 
+/// Items the doors answered since start, by sensor stream and outcome (`accepted`: new and
+/// sent; `refused`: new, sent to be kept as a dead letter; `duplicate`: a retry or a frame
+/// heard again, answered as before and not sent).
+static ANSWERED: Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>> =
+    Mutex::new(std::collections::BTreeMap::new());
+
+/// Counts `n` items of `stream` answered with `outcome`.
+pub(crate) fn count_answered(stream: Stream, outcome: &'static str, n: u64) {
+    if n > 0 {
+        let mut answered = ANSWERED.lock().expect("field door counters");
+        *answered.entry((stream.name(), outcome)).or_default() += n;
+    }
+}
+
+/// `vallee_field_items_total{stream,outcome}` in the metrics' text format.
+pub fn render_metrics(out: &mut String) {
+    out.push_str("# HELP vallee_field_items_total Items the field doors (HTTP, LoRaWAN webhooks, MQTT) answered, per sensor stream and outcome: accepted, refused (kept as a dead letter), duplicate (not sent again).\n# TYPE vallee_field_items_total counter\n");
+    for ((stream, outcome), n) in ANSWERED.lock().expect("field door counters").iter() {
+        out.push_str(&format!(
+            "vallee_field_items_total{{stream=\"{stream}\",outcome=\"{outcome}\"}} {n}\n"
+        ));
+    }
+}
+
+/// The doors' clock: what "now" is when a door judges an event dated in the future and
+/// stamps the records it sends. The real clock, unless the hub runs its built-in simulator
+/// (`vallee up`): the simulated valley lives an hour a minute ahead of real time and sends
+/// part of its traffic through the doors, so there the doors follow the simulated clock
+/// too ([`FieldClock::simulated`]), never behind the real one. A hub that takes real
+/// devices runs without the simulator, on the real clock.
+#[derive(Debug, Clone, Default)]
+pub struct FieldClock(Option<Arc<std::sync::atomic::AtomicI64>>);
+
+impl FieldClock {
+    /// A clock the simulator moves ([`Self::follow`]).
+    pub fn simulated() -> Self {
+        FieldClock(Some(Arc::default()))
+    }
+
+    /// The simulated clock reached `now` (does nothing to the real clock).
+    pub fn follow(&self, now: chrono::DateTime<chrono::Utc>) {
+        if let Some(simulated) = &self.0 {
+            simulated.fetch_max(now.timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Now, in Unix milliseconds: the real clock, or the simulated one when it is ahead.
+    pub fn now_ms(&self) -> i64 {
+        let real = chrono::Utc::now().timestamp_millis();
+        match &self.0 {
+            Some(simulated) => real.max(simulated.load(std::sync::atomic::Ordering::Relaxed)),
+            None => real,
+        }
+    }
+}
+
 /// The door's state: its producer and what it remembers.
 pub struct FieldDoor {
     producer: FutureProducer,
@@ -640,7 +696,7 @@ impl FieldDoor {
         stream: Stream,
         items: Vec<Item>,
     ) -> Result<Value> {
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now_ms = self.options.field_clock.now_ms();
         let topic = self.options.topic(stream);
         let mut outcomes = Vec::with_capacity(items.len());
         let mut ids = Vec::with_capacity(items.len());
@@ -702,8 +758,10 @@ impl FieldDoor {
                         value: Some(frame),
                     });
                 }
+                // Stamped by the door's clock: ingest judges `future` against it.
                 let mut record = FutureRecord::to(&topic)
                     .payload(item.bytes.as_slice())
+                    .timestamp(now_ms)
                     .headers(headers);
                 if let Some(key) = key {
                     record = record.key(key.as_str());
@@ -715,7 +773,7 @@ impl FieldDoor {
         }
         let mut memory = self.memory.lock().expect("field door memory");
         let remembered = memory.entry(gateway.name.clone()).or_default();
-        let (mut accepted, mut refused, mut duplicates) = (0, 0, 0);
+        let (mut accepted, mut refused, mut duplicates, mut new_refused) = (0, 0, 0, 0);
         let answers: Vec<Value> = outcomes
             .into_iter()
             .zip(ids)
@@ -724,6 +782,7 @@ impl FieldDoor {
                 if outcome.sent_before {
                     duplicates += 1;
                 } else {
+                    new_refused += u64::from(outcome.refusal.is_some());
                     remembered.sent(stream, fingerprint, outcome.refusal.clone());
                 }
                 let mut answer = match outcome.refusal {
@@ -742,6 +801,10 @@ impl FieldDoor {
                 answer
             })
             .collect();
+        let sent = answers.len() as u64 - duplicates;
+        count_answered(stream, "accepted", sent - new_refused);
+        count_answered(stream, "refused", new_refused);
+        count_answered(stream, "duplicate", duplicates);
         Ok(json!({
             "stream": stream.name(),
             "accepted": accepted,

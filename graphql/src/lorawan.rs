@@ -258,6 +258,7 @@ pub async fn deliver(
                 (item, Some(claim))
             }
             None => {
+                crate::field_ingest::count_answered(stream, "duplicate", 1);
                 let id = event.get("id").cloned().unwrap_or(Value::Null);
                 return Ok(Delivery::Answered(json!({
                     "stream": stream.name(), "accepted": 1, "refused": 0, "duplicates": 1,

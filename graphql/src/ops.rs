@@ -418,6 +418,7 @@ impl Ops {
         crate::notify::render_metrics(&mut out);
         crate::sensors::health::render_metrics(&mut out);
         crate::partner_alerts::render_metrics(&mut out);
+        crate::field_ingest::render_metrics(&mut out);
 
         let _ = writeln!(
             out,

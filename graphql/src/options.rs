@@ -274,6 +274,10 @@ pub struct ApiOptions {
     /// `[decode]`, the same as ingest's; not read from `[api]`).
     #[serde(skip)]
     pub decode: vallee_schemas::decode::DecodeOptions,
+    /// The doors' clock: the real one, or the built-in simulator's inside `vallee up`
+    /// (not read from the file).
+    #[serde(skip)]
+    pub field_clock: crate::field_ingest::FieldClock,
     /// Vineyard partners of `GET /feeds/vineyard`, with their parcels and what they share.
     /// Default: none.
     #[serde(with = "partners")]
@@ -517,6 +521,7 @@ impl Default for ApiOptions {
             gateways: Vec::new(),
             devices: Vec::new(),
             decode: Default::default(),
+            field_clock: Default::default(),
             partners: Vec::new(),
             sql_timeout: Duration::from_secs(10),
             sql_max_rows: 100_000,

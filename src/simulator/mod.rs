@@ -6,6 +6,7 @@
 //! so each sensor's readings stay ordered within a partition.
 
 pub mod citizens;
+pub mod field;
 pub mod valley;
 
 use std::collections::BTreeMap;
@@ -46,6 +47,10 @@ pub struct SimulatorOptions {
     /// The size of the valley: `seed`, `bins`, `trucks`, `fault_ratio`.
     #[serde(flatten)]
     pub shape: ValleyShape,
+    /// The part of the traffic sent through the hub's field doors ([`field`]); `None`:
+    /// everything straight to Kafka. Set by `vallee up` when its API runs.
+    #[serde(skip)]
+    pub field: Option<field::FieldPlan>,
 }
 
 impl Default for SimulatorOptions {
@@ -57,6 +62,7 @@ impl Default for SimulatorOptions {
             duration: None,
             start: None,
             shape: ValleyShape::default(),
+            field: None,
         }
     }
 }
@@ -84,6 +90,9 @@ pub struct SimulatorReport {
     pub produced: u64,
     pub per_stream: BTreeMap<Stream, u64>,
     pub simulated_until: Option<DateTime<Utc>>,
+    /// Events the field doors accepted (LoRaWAN uplinks, gateways' batches), and refused.
+    pub through_doors: u64,
+    pub refused_at_doors: u64,
 }
 
 /// A producer of `brokers` tuned for throughput with safe delivery (see [`kafka_producer`]).
@@ -175,6 +184,7 @@ pub async fn run(
     let producer = kafka_producer(&options.kafka)?;
     let start = options.start.unwrap_or_else(|| lively_start(Utc::now()));
     let mut valley = Valley::new(options.shape.clone(), start);
+    let mut field = options.field.clone().map(field::Field::new);
     let mut report = SimulatorReport::default();
     let began = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -199,16 +209,20 @@ pub async fn run(
             valley.advance(target, &mut events);
         }
         let now = Utc::now();
-        let batch: Vec<Event> = events
-            .drain(..events.len().min(budget_per_tick))
-            .map(|mut e| {
-                e.time = record_time(e.time, now);
-                e
-            })
-            .collect();
+        let mut batch: Vec<Event> = events.drain(..events.len().min(budget_per_tick)).collect();
+        if let Some(field) = &mut field {
+            field.take(&mut batch, valley.now());
+        }
+        for e in &mut batch {
+            e.time = record_time(e.time, now);
+        }
         report.produced += produce(&producer, &options.kafka.topics, &batch).await?;
         for e in &batch {
             *report.per_stream.entry(e.stream).or_default() += 1;
+        }
+        if let Some(field) = &mut field {
+            field.send().await;
+            (report.through_doors, report.refused_at_doors) = (field.accepted, field.refused);
         }
         report.simulated_until = Some(valley.now());
         // Progress of a run with a duration, every 5 s, on stderr (stdout is the report).
@@ -226,7 +240,12 @@ pub async fn run(
             );
         }
     }
-    tracing::info!(produced = report.produced, "simulator stopped");
+    tracing::info!(
+        produced = report.produced,
+        through_doors = report.through_doors,
+        refused_at_doors = report.refused_at_doors,
+        "simulator stopped"
+    );
     Ok(report)
 }
 

@@ -41,6 +41,51 @@ async fn the_built_in_simulator_fills_the_lake() {
         },
     )
     .await;
+    // Part of the valley comes through the field doors: one bin's LoRaWAN uplinks
+    // (ChirpStack's webhook, one in ten posted twice), one zone's beacon gateway in NDJSON
+    // batches, and a people counter that uploads the day before once the night came.
+    let count = |sql: &'static str| {
+        let lake = &lake;
+        async move { i64s(&lake.sql(sql).await.unwrap(), 0)[0] }
+    };
+    eventually(
+        Duration::from_secs(150),
+        "the field doors' traffic in the lake",
+        || async {
+            count("SELECT count(*) FROM waste_containers WHERE extra LIKE '%frameCounter%'").await
+                > 0
+                && count("SELECT count(*) FROM beacon_sightings WHERE zone = 'za-camalce-nord'")
+                    .await
+                    > 0
+                && count(
+                    "SELECT count(*) FROM site_visits \
+                     WHERE site = 'abbaye-d-aniane' AND source = 'counter'",
+                )
+                .await
+                    > 0
+        },
+    )
+    .await;
+    // One row per frame, whichever way it came (or how often).
+    assert_eq!(
+        count(
+            "SELECT count(*) - count(DISTINCT extra) FROM waste_containers \
+             WHERE extra LIKE '%frameCounter%'"
+        )
+        .await,
+        0
+    );
+    let (_, metrics) = http_get(http, "/metrics").unwrap();
+    let series = |stream: &str, outcome: &str| -> u64 {
+        let name =
+            format!("vallee_field_items_total{{stream=\"{stream}\",outcome=\"{outcome}\"}} ");
+        (metrics.lines())
+            .find_map(|l| l.strip_prefix(name.as_str()))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    };
+    for stream in ["beacons", "tourism", "waste_containers"] {
+        assert!(series(stream, "accepted") > 0, "{stream}: {metrics}");
+    }
     terminate(&hub);
     assert!(wait_exit(&mut hub, Duration::from_secs(60)).await.success());
     let banner = std::fs::read_to_string(dir.path().join("up.log")).unwrap();
