@@ -46,6 +46,7 @@ pub mod citizen;
 pub mod commands;
 pub mod dashboard;
 pub mod feeds;
+pub mod field_clock;
 pub mod field_ingest;
 pub mod http;
 pub mod limits;

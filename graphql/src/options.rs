@@ -277,7 +277,7 @@ pub struct ApiOptions {
     /// The doors' clock: the real one, or the built-in simulator's inside `vallee up`
     /// (not read from the file).
     #[serde(skip)]
-    pub field_clock: crate::field_ingest::FieldClock,
+    pub field_clock: crate::field_clock::FieldClock,
     /// Vineyard partners of `GET /feeds/vineyard`, with their parcels and what they share.
     /// Default: none.
     #[serde(with = "partners")]

@@ -19,7 +19,7 @@
 //! kept as a dead letter, as from any gateway.
 //!
 //! The doors judge an event dated in the future against the simulated clock
-//! ([`vallee_graphql::field_ingest::FieldClock`]): the valley runs ahead of real time.
+//! ([`vallee_graphql::field_clock::FieldClock`]): the valley runs ahead of real time.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use serde_json::{Value, json};
-use vallee_graphql::field_ingest::FieldClock;
+use vallee_graphql::field_clock::FieldClock;
 use vallee_graphql::options::{Device, DeviceProfile, Gateway};
 use vallee_schemas::contract::Stream;
 
