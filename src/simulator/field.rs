@@ -21,7 +21,7 @@
 //! The doors judge an event dated in the future against the simulated clock
 //! ([`vallee_graphql::field_clock::FieldClock`]): the valley runs ahead of real time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -134,7 +134,7 @@ pub struct Field {
     counts_day: Option<NaiveDate>,
     /// Yesterday's counts, waiting for 01:00.
     upload: Vec<String>,
-    queue: Vec<Post>,
+    queue: VecDeque<Post>,
     /// Items the doors accepted (duplicates and refusals aside), and refused.
     pub accepted: u64,
     pub refused: u64,
@@ -157,7 +157,7 @@ impl Field {
             counts: Vec::new(),
             counts_day: None,
             upload: Vec::new(),
-            queue: Vec::new(),
+            queue: VecDeque::new(),
             accepted: 0,
             refused: 0,
             last_warning: None,
@@ -167,13 +167,7 @@ impl Field {
     /// Takes out of `batch` what goes through the doors; `now` is the simulated clock.
     pub fn take(&mut self, batch: &mut Vec<Event>, now: DateTime<Utc>) {
         self.plan.clock.follow(now);
-        let mut rest = Vec::with_capacity(batch.len());
-        for event in batch.drain(..) {
-            if !self.route(&event) {
-                rest.push(event);
-            }
-        }
-        *batch = rest;
+        batch.retain(|event| !self.route(event));
         let local = now.with_timezone(&chrono_tz::Europe::Paris);
         let today = local.date_naive();
         if self.counts_day.is_some_and(|d| d < today) {
@@ -205,7 +199,7 @@ impl Field {
         let mut items = 0;
         for line in lines {
             if items > 0 && (body.len() + 1 + line.len() > limit || items >= BATCH_ITEMS as u64) {
-                self.queue.push(Post {
+                self.queue.push_back(Post {
                     path,
                     body: std::mem::take(&mut body),
                     items: std::mem::take(&mut items),
@@ -218,7 +212,7 @@ impl Field {
             items += 1;
         }
         if items > 0 {
-            self.queue.push(Post { path, body, items });
+            self.queue.push_back(Post { path, body, items });
         }
     }
 
@@ -263,13 +257,13 @@ impl Field {
                 let body = uplink.to_string();
                 if frame.is_multiple_of(10) {
                     // The network server posts this one twice: the door sends it once.
-                    self.queue.push(Post {
+                    self.queue.push_back(Post {
                         path: "/ingest/v1/chirpstack?event=up",
                         body: body.clone(),
                         items: 1,
                     });
                 }
-                self.queue.push(Post {
+                self.queue.push_back(Post {
                     path: "/ingest/v1/chirpstack?event=up",
                     body,
                     items: 1,
@@ -283,14 +277,14 @@ impl Field {
     /// Posts what is queued, in order; stops at the first request a door did not take
     /// for now (sent again next round).
     pub async fn send(&mut self) {
-        while let Some(post) = self.queue.first() {
+        while let Some(post) = self.queue.front() {
             match self.post(post).await {
                 Ok(answer) => {
                     let duplicates = answer["duplicates"].as_u64().unwrap_or(0);
                     self.accepted +=
                         (answer["accepted"].as_u64().unwrap_or(0)).saturating_sub(duplicates);
                     self.refused += answer["refused"].as_u64().unwrap_or(0);
-                    self.queue.remove(0);
+                    self.queue.pop_front();
                 }
                 Err(Refused::Never(e)) => {
                     // Sent again it would be refused again: said, counted, and let go.
@@ -301,7 +295,7 @@ impl Field {
                         "a field door refused the simulated field's request"
                     );
                     self.refused += post.items;
-                    self.queue.remove(0);
+                    self.queue.pop_front();
                 }
                 Err(Refused::ForNow(e)) => {
                     if (self.last_warning).is_none_or(|t| t.elapsed() > Duration::from_secs(30)) {
