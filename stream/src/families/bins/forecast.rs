@@ -9,7 +9,7 @@
 //! line through the readings since the last emptying. `vallee bench forecast` measures
 //! both on simulated weeks.
 
-use chrono::{DateTime, Datelike, Duration, DurationRound, Timelike, Utc};
+use chrono::{DateTime, Duration, Utc};
 use vallee_schemas::tables::forecast::EMPTYING_DROP;
 
 /// A bin's fill forecast.
@@ -42,6 +42,10 @@ const HORIZON_HOURS: usize = 14 * 24;
 pub struct WeekProfile {
     gained: Vec<f64>,
     hours: Vec<f64>,
+    /// Buckets seen enough. A bucket's hours only grow, or halve from above
+    /// [`BUCKET_MEMORY_HOURS`], so a trusted bucket stays trusted: counted once, not
+    /// looked over at every reading.
+    trusted: usize,
 }
 
 impl Default for WeekProfile {
@@ -49,12 +53,15 @@ impl Default for WeekProfile {
         WeekProfile {
             gained: vec![0.0; WEEK_HOURS],
             hours: vec![0.0; WEEK_HOURS],
+            trusted: 0,
         }
     }
 }
 
-fn hour_of_week(t: DateTime<Utc>) -> usize {
-    t.weekday().num_days_from_monday() as usize * 24 + t.hour() as usize
+/// The hour of the week (Monday 00:00 UTC is 0) of a time in seconds since the epoch, a
+/// Thursday: integer arithmetic, for the forecast's hour-by-hour walk.
+fn hour_of_week(unix_seconds: i64) -> usize {
+    (unix_seconds.div_euclid(3600) + 3 * 24).rem_euclid(WEEK_HOURS as i64) as usize
 }
 
 impl WeekProfile {
@@ -64,12 +71,16 @@ impl WeekProfile {
         if hours <= 0.0 || hours > MAX_LEARNING_GAP_H {
             return;
         }
-        let b = hour_of_week(from);
+        let b = hour_of_week(from.timestamp());
+        let was_trusted = self.hours[b] >= MIN_BUCKET_HOURS;
         self.gained[b] += gained;
         self.hours[b] += hours;
         if self.hours[b] > BUCKET_MEMORY_HOURS {
             self.gained[b] /= 2.0;
             self.hours[b] /= 2.0;
+        }
+        if !was_trusted && self.hours[b] >= MIN_BUCKET_HOURS {
+            self.trusted += 1;
         }
     }
 
@@ -81,7 +92,7 @@ impl WeekProfile {
 
     /// Whether every hour of the week was seen enough.
     pub fn complete(&self) -> bool {
-        (0..WEEK_HOURS).all(|b| self.rate(b).is_some())
+        self.trusted == WEEK_HOURS
     }
 
     /// When a bin at `level` at `at` reaches `threshold`, filling as the profile says
@@ -90,13 +101,16 @@ impl WeekProfile {
         if level >= threshold {
             return Some(at);
         }
-        let (mut t, mut level) = (at, level);
+        // Walked hour by hour in whole seconds (this runs for every reading of a bin
+        // whose profile is complete).
+        let (mut t, mut level) = (at.timestamp(), level);
         for _ in 0..=HORIZON_HOURS {
             let rate = self.rate(hour_of_week(t))?;
-            let next = t.duration_trunc(Duration::hours(1)).ok()? + Duration::hours(1);
-            let hours = (next - t).num_seconds() as f64 / 3600.0;
+            let next = (t.div_euclid(3600) + 1) * 3600;
+            let hours = (next - t) as f64 / 3600.0;
             if rate > 0.0 && level + rate * hours >= threshold {
-                return Some(t + Duration::seconds(((threshold - level) / rate * 3600.0) as i64));
+                let seconds = ((threshold - level) / rate * 3600.0) as i64;
+                return Some(at + Duration::seconds(t - at.timestamp() + seconds));
             }
             level += rate * hours;
             t = next;
@@ -105,10 +119,21 @@ impl WeekProfile {
     }
 }
 
-/// Readings of one bin since its last emptying, and its week profile.
+/// Readings of one bin since its last emptying, as the sums a least-squares line needs
+/// (kept up to date per reading: the line is not refitted over every point), and its
+/// week profile.
 #[derive(Debug, Clone)]
 pub struct FillTrend {
-    points: Vec<(DateTime<Utc>, f64)>,
+    /// The first reading since the last emptying: hours are counted from it.
+    first: Option<DateTime<Utc>>,
+    last: Option<(DateTime<Utc>, f64)>,
+    readings: usize,
+    /// Running means of hours and levels, and the co-moment and moment around them
+    /// (Welford's updates: no cancellation over long runs).
+    mean_hours: f64,
+    mean_level: f64,
+    co_moment: f64,
+    moment: f64,
     profile: WeekProfile,
     /// Whether time-to-full follows the profile once complete (`false`: the straight line
     /// only, the reference `vallee bench forecast` compares with).
@@ -118,7 +143,13 @@ pub struct FillTrend {
 impl Default for FillTrend {
     fn default() -> Self {
         FillTrend {
-            points: Vec::new(),
+            first: None,
+            last: None,
+            readings: 0,
+            mean_hours: 0.0,
+            mean_level: 0.0,
+            co_moment: 0.0,
+            moment: 0.0,
             profile: WeekProfile::default(),
             use_profile: true,
         }
@@ -134,6 +165,16 @@ impl FillTrend {
         }
     }
 
+    /// Forgets the readings (an emptying); the profile stays.
+    fn start_over(&mut self) {
+        self.first = None;
+        self.readings = 0;
+        self.mean_hours = 0.0;
+        self.mean_level = 0.0;
+        self.co_moment = 0.0;
+        self.moment = 0.0;
+    }
+
     /// Adds a reading (in time order) and returns the forecast against `threshold`, once
     /// two readings at least a minute apart are known.
     pub fn on_reading(
@@ -142,59 +183,55 @@ impl FillTrend {
         level: f64,
         threshold: f64,
     ) -> Option<Forecast> {
-        if let Some(&(last_t, last)) = self.points.last() {
+        if let Some((last_t, last)) = self.last {
             if at < last_t {
                 return None;
             }
             if last - level > EMPTYING_DROP {
-                self.points.clear();
+                self.start_over();
             } else {
                 self.profile.learn(last_t, at, level - last);
             }
         }
-        self.points.push((at, level));
-        let first = self.points.first()?.0;
-        if self.points.len() < 2 || (at - first) < Duration::minutes(1) {
+        self.last = Some((at, level));
+        let first = *self.first.get_or_insert(at);
+        let hours = (at - first).num_seconds() as f64 / 3600.0;
+        self.readings += 1;
+        let n = self.readings as f64;
+        let dx = hours - self.mean_hours;
+        self.mean_hours += dx / n;
+        self.mean_level += (level - self.mean_level) / n;
+        self.co_moment += dx * (level - self.mean_level);
+        self.moment += dx * (hours - self.mean_hours);
+        if self.readings < 2 || (at - first) < Duration::minutes(1) {
             return None;
         }
-        let n = self.points.len() as f64;
-        // Hours since the first point, computed where needed: nothing allocated per reading
-        // (this runs for every bin reading, on the stage's thread).
-        let hours = |t: &DateTime<Utc>| (*t - first).num_seconds() as f64 / 3600.0;
-        let (mx, my) = (
-            self.points.iter().map(|(t, _)| hours(t)).sum::<f64>() / n,
-            self.points.iter().map(|p| p.1).sum::<f64>() / n,
-        );
-        let sxy: f64 = self
-            .points
-            .iter()
-            .map(|(t, y)| (hours(t) - mx) * (y - my))
-            .sum();
-        let sxx: f64 = self
-            .points
-            .iter()
-            .map(|(t, _)| (hours(t) - mx).powi(2))
-            .sum();
-        let rate = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        let rate = if self.moment > 0.0 {
+            self.co_moment / self.moment
+        } else {
+            0.0
+        };
         let full_at = if level >= threshold {
             Some(at)
         } else if self.use_profile && self.profile.complete() {
             self.profile.full_at(at, level, threshold)
         } else if rate > 1e-6 {
-            Some(at + Duration::seconds(((threshold - level) / rate * 3600.0) as i64))
+            Some(at + Duration::seconds(((threshold - level) / rate * 3600.0).round() as i64))
         } else {
             None
         };
         Some(Forecast {
             rate_per_hour: rate,
             full_at,
-            readings: self.points.len(),
+            readings: self.readings,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::{Datelike, Timelike};
+
     use super::*;
 
     fn t(h: i64) -> DateTime<Utc> {
@@ -263,6 +300,43 @@ mod tests {
         assert!(near(straight, friday + Duration::hours(15)), "{straight:?}");
         // No profile yet: nothing from it, the line answers instead.
         assert_eq!(WeekProfile::default().full_at(friday, 0.5, 0.8), None);
+    }
+
+    #[test]
+    fn the_running_line_is_the_least_squares_line_over_every_reading() {
+        // Irregular readings over three days, levels with noise: the rate kept up per
+        // reading is the slope a fit over all the points gives.
+        let mut f = FillTrend::linear();
+        let mut points = Vec::new();
+        let mut at = t(0);
+        for i in 0..400_i64 {
+            let level = 0.05 + 0.001 * i as f64 + 0.01 * ((i * 7919) % 13) as f64 / 13.0;
+            points.push(((at - t(0)).num_seconds() as f64 / 3600.0, level));
+            let got = f.on_reading(at, level, 2.0);
+            if points.len() >= 2 {
+                let n = points.len() as f64;
+                let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+                let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+                let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+                let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+                let fc = got.unwrap();
+                assert!((fc.rate_per_hour - sxy / sxx).abs() < 1e-9, "reading {i}");
+                assert_eq!(fc.readings, points.len());
+            }
+            at += Duration::seconds(300 + (i * 37) % 900);
+        }
+    }
+
+    #[test]
+    fn the_hour_of_the_week_is_chronos() {
+        let mut at = t(-200);
+        for _ in 0..400 {
+            let want = at.weekday().num_days_from_monday() as usize * 24 + at.hour() as usize;
+            assert_eq!(hour_of_week(at.timestamp()), want, "{at}");
+            at += Duration::minutes(61);
+        }
+        let before_1970 = DateTime::parse_from_rfc3339("1969-12-29T05:30:00Z").unwrap();
+        assert_eq!(hour_of_week(before_1970.timestamp()), 5, "a Monday");
     }
 
     #[test]

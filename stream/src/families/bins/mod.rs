@@ -35,8 +35,10 @@ pub struct Emitted {
     /// (alert id, state, clear reason) written: a clear corrected to `collection` is a
     /// second row of its state.
     pub alerts: HashSet<AlertKey>,
-    /// (bin, reading time in µs) already forecast.
-    pub forecasts: HashSet<(String, i64)>,
+    /// Per bin, the time in µs of the latest reading forecast: a bin's readings are
+    /// forecast in time order (an older one is refused by its trend), so a replayed
+    /// reading is one at or before it. One entry per bin, however long the hub runs.
+    pub forecasts: HashMap<String, i64>,
 }
 
 /// What tells an alert row from the others of its episode.
@@ -148,16 +150,22 @@ impl Bins {
     fn forecast(&mut self, r: &WasteContainerRecord, source: &Source) {
         let threshold = self.alerts.threshold(r);
         let at = r.observation.date_observed;
-        let trend = self.trends.entry(r.observation.id.clone()).or_default();
+        // The bin's id is cloned for its first reading only (this runs per reading).
+        let id = &r.observation.id;
+        let trend = match self.trends.get_mut(id) {
+            Some(trend) => trend,
+            None => self.trends.entry(id.clone()).or_default(),
+        };
         let Some(f) = trend.on_reading(at, r.filling_level, threshold) else {
             return;
         };
-        if !self
-            .emitted
-            .forecasts
-            .insert((r.observation.id.clone(), at.timestamp_micros()))
-        {
-            return;
+        let micros = at.timestamp_micros();
+        match self.emitted.forecasts.get_mut(id) {
+            Some(latest) if *latest >= micros => return,
+            Some(latest) => *latest = micros,
+            None => {
+                self.emitted.forecasts.insert(id.clone(), micros);
+            }
         }
         self.pending.forecasts.push(ForecastRow {
             entity_id: r.observation.id.clone(),

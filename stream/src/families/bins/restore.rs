@@ -1,7 +1,7 @@
 //! What `fill_alerts` and `bin_forecast` already hold, and the alerts whose episode a
 //! restart continues.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use vallee_lake::Lake;
@@ -48,17 +48,16 @@ pub(super) async fn fill_alerts(lake: &Lake) -> Result<(HashSet<AlertKey>, Vec<O
     Ok((written, open))
 }
 
-/// Every (bin, reading time in µs) already forecast. Forecasts are the largest derived
-/// table (a row per bin reading) and only their key matters here: two columns, read with
-/// the contract's column readers.
-pub(super) async fn forecasts(lake: &Lake) -> Result<HashSet<(String, i64)>> {
-    let mut forecast = HashSet::new();
-    let sql = "SELECT \"entityId\", \"dateObserved\" FROM bin_forecast";
+/// Per bin, the time in µs of the latest reading already forecast. Forecasts are the
+/// largest derived table (a row per bin reading): the lake reduces it to a row per bin.
+pub(super) async fn forecasts(lake: &Lake) -> Result<HashMap<String, i64>> {
+    let mut forecast = HashMap::new();
+    let sql = "SELECT \"entityId\", max(\"dateObserved\") AS \"dateObserved\" FROM bin_forecast GROUP BY \"entityId\"";
     for batch in lake.sql(sql).await? {
         let c = Columns::of_batch("bin_forecast", &batch);
         let (mut id, mut at) = (c.strings("entityId")?, c.timestamps("dateObserved")?);
         for i in 0..c.len() {
-            forecast.insert((id.need(i)?, at.need(i)?.timestamp_micros()));
+            forecast.insert(id.need(i)?, at.need(i)?.timestamp_micros());
         }
     }
     Ok(forecast)
