@@ -16,7 +16,7 @@
 //!                          an event later than the correction horizon is told back
 //!       advance(clock)     per tick: close what the watermarks passed
 //!       drain_alerts()     after each chunk: alerts to vallee.alerts, at once
-//!       drain_rows()       at each commit: a batch per table …
+//!       drain_rows()       at each commit: the rows per table (to Arrow off the thread) …
 //!       replay_from(clock) … with, per source partition, where a restart reads again
 //! ```
 //!
@@ -82,8 +82,41 @@ pub enum Arrival {
     TooLate,
 }
 
-/// Rows ready to commit: one batch per output table.
-pub type Rows = BTreeMap<OutputTable, RecordBatch>;
+/// Rows ready to commit: one batch per output table, still to be converted to Arrow.
+pub type Rows = BTreeMap<OutputTable, PendingRows>;
+
+/// One table's rows of a commit, converted to a record batch by whoever runs the commit:
+/// the conversion (serde to Arrow, a fifth of the stage's thread on a backlog) happens
+/// beside processing, not on the stage's thread.
+pub struct PendingRows(Box<dyn FnOnce() -> Result<Option<RecordBatch>> + Send>);
+
+impl PendingRows {
+    fn of<R: TableRow + Send + 'static>(table: OutputTable, rows: Vec<R>) -> Self {
+        PendingRows(Box::new(move || Ok(R::to_batch(table, &rows)?)))
+    }
+
+    /// The record batch (`None`: no row).
+    pub fn into_batch(self) -> Result<Option<RecordBatch>> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for PendingRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingRows")
+    }
+}
+
+/// Every table's batch, converted here (tests, the engine-only bench).
+pub fn batches(rows: Rows) -> Result<BTreeMap<OutputTable, RecordBatch>> {
+    let mut out = BTreeMap::new();
+    for (table, pending) in rows {
+        if let Some(batch) = pending.into_batch()? {
+            out.insert(table, batch);
+        }
+    }
+    Ok(out)
+}
 
 /// One family of derived tables: how the dispatcher drives it, from the restore on start
 /// to the rows of each commit. Every call comes from the stage's thread, in order.
@@ -119,16 +152,16 @@ pub trait Family {
     fn replay_from(&mut self, clock: &EventClock) -> Vec<ReplayFrom>;
 }
 
-/// `pending` as a batch of `table` into `rows` (none when empty); `pending` is emptied.
-pub(crate) fn drain<R: TableRow>(
+/// `pending`, to become a batch of `table`, into `rows` (nothing when empty); `pending`
+/// is emptied.
+pub(crate) fn drain<R: TableRow + Send + 'static>(
     rows: &mut Rows,
     table: OutputTable,
     pending: &mut Vec<R>,
 ) -> Result<()> {
-    if let Some(batch) = R::to_batch(table, pending)? {
-        rows.insert(table, batch);
+    if !pending.is_empty() {
+        rows.insert(table, PendingRows::of(table, std::mem::take(pending)));
     }
-    pending.clear();
     Ok(())
 }
 

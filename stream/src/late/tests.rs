@@ -1,4 +1,7 @@
+use std::collections::BTreeMap;
 use std::time::Instant;
+
+use arrow::array::RecordBatch;
 
 use vallee_schemas::tables::TableRow;
 
@@ -54,7 +57,7 @@ fn run(events: &[Decoded], recorded: Option<i64>) -> (Vec<LateEventRow>, u64) {
         }
     }
     d.tick(now).unwrap();
-    let rows = d.drain_rows().unwrap();
+    let rows = crate::families::batches(d.drain_rows().unwrap()).unwrap();
     let late = rows
         .get(&TABLE)
         .map(|b| LateEventRow::from_batch(b).unwrap())
@@ -70,7 +73,7 @@ fn ticked(
     topic: &str,
     partition: i32,
     events: &[Decoded],
-) -> (Dispatcher, crate::families::Rows) {
+) -> (Dispatcher, BTreeMap<OutputTable, RecordBatch>) {
     let mut d = Dispatcher::new(&StreamOptions::default(), runtime.handle().clone());
     let now = Instant::now();
     for (offset, event) in events.iter().enumerate() {
@@ -78,7 +81,7 @@ fn ticked(
             .unwrap();
         d.tick(now).unwrap();
     }
-    let rows = d.drain_rows().unwrap();
+    let rows = crate::families::batches(d.drain_rows().unwrap()).unwrap();
     (d, rows)
 }
 
@@ -206,7 +209,7 @@ fn a_resumed_replay_keeps_what_is_older_than_its_first_hour_and_was_read_after_t
                 .unwrap();
         }
         d.tick(now).unwrap();
-        let rows = d.drain_rows().unwrap();
+        let rows = crate::families::batches(d.drain_rows().unwrap()).unwrap();
         rows.get(&TABLE)
             .map(|b| LateEventRow::from_batch(b).unwrap())
             .unwrap_or_default()

@@ -46,7 +46,7 @@ use super::StreamOptions;
 use super::consumer::{Assignment, BROADCAST, CommitGate};
 use super::dispatcher::Dispatcher;
 use crate::Result;
-use crate::families::ReplayFrom;
+use crate::families::{PendingRows, ReplayFrom};
 
 /// An output table's recorded replay offset of one source partition.
 type Key = (OutputTable, String, i32);
@@ -374,6 +374,18 @@ impl Committer {
                 .map(|(output, batches, mut progress, broadcast)| {
                     let (lake, writer, stop) = (&lake, &writer, &stop);
                     async move {
+                        // The rows to Arrow here, beside the stage's processing.
+                        let batches = tokio::task::spawn_blocking(move || {
+                            batches
+                                .into_iter()
+                                .map(PendingRows::into_batch)
+                                .collect::<Result<Vec<_>>>()
+                        })
+                        .await
+                        .map_err(|e| {
+                            crate::Error::Fatal(format!("converting rows to Arrow: {e}"))
+                        })??;
+                        let batches: Vec<_> = batches.into_iter().flatten().collect();
                         // A broadcast stream's offsets: whatever the lake holds is the base (this
                         // member may have just become their recorder; a stale recorder is fenced
                         // by its keyed partitions, or rewinds the trucks a restart reads again).
