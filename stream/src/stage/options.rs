@@ -53,7 +53,8 @@ pub struct StreamOptions {
     /// Zones counted with a sketch (≈ 1.6 % error, 4 KiB per window) instead of exactly:
     /// for zones too crowded to keep every device's hash. Default: none.
     pub sketch_zones: BTreeSet<String>,
-    /// Outputs are committed this often. Default 1 s.
+    /// Outputs are committed this often, and as soon as a backlog is read to its end (see
+    /// the worker). Default 1 s.
     #[serde(rename = "flush_interval_ms", with = "units::millis")]
     pub flush_interval: Duration,
     /// How long the broker may hold a fetch with no data (`fetch.wait.max.ms`): the floor

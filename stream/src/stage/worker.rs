@@ -86,6 +86,7 @@ pub fn run_blocking(
         committer,
         rejoin: RejoinPolicy::new(now),
         consumed: 0,
+        consumed_at_flush: 0,
         last_flush: now,
         last_health_check: now,
         last_partitions_check: now,
@@ -141,6 +142,8 @@ struct Worker {
     rejoin: RejoinPolicy,
     /// Messages read (refused ones included).
     consumed: u64,
+    /// `consumed` at the last flush.
+    consumed_at_flush: u64,
     last_flush: Instant,
     last_health_check: Instant,
     last_partitions_check: Instant,
@@ -246,18 +249,21 @@ impl Worker {
                     return Ok(Outcome::NotFlowing);
                 }
             }
-            if !stopping {
-                self.poll()?;
+            let caught_up = if !stopping {
+                self.poll()?
             } else {
                 self.drain_pipeline()?;
-            }
+                false
+            };
             self.apply_assignments();
             self.publish_alerts();
             if stopping {
                 self.flush_and_wait()?;
                 return Ok(Outcome::Shutdown);
             }
-            if self.last_flush.elapsed() >= self.options.flush_interval {
+            if self.last_flush.elapsed() >= self.options.flush_interval
+                || (caught_up && self.backlog_read())
+            {
                 self.flush()?;
             } else if self.committer.is_idle_or_done() {
                 // The live view learns of a commit's end at once, not at the next flush.
@@ -447,10 +453,21 @@ impl Worker {
         }
     }
 
+    /// Whether a backlog was read since the last flush (a batch of messages at least, and
+    /// a fifth of the flush interval gone): once it is read to its end, its results are
+    /// committed at once rather than at the next interval (after a restart's replay, or a
+    /// burst). Steady traffic, fetched as it comes, waits for the interval; so does a
+    /// trickle.
+    fn backlog_read(&self) -> bool {
+        self.consumed - self.consumed_at_flush >= crate::microbatch::BATCH_ROWS as u64
+            && self.last_flush.elapsed() >= self.options.flush_interval / 5
+    }
+
     /// Takes what the consumer has already fetched in one chunk (up to a batch, stopping
     /// at a rebalance) and feeds it to the decoding pipeline. While a decoded chunk waits,
     /// polling does not wait: with nothing more fetched, the chunk is processed at once.
-    fn poll(&mut self) -> Result<()> {
+    /// Returns whether the stage is caught up: it waited for a message and none came.
+    fn poll(&mut self) -> Result<bool> {
         let wait = if self.pipeline.is_empty() {
             Duration::from_millis(50)
         } else {
@@ -489,7 +506,7 @@ impl Worker {
                 {
                     tracing::warn!(topic, partition, offset, error = %e, "cannot read a message again after a rebalance");
                 }
-                return Ok(());
+                return Ok(false);
             }
             match next {
                 Some(Ok(m)) => polled.push(m),
@@ -515,7 +532,8 @@ impl Worker {
             }
         }
         if polled.is_empty() {
-            return self.drain_pipeline();
+            self.drain_pipeline()?;
+            return Ok(!wait.is_zero());
         }
         if self.consumed == 0 {
             self.live
@@ -537,16 +555,19 @@ impl Worker {
                 });
             }
         }
-        let dispatcher = &mut self.dispatcher;
-        self.pipeline
-            .feed(metas, &encoded, |m, e| process(dispatcher, topics, m, e))
+        let (dispatcher, now) = (&mut self.dispatcher, Instant::now());
+        self.pipeline.feed(metas, &encoded, |m, e| {
+            process(dispatcher, topics, m, e, now)
+        })?;
+        Ok(false)
     }
 
     /// Processes the decoded messages waiting in the pipeline.
     fn drain_pipeline(&mut self) -> Result<()> {
         let (dispatcher, topics) = (&mut self.dispatcher, &self.options.kafka.topics);
+        let now = Instant::now();
         self.pipeline
-            .flush(|m, e| process(dispatcher, topics, m, e))
+            .flush(|m, e| process(dispatcher, topics, m, e, now))
     }
 
     /// Advances event time, tells the live view what is open, and starts committing what
@@ -554,6 +575,7 @@ impl Worker {
     fn flush(&mut self) -> Result<()> {
         self.drain_pipeline()?;
         self.last_flush = Instant::now();
+        self.consumed_at_flush = self.consumed;
         self.dispatcher.tick(Instant::now())?;
         self.publish_alerts();
         self.update_live();
@@ -654,18 +676,20 @@ impl Worker {
     }
 }
 
-/// One decoded message. Refused messages are ingest's business (dead letters): the stage
-/// skips them.
+/// One decoded message of a chunk processed at `now` (the clock read once per chunk, not
+/// per message). Refused messages are ingest's business (dead letters): the stage skips
+/// them.
 fn process(
     dispatcher: &mut Dispatcher,
     topics: &vallee_kafka::TopicMap,
     (stream, partition, offset): Meta,
     event: std::result::Result<Decoded, Rejection>,
+    now: Instant,
 ) -> Result<()> {
     match event {
         Ok(event) => {
             let topic = topics.get(&stream).map_or("", String::as_str);
-            dispatcher.process(stream, topic, partition, offset, &event, Instant::now())
+            dispatcher.process(stream, topic, partition, offset, &event, now)
         }
         Err(_) => Ok(()),
     }
