@@ -15,6 +15,12 @@ use vallee::hub::{self, HubConfig};
 use vallee::simulator::SimulatorOptions;
 use vallee_kafka::Membership;
 
+/// mimalloc rather than the system's allocator: the stages allocate an event's strings on
+/// a decoding thread and free them on the stage's, and glibc's arenas made that a fifth of
+/// the stage's thread (`malloc_consolidate`, `unlink_chunk`; docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Log filter when `RUST_LOG` is not set: our stages at info, chatty dependencies at warn.
 const DEFAULT_LOG: &str = "info,tansu_broker=warn,tansu_storage=warn,tansu_sans_io=warn,tansu_schema=warn,\
 tansu_service=warn,tansu_model=warn,tansu_auth=warn,buoyant_kernel=off,delta_kernel=warn,deltalake_core=warn,\
