@@ -47,6 +47,9 @@ pub struct IngestContext {
     writer_id: String,
     topics: TopicMap,
     events: Mutex<Vec<RebalanceEvent>>,
+    /// Held by a flush's commit while it runs beside reading: a rebalance waits for it,
+    /// so partitions move (and their stored offsets are read) only once it landed.
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl IngestContext {
@@ -57,12 +60,27 @@ impl IngestContext {
             writer_id: options.writer_id.clone(),
             topics: options.kafka.topics.clone(),
             events: Mutex::new(Vec::new()),
+            gate: Arc::default(),
         }
+    }
+
+    /// The commit gate (see the field).
+    pub fn gate(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.gate.clone()
     }
 
     /// Takes the events recorded since the last call.
     pub fn take_events(&self) -> Vec<RebalanceEvent> {
         std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Whether events wait to be taken (a rebalance happened during the last poll).
+    pub fn has_events(&self) -> bool {
+        !self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 
     fn push(&self, event: RebalanceEvent) {
@@ -185,6 +203,9 @@ impl ConsumerContext for IngestContext {
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
+        // The commit under way lands first: a revoked partition's next owner, or this
+        // member taking partitions back, reads the offsets it stored.
+        let _no_commit_running = self.handle.block_on(self.gate.lock());
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.take_over(consumer, tpl, false)

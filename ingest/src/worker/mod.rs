@@ -1,5 +1,7 @@
-//! The ingest loop: poll, check offsets ([`offsets`]), decode, buffer, flush.
+//! The ingest loop: poll a chunk, decode it beside ([`decoding`]), check offsets
+//! ([`offsets`]), buffer, flush.
 
+mod decoding;
 mod offsets;
 
 use std::sync::Arc;
@@ -16,19 +18,35 @@ use vallee_kafka::RejoinPolicy;
 use vallee_kafka::probe::{ProbeTiming, spawn_probe};
 use vallee_lake::Lake;
 use vallee_schemas::batch::{Lineage, TableBuffer};
-use vallee_schemas::contract::Table;
+use vallee_schemas::contract::{Stream, Table};
 use vallee_schemas::dead_letter::{DeadLetterRecord, Source};
-use vallee_schemas::decode::decode_signed;
+use vallee_schemas::decode::{Decoded, Rejection, decode_signed};
 use vallee_schemas::signing::SIGNATURE_HEADER;
 
 use crate::consumer::{IngestContext, RebalanceEvent, assign_owned, create};
-use crate::pending::{PartitionState, ProgressPolicy, TableCommit, plan};
+use crate::pending::{PartitionState, ProgressPolicy, plan};
 use crate::{Error, IngestOptions, IngestStats, Result};
 
 /// How often the loop looks at its health (stalls) and, when it assigns its partitions
 /// itself, for partitions added to its topics.
 const HEALTH_CHECK: Duration = Duration::from_secs(1);
 const NEW_PARTITIONS_CHECK: Duration = Duration::from_secs(30);
+/// While a commit runs, buffers fill up to this many times `flush_max_messages` before the
+/// thread waits for it (memory stays bounded; a backlog is committed in larger files).
+const BUFFERED_WHILE_COMMITTING: usize = 4;
+/// Messages taken from the consumer's queue per turn of the loop, at most.
+const CHUNK: usize = 8192;
+
+/// What decoding a message needs, borrowed from it.
+struct Encoded<'a> {
+    stream: Option<Stream>,
+    payload: Option<&'a [u8]>,
+    signature: Option<&'a [u8]>,
+    timestamp_ms: Option<i64>,
+}
+
+/// A message decoded (`None`: of a topic the hub does not know).
+type Decoding = Option<std::result::Result<Decoded, Rejection>>;
 
 /// The ingest loop: the consumer and the state it feeds (split so a message borrowed
 /// from the consumer can be handled while the state changes).
@@ -50,7 +68,12 @@ struct State {
     buffered: usize,
     oldest: Option<Instant>,
     last_flush: Instant,
+    /// The last flush's commit, while it runs.
+    in_flight: Option<InFlight>,
 }
+
+/// Dead letters per reason.
+type DeadLetterReasons = std::collections::BTreeMap<vallee_schemas::decode::Reason, u64>;
 
 impl Worker {
     pub fn new(
@@ -72,6 +95,7 @@ impl Worker {
             buffered: 0,
             oldest: None,
             last_flush: Instant::now(),
+            in_flight: None,
         };
         let now = Instant::now();
         Ok(Worker {
@@ -90,7 +114,10 @@ impl Worker {
             self.state.handle.clone(),
             &self.state.options,
         );
-        // Uncommitted rows are dropped: the new consumer starts from the lake's offsets.
+        // What the old consumer's last flush committed is recorded first (its partition
+        // indices are about to go). Uncommitted rows are dropped: the new consumer starts
+        // from the lake's offsets.
+        self.state.finish_commit(&self.consumer)?;
         self.state.partitions.clear();
         self.state.recount_buffered();
         self.consumer = create(&self.state.options, context)?;
@@ -155,6 +182,7 @@ impl Worker {
             self.fresh_consumer()?;
         }
         self.state.flush(&self.consumer, true)?;
+        self.state.finish_commit(&self.consumer)?;
         if !self.state.options.membership.assigns_itself() {
             self.consumer.unsubscribe();
         }
@@ -176,22 +204,60 @@ impl Worker {
                 self.take_own_partitions()?;
             }
             let (consumer, state) = (&self.consumer, &mut self.state);
-            let polled = consumer.poll(Duration::from_millis(50));
-            // Rebalance events happen inside poll: apply them before the message.
+            // What the consumer has fetched, up to a chunk, cut where a rebalance happened
+            // during a poll: the messages before it are handled first, then the rebalance
+            // is applied, then the message that poll returned.
+            let mut chunk = Vec::new();
+            let mut after_rebalance = None;
+            let mut next = consumer.poll(Duration::from_millis(50));
+            loop {
+                if consumer.context().has_events() {
+                    after_rebalance = next;
+                    break;
+                }
+                match next {
+                    Some(Ok(message)) => chunk.push(message),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "kafka consumer error (librdkafka retries)");
+                        break;
+                    }
+                    None => break,
+                }
+                if chunk.len() >= CHUNK {
+                    break;
+                }
+                next = consumer.poll(Duration::ZERO);
+            }
+            // It waited for a message and none came: whatever backlog there was is read.
+            let caught_up = chunk.is_empty() && after_rebalance.is_none();
+            state.handle_chunk(consumer, &chunk)?;
+            drop(chunk);
             state.apply_rebalance_events(consumer)?;
-            match polled {
+            match after_rebalance {
                 None => {}
-                Some(Ok(message)) => state.handle_message(consumer, &message)?,
+                Some(Ok(message)) => {
+                    state.handle_chunk(consumer, std::slice::from_ref(&message))?
+                }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "kafka consumer error (librdkafka retries)")
                 }
             }
             let age = state.oldest.map_or(Duration::ZERO, |t| t.elapsed());
-            if state.buffered >= state.options.flush_max_messages
+            let since_flush = state.last_flush.elapsed();
+            // The end of a backlog (a restart, a burst) is committed at once, not at the
+            // next interval; a trickle waits for the interval.
+            let backlog_read = caught_up
+                && state.buffered >= CHUNK
+                && since_flush >= state.options.flush_interval / 5;
+            let due = state.buffered >= state.options.flush_max_messages
                 || age >= state.options.flush_interval
-                || state.last_flush.elapsed() >= state.options.flush_interval
-            {
+                || since_flush >= state.options.flush_interval
+                || backlog_read;
+            if due && state.may_flush() {
                 state.flush(consumer, false)?;
+            } else if state.in_flight.is_some() && state.commit_done() {
+                // Landed: the stats and the group's offsets say so at once.
+                state.finish_commit(consumer)?;
             }
             if self.last_health_check.elapsed() >= HEALTH_CHECK {
                 self.last_health_check = Instant::now();
@@ -244,7 +310,14 @@ impl State {
     }
 
     fn apply_rebalance_events(&mut self, consumer: &IngestConsumer) -> Result<()> {
-        for event in consumer.context().take_events() {
+        let events = consumer.context().take_events();
+        if events.is_empty() {
+            return Ok(());
+        }
+        // The commit in flight ended before the rebalance went on (the gate); what it
+        // landed is recorded before the partition list changes.
+        self.finish_commit(consumer)?;
+        for event in events {
             match event {
                 RebalanceEvent::Assigned(assignments) => {
                     self.stats.rebalances.fetch_add(1, Ordering::Relaxed);
@@ -283,10 +356,54 @@ impl State {
         }
     }
 
+    /// Handles polled messages in order, decoded beside (a flush when the buffers are
+    /// full, between two messages).
+    fn handle_chunk(
+        &mut self,
+        consumer: &IngestConsumer,
+        messages: &[BorrowedMessage<'_>],
+    ) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let topics = &self.options.kafka.topics;
+        let encoded: Vec<Encoded<'_>> = messages
+            .iter()
+            .map(|m| Encoded {
+                stream: topics.stream_of(m.topic()),
+                payload: m.payload(),
+                signature: signature_of(m),
+                timestamp_ms: m.timestamp().to_millis(),
+            })
+            .collect();
+        let options = self.options.decode.clone();
+        let decode = |e: &Encoded<'_>| -> Decoding {
+            let stream = e.stream?;
+            Some(decode_signed(
+                stream,
+                e.payload,
+                e.signature,
+                e.timestamp_ms,
+                &options,
+            ))
+        };
+        // One clock read per chunk: the rows' ingestion time.
+        let now = Utc::now();
+        decoding::decode_beside(&encoded, decode, |i, decoded| {
+            self.handle_message(consumer, &messages[i], decoded, now)?;
+            if self.buffered >= self.options.flush_max_messages && self.may_flush() {
+                self.flush(consumer, false)?;
+            }
+            Ok(())
+        })
+    }
+
     fn handle_message(
         &mut self,
         consumer: &IngestConsumer,
         message: &BorrowedMessage<'_>,
+        decoded: Decoding,
+        now: chrono::DateTime<Utc>,
     ) -> Result<()> {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         let Some(index) = self
@@ -308,14 +425,16 @@ impl State {
         let state = &mut self.partitions[index];
         let stream = state.stream;
         let kafka_ts = message.timestamp().to_millis();
-        let signature = signature_of(message);
-        let decoded = decode_signed(
-            stream,
-            message.payload(),
-            signature,
-            kafka_ts,
-            &self.options.decode,
-        );
+        // The topic map and the partition agree on the stream; decoded inline otherwise.
+        let decoded = decoded.unwrap_or_else(|| {
+            decode_signed(
+                stream,
+                message.payload(),
+                signature_of(message),
+                kafka_ts,
+                &self.options.decode,
+            )
+        });
         let table = decoded.as_ref().map_or(Table::DeadLetters, |d| d.table());
         self.stats.messages.fetch_add(1, Ordering::Relaxed);
         state.last_seen = Some(offset);
@@ -327,7 +446,6 @@ impl State {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(e) => e.insert(TableBuffer::new(table)?),
         };
-        let now = Utc::now();
         match decoded {
             Ok(event) => {
                 let lineage = Lineage {
@@ -370,8 +488,13 @@ impl State {
         Ok(())
     }
 
-    /// Commits what is buffered (and due progress); `force` records every pending progress.
+    /// Starts committing what is buffered (and due progress) once the commit before has
+    /// landed; `force` records every pending progress. The commit runs on the runtime
+    /// while the thread reads on ([`State::finish_commit`] records it).
     fn flush(&mut self, consumer: &IngestConsumer, force: bool) -> Result<()> {
+        // What the commit before landed decides this one's progress (its `previous`
+        // offsets): it is recorded first.
+        self.finish_commit(consumer)?;
         self.last_flush = Instant::now();
         // Every message before the next expected one is in its table once the commits
         // below succeed (skipped ones already were; at assignment, the next expected is
@@ -393,20 +516,98 @@ impl State {
             self.commit_group_offsets(consumer, &landed);
             return Ok(());
         }
-        let results = self.handle.block_on(futures::future::join_all(
-            commits.iter().map(|c| self.append(c)),
-        ));
+        // Held by the commit's tasks: a rebalance waits for it before partitions move.
+        let gate = Arc::new(self.handle.block_on(consumer.context().gate().lock_owned()));
+        let mut tasks = Vec::new();
+        let mut landings = Vec::new();
+        for c in commits {
+            let append = Append {
+                lake: self.lake.clone(),
+                stats: self.stats.clone(),
+                writer_id: self.options.writer_id.clone(),
+                shutdown: self.shutdown.clone(),
+                table: c.table,
+                batches: c.batches,
+                progress: c.progress,
+                _gate: gate.clone(),
+            };
+            // What the commit's end records, taken now: rows read meanwhile are the next
+            // commit's.
+            let taken = c
+                .partitions
+                .iter()
+                .map(|&i| {
+                    let p = &mut self.partitions[i];
+                    let times = p.produce_times.remove(&c.table).unwrap_or_default();
+                    let reasons = if c.table == Table::DeadLetters {
+                        std::mem::take(&mut p.dead_letter_reasons)
+                    } else {
+                        Default::default()
+                    };
+                    (times, reasons)
+                })
+                .collect();
+            landings.push(Landing {
+                table: c.table,
+                rows: append.batches.iter().map(|b| b.num_rows()).sum(),
+                lasts: append.progress.iter().map(|p| p.last).collect(),
+                partitions: c.partitions,
+                taken,
+            });
+            // Each table's commit a task: their Parquet files are written side by side
+            // on the runtime's threads.
+            tasks.push(self.handle.spawn(append.run()));
+        }
+        self.in_flight = Some(InFlight {
+            tasks,
+            landings,
+            landed,
+        });
+        Ok(())
+    }
+
+    /// Whether a flush that is due may start: once the commit before has landed. While
+    /// it runs, messages keep coming into the buffers (the next commit is larger rather
+    /// than the thread waiting), up to [`BUFFERED_WHILE_COMMITTING`] times the flush size.
+    fn may_flush(&self) -> bool {
+        self.commit_done()
+            || self.buffered >= self.options.flush_max_messages * BUFFERED_WHILE_COMMITTING
+    }
+
+    /// Whether the commit in flight has landed (or none is in flight).
+    fn commit_done(&self) -> bool {
+        self.in_flight
+            .as_ref()
+            .is_none_or(|f| f.tasks.iter().all(|t| t.is_finished()))
+    }
+
+    /// Waits for the commit in flight, if any, and records what landed: the tables'
+    /// offsets, the stats, the group's offsets; a partition whose commit was fenced is
+    /// read again from the lake's offsets.
+    fn finish_commit(&mut self, consumer: &IngestConsumer) -> Result<()> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let results: Vec<vallee_lake::Result<()>> = self
+            .handle
+            .block_on(futures::future::join_all(in_flight.tasks))
+            .into_iter()
+            .map(|joined| joined.map_err(|e| Error::Fatal(format!("a table's commit task: {e}"))))
+            .collect::<Result<_>>()?;
         let now = Instant::now();
         let mut lost: Vec<usize> = Vec::new();
-        for (commit, result) in commits.iter().zip(results) {
+        for (landing, result) in in_flight.landings.into_iter().zip(results) {
             match result {
                 Ok(()) => {
-                    let rows: usize = commit.batches.iter().map(|b| b.num_rows()).sum();
-                    self.stats.add_rows(commit.table, rows as u64);
+                    self.stats.add_rows(landing.table, landing.rows as u64);
                     let now_ms = Utc::now().timestamp_millis();
-                    for (&i, progress) in commit.partitions.iter().zip(&commit.progress) {
-                        let p = &mut self.partitions[i];
-                        if let Some(times) = p.produce_times.remove(&commit.table) {
+                    for ((&i, last), (times, reasons)) in landing
+                        .partitions
+                        .iter()
+                        .zip(landing.lasts)
+                        .zip(landing.taken)
+                    {
+                        if !times.is_empty() {
                             let mut samples = self
                                 .stats
                                 .freshness_ms
@@ -414,26 +615,25 @@ impl State {
                                 .unwrap_or_else(|e| e.into_inner());
                             samples.extend(times.iter().map(|t| (now_ms - t).max(0) as u32));
                         }
-                        p.committed.insert(commit.table, Some(progress.last));
-                        p.last_progress.insert(commit.table, now);
-                        if commit.table == Table::DeadLetters {
-                            for (reason, n) in std::mem::take(&mut p.dead_letter_reasons) {
-                                self.stats.add_dead_letters(reason, n);
-                            }
+                        for (reason, n) in reasons {
+                            self.stats.add_dead_letters(reason, n);
                         }
+                        let p = &mut self.partitions[i];
+                        p.committed.insert(landing.table, Some(last));
+                        p.last_progress.insert(landing.table, now);
                     }
                 }
                 Err(e) if e.is_fenced() => {
                     self.stats.fenced.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(table = commit.table.name(), error = %e, "commit fenced: another writer owns these partitions");
-                    lost.extend(&commit.partitions);
+                    tracing::warn!(table = landing.table.name(), error = %e, "commit fenced: another writer owns these partitions");
+                    lost.extend(&landing.partitions);
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         lost.sort_unstable();
         lost.dedup();
-        let mut landed = landed;
+        let mut landed = in_flight.landed;
         for &i in &lost {
             landed[i] = None;
         }
@@ -441,34 +641,6 @@ impl State {
         for i in lost {
             self.reset_partition(consumer, i)?;
         }
-        Ok(())
-    }
-
-    /// One table's commit, tried again until the lake accepts it (a full disk, a lake
-    /// unreachable: the rows wait here, uncommitted, and `/readyz` says why), the writer is
-    /// fenced, or the stage stops.
-    async fn append(&self, commit: &TableCommit) -> vallee_lake::Result<()> {
-        let started = Instant::now();
-        let c = self
-            .lake
-            .append_retrying(
-                commit.table,
-                &self.options.writer_id,
-                &commit.batches,
-                &commit.progress,
-                &self.shutdown,
-            )
-            .await?;
-        self.stats.commits.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .commit_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        tracing::debug!(
-            table = commit.table.name(),
-            version = c.version,
-            rows = c.rows,
-            "lake commit"
-        );
         Ok(())
     }
 
@@ -490,6 +662,69 @@ impl State {
         {
             tracing::debug!(error = %e, "group offset commit failed (informational only)");
         }
+    }
+}
+
+/// A flush's commits, running on the runtime while the thread reads on, and what their
+/// end records.
+struct InFlight {
+    tasks: Vec<tokio::task::JoinHandle<vallee_lake::Result<()>>>,
+    landings: Vec<Landing>,
+    /// Per partition, the last offset whose message is in every table once they land.
+    landed: Vec<Option<i64>>,
+}
+
+/// What one table's commit records when it lands.
+struct Landing {
+    table: Table,
+    rows: usize,
+    /// Indices in the partition list, with the last offset committed of each.
+    partitions: Vec<usize>,
+    lasts: Vec<i64>,
+    /// Per partition: the produce times of its rows (freshness) and its dead letters'
+    /// reasons, taken when the commit started.
+    taken: Vec<(Vec<i64>, DeadLetterReasons)>,
+}
+
+/// One table's commit, tried again until the lake accepts it (a full disk, a lake
+/// unreachable: the rows wait, uncommitted, and `/readyz` says why), the writer is fenced,
+/// or the stage stops. Owned, to run as a task of its own.
+struct Append {
+    lake: Arc<Lake>,
+    stats: Arc<IngestStats>,
+    writer_id: String,
+    shutdown: CancellationToken,
+    table: Table,
+    batches: Vec<arrow::array::RecordBatch>,
+    progress: Vec<vallee_lake::Progress>,
+    /// The consumer's commit gate, released when the flush's last commit ends.
+    _gate: Arc<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Append {
+    async fn run(self) -> vallee_lake::Result<()> {
+        let started = Instant::now();
+        let c = self
+            .lake
+            .append_retrying(
+                self.table,
+                &self.writer_id,
+                &self.batches,
+                &self.progress,
+                &self.shutdown,
+            )
+            .await?;
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .commit_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        tracing::debug!(
+            table = self.table.name(),
+            version = c.version,
+            rows = c.rows,
+            "lake commit"
+        );
+        Ok(())
     }
 }
 
