@@ -60,7 +60,10 @@ pub mod watch;
 
 pub use admin::{Retention, ensure_topics, hub_topics};
 pub use error::{Error, Result};
-pub use host::{next_message, owned_partitions, partitions_to_take, run_on_thread, subscribe};
+pub use host::{
+    backlog_flush_spacing, next_message, owned_partitions, partitions_to_take, run_on_thread,
+    subscribe,
+};
 pub use membership::Membership;
 pub use options::{ConsumerSettings, KafkaOptions};
 pub use probe::{SharedHealth, StageHealth};

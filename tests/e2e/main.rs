@@ -7,6 +7,7 @@ mod helpers;
 mod hub;
 
 mod api;
+mod backlog;
 mod broker_loss;
 mod browser;
 mod cli;

@@ -248,7 +248,7 @@ impl Worker {
             // next interval; a trickle waits for the interval.
             let backlog_read = caught_up
                 && state.buffered >= CHUNK
-                && since_flush >= state.options.flush_interval / 5;
+                && since_flush >= vallee_kafka::backlog_flush_spacing(state.options.flush_interval);
             let due = state.buffered >= state.options.flush_max_messages
                 || age >= state.options.flush_interval
                 || since_flush >= state.options.flush_interval

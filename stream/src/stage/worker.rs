@@ -454,13 +454,14 @@ impl Worker {
     }
 
     /// Whether a backlog was read since the last flush (a batch of messages at least, and
-    /// a fifth of the flush interval gone): once it is read to its end, its results are
-    /// committed at once rather than at the next interval (after a restart's replay, or a
-    /// burst). Steady traffic, fetched as it comes, waits for the interval; so does a
-    /// trickle.
+    /// [`vallee_kafka::backlog_flush_spacing`] gone): once it is read to its end, its
+    /// results are committed at once rather than at the next interval (after a restart's
+    /// replay, or a burst). Steady traffic, fetched as it comes, waits for the interval;
+    /// so does a trickle.
     fn backlog_read(&self) -> bool {
         self.consumed - self.consumed_at_flush >= crate::microbatch::BATCH_ROWS as u64
-            && self.last_flush.elapsed() >= self.options.flush_interval / 5
+            && self.last_flush.elapsed()
+                >= vallee_kafka::backlog_flush_spacing(self.options.flush_interval)
     }
 
     /// Takes what the consumer has already fetched in one chunk (up to a batch, stopping
