@@ -528,3 +528,48 @@ fn rows_become_batches_with_lineage_and_the_table_schema() {
     assert!(buffer.is_empty());
     assert!(buffer.finish().unwrap().is_none());
 }
+
+/// Rows a second into a table's buffer, builders against arrow-json, the same rows in the
+/// same run (`cargo test --release -p vallee-schemas --test contract -- --ignored --nocapture
+/// encoders`): the figure behind the builders in `docs/performance.md`.
+#[test]
+#[ignore = "a measurement: run it by name"]
+fn encoders_compared() {
+    let beacon = r#"{"id":"urn:ngsi-ld:BeaconSighting:za-1","type":"BeaconSighting","dateObserved":"2026-11-28T10:15:00Z","zone":"za-la-garrigue","deviceToken":"0123456789abcdef0123","saltEpoch":"2026-11-28","rssi":-71.0}"#;
+    let rows: Vec<Decoded> = (0..200_000)
+        .map(|i| {
+            if i % 2 == 0 {
+                ok(Stream::Beacons, beacon)
+            } else {
+                ok(Stream::WasteContainers, BIN)
+            }
+        })
+        .collect();
+    let rate = |make: fn(Table) -> vallee_schemas::Result<TableBuffer>| {
+        let started = std::time::Instant::now();
+        let mut buffers: std::collections::BTreeMap<Table, TableBuffer> = Default::default();
+        let mut out = 0;
+        for (i, d) in rows.iter().enumerate() {
+            let buffer = buffers
+                .entry(d.table())
+                .or_insert_with(|| make(d.table()).unwrap());
+            d.append_to(buffer, &lineage(i as i64)).unwrap();
+            if buffer.len() == 8192 {
+                out += buffer.finish().unwrap().unwrap().num_rows();
+            }
+        }
+        for buffer in buffers.values_mut() {
+            out += buffer.finish().unwrap().map_or(0, |b| b.num_rows());
+        }
+        assert_eq!(out, rows.len());
+        rows.len() as f64 / started.elapsed().as_secs_f64()
+    };
+    let (json, builders) = (
+        rate(TableBuffer::through_arrow_json),
+        rate(TableBuffer::new),
+    );
+    eprintln!(
+        "rows/s: arrow-json {json:.0}, builders {builders:.0}: {:.2}x",
+        builders / json
+    );
+}

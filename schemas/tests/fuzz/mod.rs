@@ -451,6 +451,8 @@ struct Tally {
     rows: BTreeMap<Table, u64>,
     refused: BTreeMap<(Stream, Reason), u64>,
     buffers: BTreeMap<Table, TableBuffer>,
+    /// The same rows through arrow-json: each batch must equal the builders' one.
+    reference: BTreeMap<Table, TableBuffer>,
 }
 
 impl Tally {
@@ -467,7 +469,13 @@ impl Tally {
             ingested_at_micros: 0,
         };
         decoded.append_to(buffer, &lineage).unwrap();
-        if buffer.len() >= 2048 {
+        let full = buffer.len() >= 2048;
+        let reference = self
+            .reference
+            .entry(table)
+            .or_insert_with(|| TableBuffer::through_arrow_json(table).unwrap());
+        decoded.append_to(reference, &lineage).unwrap();
+        if full {
             self.flush(table);
         }
     }
@@ -478,16 +486,30 @@ impl Tally {
             .entry(Table::DeadLetters)
             .or_insert_with(|| TableBuffer::new(Table::DeadLetters).unwrap());
         buffer.push_dead_letter(record).unwrap();
-        if buffer.len() >= 2048 {
+        let full = buffer.len() >= 2048;
+        let reference = self
+            .reference
+            .entry(Table::DeadLetters)
+            .or_insert_with(|| TableBuffer::through_arrow_json(Table::DeadLetters).unwrap());
+        reference.push_dead_letter(record).unwrap();
+        if full {
             self.flush(Table::DeadLetters);
         }
     }
 
-    /// Turns a buffer into a batch, counts its rows and checks that sensor rows hold no MAC.
+    /// Turns a buffer into a batch, counts its rows and checks that sensor rows hold no MAC
+    /// and that arrow-json makes the very same batch of them.
     fn flush(&mut self, table: Table) {
+        let reference = self.reference.get_mut(&table).unwrap().finish().unwrap();
         let Some(batch) = self.buffers.get_mut(&table).unwrap().finish().unwrap() else {
+            assert!(reference.is_none());
             return;
         };
+        assert_eq!(
+            Some(&batch),
+            reference.as_ref(),
+            "{table}: builders and arrow-json differ"
+        );
         assert_eq!(batch.schema(), table.schema());
         *self.rows.entry(table).or_default() += batch.num_rows() as u64;
         let sensor = Stream::SENSORS

@@ -1,8 +1,11 @@
 //! Rows → Arrow record batches, one buffer per table.
 //!
-//! Records serialize (serde) straight into an `arrow_json` decoder built for the table's
-//! schema, which is both the row buffer and the columnar encoder: no hand-written column
-//! builders to keep in step with the schemas, and a test per table catches any drift.
+//! Records serialize (serde) straight into column builders made from the table's schema
+//! ([`columns`]): no hand-written builders to keep in step with the schemas, and a test per
+//! table catches any drift. Rows of schemas with nested columns (the stream stage's
+//! lineage) go through an `arrow_json` decoder instead, which takes any schema.
+
+mod columns;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -95,17 +98,44 @@ impl RowBuffer {
 }
 
 /// Rows waiting to become one record batch of a contract table.
-#[derive(Debug)]
 pub struct TableBuffer {
     table: Table,
-    rows: RowBuffer,
+    rows: Encoder,
+}
+
+/// How a buffer turns rows into columns.
+enum Encoder {
+    /// Straight into builders: every contract table.
+    Columns(columns::Columns),
+    /// arrow-json's tape: the reference the contract's fuzz test compares with.
+    Json(RowBuffer),
+}
+
+impl std::fmt::Debug for TableBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableBuffer")
+            .field("table", &self.table)
+            .field("rows", &self.len())
+            .finish()
+    }
 }
 
 impl TableBuffer {
     pub fn new(table: Table) -> Result<Self> {
+        let rows = match columns::Columns::new(table.name(), table.schema()) {
+            Some(columns) => Encoder::Columns(columns),
+            None => Encoder::Json(RowBuffer::new(table.name(), table.schema())?),
+        };
+        Ok(TableBuffer { table, rows })
+    }
+
+    /// A buffer encoding through arrow-json whatever the table: the reference the
+    /// contract's tests compare [`Self::new`]'s batches with, row for row.
+    #[doc(hidden)]
+    pub fn through_arrow_json(table: Table) -> Result<Self> {
         Ok(TableBuffer {
             table,
-            rows: RowBuffer::new(table.name(), table.schema())?,
+            rows: Encoder::Json(RowBuffer::new(table.name(), table.schema())?),
         })
     }
 
@@ -115,11 +145,21 @@ impl TableBuffer {
 
     /// Rows buffered since the last [`Self::finish`].
     pub fn len(&self) -> usize {
-        self.rows.len()
+        match &self.rows {
+            Encoder::Columns(c) => c.len(),
+            Encoder::Json(j) => j.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.len() == 0
+    }
+
+    fn push_row<S: Serialize>(&mut self, row: &S) -> Result<()> {
+        match &mut self.rows {
+            Encoder::Columns(c) => c.push(row),
+            Encoder::Json(j) => j.push(row),
+        }
     }
 
     /// Appends a data record with its day partition and lineage.
@@ -129,7 +169,7 @@ impl TableBuffer {
         day: i32,
         lineage: &Lineage<'_>,
     ) -> Result<()> {
-        self.rows.push(&Row {
+        self.push_row(&Row {
             record,
             day,
             _topic: lineage.topic,
@@ -142,11 +182,14 @@ impl TableBuffer {
     /// Appends a dead letter (its own columns carry its coordinates).
     pub fn push_dead_letter(&mut self, record: &DeadLetterRecord) -> Result<()> {
         debug_assert_eq!(self.table, Table::DeadLetters);
-        self.rows.push(record)
+        self.push_row(record)
     }
 
     /// Takes the buffered rows as one record batch (`None` when empty).
     pub fn finish(&mut self) -> Result<Option<RecordBatch>> {
-        self.rows.finish()
+        match &mut self.rows {
+            Encoder::Columns(c) => c.finish(),
+            Encoder::Json(j) => j.finish(),
+        }
     }
 }
