@@ -579,21 +579,78 @@ impl ser::SerializeSeq for ListSerializer<'_> {
     type Error = Fault;
 
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fault> {
-        // An item is a column of one text: the value serializer checks it the same way.
-        let mut item = Builder::Utf8(std::mem::take(self.list.values()));
-        let result = value.serialize(ValueSerializer {
-            builder: &mut item,
+        value.serialize(ItemSerializer {
+            values: self.list.values(),
             column: self.column,
-        });
-        if let Builder::Utf8(values) = item {
-            *self.list.values() = values;
-        }
-        result
+        })
     }
 
     fn end(self) -> Result<(), Fault> {
         self.list.append(true);
         Ok(())
+    }
+}
+
+/// One item of a list of texts: a text or nothing.
+struct ItemSerializer<'b> {
+    values: &'b mut StringBuilder,
+    column: &'b str,
+}
+
+impl ItemSerializer<'_> {
+    fn refuse(&self, what: &str) -> Fault {
+        Fault(format!(
+            "column {} takes a list of texts, not {what} in it",
+            self.column
+        ))
+    }
+}
+
+impl ser::Serializer for ItemSerializer<'_> {
+    type Ok = ();
+    type Error = Fault;
+    type SerializeSeq = Impossible<(), Fault>;
+    type SerializeTuple = Impossible<(), Fault>;
+    type SerializeTupleStruct = Impossible<(), Fault>;
+    type SerializeTupleVariant = Impossible<(), Fault>;
+    type SerializeMap = Impossible<(), Fault>;
+    type SerializeStruct = Impossible<(), Fault>;
+    type SerializeStructVariant = Impossible<(), Fault>;
+
+    refuse! {
+        @scalars
+        serialize_bytes(&[u8]) -> (): "bytes";
+        serialize_seq(Option<usize>) -> Self::SerializeSeq: "a list";
+        serialize_tuple(usize) -> Self::SerializeTuple: "a tuple";
+        serialize_tuple_struct(&'static str, usize) -> Self::SerializeTupleStruct: "a tuple";
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> Self::SerializeTupleVariant: "a variant";
+        serialize_map(Option<usize>) -> Self::SerializeMap: "a map";
+        serialize_struct(&'static str, usize) -> Self::SerializeStruct: "a struct";
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> Self::SerializeStructVariant: "a variant";
+    }
+
+    see_through!();
+
+    fn serialize_str(self, v: &str) -> Result<(), Fault> {
+        self.values.append_value(v);
+        Ok(())
+    }
+
+    fn serialize_none(self) -> Result<(), Fault> {
+        self.values.append_null();
+        Ok(())
+    }
+
+    fn serialize_unit(self) -> Result<(), Fault> {
+        self.serialize_none()
+    }
+
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Fault> {
+        self.serialize_none()
+    }
+
+    fn serialize_unit_variant(self, _: &'static str, _: u32, v: &'static str) -> Result<(), Fault> {
+        self.serialize_str(v)
     }
 }
 
@@ -694,6 +751,27 @@ mod tests {
             "its columns no longer line up"
         );
         assert!(columns.finish().is_err());
+    }
+
+    #[test]
+    fn a_list_item_that_is_not_a_text_is_refused() {
+        #[derive(Serialize)]
+        struct Numbers<'a> {
+            id: &'a str,
+            kinds: Vec<f64>,
+            day: i32,
+        }
+        let mut columns = Columns::new("t", schema()).unwrap();
+        let row = Numbers {
+            id: "a",
+            kinds: vec![1.0],
+            day: 1,
+        };
+        let error = columns.push(&row).unwrap_err().to_string();
+        assert!(
+            error.contains("column kinds takes a list of texts, not a number"),
+            "{error}"
+        );
     }
 
     #[test]
