@@ -70,6 +70,8 @@ struct State {
     last_flush: Instant,
     /// The last flush's commit, while it runs.
     in_flight: Option<InFlight>,
+    /// Threads decoding beside this one ([`decoding::helpers`]).
+    decode_helpers: usize,
 }
 
 /// Dead letters per reason.
@@ -96,6 +98,7 @@ impl Worker {
             oldest: None,
             last_flush: Instant::now(),
             in_flight: None,
+            decode_helpers: decoding::helpers(),
         };
         let now = Instant::now();
         Ok(Worker {
@@ -389,7 +392,7 @@ impl State {
         };
         // One clock read per chunk: the rows' ingestion time.
         let now = Utc::now();
-        decoding::decode_beside(&encoded, decode, |i, decoded| {
+        decoding::decode_beside(&encoded, self.decode_helpers, decode, |i, decoded| {
             self.handle_message(consumer, &messages[i], decoded, now)?;
             if self.buffered >= self.options.flush_max_messages && self.may_flush() {
                 self.flush(consumer, false)?;
