@@ -51,7 +51,11 @@ static TOKEN_PAIR: LazyLock<Regex> = LazyLock::new(|| {
 /// Whether a decoded string (a JSON string value or attribute name) contains a MAC-like
 /// identifier (see the module docs).
 pub fn contains_mac(text: &str) -> bool {
-    let bytes = text.as_bytes();
+    bytes_contain_mac(text.as_bytes())
+}
+
+/// [`contains_mac`] of text given as bytes, read as they are (no JSON escapes).
+pub(crate) fn bytes_contain_mac(bytes: &[u8]) -> bool {
     // Twelve hex digits take twelve bytes, NUL padding or not: short texts (zones,
     // dates) need no scan at all.
     if bytes.len() < 12 {
