@@ -372,11 +372,18 @@ impl State {
         let topics = &self.options.kafka.topics;
         let encoded: Vec<Encoded<'_>> = messages
             .iter()
-            .map(|m| Encoded {
-                stream: topics.stream_of(m.topic()),
-                payload: m.payload(),
-                signature: signature_of(m),
-                timestamp_ms: m.timestamp().to_millis(),
+            .map(|m| {
+                let stream = topics.stream_of(m.topic());
+                Encoded {
+                    stream,
+                    payload: m.payload(),
+                    // Only the API's streams are signed: the headers of a sensor reading
+                    // are not parsed at all.
+                    signature: stream
+                        .filter(|s| Stream::CITIZEN.contains(s))
+                        .and_then(|_| signature_of(m)),
+                    timestamp_ms: m.timestamp().to_millis(),
+                }
             })
             .collect();
         let options = self.options.decode.clone();
