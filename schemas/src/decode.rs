@@ -200,36 +200,20 @@ pub fn decode_signed(
     )
 }
 
-/// [`decode_signed`] without the fast paths: every message parsed to a JSON tree first.
-/// For tests holding the fast paths to it (the contract's fuzz test); the hub never
-/// needs it.
-#[doc(hidden)]
-pub fn decode_signed_general(
-    stream: Stream,
-    payload: Option<&[u8]>,
-    signature: Option<&[u8]>,
-    kafka_timestamp_ms: Option<i64>,
-    options: &DecodeOptions,
-) -> Result<Decoded, Rejection> {
-    decode_by(
-        Path::General,
-        stream,
-        payload,
-        signature,
-        kafka_timestamp_ms,
-        options,
-    )
-}
-
 /// Which decoding path a message may take.
+#[doc(hidden)]
 #[derive(Clone, Copy)]
-enum Path {
+pub enum Path {
     /// The fast path of its stream when it fits, else the general one.
     Fastest,
+    /// Every message parsed to a JSON tree first: for tests holding the fast paths to
+    /// it (the contract's fuzz test); the hub never needs it.
     General,
 }
 
-fn decode_by(
+/// [`decode_signed`] by the path given.
+#[doc(hidden)]
+pub fn decode_by(
     path: Path,
     stream: Stream,
     payload: Option<&[u8]>,

@@ -30,9 +30,7 @@ use vallee_schemas::batch::{Lineage, TableBuffer};
 use vallee_schemas::citizen::{CitizenChange, CitizenEvent};
 use vallee_schemas::contract::{Stream, Table};
 use vallee_schemas::dead_letter::{DeadLetterRecord, Source};
-use vallee_schemas::decode::{
-    DecodeOptions, Decoded, Reason, decode_signed, decode_signed_general,
-};
+use vallee_schemas::decode::{DecodeOptions, Decoded, Path, Reason, decode_by, decode_signed};
 use vallee_schemas::privacy::{contains_mac, raw_contains_mac};
 use vallee_schemas::signing::EventKey;
 
@@ -622,8 +620,14 @@ fn fuzz_every_decoder_accounts_for_every_input_and_stores_no_mac() {
         }))
         .unwrap_or_else(|_| panic!("decode panicked on {}", shown()));
         // The fast paths take only what the general one accepts, and read it alike.
-        let general =
-            decode_signed_general(stream, Some(&payload), signature.as_deref(), sent, &options);
+        let general = decode_by(
+            Path::General,
+            stream,
+            Some(&payload),
+            signature.as_deref(),
+            sent,
+            &options,
+        );
         assert_eq!(
             decoded,
             general,
