@@ -76,8 +76,9 @@ async fn lake_optimize_compacts_without_changing_rows_or_offsets() {
 
     let world = World::new(3).await;
     let events = valley_events(3_000, 11);
-    let produced = world.produce(&events).await;
-    // Small flushes: many commits, many small files.
+    // Many small files: the events sent in rounds, each landed before the next is sent
+    // (a backlog read at once may land in a few large commits, however small the flush
+    // size, as ingest reads on while a commit runs).
     let lake = Arc::new(world.lake().await);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let options = vallee_ingest::IngestOptions {
@@ -90,14 +91,22 @@ async fn lake_optimize_compacts_without_changing_rows_or_offsets() {
         Arc::new(vallee_ingest::IngestStats::default()),
         shutdown.clone(),
     ));
-    eventually(Duration::from_secs(120), "everything ingested", || async {
-        total(&lake).await >= produced
-    })
-    .await;
+    let mut produced = 0;
+    for round in events.chunks(500) {
+        produced += world.produce(round).await;
+        eventually(Duration::from_secs(120), "the round ingested", || async {
+            total(&lake).await >= produced
+        })
+        .await;
+    }
     shutdown.cancel();
     ingest.await.unwrap().unwrap();
     let table = vallee_schemas::contract::Table::WasteContainers;
     let files_before = lake.file_count(table).await.unwrap();
+    assert!(
+        files_before >= 3,
+        "six rounds, each landed apart, make several files: {files_before}"
+    );
     let rows_before = counts(&lake).await;
     drop(lake);
 
