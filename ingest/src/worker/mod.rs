@@ -72,8 +72,6 @@ struct State {
     in_flight: Option<InFlight>,
     /// Threads decoding beside this one ([`decoding::helpers`]).
     decode_helpers: usize,
-    /// The index of the last message's partition ([`State::partition_index`]).
-    last_partition: Option<usize>,
 }
 
 /// Dead letters per reason.
@@ -101,7 +99,6 @@ impl Worker {
             last_flush: Instant::now(),
             in_flight: None,
             decode_helpers: decoding::helpers(),
-            last_partition: None,
         };
         let now = Instant::now();
         Ok(Worker {
@@ -373,21 +370,10 @@ impl State {
             return Ok(());
         }
         let topics = &self.options.kafka.topics;
-        // Messages come in runs of one partition's fetch: the last topic's stream is
-        // tried before the map.
-        let mut last: Option<(&str, Option<Stream>)> = None;
         let encoded: Vec<Encoded<'_>> = messages
             .iter()
             .map(|m| {
-                let topic = m.topic();
-                let stream = match last {
-                    Some((t, stream)) if t == topic => stream,
-                    _ => {
-                        let stream = topics.stream_of(topic);
-                        last = Some((topic, stream));
-                        stream
-                    }
-                };
+                let stream = topics.stream_of(m.topic());
                 Encoded {
                     stream,
                     payload: m.payload(),
@@ -422,21 +408,6 @@ impl State {
         })
     }
 
-    /// Where `topic`/`partition` is in the partition list. Messages come in runs of one
-    /// partition's fetch, so the last one found is tried first (one comparison of the
-    /// topic's name instead of one per partition).
-    fn partition_index(&mut self, topic: &str, partition: i32) -> Option<usize> {
-        let same = |p: &PartitionState| p.partition == partition && p.topic == topic;
-        if let Some(i) = self.last_partition
-            && self.partitions.get(i).is_some_and(same)
-        {
-            return Some(i);
-        }
-        let i = self.partitions.iter().position(same)?;
-        self.last_partition = Some(i);
-        Some(i)
-    }
-
     fn handle_message(
         &mut self,
         consumer: &IngestConsumer,
@@ -445,7 +416,11 @@ impl State {
         now: chrono::DateTime<Utc>,
     ) -> Result<()> {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        let Some(index) = self.partition_index(topic, partition) else {
+        let Some(index) = self
+            .partitions
+            .iter()
+            .position(|p| p.topic == topic && p.partition == partition)
+        else {
             tracing::debug!(
                 topic,
                 partition,
