@@ -23,6 +23,9 @@ pub struct IngestStats {
     pub commits: AtomicU64,
     /// Total commit time, microseconds (with `commits`: the mean commit latency).
     pub commit_micros: AtomicU64,
+    /// Time ingest's thread spent waiting for a commit to land before reading on,
+    /// microseconds (its buffers were full, or a rebalance or shutdown was due).
+    pub commit_wait_micros: AtomicU64,
     /// Commits refused because another writer owned the partition.
     pub fenced: AtomicU64,
     /// Rebalances seen (assignments).

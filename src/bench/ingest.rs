@@ -144,6 +144,8 @@ pub async fn ingest(args: BenchIngestArgs, lake: &LakeOptions) -> Result<()> {
     let ingest_secs = started.elapsed().as_secs_f64();
     let end_to_end_secs = ingest_started.elapsed().as_secs_f64();
     let commits_backlog = stats.commits.load(Ordering::Relaxed);
+    let commit_secs = stats.commit_micros.load(Ordering::Relaxed) as f64 / 1e6;
+    let commit_wait_secs = stats.commit_wait_micros.load(Ordering::Relaxed) as f64 / 1e6;
 
     eprintln!(
         "[4/4] live load at {} msg/s for {} s, measuring produce → visible…",
@@ -219,6 +221,10 @@ pub async fn ingest(args: BenchIngestArgs, lake: &LakeOptions) -> Result<()> {
         "  ratio ingest / raw     {:>10.2} steady state, {:.2} end to end",
         ingest_rate / raw_rate,
         produced as f64 / end_to_end_secs / raw_rate
+    );
+    println!(
+        "  commits                {commits_backlog} tables' commits, {:.0} ms each on average; ingest's thread waited {commit_wait_secs:.2} s for them",
+        commit_secs * 1e3 / commits_backlog.max(1) as f64
     );
     println!("  CPU of raw consume     {}", raw_cpu.describe());
     println!("  CPU of ingest          {}", ingest_cpu.describe());

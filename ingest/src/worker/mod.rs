@@ -598,9 +598,14 @@ impl State {
         let Some(in_flight) = self.in_flight.take() else {
             return Ok(());
         };
-        let results: Vec<vallee_lake::Result<()>> = self
+        let waiting = Instant::now();
+        let joined = self
             .handle
-            .block_on(futures::future::join_all(in_flight.tasks))
+            .block_on(futures::future::join_all(in_flight.tasks));
+        self.stats
+            .commit_wait_micros
+            .fetch_add(waiting.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let results: Vec<vallee_lake::Result<()>> = joined
             .into_iter()
             .map(|joined| joined.map_err(|e| Error::Fatal(format!("a table's commit task: {e}"))))
             .collect::<Result<_>>()?;
