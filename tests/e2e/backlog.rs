@@ -45,6 +45,37 @@ async fn ingest_lands_a_backlog_once_read_not_at_the_next_interval() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_lands_the_end_of_a_backlog_however_few_rows_the_last_flush_left() {
+    // A backlog a little larger than the flush size: what is left after the rows a flush
+    // by size took, fewer than a chunk of the consumer, lands when the backlog's end is
+    // read, not at the interval.
+    let world = World::new(3).await;
+    let produced = world.produce(&valley_events(12_000, 33)).await;
+    let lake = Arc::new(world.lake().await);
+    let shutdown = CancellationToken::new();
+    let options = IngestOptions {
+        flush_interval: INTERVAL,
+        flush_max_messages: 11_000,
+        ..world.ingest_options()
+    };
+    let ingest = tokio::spawn(vallee_ingest::run(
+        options,
+        lake.clone(),
+        Arc::new(IngestStats::default()),
+        shutdown.clone(),
+    ));
+    eventually(
+        Duration::from_secs(180),
+        "the backlog's last rows in the lake without waiting for the interval",
+        || async { total(&lake).await >= produced },
+    )
+    .await;
+    shutdown.cancel();
+    ingest.await.unwrap().unwrap();
+    assert_exactly_once(&lake, produced).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stage_commits_a_backlogs_results_once_read_not_at_the_next_interval() {
     let world = World::new(3).await;
     let produced = world.produce(&valley_events(20_000, 32)).await;

@@ -72,6 +72,11 @@ struct State {
     in_flight: Option<InFlight>,
     /// Threads decoding beside this one ([`decoding::helpers`]).
     decode_helpers: usize,
+    /// Messages read since the consumer last had nothing more fetched: a chunk or more
+    /// is a backlog.
+    read_since_caught_up: usize,
+    /// A backlog was read to its end, and its last rows wait for a flush.
+    backlog_end_read: bool,
 }
 
 /// Dead letters per reason.
@@ -99,6 +104,8 @@ impl Worker {
             last_flush: Instant::now(),
             in_flight: None,
             decode_helpers: decoding::helpers(),
+            read_since_caught_up: 0,
+            backlog_end_read: false,
         };
         let now = Instant::now();
         Ok(Worker {
@@ -233,6 +240,7 @@ impl Worker {
             }
             // It waited for a message and none came: whatever backlog there was is read.
             let caught_up = chunk.is_empty() && after_rebalance.is_none();
+            state.read_since_caught_up += chunk.len();
             state.handle_chunk(consumer, &chunk)?;
             drop(chunk);
             state.apply_rebalance_events(consumer)?;
@@ -247,20 +255,28 @@ impl Worker {
             }
             let age = state.oldest.map_or(Duration::ZERO, |t| t.elapsed());
             let since_flush = state.last_flush.elapsed();
-            // The end of a backlog (a restart, a burst) is committed at once, not at the
-            // next interval; a trickle waits for the interval.
-            let backlog_read = caught_up
-                && state.buffered >= CHUNK
+            // The end of a backlog (a restart, a burst: a chunk or more read without
+            // catching up) is committed at once, however few rows are left since the flush
+            // before, not at the next interval; a trickle waits for the interval.
+            if caught_up {
+                state.backlog_end_read |= state.read_since_caught_up >= CHUNK;
+                state.read_since_caught_up = 0;
+            }
+            let backlog_read = state.backlog_end_read
                 && since_flush >= vallee_kafka::backlog_flush_spacing(state.options.flush_interval);
-            let due = state.buffered >= state.options.flush_max_messages
+            let due = state.buffered >= state.flush_size()
                 || age >= state.options.flush_interval
                 || since_flush >= state.options.flush_interval
-                || backlog_read;
+                || (backlog_read && state.buffered > 0);
             if due && state.may_flush() {
                 state.flush(consumer, false)?;
             } else if state.in_flight.is_some() && state.commit_done() {
                 // Landed: the stats and the group's offsets say so at once.
                 state.finish_commit(consumer)?;
+            }
+            if state.buffered == 0 {
+                // The backlog's end is in a commit.
+                state.backlog_end_read = false;
             }
             if self.last_health_check.elapsed() >= HEALTH_CHECK {
                 self.last_health_check = Instant::now();
@@ -401,7 +417,7 @@ impl State {
         let now = Utc::now();
         decoding::decode_beside(&encoded, self.decode_helpers, decode, |i, decoded| {
             self.handle_message(consumer, &messages[i], decoded, now)?;
-            if self.buffered >= self.options.flush_max_messages && self.may_flush() {
+            if self.buffered >= self.flush_size() && self.may_flush() {
                 self.flush(consumer, false)?;
             }
             Ok(())
@@ -574,6 +590,18 @@ impl State {
             landed,
         });
         Ok(())
+    }
+
+    /// How many buffered messages make a flush due: while a backlog is read, as many as
+    /// may wait during a commit. Each table's commit has a cost of its own (its Parquet
+    /// file, its log entry: about 40 ms); a backlog committed every `flush_max_messages`
+    /// spent a third of the process's CPU on commits, beside the thread reading it.
+    fn flush_size(&self) -> usize {
+        if self.read_since_caught_up >= CHUNK {
+            self.options.flush_max_messages * BUFFERED_WHILE_COMMITTING
+        } else {
+            self.options.flush_max_messages
+        }
     }
 
     /// Whether a flush that is due may start: once the commit before has landed. While
