@@ -86,7 +86,8 @@ pub fn run_blocking(
         committer,
         rejoin: RejoinPolicy::new(now),
         consumed: 0,
-        consumed_at_flush: 0,
+        consumed_at_caught_up: 0,
+        backlog_end_read: false,
         last_flush: now,
         last_health_check: now,
         last_partitions_check: now,
@@ -142,8 +143,10 @@ struct Worker {
     rejoin: RejoinPolicy,
     /// Messages read (refused ones included).
     consumed: u64,
-    /// `consumed` at the last flush.
-    consumed_at_flush: u64,
+    /// `consumed` when the stage last caught up (it waited and nothing came).
+    consumed_at_caught_up: u64,
+    /// A backlog was read to its end since the last flush.
+    backlog_end_read: bool,
     last_flush: Instant,
     last_health_check: Instant,
     last_partitions_check: Instant,
@@ -261,9 +264,12 @@ impl Worker {
                 self.flush_and_wait()?;
                 return Ok(Outcome::Shutdown);
             }
-            if self.last_flush.elapsed() >= self.options.flush_interval
-                || (caught_up && self.backlog_read())
-            {
+            if caught_up {
+                self.backlog_end_read |= self.consumed - self.consumed_at_caught_up
+                    >= crate::microbatch::BATCH_ROWS as u64;
+                self.consumed_at_caught_up = self.consumed;
+            }
+            if self.last_flush.elapsed() >= self.options.flush_interval || self.backlog_read() {
                 self.flush()?;
             } else if self.committer.is_idle_or_done() {
                 // The live view learns of a commit's end at once, not at the next flush.
@@ -453,13 +459,13 @@ impl Worker {
         }
     }
 
-    /// Whether a backlog was read since the last flush (a batch of messages at least, and
-    /// [`vallee_kafka::backlog_flush_spacing`] gone): once it is read to its end, its
-    /// results are committed at once rather than at the next interval (after a restart's
-    /// replay, or a burst). Steady traffic, fetched as it comes, waits for the interval;
-    /// so does a trickle.
+    /// Whether a backlog (a batch of messages at least, read without catching up) was
+    /// read to its end since the last flush, and [`vallee_kafka::backlog_flush_spacing`]
+    /// is gone: its results are committed at once rather than at the next interval (after
+    /// a restart's replay, or a burst), however few messages came after the flush before.
+    /// Steady traffic, fetched as it comes, waits for the interval; so does a trickle.
     fn backlog_read(&self) -> bool {
-        self.consumed - self.consumed_at_flush >= crate::microbatch::BATCH_ROWS as u64
+        self.backlog_end_read
             && self.last_flush.elapsed()
                 >= vallee_kafka::backlog_flush_spacing(self.options.flush_interval)
     }
@@ -576,7 +582,7 @@ impl Worker {
     fn flush(&mut self) -> Result<()> {
         self.drain_pipeline()?;
         self.last_flush = Instant::now();
-        self.consumed_at_flush = self.consumed;
+        self.backlog_end_read = false;
         self.dispatcher.tick(Instant::now())?;
         self.publish_alerts();
         self.update_live();
