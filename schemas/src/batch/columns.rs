@@ -91,6 +91,9 @@ pub(crate) struct Columns {
     schema: SchemaRef,
     names: Vec<String>,
     by_name: HashMap<String, usize>,
+    /// Per column, where the `&'static str` field name that last found it lies (address,
+    /// length): a struct's field gives the same one every row.
+    static_names: Vec<(usize, usize)>,
     builders: Vec<Builder>,
     /// The row (counted from 1) each column last received a value for.
     filled: Vec<usize>,
@@ -117,6 +120,7 @@ impl Columns {
         Some(Columns {
             table,
             filled: vec![0; names.len()],
+            static_names: vec![(0, 0); names.len()],
             schema,
             names,
             by_name,
@@ -193,18 +197,29 @@ impl Columns {
         Some(i)
     }
 
-    fn field<T: Serialize + ?Sized>(
-        &mut self,
-        name: &str,
-        value: &T,
-        cursor: &mut usize,
-    ) -> Result<(), Fault> {
-        let Some(i) = self.find(name, cursor) else {
-            return Ok(());
-        };
+    /// [`Self::find`] for a struct's field: a name seen at the cursor's column before is
+    /// found by its address, without comparing its bytes (static text never changes, so
+    /// the same address and length are the same name).
+    fn find_static(&mut self, name: &'static str, cursor: &mut usize) -> Option<usize> {
+        let key = (name.as_ptr() as usize, name.len());
+        if self.static_names.get(*cursor) == Some(&key) {
+            let i = *cursor;
+            *cursor = i + 1;
+            return Some(i);
+        }
+        let i = self.find(name, cursor)?;
+        self.static_names[i] = key;
+        Some(i)
+    }
+
+    /// Appends `value` to column `i` (found by name for this row).
+    fn fill<T: Serialize + ?Sized>(&mut self, i: usize, value: &T) -> Result<(), Fault> {
         let row = self.rows + 1;
         if self.filled[i] == row {
-            return Err(Fault(format!("column {name} is given twice in one row")));
+            return Err(Fault(format!(
+                "column {} is given twice in one row",
+                self.names[i]
+            )));
         }
         value.serialize(ValueSerializer {
             builder: &mut self.builders[i],
@@ -350,7 +365,10 @@ impl ser::SerializeStruct for &mut RowSerializer<'_> {
         key: &'static str,
         value: &T,
     ) -> Result<(), Fault> {
-        self.columns.field(key, value, &mut self.cursor)
+        match self.columns.find_static(key, &mut self.cursor) {
+            Some(i) => self.columns.fill(i, value),
+            None => Ok(()),
+        }
     }
 
     fn end(self) -> Result<(), Fault> {
@@ -364,11 +382,30 @@ impl ser::SerializeMap for &mut RowSerializer<'_> {
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Fault> {
         self.key.clear();
-        key.serialize(KeySerializer(&mut self.key))
+        key.serialize(KeySerializer(|k: &str| self.key.push_str(k)))
     }
 
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Fault> {
-        self.columns.field(&self.key, value, &mut self.cursor)
+        match self.columns.find(&self.key, &mut self.cursor) {
+            Some(i) => self.columns.fill(i, value),
+            None => Ok(()),
+        }
+    }
+
+    /// A key and its value together (a flattened part gives its fields so): the column is
+    /// found from the key as it is, without copying it.
+    fn serialize_entry<K: Serialize + ?Sized, V: Serialize + ?Sized>(
+        &mut self,
+        key: &K,
+        value: &V,
+    ) -> Result<(), Fault> {
+        let mut found = None;
+        let (columns, cursor) = (&*self.columns, &mut self.cursor);
+        key.serialize(KeySerializer(|k: &str| found = columns.find(k, cursor)))?;
+        match found {
+            Some(i) => self.columns.fill(i, value),
+            None => Ok(()),
+        }
     }
 
     fn end(self) -> Result<(), Fault> {
@@ -376,16 +413,16 @@ impl ser::SerializeMap for &mut RowSerializer<'_> {
     }
 }
 
-/// A map key, which must be a string (a column name).
-struct KeySerializer<'k>(&'k mut String);
+/// A map key, which must be a string (a column name), handed to the function it holds.
+struct KeySerializer<F>(F);
 
-impl KeySerializer<'_> {
+impl<F> KeySerializer<F> {
     fn refuse(&self, what: &str) -> Fault {
         Fault(format!("a row's keys are column names, not {what}"))
     }
 }
 
-impl ser::Serializer for KeySerializer<'_> {
+impl<F: FnOnce(&str)> ser::Serializer for KeySerializer<F> {
     type Ok = ();
     type Error = Fault;
     type SerializeSeq = Impossible<(), Fault>;
@@ -412,7 +449,7 @@ impl ser::Serializer for KeySerializer<'_> {
     }
 
     fn serialize_str(self, v: &str) -> Result<(), Fault> {
-        self.0.push_str(v);
+        (self.0)(v);
         Ok(())
     }
 
@@ -725,6 +762,101 @@ mod tests {
             assert!(kinds.is_null(1));
             assert!(columns.finish().unwrap().is_none(), "empty after finish");
         }
+    }
+
+    #[test]
+    fn fields_find_their_columns_whatever_their_order_struct_or_flattened_and_twice_is_refused() {
+        // Field names are found by the address of their static text once seen: rows of
+        // other types, in other orders or flattened, must still reach the right columns.
+        #[derive(Serialize)]
+        struct Reversed {
+            day: i64,
+            level: f64,
+            id: &'static str,
+        }
+        #[derive(Serialize)]
+        struct Part {
+            level: f64,
+        }
+        #[derive(Serialize)]
+        struct Flattened {
+            id: String,
+            #[serde(flatten)]
+            part: Part,
+            day: i64,
+        }
+        let mut columns = Columns::new("t", schema()).unwrap();
+        for round in 0..3 {
+            let n = round as f64;
+            let row = Row {
+                id: "row",
+                level: Some(n),
+                kinds: None,
+                day: 1,
+                ignored: 0,
+            };
+            columns.push(&row).unwrap();
+            columns
+                .push(&Reversed {
+                    day: 2,
+                    level: n + 0.25,
+                    id: "reversed",
+                })
+                .unwrap();
+            columns
+                .push(&Flattened {
+                    id: "flattened".into(),
+                    part: Part { level: n + 0.5 },
+                    day: 3,
+                })
+                .unwrap();
+        }
+        let batch = columns.finish().unwrap().unwrap();
+        let ids: Vec<&str> = batch
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .collect();
+        let levels = batch
+            .column(1)
+            .as_primitive::<arrow::datatypes::Float64Type>();
+        let days = batch
+            .column(3)
+            .as_primitive::<arrow::datatypes::Date32Type>();
+        for round in 0..3 {
+            let n = round as f64;
+            for (k, (id, level, day)) in [
+                ("row", n, 1),
+                ("reversed", n + 0.25, 2),
+                ("flattened", n + 0.5, 3),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let i = round * 3 + k;
+                assert_eq!(
+                    (ids[i], levels.value(i), days.value(i)),
+                    (id, level, day),
+                    "row {i}"
+                );
+            }
+        }
+
+        #[derive(Serialize)]
+        struct Twice {
+            level: f64,
+            #[serde(flatten)]
+            part: Part,
+        }
+        let twice = columns
+            .push(&Twice {
+                level: 1.0,
+                part: Part { level: 2.0 },
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(twice.contains("column level is given twice"), "{twice}");
     }
 
     #[test]
