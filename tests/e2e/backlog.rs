@@ -24,10 +24,10 @@ async fn ingest_lands_a_backlog_once_read_not_at_the_next_interval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_lands_the_end_of_a_backlog_however_few_rows_the_last_flush_left() {
-    // A backlog a little larger than the flush size: what is left after the rows a flush
-    // by size took, fewer than a chunk of the consumer, lands when the backlog's end is
-    // read, not at the interval.
-    ingest_lands_the_backlog(12_000, 33, 11_000).await;
+    // While a backlog is read a flush is due at four times the flush size: 11 600 here,
+    // which leaves 400 rows, fewer than a chunk of the consumer, to land when the
+    // backlog's end is read, not at the interval.
+    ingest_lands_the_backlog(12_000, 33, 2_900).await;
 }
 
 /// Produces `events` valley events, runs ingest with `flush_max_messages` and an interval

@@ -33,6 +33,8 @@ const HEALTH_CHECK: Duration = Duration::from_secs(1);
 const NEW_PARTITIONS_CHECK: Duration = Duration::from_secs(30);
 /// While a commit runs, buffers fill up to this many times `flush_max_messages` before the
 /// thread waits for it (memory stays bounded; a backlog is committed in larger files).
+/// While a backlog is read, the flush size is already that many: the thread then waits
+/// for the commit before it once its buffers reach it.
 const BUFFERED_WHILE_COMMITTING: usize = 4;
 /// Messages taken from the consumer's queue per turn of the loop, at most.
 const CHUNK: usize = 8192;
@@ -256,10 +258,12 @@ impl Worker {
             let age = state.oldest.map_or(Duration::ZERO, |t| t.elapsed());
             let since_flush = state.last_flush.elapsed();
             // The end of a backlog (a restart, a burst: a chunk or more read without
-            // catching up) is committed at once, however few rows are left since the flush
-            // before, not at the next interval; a trickle waits for the interval.
+            // catching up, or buffered since the last flush when a lull cut it) is
+            // committed at once, however few rows are left since the flush before, not at
+            // the next interval; a trickle waits for the interval.
             if caught_up {
-                state.backlog_end_read |= state.read_since_caught_up >= CHUNK;
+                state.backlog_end_read |=
+                    state.read_since_caught_up >= CHUNK || state.buffered >= CHUNK;
                 state.read_since_caught_up = 0;
             }
             let backlog_read = state.backlog_end_read
@@ -606,7 +610,8 @@ impl State {
 
     /// Whether a flush that is due may start: once the commit before has landed. While
     /// it runs, messages keep coming into the buffers (the next commit is larger rather
-    /// than the thread waiting), up to [`BUFFERED_WHILE_COMMITTING`] times the flush size.
+    /// than the thread waiting), up to [`BUFFERED_WHILE_COMMITTING`] times
+    /// `flush_max_messages`.
     fn may_flush(&self) -> bool {
         self.commit_done()
             || self.buffered >= self.options.flush_max_messages * BUFFERED_WHILE_COMMITTING

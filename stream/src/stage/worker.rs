@@ -87,6 +87,7 @@ pub fn run_blocking(
         rejoin: RejoinPolicy::new(now),
         consumed: 0,
         consumed_at_caught_up: 0,
+        consumed_at_flush: 0,
         backlog_end_read: false,
         last_flush: now,
         last_health_check: now,
@@ -145,6 +146,8 @@ struct Worker {
     consumed: u64,
     /// `consumed` when the stage last caught up (it waited and nothing came).
     consumed_at_caught_up: u64,
+    /// `consumed` at the last flush.
+    consumed_at_flush: u64,
     /// A backlog was read to its end since the last flush.
     backlog_end_read: bool,
     last_flush: Instant,
@@ -265,8 +268,11 @@ impl Worker {
                 return Ok(Outcome::Shutdown);
             }
             if caught_up {
-                self.backlog_end_read |= self.consumed - self.consumed_at_caught_up
-                    >= crate::microbatch::BATCH_ROWS as u64;
+                // A batch or more read without catching up, or since the last flush when
+                // a lull cut the backlog.
+                let batch = crate::microbatch::BATCH_ROWS as u64;
+                self.backlog_end_read |= self.consumed - self.consumed_at_caught_up >= batch
+                    || self.consumed - self.consumed_at_flush >= batch;
                 self.consumed_at_caught_up = self.consumed;
             }
             if self.last_flush.elapsed() >= self.options.flush_interval || self.backlog_read() {
@@ -459,7 +465,8 @@ impl Worker {
         }
     }
 
-    /// Whether a backlog (a batch of messages at least, read without catching up) was
+    /// Whether a backlog (a batch of messages at least, read without catching up or since
+    /// the last flush) was
     /// read to its end since the last flush, and [`vallee_kafka::backlog_flush_spacing`]
     /// is gone: its results are committed at once rather than at the next interval (after
     /// a restart's replay, or a burst), however few messages came after the flush before.
@@ -582,6 +589,7 @@ impl Worker {
     fn flush(&mut self) -> Result<()> {
         self.drain_pipeline()?;
         self.last_flush = Instant::now();
+        self.consumed_at_flush = self.consumed;
         self.backlog_end_read = false;
         self.dispatcher.tick(Instant::now())?;
         self.publish_alerts();
