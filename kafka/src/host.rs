@@ -7,8 +7,6 @@
 //! thread, hands it the handle and the stage's shutdown token, and awaits its result; a
 //! stage that fails cancels the token, which stops the whole hub cleanly.
 
-use std::time::Duration;
-
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaResult;
@@ -17,13 +15,6 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-
-/// How long after its last flush a stage may flush again because it read a backlog to its
-/// end (rather than at its interval): a fifth of the interval, at most 200 ms. It bounds
-/// the commits a stage fetching in bursts makes, however long its interval.
-pub fn backlog_flush_spacing(flush_interval: Duration) -> Duration {
-    (flush_interval / 5).min(Duration::from_millis(200))
-}
 
 /// Runs `stage` on a new thread named `thread` until it returns, then returns its result.
 /// An error cancels `shutdown` (a fatal error stops every stage, cleanly).
@@ -142,14 +133,6 @@ mod tests {
         Host(#[from] Error),
         #[error("the stage failed")]
         Failed,
-    }
-
-    #[test]
-    fn a_backlog_flush_waits_a_fifth_of_the_interval_and_never_more_than_200_ms() {
-        let ms = Duration::from_millis;
-        assert_eq!(backlog_flush_spacing(ms(250)), ms(50));
-        assert_eq!(backlog_flush_spacing(ms(1000)), ms(200));
-        assert_eq!(backlog_flush_spacing(Duration::from_secs(3600)), ms(200));
     }
 
     #[tokio::test]

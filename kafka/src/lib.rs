@@ -23,6 +23,8 @@
 //! - [`admin`] — creating the hub's topics, each with its [`Retention`].
 //! - [`topic_config`] — setting an existing topic's configuration (IncrementalAlterConfigs).
 //! - [`rejoin`] — [`RejoinPolicy`]: when a consumer with no partition joins again.
+//! - [`backlog`] — [`BacklogWatch`]: when a stage reads a backlog, and when its end is
+//!   flushed at once rather than at the interval.
 //! - [`host`] — the stage thread, subscribing a consumer, the partitions a member owns.
 //! - [`membership`] — [`Membership`]: partitions from the group coordinator, or taken by
 //!   the stage itself (`sole`, `static:i/n`), so a broker's coordinator cannot strand one.
@@ -48,6 +50,7 @@
 //! ```
 
 pub mod admin;
+pub mod backlog;
 mod error;
 pub mod host;
 pub mod membership;
@@ -59,11 +62,9 @@ pub mod topics;
 pub mod watch;
 
 pub use admin::{Retention, ensure_topics, hub_topics};
+pub use backlog::{BacklogWatch, backlog_flush_spacing};
 pub use error::{Error, Result};
-pub use host::{
-    backlog_flush_spacing, next_message, owned_partitions, partitions_to_take, run_on_thread,
-    subscribe,
-};
+pub use host::{next_message, owned_partitions, partitions_to_take, run_on_thread, subscribe};
 pub use membership::Membership;
 pub use options::{ConsumerSettings, KafkaOptions};
 pub use probe::{SharedHealth, StageHealth};

@@ -14,8 +14,8 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
-use vallee_kafka::RejoinPolicy;
 use vallee_kafka::probe::{ProbeTiming, spawn_probe};
+use vallee_kafka::{BacklogWatch, RejoinPolicy};
 use vallee_lake::Lake;
 use vallee_schemas::batch::{Lineage, TableBuffer};
 use vallee_schemas::contract::{Stream, Table};
@@ -74,11 +74,8 @@ struct State {
     in_flight: Option<InFlight>,
     /// Threads decoding beside this one ([`decoding::helpers`]).
     decode_helpers: usize,
-    /// Messages read since the consumer last had nothing more fetched: a chunk or more
-    /// is a backlog.
-    read_since_caught_up: usize,
-    /// A backlog was read to its end, and its last rows wait for a flush.
-    backlog_end_read: bool,
+    /// Whether a backlog is read, and when its end is due.
+    backlog: BacklogWatch,
 }
 
 /// Dead letters per reason.
@@ -94,6 +91,7 @@ impl Worker {
     ) -> Result<Self> {
         let context = IngestContext::new(lake.clone(), handle.clone(), &options);
         let consumer = create(&options, context)?;
+        let backlog = BacklogWatch::new(CHUNK, options.flush_interval);
         let state = State {
             options,
             lake,
@@ -106,8 +104,7 @@ impl Worker {
             last_flush: Instant::now(),
             in_flight: None,
             decode_helpers: decoding::helpers(),
-            read_since_caught_up: 0,
-            backlog_end_read: false,
+            backlog,
         };
         let now = Instant::now();
         Ok(Worker {
@@ -242,7 +239,7 @@ impl Worker {
             }
             // It waited for a message and none came: whatever backlog there was is read.
             let caught_up = chunk.is_empty() && after_rebalance.is_none();
-            state.read_since_caught_up += chunk.len();
+            state.backlog.read(chunk.len());
             state.handle_chunk(consumer, &chunk)?;
             drop(chunk);
             state.apply_rebalance_events(consumer)?;
@@ -257,21 +254,16 @@ impl Worker {
             }
             let age = state.oldest.map_or(Duration::ZERO, |t| t.elapsed());
             let since_flush = state.last_flush.elapsed();
-            // The end of a backlog (a restart, a burst: a chunk or more read without
-            // catching up, or buffered since the last flush when a lull cut it) is
-            // committed at once, however few rows are left since the flush before, not at
-            // the next interval; a trickle waits for the interval.
+            // The end of a backlog (a restart, a burst) is committed at once, however few
+            // rows are left since the flush before, not at the next interval; a trickle
+            // waits for the interval.
             if caught_up {
-                state.backlog_end_read |=
-                    state.read_since_caught_up >= CHUNK || state.buffered >= CHUNK;
-                state.read_since_caught_up = 0;
+                state.backlog.caught_up(state.buffered);
             }
-            let backlog_read = state.backlog_end_read
-                && since_flush >= vallee_kafka::backlog_flush_spacing(state.options.flush_interval);
             let due = state.buffered >= state.flush_size()
                 || age >= state.options.flush_interval
                 || since_flush >= state.options.flush_interval
-                || (backlog_read && state.buffered > 0);
+                || (state.backlog.end_due(since_flush) && state.buffered > 0);
             if due && state.may_flush() {
                 state.flush(consumer, false)?;
             } else if state.in_flight.is_some() && state.commit_done() {
@@ -280,7 +272,7 @@ impl Worker {
             }
             if state.buffered == 0 {
                 // The backlog's end is in a commit.
-                state.backlog_end_read = false;
+                state.backlog.flushed();
             }
             if self.last_health_check.elapsed() >= HEALTH_CHECK {
                 self.last_health_check = Instant::now();
@@ -601,7 +593,7 @@ impl State {
     /// file, its log entry: about 40 ms); a backlog committed every `flush_max_messages`
     /// spent a third of the process's CPU on commits, beside the thread reading it.
     fn flush_size(&self) -> usize {
-        if self.read_since_caught_up >= CHUNK {
+        if self.backlog.in_backlog() {
             self.options.flush_max_messages * BUFFERED_WHILE_COMMITTING
         } else {
             self.options.flush_max_messages

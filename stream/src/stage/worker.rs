@@ -31,7 +31,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use vallee_kafka::probe::{ProbeTiming, spawn_probe};
 use vallee_kafka::watch::PartitionWatch;
-use vallee_kafka::{KafkaOptions, RejoinPolicy, SharedHealth, StageHealth};
+use vallee_kafka::{BacklogWatch, KafkaOptions, RejoinPolicy, SharedHealth, StageHealth};
 use vallee_lake::Lake;
 use vallee_schemas::contract::Stream;
 use vallee_schemas::decode::{Decoded, Rejection};
@@ -86,9 +86,8 @@ pub fn run_blocking(
         committer,
         rejoin: RejoinPolicy::new(now),
         consumed: 0,
-        consumed_at_caught_up: 0,
         consumed_at_flush: 0,
-        backlog_end_read: false,
+        backlog: BacklogWatch::new(crate::microbatch::BATCH_ROWS, options.flush_interval),
         last_flush: now,
         last_health_check: now,
         last_partitions_check: now,
@@ -144,12 +143,10 @@ struct Worker {
     rejoin: RejoinPolicy,
     /// Messages read (refused ones included).
     consumed: u64,
-    /// `consumed` when the stage last caught up (it waited and nothing came).
-    consumed_at_caught_up: u64,
     /// `consumed` at the last flush.
     consumed_at_flush: u64,
-    /// A backlog was read to its end since the last flush.
-    backlog_end_read: bool,
+    /// Whether a backlog's end waits for a flush.
+    backlog: BacklogWatch,
     last_flush: Instant,
     last_health_check: Instant,
     last_partitions_check: Instant,
@@ -267,15 +264,15 @@ impl Worker {
                 self.flush_and_wait()?;
                 return Ok(Outcome::Shutdown);
             }
+            // The end of a backlog (a restart's replay, a burst) is committed at once,
+            // however few messages came after the flush before; steady traffic, fetched
+            // as it comes, waits for the interval, and so does a trickle.
             if caught_up {
-                // A batch or more read without catching up, or since the last flush when
-                // a lull cut the backlog.
-                let batch = crate::microbatch::BATCH_ROWS as u64;
-                self.backlog_end_read |= self.consumed - self.consumed_at_caught_up >= batch
-                    || self.consumed - self.consumed_at_flush >= batch;
-                self.consumed_at_caught_up = self.consumed;
+                self.backlog
+                    .caught_up((self.consumed - self.consumed_at_flush) as usize);
             }
-            if self.last_flush.elapsed() >= self.options.flush_interval || self.backlog_read() {
+            let since_flush = self.last_flush.elapsed();
+            if since_flush >= self.options.flush_interval || self.backlog.end_due(since_flush) {
                 self.flush()?;
             } else if self.committer.is_idle_or_done() {
                 // The live view learns of a commit's end at once, not at the next flush.
@@ -465,18 +462,6 @@ impl Worker {
         }
     }
 
-    /// Whether a backlog (a batch of messages at least, read without catching up or since
-    /// the last flush) was
-    /// read to its end since the last flush, and [`vallee_kafka::backlog_flush_spacing`]
-    /// is gone: its results are committed at once rather than at the next interval (after
-    /// a restart's replay, or a burst), however few messages came after the flush before.
-    /// Steady traffic, fetched as it comes, waits for the interval; so does a trickle.
-    fn backlog_read(&self) -> bool {
-        self.backlog_end_read
-            && self.last_flush.elapsed()
-                >= vallee_kafka::backlog_flush_spacing(self.options.flush_interval)
-    }
-
     /// Takes what the consumer has already fetched in one chunk (up to a batch, stopping
     /// at a rebalance) and feeds it to the decoding pipeline. While a decoded chunk waits,
     /// polling does not wait: with nothing more fetched, the chunk is processed at once.
@@ -556,6 +541,7 @@ impl Worker {
                 .first_read_at = Some(Instant::now());
         }
         self.consumed += polled.len() as u64;
+        self.backlog.read(polled.len());
         self.committer.read(&polled);
         let topics = &self.options.kafka.topics;
         let (mut metas, mut encoded) = (Vec::new(), Vec::new());
@@ -590,7 +576,7 @@ impl Worker {
         self.drain_pipeline()?;
         self.last_flush = Instant::now();
         self.consumed_at_flush = self.consumed;
-        self.backlog_end_read = false;
+        self.backlog.flushed();
         self.dispatcher.tick(Instant::now())?;
         self.publish_alerts();
         self.update_live();
