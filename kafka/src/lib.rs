@@ -23,6 +23,8 @@
 //! - [`admin`] — creating the hub's topics, each with its [`Retention`].
 //! - [`topic_config`] — setting an existing topic's configuration (IncrementalAlterConfigs).
 //! - [`rejoin`] — [`RejoinPolicy`]: when a consumer with no partition joins again.
+//! - [`decoding`] — [`decode_beside`](decoding::decode_beside): a chunk decoded on the
+//!   other cores while the stage's thread handles it in order.
 //! - [`backlog`] — [`BacklogWatch`]: when a stage reads a backlog, and when its end is
 //!   flushed at once rather than at the interval.
 //! - [`host`] — the stage thread, subscribing a consumer, the partitions a member owns.
@@ -51,6 +53,7 @@
 
 pub mod admin;
 pub mod backlog;
+pub mod decoding;
 mod error;
 pub mod host;
 pub mod membership;

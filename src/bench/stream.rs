@@ -378,10 +378,10 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
     // Its per-batch DataFusion plans run on the benchmark's runtime.
     let mut dispatcher = Dispatcher::new(&options, tokio::runtime::Handle::current());
     let now = Instant::now();
-    // As the worker does: chunks of messages decoded on the other cores while the chunk
-    // before is processed, in order; the windows advance once per chunk of a batch (the
-    // worker advances them every second, folding a batch whenever one fills up).
-    let mut pipeline = decoding::Pipeline::new(decode_options.clone(), decoding::threads());
+    // As the worker does: each chunk decoded on the other cores beside the thread that
+    // processes it, in order; the windows advance once per chunk of a batch (the worker
+    // advances them every second, folding a batch whenever one fills up).
+    let helpers = decoding::helpers();
     for (stream, path) in files {
         let topic = stream.name();
         // The file is read on its own thread, a chunk ahead, as the Kafka client fetches
@@ -429,17 +429,12 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
                 dispatcher.process(*stream, topic, 0, offset, &event, now)?;
                 anyhow::Ok(())
             };
-            pipeline.feed(metas, &encoded, &mut process)?;
+            decoding::decode_and_process(&metas, &encoded, &decode_options, helpers, &mut process)?;
             dispatcher.tick(now)?;
         }
         reading
             .join()
             .map_err(|_| anyhow::anyhow!("the reading thread panicked"))??;
-        pipeline.flush(|offset, event| {
-            let event = event.map_err(|e| anyhow::anyhow!("{}:{offset}: {e}", path.display()))?;
-            dispatcher.process(*stream, topic, 0, offset, &event, now)?;
-            anyhow::Ok(())
-        })?;
     }
     // A sentinel a day later on each stream moves its watermark past every window: they
     // all close (the sentinel's own key is left out of the comparison).

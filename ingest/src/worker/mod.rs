@@ -1,7 +1,6 @@
-//! The ingest loop: poll a chunk, decode it beside ([`decoding`]), check offsets
+//! The ingest loop: poll a chunk, decode it beside ([`vallee_kafka::decoding`]), check offsets
 //! ([`offsets`]), buffer, flush.
 
-mod decoding;
 mod offsets;
 
 use std::sync::Arc;
@@ -72,7 +71,7 @@ struct State {
     last_flush: Instant,
     /// The last flush's commit, while it runs.
     in_flight: Option<InFlight>,
-    /// Threads decoding beside this one ([`decoding::helpers`]).
+    /// Threads decoding beside this one ([`vallee_kafka::decoding::helpers`]).
     decode_helpers: usize,
     /// Whether a backlog is read, and when its end is due.
     backlog: BacklogWatch,
@@ -103,7 +102,7 @@ impl Worker {
             oldest: None,
             last_flush: Instant::now(),
             in_flight: None,
-            decode_helpers: decoding::helpers(),
+            decode_helpers: vallee_kafka::decoding::helpers(),
             backlog,
         };
         let now = Instant::now();
@@ -411,13 +410,18 @@ impl State {
         };
         // One clock read per chunk: the rows' ingestion time.
         let now = Utc::now();
-        decoding::decode_beside(&encoded, self.decode_helpers, decode, |i, decoded| {
-            self.handle_message(consumer, &messages[i], decoded, now)?;
-            if self.buffered >= self.flush_size() && self.may_flush() {
-                self.flush(consumer, false)?;
-            }
-            Ok(())
-        })
+        vallee_kafka::decoding::decode_beside(
+            &encoded,
+            self.decode_helpers,
+            decode,
+            |i, decoded| {
+                self.handle_message(consumer, &messages[i], decoded, now)?;
+                if self.buffered >= self.flush_size() && self.may_flush() {
+                    self.flush(consumer, false)?;
+                }
+                Ok(())
+            },
+        )
     }
 
     fn handle_message(

@@ -2,9 +2,9 @@
 //! publish alerts at once, and every flush interval advance event time and commit.
 //!
 //! ```text
-//!  poll ─► chunk (≤ 8 192 messages, cut at a rebalance) ─► decoding pipeline ─► dispatcher
+//!  poll ─► chunk (≤ 8 192 messages, cut at a rebalance) ─► decoded beside ─► dispatcher
 //!   │                                                    fresh alerts ─► live view, vallee.alerts
-//!   ├─ every flush_interval: pipeline drained ─► tick (windows, days, pending decisions)
+//!   ├─ every flush_interval: tick (windows, days, pending decisions)
 //!   │                        ─► alerts ─► output commit (commit.rs) ─► group offsets ─► live view
 //!   └─ every second: partitions flowing? (the probe's health; a member with none)
 //!                    no ─► commit, then a fresh consumer and families restored from the lake
@@ -42,7 +42,7 @@ use super::commit::Committer;
 use super::consumer::{
     INPUTS, StageContext, assign_broadcast, assign_owned, create, create_broadcast, own_inputs,
 };
-use super::decoding::{Encoded, Pipeline};
+use super::decoding::{Encoded, decode_and_process};
 use super::dispatcher::Dispatcher;
 use super::live::{LiveFootfall, SharedLiveView};
 use super::publish::AlertPublisher;
@@ -82,7 +82,7 @@ pub fn run_blocking(
     let now = Instant::now();
     let mut worker = Worker {
         publisher: AlertPublisher::new(&options, handle.clone())?,
-        pipeline: Pipeline::new(options.decode.clone(), super::decoding::threads()),
+        decode_helpers: super::decoding::helpers(),
         committer,
         rejoin: RejoinPolicy::new(now),
         consumed: 0,
@@ -137,7 +137,8 @@ struct Worker {
     /// partitions only).
     broadcast: Option<BaseConsumer<StageContext>>,
     dispatcher: Dispatcher,
-    pipeline: Pipeline<Meta>,
+    /// Threads decoding beside this one.
+    decode_helpers: usize,
     publisher: AlertPublisher,
     committer: Committer,
     rejoin: RejoinPolicy,
@@ -252,12 +253,7 @@ impl Worker {
                     return Ok(Outcome::NotFlowing);
                 }
             }
-            let caught_up = if !stopping {
-                self.poll()?
-            } else {
-                self.drain_pipeline()?;
-                false
-            };
+            let caught_up = !stopping && self.poll()?;
             self.apply_assignments();
             self.publish_alerts();
             if stopping {
@@ -393,7 +389,6 @@ impl Worker {
             let committed = self.flush_and_wait();
             self.unless_fenced(committed)?;
         }
-        self.pipeline.discard();
         self.dispatcher = restored(&self.options, &self.lake, &self.handle)?;
         self.committer = Committer::new(&self.options);
         self.consumer = create(
@@ -424,7 +419,6 @@ impl Worker {
     fn drop_revoked_state(&mut self) -> Result<()> {
         let committed = self.finish_commit();
         self.unless_fenced(committed)?;
-        self.pipeline.discard();
         self.dispatcher = Dispatcher::new(&self.options, self.handle.clone());
         self.committer.reset();
         self.broadcast = None;
@@ -439,7 +433,6 @@ impl Worker {
     fn restore_for_assignment(&mut self) -> Result<()> {
         let committed = self.finish_commit();
         self.unless_fenced(committed)?;
-        self.pipeline.discard();
         self.dispatcher = restored(&self.options, &self.lake, &self.handle)?;
         self.committer.reset();
         self.fresh_broadcast()?;
@@ -463,15 +456,10 @@ impl Worker {
     }
 
     /// Takes what the consumer has already fetched in one chunk (up to a batch, stopping
-    /// at a rebalance) and feeds it to the decoding pipeline. While a decoded chunk waits,
-    /// polling does not wait: with nothing more fetched, the chunk is processed at once.
+    /// at a rebalance), decodes it beside processing it, in order.
     /// Returns whether the stage is caught up: it waited for a message and none came.
     fn poll(&mut self) -> Result<bool> {
-        let wait = if self.pipeline.is_empty() {
-            Duration::from_millis(50)
-        } else {
-            Duration::ZERO
-        };
+        let wait = Duration::from_millis(50);
         let mut polled = Vec::new();
         let mut next = self.consumer.poll(wait);
         loop {
@@ -531,8 +519,7 @@ impl Worker {
             }
         }
         if polled.is_empty() {
-            self.drain_pipeline()?;
-            return Ok(!wait.is_zero());
+            return Ok(true);
         }
         if self.consumed == 0 {
             self.live
@@ -556,24 +543,19 @@ impl Worker {
             }
         }
         let (dispatcher, now) = (&mut self.dispatcher, Instant::now());
-        self.pipeline.feed(metas, &encoded, |m, e| {
-            process(dispatcher, topics, m, e, now)
-        })?;
+        decode_and_process(
+            &metas,
+            &encoded,
+            &self.options.decode,
+            self.decode_helpers,
+            |m, e| process(dispatcher, topics, m, e, now),
+        )?;
         Ok(false)
-    }
-
-    /// Processes the decoded messages waiting in the pipeline.
-    fn drain_pipeline(&mut self) -> Result<()> {
-        let (dispatcher, topics) = (&mut self.dispatcher, &self.options.kafka.topics);
-        let now = Instant::now();
-        self.pipeline
-            .flush(|m, e| process(dispatcher, topics, m, e, now))
     }
 
     /// Advances event time, tells the live view what is open, and starts committing what
     /// every family produced (after the commit before has ended).
     fn flush(&mut self) -> Result<()> {
-        self.drain_pipeline()?;
         self.last_flush = Instant::now();
         self.consumed_at_flush = self.consumed;
         self.backlog.flushed();

@@ -1,13 +1,16 @@
-//! Decoding shared between the ingest thread and helpers: a chunk of polled messages is
-//! cut into slices; helper threads decode slices in turn, and the ingest thread checks
-//! offsets and buffers the slices in order, decoding the next unclaimed slice itself
-//! whenever the one it needs is not ready yet.
+//! Decoding shared between a stage's thread and helpers: a chunk of polled messages is
+//! cut into slices; helper threads decode slices in turn, and the stage's thread handles
+//! the slices in order (ingest checks offsets and buffers rows, the stream stage advances
+//! its windows), decoding the next unclaimed slice itself whenever the one it needs is not
+//! ready yet.
 //!
 //! Decoding (JSON, the contract's checks, signatures) is a pure function of each message
-//! and more than half of ingest's work per message; the rest (offsets, buffers, commits)
-//! must see the messages in order, on one thread. With one helper beside a thread that
-//! only waited for it, decoding was the critical path and the ingest thread sat idle a
-//! third of the time (`perf sched`); now neither waits while a slice is left to decode.
+//! and about half of a stage's work per message; the rest must see the messages in order,
+//! on one thread. With one helper beside a thread that only waited for it, decoding was
+//! the critical path and ingest's thread sat idle a third of the time (`perf sched`); a
+//! pipeline that decoded one chunk while the chunk before was handled left both threads
+//! idle whenever one side of a chunk took longer than the other. Here neither waits while
+//! a slice is left to decode.
 //! A chunk too small to repay a thread (a quiet topic: one message at a time) is decoded
 //! inline, so a lone reading waits for nothing.
 
