@@ -49,6 +49,7 @@ impl BacklogWatch {
     }
 
     /// `messages` more were read.
+    #[inline]
     pub fn read(&mut self, messages: usize) {
         self.read_since_caught_up += messages as u64;
     }
@@ -62,11 +63,13 @@ impl BacklogWatch {
 
     /// Whether a backlog is being read now: a batch or more read since the stage last
     /// caught up.
+    #[inline]
     pub fn in_backlog(&self) -> bool {
         self.read_since_caught_up >= self.batch
     }
 
     /// Whether a backlog's end waits to be flushed, `since_flush` after the last flush.
+    #[inline]
     pub fn end_due(&self, since_flush: Duration) -> bool {
         self.end_read && since_flush >= self.spacing
     }
