@@ -119,19 +119,19 @@ mod tests {
 
     #[test]
     fn live_traffic_and_a_trickle_wait_for_the_interval() {
+        // A quarter of a batch between lulls, and the size flush a stage makes at a batch.
         let mut watch = BacklogWatch::new(BATCH, INTERVAL);
         let mut unflushed = 0;
         for _ in 0..100 {
             watch.read(BATCH / 4);
             unflushed += BATCH / 4;
             assert!(!watch.in_backlog());
-            watch.caught_up(unflushed % BATCH);
-            assert!(!watch.end_due(INTERVAL));
             if unflushed >= BATCH {
-                // The size flush a stage makes at a batch.
                 unflushed = 0;
                 watch.flushed();
             }
+            watch.caught_up(unflushed);
+            assert!(!watch.end_due(INTERVAL));
         }
     }
 

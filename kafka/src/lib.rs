@@ -65,7 +65,7 @@ pub mod topics;
 pub mod watch;
 
 pub use admin::{Retention, ensure_topics, hub_topics};
-pub use backlog::{BacklogWatch, backlog_flush_spacing};
+pub use backlog::BacklogWatch;
 pub use error::{Error, Result};
 pub use host::{next_message, owned_partitions, partitions_to_take, run_on_thread, subscribe};
 pub use membership::Membership;

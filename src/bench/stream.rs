@@ -381,7 +381,7 @@ fn engine_only(files: &BTreeMap<Stream, std::path::PathBuf>) -> Result<(f64, Win
     // As the worker does: each chunk decoded on the other cores beside the thread that
     // processes it, in order; the windows advance once per chunk of a batch (the worker
     // advances them every second, folding a batch whenever one fills up).
-    let helpers = decoding::helpers();
+    let helpers = vallee_kafka::decoding::helpers();
     for (stream, path) in files {
         let topic = stream.name();
         // The file is read on its own thread, a chunk ahead, as the Kafka client fetches

@@ -19,11 +19,6 @@ pub struct Encoded<'a> {
     pub timestamp_ms: Option<i64>,
 }
 
-/// The helper threads a chunk is decoded with, beside the stage's thread.
-pub fn helpers() -> usize {
-    vallee_kafka::decoding::helpers()
-}
-
 /// Decodes `encoded` on `helpers` helper threads and the calling thread, and calls
 /// `process` on each message, in order, with what describes it (`metas[i]` for
 /// `encoded[i]`). Stops at `process`'s first error.

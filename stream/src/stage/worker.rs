@@ -82,7 +82,7 @@ pub fn run_blocking(
     let now = Instant::now();
     let mut worker = Worker {
         publisher: AlertPublisher::new(&options, handle.clone())?,
-        decode_helpers: super::decoding::helpers(),
+        decode_helpers: vallee_kafka::decoding::helpers(),
         committer,
         rejoin: RejoinPolicy::new(now),
         consumed: 0,
@@ -137,7 +137,7 @@ struct Worker {
     /// partitions only).
     broadcast: Option<BaseConsumer<StageContext>>,
     dispatcher: Dispatcher,
-    /// Threads decoding beside this one.
+    /// Threads decoding beside this one ([`vallee_kafka::decoding::helpers`]).
     decode_helpers: usize,
     publisher: AlertPublisher,
     committer: Committer,
